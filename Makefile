@@ -1,0 +1,38 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+OUT    ?= results/demo
+
+.PHONY: demo test test-all bench experiments lint clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip -c constraints.txt
+	# torch first, pinned: an unpinned resolve would fetch a multi-GB CUDA build
+	$(PY) -m pip install -q -c constraints.txt torch==2.13.0
+	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/spikepipe compare --network vgg11 --processors 2,4,8,16 --out $(OUT)
+
+# pytest's exit 5 (nothing collected) must fail, not pass silently
+test: $(STAMP)
+	@$(PY) -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "error: no tests collected" >&2; exit 1; fi; exit $$rc
+
+test-all: $(STAMP)
+	@$(PY) -m pytest -m ""; rc=$$?; if [ $$rc -eq 5 ]; then echo "error: no tests collected" >&2; exit 1; fi; exit $$rc
+
+bench: $(STAMP)
+	$(PY) -m pytest -m benchmark -s
+
+experiments: $(STAMP)
+	$(PY) experiments/run_all.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) results .pytest_cache

@@ -1,0 +1,106 @@
+"""A processor (systolic array + vector unit + memory) and a cluster of them joined by an interconnect."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from math import ceil
+
+from hwmodels.errors import HardwareConfigError
+from hwmodels.interconnect import Interconnect
+from hwmodels.memory import Memory
+from hwmodels.systolic import SystolicArray
+from hwmodels.vector import VectorUnit
+
+
+@dataclass(frozen=True)
+class GemmCost:
+    compute_cycles: int
+    stall_cycles: int
+    dram_bytes: int
+
+    @property
+    def total_cycles(self) -> int:
+        return self.compute_cycles + self.stall_cycles
+
+
+@dataclass(frozen=True)
+class Processor:
+    name: str = "pe"
+    array: SystolicArray = field(default_factory=lambda: SystolicArray(128, 128))
+    vector: VectorUnit = field(default_factory=VectorUnit)
+    memory: Memory = field(default_factory=Memory)
+    freq_hz: float = 1e9
+    word_bytes: int = 2  # operand precision on the array (bf16/fp16 by default)
+
+    def __post_init__(self) -> None:
+        if not self.freq_hz > 0:
+            raise HardwareConfigError(f"freq_hz must be > 0, got {self.freq_hz!r}")
+        if self.word_bytes not in (1, 2, 4, 8):
+            raise HardwareConfigError(f"word_bytes must be 1, 2, 4 or 8, got {self.word_bytes!r}")
+
+    def gemm_cost(self, m: int, k: int, n: int) -> GemmCost:
+        """Compute cycles (SCALE-Sim stall-free) plus stalls when DRAM traffic cannot be hidden."""
+        compute = self.array.gemm_cycles(m, k, n)
+        wb = self.word_bytes
+        a_bytes, b_bytes, c_bytes = m * k * wb, k * n * wb, m * n * wb
+        # Operands that fit their SRAM are read once; otherwise they are re-streamed once per fold of the
+        # other operand (the dataflow's outer loop), which is what double buffering has to hide.
+        row_folds, col_folds = self.array.folds(m, k, n)
+        mem = self.memory
+        a_reads = 1 if a_bytes <= mem.ifmap_sram_bytes else col_folds
+        b_reads = 1 if b_bytes <= mem.filter_sram_bytes else row_folds
+        traffic = a_bytes * a_reads + b_bytes * b_reads + c_bytes
+        return GemmCost(compute, mem.stall_cycles(compute, traffic), traffic)
+
+    def gemm_cycles(self, m: int, k: int, n: int) -> int:
+        return self.gemm_cost(m, k, n).total_cycles
+
+    def seconds(self, cycles: int) -> float:
+        return cycles / self.freq_hz
+
+
+@dataclass(frozen=True)
+class Cluster:
+    processors: tuple[Processor, ...]
+    interconnect: Interconnect = field(default_factory=Interconnect)
+
+    def __post_init__(self) -> None:
+        if len(self.processors) < 1:
+            raise HardwareConfigError("a cluster needs at least one processor")
+        object.__setattr__(self, "processors", tuple(self.processors))
+
+    @classmethod
+    def homogeneous(cls, count: int, processor: Processor | None = None,
+                    interconnect: Interconnect | None = None) -> Cluster:
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise HardwareConfigError(f"processor count must be a positive integer, got {count!r}")
+        proc = processor or Processor()
+        return cls(tuple(proc for _ in range(count)), interconnect or Interconnect())
+
+    @property
+    def size(self) -> int:
+        return len(self.processors)
+
+    @property
+    def homogeneous_(self) -> bool:
+        return len(set(self.processors)) == 1
+
+    def with_size(self, count: int) -> Cluster:
+        """The same kind of cluster with `count` processors (cycling through the given ones)."""
+        if not isinstance(count, int) or count < 1:
+            raise HardwareConfigError(f"processor count must be a positive integer, got {count!r}")
+        procs = tuple(self.processors[i % len(self.processors)] for i in range(count))
+        return Cluster(procs, self.interconnect)
+
+    def route(self, src: int, dst: int) -> tuple[tuple[int, int], ...]:
+        return self.interconnect.route(src, dst, self.size)
+
+    def transfer_cycles(self, src: int, dst: int, nbytes: int) -> int:
+        return self.interconnect.transfer_cycles(src, dst, nbytes, self.size)
+
+    def allreduce_cycles(self, nbytes: int) -> int:
+        return self.interconnect.allreduce_cycles(nbytes, self.size)
+
+
+def ceil_div(a: int, b: int) -> int:
+    return ceil(a / b)

@@ -1,0 +1,5 @@
+import sys
+
+from spikepipe.cli import main
+
+sys.exit(main())

@@ -1,0 +1,81 @@
+"""The `spikepipe` command. The only place that prints or exits.
+
+Every command is a module in this package with `register(subparsers)`; its handler returns a `Result` (a JSON-able
+dict plus an optional human rendering). `--json` prints exactly one JSON object on stdout. Any bad input exits
+with status 2 and one line on stderr starting with `error:`, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from spikepipe.cli.common import CliError, Result
+
+COMMAND_MODULES = ("cycles", "networks", "tasks", "simulate", "compare", "train", "sweep")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's own exit is status 2 with usage; keep it to one line
+        raise CliError(f"{message} (see `{self.prog} --help`)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="spikepipe", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    import importlib
+
+    for name in COMMAND_MODULES:
+        try:
+            mod = importlib.import_module(f"spikepipe.cli.cmd_{name}")
+        except ModuleNotFoundError as exc:  # a command not built yet must not break the others
+            if exc.name == f"spikepipe.cli.cmd_{name}":
+                continue
+            raise
+        mod.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
+                            format="%(levelname)s %(name)s: %(message)s")
+        handler: Callable[[argparse.Namespace], Result] | None = getattr(args, "handler", None)
+        if handler is None:
+            parser.print_help(sys.stderr)
+            return 2
+        result = handler(args)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the contract: one line, status 2, for every failure
+        from spikepipe.cli.common import error_line
+
+        print(error_line(exc), file=sys.stderr)
+        if logging.getLogger().isEnabledFor(logging.DEBUG):
+            raise
+        return 2
+    if getattr(args, "json", False):
+        sys.stdout.write(json.dumps(result.data, sort_keys=False, default=_json_default) + "\n")
+    else:
+        result.render()
+    return 0
+
+
+def _json_default(obj: object) -> object:
+    if hasattr(obj, "item"):
+        return obj.item()
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    return str(obj)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

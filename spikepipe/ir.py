@@ -1,0 +1,561 @@
+"""The project's vocabulary: layers, tasks, task graphs and schedules.
+
+Plain, immutable data. Imports nothing of the project except hwmodels (to price a task on a processor).
+
+Layer   one trainable SNN layer: a synaptic op (conv/linear) with what follows it up to the next synaptic op
+        (normalisation, LIF neuron, pooling, residual add). Layers are numbered 0..L-1 in topological order.
+Task    one training pass of one layer for one minibatch: F (forward), B (input gradient), W (weight gradient).
+Slot    one execution of (a part of) a task on a processor inside a schedule.
+Period  a schedule repeats every period_cycles; a slot with lag r works in period k on minibatch k - r.
+Delay   per layer, the number of weight updates between the version F read and the one applying its gradient.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from enum import StrEnum
+from math import ceil
+from typing import Any, Literal
+
+import networkx as nx
+
+from hwmodels import Cluster, Processor
+
+
+class SpikePipeError(Exception):
+    """Base of the project's typed errors. The CLI turns these into one `error:` line and exit status 2."""
+
+
+class GraphError(SpikePipeError):
+    """A task graph is malformed (cycle, missing task, non-positive cost)."""
+
+
+class ScheduleError(SpikePipeError):
+    """A schedule is invalid; the message carries the schedule grid with the failing slot marked."""
+
+
+class TaskKind(StrEnum):
+    F = "F"
+    B = "B"
+    W = "W"
+
+
+# ---------------------------------------------------------------- layers
+
+
+@dataclass(frozen=True)
+class NeuronSpec:
+    """LIF neuron attached after a layer's synaptic op. u_t = beta*u_{t-1} + x_t; spike when u crosses threshold."""
+
+    beta: float = 0.9
+    threshold: float = 1.0
+    reset: Literal["subtract", "zero"] = "subtract"
+    surrogate: str = "atan"
+    learn_beta: bool = False
+    fire_on_equal: bool = False  # SpingJelly fires at u >= threshold, snnTorch and ours at u > threshold
+
+
+@dataclass(frozen=True)
+class PostOp:
+    """A stateless op folded into a layer (costed on the vector unit). `kind` in
+    batchnorm, maxpool, avgpool, adaptiveavgpool, dropout, flatten, add. Shapes are per sample per timestep."""
+
+    kind: str
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    kernel: tuple[int, int] = (1, 1)
+    stride: tuple[int, int] = (1, 1)
+    source: int | None = None  # for "add": the layer whose output is added (-1: the network input)
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One trainable layer. Shapes are per sample per timestep: (C, H, W) for conv, (F,) for linear."""
+
+    index: int
+    name: str  # module path of the synaptic op, e.g. "layers.3.conv"
+    op: Literal["conv", "linear"]
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]  # of the synaptic op itself (before post ops)
+    kernel: tuple[int, int] = (1, 1)
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+    bias: bool = False
+    neuron: NeuronSpec | None = None
+    post_ops: tuple[PostOp, ...] = ()
+    inputs: tuple[int, ...] = (-1,)  # layers feeding the synaptic op; -1 is the network input
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """Shape after post ops: what the next layer receives."""
+        return self.post_ops[-1].out_shape if self.post_ops else self.out_shape
+
+    @property
+    def weight_count(self) -> int:
+        c_in = self.in_shape[0]
+        c_out = self.out_shape[0]
+        if self.op == "linear":
+            return c_in * c_out + (c_out if self.bias else 0)
+        return c_out * (c_in // self.groups) * self.kernel[0] * self.kernel[1] + (c_out if self.bias else 0)
+
+    @property
+    def skip_sources(self) -> tuple[int, ...]:
+        """Layers whose outputs reach this layer other than by plain chaining (inputs and residual adds)."""
+        srcs = [i for i in self.inputs if i != self.index - 1 and i >= 0]
+        srcs += [p.source for p in self.post_ops if p.kind == "add" and p.source is not None and p.source >= 0]
+        return tuple(sorted(set(srcs)))
+
+
+# ---------------------------------------------------------------- work and tasks
+
+
+@dataclass(frozen=True)
+class Gemm:
+    """C[m x n] = A[m x k] . B[k x n] for the whole minibatch. `batch_dim` names the dimension proportional to it
+    (m for F and B, k for W, where the batch is the reduction); scaling a task to a micro-batch scales only that."""
+
+    m: int
+    k: int
+    n: int
+    batch_dim: Literal["m", "k", "n"] = "m"
+    groups: int = 1  # grouped convolutions run `groups` independent GEMMs of this shape
+
+    def scaled(self, fraction: float) -> Gemm:
+        if fraction == 1.0:
+            return self
+        dim = max(1, ceil(getattr(self, self.batch_dim) * fraction))
+        return replace(self, **{self.batch_dim: dim})
+
+    @property
+    def macs(self) -> int:
+        return self.m * self.k * self.n * self.groups
+
+
+@dataclass(frozen=True)
+class VectorWork:
+    """Element-wise work on the vector unit: `elements` values (whole minibatch, batch-proportional) per step,
+    over `timesteps` sequential steps."""
+
+    op: str
+    elements: int
+    timesteps: int = 1
+
+    def scaled(self, fraction: float) -> VectorWork:
+        if fraction == 1.0:
+            return self
+        return replace(self, elements=max(1, ceil(self.elements * fraction)))
+
+
+@dataclass(frozen=True)
+class Task:
+    id: str  # "F3", "B3", "W3"
+    layer: int
+    kind: TaskKind
+    gemms: tuple[Gemm, ...] = ()
+    vector: tuple[VectorWork, ...] = ()
+    cycles: int = 0  # on the graph's reference processor, whole minibatch
+    # memory: held from this task's end until the layer's W of the same minibatch ends (saved activations,
+    # membrane potentials, spikes for BPTT); batch-proportional.
+    activation_bytes: int = 0
+
+    def scaled(self, fraction: float) -> Task:
+        return replace(
+            self,
+            gemms=tuple(g.scaled(fraction) for g in self.gemms),
+            vector=tuple(v.scaled(fraction) for v in self.vector),
+            activation_bytes=ceil(self.activation_bytes * fraction),
+        )
+
+
+def task_id(kind: TaskKind | str, layer: int) -> str:
+    return f"{TaskKind(kind).value}{layer}"
+
+
+def task_cycles(task: Task, processor: Processor, fraction: float = 1.0) -> int:
+    """Cycles of (a batch fraction of) a task on a processor, priced from its work, not from `task.cycles`."""
+    if not task.gemms and not task.vector:  # a bare-cycles task (synthetic graphs) costs the same everywhere
+        return max(1, ceil(task.cycles * fraction))
+    t = task.scaled(fraction)
+    total = 0
+    for g in t.gemms:
+        total += g.groups * processor.gemm_cycles(g.m, g.k, g.n)
+    for v in t.vector:
+        total += processor.vector.cycles(v.op, v.elements, v.timesteps)
+    return max(1, total)
+
+
+@dataclass(frozen=True)
+class LayerMemory:
+    weight_bytes: int  # parameters
+    optimizer_bytes: int  # optimiser state (momentum / Adam moments) and the gradient buffer
+
+
+class TaskGraph:
+    """The workload: tasks of every layer for one minibatch, with data edges carrying bytes.
+
+    Immutable after construction (build a new one to change it). Backed by a networkx DiGraph whose nodes are
+    task ids with attribute `task`, and whose edges have attribute `bytes` (batch-proportional).
+    """
+
+    def __init__(
+        self,
+        layers: Sequence[LayerSpec],
+        tasks: Iterable[Task],
+        edges: Iterable[tuple[str, str, int]],
+        *,
+        batch: int,
+        timesteps: int,
+        memory: Sequence[LayerMemory] | None = None,
+        reference: Processor | None = None,
+        name: str = "network",
+        validate: bool = True,
+    ) -> None:
+        self.name = name
+        self.layers: tuple[LayerSpec, ...] = tuple(layers)
+        self.batch = batch
+        self.timesteps = timesteps
+        self.reference = reference or Processor()
+        self.memory: tuple[LayerMemory, ...] = tuple(memory) if memory is not None else tuple(
+            LayerMemory(0, 0) for _ in self.layers
+        )
+        g = nx.DiGraph()
+        for t in tasks:
+            if t.id in g:
+                raise GraphError(f"duplicate task id {t.id!r}")
+            if t.cycles <= 0 and (t.gemms or t.vector):
+                t = replace(t, cycles=task_cycles(t, self.reference))
+            g.add_node(t.id, task=t)
+        for src, dst, nbytes in edges:
+            for end in (src, dst):
+                if end not in g:
+                    raise GraphError(f"edge {src}->{dst} names unknown task {end!r}")
+            g.add_edge(src, dst, bytes=int(nbytes))
+        self._g = g
+        self._topo: tuple[str, ...] | None = None
+        if validate:
+            self.validate()
+
+    # -- read access
+    @property
+    def nx(self) -> nx.DiGraph:
+        """A copy of the underlying graph (callers may mutate it freely)."""
+        return self._g.copy()
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layers)
+
+    def task(self, tid: str) -> Task:
+        try:
+            return self._g.nodes[tid]["task"]
+        except KeyError:
+            raise GraphError(f"no task {tid!r}") from None
+
+    @property
+    def tasks(self) -> tuple[Task, ...]:
+        return tuple(self.task(t) for t in self.topological_order())
+
+    @property
+    def edges(self) -> tuple[tuple[str, str, int], ...]:
+        return tuple((u, v, d["bytes"]) for u, v, d in self._g.edges(data=True))
+
+    def predecessors(self, tid: str) -> tuple[str, ...]:
+        return tuple(self._g.predecessors(tid))
+
+    def successors(self, tid: str) -> tuple[str, ...]:
+        return tuple(self._g.successors(tid))
+
+    def edge_bytes(self, src: str, dst: str) -> int:
+        return self._g.edges[src, dst]["bytes"]
+
+    def topological_order(self) -> tuple[str, ...]:
+        """Deterministic: lexicographic topological sort by (kind order, layer)."""
+        if self._topo is None:
+            rank = {"F": 0, "B": 1, "W": 2}
+
+            def key(tid: str) -> tuple[int, int]:
+                t = self._g.nodes[tid]["task"]
+                return (rank[t.kind.value], t.layer if t.kind is TaskKind.F else -t.layer)
+
+            self._topo = tuple(nx.lexicographical_topological_sort(self._g, key=key))
+        return self._topo
+
+    def cycles(self, tid: str, processor: Processor | None = None, fraction: float = 1.0) -> int:
+        t = self.task(tid)
+        if (processor is None or processor == self.reference) and fraction == 1.0:
+            return t.cycles
+        return task_cycles(t, processor or self.reference, fraction)
+
+    def total_cycles(self, processor: Processor | None = None) -> int:
+        return sum(self.cycles(t, processor) for t in self._g.nodes)
+
+    def weight_bytes(self, layer: int) -> int:
+        return self.memory[layer].weight_bytes
+
+    # -- checks
+    def validate(self) -> None:
+        g = self._g
+        if not nx.is_directed_acyclic_graph(g):
+            cycle = nx.find_cycle(g)
+            raise GraphError(f"task graph has a cycle: {' -> '.join(u for u, _ in cycle)}")
+        for tid, data in g.nodes(data=True):
+            t = data["task"]
+            if t.id != tid or t.id != task_id(t.kind, t.layer):
+                raise GraphError(f"task id {tid!r} does not match its kind and layer ({t.kind.value}{t.layer})")
+            if t.cycles <= 0:
+                raise GraphError(f"task {tid} has non-positive cost {t.cycles}")
+            if not 0 <= t.layer < max(1, len(self.layers)):
+                raise GraphError(f"task {tid} names layer {t.layer}, graph has {len(self.layers)}")
+        for layer in range(len(self.layers)):
+            for kind in TaskKind:
+                if task_id(kind, layer) not in g:
+                    raise GraphError(f"layer {layer} has no {kind.value} task")
+        for u, v, d in g.edges(data=True):
+            if d["bytes"] < 0:
+                raise GraphError(f"edge {u}->{v} has negative bytes {d['bytes']}")
+
+    # -- serialisation
+    def to_dict(self, processor: Processor | None = None) -> dict[str, Any]:
+        tasks = []
+        for tid in self.topological_order():
+            t = self.task(tid)
+            tasks.append({
+                "id": t.id,
+                "layer": t.layer,
+                "layer_name": self.layers[t.layer].name if self.layers else "",
+                "kind": t.kind.value,
+                "cycles": self.cycles(tid, processor),
+                "macs": sum(g.macs for g in t.gemms),
+                "activation_bytes": t.activation_bytes,
+            })
+        edges = [{"src": u, "dst": v, "bytes": b} for u, v, b in self.edges]
+        return {"network": self.name, "batch": self.batch, "timesteps": self.timesteps,
+                "tasks": tasks, "edges": edges}
+
+    def __repr__(self) -> str:
+        return f"TaskGraph({self.name!r}, layers={len(self.layers)}, tasks={self._g.number_of_nodes()})"
+
+
+def chain_graph(costs: Sequence[tuple[int, int, int]], edge_bytes: int = 0, *, name: str = "chain",
+                batch: int = 1, timesteps: int = 1) -> TaskGraph:
+    """A bare layer chain with given (F, B, W) cycles per layer: for tests and synthetic workloads.
+
+    Tasks carry no work, only cycles, so they cost the same on every processor and cannot be micro-batched
+    faithfully (a fraction f of a task is priced as ceil(f * cycles)).
+    """
+    tasks, edges = [], []
+    n = len(costs)
+    for layer, (f, b, w) in enumerate(costs):
+        for kind, c in zip(TaskKind, (f, b, w), strict=True):
+            tasks.append(Task(task_id(kind, layer), layer, kind, cycles=int(c)))
+        if layer + 1 < n:
+            edges.append((task_id("F", layer), task_id("F", layer + 1), edge_bytes))
+            edges.append((task_id("B", layer + 1), task_id("B", layer), edge_bytes))
+        edges.append((task_id("B", layer), task_id("W", layer), 0))
+    if n:
+        edges.append((task_id("F", n - 1), task_id("B", n - 1), 0))
+    layers = [LayerSpec(i, f"layer{i}", "linear", (1,), (1,), inputs=(i - 1,)) for i in range(n)]
+    return TaskGraph(layers, tasks, edges, batch=batch, timesteps=timesteps, name=name)
+
+
+# ---------------------------------------------------------------- schedules
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One execution of (a part of) a task. Times are cycles within the period: 0 <= start < period."""
+
+    task: str  # task id in the TaskGraph
+    processor: int
+    start_cycles: int
+    duration_cycles: int
+    lag: int = 0  # in period k this slot works on minibatch k - lag
+    microbatch: int = 0  # flush schedules: which micro-batch
+    part: int = 0  # intra-layer split / data-parallel shard
+    fraction: float = 1.0  # share of the task's minibatch work this slot does
+
+    @property
+    def id(self) -> str:
+        s = self.task
+        if self.microbatch:
+            s += f".m{self.microbatch}"
+        if self.part:
+            s += f".p{self.part}"
+        return s
+
+    @property
+    def end_cycles(self) -> int:
+        return self.start_cycles + self.duration_cycles
+
+    @property
+    def kind(self) -> TaskKind:
+        return TaskKind(self.task[0])
+
+    @property
+    def layer(self) -> int:
+        return int(self.task[1:])
+
+    def __str__(self) -> str:  # compact form, as torch.distributed.pipelining's actions
+        return f"{self.id}@p{self.processor}:{self.start_cycles}+{self.duration_cycles}r{self.lag}"
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """src slot must finish (and its data arrive) before dst slot starts, both for the same minibatch."""
+
+    src: str  # slot id
+    dst: str  # slot id
+    bytes: int = 0
+
+
+@dataclass(frozen=True)
+class Collective:
+    """A collective on the interconnect (data parallel's gradient all-reduce): starts after all `after` slots,
+    occupies every link for `duration_cycles`, and must end before all `before` slots of the next use."""
+
+    id: str
+    kind: Literal["allreduce"]
+    layer: int
+    bytes: int
+    start_cycles: int
+    duration_cycles: int
+    after: tuple[str, ...] = ()
+    lag: int = 0
+
+    @property
+    def end_cycles(self) -> int:
+        return self.start_cycles + self.duration_cycles
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The mapping: which processor runs each slot, when within the period, and for which minibatch (lag).
+
+    periodic: the steady state of a pipeline, one minibatch enters per period; gradient delays may be > 0.
+    flush:    one whole iteration per period (micro-batches, then a flush); all lags 0; delays 0.
+    """
+
+    name: str
+    kind: Literal["periodic", "flush"]
+    processors: int
+    period_cycles: int
+    slots: tuple[Slot, ...]
+    dependencies: tuple[Dependency, ...]
+    gradient_delays: tuple[int, ...]
+    collectives: tuple[Collective, ...] = ()
+    microbatches: int = 1
+    info: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+    def slot(self, sid: str) -> Slot:
+        for s in self.slots:
+            if s.id == sid:
+                return s
+        raise ScheduleError(f"no slot {sid!r} in schedule {self.name}")
+
+    def by_processor(self) -> dict[int, list[Slot]]:
+        out: dict[int, list[Slot]] = {p: [] for p in range(self.processors)}
+        for s in self.slots:
+            out.setdefault(s.processor, []).append(s)
+        for lst in out.values():
+            lst.sort(key=lambda s: (s.start_cycles, s.id))
+        return out
+
+    def busy_cycles(self) -> dict[int, int]:
+        return {p: sum(s.duration_cycles for s in lst) for p, lst in self.by_processor().items()}
+
+    @property
+    def max_lag(self) -> int:
+        return max((s.lag for s in self.slots), default=0)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["info"] = dict(self.info)
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, default=str)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Schedule:
+        return cls(
+            name=d["name"], kind=d["kind"], processors=d["processors"], period_cycles=d["period_cycles"],
+            slots=tuple(Slot(**s) for s in d["slots"]),
+            dependencies=tuple(Dependency(**x) for x in d["dependencies"]),
+            gradient_delays=tuple(d["gradient_delays"]),
+            collectives=tuple(Collective(**{**c, "after": tuple(c["after"])}) for c in d.get("collectives", ())),
+            microbatches=d.get("microbatches", 1), info=dict(d.get("info", {})),
+        )
+
+    def compact(self) -> str:
+        """One line per processor: slots in start order in their compact form."""
+        return "\n".join(f"P{p}: " + " ".join(str(s) for s in lst) for p, lst in self.by_processor().items())
+
+    def grid(self, mark: str | None = None, width: int = 100) -> str:
+        """An ASCII Gantt chart of one period; the slot with id `mark` is drawn with '!' and named below."""
+        if self.period_cycles <= 0:
+            return self.compact()
+        scale = width / self.period_cycles
+        lines = [f"schedule {self.name} ({self.kind}), period {self.period_cycles} cycles, "
+                 f"{self.processors} processors; cells = {self.period_cycles / width:.1f} cycles"]
+        for p, lst in self.by_processor().items():
+            row = ["."] * width
+            for s in lst:
+                a = min(width - 1, int(s.start_cycles * scale))
+                b = max(a + 1, min(width, int(s.end_cycles * scale)))
+                label = s.id if s.id != mark else "!" * (b - a)
+                for i in range(a, b):
+                    row[i] = label[(i - a) % len(label)] if s.id != mark else "!"
+            lines.append(f"P{p:<3}|" + "".join(row) + "|")
+        if mark is not None:
+            lines.append(f"marked '!': {mark}")
+        return "\n".join(lines)
+
+
+def slot_lag_delays(slots: Iterable[Slot], num_layers: int, period_cycles: int) -> tuple[int, ...]:
+    """Gradient delay of every layer, derived from the slots of F_l and W_l (DESIGN.md section 4).
+
+    F_l(n) reads its weights at (n + r_F) * period + s_F. The update of minibatch n' is applied when W_l(n')
+    ends, at (n' + r_W) * period + s_W + d_W. The newest update F_l(n) sees is n* = max n' with that end
+    <= the read time; the delay is n - 1 - n*, which simplifies to
+        r_W - r_F - 1 + ceil((s_W + d_W - s_F) / period).
+    With split tasks, F reads when its earliest part starts and the update lands when the last W part ends.
+    """
+    if period_cycles <= 0:
+        raise ScheduleError(f"period must be positive, got {period_cycles}")
+    read: dict[int, tuple[int, int]] = {}
+    write: dict[int, tuple[int, int]] = {}
+    for s in slots:
+        if s.microbatch:
+            continue
+        t_abs_start = s.lag * period_cycles + s.start_cycles  # absolute time for minibatch 0
+        if s.kind is TaskKind.F:
+            cur = read.get(s.layer)
+            if cur is None or t_abs_start < cur[0] * period_cycles + cur[1]:
+                read[s.layer] = (s.lag, s.start_cycles)
+        elif s.kind is TaskKind.W:
+            end_abs = s.lag * period_cycles + s.end_cycles
+            cur = write.get(s.layer)
+            if cur is None or end_abs > cur[0] * period_cycles + cur[1]:
+                write[s.layer] = (s.lag, s.end_cycles)
+    delays = []
+    for layer in range(num_layers):
+        if layer not in read or layer not in write:
+            raise ScheduleError(f"layer {layer} has no F or W slot; cannot derive its gradient delay")
+        r_f, s_f = read[layer]
+        r_w, e_w = write[layer]
+        d = r_w - r_f - 1 + -((s_f - e_w) // period_cycles)  # ceil((e_w - s_f) / period)
+        if d < 0:
+            raise ScheduleError(f"layer {layer}: W ends before F starts for the same minibatch")
+        delays.append(d)
+    return tuple(delays)
+
+
+def lower_bound_cycles(graph: TaskGraph, cluster: Cluster) -> int:
+    """max(total work / P, largest task, busiest link lower bound) for unsplit tasks on the fastest processor."""
+    procs = cluster.processors
+    work = [min(graph.cycles(t, p) for p in procs) for t in graph.topological_order()]
+    return max(ceil(sum(work) / len(procs)), max(work, default=0))

@@ -1,0 +1,35 @@
+import pytest
+
+from spikepipe.ir import GraphError, Slot, TaskKind, chain_graph, slot_lag_delays
+
+
+def test_chain_graph_has_all_tasks_and_edges():
+    g = chain_graph([(10, 20, 5), (10, 20, 5), (7, 7, 7)])
+    assert g.num_layers == 3
+    assert len(g.tasks) == 9
+    assert ("F0", "F1") in {(u, v) for u, v, _ in g.edges}
+    assert ("B1", "B0") in {(u, v) for u, v, _ in g.edges}
+    assert ("F2", "B2") in {(u, v) for u, v, _ in g.edges}
+    assert g.total_cycles() == 2 * 35 + 21
+
+
+def test_nonpositive_cost_is_rejected():
+    with pytest.raises(GraphError):
+        chain_graph([(10, 0, 5)])
+
+
+@pytest.mark.parametrize("stages", [1, 2, 3, 5, 8])
+def test_pipedream_lags_give_p_minus_1_minus_s(stages):
+    # Async 1F1B with unit F and B(+W) per stage, period 2: F_s(n) at 2n+s, B_s(n) at 2n+2p-1-s.
+    period = 2
+    slots = []
+    for s in range(stages):
+        tf, tb = s, 2 * stages - 1 - s
+        slots.append(Slot(f"F{s}", s, tf % period, 1, lag=tf // period))
+        slots.append(Slot(f"W{s}", s, tb % period, 1, lag=tb // period))
+    assert slot_lag_delays(slots, stages, period) == tuple(stages - 1 - s for s in range(stages))
+
+
+def test_kind_and_layer_from_slot():
+    s = Slot("W12", 3, 0, 5, lag=2, part=1)
+    assert s.kind is TaskKind.W and s.layer == 12 and s.id == "W12.p1"

@@ -1,0 +1,306 @@
+"""Design-space sweeps on Dask: expand a grid, run each point once, cache by content, resume after interruption.
+
+A sweep file (TOML):
+
+    [sweep]
+    name = "speedup"          # results land in <out>/<name>.csv (+ .parquet) and <out>/cache/
+    kind = "simulate"         # "simulate" (schedule solve + SimPy replay) or "train"
+    [grid]                    # every combination of these lists is one point
+    network = ["snn-cnn", "vgg11"]
+    processors = [2, 4, 8]
+    schedule = ["pipedream", "spikepipe"]
+    [fixed]                   # the same for every point
+    batch = 32
+    timesteps = 4
+
+A point's cache key is the SHA-256 of its canonical JSON (kind + every parameter), so a finished point is never
+recomputed, whichever sweep file names it. Failing points are recorded with their error and retried on the next run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import logging
+import time
+import tomllib
+import traceback
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from spikepipe.io import write_atomic, write_csv, write_json
+from spikepipe.ir import SpikePipeError
+
+log = logging.getLogger(__name__)
+
+KINDS = ("simulate", "train")
+SIMULATE_KEYS = {"network", "processors", "schedule", "batch", "timesteps", "hardware", "array", "dataflow",
+                 "iterations", "time_limit_s", "seed", "split"}
+TRAIN_KEYS = {"network", "dataset", "schedule", "processors", "epochs", "batch", "timesteps", "seed", "lr",
+              "optimizer", "stash", "compensation", "data_dir", "limit_train", "method"}
+
+
+class SweepError(SpikePipeError):
+    """A sweep file is invalid or a sweep cannot run."""
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    name: str
+    kind: str
+    grid: Mapping[str, tuple[Any, ...]]
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+
+    def points(self) -> list[dict[str, Any]]:
+        """Every grid combination merged with the fixed values, in a deterministic order."""
+        keys = sorted(self.grid)
+        out = []
+        for combo in itertools.product(*(self.grid[k] for k in keys)):
+            out.append({**self.fixed, **dict(zip(keys, combo, strict=True))})
+        return out
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    path = Path(path)
+    if not path.is_file():
+        raise SweepError(f"sweep file {path} not found")
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SweepError(f"{path}: malformed TOML ({exc})") from None
+    return spec_from_dict(data, source=str(path))
+
+
+def spec_from_dict(data: Mapping[str, Any], source: str = "sweep") -> SweepSpec:
+    unknown = set(data) - {"sweep", "grid", "fixed"}
+    if unknown:
+        raise SweepError(f"{source}: unknown sections {sorted(unknown)}; expected [sweep], [grid], [fixed]")
+    head = data.get("sweep", {})
+    name = str(head.get("name", "sweep"))
+    if not name.replace("-", "").replace("_", "").isalnum():
+        raise SweepError(f"{source}: sweep name {name!r} must be letters, digits, - or _")
+    kind = head.get("kind", "simulate")
+    if kind not in KINDS:
+        raise SweepError(f"{source}: unknown kind {kind!r}; use one of {', '.join(KINDS)}")
+    grid_raw = data.get("grid")
+    if not grid_raw:
+        raise SweepError(f"{source}: [grid] needs at least one parameter list")
+    grid: dict[str, tuple[Any, ...]] = {}
+    for k, v in grid_raw.items():
+        vals = tuple(v) if isinstance(v, list) else (v,)
+        if not vals:
+            raise SweepError(f"{source}: grid parameter {k!r} has no values")
+        grid[k] = vals
+    fixed = dict(data.get("fixed", {}))
+    allowed = SIMULATE_KEYS if kind == "simulate" else TRAIN_KEYS
+    bad = (set(grid) | set(fixed)) - allowed
+    if bad:
+        raise SweepError(f"{source}: unknown parameters {sorted(bad)} for kind {kind}; known: {sorted(allowed)}")
+    both = set(grid) & set(fixed)
+    if both:
+        raise SweepError(f"{source}: parameters {sorted(both)} are in both [grid] and [fixed]")
+    if "network" not in grid and "network" not in fixed:
+        raise SweepError(f"{source}: every point needs a network (in [grid] or [fixed])")
+    return SweepSpec(name, kind, grid, fixed)
+
+
+def point_key(kind: str, point: Mapping[str, Any]) -> str:
+    canon = json.dumps({"kind": kind, **point}, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canon.encode()).hexdigest()[:20]
+
+
+# ---------------------------------------------------------------- running one point (runs on a worker)
+
+
+def run_point(kind: str, point: Mapping[str, Any]) -> dict[str, Any]:
+    """Run one point and never raise: a failure becomes a row with status 'error' and the message."""
+    t0 = time.perf_counter()
+    try:
+        metrics = _RUNNERS[kind](dict(point))
+        status, error = "ok", ""
+    except Exception as exc:  # noqa: BLE001 - one failing point must not stop the sweep
+        metrics, status = {}, "error"
+        error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        log.debug("point failed: %s", traceback.format_exc())
+    return {**point, **metrics, "status": status, "error": error, "wall_s": round(time.perf_counter() - t0, 3)}
+
+
+def _run_simulate(point: dict[str, Any]) -> dict[str, Any]:
+    from spikepipe.evaluate import evaluate_schedules
+
+    report = evaluate_schedules(
+        network=point["network"], processors=int(point["processors"]), schedules=[point.get("schedule", "spikepipe")],
+        batch=point.get("batch"), timesteps=point.get("timesteps"), hardware=point.get("hardware"),
+        array=point.get("array"), dataflow=point.get("dataflow"), iterations=int(point.get("iterations", 20)),
+        options={k: point[k] for k in ("time_limit_s", "seed", "split") if k in point},
+    )
+    row = dict(report["results"][0])
+    row["lower_bound_cycles"] = report["lower_bound_cycles"]
+    row["sequential_cycles"] = report.get("sequential_cycles")
+    row.pop("schedule", None)
+    if isinstance(row.get("gradient_delays"), (list, tuple)):
+        delays = list(row["gradient_delays"])
+        row["max_delay"] = max(delays, default=0)
+        row["total_delay"] = sum(delays)
+        row["gradient_delays"] = json.dumps(delays)
+    return {k: v for k, v in row.items() if not isinstance(v, (dict, list, tuple))}
+
+
+def _run_train(point: dict[str, Any]) -> dict[str, Any]:
+    from spikepipe.train import run_from_options
+
+    result = run_from_options(point)
+    return {k: (json.dumps(v) if isinstance(v, (list, tuple)) else v) for k, v in result.items()
+            if not isinstance(v, dict)}
+
+
+_RUNNERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {"simulate": _run_simulate, "train": _run_train}
+
+
+# ---------------------------------------------------------------- the sweep driver
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    table_csv: Path
+    table_parquet: Path | None
+    total_points: int
+    computed_points: int
+    cached_points: int
+    failed_points: int
+    wall_s: float
+
+
+class Cache:
+    """One JSON file per finished point, written atomically: an interrupted sweep loses at most running points."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, key: str) -> Path:
+        return self.root / f"{key}.json"
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        p = self.path(key)
+        if not p.is_file():
+            return None
+        try:
+            row = json.loads(p.read_text())
+        except (OSError, json.JSONDecodeError):
+            return None  # unreadable cache entries are recomputed, never trusted
+        return row if row.get("status") == "ok" else None
+
+    def put(self, key: str, row: Mapping[str, Any]) -> None:
+        write_json(self.path(key), dict(row))
+
+
+def run_sweep(
+    spec: SweepSpec,
+    out_dir: str | Path,
+    *,
+    scheduler: str | None = None,
+    workers: int = 2,
+    progress: Callable[[int, int], None] | None = None,
+    max_points: int | None = None,
+) -> SweepOutcome:
+    """Run every point of `spec` not yet in the cache on a Dask cluster and write the table.
+
+    `scheduler` is the address of an existing Dask scheduler (tcp://host:port); otherwise a LocalCluster with
+    `workers` single-threaded worker processes is started and closed. `max_points` stops after that many new points
+    (the table still lists every finished point): a deliberate, clean interruption.
+    """
+    out = Path(out_dir)
+    cache = Cache(out / "cache")
+    points = spec.points()
+    keyed = [(point_key(spec.kind, p), p) for p in points]
+    todo = [(k, p) for k, p in keyed if cache.get(k) is None]
+    if max_points is not None:
+        todo = todo[:max_points]
+    cached = len(points) - len([1 for k, _ in keyed if cache.get(k) is None])
+    t0 = time.perf_counter()
+    failed = computed = 0
+    done = cached
+    if progress:
+        progress(done, len(points))
+    if todo:
+        for key, row in _execute(spec.kind, todo, scheduler, workers):
+            row = {**row, "key": key}
+            if row["status"] == "ok":
+                cache.put(key, row)
+                computed += 1
+            else:
+                failed += 1
+                write_json(cache.root / "errors" / f"{key}.json", row)
+            done += 1
+            _write_table(spec, keyed, cache, out)
+            if progress:
+                progress(done, len(points))
+    csv_path, pq = _write_table(spec, keyed, cache, out)
+    return SweepOutcome(csv_path, pq, len(points), computed, cached, failed, round(time.perf_counter() - t0, 3))
+
+
+def _execute(kind: str, todo: list[tuple[str, dict[str, Any]]], scheduler: str | None,
+             workers: int) -> Iterator[tuple[str, dict[str, Any]]]:
+    from distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    if scheduler:
+        client = Client(scheduler, timeout="20s")
+    else:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                               silence_logs=logging.ERROR)
+        client = Client(cluster)
+    try:
+        futures = {}
+        for key, point in todo:
+            fut = client.submit(run_point, kind, point, key=f"sweep-{key}", pure=False)
+            futures[fut] = key
+        for fut in as_completed(futures):
+            key = futures[fut]
+            try:
+                row = fut.result()
+            except Exception as exc:  # noqa: BLE001 - a lost worker is one failed point, not a lost sweep
+                row = {**dict(todo[[k for k, _ in todo].index(key)][1]), "status": "error",
+                       "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+            yield key, row
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _write_table(spec: SweepSpec, keyed: list[tuple[str, dict[str, Any]]], cache: Cache,
+                 out: Path) -> tuple[Path, Path | None]:
+    rows = []
+    for key, _point in keyed:
+        row = cache.get(key)
+        if row is None:
+            err = cache.root / "errors" / f"{key}.json"
+            if err.is_file():
+                try:
+                    row = json.loads(err.read_text())
+                except (OSError, json.JSONDecodeError):
+                    row = None
+        if row is not None:
+            rows.append({**row, "key": key})
+    csv_path = write_csv(out / f"{spec.name}.csv", rows)
+    pq_path: Path | None = None
+    try:
+        import pandas as pd
+
+        if rows:
+            import io
+
+            buf = io.BytesIO()
+            df = pd.DataFrame(rows)
+            for col in df.columns:  # mixed-type columns (e.g. an error row) would break Arrow's typing
+                if df[col].dtype == object:
+                    df[col] = df[col].astype(str)
+            df.to_parquet(buf, index=False)
+            pq_path = write_atomic(out / f"{spec.name}.parquet", buf.getvalue())
+    except ImportError:
+        pq_path = None
+    return csv_path, pq_path

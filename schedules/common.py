@@ -1,0 +1,199 @@
+"""Helpers every generator and the validator share: slot pricing, slot-level dependencies, lags, link loads."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from math import ceil
+from typing import Any
+
+import networkx as nx
+
+from hwmodels import Cluster
+from spikepipe.ir import (
+    Collective,
+    Dependency,
+    Schedule,
+    ScheduleError,
+    Slot,
+    SpikePipeError,
+    TaskGraph,
+    TaskKind,
+    slot_lag_delays,
+)
+
+log = logging.getLogger(__name__)
+
+
+class ScheduleOptionError(SpikePipeError):
+    """A generator was given an option it cannot honour (bad value, unknown name)."""
+
+
+def check_options(name: str, options: Mapping[str, Any], known: Iterable[str]) -> None:
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ScheduleOptionError(
+            f"schedule {name!r} got unknown option(s) {unknown}; it takes: {', '.join(sorted(known)) or 'none'}")
+
+
+def positive_int_option(name: str, key: str, value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ScheduleOptionError(f"schedule {name!r}: option {key} must be a positive integer, got {value!r}")
+    return value
+
+
+def slot_cycles(graph: TaskGraph, cluster: Cluster, task: str, processor: int, fraction: float = 1.0) -> int:
+    """What the cost model charges for (a fraction of) a task on one processor of the cluster."""
+    return graph.cycles(task, cluster.processors[processor], fraction)
+
+
+def transfer_cycles(cluster: Cluster, src: int, dst: int, nbytes: int) -> int:
+    return cluster.transfer_cycles(src, dst, nbytes) if src != dst else 0
+
+
+def training_order(graph: TaskGraph) -> tuple[str, ...]:
+    """A topological order that runs each layer's W right after its B (F ascending, then B_l W_l descending),
+    the order a single processor uses so that gradients leave as early as possible."""
+    g = graph.nx
+
+    def key(tid: str) -> tuple[int, int, int]:
+        t = graph.task(tid)
+        if t.kind is TaskKind.F:
+            return (0, t.layer, 0)
+        return (1, -t.layer, 0 if t.kind is TaskKind.B else 1)
+
+    return tuple(nx.lexicographical_topological_sort(g, key=key))
+
+
+def microbatch_fraction(slots: Sequence[Slot]) -> float:
+    return sum(s.fraction for s in slots)
+
+
+def expected_dependencies(graph: TaskGraph, slots: Iterable[Slot]) -> tuple[Dependency, ...]:
+    """Slot-level edges implied by the graph: for every edge u->v and every micro-batch, u's slots feed v's.
+
+    When u and v are split into the same parts (data parallel shards) part i feeds part i; otherwise every
+    slot of u feeds every slot of v, and u's share of the bytes is spread over v's slots in proportion to their
+    fractions (splitting along the batch).
+    """
+    by_task: dict[tuple[str, int], list[Slot]] = defaultdict(list)
+    for s in slots:
+        by_task[(s.task, s.microbatch)].append(s)
+    microbatches = sorted({mb for (_, mb) in by_task})
+    deps: list[Dependency] = []
+    for u, v, nbytes in graph.edges:
+        for mb in microbatches:
+            us, vs = by_task.get((u, mb), []), by_task.get((v, mb), [])
+            if not us or not vs:
+                continue
+            if len(us) > 1 and sorted(s.part for s in us) == sorted(s.part for s in vs):
+                vpart = {s.part: s for s in vs}
+                for su in us:
+                    deps.append(Dependency(su.id, vpart[su.part].id, ceil(nbytes * su.fraction)))
+                continue
+            vtotal = microbatch_fraction(vs)
+            for su in us:
+                for sv in vs:
+                    deps.append(Dependency(su.id, sv.id, ceil(nbytes * su.fraction * sv.fraction / vtotal)))
+    return tuple(deps)
+
+
+def assign_lags(slots: Sequence[Slot], deps: Sequence[Dependency], period: int, cluster: Cluster,
+                minimum: Mapping[str, int] | None = None) -> tuple[Slot, ...]:
+    """The smallest lags that satisfy every dependency given the in-period offsets:
+    r(v) = max over u->v of r(u) + ceil((s(u) + d(u) + c(u,v) - s(v)) / period), at least 0 (or `minimum`)."""
+    by_id = {s.id: s for s in slots}
+    g = nx.DiGraph()
+    g.add_nodes_from(by_id)
+    for d in deps:
+        g.add_edge(d.src, d.dst, bytes=d.bytes)
+    lag: dict[str, int] = {}
+    for sid in nx.topological_sort(g):
+        v = by_id[sid]
+        r = (minimum or {}).get(sid, 0)
+        for uid in g.predecessors(sid):
+            u = by_id[uid]
+            c = transfer_cycles(cluster, u.processor, v.processor, g.edges[uid, sid]["bytes"])
+            need = u.end_cycles + c - v.start_cycles
+            r = max(r, lag[uid] + -(-need // period))
+        lag[sid] = r
+    return tuple(replace(s, lag=lag[s.id]) for s in slots)
+
+
+def link_loads(schedule: Schedule, cluster: Cluster) -> dict[tuple[int, int], int]:
+    """Cycles each directed link is busy per period: every cross-processor dependency's bytes on every hop
+    of its route, plus every collective, which occupies all links for its duration."""
+    slots = {s.id: s for s in schedule.slots}
+    load: dict[tuple[int, int], int] = defaultdict(int)
+    for d in schedule.dependencies:
+        a, b = slots[d.src].processor, slots[d.dst].processor
+        if a == b or d.bytes <= 0:
+            continue
+        occ = cluster.interconnect.occupancy_cycles(d.bytes)
+        for link in cluster.route(a, b):
+            load[link] += occ
+    coll = sum(c.duration_cycles for c in schedule.collectives)
+    if coll and cluster.size > 1:
+        for a in range(cluster.size):
+            for b in range(cluster.size):
+                if a != b and len(cluster.route(a, b)) == 1:
+                    load[(a, b)] += coll
+    return dict(load)
+
+
+def make_schedule(name: str, kind: str, graph: TaskGraph, cluster: Cluster, slots: Sequence[Slot],
+                  period: int, *, microbatches: int = 1, collectives: Sequence[Collective] = (),
+                  info: Mapping[str, Any] | None = None, derive_lags: bool = False,
+                  min_lags: Mapping[str, int] | None = None) -> Schedule:
+    """Assemble a Schedule: slot-level dependencies from the graph, lags (if asked) from the offsets, and the
+    gradient delays derived from lags and offsets, never asserted."""
+    if period <= 0:
+        raise ScheduleError(f"schedule {name}: period must be positive, got {period}")
+    deps = expected_dependencies(graph, slots)
+    if derive_lags:
+        slots = assign_lags(slots, deps, period, cluster, min_lags)
+    delays = slot_lag_delays(slots, graph.num_layers, period)
+    full_info: dict[str, Any] = {"lower_bound_cycles": lower_bound(graph, cluster)}
+    full_info.update(info or {})
+    return Schedule(name=name, kind=kind, processors=cluster.size, period_cycles=int(period),
+                    slots=tuple(slots), dependencies=deps, gradient_delays=delays,
+                    collectives=tuple(collectives), microbatches=microbatches, info=full_info)
+
+
+def busiest_link_bound(graph: TaskGraph, cluster: Cluster) -> int:
+    """Cheap: no edge has to cross a link, so only 0 is a bound for unsplit tasks; kept for the report."""
+    del graph, cluster
+    return 0
+
+
+def lower_bound(graph: TaskGraph, cluster: Cluster) -> int:
+    """ir.lower_bound_cycles, tightened on heterogeneous clusters by nothing extra for now."""
+    from spikepipe.ir import lower_bound_cycles
+
+    return max(lower_bound_cycles(graph, cluster), busiest_link_bound(graph, cluster))
+
+
+def pack_back_to_back(graph: TaskGraph, cluster: Cluster, assignment: Mapping[str, int],
+                      order: Sequence[str]) -> tuple[list[Slot], int]:
+    """Each processor runs its tasks in `order`, back to back from 0: the greedy seed of DESIGN.md section 7.
+    Returns the slots (lag 0; derive lags afterwards) and the busiest processor's load."""
+    t = defaultdict(int)
+    slots = []
+    for tid in order:
+        p = assignment[tid]
+        d = slot_cycles(graph, cluster, tid, p)
+        slots.append(Slot(tid, p, t[p], d))
+        t[p] += d
+    return slots, max(t.values(), default=1)
+
+
+def assignment_link_load(graph: TaskGraph, cluster: Cluster, assignment: Mapping[str, int]) -> int:
+    load: dict[tuple[int, int], int] = defaultdict(int)
+    for u, v, nbytes in graph.edges:
+        a, b = assignment[u], assignment[v]
+        if a != b and nbytes > 0:
+            for link in cluster.route(a, b):
+                load[link] += cluster.interconnect.occupancy_cycles(nbytes)
+    return max(load.values(), default=0)

@@ -1,0 +1,18 @@
+"""`sequential`: every task on one processor, back to back: the denominator of every speedup."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hwmodels import Cluster
+from schedules.common import check_options, make_schedule, pack_back_to_back, training_order
+from spikepipe.ir import Schedule, TaskGraph
+
+
+def sequential(graph: TaskGraph, cluster: Cluster, **options: Any) -> Schedule:
+    """One iteration per period on processor 0 (the others idle); period = sum of its task cycles."""
+    check_options("sequential", options, ())
+    order = training_order(graph)
+    slots, period = pack_back_to_back(graph, cluster, dict.fromkeys(order, 0), order)
+    return make_schedule("sequential", "flush", graph, cluster, slots, period,
+                         info={"processors_used": 1, "order": "F ascending, then B_l W_l descending"})

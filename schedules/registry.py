@@ -16,6 +16,9 @@ Generator = Callable[..., Schedule]
 _GENERATORS: dict[str, str] = {
     "sequential": "schedules.sequential:sequential",
     "data-parallel": "schedules.data_parallel:data_parallel",
+    "pipedream": "schedules.pipedream:pipedream",
+    "layerpipe": "schedules.pipedream:layerpipe",
+    "list": "schedules.listsched:list_schedule",
 }
 
 # schedules that pipeline layers across processors without splitting a task's batch across them

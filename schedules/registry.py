@@ -16,6 +16,10 @@ Generator = Callable[..., Schedule]
 _GENERATORS: dict[str, str] = {
     "sequential": "schedules.sequential:sequential",
     "data-parallel": "schedules.data_parallel:data_parallel",
+    "gpipe": "schedules.flush:gpipe",
+    "1f1b": "schedules.flush:one_f_one_b",
+    "interleaved-1f1b": "schedules.flush:interleaved_1f1b",
+    "zero-bubble": "schedules.flush:zero_bubble",
     "pipedream": "schedules.pipedream:pipedream",
     "layerpipe": "schedules.pipedream:layerpipe",
     "list": "schedules.listsched:list_schedule",

@@ -1,0 +1,206 @@
+"""Flush schedules: `gpipe`, `1f1b` (PipeDream-Flush), `interleaved-1f1b` (Megatron virtual stages) and
+`zero-bubble` (ZB-H1, B and W split).
+
+The minibatch is split into m micro-batches; every slot is priced by the cost model at fraction 1/m (smaller
+GEMMs, worse array fill). Each processor runs a fixed sequence of (task, micro-batch) items in the order the
+method prescribes, each item starting when its processor is free and its inputs have arrived; the period is the
+whole iteration (the flush), all lags and gradient delays are 0. Unless `microbatches` is given, m is chosen
+from {P, 2P, 4P} (at most the batch size) to give the shortest period, which is the fair way to set a baseline.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from math import ceil
+from typing import Any
+
+from hwmodels import Cluster
+from schedules.common import (
+    ScheduleOptionError,
+    check_options,
+    make_schedule,
+    positive_int_option,
+    slot_cycles,
+    transfer_cycles,
+)
+from schedules.stages import stage_ranges
+from spikepipe.ir import Schedule, ScheduleError, Slot, TaskGraph
+
+Item = tuple[str, int]  # (task id, micro-batch)
+Orders = dict[int, list[Item]]
+
+
+def execute(graph: TaskGraph, cluster: Cluster, orders: Orders, m: int) -> list[Slot]:
+    """Place every processor's items in its order, as early as processor and inputs allow."""
+    frac = 1.0 / m
+    end: dict[Item, tuple[int, int]] = {}
+    free: dict[int, int] = defaultdict(int)
+    idx: dict[int, int] = defaultdict(int)
+    slots: list[Slot] = []
+    remaining = sum(len(o) for o in orders.values())
+    while remaining:
+        progress = False
+        for p, seq in orders.items():
+            while idx[p] < len(seq):
+                tid, mb = seq[idx[p]]
+                preds = graph.predecessors(tid)
+                if any((u, mb) not in end for u in preds):
+                    break
+                ready = 0
+                for u in preds:
+                    q, e = end[(u, mb)]
+                    ready = max(ready, e + transfer_cycles(cluster, q, p, ceil(graph.edge_bytes(u, tid) * frac)))
+                d = slot_cycles(graph, cluster, tid, p, frac)
+                st = max(free[p], ready)
+                slots.append(Slot(tid, p, st, d, microbatch=mb, fraction=frac))
+                end[(tid, mb)] = (p, st + d)
+                free[p] = st + d
+                idx[p] += 1
+                remaining -= 1
+                progress = True
+        if not progress:
+            stuck = {p: seq[idx[p]] for p, seq in orders.items() if idx[p] < len(seq)}
+            raise ScheduleError(f"flush order deadlocks; next items per processor: {stuck}")
+    return slots
+
+
+def _fwd(rng: tuple[int, int], mb: int) -> list[Item]:
+    return [(f"F{layer}", mb) for layer in range(rng[0], rng[1])]
+
+
+def _bwd(rng: tuple[int, int], mb: int, kinds: str = "BW") -> list[Item]:
+    out: list[Item] = []
+    for layer in range(rng[1] - 1, rng[0] - 1, -1):
+        out += [(f"{k}{layer}", mb) for k in kinds]
+    return out
+
+
+def gpipe_orders(ranges: Sequence[tuple[int, int]], m: int) -> Orders:
+    return {k: [i for mb in range(m) for i in _fwd(r, mb)] + [i for mb in range(m) for i in _bwd(r, mb)]
+            for k, r in enumerate(ranges)}
+
+
+def one_f_one_b_orders(ranges: Sequence[tuple[int, int]], m: int) -> Orders:
+    p = len(ranges)
+    orders: Orders = {}
+    for k, r in enumerate(ranges):
+        w = min(p - 1 - k, m)
+        seq = [i for mb in range(w) for i in _fwd(r, mb)]
+        for i in range(m - w):
+            seq += _fwd(r, w + i) + _bwd(r, i)
+        for i in range(m - w, m):
+            seq += _bwd(r, i)
+        orders[k] = seq
+    return orders
+
+
+def zb_h1_orders(ranges: Sequence[tuple[int, int]], m: int, share: float = 1.0) -> Orders:
+    """1F1B with each backward split into B and W; stage k defers its W by share*(p-1-k) micro-batches so that
+    the W passes fill the cool-down bubble (ZB-H1 keeps 1F1B's activation memory)."""
+    p = len(ranges)
+    orders: Orders = {}
+    for k, r in enumerate(ranges):
+        w, defer = min(p - 1 - k, m), round(share * (p - 1 - k))
+        seq = [i for mb in range(w) for i in _fwd(r, mb)]
+        done_w = 0
+        for i in range(m):
+            if w + i < m:
+                seq += _fwd(r, w + i)
+            seq += _bwd(r, i, "B")
+            if i - defer >= 0:
+                seq += _bwd(r, i - defer, "W")
+                done_w += 1
+        for mb in range(done_w, m):
+            seq += _bwd(r, mb, "W")
+        orders[k] = seq
+    return orders
+
+
+def interleaved_orders(ranges: Sequence[tuple[int, int]], p: int, v: int, m: int) -> Orders:
+    """Megatron-LM's interleaved 1F1B: chunk c = j*p + k runs on processor k; needs m divisible by p."""
+    total = m * v
+    orders: Orders = {}
+    for k in range(p):
+        def op(i: int, forward: bool, k: int = k) -> list[Item]:
+            j = (i // p) % v
+            chunk = (j if forward else v - 1 - j) * p + k
+            mb = (i // (p * v)) * p + i % p
+            return _fwd(ranges[chunk], mb) if forward else _bwd(ranges[chunk], mb)
+
+        warm = min((p - k - 1) * 2 + (v - 1) * p, total)
+        seq = [x for i in range(warm) for x in op(i, True)]
+        for i in range(total - warm):
+            seq += op(warm + i, True) + op(i, False)
+        for i in range(total - warm, total):
+            seq += op(i, False)
+        orders[k] = seq
+    return orders
+
+
+def _candidates(name: str, graph: TaskGraph, stages: int, options: dict[str, Any], multiple: int = 1) -> list[int]:
+    if "microbatches" in options:
+        m = positive_int_option(name, "microbatches", options["microbatches"])
+        if m > graph.batch:
+            raise ScheduleOptionError(f"schedule {name!r}: {m} micro-batches exceed the batch of {graph.batch}")
+        if m % multiple:
+            raise ScheduleOptionError(f"schedule {name!r}: micro-batches must be a multiple of {multiple}, got {m}")
+        return [m]
+    cands = sorted({c for c in (stages, 2 * stages, 4 * stages) if c <= graph.batch and c % multiple == 0})
+    return cands or [max(1, min(graph.batch, stages) // multiple * multiple) or 1]
+
+
+def _best(name: str, graph: TaskGraph, cluster: Cluster, ms: list[int],
+          make_orders: Callable[[int], Orders], info: dict[str, Any]) -> Schedule:
+    best = None
+    for m in ms:
+        slots = execute(graph, cluster, make_orders(m), m)
+        period = max(s.end_cycles for s in slots)
+        if best is None or period < best[0]:
+            best = (period, m, slots)
+    period, m, slots = best
+    return make_schedule(name, "flush", graph, cluster, slots, period, microbatches=m,
+                         info={**info, "microbatches_tried": ms})
+
+
+def _flush(name: str, graph: TaskGraph, cluster: Cluster, options: dict[str, Any],
+           orders: Callable[[Sequence[tuple[int, int]], int], Orders]) -> Schedule:
+    check_options(name, options, ("microbatches",))
+    ranges = stage_ranges(graph, cluster)
+    ms = _candidates(name, graph, len(ranges), options)
+    return _best(name, graph, cluster, ms, lambda m: orders(ranges, m), {"stages": [list(r) for r in ranges]})
+
+
+def gpipe(graph: TaskGraph, cluster: Cluster, **options: Any) -> Schedule:
+    return _flush("gpipe", graph, cluster, options, gpipe_orders)
+
+
+def one_f_one_b(graph: TaskGraph, cluster: Cluster, **options: Any) -> Schedule:
+    return _flush("1f1b", graph, cluster, options, one_f_one_b_orders)
+
+
+def zero_bubble(graph: TaskGraph, cluster: Cluster, **options: Any) -> Schedule:
+    """ZB-H1 with the W deferral (all, half, none of p-1-k) that gives the shortest iteration."""
+    runs = [_flush("zero-bubble", graph, cluster, options, lambda r, m, f=f: zb_h1_orders(r, m, f))
+            for f in (1.0, 0.5, 0.0)]
+    best = min(runs, key=lambda s: s.period_cycles)
+    return best
+
+
+def interleaved_1f1b(graph: TaskGraph, cluster: Cluster, **options: Any) -> Schedule:
+    name = "interleaved-1f1b"
+    check_options(name, options, ("microbatches", "virtual_stages"))
+    p = min(cluster.size, graph.num_layers)
+    v = positive_int_option(name, "virtual_stages", options.get("virtual_stages", 2))
+    v = max(1, min(v, graph.num_layers // p))
+    if v == 1 or graph.batch < p:
+        s = one_f_one_b(graph, cluster, **{k: x for k, x in options.items() if k == "microbatches"})
+        from dataclasses import replace
+
+        return replace(s, name=name, info={**s.info, "virtual_stages": 1,
+                                           "note": "too few layers or samples to interleave; plain 1F1B"})
+    chunk_proc = [c % p for c in range(p * v)]
+    ranges = stage_ranges(graph, cluster, p * v, chunk_proc)
+    ms = _candidates(name, graph, p, options, multiple=p)
+    return _best(name, graph, cluster, ms, lambda m: interleaved_orders(ranges, p, v, m),
+                 {"stages": [list(r) for r in ranges], "virtual_stages": v})

@@ -23,6 +23,7 @@ _GENERATORS: dict[str, str] = {
     "pipedream": "schedules.pipedream:pipedream",
     "layerpipe": "schedules.pipedream:layerpipe",
     "list": "schedules.listsched:list_schedule",
+    "spikepipe": "schedules.spikepipe_sched:spikepipe",
 }
 
 # schedules that pipeline layers across processors without splitting a task's batch across them

@@ -1,0 +1,118 @@
+"""CP-SAT models of the SpikePipe scheduler (build only; solving and extraction live next door).
+
+Phase 1 (assignment): x[t, p] = task t on processor p. Minimise the period Π subject to every processor's work
+<= Π and every directed link's occupancy per period <= Π (an edge u->v with bytes crossing a -> b loads every
+link of that route for its bandwidth time). Lags make any in-period order feasible, so these are the only
+constraints on Π for unsplit tasks: it is P||Cmax with links.
+
+Phase 2 (order and lags) for a fixed assignment and period: interval [s, s + d) inside [0, Π) per task,
+no overlap per processor, lag r >= 0, every edge s_v + Π r_v >= s_u + d_u + c(u, v) + Π r_u, and
+delay_l >= ceil((Π r_W + s_W + d_W - Π r_F - s_F) / Π) - 1 (ir.slot_lag_delays). Minimise Σ delay_l.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ortools.sat.python import cp_model
+
+from hwmodels import Cluster
+from schedules.common import slot_cycles, transfer_cycles
+from spikepipe.ir import Slot, TaskGraph, TaskKind, task_id
+
+
+@dataclass
+class Phase1:
+    model: cp_model.CpModel
+    x: dict[tuple[str, int], cp_model.IntVar]
+    period: cp_model.IntVar
+    link_constraints: int
+
+
+@dataclass
+class Phase2:
+    model: cp_model.CpModel
+    start: dict[str, cp_model.IntVar]
+    lag: dict[str, cp_model.IntVar]
+    delay: list[cp_model.IntVar]
+    period: int
+
+
+def build_phase1(graph: TaskGraph, cluster: Cluster, lower: int, upper: int,
+                 hint: Mapping[str, int] | None = None) -> Phase1:
+    m = cp_model.CpModel()
+    procs = range(cluster.size)
+    tasks = list(graph.topological_order())
+    dur = {(t, p): slot_cycles(graph, cluster, t, p) for t in tasks for p in procs}
+    x = {(t, p): m.new_bool_var(f"x_{t}_{p}") for t in tasks for p in procs}
+    period = m.new_int_var(lower, max(lower, upper), "period")
+    for t in tasks:
+        m.add_exactly_one(x[t, p] for p in procs)
+    for p in procs:
+        m.add(sum(dur[t, p] * x[t, p] for t in tasks) <= period)
+    occ = cluster.interconnect.occupancy_cycles
+    heavy = [(u, v, occ(b)) for u, v, b in graph.edges if b > 0]
+    n_links = 0
+    # links can only bind if all traffic together could exceed the smallest period
+    if cluster.size > 1 and sum(o for _, _, o in heavy) > lower:
+        load: dict[tuple[int, int], list] = defaultdict(list)
+        for i, (u, v, o) in enumerate(heavy):
+            for a in procs:
+                for b in procs:
+                    if a == b:
+                        continue
+                    y = m.new_bool_var(f"y_{i}_{a}_{b}")
+                    m.add_bool_or([x[u, a].Not(), x[v, b].Not(), y])
+                    for link in cluster.route(a, b):
+                        load[link].append(o * y)
+        for terms in load.values():
+            m.add(sum(terms) <= period)
+            n_links += 1
+    homogeneous = cluster.homogeneous_ and cluster.interconnect.topology == "all-to-all"
+    if homogeneous and tasks:  # processors are interchangeable: pin one task to break the symmetry
+        m.add(x[tasks[0], 0] == 1)
+    if hint:
+        first = hint[tasks[0]] if tasks else 0
+        for t in tasks:
+            p_hint = hint[t]
+            if homogeneous:  # relabel so the pinned task's processor is 0
+                p_hint = 0 if p_hint == first else (first if p_hint == 0 else p_hint)
+            for p in procs:
+                m.add_hint(x[t, p], int(p == p_hint))
+        m.add_hint(period, upper)
+    m.minimize(period)
+    return Phase1(m, x, period, n_links)
+
+
+def build_phase2(graph: TaskGraph, cluster: Cluster, assignment: Mapping[str, int], period: int,
+                 max_lag: int, hint: list[Slot] | None = None) -> Phase2:
+    m = cp_model.CpModel()
+    tasks = list(graph.topological_order())
+    start, lag, ivs = {}, {}, defaultdict(list)
+    dur = {t: slot_cycles(graph, cluster, t, assignment[t]) for t in tasks}
+    for t in tasks:
+        start[t] = m.new_int_var(0, period - dur[t], f"s_{t}")
+        lag[t] = m.new_int_var(0, max_lag, f"r_{t}")
+        ivs[assignment[t]].append(m.new_fixed_size_interval_var(start[t], dur[t], f"i_{t}"))
+    for lst in ivs.values():
+        m.add_no_overlap(lst)
+    for u, v, b in graph.edges:
+        c = transfer_cycles(cluster, assignment[u], assignment[v], b)
+        m.add(start[v] + period * lag[v] >= start[u] + dur[u] + c + period * lag[u])
+    delay = []
+    for layer in range(graph.num_layers):
+        f, w = task_id(TaskKind.F, layer), task_id(TaskKind.W, layer)
+        d = m.new_int_var(0, max_lag + 1, f"delay_{layer}")
+        m.add(period * (d + 1) >= period * lag[w] + start[w] + dur[w] - period * lag[f] - start[f])
+        delay.append(d)
+    if tasks:
+        first = tasks[0]
+        m.add(lag[first] == 0)
+    if hint:
+        for s in hint:
+            m.add_hint(start[s.task], s.start_cycles)
+            m.add_hint(lag[s.task], s.lag)
+    m.minimize(sum(delay))
+    return Phase2(m, start, lag, delay, period)

@@ -1,0 +1,45 @@
+"""Solve a CP-SAT model with a recorded time limit, worker count and seed; report status, objective, bound, gap."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ortools.sat.python import cp_model
+
+
+@dataclass(frozen=True)
+class SolveReport:
+    status: str
+    objective: float | None
+    bound: float | None
+    gap: float | None  # (objective - bound) / objective; 0 when proven optimal
+    time_limit_s: float
+    workers: int
+    seed: int
+    wall_s: float
+
+    @property
+    def found(self) -> bool:
+        return self.status in ("OPTIMAL", "FEASIBLE")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def solve(model: cp_model.CpModel, *, time_limit_s: float, workers: int, seed: int
+          ) -> tuple[cp_model.CpSolver, SolveReport]:
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = max(0.01, float(time_limit_s))
+    solver.parameters.num_workers = max(1, int(workers))
+    solver.parameters.random_seed = int(seed)
+    t0 = time.perf_counter()
+    code = solver.solve(model)
+    wall = time.perf_counter() - t0
+    status = solver.status_name(code)
+    obj = bound = gap = None
+    if code in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        obj, bound = solver.objective_value, solver.best_objective_bound
+        gap = 0.0 if code == cp_model.OPTIMAL else (abs(obj - bound) / abs(obj) if obj else 0.0)
+    return solver, SolveReport(status, obj, bound, gap, float(time_limit_s), int(workers), int(seed), wall)

@@ -1,0 +1,35 @@
+"""Synthetic task graphs for the scheduler tests: chains and random layer DAGs with skip edges."""
+
+from __future__ import annotations
+
+import random
+
+from spikepipe.ir import LayerSpec, Task, TaskGraph, TaskKind, chain_graph, task_id
+
+
+def random_dag(layers: int, seed: int, *, skip_prob: float = 0.3, max_cycles: int = 5000,
+               edge_bytes: int = 2048, batch: int = 8) -> TaskGraph:
+    """F_i -> F_j for the chain and random skips i < j, mirrored B_j -> B_i, F_last -> B_last, B_l -> W_l."""
+    rng = random.Random(seed)
+    tasks = [Task(task_id(k, layer), layer, k, cycles=rng.randint(100, max_cycles))
+             for layer in range(layers) for k in TaskKind]
+    fwd = {(i, i + 1) for i in range(layers - 1)}
+    fwd |= {(i, j) for i in range(layers) for j in range(i + 2, layers) if rng.random() < skip_prob}
+    edges = []
+    for i, j in sorted(fwd):
+        b = rng.randint(0, edge_bytes)
+        edges += [(f"F{i}", f"F{j}", b), (f"B{j}", f"B{i}", b)]
+    edges += [(f"F{layers - 1}", f"B{layers - 1}", 0)] + [(f"B{layer}", f"W{layer}", 0) for layer in range(layers)]
+    specs = [LayerSpec(i, f"l{i}", "linear", (1,), (1,)) for i in range(layers)]
+    return TaskGraph(specs, tasks, edges, batch=batch, timesteps=1, name=f"dag{layers}s{seed}")
+
+
+def graphs() -> dict[str, TaskGraph]:
+    rng = random.Random(7)
+    return {
+        "uniform-chain": chain_graph([(3000, 3000, 3000)] * 6, edge_bytes=1024, batch=16),
+        "random-chain": chain_graph([(rng.randint(500, 9000), rng.randint(500, 9000), rng.randint(500, 9000))
+                                     for _ in range(10)], edge_bytes=4096, batch=32),
+        "one-big-layer": chain_graph([(200, 300, 100), (20000, 25000, 15000), (300, 200, 100)], batch=4),
+        "skip-dag": random_dag(7, seed=3),
+    }

@@ -26,8 +26,8 @@ _GENERATORS: dict[str, str] = {
     "spikepipe": "schedules.spikepipe_sched:spikepipe",
 }
 
-# schedules that pipeline layers across processors without splitting a task's batch across them
-PIPELINING = ("sequential", "gpipe", "1f1b", "interleaved-1f1b", "zero-bubble", "pipedream", "layerpipe", "list")
+# the standard schedules that pipeline whole tasks (no batch split across processors): what spikepipe must beat
+PIPELINING = ("sequential", "gpipe", "1f1b", "interleaved-1f1b", "zero-bubble", "pipedream", "layerpipe")
 
 
 class UnknownScheduleError(SpikePipeError):

@@ -1,0 +1,183 @@
+"""Schedule + replay + speedup for one network on one cluster: the rows `spikepipe simulate` and `compare` print.
+
+Speedup is measured, on the same minibatch: the simulated period of the 1-processor sequential run divided by the
+simulated period of the schedule (DESIGN.md section 4).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hwmodels import Cluster
+from spikepipe.ir import Schedule, SpikePipeError, TaskGraph, lower_bound_cycles
+from spikepipe.sim.engine import simulate
+from spikepipe.sim.result import SimResult
+
+log = logging.getLogger(__name__)
+
+# which generator takes which option; options a generator does not take are not passed to it
+OPTION_TARGETS: dict[str, tuple[str, ...]] = {
+    "time_limit_s": ("spikepipe",),
+    "workers": ("spikepipe",),
+    "seed": ("spikepipe",),
+    "period_slack": ("spikepipe",),
+    "microbatches": ("gpipe", "1f1b", "interleaved-1f1b", "zero-bubble"),
+    "stages": ("pipedream", "layerpipe"),
+}
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One schedule on one cluster: the schedule, its replay and the row that reports them."""
+
+    schedule: Schedule
+    sim: SimResult
+    row: dict[str, Any] = field(hash=False, compare=False)
+
+
+def options_for(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in options.items():
+        if key not in OPTION_TARGETS:
+            log.warning("option %s is not known to any schedule generator; ignored", key)
+        elif name in OPTION_TARGETS[key]:
+            out[key] = value
+    return out
+
+
+def resolve_schedules(requested: Sequence[str] | str | None) -> list[str]:
+    from schedules import names
+
+    valid = names()
+    if requested is None or requested == "all" or list(requested) == ["all"]:
+        return valid
+    if isinstance(requested, str):
+        requested = [x for x in requested.split(",") if x.strip()]
+    bad = [r for r in requested if r not in valid]
+    if bad:
+        raise SpikePipeError(f"unknown schedule(s) {', '.join(bad)}; valid names: {', '.join(valid)} or all")
+    return list(dict.fromkeys(requested))
+
+
+def sequential_period(graph: TaskGraph, cluster: Cluster, iterations: int = 3) -> float:
+    """Simulated cycles per minibatch of the sequential schedule on one processor of the cluster."""
+    from schedules import generate
+
+    one = cluster.with_size(1)
+    seq = generate("sequential", graph, one)
+    return simulate(seq, one, iterations=iterations, graph=graph, record=False).simulated_period_cycles
+
+
+def evaluate_one(name: str, graph: TaskGraph, cluster: Cluster, *, sequential_cycles: float,
+                 iterations: int | None = None, options: Mapping[str, Any] | None = None, strict: bool = False,
+                 overlap_comm: bool = True, link_contention: bool = True, record: bool = True) -> Evaluation:
+    from schedules import generate
+
+    t0 = time.perf_counter()
+    sched = generate(name, graph, cluster, **options_for(name, options or {}))
+    gen_s = time.perf_counter() - t0
+    sim = simulate(sched, cluster, iterations=iterations, graph=graph, strict=strict, overlap_comm=overlap_comm,
+                   link_contention=link_contention, record=record)
+    peak = max(sim.peak_memory_bytes, default=0)
+    row: dict[str, Any] = {
+        "schedule": name,
+        "kind": sched.kind,
+        "processors": cluster.size,
+        "period_cycles": sched.period_cycles,
+        "simulated_period_cycles": sim.simulated_period_cycles,
+        "speedup": sequential_cycles / sim.simulated_period_cycles if sim.simulated_period_cycles else 0.0,
+        "comm_fraction": sim.comm_fraction,
+        "gradient_delays": list(sched.gradient_delays),
+        "peak_memory_bytes": peak,
+        "microbatches": sched.microbatches,
+        "max_delay": max(sched.gradient_delays, default=0),
+        "simulated_gradient_delays": list(sim.gradient_delays),
+        "mean_utilisation": sum(sim.utilisation) / max(1, len(sim.utilisation)),
+        "comm_bytes_fraction": sim.comm_bytes_fraction,
+        "comm_bytes_per_iteration": sim.comm_bytes_per_iteration,
+        "peak_memory_bytes_per_processor": list(sim.peak_memory_bytes),
+        "weight_bytes_per_processor": list(sim.weight_bytes),
+        "peak_stash_bytes": max(sim.peak_stash_bytes, default=0),
+        "peak_activation_bytes": max(sim.peak_activation_bytes, default=0),
+        "utilisation": list(sim.utilisation),
+        "late_slots": sim.late_slots,
+        "makespan_cycles": sim.makespan_cycles,
+        "iterations": sim.iterations,
+        "schedule_wall_s": round(gen_s, 3),
+        "sim_wall_s": round(sim.wall_s, 3),
+    }
+    for key in ("phase1", "phase2", "fallback", "gap", "solve_s", "stages"):
+        if key in sched.info and isinstance(sched.info[key], (int, float, str, bool, type(None))):
+            row[f"info_{key}"] = sched.info[key]
+    return Evaluation(sched, sim, row)
+
+
+def evaluate_graph(graph: TaskGraph, cluster: Cluster, schedules: Sequence[str] | str | None = None, *,
+                   iterations: int | None = None, options: Mapping[str, Any] | None = None, strict: bool = False,
+                   overlap_comm: bool = True, link_contention: bool = True, record: bool = True,
+                   progress: Progress | None = None, keep_going: bool = True) -> tuple[dict[str, Any], list[Evaluation]]:
+    """Every requested schedule on the cluster. Returns the report (the `simulate --json` object) and the
+    evaluations (schedules and replays, for plots and traces). A generator that fails is reported under
+    "errors" when `keep_going`, else its error propagates."""
+    names = resolve_schedules(schedules)
+    seq = sequential_period(graph, cluster)
+    lb = lower_bound_cycles(graph, cluster)
+    results, evals, errors = [], [], []
+    for name in names:
+        if progress:
+            progress(name)
+        try:
+            ev = evaluate_one(name, graph, cluster, sequential_cycles=seq, iterations=iterations, options=options,
+                              strict=strict, overlap_comm=overlap_comm, link_contention=link_contention,
+                              record=record)
+        except SpikePipeError as exc:
+            if not keep_going:
+                raise
+            log.warning("schedule %s failed on %s at P=%d: %s", name, graph.name, cluster.size, exc)
+            errors.append({"schedule": name, "error": str(exc).splitlines()[0]})
+            continue
+        results.append(ev.row)
+        evals.append(ev)
+    report = {
+        "network": graph.name,
+        "processors": cluster.size,
+        "lower_bound_cycles": lb,
+        "results": results,
+        "sequential_cycles": seq,
+        "ideal_speedup": seq / lb if lb else None,
+        "batch": graph.batch,
+        "timesteps": graph.timesteps,
+        "errors": errors,
+    }
+    return report, evals
+
+
+def load_graph(network: str, cluster: Cluster, batch: int | None = None, timesteps: int | None = None) -> TaskGraph:
+    from spikepipe.workload import load_workload
+
+    kwargs: dict[str, Any] = {"processor": cluster.processors[0]}
+    if batch is not None:
+        kwargs["batch"] = batch
+    if timesteps is not None:
+        kwargs["timesteps"] = timesteps
+    return load_workload(network, **kwargs)
+
+
+def evaluate_schedules(*, network: str, processors: int, schedules: Sequence[str] | str | None = None,
+                       batch: int | None = None, timesteps: int | None = None, hardware: str | None = None,
+                       array: str | None = None, dataflow: str | None = None, iterations: int | None = None,
+                       options: Mapping[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
+    """The whole `spikepipe simulate --json` report from plain arguments (used by the sweep driver)."""
+    from hwmodels.config import load_cluster
+
+    cluster = load_cluster(hardware, processors=processors, array=array, dataflow=dataflow)
+    graph = load_graph(network, cluster, batch, timesteps)
+    report, _ = evaluate_graph(graph, cluster, schedules, iterations=iterations, options=options, record=False,
+                               keep_going=False, **kwargs)
+    return report

@@ -318,24 +318,20 @@ class _Replay:
         hi = n - 1
         if hi > lo:
             sim_period = (self.complete[hi] - self.complete[lo]) / (hi - lo)
-            w0, w1 = self.complete[lo], self.complete[hi]
         else:
             sim_period = float(self.complete[hi] - min((r.start_cycles for r in self.slot_recs), default=0))
-            w0, w1 = 0, self.complete[hi]
-        window = max(1, w1 - w0)
+        # busy time per minibatch over the steady period: exact in steady state, and blind to warm-up and drain
+        steady = range(lo, n) if n > lo else range(n)
+        per = max(1e-9, sim_period) * max(1, len(steady))
         busy: dict[int, int] = defaultdict(int)
-        for r in self.slot_recs:
-            a, b = max(r.start_cycles, w0), min(r.end_cycles, w1)
-            if b > a:
-                busy[r.processor] += b - a
+        for sl in self.s.slots:
+            busy[sl.processor] += sl.duration_cycles
         link_busy: dict[object, int] = defaultdict(int)
         for r in self.xfer_recs:
-            a, b = max(r.start_cycles, w0), min(r.end_cycles, w1)
-            if b > a:
-                link_busy[r.link if r.link is not None else "collective"] += b - a
-        util = tuple(busy[p] / window for p in range(self.s.processors))
+            if r.minibatch in steady:
+                link_busy[r.link if r.link is not None else "collective"] += r.end_cycles - r.start_cycles
+        util = tuple(min(1.0, busy[p] / max(1e-9, sim_period)) for p in range(self.s.processors))
         compute = sum(sl.duration_cycles for sl in self.s.slots)
-        steady = range(lo, n) if n > lo else range(n)
         comm = sum(self.comm_time[i] for i in steady) / max(1, len(steady))
         cross = sum(d.bytes for d in self.deps if d.route)
         total_bytes = sum(d.bytes for d in self.deps)
@@ -350,7 +346,7 @@ class _Replay:
             comm_fraction=comm / (comm + compute) if comm + compute else 0.0,
             comm_bytes_per_iteration=cross + coll_bytes,
             comm_bytes_fraction=(cross + coll_bytes) / (total_bytes + coll_bytes) if total_bytes + coll_bytes else 0.0,
-            link_utilisation_max=max(link_busy.values(), default=0) / window,
+            link_utilisation_max=max(link_busy.values(), default=0) / per,
             peak_memory_bytes=mem.total, weight_bytes=mem.weights, peak_stash_bytes=mem.stash,
             peak_activation_bytes=mem.activations, gradient_delays=self._delays(lo),
             late_slots=self.late, max_late_cycles=self.max_late, violations=tuple(self.violations),

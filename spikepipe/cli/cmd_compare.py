@@ -1,0 +1,103 @@
+"""`spikepipe compare`: every schedule at several processor counts; tables, speedup plot, Gantt charts, trace."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from spikepipe.cli.cmd_simulate import (
+    add_sim_options,
+    contract_report,
+    progress_bar,
+    results_table,
+    sim_kwargs,
+)
+from spikepipe.cli.common import Result, add_hardware, add_json, add_network, cluster_from_args, int_list
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compare", help="compare all schedules at several processor counts (tables, plots, trace)")
+    add_network(p)
+    p.add_argument("--processors", "-P", type=int_list, default=[2, 4, 8, 16], metavar="P1,P2,...",
+                   help="processor counts (default 2,4,8,16)")
+    p.add_argument("--schedules", default="all", metavar="NAME,...|all", help="schedules to compare (default all)")
+    p.add_argument("--out", default="results/compare", metavar="DIR", help="output folder (default results/compare)")
+    p.add_argument("--gantt", type=int, default=None, metavar="P",
+                   help="draw Gantt charts at this processor count (default: the largest)")
+    add_hardware(p)
+    add_sim_options(p)
+    add_json(p)
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> Result:
+    from spikepipe.cli.common import CliError
+    from spikepipe.io import check_writable, write_csv, write_json
+    from spikepipe.plots import save_gantt, save_speedup
+    from spikepipe.sim.evaluate import evaluate_graph, load_graph, resolve_schedules
+    from spikepipe.trace import write_trace
+
+    procs = sorted(set(args.processors))
+    if not procs:
+        raise CliError("--processors needs at least one processor count, e.g. 2,4,8,16")
+    gantt_p = args.gantt if args.gantt is not None else procs[-1]
+    if gantt_p not in procs:
+        raise CliError(f"--gantt {gantt_p} is not one of --processors {','.join(map(str, procs))}")
+    names = resolve_schedules(args.schedules)
+    out = Path(args.out)
+    check_writable(out / "results.json")
+    graph = None
+    reports: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
+    files: dict[str, Any] = {"gantt": []}
+    ideal: dict[int, float] = {}
+    with progress_bar(len(procs) * len(names), "compare") as bar:
+        task = bar.add_task("compare", total=len(procs) * len(names))
+        for i, p in enumerate(procs):
+            cluster = cluster_from_args(args, processors=p)
+            if graph is None:
+                graph = load_graph(args.network, cluster, args.batch, args.timesteps)
+            label = f"{graph.name} P={p}"
+
+            def step(name: str, label: str = label, base: int = i * len(names)) -> None:
+                bar.update(task, description=f"{label}: {name}", completed=base + names.index(name))
+
+            report, evals = evaluate_graph(graph, cluster, names, progress=step, **sim_kwargs(args))
+            data = contract_report(report)
+            reports.append({**data, "sequential_cycles": report["sequential_cycles"]})
+            rows += [{"network": graph.name, "processors": p, "lower_bound_cycles": data["lower_bound_cycles"], **r}
+                     for r in data["results"]]
+            ideal[p] = report["ideal_speedup"]
+            bar.update(task, completed=(i + 1) * len(names))
+            if p == gantt_p:
+                bar.update(task, description=f"{label}: plots")
+                for e in evals:
+                    path = out / f"gantt_{e.schedule.name}_P{p}.png"
+                    files["gantt"].append(str(save_gantt(path, e.schedule, e.sim, network=graph.name,
+                                                         num_layers=graph.num_layers)))
+                files["trace"] = str(write_trace(out / f"trace_P{p}.json",
+                                                 [(f"{e.schedule.name} P={p}", e.sim) for e in evals],
+                                                 freq_hz=cluster.processors[0].freq_hz))
+    assert graph is not None
+    ok_rows = [r for r in rows if not r.get("error")]
+    files["speedup"] = str(save_speedup(out / "speedup.png", ok_rows, ideal, network=graph.name,
+                                        subtitle=f"B={graph.batch}, T={graph.timesteps}, "
+                                                 f"{len(names)} schedules, replayed in SimPy"))
+    files["csv"] = str(write_csv(out / "results.csv", rows))
+    summary = {"network": graph.name, "processors": procs, "batch": graph.batch, "timesteps": graph.timesteps,
+               "reports": reports, "files": files}
+    files["json"] = str(write_json(out / "results.json", summary))
+
+    def render() -> None:
+        from spikepipe.cli.cmd_simulate import wide_console
+
+        console = wide_console()
+        for rep in reports:
+            console.print(results_table(rep, rep))
+        console.print(f"wrote {len(files['gantt'])} Gantt charts, speedup plot, trace, CSV and JSON to "
+                      f"[bold]{out.resolve()}[/bold]")
+        console.print(f"  speedup plot: {files['speedup']}\n  trace (open in ui.perfetto.dev): {files['trace']}\n"
+                      f"  table: {files['csv']}")
+
+    return Result(summary, render)

@@ -1,0 +1,191 @@
+"""`spikepipe simulate`: schedule a network on P processors and replay every schedule in the SimPy simulator."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from spikepipe.cli.common import (
+    CliError,
+    Result,
+    add_hardware,
+    add_json,
+    add_network,
+    cluster_from_args,
+    positive_int,
+)
+
+CONTRACT_KEYS = ("schedule", "period_cycles", "simulated_period_cycles", "speedup", "comm_fraction",
+                 "gradient_delays", "peak_memory_bytes")
+
+
+def positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return v
+
+
+def add_sim_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("simulation")
+    g.add_argument("--iterations", type=positive_int, default=None,
+                   help="minibatches to replay (default: enough to measure the steady state)")
+    g.add_argument("--time-limit", type=positive_float, default=None, metavar="SECONDS",
+                   help="time limit per schedule for solver-based schedulers (spikepipe's CP-SAT; default 10 s)")
+    g.add_argument("--microbatches", type=positive_int, default=None,
+                   help="micro-batches for flush schedules (default: the best of P, 2P, 4P)")
+    g.add_argument("--strict", action="store_true",
+                   help="fail when a slot's input is not ready at its scheduled start instead of running it late")
+    g.add_argument("--no-overlap", action="store_true",
+                   help="transfers occupy the sending processor (no DMA overlap with compute)")
+    g.add_argument("--no-contention", action="store_true",
+                   help="give every transfer a private link (what the schedulers assume) instead of queueing")
+
+
+def sim_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if args.time_limit is not None:
+        options["time_limit_s"] = args.time_limit
+    if args.microbatches is not None:
+        options["microbatches"] = args.microbatches
+    return {"iterations": args.iterations, "options": options, "strict": args.strict,
+            "overlap_comm": not args.no_overlap, "link_contention": not args.no_contention}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("simulate", help="schedule a network on P processors and replay it (speedup, comm, memory)")
+    add_network(p)
+    p.add_argument("--processors", "-P", type=positive_int, required=True, help="number of processors P")
+    from schedules.registry import names
+
+    p.add_argument("--schedule", default="all", metavar="NAME|all",
+                   help=f"schedule generator, a comma list, or all (default): {', '.join(names())}")
+    add_hardware(p)
+    add_sim_options(p)
+    g = p.add_argument_group("outputs")
+    g.add_argument("--gantt", default=None, metavar="OUT.png", help="Gantt chart of one steady-state period")
+    g.add_argument("--gantt-schedule", default=None, metavar="NAME",
+                   help="which schedule the Gantt chart and trace show (default: spikepipe if run, else the first)")
+    g.add_argument("--trace", default=None, metavar="OUT.json", help="Chrome trace (open in ui.perfetto.dev)")
+    g.add_argument("--csv", default=None, metavar="OUT.csv", help="one row per schedule")
+    add_json(p)
+    p.set_defaults(handler=run)
+
+
+def contract_report(report: dict[str, Any]) -> dict[str, Any]:
+    """The `--json` object: exactly network, processors, lower_bound_cycles and results (failed generators appear
+    as rows with null numbers and an `error`)."""
+    rows = []
+    for r in report["results"]:
+        rows.append({**{k: r[k] for k in CONTRACT_KEYS}, **{k: v for k, v in r.items() if k not in CONTRACT_KEYS},
+                     "sequential_cycles": report["sequential_cycles"]})
+    for e in report["errors"]:
+        rows.append({**dict.fromkeys(CONTRACT_KEYS), "schedule": e["schedule"], "error": e["error"]})
+    return {"network": report["network"], "processors": report["processors"],
+            "lower_bound_cycles": report["lower_bound_cycles"], "results": rows}
+
+
+def pick(evals: list, name: str | None):
+    if not evals:
+        return None
+    if name is not None:
+        for e in evals:
+            if e.schedule.name == name:
+                return e
+        raise CliError(f"--gantt-schedule {name} was not simulated; run it with --schedule {name} or all")
+    return next((e for e in evals if e.schedule.name == "spikepipe"), evals[0])
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    from spikepipe.io import check_writable
+
+    for opt in ("gantt", "trace", "csv"):
+        path = getattr(args, opt, None)
+        if path:
+            check_writable(path)
+
+
+def progress_bar(total: int, description: str):
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+
+
+def run(args: argparse.Namespace) -> Result:
+    from spikepipe.io import write_csv
+    from spikepipe.sim.evaluate import evaluate_graph, load_graph, resolve_schedules
+
+    names = resolve_schedules(None if args.schedule == "all" else args.schedule)
+    check_outputs(args)
+    cluster = cluster_from_args(args, processors=args.processors)
+    graph = load_graph(args.network, cluster, args.batch, args.timesteps)
+    with progress_bar(len(names), "simulate") as bar:
+        task = bar.add_task(f"{graph.name} P={cluster.size}", total=len(names))
+
+        def step(name: str) -> None:
+            bar.update(task, description=f"{graph.name} P={cluster.size}: {name}",
+                       completed=names.index(name))
+
+        report, evals = evaluate_graph(graph, cluster, names, progress=step,
+                                       keep_going=len(names) > 1, **sim_kwargs(args))
+        bar.update(task, completed=len(names))
+    data = contract_report(report)
+    files: dict[str, str] = {}
+    shown = pick(evals, args.gantt_schedule)
+    if args.gantt and shown is not None:
+        from spikepipe.plots import save_gantt
+
+        files["gantt"] = str(save_gantt(args.gantt, shown.schedule, shown.sim, network=graph.name,
+                                        num_layers=graph.num_layers))
+    if args.trace and shown is not None:
+        from spikepipe.trace import write_trace
+
+        files["trace"] = str(write_trace(args.trace, [(f"{e.schedule.name} P={cluster.size}", e.sim) for e in evals],
+                                         freq_hz=cluster.processors[0].freq_hz))
+    if args.csv:
+        files["csv"] = str(write_csv(args.csv, [{"network": graph.name, **r} for r in data["results"]]))
+
+    def render() -> None:
+
+        console = wide_console()
+        console.print(results_table(data, report))
+        for kind, path in files.items():
+            console.print(f"{kind}: {Path(path).resolve()}")
+
+    return Result(data, render)
+
+
+def wide_console():
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=150)
+
+
+def results_table(data: dict[str, Any], report: dict[str, Any]):
+    from rich.table import Table
+
+    seq = report["sequential_cycles"]
+    lb = data["lower_bound_cycles"]
+    t = Table(title=f"{data['network']} on P={data['processors']}: sequential {seq:,.0f} cycles/minibatch, "
+                    f"lower bound {lb:,} (ideal speedup {seq / lb if lb else 0:.2f}x)")
+    for col in ("schedule", "kind", "period", "simulated", "speedup", "util", "comm", "max delay", "peak mem",
+                "late"):
+        t.add_column(col, justify="left" if col in ("schedule", "kind") else "right", no_wrap=True)
+    for r in data["results"]:
+        if r.get("error"):
+            t.add_row(r["schedule"], "-", "-", "-", "-", "-", "-", "-", "-", f"[red]{r['error'][:60]}[/red]")
+            continue
+        best = r["schedule"] == "spikepipe"
+        t.add_row(
+            f"[bold]{r['schedule']}[/bold]" if best else r["schedule"], r["kind"], f"{r['period_cycles']:,}",
+            f"{r['simulated_period_cycles']:,.0f}", f"{r['speedup']:.2f}x", f"{r['mean_utilisation']:.0%}",
+            f"{r['comm_fraction']:.1%}", str(r["max_delay"]), f"{r['peak_memory_bytes'] / 2**20:,.1f} MiB",
+            str(r["late_slots"]))
+    return t

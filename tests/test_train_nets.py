@@ -1,0 +1,86 @@
+"""Stand-in networks with SNNNet's structure (blocks, sources, residuals) for the trainer tests."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class _Spike(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, u):  # noqa: ANN001
+        ctx.save_for_backward(u)
+        return (u > 0).to(u.dtype)
+
+    @staticmethod
+    def backward(ctx, g):  # noqa: ANN001
+        (u,) = ctx.saved_tensors
+        return g / (1 + (math.pi * u) ** 2)
+
+
+class LIFBlock(nn.Module):
+    def __init__(self, fin: int, fout: int, beta: float = 0.8, spiking: bool = True) -> None:
+        super().__init__()
+        self.fc = nn.Linear(fin, fout)
+        self.beta, self.spiking = beta, spiking
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        z = self.fc(x)
+        if residual is not None:
+            z = z + residual
+        if not self.spiking:
+            return z
+        u = torch.zeros_like(z[0])
+        out = []
+        for t in range(z.shape[0]):
+            u = self.beta * u + z[t]
+            s = _Spike.apply(u - 1.0)
+            u = u - s
+            out.append(s)
+        return torch.stack(out)
+
+
+class TinySNN(nn.Module):
+    """8 inputs -> LIF 16 -> LIF 16 (+ residual from block 0) -> linear readout 4."""
+
+    def __init__(self, seed: int = 0, timesteps: int = 4) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.blocks = nn.ModuleList([LIFBlock(8, 16), LIFBlock(16, 16), LIFBlock(16, 4, spiking=False)])
+        with torch.no_grad():
+            self.blocks[0].fc.weight.mul_(3.0)
+        self.sources = (-1, 0, 1)
+        self.residuals = (None, 0, None)
+        self.timesteps = timesteps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = []
+        for i, b in enumerate(self.blocks):
+            xin = x if self.sources[i] == -1 else outs[self.sources[i]]
+            r = self.residuals[i]
+            outs.append(b(xin) if r is None else b(xin, residual=outs[r]))
+        return outs[-1].mean(0)
+
+
+class ScalarChain(nn.Module):
+    """h0 = w0 x, h1 = w1 h0, logits = w2 h1 (w2: 2x1); no neurons, float64, for hand-computed oracles."""
+
+    def __init__(self, w0: float, w1: float, w2: tuple[float, float]) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList([nn.Linear(1, 1, bias=False, dtype=torch.float64),
+                                     nn.Linear(1, 1, bias=False, dtype=torch.float64),
+                                     nn.Linear(1, 2, bias=False, dtype=torch.float64)])
+        with torch.no_grad():
+            self.blocks[0].weight.fill_(w0)
+            self.blocks[1].weight.fill_(w1)
+            self.blocks[2].weight.copy_(torch.tensor([[w2[0]], [w2[1]]], dtype=torch.float64))
+        self.sources = (-1, 0, 1)
+        self.residuals = (None, None, None)
+        self.timesteps = 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for b in self.blocks:
+            x = b(x)
+        return x.mean(0)

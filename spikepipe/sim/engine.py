@@ -66,6 +66,16 @@ def graph_dependencies(graph: TaskGraph, slots: Sequence[Slot]) -> list[tuple[st
     return out
 
 
+class _AfterAll(simpy.events.Event):
+    """A timeout processed after every ordinary event of its instant: a slot due at t sees data that arrives at t."""
+
+    def __init__(self, env: simpy.Environment, delay: int) -> None:
+        super().__init__(env)
+        self._ok = True
+        self._value = None
+        env.schedule(self, priority=2, delay=delay)  # simpy's NORMAL is 1, URGENT 0
+
+
 class _Replay:
     def __init__(self, schedule: Schedule, cluster: Cluster, graph: TaskGraph | None, iterations: int,
                  strict: bool, overlap_comm: bool, weight_stashing: bool, record: bool,
@@ -167,9 +177,9 @@ class _Replay:
                 if n < 0 or n >= self.n:
                     continue
                 sched = base + sl.start_cycles
-                if env.now < sched:
-                    yield env.timeout(sched - env.now)
-                elif env.now > sched:
+                if env.now <= sched:
+                    yield _AfterAll(env, sched - env.now)
+                else:
                     if self.strict:
                         raise SimulationError(
                             f"schedule {self.s.name}: processor {p} is still busy at cycle {env.now} when slot "
@@ -272,8 +282,8 @@ class _Replay:
                 if n < 0 or n >= self.n:
                     continue
                 sched = k * self.period + c.start_cycles
-                if env.now < sched:
-                    yield env.timeout(sched - env.now)
+                if env.now <= sched:
+                    yield _AfterAll(env, sched - env.now)
                 waits = [ev for sid in c.after if not (ev := self._ev(("d", sid, n))).triggered]
                 if waits:
                     if self.strict:
@@ -302,7 +312,12 @@ class _Replay:
         procs = [self.env.process(self.processor(p, lst)) for p, lst in sorted(self.order.items()) if lst]
         if self.s.collectives:
             procs.append(self.env.process(self.collectives()))
-        self.env.run()
+        try:
+            self.env.run()
+        except SimulationError as exc:  # SimPy re-raises a copy built from args: give back the original
+            if isinstance(exc.__cause__, SimulationError):
+                raise exc.__cause__.with_traceback(None) from None
+            raise
         stuck = [p for p in procs if p.is_alive]
         if stuck:
             where = "; ".join(f"processor {p} waits for {w}" for p, w in sorted(self.waiting.items()))
@@ -314,14 +329,13 @@ class _Replay:
 
     def _result(self, wall_s: float) -> SimResult:
         n = self.n
-        lo = n // 2 if n >= 2 else 0
-        hi = n - 1
+        lo, hi = self.steady_range()
         if hi > lo:
             sim_period = (self.complete[hi] - self.complete[lo]) / (hi - lo)
         else:
             sim_period = float(self.complete[hi] - min((r.start_cycles for r in self.slot_recs), default=0))
         # busy time per minibatch over the steady period: exact in steady state, and blind to warm-up and drain
-        steady = range(lo, n) if n > lo else range(n)
+        steady = range(lo, hi + 1)
         per = max(1e-9, sim_period) * max(1, len(steady))
         busy: dict[int, int] = defaultdict(int)
         for sl in self.s.slots:
@@ -348,12 +362,23 @@ class _Replay:
             comm_bytes_fraction=(cross + coll_bytes) / (total_bytes + coll_bytes) if total_bytes + coll_bytes else 0.0,
             link_utilisation_max=max(link_busy.values(), default=0) / per,
             peak_memory_bytes=mem.total, weight_bytes=mem.weights, peak_stash_bytes=mem.stash,
-            peak_activation_bytes=mem.activations, gradient_delays=self._delays(lo),
+            peak_activation_bytes=mem.activations, gradient_delays=self._delays(steady),
             late_slots=self.late, max_late_cycles=self.max_late, violations=tuple(self.violations),
             events=self.events, wall_s=wall_s,
             slot_records=tuple(self.slot_recs), transfer_records=tuple(self.xfer_recs))
 
-    def _delays(self, lo: int) -> tuple[int, ...]:
+    def steady_range(self) -> tuple[int, int]:
+        """Minibatches [lo, hi] measured: every slot of the periods they occupy (n .. n + max lag) works on a real
+        minibatch (no warm-up or drain in front of them in any processor's order), and the first half of those is
+        skipped so that a replay that runs late has reached its backlog."""
+        hi = self.n - 1 - self.max_lag
+        if hi - self.max_lag < 1:
+            log.warning("schedule %s: %d iterations are too few to measure a steady state with lags up to %d; "
+                        "use at least %d", self.s.name, self.n, self.max_lag, 2 * self.max_lag + 2)
+            return (0, self.n - 1) if self.n >= 2 else (0, 0)
+        return self.max_lag + (hi - self.max_lag) // 2, hi
+
+    def _delays(self, steady: range) -> tuple[int, ...]:
         """Per layer, the most updates any steady-state minibatch's forward missed: n - 1 - (newest minibatch
         whose update landed by the time F_l(n) read its weights)."""
         layers = sorted({sl.layer for sl in self.s.slots})
@@ -362,7 +387,7 @@ class _Replay:
         out = []
         for layer in range(num):
             worst = 0
-            for n in range(lo, self.n):
+            for n in steady:
                 t = self.read.get((layer, n))
                 if t is None:
                     continue
@@ -402,7 +427,7 @@ def simulate(schedule: Schedule, cluster: Cluster, *, iterations: int | None = N
                                   "processor", slot=sl.id)
     if iterations is None:
         lag = max([schedule.max_lag] + [c.lag for c in schedule.collectives])
-        iterations = max(8, 2 * (lag + 3))
+        iterations = max(8, 4 * lag + 4)
     if not isinstance(iterations, int) or iterations < 1:
         raise SimulationError(f"iterations must be a positive integer, got {iterations!r}")
     replay = _Replay(schedule, cluster, graph, iterations, strict, overlap_comm, weight_stashing, record,

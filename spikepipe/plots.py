@@ -56,10 +56,22 @@ def gantt_figure(schedule: Schedule, result: SimResult, *, network: str = "", nu
         if (b - a) / length > 0.035:
             label = r.slot if r.microbatch == 0 else f"{r.task}.{r.microbatch}"
             ax.text((a + b) / 2 - t0, r.processor, f"{label}\nmb{r.minibatch}", ha="center", va="center",
-                    fontsize=6.5, clip_on=True)
+                    fontsize=6.5, clip_on=True,
+                    bbox={"facecolor": "white", "alpha": 0.65, "pad": 0.6, "edgecolor": "none"})
+    # one extra row: when any link carries data, and the collectives (which hold every link)
+    net_row = procs
+    for r in result.transfer_records:
+        a, b = max(r.start_cycles, t0), min(r.end_cycles, t1)
+        if b <= a:
+            continue
+        ax.barh(net_row, b - a, left=a - t0, height=0.8 if r.collective else 0.5,
+                color="0.45" if r.collective else "0.75", edgecolor="none")
+        if r.collective and (b - a) / length > 0.035:
+            ax.text((a + b) / 2 - t0, net_row, r.src.replace("allreduce", "AR"), ha="center", va="center", fontsize=6.5, color="white",
+                    clip_on=True)
     ax.set_xlim(0, length)
-    ax.set_ylim(procs - 0.5, -0.5)
-    ax.set_yticks(range(procs), [f"P{p}" for p in range(procs)])
+    ax.set_ylim(procs + 0.5, -0.5)
+    ax.set_yticks(range(procs + 1), [f"P{p}" for p in range(procs)] + ["links"])
     ax.set_xlabel("cycles within one steady-state period")
     ax.set_ylabel("processor")
     sim = result.simulated_period_cycles
@@ -69,7 +81,9 @@ def gantt_figure(schedule: Schedule, result: SimResult, *, network: str = "", nu
         title += f", {schedule.microbatches} micro-batches"
     ax.set_title(title, fontsize=10)
     handles = [Patch(facecolor="white", edgecolor="black", hatch=_HATCH[k], label=_KIND_NAME[k]) for k in "FBW"]
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.13 if procs > 4 else -0.25), ncol=3,
+    handles += [Patch(facecolor="0.75", label="some link busy (transfer)"),
+                Patch(facecolor="0.45", label="collective (all links)")]
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.13 if procs > 4 else -0.25), ncol=5,
               fontsize=8, title="task kind (colour = layer)", title_fontsize=8, frameon=False)
     sm = ScalarMappable(norm=norm, cmap=cmap)
     cbar = fig.colorbar(sm, ax=ax, pad=0.02, fraction=0.03)

@@ -25,9 +25,10 @@ class LIFBlock(nn.Module):
         super().__init__()
         self.fc = nn.Linear(fin, fout)
         self.beta, self.spiking = beta, spiking
+        self.gain = 1.0  # tests set it to nan to make a run diverge on purpose
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
-        z = self.fc(x)
+        z = self.fc(x) * self.gain
         if residual is not None:
             z = z + residual
         if not self.spiking:
@@ -43,12 +44,14 @@ class LIFBlock(nn.Module):
 
 
 class TinySNN(nn.Module):
-    """8 inputs -> LIF 16 -> LIF 16 (+ residual from block 0) -> linear readout 4."""
+    """inputs -> LIF hidden -> LIF hidden (+ residual from block 0) -> linear readout."""
 
-    def __init__(self, seed: int = 0, timesteps: int = 4) -> None:
+    def __init__(self, seed: int = 0, timesteps: int = 4, inputs: int = 8, hidden: int = 16,
+                 classes: int = 4) -> None:
         super().__init__()
         torch.manual_seed(seed)
-        self.blocks = nn.ModuleList([LIFBlock(8, 16), LIFBlock(16, 16), LIFBlock(16, 4, spiking=False)])
+        self.blocks = nn.ModuleList([LIFBlock(inputs, hidden), LIFBlock(hidden, hidden),
+                                     LIFBlock(hidden, classes, spiking=False)])
         with torch.no_grad():
             self.blocks[0].fc.weight.mul_(3.0)
         self.sources = (-1, 0, 1)

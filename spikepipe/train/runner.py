@@ -1,0 +1,203 @@
+"""A whole training run: data, model, schedule, epochs, evaluation, checkpoints, metrics and the result row."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from spikepipe.ir import Schedule
+from spikepipe.train import checkpoint, netfn
+from spikepipe.train.bptt import NonFiniteLossError, PlainBPTT, TrainerBase
+from spikepipe.train.data import Dataset, Split, batch_order, load_dataset
+from spikepipe.train.encoders import encode
+from spikepipe.train.metrics import write_metrics
+from spikepipe.train.optim import OptimConfig, lr_at
+from spikepipe.train.pipelined import ExactPipeline, GradientQueue, TrainerError
+
+log = logging.getLogger(__name__)
+MODES = ("exact", "queue")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    network: str = "snn-mlp"
+    dataset: str = "digits"
+    schedule: str = "none"  # "none": plain BPTT; otherwise a schedule name solved for `processors`
+    processors: int = 4
+    hardware: str | None = None
+    epochs: int = 5
+    batch: int = 32
+    timesteps: int | None = None  # network default if None
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    lr_schedule: str = "cosine"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    seed: int = 0
+    encoder: str = "direct"
+    stash: bool = True
+    compensation: str = "none"
+    mode: str = "exact"  # exact schedule execution, or the gradient-queue approximation
+    data_dir: str | None = None
+    limit_train: int | None = None  # use only the first N training samples (quick runs)
+    eval_batch: int = 256
+    threads: int = 1
+    out: str | None = None
+    resume: bool = False
+
+    def optim(self) -> OptimConfig:
+        return OptimConfig(name=self.optimizer, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
+                           schedule=self.lr_schedule)
+
+
+class ProgressHook(Protocol):
+    def epoch_start(self, epoch: int, epochs: int, batches: int) -> None: ...
+    def batch_done(self) -> None: ...
+    def epoch_end(self, row: dict[str, Any]) -> None: ...
+
+
+def set_determinism(seed: int, threads: int) -> None:
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.manual_seed(seed)
+
+
+def build_model(cfg: TrainConfig, num_classes: int) -> tuple[nn.Module, torch.Tensor]:
+    from spikepipe import zoo
+
+    return zoo.build(cfg.network, timesteps=cfg.timesteps, batch=cfg.batch, num_classes=num_classes, seed=cfg.seed)
+
+
+def build_schedule(cfg: TrainConfig, timesteps: int) -> Schedule:
+    import schedules
+    from hwmodels.config import load_cluster
+    from spikepipe.workload import load_workload
+
+    graph = load_workload(cfg.network, batch=cfg.batch, timesteps=timesteps)
+    cluster = load_cluster(cfg.hardware, processors=cfg.processors)
+    return schedules.generate(cfg.schedule, graph, cluster)
+
+
+@torch.no_grad()
+def evaluate(trainer: TrainerBase, split: Split, cfg: TrainConfig, timesteps: int) -> tuple[float, float]:
+    loss_sum, correct = 0.0, 0
+    for i in range(0, len(split), cfg.eval_batch):
+        xb, yb = split.x[i:i + cfg.eval_batch], split.y[i:i + cfg.eval_batch]
+        logits = trainer.logits(encode(cfg.encoder, xb, timesteps, seed=cfg.seed * 7 + 99991 + i))
+        loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))
+        correct += int((logits.argmax(1) == yb).sum())
+    return loss_sum / max(1, len(split)), correct / max(1, len(split))
+
+
+def _make_trainer(cfg: TrainConfig, net: nn.Module, schedule: Schedule | None, total: int,
+                  steps_per_epoch: int) -> TrainerBase:
+    opt = cfg.optim()
+    if cfg.mode not in MODES:
+        raise TrainerError(f"unknown trainer mode {cfg.mode!r}; valid: {', '.join(MODES)}")
+    if schedule is None or schedule.kind == "flush":  # flush schedules have no delays: plain BPTT
+        return PlainBPTT(net, opt, total_steps=total)
+    if cfg.mode == "queue":
+        return GradientQueue(net, opt, tuple(schedule.gradient_delays), total_steps=total)
+    return ExactPipeline(net, opt, schedule, total_steps=total, stash=cfg.stash, compensation=cfg.compensation,
+                         anneal_steps=steps_per_epoch)
+
+
+def run(cfg: TrainConfig, *, model: tuple[nn.Module, torch.Tensor] | None = None,
+        schedule: Schedule | None = None, dataset: Dataset | None = None,
+        progress: ProgressHook | None = None) -> dict[str, Any]:
+    """Train and evaluate; returns the result row. `model`, `schedule` and `dataset` override what cfg names."""
+    set_determinism(cfg.seed, cfg.threads)
+    data = dataset or load_dataset(cfg.dataset, cfg.data_dir,
+                                   **({"limit_train": cfg.limit_train} if cfg.dataset == "fashion-mnist" else {}))
+    if cfg.limit_train is not None and cfg.dataset != "fashion-mnist":
+        data = Dataset(data.name, Split(data.train.x[:cfg.limit_train], data.train.y[:cfg.limit_train]),
+                       data.val, data.test, data.num_classes, data.sample_shape)
+    net, example = model if model is not None else build_model(cfg, data.num_classes)
+    netfn.check_net(net)
+    timesteps = int(example.shape[0])
+    data = data.reshaped(tuple(example.shape[2:]))
+    if schedule is None and cfg.schedule != "none":
+        schedule = build_schedule(cfg, timesteps)
+    if schedule is not None and len(schedule.gradient_delays) != len(net.blocks):
+        raise TrainerError(f"schedule {schedule.name} covers {len(schedule.gradient_delays)} layers but the network "
+                           f"has {len(net.blocks)} blocks")
+    order0 = batch_order(len(data.train), cfg.batch, seed=cfg.seed, epoch=0)
+    steps_per_epoch = len(order0)
+    total = steps_per_epoch * cfg.epochs
+    trainer = _make_trainer(cfg, net, schedule, total, steps_per_epoch)
+    config = {**asdict(cfg), "timesteps": timesteps}
+    out = Path(cfg.out) if cfg.out else None
+    ck_path = out / "checkpoint.pt" if out else None
+    history: list[dict] = []
+    start = 0
+    if cfg.resume:
+        if ck_path is None:
+            raise checkpoint.CheckpointError("--resume needs --out DIR (where the checkpoint is)")
+        ck = checkpoint.load(ck_path, config)
+        trainer.load_state_dict(ck["trainer"])
+        history, start = list(ck["history"]), int(ck["epoch"])
+    train = data.train
+    for epoch in range(start, cfg.epochs):
+        torch.manual_seed(cfg.seed * 7919 + epoch)  # dropout etc.: a function of (seed, epoch), so resume matches
+        order = batch_order(len(train), cfg.batch, seed=cfg.seed, epoch=epoch)
+
+        def get_batch(n: int, order: list = order, epoch: int = epoch) -> tuple[torch.Tensor, torch.Tensor]:
+            idx = order[n]
+            x = encode(cfg.encoder, train.x[idx], timesteps, seed=(cfg.seed * 1_000_003 + epoch) * 100_003 + n)
+            return x, train.y[idx]
+
+        if progress:
+            progress.epoch_start(epoch, cfg.epochs, len(order))
+        t0 = time.perf_counter()
+        try:
+            stats = trainer.run_epoch(get_batch, len(order), progress.batch_done if progress else None)
+        except NonFiniteLossError as exc:
+            where = (f"last good checkpoint {ck_path} (after epoch {len(history)})"
+                     if ck_path and history else "no checkpoint written")
+            raise NonFiniteLossError(f"{exc}; stopped in epoch {epoch + 1}, {where}") from None
+        seconds = time.perf_counter() - t0
+        val_loss, val_acc = evaluate(trainer, data.val, cfg, timesteps)
+        row = {"epoch": epoch + 1, "train_loss": stats.loss, "train_accuracy": stats.accuracy,
+               "val_loss": val_loss, "val_accuracy": val_acc,
+               "lr": lr_at(cfg.optim(), trainer.step - 1, total), "seconds": round(seconds, 3),
+               "step_seconds": round(seconds / max(1, stats.minibatches), 5)}
+        history.append(row)
+        if progress:
+            progress.epoch_end(row)
+        if out is not None:
+            checkpoint.save(ck_path, config=config, epoch=epoch + 1, trainer_state=trainer.state_dict(),
+                            history=history)
+            write_metrics(out, history, f"{cfg.network} on {cfg.dataset}, schedule {cfg.schedule}")
+    if isinstance(trainer, ExactPipeline):
+        trainer.check_delays()
+    test_loss, test_acc = evaluate(trainer, data.test, cfg, timesteps)
+    delays = list(schedule.gradient_delays) if schedule is not None and schedule.kind == "periodic" else \
+        [0] * len(net.blocks)
+    measured = list(getattr(trainer, "measured_delays", [0] * len(net.blocks)))
+    result = {
+        "network": cfg.network, "dataset": cfg.dataset,
+        "schedule": cfg.schedule if schedule is None else schedule.name,
+        "processors": cfg.processors if schedule is not None else 1,
+        "trainer": trainer.mode, "stash": cfg.stash, "compensation": cfg.compensation,
+        "seed": cfg.seed, "epochs": cfg.epochs, "batch": cfg.batch, "timesteps": timesteps,
+        "optimizer": cfg.optimizer, "lr": cfg.lr, "encoder": cfg.encoder,
+        "train_samples": len(data.train), "val_samples": len(data.val), "test_samples": len(data.test),
+        "test_accuracy": test_acc, "test_loss": test_loss,
+        "val_accuracy": history[-1]["val_accuracy"] if history else None,
+        "gradient_delays": delays, "measured_delays": measured,
+        "step_seconds": history[-1]["step_seconds"] if history else None,
+        "history": history,
+    }
+    if out is not None:
+        from spikepipe.io import write_json
+
+        write_json(out / "result.json", result)
+    netfn.load_into(net, trainer.weights)
+    return result

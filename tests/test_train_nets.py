@@ -87,3 +87,8 @@ class ScalarChain(nn.Module):
         for b in self.blocks:
             x = b(x)
         return x.mean(0)
+
+
+def digits_model() -> tuple[nn.Module, torch.Tensor]:
+    """For `spikepipe train --network tests/test_train_nets.py:digits_model` (64 inputs, 10 classes)."""
+    return TinySNN(timesteps=3, inputs=64, hidden=24, classes=10), torch.zeros(3, 1, 64)

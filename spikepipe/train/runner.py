@@ -69,8 +69,34 @@ def set_determinism(seed: int, threads: int) -> None:
     torch.manual_seed(seed)
 
 
+def _from_file(spec: str) -> tuple[nn.Module, torch.Tensor]:
+    import importlib.util
+
+    path, _, func = spec.rpartition(":")
+    if not Path(path).is_file():
+        raise TrainerError(f"network file {path} not found; give path/to/file.py:function")
+    mod_spec = importlib.util.spec_from_file_location(f"_spikepipe_user_{Path(path).stem}", path)
+    if mod_spec is None or mod_spec.loader is None:
+        raise TrainerError(f"cannot import {path}; give a Python file")
+    module = importlib.util.module_from_spec(mod_spec)
+    mod_spec.loader.exec_module(module)
+    fn = getattr(module, func, None)
+    if fn is None:
+        raise TrainerError(f"{path} has no function {func!r}")
+    got = fn()
+    if not (isinstance(got, tuple) and len(got) == 2):
+        raise TrainerError(f"{spec} must return (model, example_input [T, B, ...])")
+    return got
+
+
 def build_model(cfg: TrainConfig, num_classes: int) -> tuple[nn.Module, torch.Tensor]:
-    from spikepipe import zoo
+    if ".py:" in cfg.network:
+        return _from_file(cfg.network)
+    try:
+        from spikepipe import zoo
+    except ImportError as exc:
+        raise TrainerError(f"the model zoo is not available ({exc}); pass a model to spikepipe.train.runner.run") \
+            from None
 
     return zoo.build(cfg.network, timesteps=cfg.timesteps, batch=cfg.batch, num_classes=num_classes, seed=cfg.seed)
 

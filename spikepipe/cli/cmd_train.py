@@ -1,0 +1,110 @@
+"""`spikepipe train`: train a network on real data with plain BPTT or with exactly a schedule's gradient delays."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from spikepipe.cli.common import Result, add_hardware, add_json, add_network, positive_int
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train on digits or Fashion-MNIST, plain BPTT or with a schedule's delays")
+    add_network(p)
+    p.add_argument("--dataset", choices=("digits", "fashion-mnist"), default="digits",
+                   help="digits: scikit-learn's bundled 8x8 digits (tiny); fashion-mnist: the original IDX files")
+    p.add_argument("--data-dir", default=None, help="directory with the Fashion-MNIST IDX files "
+                   "(default /usr/share/datasets/fashion-mnist)")
+    p.add_argument("--schedule", default="none",
+                   help="'none' for plain BPTT, or a schedule name (see `spikepipe simulate`) solved for "
+                        "--processors; its per-layer gradient delays are trained exactly")
+    p.add_argument("--processors", type=positive_int, default=4, help="processors the schedule is solved for")
+    add_hardware(p)
+    p.add_argument("--epochs", type=positive_int, default=5)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="adam, or sgd with momentum 0.9")
+    p.add_argument("--lr-schedule", choices=("cosine", "step", "constant"), default="cosine")
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--encoder", choices=("direct", "rate"), default="direct",
+                   help="direct: the analog input repeated over T; rate: seeded Bernoulli spikes")
+    p.add_argument("--stash", action=argparse.BooleanOptionalAction, default=True,
+                   help="weight stashing: B uses the weights F used (default); --no-stash recomputes the layer "
+                        "with the weights current at B time")
+    p.add_argument("--compensation", choices=("none", "spectrain", "pipemare"), default="none",
+                   help="delay compensation: SpecTrain weight prediction or PipeMare learning-rate scaling")
+    p.add_argument("--mode", choices=("exact", "queue"), default="exact",
+                   help="exact: execute the schedule's F/B/W events; queue: APPROXIMATION, gradients at current "
+                        "weights applied d_l updates later")
+    p.add_argument("--limit-train", type=positive_int, default=None, help="use only the first N training samples")
+    p.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads (results depend on it)")
+    p.add_argument("--out", default=None, help="directory for checkpoint, metrics.json/csv, curves.png, result.json")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out, bit-identically")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_json(p)
+    p.set_defaults(handler=run)
+
+
+class RichProgress:
+    """Progress bar on stderr (stdout stays clean for --json)."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+                                 console=Console(stderr=True), transient=False)
+        self.task: Any = None
+        self.last = ""
+
+    def __enter__(self) -> RichProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def epoch_start(self, epoch: int, epochs: int, batches: int) -> None:
+        self.task = self.progress.add_task(f"epoch {epoch + 1}/{epochs}", total=batches, info=self.last)
+
+    def batch_done(self) -> None:
+        self.progress.advance(self.task)
+
+    def epoch_end(self, row: dict[str, Any]) -> None:
+        self.last = f"loss {row['train_loss']:.3f}  val acc {100 * row['val_accuracy']:.1f}%"
+        self.progress.update(self.task, info=self.last)
+
+
+def run(args: argparse.Namespace) -> Result:
+    from spikepipe.io import check_writable
+    from spikepipe.train.runner import TrainConfig
+    from spikepipe.train.runner import run as train
+
+    if args.out:
+        check_writable(f"{args.out}/result.json")
+    cfg = TrainConfig(
+        network=args.network, dataset=args.dataset, schedule=args.schedule, processors=args.processors,
+        hardware=args.hardware, epochs=args.epochs, batch=args.batch or 32, timesteps=args.timesteps,
+        optimizer=args.optimizer, lr=args.lr, lr_schedule=args.lr_schedule, weight_decay=args.weight_decay,
+        seed=args.seed, encoder=args.encoder, stash=args.stash, compensation=args.compensation, mode=args.mode,
+        data_dir=args.data_dir, limit_train=args.limit_train, threads=args.threads, out=args.out,
+        resume=args.resume)
+    if args.array or args.dataflow:
+        from spikepipe.cli.common import CliError
+
+        raise CliError("train takes --hardware for the schedule's cluster; --array/--dataflow are not supported here")
+    if args.no_progress:
+        data = train(cfg)
+    else:
+        with RichProgress() as prog:
+            data = train(cfg, progress=prog)
+
+    def render() -> None:
+        print(f"{data['network']} on {data['dataset']}, schedule {data['schedule']} "
+              f"({data['trainer']}, delays {data['gradient_delays']}): test accuracy "
+              f"{100 * data['test_accuracy']:.2f}% after {data['epochs']} epochs")
+        if args.out:
+            print(f"metrics, curves and checkpoint in {args.out}")
+
+    return Result(data, render)

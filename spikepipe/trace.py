@@ -6,24 +6,33 @@ with timestamps in microseconds at the processors' clock, so Perfetto shows real
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from spikepipe.io import write_json
+from spikepipe.io import write_atomic
 from spikepipe.sim.result import SimResult
 
 _KIND_COLOUR = {"F": "thread_state_running", "B": "rail_response", "W": "rail_animation"}
 
 
 def chrome_trace(results: Iterable[tuple[str, SimResult]], *, freq_hz: float = 1e9,
-                 max_periods: int | None = 12) -> dict[str, Any]:
+                 max_periods: int | None = 12, max_slot_events: int = 20_000) -> dict[str, Any]:
     """One Chrome-trace document; every (label, result) becomes its own pair of processes (processors, links).
-    Only the first `max_periods` periods of each replay are kept (warm-up plus a steady stretch)."""
+    Only the first `max_periods` periods of each replay are kept (warm-up plus a steady stretch), fewer (at least
+    two) when a replay has so many slots per period that they would pass `max_slot_events`, which keeps the
+    file small enough for Perfetto to open at once."""
     us = 1e6 / freq_hz
     events: list[dict[str, Any]] = []
     for index, (label, res) in enumerate(results):
-        horizon = None if max_periods is None else max_periods * res.period_cycles
+        horizon = None
+        if max_periods is not None:
+            per_period = max(1, len(res.slot_records) // max(1, res.iterations))
+            # enough periods to get through the warm-up (the largest lag) and show a few steady ones
+            lag = max((r.scheduled_cycles // res.period_cycles - r.minibatch for r in res.slot_records), default=0)
+            periods = max(2, min(max(max_periods, lag + 4), max_slot_events // per_period))
+            horizon = periods * res.period_cycles
         pid_proc, pid_link = 2 * index + 1, 2 * index + 2
         events.append({"ph": "M", "name": "process_name", "pid": pid_proc, "tid": 0,
                        "args": {"name": f"{label}: processors"}})
@@ -63,4 +72,5 @@ def chrome_trace(results: Iterable[tuple[str, SimResult]], *, freq_hz: float = 1
 
 def write_trace(path: str | Path, results: Iterable[tuple[str, SimResult]], *, freq_hz: float = 1e9,
                 max_periods: int | None = 12) -> Path:
-    return write_json(path, chrome_trace(results, freq_hz=freq_hz, max_periods=max_periods))
+    doc = chrome_trace(results, freq_hz=freq_hz, max_periods=max_periods)
+    return write_atomic(path, json.dumps(doc, separators=(",", ":")) + "\n")

@@ -95,3 +95,23 @@ def test_gantt_png_and_chrome_trace(tmp_path):
     first = runs[0][1].slot_records[0]
     assert any(e["ts"] == pytest.approx(first.start_cycles * 1e-3) and e["name"] == first.slot for e in slot_events)
     assert any(e["cat"] == "collective" for e in complete)  # the data-parallel all-reduces
+
+
+@pytest.mark.parametrize("procs", [2, 4, 8])
+@pytest.mark.parametrize("name", ["pipedream", "layerpipe"])
+def test_stashed_weight_versions_are_delay_plus_one(name, procs):
+    """PipeDream keeps p - s weight versions at stage s (DESIGN.md section 4); in general a layer needs one copy
+    per in-flight minibatch, which is its gradient delay + 1 when one layer sits on each processor."""
+    from spikepipe.ir import LayerMemory, TaskGraph
+
+    base = chain_graph([(4000, 4000, 4000)] * procs, edge_bytes=0)
+    g = TaskGraph(base.layers, base.tasks, base.edges, batch=1, timesteps=1,
+                  memory=[LayerMemory(1000, 0)] * procs)
+    c = Cluster.homogeneous(procs, interconnect=Interconnect(link_latency_cycles=0))
+    s = generate(name, g, c)
+    r = simulate(s, c, graph=g, strict=True)
+    stage = {sl.layer: sl.processor for sl in s.slots if sl.kind.value == "F"}
+    copies = [1 + r.peak_stash_bytes[stage[layer]] // 1000 for layer in range(procs)]
+    assert copies == [d + 1 for d in s.gradient_delays]
+    if name == "pipedream":
+        assert copies == [procs - stage[layer] for layer in range(procs)]

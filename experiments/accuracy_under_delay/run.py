@@ -1,0 +1,212 @@
+"""Does it still learn? Test accuracy of plain BPTT vs training with exactly the gradient delays of the
+`spikepipe` schedule (P = 4 and 8) and of `pipedream`, with and without delay compensation, over seeds.
+
+    .venv/bin/python experiments/accuracy_under_delay/run.py --quick        # minutes: a smoke run of the grid
+    .venv/bin/python experiments/accuracy_under_delay/run.py                # the full grid (hours on 2 cores)
+    .venv/bin/python experiments/accuracy_under_delay/run.py --cases snn-mlp --seeds 0,1,2
+
+Every run is cached as one JSON file under --out/runs/, so an interrupted grid continues where it stopped.
+Writes runs.csv (one row per run), summary.csv and summary.md (mean and spread over seeds, difference to BPTT)
+and accuracy.png under --out (default experiments/accuracy_under_delay/results/{quick,full}).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import statistics
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from spikepipe.io import save_figure, write_atomic, write_csv, write_json
+from spikepipe.train.runner import TrainConfig, build_schedule
+from spikepipe.train.runner import run as train
+
+HERE = Path(__file__).resolve().parent
+
+# sized for a 2-core machine: full mode is hours, quick mode minutes
+CASES = {
+    "snn-mlp": dict(full=TrainConfig(network="snn-mlp", dataset="digits", epochs=40, batch=32, lr=2e-3),
+                    quick=TrainConfig(network="snn-mlp", dataset="digits", epochs=8, batch=32, lr=2e-3),
+                    budget_points=1.0),
+    "snn-cnn": dict(full=TrainConfig(network="snn-cnn", dataset="fashion-mnist", epochs=8, batch=64, lr=1e-3),
+                    quick=TrainConfig(network="snn-cnn", dataset="fashion-mnist", epochs=1, batch=64, lr=1e-3,
+                                      limit_train=3000),
+                    budget_points=1.0),
+    "deep": dict(full=TrainConfig(network="vgg11-28", dataset="fashion-mnist", epochs=4, batch=64, lr=5e-4,
+                                  limit_train=20000),
+                 quick=TrainConfig(network="vgg11-28", dataset="fashion-mnist", epochs=1, batch=32, lr=5e-4,
+                                   limit_train=640),
+                 budget_points=2.0),
+}
+COMPENSATIONS = ("none", "spectrain", "pipemare")
+FULL_VARIANTS = [("none", 1, "none")] + [(s, p, c) for s, p in (("spikepipe", 4), ("spikepipe", 8),
+                                                               ("pipedream", 4), ("pipedream", 8))
+                                         for c in COMPENSATIONS]
+QUICK_VARIANTS = [("none", 1, "none"), ("spikepipe", 4, "none"), ("spikepipe", 8, "none"),
+                  ("pipedream", 4, "none"), ("spikepipe", 8, "spectrain"), ("spikepipe", 8, "pipemare")]
+
+
+def run_key(cfg: TrainConfig) -> str:
+    d = {k: v for k, v in asdict(cfg).items() if k not in ("out", "resume", "threads")}
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def variant_label(schedule: str, processors: int, comp: str) -> str:
+    if schedule == "none":
+        return "bptt"
+    return f"{schedule} P={processors}" + ("" if comp == "none" else f" +{comp}")
+
+
+def summarise(rows: list[dict], budgets: dict[str, float]) -> list[dict]:
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["case"], r["variant"]), []).append(r)
+    base = {case: statistics.mean(x["test_accuracy"] for x in g) for (case, v), g in groups.items() if v == "bptt"}
+    out = []
+    for (case, variant), g in groups.items():
+        accs = [x["test_accuracy"] for x in g]
+        mean = statistics.mean(accs)
+        diff = None if case not in base else 100 * (mean - base[case])
+        out.append({
+            "case": case, "network": g[0]["network"], "dataset": g[0]["dataset"], "variant": variant,
+            "seeds": len(g), "test_accuracy_mean": round(100 * mean, 2),
+            "test_accuracy_std": round(100 * statistics.pstdev(accs), 2),
+            "minus_bptt_points": None if diff is None else round(diff, 2),
+            "within_budget": None if diff is None else diff >= -budgets[case],
+            "gradient_delays": g[0]["gradient_delays"], "step_seconds": round(statistics.mean(
+                x["step_seconds"] or 0 for x in g), 4),
+        })
+    return out
+
+
+def markdown(summary: list[dict]) -> str:
+    lines = ["| case | variant | seeds | test acc. % (mean ± sd) | vs BPTT (points) | within target | delays |",
+             "|---|---|---|---|---|---|---|"]
+    for s in summary:
+        diff = "" if s["minus_bptt_points"] is None else f"{s['minus_bptt_points']:+.2f}"
+        ok = "" if s["within_budget"] is None or s["variant"] == "bptt" else ("yes" if s["within_budget"] else "NO")
+        lines.append(f"| {s['case']} ({s['dataset']}) | {s['variant']} | {s['seeds']} | "
+                     f"{s['test_accuracy_mean']:.2f} ± {s['test_accuracy_std']:.2f} | {diff} | {ok} | "
+                     f"{s['gradient_delays']} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(summary: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cases = sorted({s["case"] for s in summary})
+    fig, axes = plt.subplots(1, len(cases), figsize=(5 * len(cases), 4), squeeze=False)
+    for ax, case in zip(axes[0], cases, strict=True):
+        rows = [s for s in summary if s["case"] == case]
+        ax.barh([r["variant"] for r in rows], [r["test_accuracy_mean"] for r in rows],
+                xerr=[r["test_accuracy_std"] for r in rows], color=["C0" if r["variant"] == "bptt" else "C1"
+                                                                    for r in rows])
+        lo = min(r["test_accuracy_mean"] for r in rows)
+        ax.set_xlim(max(0, lo - 10), 100)
+        ax.set_xlabel("test accuracy (%)")
+        ax.set_title(f"{case} ({rows[0]['dataset']})")
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small data, few epochs, fewer variants, one seed")
+    ap.add_argument("--cases", default=",".join(CASES), help=f"comma list of {', '.join(CASES)}")
+    ap.add_argument("--seeds", default=None, help="comma list (default 0,1,2; quick: 0)")
+    ap.add_argument("--deep-network", default=None, help="zoo name of the deep network (default vgg11-28)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+    mode = "quick" if args.quick else "full"
+    out = Path(args.out) if args.out else HERE / "results" / mode
+    seeds = [int(s) for s in (args.seeds or ("0" if args.quick else "0,1,2")).split(",")]
+    variants = QUICK_VARIANTS if args.quick else FULL_VARIANTS
+    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    for c in cases:
+        if c not in CASES:
+            ap.error(f"unknown case {c!r}; valid: {', '.join(CASES)}")
+    jobs = []
+    for case in cases:
+        base: TrainConfig = CASES[case][mode]
+        if case == "deep" and args.deep_network:
+            base = replace(base, network=args.deep_network)
+        for schedule, procs, comp in variants:
+            for seed in seeds:
+                jobs.append((case, variant_label(schedule, procs, comp),
+                             replace(base, schedule=schedule, processors=procs, compensation=comp, seed=seed,
+                                     threads=args.threads)))
+    console = Console(stderr=True)
+    rows: list[dict] = []
+    schedules_cache: dict[tuple, object] = {}
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console) as prog:
+        grid = prog.add_task(f"{mode} grid", total=len(jobs))
+        for case, label, cfg in jobs:
+            path = out / "runs" / f"{run_key(cfg)}.json"
+            if path.is_file():
+                res = json.loads(path.read_text())
+            else:
+                inner = prog.add_task(f"  {case} {label} seed {cfg.seed}", total=None)
+                hook = _Hook(prog, inner)
+                sched = None
+                if cfg.schedule != "none":
+                    key = (cfg.network, cfg.schedule, cfg.processors, cfg.batch, cfg.timesteps)
+                    if key not in schedules_cache:
+                        schedules_cache[key] = build_schedule(cfg, cfg.timesteps or _default_t(cfg))
+                    sched = schedules_cache[key]
+                t0 = time.perf_counter()
+                res = train(cfg, schedule=sched, progress=hook)
+                res["wall_seconds"] = round(time.perf_counter() - t0, 1)
+                res.pop("history", None)
+                write_json(path, res)
+                prog.remove_task(inner)
+            res.update(case=case, variant=label)
+            rows.append(res)
+            prog.advance(grid)
+            console.log(f"{case:8s} {label:28s} seed {cfg.seed}: test acc {100 * res['test_accuracy']:.2f}% "
+                        f"delays {res['gradient_delays']}")
+    budgets = {c: CASES[c]["budget_points"] for c in CASES}
+    summary = summarise(rows, budgets)
+    write_csv(out / "runs.csv", rows)
+    write_csv(out / "summary.csv", summary)
+    write_atomic(out / "summary.md", markdown(summary))
+    plot(summary, out / "accuracy.png")
+    sys.stdout.write(markdown(summary))
+    return 0
+
+
+def _default_t(cfg: TrainConfig) -> int:
+    from spikepipe import zoo
+
+    _, ex = zoo.build(cfg.network, batch=1)
+    return int(ex.shape[0])
+
+
+class _Hook:
+    def __init__(self, prog: Progress, task: object) -> None:
+        self.prog, self.task = prog, task
+
+    def epoch_start(self, epoch: int, epochs: int, batches: int) -> None:
+        self.prog.update(self.task, total=batches * epochs)
+
+    def batch_done(self) -> None:
+        self.prog.advance(self.task)
+
+    def epoch_end(self, row: dict) -> None:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

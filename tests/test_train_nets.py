@@ -92,3 +92,51 @@ class ScalarChain(nn.Module):
 def digits_model() -> tuple[nn.Module, torch.Tensor]:
     """For `spikepipe train --network tests/test_train_nets.py:digits_model` (64 inputs, 10 classes)."""
     return TinySNN(timesteps=3, inputs=64, hidden=24, classes=10), torch.zeros(3, 1, 64)
+
+
+class ConvLIF(nn.Module):
+    """conv -> LIF -> optional 2x2 max-pool on [T, B, C, H, W] (the shape of zoo's snn-cnn blocks)."""
+
+    def __init__(self, cin: int, cout: int, pool: bool, beta: float = 0.8) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 3, padding=1)
+        self.pool, self.beta = pool, beta
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        t, b = x.shape[:2]
+        z = self.conv(x.flatten(0, 1)).unflatten(0, (t, b))
+        u = torch.zeros_like(z[0])
+        out = []
+        for i in range(t):
+            u = self.beta * u + z[i]
+            s = _Spike.apply(u - 1.0)
+            u = u - s
+            out.append(s)
+        y = torch.stack(out)
+        if self.pool:
+            y = nn.functional.max_pool2d(y.flatten(0, 1), 2).unflatten(0, (t, b))
+        return y
+
+
+class Readout(nn.Module):
+    def __init__(self, fin: int, classes: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(fin, classes)
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        return self.fc(x.flatten(2))
+
+
+class SmallCNN(nn.Module):
+    """1x28x28 -> conv16 pool -> conv32 pool -> linear 10: a stand-in for zoo's snn-cnn."""
+
+    def __init__(self, timesteps: int = 4, seed: int = 0) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.blocks = nn.ModuleList([ConvLIF(1, 16, True), ConvLIF(16, 32, True), Readout(32 * 7 * 7, 10)])
+        self.sources, self.residuals, self.timesteps = (-1, 0, 1), (None, None, None), timesteps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for b in self.blocks:
+            x = b(x)
+        return x.mean(0)

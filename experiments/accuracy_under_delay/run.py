@@ -126,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cases", default=",".join(CASES), help=f"comma list of {', '.join(CASES)}")
     ap.add_argument("--seeds", default=None, help="comma list (default 0,1,2; quick: 0)")
     ap.add_argument("--deep-network", default=None, help="zoo name of the deep network (default vgg11-28)")
+    ap.add_argument("--standin", action="store_true",
+                    help="use the test suite's stand-in networks and chain task graphs priced by MACs (for when "
+                         "spikepipe.zoo / spikepipe.workload are unavailable); labelled in the output")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
@@ -161,13 +164,16 @@ def main(argv: list[str] | None = None) -> int:
                 inner = prog.add_task(f"  {case} {label} seed {cfg.seed}", total=None)
                 hook = _Hook(prog, inner)
                 sched = None
+                model = _standin(cfg) if args.standin else None
                 if cfg.schedule != "none":
                     key = (cfg.network, cfg.schedule, cfg.processors, cfg.batch, cfg.timesteps)
                     if key not in schedules_cache:
-                        schedules_cache[key] = build_schedule(cfg, cfg.timesteps or _default_t(cfg))
+                        schedules_cache[key] = (_standin_schedule(cfg, model[0]) if args.standin else
+                                                build_schedule(cfg, cfg.timesteps or _default_t(cfg)))
                     sched = schedules_cache[key]
                 t0 = time.perf_counter()
-                res = train(cfg, schedule=sched, progress=hook)
+                res = train(cfg, schedule=sched, progress=hook, model=model)
+                res["standin"] = bool(args.standin)
                 res["wall_seconds"] = round(time.perf_counter() - t0, 1)
                 res.pop("history", None)
                 write_json(path, res)
@@ -185,6 +191,28 @@ def main(argv: list[str] | None = None) -> int:
     plot(summary, out / "accuracy.png")
     sys.stdout.write(markdown(summary))
     return 0
+
+
+def _standin(cfg: TrainConfig) -> tuple:
+    import torch
+
+    sys.path.insert(0, str(HERE.parents[1] / "tests"))
+    from test_train_nets import SmallCNN, TinySNN
+
+    if cfg.dataset == "digits":
+        return TinySNN(seed=cfg.seed, timesteps=4, inputs=64, hidden=64, classes=10), torch.zeros(4, 1, 64)
+    return SmallCNN(timesteps=4, seed=cfg.seed), torch.zeros(4, 1, 1, 28, 28)
+
+
+def _standin_schedule(cfg: TrainConfig, net: object) -> object:
+    """A chain task graph whose F/B/W costs are the blocks' weight counts (a stand-in for the real workload)."""
+    import schedules
+    from hwmodels.config import load_cluster
+    from spikepipe.ir import chain_graph
+
+    costs = [max(1, sum(p.numel() for p in b.parameters())) for b in net.blocks]
+    g = chain_graph([(c, c, c) for c in costs], edge_bytes=1024, batch=cfg.batch)
+    return schedules.generate(cfg.schedule, g, load_cluster(cfg.hardware, processors=cfg.processors))
 
 
 def _default_t(cfg: TrainConfig) -> int:

@@ -94,8 +94,10 @@ class LayerOptimizer:
                     out[k] = w.add(g, alpha=-lr)
                 else:
                     b1, b2 = cfg.betas
-                    m = st.get("exp_avg", torch.zeros_like(w)).lerp(g, 1 - b1)
-                    v = st.get("exp_avg_sq", torch.zeros_like(w)).mul(b2).addcmul_(g, g.conj(), value=1 - b2)
+                    if "exp_avg" not in st:
+                        st["exp_avg"], st["exp_avg_sq"] = torch.zeros_like(w), torch.zeros_like(w)
+                    m = st["exp_avg"].lerp(g, 1 - b1)
+                    v = st["exp_avg_sq"].mul(b2).addcmul_(g, g.conj(), value=1 - b2)
                     st["exp_avg"], st["exp_avg_sq"] = m, v
                     bc1 = 1 - b1 ** self.steps
                     bc2 = 1 - b2 ** self.steps

@@ -129,7 +129,7 @@ def run_point(kind: str, point: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _run_simulate(point: dict[str, Any]) -> dict[str, Any]:
-    from spikepipe.evaluate import evaluate_schedules
+    from spikepipe.sim.evaluate import evaluate_schedules
 
     report = evaluate_schedules(
         network=point["network"], processors=int(point["processors"]), schedules=[point.get("schedule", "spikepipe")],

@@ -61,14 +61,27 @@ class SystolicArray:
         sr, sc, _ = self.mapping(m, k, n)
         return ceil(sr / self.rows), ceil(sc / self.cols)
 
+    def fill_cycles(self) -> int:
+        """Cycles per fold before streaming starts: WS and IS first shift the stationary tile in, one
+        array row per cycle; OS keeps partial sums stationary and loads nothing up front."""
+        return 0 if self.dataflow is Dataflow.OS else self.rows
+
+    def fold_cycles(self, m: int, k: int, n: int) -> int:
+        """Cycles one fold occupies: preload, then the skewed wavefront crosses R rows and C columns while T
+        operands stream (R + C + T - 2). Partial folds are charged the full array, as SCALE-Sim pads them."""
+        _, _, t = self.mapping(m, k, n)
+        return self.fill_cycles() + self.rows + self.cols + t - 2
+
     def gemm_cycles(self, m: int, k: int, n: int) -> int:
-        """Stall-free compute cycles of one GEMM (SCALE-Sim 3.0.0 semantics)."""
+        """Stall-free compute cycles of one GEMM, exactly SCALE-Sim 3.0.0's 'Total Cycles' with no stalls.
+
+        Folds run back to back (each drains before the next starts). SCALE-Sim reports the clock stamp of
+        the last output write with the first demand at cycle 0, i.e. one less than the cycles occupied:
+        OS: folds * (R + C + T - 2) - 1;  WS and IS: folds * (2R + C + T - 2) - 1.
+        """
         _check_gemm(m, k, n)
-        sr, sc, t = self.mapping(m, k, n)
-        row_folds, col_folds = ceil(sr / self.rows), ceil(sc / self.cols)
-        # Each fold: fill the operands' skew across rows and columns, stream T, drain.
-        per_fold = 2 * self.rows + self.cols + t - 2
-        return row_folds * col_folds * per_fold
+        row_folds, col_folds = self.folds(m, k, n)
+        return row_folds * col_folds * self.fold_cycles(m, k, n) - 1
 
     def utilization(self, m: int, k: int, n: int) -> float:
         """Fraction of PE-cycles doing useful MACs."""

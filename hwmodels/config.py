@@ -55,40 +55,70 @@ def load_cluster(spec: str | Path | None = None, *, processors: int | None = Non
     return cluster
 
 
-_PROC_KEYS = {"name", "rows", "cols", "dataflow", "freq_hz", "word_bytes", "vector_lanes", "ifmap_sram_bytes",
-              "filter_sram_bytes", "ofmap_sram_bytes", "dram_bytes_per_cycle", "dram_bytes", "count"}
-_LINK_KEYS = {"link_bytes_per_cycle", "link_latency_cycles", "topology"}
+# key -> (accepted types, description); bools are rejected where numbers are expected (TOML true is not 1).
+_PROC_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
+    "name": ((str,), "a string"),
+    "rows": ((int,), "a positive integer"),
+    "cols": ((int,), "a positive integer"),
+    "dataflow": ((str,), "one of os, ws, is"),
+    "freq_hz": ((int, float), "a number > 0"),
+    "word_bytes": ((int,), "1, 2, 4 or 8"),
+    "vector_lanes": ((int,), "a positive integer"),
+    "ifmap_sram_bytes": ((int,), "a positive integer"),
+    "filter_sram_bytes": ((int,), "a positive integer"),
+    "ofmap_sram_bytes": ((int,), "a positive integer"),
+    "dram_bytes_per_cycle": ((int, float), "a number > 0"),
+    "dram_bytes": ((int,), "a positive integer"),
+    "double_buffered": ((bool,), "true or false"),
+    "count": ((int,), "a positive integer"),
+}
+_LINK_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
+    "link_bytes_per_cycle": ((int, float), "a number > 0"),
+    "link_latency_cycles": ((int,), "an integer >= 0"),
+    "topology": ((str,), "all-to-all or ring"),
+}
+_MEM_KEYS = ("ifmap_sram_bytes", "filter_sram_bytes", "ofmap_sram_bytes", "dram_bytes_per_cycle", "dram_bytes",
+             "double_buffered")
 
 
-def _processor(d: dict[str, Any], source: str) -> tuple[Processor, int]:
-    unknown = set(d) - _PROC_KEYS
+def _check_table(d: Any, known: dict[str, tuple[tuple[type, ...], str]], where: str) -> dict[str, Any]:
+    if not isinstance(d, dict):
+        raise HardwareConfigError(f"{where} must be a table, got {type(d).__name__}")
+    unknown = sorted(set(d) - set(known))
     if unknown:
-        raise HardwareConfigError(f"{source}: unknown processor keys {sorted(unknown)}; known: {sorted(_PROC_KEYS)}")
-    for key in ("rows", "cols"):
-        if key not in d:
-            raise HardwareConfigError(f"{source}: processor is missing {key!r}")
+        raise HardwareConfigError(f"{where}: unknown keys {unknown}; known: {sorted(known)}")
+    for key, value in d.items():
+        types, desc = known[key]
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise HardwareConfigError(f"{where}: {key} must be {desc}, got {value!r}")
+    return d
+
+
+def _processor(d: Any, where: str) -> tuple[Processor, int]:
+    d = _check_table(d, _PROC_KEYS, where)
+    missing = [key for key in ("rows", "cols") if key not in d]
+    if missing:
+        raise HardwareConfigError(f"{where} is missing {' and '.join(map(repr, missing))} (the array size)")
     try:
-        mem = Memory(**{k: d[k] for k in ("ifmap_sram_bytes", "filter_sram_bytes", "ofmap_sram_bytes",
-                                          "dram_bytes_per_cycle", "dram_bytes") if k in d})
         proc = Processor(
-            name=str(d.get("name", "pe")),
+            name=d.get("name", "pe"),
             array=SystolicArray(d["rows"], d["cols"], Dataflow.parse(d.get("dataflow", "os"))),
             vector=VectorUnit(d.get("vector_lanes", 128)),
-            memory=mem,
+            memory=Memory(**{k: d[k] for k in _MEM_KEYS if k in d}),
             freq_hz=float(d.get("freq_hz", 1e9)),
             word_bytes=d.get("word_bytes", 2),
         )
     except HardwareConfigError as exc:
-        raise HardwareConfigError(f"{source}: {exc}") from None
-    except TypeError as exc:
-        raise HardwareConfigError(f"{source}: bad processor value ({exc})") from None
+        raise HardwareConfigError(f"{where}: {exc}") from None
     count = d.get("count", 1)
-    if not isinstance(count, int) or count < 1:
-        raise HardwareConfigError(f"{source}: processor count must be a positive integer, got {count!r}")
+    if count < 1:
+        raise HardwareConfigError(f"{where}: count must be a positive integer, got {count!r}")
     return proc, count
 
 
 def cluster_from_dict(data: dict[str, Any], source: str = "hardware") -> Cluster:
+    """A Cluster from parsed TOML: one or more [[processor]] tables (each with a count; different tables make
+    a heterogeneous cluster, in file order) and an optional [interconnect] table."""
     unknown = set(data) - {"processor", "interconnect"}
     if unknown:
         raise HardwareConfigError(f"{source}: unknown sections {sorted(unknown)}; expected [[processor]] and [interconnect]")
@@ -97,16 +127,13 @@ def cluster_from_dict(data: dict[str, Any], source: str = "hardware") -> Cluster
         raise HardwareConfigError(f"{source}: needs at least one [[processor]] table")
     if isinstance(procs_raw, dict):
         procs_raw = [procs_raw]
+    if not isinstance(procs_raw, list):
+        raise HardwareConfigError(f"{source}: processor must be a [[processor]] table, got {procs_raw!r}")
     procs: list[Processor] = []
-    for d in procs_raw:
-        if not isinstance(d, dict):
-            raise HardwareConfigError(f"{source}: [[processor]] entries must be tables")
-        proc, count = _processor(d, source)
+    for i, d in enumerate(procs_raw):
+        proc, count = _processor(d, f"{source}: [[processor]] #{i + 1}")
         procs.extend([proc] * count)
-    link = data.get("interconnect", {})
-    unknown = set(link) - _LINK_KEYS
-    if unknown:
-        raise HardwareConfigError(f"{source}: unknown interconnect keys {sorted(unknown)}; known: {sorted(_LINK_KEYS)}")
+    link = _check_table(data.get("interconnect", {}), _LINK_KEYS, f"{source}: [interconnect]")
     try:
         inter = Interconnect(**link)
     except HardwareConfigError as exc:

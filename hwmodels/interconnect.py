@@ -17,9 +17,11 @@ class Interconnect:
     topology: str = "all-to-all"
 
     def __post_init__(self) -> None:
-        if not self.link_bytes_per_cycle > 0:
+        bw = self.link_bytes_per_cycle
+        if not isinstance(bw, (int, float)) or isinstance(bw, bool) or not bw > 0:
             raise HardwareConfigError(f"link_bytes_per_cycle must be > 0, got {self.link_bytes_per_cycle!r}")
-        if not isinstance(self.link_latency_cycles, int) or self.link_latency_cycles < 0:
+        lat = self.link_latency_cycles
+        if not isinstance(lat, int) or isinstance(lat, bool) or lat < 0:
             raise HardwareConfigError(f"link_latency_cycles must be an integer >= 0, got {self.link_latency_cycles!r}")
         if self.topology not in TOPOLOGIES:
             raise HardwareConfigError(f"unknown topology {self.topology!r}; use one of {', '.join(TOPOLOGIES)}")

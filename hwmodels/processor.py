@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from math import ceil
 
 from hwmodels.errors import HardwareConfigError
 from hwmodels.interconnect import Interconnect
@@ -39,18 +38,10 @@ class Processor:
             raise HardwareConfigError(f"word_bytes must be 1, 2, 4 or 8, got {self.word_bytes!r}")
 
     def gemm_cost(self, m: int, k: int, n: int) -> GemmCost:
-        """Compute cycles (SCALE-Sim stall-free) plus stalls when DRAM traffic cannot be hidden."""
+        """Compute cycles (SCALE-Sim stall-free) plus, separately, stalls when DRAM traffic cannot be hidden."""
         compute = self.array.gemm_cycles(m, k, n)
-        wb = self.word_bytes
-        a_bytes, b_bytes, c_bytes = m * k * wb, k * n * wb, m * n * wb
-        # Operands that fit their SRAM are read once; otherwise they are re-streamed once per fold of the
-        # other operand (the dataflow's outer loop), which is what double buffering has to hide.
-        row_folds, col_folds = self.array.folds(m, k, n)
-        mem = self.memory
-        a_reads = 1 if a_bytes <= mem.ifmap_sram_bytes else col_folds
-        b_reads = 1 if b_bytes <= mem.filter_sram_bytes else row_folds
-        traffic = a_bytes * a_reads + b_bytes * b_reads + c_bytes
-        return GemmCost(compute, mem.stall_cycles(compute, traffic), traffic)
+        traffic = self.memory.gemm_traffic(self.array, m, k, n, self.word_bytes)
+        return GemmCost(compute, self.memory.stall_cycles(compute, traffic), traffic.total_bytes)
 
     def gemm_cycles(self, m: int, k: int, n: int) -> int:
         return self.gemm_cost(m, k, n).total_cycles
@@ -100,7 +91,3 @@ class Cluster:
 
     def allreduce_cycles(self, nbytes: int) -> int:
         return self.interconnect.allreduce_cycles(nbytes, self.size)
-
-
-def ceil_div(a: int, b: int) -> int:
-    return ceil(a / b)

@@ -4,19 +4,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from math import ceil
+from numbers import Integral
 
 from hwmodels.errors import HardwareConfigError
 
-# Operations per element per timestep on one lane. LIF forward: u = beta*u + x (FMA), compare, reset (select/sub).
-# LIF backward through time: surrogate derivative, two FMAs for dL/du_t and the carry beta*dL/du_{t+1}, reset term.
+# Operations per element per timestep on one lane (one op per lane per cycle).
+# LIF forward, a first-order IIR: u_t = beta*u_{t-1} + x_t (one FMA), spike s_t = [u_t >= theta] (compare),
+#   reset u_t -= theta*s_t (select/sub).
+# LIF backward through time: surrogate derivative sigma'(u_t - theta) (2: subtract, lookup/rational),
+#   dL/du_t = dL/ds_t * sigma' + beta * dL/du_{t+1} (2 FMAs) and the reset term through the spike (1).
+# Pooling counts per input element; normalisation needs a statistics pass (sum and sum of squares) and a
+# scale-shift pass; residual add is one add forward and a pass-through backward that still costs a copy.
 DEFAULT_OPS_PER_ELEMENT: dict[str, int] = {
     "lif_fwd": 3,
     "lif_bwd": 5,
     "maxpool": 1,  # per input element: one compare
+    "maxpool_bwd": 1,  # route the gradient to the arg-max (select)
     "avgpool": 1,
+    "avgpool_bwd": 1,
     "batchnorm_fwd": 2,
     "batchnorm_bwd": 4,
-    "add": 1,
+    "layernorm_fwd": 4,  # statistics (2) and normalise + affine (2) per element
+    "layernorm_bwd": 6,
+    "add": 1,  # residual add
+    "add_bwd": 1,  # gradient copied to both branches
     "loss": 4,
     "sgd_update": 2,
     "adam_update": 8,
@@ -30,7 +41,7 @@ class VectorUnit:
     ops_per_element: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_OPS_PER_ELEMENT), hash=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.lanes, int) or self.lanes < 1:
+        if not isinstance(self.lanes, int) or isinstance(self.lanes, bool) or self.lanes < 1:
             raise HardwareConfigError(f"vector lanes must be a positive integer, got {self.lanes!r}")
 
     def cycles(self, op: str, elements: int, timesteps: int = 1) -> int:
@@ -41,6 +52,12 @@ class VectorUnit:
         """
         if op not in self.ops_per_element:
             raise HardwareConfigError(f"vector unit has no op {op!r}; known: {sorted(self.ops_per_element)}")
+        for name, v in (("elements", elements), ("timesteps", timesteps)):
+            if not isinstance(v, Integral) or isinstance(v, bool):
+                raise HardwareConfigError(f"vector {name} must be an integer, got {v!r}")
         if elements <= 0 or timesteps <= 0:
             return 0
         return ceil(elements / self.lanes) * timesteps * self.ops_per_element[op]
+
+    def ops(self) -> list[str]:
+        return sorted(self.ops_per_element)

@@ -31,99 +31,105 @@ class SteppedGemm:
     folds: int
 
 
-def _pad(tile: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    out = np.zeros((rows, cols), dtype=tile.dtype)
-    out[: tile.shape[0], : tile.shape[1]] = tile
+def _skewed(stream: np.ndarray) -> np.ndarray:
+    """Feed schedule of a skewed edge for a batch of folds: stream is (F, T, lanes); result (F, lanes,
+    T + lanes - 1) holds at [f, i, c] the element lane i takes in cycle c, i.e. stream[f, c - i, i] (0 outside)."""
+    f, t_len, lanes = stream.shape
+    out = np.zeros((f, lanes, t_len + lanes - 1), dtype=stream.dtype)
+    lane = np.arange(lanes)
+    t = np.arange(t_len)
+    out[:, lane[:, None], lane[:, None] + t[None, :]] = stream.transpose(0, 2, 1)
     return out
 
 
-def _edge_feed(stream: np.ndarray, cycle: int, lanes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """What enters each lane this cycle from a skewed edge: lane i gets element t = cycle - i of its stream.
-
-    stream is (T, lanes); returns (values, valid, t-index)."""
-    t = cycle - np.arange(lanes)
-    valid = (t >= 0) & (t < stream.shape[0])
-    tc = np.clip(t, 0, stream.shape[0] - 1)
-    values = np.where(valid, stream[tc, np.arange(lanes)], 0)
-    return values, valid, t
+def _feed_index(cycle: int, lanes: int) -> np.ndarray:
+    # operand index entering each lane; -1 (not yet started) is the register's reset value too, so index
+    # registers of operands that must meet stay equal everywhere when (and only when) the skew is right
+    return np.maximum(cycle - np.arange(lanes), -1)
 
 
-def _os_fold(a_tile: np.ndarray, b_tile: np.ndarray) -> tuple[np.ndarray, int]:
-    """Output stationary: A (R x T) enters from the left, B (T x C) from the top; sums stay in the PEs.
-
-    Returns the R x C tile and the cycles the fold occupies."""
-    rows, t_len = a_tile.shape
-    cols = b_tile.shape[1]
-    dt = np.result_type(a_tile, b_tile)
-    a_reg, b_reg, acc = (np.zeros((rows, cols), dtype=dt) for _ in range(3))
-    a_val, b_val = np.zeros((rows, cols), bool), np.zeros((rows, cols), bool)
-    a_idx, b_idx = np.full((rows, cols), -1), np.full((rows, cols), -1)
-    macs = np.zeros((rows, cols), dtype=np.int64)
-    out = np.zeros((rows, cols), dtype=dt)
+def _os_folds(a_tiles: np.ndarray, b_tiles: np.ndarray) -> tuple[np.ndarray, int]:
+    """Output stationary, a batch of F independent folds stepped together: A tiles (F, R, T) enter from
+    the left, B tiles (F, T, C) from the top, sums stay in the PEs. Returns (F, R, C) and cycles per fold."""
+    f, rows, t_len = a_tiles.shape
+    cols = b_tiles.shape[2]
+    dt = np.result_type(a_tiles, b_tiles)
+    a_feed, b_feed = _skewed(a_tiles.transpose(0, 2, 1)), _skewed(b_tiles)
+    a_reg, b_reg, acc, prod = (np.zeros((f, rows, cols), dtype=dt) for _ in range(4))
+    a_idx, b_idx = np.full((rows, cols), -1), np.full((rows, cols), -1)  # same timing in every fold
     written = np.zeros((rows, cols), bool)
-    a_stream, b_stream = a_tile.T, b_tile  # both (T, lanes)
     cycle = 0
     while True:
-        for reg in (a_reg, a_val, a_idx):
-            reg[:, 1:] = reg[:, :-1]
-        for reg in (b_reg, b_val, b_idx):
-            reg[1:, :] = reg[:-1, :]
-        a_reg[:, 0], a_val[:, 0], a_idx[:, 0] = _edge_feed(a_stream, cycle, rows)
-        b_reg[0, :], b_val[0, :], b_idx[0, :] = _edge_feed(b_stream, cycle, cols)
-        fire = a_val & b_val
-        if np.any(a_val != b_val) or np.any(a_idx[fire] != b_idx[fire]):
+        a_reg[:, :, 1:] = a_reg[:, :, :-1]
+        b_reg[:, 1:, :] = b_reg[:, :-1, :]
+        a_idx[:, 1:] = a_idx[:, :-1]
+        b_idx[1:, :] = b_idx[:-1, :]
+        a_reg[:, :, 0] = a_feed[:, :, cycle] if cycle < a_feed.shape[2] else 0
+        b_reg[:, 0, :] = b_feed[:, :, cycle] if cycle < b_feed.shape[2] else 0
+        a_idx[:, 0], b_idx[0, :] = _feed_index(cycle, rows), _feed_index(cycle, cols)
+        if not np.array_equal(a_idx, b_idx):
             raise SteppingError(f"OS operands out of step at cycle {cycle}")
-        acc += np.where(fire, a_reg * b_reg, 0)
-        macs += fire
-        done = (macs == t_len) & ~written
-        out[done] = acc[done]  # the result leaves the PE in the cycle of its last MAC
-        written |= done
+        np.multiply(a_reg, b_reg, out=prod)
+        acc += prod
+        written |= a_idx == t_len - 1  # a PE's result is final (and leaves) in the cycle of its last MAC
         if written.all():
-            return out, cycle + 1
+            return acc, cycle + 1
         cycle += 1
 
 
-def _ws_fold(stationary: np.ndarray, stream: np.ndarray) -> tuple[np.ndarray, int]:
-    """Weight-stationary machine: the R x C stationary tile shifts in from the top (R cycles), then the
-    streamed operand (T x R) enters skewed from the left, partial sums flow down, and row t of the
-    (T x C) result leaves the bottom of column j at cycle R + t + (R - 1) + j.
-
-    Returns the T x C result and the cycles the fold occupies."""
-    rows, cols = stationary.shape
-    t_len = stream.shape[0]
+def _ws_folds(stationary: np.ndarray, stream: np.ndarray) -> tuple[np.ndarray, int]:
+    """Weight-stationary machine on a batch of F independent folds: the (F, R, C) stationary tiles shift in
+    from the top (R cycles), then the streamed operand (F, T, R) enters skewed from the left, partial sums
+    flow down and row t of the (T x C) result leaves the bottom of column j at cycle R + t + (R - 1) + j.
+    Returns (F, T, C) and cycles per fold."""
+    f, rows, cols = stationary.shape
+    t_len = stream.shape[1]
     dt = np.result_type(stationary, stream)
-    w_reg = np.zeros((rows, cols), dtype=dt)
-    w_loaded = np.zeros((rows, cols), bool)
+    w_reg = np.zeros((f, rows, cols), dtype=dt)
+    w_loaded = np.zeros(rows, bool)
     cycle = 0
     while not w_loaded.all():
         # The bottom row enters first so that after R shifts row i of the tile sits in PE row i.
-        w_reg[1:, :], w_loaded[1:, :] = w_reg[:-1, :], w_loaded[:-1, :]
-        w_reg[0, :], w_loaded[0, :] = stationary[rows - 1 - cycle, :], True
+        w_reg[:, 1:, :] = w_reg[:, :-1, :]
+        w_loaded[1:] = w_loaded[:-1]
+        w_reg[:, 0, :], w_loaded[0] = stationary[:, rows - 1 - cycle, :], True
         cycle += 1
-    a_reg, psum = np.zeros((rows, cols), dtype=dt), np.zeros((rows, cols), dtype=dt)
-    a_val, p_val = np.zeros((rows, cols), bool), np.zeros((rows, cols), bool)
+    a_feed = _skewed(stream)
+    a_reg, psum, prod = (np.zeros((f, rows, cols), dtype=dt) for _ in range(3))
     a_idx, p_idx = np.full((rows, cols), -1), np.full((rows, cols), -1)
-    out = np.zeros((t_len, cols), dtype=dt)
-    count = np.zeros(cols, dtype=np.int64)
+    out = np.zeros((f, t_len, cols), dtype=dt)
+    emitted = np.zeros(cols, bool)
+    col = np.arange(cols)
     start = cycle
     while True:
-        for reg in (a_reg, a_val, a_idx):
-            reg[:, 1:] = reg[:, :-1]
-        a_reg[:, 0], a_val[:, 0], a_idx[:, 0] = _edge_feed(stream, cycle - start, rows)
+        s = cycle - start
+        a_reg[:, :, 1:] = a_reg[:, :, :-1]
+        a_idx[:, 1:] = a_idx[:, :-1]
+        a_reg[:, :, 0] = a_feed[:, :, s] if s < a_feed.shape[2] else 0
+        a_idx[:, 0] = _feed_index(s, rows)
         # Partial sums move one PE down per cycle; the top row starts from zero.
-        inflow, in_val, in_idx = np.zeros_like(psum), np.ones((rows, cols), bool), a_idx.copy()
-        inflow[1:], in_val[1:], in_idx[1:] = psum[:-1], p_val[:-1], p_idx[:-1]
-        in_val[0] = a_val[0]
-        if np.any(in_val != a_val) or np.any(in_idx[a_val] != a_idx[a_val]):
+        psum[:, 1:, :] = psum[:, :-1, :]
+        psum[:, 0, :] = 0
+        p_idx[1:, :] = p_idx[:-1, :]
+        p_idx[0, :] = a_idx[0, :]
+        if not np.array_equal(p_idx, a_idx):
             raise SteppingError(f"WS partial sums and operands out of step at cycle {cycle}")
-        psum = inflow + np.where(a_val, a_reg * w_reg, 0)
-        p_val, p_idx = a_val.copy(), a_idx.copy()
-        leaving = p_val[rows - 1]
-        out[p_idx[rows - 1, leaving], np.flatnonzero(leaving)] = psum[rows - 1, leaving]
-        count += leaving
-        if (count == t_len).all():
+        np.multiply(a_reg, w_reg, out=prod)
+        psum += prod
+        t_out = p_idx[rows - 1]
+        leaving = (t_out >= 0) & (t_out < t_len)
+        if leaving.any():
+            out[:, t_out[leaving], col[leaving]] = psum[:, rows - 1, leaving]
+        emitted |= t_out == t_len - 1
+        if emitted.all():
             return out, cycle + 1
         cycle += 1
+
+
+def _pad_to(x: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    out = np.zeros((rows, cols), dtype=x.dtype)
+    out[: x.shape[0], : x.shape[1]] = x
+    return out
 
 
 def _check_operands(a: np.ndarray, b: np.ndarray) -> None:
@@ -132,47 +138,47 @@ def _check_operands(a: np.ndarray, b: np.ndarray) -> None:
                                   f"got {a.shape} and {b.shape}")
 
 
+def _stationary_folds(stat: np.ndarray, streamed: np.ndarray, r: int, c: int) -> tuple[np.ndarray, int, int]:
+    """Shared WS/IS folding: stat (S_r x S_c) is tiled R x C and stays; streamed (T x S_r) is cut into the
+    matching K slices. Fold f = (col fold, row fold) in SCALE-Sim's order; K folds are partial sums added at
+    the output. Returns the (T x S_c) result, cycles per fold and the number of folds."""
+    sr, sc = stat.shape
+    rf, cf = -(-sr // r), -(-sc // c)
+    stat_p = _pad_to(stat, rf * r, cf * c).reshape(rf, r, cf, c).transpose(2, 0, 1, 3).reshape(cf * rf, r, c)
+    t_len = streamed.shape[0]
+    str_p = _pad_to(streamed, t_len, rf * r).reshape(t_len, rf, r).transpose(1, 0, 2)  # (rf, T, R)
+    out, fold_cycles = _ws_folds(stat_p, str_p[np.tile(np.arange(rf), cf)])
+    result = out.reshape(cf, rf, t_len, c).sum(axis=1).transpose(1, 0, 2).reshape(t_len, cf * c)[:, :sc]
+    return result, fold_cycles, rf * cf
+
+
 def step_gemm(array: SystolicArray, a: np.ndarray, b: np.ndarray) -> SteppedGemm:
-    """Run C = A @ B through the array cycle by cycle, fold by fold (folds back to back, as SCALE-Sim)."""
+    """Run C = A @ B through the array cycle by cycle, fold by fold.
+
+    Folds share no state (each drains before the next starts, as in SCALE-Sim), so they are stepped together
+    along a batch axis and then laid end to end on the clock; each fold's length comes from its valid/index
+    registers, not from a formula."""
     a, b = np.asarray(a), np.asarray(b)
     _check_operands(a, b)
     m, k = a.shape
     n = b.shape[1]
     r, c = array.rows, array.cols
-    product = np.zeros((m, n), dtype=np.result_type(a, b))
-    occupied = 0
-    folds = 0
     if array.dataflow is Dataflow.OS:
-        # M on rows, N on columns, K streamed; SCALE-Sim's loop order: column folds outer.
-        for j0 in range(0, n, c):
-            for i0 in range(0, m, r):
-                a_t = _pad(a[i0:i0 + r, :], r, k)
-                b_t = _pad(b[:, j0:j0 + c], k, c)
-                tile, cyc = _os_fold(a_t, b_t)
-                product[i0:i0 + r, j0:j0 + c] = tile[: min(r, m - i0), : min(c, n - j0)]
-                occupied += cyc
-                folds += 1
+        # M on rows, N on columns, K streamed; fold f = (col fold, row fold), column folds outer.
+        rf, cf = -(-m // r), -(-n // c)
+        a_t = _pad_to(a, rf * r, k).reshape(rf, r, k)
+        b_t = _pad_to(b, k, cf * c).reshape(k, cf, c).transpose(1, 0, 2)
+        out, fold_cycles = _os_folds(a_t[np.tile(np.arange(rf), cf)], b_t[np.repeat(np.arange(cf), rf)])
+        product = out.reshape(cf, rf, r, c).transpose(1, 2, 0, 3).reshape(rf * r, cf * c)[:m, :n]
+        folds = rf * cf
     elif array.dataflow is Dataflow.WS:
-        # K on rows, N on columns (weights B stay), M streamed; K folds are partial sums added at the output.
-        for j0 in range(0, n, c):
-            for k0 in range(0, k, r):
-                w_t = _pad(b[k0:k0 + r, j0:j0 + c], r, c)
-                s_t = _pad(a[:, k0:k0 + r], m, r)
-                tile, cyc = _ws_fold(w_t, s_t)
-                product[:, j0:j0 + c] += tile[:, : min(c, n - j0)]
-                occupied += cyc
-                folds += 1
+        # K on rows, N on columns (weights B stay), M streamed.
+        product, fold_cycles, folds = _stationary_folds(b, a, r, c)
     else:
         # IS: K on rows, M on columns (inputs A^T stay), N streamed; the array emits C^T.
-        for i0 in range(0, m, c):
-            for k0 in range(0, k, r):
-                x_t = _pad(a[i0:i0 + c, k0:k0 + r].T, r, c)
-                s_t = _pad(b[k0:k0 + r, :].T, n, r)
-                tile, cyc = _ws_fold(x_t, s_t)
-                product[i0:i0 + c, :] += tile[:, : min(c, m - i0)].T
-                occupied += cyc
-                folds += 1
-    return SteppedGemm(product=product, cycles=occupied - 1, folds=folds)
+        ct, fold_cycles, folds = _stationary_folds(a.T, b.T, r, c)
+        product = ct.T
+    return SteppedGemm(product=np.ascontiguousarray(product), cycles=folds * fold_cycles - 1, folds=folds)
 
 
 def step_gemm_cycles(array: SystolicArray, m: int, k: int, n: int, seed: int = 0) -> int:

@@ -63,3 +63,14 @@ def test_bad_operands_are_rejected(a_shape, b_shape):
 def test_bad_sizes_are_rejected(m, k, n):
     with pytest.raises(HardwareConfigError):
         step_gemm_cycles(SystolicArray(2, 2), m, k, n)
+
+
+@pytest.mark.parametrize("dataflow", ["os", "ws", "is"])
+def test_a_misaligned_skew_is_caught(dataflow, monkeypatch):
+    # the index registers are a real check: feed one lane a cycle late and the model must refuse
+    import hwmodels.stepping as st
+
+    good = st._feed_index
+    monkeypatch.setattr(st, "_feed_index", lambda cycle, lanes: good(cycle, lanes) - (np.arange(lanes) == 1))
+    with pytest.raises(st.SteppingError):
+        step_gemm(SystolicArray(3, 3, dataflow), np.ones((4, 4)), np.ones((4, 4)))

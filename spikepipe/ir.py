@@ -143,9 +143,10 @@ class VectorWork:
     op: str
     elements: int
     timesteps: int = 1
+    per_batch: bool = True  # False for work done once per minibatch whatever its size (the optimiser update)
 
     def scaled(self, fraction: float) -> VectorWork:
-        if fraction == 1.0:
+        if fraction == 1.0 or not self.per_batch:
             return self
         return replace(self, elements=max(1, ceil(self.elements * fraction)))
 

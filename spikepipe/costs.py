@@ -1,0 +1,162 @@
+"""From LayerSpecs to a costed TaskGraph: GEMM lowering, vector work, bytes on edges, memory held.
+
+Per layer l and minibatch of B samples over T timesteps (DESIGN.md section 4):
+  F_l  synaptic GEMM over B*T (conv lowered: M = B*T*E*F, K = R*S*C_in/groups, N = C_out/groups), then the
+       post ops on the vector unit (norm, residual add, LIF forward IIR over T, pooling).
+  B_l  post ops backward (pooling, LIF backward through time with the surrogate, add, norm), then the
+       input-gradient GEMM with transposed weights, dX[M x K] = dY[M x N] . W^T (skipped when the layer's only
+       input is the network input: nobody needs that gradient). The loss is folded into the last layer's B.
+  W_l  weight-gradient GEMM dW[K x N] = X^T[K x M] . dY[M x N] (the batch is the reduction) and the update.
+Bytes: forward edges carry spikes packed as bits when the producer fires, otherwise values at `word_bytes`;
+backward edges carry gradients at `word_bytes`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from math import ceil, prod
+
+from hwmodels import Processor
+from spikepipe.ir import (
+    Gemm,
+    LayerMemory,
+    LayerSpec,
+    SpikePipeError,
+    Task,
+    TaskGraph,
+    TaskKind,
+    VectorWork,
+    task_id,
+)
+
+
+class CostModelError(SpikePipeError):
+    """A layer cannot be costed (bad shapes, unknown op)."""
+
+
+@dataclass(frozen=True)
+class Precision:
+    word_bytes: int = 2  # activations, membrane potentials, gradients
+    weight_bytes: int = 2
+    optimizer_state_words: int = 2  # SGD-momentum: momentum + gradient buffer (Adam: 3)
+
+
+@dataclass(frozen=True)
+class GemmShape:
+    m_per_sample_step: int  # M per sample per timestep (E*F for conv, 1 for linear)
+    k: int
+    n: int
+    groups: int
+
+
+def gemm_shape(layer: LayerSpec) -> GemmShape:
+    """The forward GEMM of one sample at one timestep, before multiplying M by B*T."""
+    if layer.op == "linear":
+        if len(layer.in_shape) != 1 or len(layer.out_shape) != 1:
+            raise CostModelError(f"layer {layer.name}: linear layer needs flat shapes, got {layer.in_shape}")
+        return GemmShape(1, layer.in_shape[0], layer.out_shape[0], 1)
+    if layer.op == "conv":
+        if len(layer.in_shape) != 3 or len(layer.out_shape) != 3:
+            raise CostModelError(f"layer {layer.name}: conv layer needs (C, H, W) shapes, got {layer.in_shape}")
+        c_in, c_out, g = layer.in_shape[0], layer.out_shape[0], layer.groups
+        if c_in % g or c_out % g:
+            raise CostModelError(f"layer {layer.name}: channels {c_in}->{c_out} not divisible by groups {g}")
+        e, f = layer.out_shape[1], layer.out_shape[2]
+        return GemmShape(e * f, layer.kernel[0] * layer.kernel[1] * c_in // g, c_out // g, g)
+    raise CostModelError(f"layer {layer.name}: unknown op {layer.op!r}")
+
+
+def forward_macs(layer: LayerSpec, samples: int) -> int:
+    """MACs of the synaptic op for `samples` sample-timesteps (the oracle tests compare with torch's counter)."""
+    s = gemm_shape(layer)
+    return s.m_per_sample_step * samples * s.k * s.n * s.groups
+
+
+def _elems(shape: Sequence[int]) -> int:
+    return int(prod(shape))
+
+
+def _post_vector(layer: LayerSpec, batch: int, timesteps: int, backward: bool) -> list[VectorWork]:
+    """Vector work of the post ops, in execution order (reversed for backward)."""
+    work: list[VectorWork] = []
+    out_e = _elems(layer.out_shape) * batch
+    for p in layer.post_ops:
+        if p.kind == "batchnorm":
+            work.append(VectorWork("batchnorm_bwd" if backward else "batchnorm_fwd", _elems(p.in_shape) * batch,
+                                   timesteps))
+        elif p.kind == "add":
+            work.append(VectorWork("add_bwd" if backward else "add", _elems(p.in_shape) * batch, timesteps))
+    if layer.neuron is not None:
+        # the IIR runs sequentially over T: elements per step, T steps
+        work.append(VectorWork("lif_bwd" if backward else "lif_fwd", out_e, timesteps))
+    for p in layer.post_ops:
+        if p.kind in ("maxpool", "avgpool", "adaptiveavgpool"):
+            op = "maxpool" if p.kind == "maxpool" else "avgpool"
+            work.append(VectorWork(f"{op}_bwd" if backward else op, _elems(p.in_shape) * batch, timesteps))
+    return list(reversed(work)) if backward else work
+
+
+def build_task_graph(layers: Sequence[LayerSpec], *, batch: int, timesteps: int, processor: Processor | None = None,
+                     name: str = "network", precision: Precision | None = None) -> TaskGraph:
+    """The costed task graph of one minibatch of `batch` samples over `timesteps` steps."""
+    if batch < 1 or timesteps < 1:
+        raise CostModelError(f"batch and timesteps must be positive, got B={batch}, T={timesteps}")
+    if not layers:
+        raise CostModelError("the network has no trainable (conv/linear) layers")
+    proc = processor or Processor()
+    prec = precision or Precision(word_bytes=proc.word_bytes, weight_bytes=proc.word_bytes)
+    bt = batch * timesteps
+    last = len(layers) - 1
+    tasks: list[Task] = []
+    edges: list[tuple[str, str, int]] = []
+    memory: list[LayerMemory] = []
+    fires = [layer.neuron is not None for layer in layers]
+
+    def out_bytes(i: int) -> int:
+        e = _elems(layers[i].output_shape) * bt
+        return ceil(e / 8) if fires[i] else e * prec.word_bytes
+
+    for layer in layers:
+        i = layer.index
+        s = gemm_shape(layer)
+        m = s.m_per_sample_step * bt
+        fwd = Gemm(m, s.k, s.n, "m", s.groups)
+        in_e = _elems(layer.in_shape) * bt
+        feeds_from_network_only = all(src < 0 for src in layer.inputs)
+        # F
+        f_vec = _post_vector(layer, batch, timesteps, backward=False)
+        input_spikes = all(src >= 0 and fires[src] for src in layer.inputs)
+        saved = ceil(in_e / 8) if input_spikes else in_e * prec.word_bytes  # X for dW
+        if layer.neuron is not None:
+            saved += _elems(layer.out_shape) * bt * prec.word_bytes  # u_t (or the surrogate) for BPTT
+        saved += sum(_elems(p.in_shape) * bt * prec.word_bytes for p in layer.post_ops if p.kind == "batchnorm")
+        tasks.append(Task(task_id(TaskKind.F, i), i, TaskKind.F, (fwd,), tuple(f_vec), activation_bytes=saved))
+        # B
+        b_vec = _post_vector(layer, batch, timesteps, backward=True)
+        if i == last:
+            b_vec.insert(0, VectorWork("loss", _elems(layer.output_shape) * batch, 1))
+        b_gemms = () if feeds_from_network_only else (Gemm(m, s.n, s.k, "m", s.groups),)
+        tasks.append(Task(task_id(TaskKind.B, i), i, TaskKind.B, b_gemms, tuple(b_vec)))
+        # W
+        weights = layer.weight_count
+        w_gemm = Gemm(s.k, m, s.n, "k", s.groups)
+        tasks.append(Task(task_id(TaskKind.W, i), i, TaskKind.W, (w_gemm,),
+                          (VectorWork("sgd_update", weights, 1, per_batch=False),)))
+        norm_params = sum(2 * p.in_shape[0] for p in layer.post_ops if p.kind == "batchnorm")
+        wb = (weights + norm_params) * prec.weight_bytes
+        memory.append(LayerMemory(wb, wb * prec.optimizer_state_words))
+        # edges
+        srcs = {src for src in layer.inputs if src >= 0}
+        srcs |= {p.source for p in layer.post_ops if p.kind == "add" and p.source is not None and p.source >= 0}
+        for src in sorted(srcs):
+            if src >= i:
+                raise CostModelError(f"layer {layer.name} reads layer {src}, which is not earlier")
+            grad = _elems(layers[src].output_shape) * bt * prec.word_bytes
+            edges.append((task_id(TaskKind.F, src), task_id(TaskKind.F, i), out_bytes(src)))
+            edges.append((task_id(TaskKind.B, i), task_id(TaskKind.B, src), grad))
+        edges.append((task_id(TaskKind.B, i), task_id(TaskKind.W, i), 0))
+    # the loss (folded into B_last) reads the last layer's output over all T
+    edges.append((task_id(TaskKind.F, last), task_id(TaskKind.B, last), out_bytes(last)))
+    return TaskGraph(layers, tasks, edges, batch=batch, timesteps=timesteps, memory=memory, reference=proc,
+                     name=name)

@@ -1,0 +1,148 @@
+"""Checkpointed BPTT (activation recomputation in time) and Skipper's time-skipped backward.
+
+Checkpointed BPTT with interval c (Skipper's baseline, Singh et al., MICRO 2022):
+  1. forward all T steps without an autograd graph, keeping only the membrane state of every layer at the start
+     of each segment of c steps (the checkpoints) and the logits;
+  2. for the segments from last to first: re-run the segment from its checkpoint with a graph, backpropagate the
+     loss terms of its timesteps plus the gradient that reached its end state from the later segment, and pass
+     the gradient of its start state on. One segment's graph is alive at a time, so activation memory falls from
+     O(T) to O(c + T/c) at the cost of one extra forward. The gradients equal BPTT's exactly.
+
+Skipper (our reading of the time-skipped approximation): in every segment only the first c - s steps are
+recomputed and backpropagated; the last s steps are skipped, so their loss terms and the gradient arriving from
+the later segment are dropped (that gradient would have to pass through the skipped steps). It cuts recomputation
+and backward work by s/c. With s = 0 it is checkpointed BPTT.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from spikepipe.methods.stepped import MethodError, State, check_steppable, logits, run_chunk
+from spikepipe.train.bptt import EpochStats, TrainerBase
+from spikepipe.train.optim import OptimConfig
+
+GetBatch = Callable[[int], tuple[torch.Tensor, torch.Tensor]]
+
+
+def _leaves(weights: list[dict[str, torch.Tensor]]) -> list[dict[str, torch.Tensor]]:
+    return [{k: w.detach().requires_grad_() for k, w in ws.items()} for ws in weights]
+
+
+def _collect(leaves: list[dict[str, torch.Tensor]], grads: list[torch.Tensor | None],
+             acc: list[dict[str, torch.Tensor | None]] | None) -> list[dict[str, torch.Tensor | None]]:
+    it = iter(grads)
+    fresh = [{k: next(it) for k in ws} for ws in leaves]
+    if acc is None:
+        return fresh
+    for a, f in zip(acc, fresh, strict=True):
+        for k, g in f.items():
+            if g is not None:
+                a[k] = g if a[k] is None else a[k] + g
+    return acc
+
+
+def checkpointed_grads(net: nn.Module, weights: list[dict[str, torch.Tensor]], x: torch.Tensor, y: torch.Tensor,
+                       every: int | None, skip: int = 0,
+                       ) -> tuple[torch.Tensor, torch.Tensor, list[dict[str, torch.Tensor | None]]]:
+    """(loss, logits, per-block gradients) with checkpoints every `every` steps (None: one graph, plain BPTT on
+    the time-chunked network) and the last `skip` steps of every segment skipped in the backward."""
+    t_total = x.shape[0]
+    leaves = _leaves(weights)
+    flat = [w for ws in leaves for w in ws.values()]
+    if every is None:
+        if skip:
+            raise MethodError("skip needs checkpoints: give checkpoint_every as well")
+        out = logits(net, leaves, x)
+        loss = F.cross_entropy(out, y)
+        grads = torch.autograd.grad(loss, flat, allow_unused=True)
+        return loss.detach(), out.detach(), _collect(leaves, list(grads), None)
+    if not 1 <= every or not 0 <= skip < every:
+        raise MethodError(f"need checkpoint_every >= 1 and 0 <= skip < checkpoint_every, got {every}, {skip}")
+    starts = list(range(0, t_total, every))
+    checkpoints: list[State | None] = []
+    state: State | None = None
+    acc_out = None
+    with torch.no_grad():
+        for t0 in starts:
+            checkpoints.append(state)
+            outs, state = run_chunk(net, weights, x[t0:t0 + every], state)
+            part = outs[-1].sum(0)
+            acc_out = part if acc_out is None else acc_out + part
+    out = (acc_out / t_total).requires_grad_()
+    loss = F.cross_entropy(out, y)
+    (g_out,) = torch.autograd.grad(loss, out)
+    g_out = g_out / t_total  # d loss / d (last block output at any one timestep)
+    acc: list[dict[str, torch.Tensor | None]] | None = None
+    g_state: State | None = None  # gradient reaching the end state of the segment being processed
+    for k in reversed(range(len(starts))):
+        t0 = starts[k]
+        t1 = min(t_total, t0 + every)
+        keep = t1 - skip if t1 - t0 > skip else t0 + 1  # a short last segment keeps at least one step
+        s0 = checkpoints[k]
+        s0_leaf = None if s0 is None else [None if s is None else s.detach().requires_grad_() for s in s0]
+        outs, s1 = run_chunk(net, leaves, x[t0:keep], s0_leaf)
+        objective = (outs[-1].sum(0) * g_out).sum()
+        if g_state is not None and keep == t1:  # the later segment's gradient only flows if nothing was skipped
+            for s, g in zip(s1, g_state, strict=True):
+                if s is not None and g is not None:
+                    objective = objective + (s * g).sum()
+        state_leaves = [s for s in (s0_leaf or []) if s is not None]
+        grads = torch.autograd.grad(objective, flat + state_leaves, allow_unused=True)
+        acc = _collect(leaves, list(grads[:len(flat)]), acc)
+        if s0_leaf is not None:
+            it = iter(grads[len(flat):])
+            g_state = [None if s is None else next(it) for s in s0_leaf]
+    assert acc is not None
+    return loss.detach(), out.detach(), acc
+
+
+class CheckpointedBPTT(TrainerBase):
+    """BPTT with activation recomputation every `checkpoint_every` steps (None: no recomputation)."""
+
+    mode = "checkpoint"
+
+    def __init__(self, net: nn.Module, optim: OptimConfig, *, total_steps: int, checkpoint_every: int | None = 2,
+                 skip: int = 0, weights: list | None = None) -> None:
+        check_steppable(net)
+        super().__init__(net, optim, total_steps=total_steps, weights=weights)
+        self.every = checkpoint_every
+        self.skip = skip
+        if checkpoint_every is not None and not 0 <= skip < checkpoint_every:
+            raise MethodError(f"skip must be in [0, checkpoint_every), got skip={skip}, every={checkpoint_every}")
+
+    def grads(self, x: torch.Tensor, y: torch.Tensor):
+        return checkpointed_grads(self.net, self.weights, x, y, self.every, self.skip)
+
+    def run_epoch(self, get_batch: GetBatch, num_batches: int, progress: Callable[[], None] | None = None,
+                  ) -> EpochStats:
+        stats = EpochStats()
+        for n in range(num_batches):
+            x, y = get_batch(n)
+            loss, out, grads = self.grads(x, y)
+            stats.add(loss, out, y, self.step)
+            for layer in range(self.num_layers):
+                self.apply(layer, grads[layer], self.step)
+            self.step += 1
+            if progress:
+                progress()
+        return stats
+
+    @torch.no_grad()
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return logits(self.net, self.weights, x, self.every)
+
+
+class Skipper(CheckpointedBPTT):
+    """Checkpointed BPTT whose backward skips the last `skip` steps of every segment."""
+
+    mode = "skipper"
+
+    def __init__(self, net: nn.Module, optim: OptimConfig, *, total_steps: int, checkpoint_every: int = 4,
+                 skip: int = 1, weights: list | None = None) -> None:
+        super().__init__(net, optim, total_steps=total_steps, checkpoint_every=checkpoint_every, skip=skip,
+                         weights=weights)

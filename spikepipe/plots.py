@@ -115,7 +115,7 @@ def speedup_figure(rows: Sequence[Mapping[str, Any]], ideal: Mapping[int, float]
         ax.plot([p for p, _ in pts], [s for _, s in pts], marker=markers[i % len(markers)], label=name, **style)
     if ideal:
         pts = sorted(ideal.items())
-        ax.plot([p for p, _ in pts], [s for _, s in pts], linestyle="--", color="tab:red", linewidth=1.5,
+        ax.plot([p for p, _ in pts], [s for _, s in pts], linestyle="--", color="tab:red", linewidth=1.5, zorder=6,
                 label="bound: sequential / lower bound")
     ax.plot(procs, procs, linestyle=":", color="grey", label="linear (P)")
     ax.set_xscale("log", base=2)

@@ -32,7 +32,7 @@ def main() -> None:
     ap.add_argument("--time-limit", type=float, default=5.0, help="CP-SAT limit for the spikepipe schedule")
     ap.add_argument("--out", default="results/sim_bench")
     args = ap.parse_args()
-    console = Console()
+    console = Console(width=150)
     cluster = load_cluster(None, processors=args.processors)
     graph = load_graph(args.network, cluster)
     rows = []

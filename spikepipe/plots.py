@@ -43,6 +43,7 @@ def gantt_figure(schedule: Schedule, result: SimResult, *, network: str = "", nu
     cmap = ListedColormap(colours)
     norm = BoundaryNorm([i - 0.5 for i in range(layers + 1)], layers)
     procs = result.processors
+    tag = "it" if schedule.kind == "flush" else "mb"  # flush: one iteration per period; periodic: the minibatch
     fig = Figure(figsize=(13, max(2.8, 0.42 * procs + 1.8)))
     ax = fig.add_subplot(1, 1, 1)
     for r in result.slot_records:
@@ -55,7 +56,7 @@ def gantt_figure(schedule: Schedule, result: SimResult, *, network: str = "", nu
                 edgecolor="black", linewidth=0.4)
         if (b - a) / length > 0.035:
             label = r.slot if r.microbatch == 0 else f"{r.task}.{r.microbatch}"
-            ax.text((a + b) / 2 - t0, r.processor, f"{label}\nmb{r.minibatch}", ha="center", va="center",
+            ax.text((a + b) / 2 - t0, r.processor, f"{label}\n{tag}{r.minibatch}", ha="center", va="center",
                     fontsize=6.5, clip_on=True,
                     bbox={"facecolor": "white", "alpha": 0.65, "pad": 0.6, "edgecolor": "none"})
     # one extra row: when any link carries data, and the collectives (which hold every link)
@@ -69,10 +70,13 @@ def gantt_figure(schedule: Schedule, result: SimResult, *, network: str = "", nu
         if r.collective and (b - a) / length > 0.035:
             ax.text((a + b) / 2 - t0, net_row, r.src.replace("allreduce", "AR"), ha="center", va="center", fontsize=6.5, color="white",
                     clip_on=True)
+    from matplotlib.ticker import FuncFormatter
+
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:,.0f}"))
     ax.set_xlim(0, length)
     ax.set_ylim(procs + 0.5, -0.5)
     ax.set_yticks(range(procs + 1), [f"P{p}" for p in range(procs)] + ["links"])
-    ax.set_xlabel("cycles within one steady-state period")
+    ax.set_xlabel(f"cycles within one steady-state period (labels: slot, {'iteration' if tag == 'it' else 'minibatch'})")
     ax.set_ylabel("processor")
     sim = result.simulated_period_cycles
     title = (f"{network + ': ' if network else ''}{schedule.name} ({schedule.kind}) on P={procs}, "

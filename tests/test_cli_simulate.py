@@ -107,3 +107,12 @@ def test_compare_human_output_names_the_folder(capsys, tmp_path):
                  "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert str(tmp_path.resolve()) in out and "speedup" in out and "1f1b" in out
+
+
+def test_compare_refuses_an_unwritable_folder_before_working(capsys, tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    monkeypatch.setattr(evaluate, "evaluate_graph", lambda *a, **k: pytest.fail("worked before checking --out"))
+    assert main(["compare", "--network", "synthetic", "-P", "2", "--out", str(blocker / "sub")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot create output folder") and len(err.strip().splitlines()) == 1

@@ -47,6 +47,10 @@ def run(args: argparse.Namespace) -> Result:
     names = resolve_schedules(args.schedules)
     out = Path(args.out)
     check_writable(out / "results.json")
+    try:  # fail before minutes of solving, not after
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"cannot create output folder {out}: {exc.strerror or exc}; choose a writable --out") from None
     graph = None
     reports: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []

@@ -115,3 +115,19 @@ def test_stashed_weight_versions_are_delay_plus_one(name, procs):
     assert copies == [d + 1 for d in s.gradient_delays]
     if name == "pipedream":
         assert copies == [procs - stage[layer] for layer in range(procs)]
+
+
+@pytest.mark.parametrize("procs", [2, 4])
+@pytest.mark.parametrize("network", ["snn-mlp", "snn-cnn"])
+def test_real_workloads_replay_at_the_claimed_period(network, procs):
+    from hwmodels.config import load_cluster
+    from spikepipe.workload import load_workload
+
+    c = load_cluster(None, processors=procs)
+    g = load_workload(network, processor=c.processors[0])
+    for name in names():
+        s = generate(name, g, c, **OPTIONS.get(name, {}))
+        r = simulate(s, c, graph=g, strict=True, link_contention=False)
+        assert r.simulated_period_cycles == s.period_cycles, name
+        assert r.gradient_delays == s.gradient_delays, name
+        assert all(m > 0 for m, w in zip(r.peak_memory_bytes, r.weight_bytes, strict=True) if w), name

@@ -1,0 +1,180 @@
+"""BlocTrain (Srinivasan & Roy, 2021): blocks of layers trained one after another with local classifiers, the
+deeper blocks only on the classes the earlier ones find hard, a hard-class detector per block, early exit.
+
+Phases (the run's epochs are split evenly among the blocks):
+  phase g   block g and its local classifier train with BPTT on the samples whose label is in the class set C_g
+            (C_0 = all classes); blocks before g run without a graph (frozen), so only block g's graph is held.
+            The hard-class detector of block g-1 (a binary linear head on block g-1's output, "is this sample of
+            a hard class?") trains on every sample of the same minibatches.
+  end of g  per-class accuracy of block g's classifier over the phase's last epoch; the ceil(hard_fraction*|C_g|)
+            worst classes become H_g = C_{g+1}.
+Inference: after block g < last, the detector decides; a sample judged easy exits with block g's classifier
+restricted to C_g minus H_g, the others continue. The last block (the network's own output) answers over C_last.
+`exit_counts` records where test samples left, for the compute-per-inference figure.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from spikepipe.methods.local import Heads, block_output_shapes, head_logits, partition
+from spikepipe.methods.stepped import MethodError, check_steppable, run_chunk
+from spikepipe.train.bptt import EpochStats, TrainerBase
+from spikepipe.train.optim import OptimConfig
+
+GetBatch = Callable[[int], tuple[torch.Tensor, torch.Tensor]]
+MASKED = -1.0e4  # logit of a class a classifier may not answer (finite, so cross-entropy stays finite)
+
+
+class BlocTrain(TrainerBase):
+    mode = "bloctrain"
+
+    def __init__(self, net: nn.Module, optim: OptimConfig, *, total_steps: int, example: torch.Tensor, epochs: int,
+                 blocks: int | Sequence[int] = 2, hard_fraction: float = 0.5, seed: int = 0,
+                 weights: list | None = None) -> None:
+        check_steppable(net)
+        super().__init__(net, optim, total_steps=total_steps, weights=weights)
+        self.ranges = partition(self.num_layers, blocks)
+        if epochs < len(self.ranges):
+            raise MethodError(f"BlocTrain trains {len(self.ranges)} blocks one after another and needs at least one "
+                              f"epoch each; got --epochs {epochs}")
+        if not 0.0 < hard_fraction < 1.0:
+            raise MethodError(f"hard_fraction must be in (0, 1), got {hard_fraction}")
+        self.hard_fraction = hard_fraction
+        self.epochs = epochs
+        self.epoch = 0
+        shapes = block_output_shapes(net, self.weights, example)
+        self.classes = int(torch.Size(shapes[-1]).numel())
+        ends = [b - 1 for _, b in self.ranges[:-1]]
+        self.heads = Heads(ends, shapes, self.classes, optim, seed)
+        self.detectors = Heads(ends, shapes, 1, optim, seed + 1, out_features=1)
+        self.class_sets: list[list[int]] = [list(range(self.classes))]  # C_g, grows as phases end
+        self.exit_counts = [0] * len(self.ranges)
+        self._phase_hits: list[list[int]] = []
+
+    @property
+    def phase(self) -> int:
+        per = self.epochs / len(self.ranges)
+        return min(len(self.ranges) - 1, int(self.epoch // per))
+
+    def _mask(self, allowed: Sequence[int]) -> torch.Tensor:
+        m = torch.full((self.classes,), MASKED)
+        m[list(allowed)] = 0.0
+        return m
+
+    def _frozen_features(self, x: torch.Tensor, upto: int) -> dict[int, torch.Tensor]:
+        """Outputs of every block before block range `upto` (no graph)."""
+        if upto == 0:
+            return {}
+        with torch.no_grad():
+            outs, _ = run_chunk(self.net, self.weights, x, None, layers=range(0, self.ranges[upto][0]))
+        return {i: o for i, o in enumerate(outs) if o is not None}
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One minibatch of the current phase; returns (loss, logits over the phase's samples, their labels)."""
+        g = self.phase
+        a, b = self.ranges[g]
+        given = self._frozen_features(x, g)
+        if g > 0:  # the previous block's hard-class detector learns on all samples
+            e = self.ranges[g - 1][1] - 1
+            det = self.detectors.leaves(e)
+            target = torch.isin(y, torch.tensor(self.class_sets[g])).float()
+            dl = F.binary_cross_entropy_with_logits(head_logits(det, given[e]).squeeze(1), target)
+            gs = torch.autograd.grad(dl, list(det.values()))
+            self.detectors.apply(e, dict(zip(det, gs, strict=True)), self.lr(e, self.step))
+        keep = torch.isin(y, torch.tensor(self.class_sets[g]))
+        if not bool(keep.any()):
+            return torch.zeros(()), torch.zeros(0, self.classes), y[:0]
+        xs, ys = x[:, keep], y[keep]
+        given = {i: v[:, keep] for i, v in given.items()}
+        leaves = [{k: w.detach().requires_grad_() for k, w in ws.items()} if a <= i < b else ws
+                  for i, ws in enumerate(self.weights)]
+        outs, _ = run_chunk(self.net, leaves, xs, None, layers=range(a, b), inputs=given)
+        last = b == self.num_layers
+        head = None if last else self.heads.leaves(b - 1)
+        raw = outs[-1].mean(0) if last else head_logits(head, outs[b - 1])
+        out = raw + self._mask(self.class_sets[g])
+        loss = F.cross_entropy(out, ys)
+        params = [w for i in range(a, b) for w in leaves[i].values()] + (list(head.values()) if head else [])
+        gs = iter(torch.autograd.grad(loss, params, allow_unused=True))
+        for i in range(a, b):
+            self.apply(i, {k: next(gs) for k in leaves[i]}, self.step)
+        if head:
+            self.heads.apply(b - 1, {k: next(gs) for k in head}, self.lr(b - 1, self.step))
+        return loss.detach(), out.detach(), ys
+
+    def run_epoch(self, get_batch: GetBatch, num_batches: int, progress: Callable[[], None] | None = None,
+                  ) -> EpochStats:
+        stats = EpochStats()
+        phase = self.phase
+        hits = [[0, 0] for _ in range(self.classes)]  # per class: correct, seen (this epoch, this phase's head)
+        for n in range(num_batches):
+            x, y = get_batch(n)
+            loss, out, ys = self.train_step(x, y)
+            if len(ys):
+                stats.add(loss, out, ys, self.step)
+                pred = out.argmax(1)
+                for c, p in zip(ys.tolist(), pred.tolist(), strict=True):
+                    hits[c][0] += int(c == p)
+                    hits[c][1] += 1
+            self.step += 1
+            if progress:
+                progress()
+        self.epoch += 1
+        if self.phase != phase:  # the phase ended: its worst classes become the next block's class set
+            cur = self.class_sets[phase]
+            acc = {c: hits[c][0] / hits[c][1] if hits[c][1] else 0.0 for c in cur}
+            k = max(1, math.ceil(self.hard_fraction * len(cur)))
+            hard = sorted(sorted(cur, key=lambda c: (acc[c], c))[:k])
+            self.class_sets.append(hard)
+        return stats
+
+    @torch.no_grad()
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Early-exit inference; blocks not yet trained (class set unknown) answer with the last trained head."""
+        batch = x.shape[1]
+        out = torch.full((batch, self.classes), MASKED)
+        alive = torch.ones(batch, dtype=torch.bool)
+        given: dict[int, torch.Tensor] = {}
+        trained = len(self.class_sets)
+        for g, (a, b) in enumerate(self.ranges):
+            idx = alive.nonzero().squeeze(1)
+            if len(idx) == 0:
+                break
+            sub = {i: v[:, idx] for i, v in given.items()}
+            outs, _ = run_chunk(self.net, self.weights, x[:, idx], None, layers=range(a, b), inputs=sub)
+            last = b == self.num_layers or g == trained - 1
+            if b == self.num_layers:
+                raw = outs[-1].mean(0)
+            else:
+                raw = head_logits(self.heads.params[b - 1], outs[b - 1])
+            if last:
+                out[idx] = raw + self._mask(self.class_sets[g])
+                self.exit_counts[g] += len(idx)
+                break
+            hard = head_logits(self.detectors.params[b - 1], outs[b - 1]).squeeze(1) > 0
+            easy = sorted(set(self.class_sets[g]) - set(self.class_sets[g + 1]))
+            leave = idx[~hard]
+            out[leave] = raw[~hard] + self._mask(easy)
+            self.exit_counts[g] += len(leave)
+            alive[leave] = False
+            given = {i: o for i, o in enumerate(outs) if o is not None}
+            given = {i: torch.zeros(v.shape[0], batch, *v.shape[2:]).index_copy_(1, idx, v)
+                     for i, v in given.items()}
+        return out
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "heads": self.heads.state_dict(), "detectors": self.detectors.state_dict(),
+                "class_sets": self.class_sets, "epoch": self.epoch}
+
+    def load_state_dict(self, d: dict) -> None:
+        super().load_state_dict(d)
+        self.heads.load_state_dict(d["heads"])
+        self.detectors.load_state_dict(d["detectors"])
+        self.class_sets = [list(c) for c in d["class_sets"]]
+        self.epoch = int(d["epoch"])

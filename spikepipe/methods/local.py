@@ -1,0 +1,92 @@
+"""Blocks of layers with local classifiers: the partition, the heads, and their optimisers (TTL and BlocTrain).
+
+A local classifier reads the last layer of a block of layers: the output averaged over the timesteps it covers,
+average-pooled to 2x2 when it is a feature map, then one linear layer to the classes. Gradients never cross a
+block border: the next block reads the detached output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from spikepipe.methods.stepped import MethodError, run_chunk
+from spikepipe.train.optim import LayerOptimizer, OptimConfig
+
+HEAD_POOL = 2  # feature maps are pooled to HEAD_POOL x HEAD_POOL before the local linear classifier
+
+
+def partition(num_layers: int, blocks: int | Sequence[int]) -> list[tuple[int, int]]:
+    """Contiguous layer ranges [a, b). `blocks` is a count (near-equal layer counts) or the first layer of every
+    block after the first (e.g. (2,) splits 4 layers into [0, 2) and [2, 4))."""
+    if isinstance(blocks, int):
+        if not 1 <= blocks <= num_layers:
+            raise MethodError(f"cannot split {num_layers} layers into {blocks} blocks; give 1..{num_layers}")
+        cuts = [round(num_layers * k / blocks) for k in range(1, blocks)]
+    else:
+        cuts = list(blocks)
+    bounds = [0, *cuts, num_layers]
+    if any(b <= a for a, b in zip(bounds, bounds[1:], strict=False)):
+        raise MethodError(f"block borders {cuts} must be increasing layer indices inside 1..{num_layers - 1}")
+    return list(zip(bounds, bounds[1:], strict=False))
+
+
+def head_features(shape: Sequence[int]) -> int:
+    """Input width of the local classifier for a block output of per-sample shape `shape`."""
+    if len(shape) == 3:
+        return shape[0] * min(HEAD_POOL, shape[1]) * min(HEAD_POOL, shape[2])
+    return int(torch.Size(shape).numel())
+
+
+def head_logits(head: dict[str, torch.Tensor], out: torch.Tensor) -> torch.Tensor:
+    """Local classifier on a block output [c, B, ...]: time mean, 2x2 pool for maps, linear."""
+    m = out.mean(0)
+    if m.dim() == 4:
+        m = F.adaptive_avg_pool2d(m, (min(HEAD_POOL, m.shape[2]), min(HEAD_POOL, m.shape[3])))
+    return F.linear(m.flatten(1), head["weight"], head["bias"])
+
+
+def block_output_shapes(net: nn.Module, weights: Sequence[dict[str, torch.Tensor]],
+                        example: torch.Tensor) -> list[tuple[int, ...]]:
+    """Per-sample output shape of every block (one short no-grad run on one sample and one step)."""
+    with torch.no_grad():
+        outs, _ = run_chunk(net, weights, example[:1, :1], None)
+    return [tuple(o.shape[2:]) for o in outs]
+
+
+class Heads:
+    """Local classifiers (one per block end except the network's last layer) with their optimisers."""
+
+    def __init__(self, ends: Sequence[int], shapes: Sequence[Sequence[int]], outputs: int, optim: OptimConfig,
+                 seed: int = 0, out_features: int | None = None) -> None:
+        gen = torch.Generator().manual_seed(seed + 4242)
+        self.params: dict[int, dict[str, torch.Tensor]] = {}
+        for e in ends:
+            fin = head_features(shapes[e])
+            bound = 1.0 / fin ** 0.5  # nn.Linear's default initialisation range
+            n_out = out_features or outputs
+            self.params[e] = {
+                "weight": (torch.rand(n_out, fin, generator=gen) * 2 - 1) * bound,
+                "bias": (torch.rand(n_out, generator=gen) * 2 - 1) * bound,
+            }
+        self.opts = {e: LayerOptimizer(optim, p) for e, p in self.params.items()}
+
+    def leaves(self, e: int) -> dict[str, torch.Tensor]:
+        return {k: v.detach().requires_grad_() for k, v in self.params[e].items()}
+
+    def apply(self, e: int, grads: dict[str, torch.Tensor | None], lr: float) -> None:
+        self.params[e] = self.opts[e].step(self.params[e], grads, lr)
+
+    def weight_bytes(self) -> int:
+        return sum(v.numel() * v.element_size() for p in self.params.values() for v in p.values())
+
+    def state_dict(self) -> dict:
+        return {"params": self.params, "opts": {e: o.state_dict() for e, o in self.opts.items()}}
+
+    def load_state_dict(self, d: dict) -> None:
+        self.params = {int(e): dict(p) for e, p in d["params"].items()}
+        for e, s in d["opts"].items():
+            self.opts[int(e)].load_state_dict(s)

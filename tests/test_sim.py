@@ -170,3 +170,19 @@ def test_replay_is_deterministic():
     a = simulate(s, c, graph=g, iterations=10)
     b = simulate(s, c, graph=g, iterations=10)
     assert a.slot_records == b.slot_records and a.transfer_records == b.transfer_records
+
+
+def test_without_dma_the_sender_is_busy_for_its_transfers():
+    s, g, _ = two_layer_pipeline()
+    c = Cluster.homogeneous(2, interconnect=Interconnect(link_latency_cycles=5))
+    on = simulate(s, c, graph=g, iterations=12, strict=True)
+    assert on.late_slots == 0
+    off = simulate(s, c, graph=g, iterations=12, overlap_comm=False)
+    # P0 sends F0's output for 5 cycles before B0 (due right after F0), which pushes W0 too; P1 sends B1's
+    # gradient before W1
+    assert off.late_slots > 0 and off.max_late_cycles == 5
+    assert {v.slot for v in off.violations} == {"B0", "W0", "W1"}
+    assert all(v.reason == "processor" for v in off.violations)
+    assert off.simulated_period_cycles == 100  # the 10 idle cycles per period absorb it
+    with pytest.raises(SimulationError, match="still busy"):
+        simulate(s, c, graph=g, iterations=12, overlap_comm=False, strict=True)

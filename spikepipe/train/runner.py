@@ -47,6 +47,7 @@ class TrainConfig:
     mode: str = "exact"  # exact schedule execution, or the gradient-queue approximation
     data_dir: str | None = None
     limit_train: int | None = None  # use only the first N training samples (quick runs)
+    limit_val: int | None = None  # evaluate per epoch on only the first N validation samples (the test set stays whole)
     eval_batch: int = 256
     threads: int = 1
     out: str | None = None
@@ -145,6 +146,9 @@ def run(cfg: TrainConfig, *, model: tuple[nn.Module, torch.Tensor] | None = None
     if cfg.limit_train is not None and cfg.dataset != "fashion-mnist":
         data = Dataset(data.name, Split(data.train.x[:cfg.limit_train], data.train.y[:cfg.limit_train]),
                        data.val, data.test, data.num_classes, data.sample_shape)
+    if cfg.limit_val is not None:
+        data = Dataset(data.name, data.train, Split(data.val.x[:cfg.limit_val], data.val.y[:cfg.limit_val]),
+                       data.test, data.num_classes, data.sample_shape)
     net, example = model if model is not None else build_model(cfg, data.num_classes)
     netfn.check_net(net)
     timesteps = int(example.shape[0])
@@ -227,3 +231,29 @@ def run(cfg: TrainConfig, *, model: tuple[nn.Module, torch.Tensor] | None = None
         write_json(out / "result.json", result)
     netfn.load_into(net, trainer.weights)
     return result
+
+
+
+def run_from_options(point: dict[str, Any]) -> dict[str, Any]:
+    """One training run described by a flat dict (a sweep point): keys are TrainConfig fields (network, dataset,
+    schedule, processors, epochs, batch, timesteps, seed, lr, optimizer, stash, compensation, data_dir,
+    limit_train, ...); unknown keys are ignored. Returns a flat dict of results (no per-epoch history):
+    test_accuracy, test_loss, val_accuracy, gradient_delays, measured_delays, epochs, step_seconds, wall_s, ..."""
+    from dataclasses import fields
+
+    names = {f.name for f in fields(TrainConfig)}
+    opts = {k: v for k, v in point.items() if k in names and v is not None}
+    for key in ("processors", "epochs", "batch", "timesteps", "seed", "limit_train", "limit_val", "threads"):
+        if key in opts:
+            opts[key] = int(opts[key])
+    if "lr" in opts:
+        opts["lr"] = float(opts["lr"])
+    if isinstance(opts.get("stash"), str):
+        opts["stash"] = opts["stash"].strip().lower() not in ("0", "false", "no", "off")
+    cfg = TrainConfig(**opts)
+    t0 = time.perf_counter()
+    result = run(cfg)
+    flat = {k: v for k, v in result.items() if k != "history"}
+    flat["final_train_loss"] = result["history"][-1]["train_loss"] if result["history"] else None
+    flat["wall_s"] = round(time.perf_counter() - t0, 3)
+    return flat

@@ -31,6 +31,9 @@ def write_atomic(path: str | os.PathLike[str], data: bytes | str) -> Path:
             fh.write(payload)
             fh.flush()
             os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results should read like any other file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -72,6 +75,10 @@ def check_writable(path: str | os.PathLike[str]) -> Path:
     probe = parent
     while not probe.exists():
         probe = probe.parent
+    if not probe.is_dir():
+        raise OutputError(f"cannot write {path}: {probe} is not a directory; choose a writable location")
+    if str(probe.resolve()).startswith(("/proc", "/sys")):
+        raise OutputError(f"cannot write {path}: {probe} is a virtual file system; choose a writable location")
     if not os.access(probe, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise OutputError(f"cannot write {path}: permission denied; choose a writable location")
     if path.exists() and path.is_dir():

@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 OUT    ?= results/demo
 
-.PHONY: demo test test-all bench experiments lint clean
+.PHONY: demo test test-all bench experiments experiments-quick scalesim-golden lint clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,14 @@ bench: $(STAMP)
 
 experiments: $(STAMP)
 	$(PY) experiments/run_all.py
+
+experiments-quick: $(STAMP)
+	$(PY) experiments/run_all.py --quick
+
+# SCALE-Sim lives in its own venv, never in the product's; this re-records tests/golden/scalesim_cycles.json
+scalesim-golden:
+	@test -x .scalesim-venv/bin/python || (python3 -m venv .scalesim-venv && .scalesim-venv/bin/pip install -q scalesim==3.0.0 'numpy<2.4')
+	.scalesim-venv/bin/python experiments/scalesim_validation/run_scalesim.py --write-golden
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

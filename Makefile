@@ -35,9 +35,9 @@ experiments-quick: $(STAMP)
 	$(PY) experiments/run_all.py --quick
 
 # SCALE-Sim lives in its own venv, never in the product's; this re-records tests/golden/scalesim_cycles.json
-scalesim-golden:
+scalesim-golden: $(STAMP)
 	@test -x .scalesim-venv/bin/python || (python3 -m venv .scalesim-venv && .scalesim-venv/bin/pip install -q scalesim==3.0.0 'numpy<2.4')
-	.scalesim-venv/bin/python experiments/scalesim_validation/run_scalesim.py --write-golden
+	$(PY) experiments/scalesim_validation/run_scalesim.py --write-golden
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -94,7 +94,7 @@ def neuron_spec(module: nn.Module, path: str = "") -> NeuronSpec | None:
         # snnTorch fires at u > threshold (Heaviside of u - threshold with H(0) = 0), as ours by default
         return NeuronSpec(beta=round(float(torch.as_tensor(module.beta).reshape(-1)[0]), 6),
                           threshold=float(torch.as_tensor(module.threshold).reshape(-1)[0]), reset=reset,  # type: ignore[arg-type]
-                          surrogate=_surrogate_name(module.spike_grad), learn_beta=bool(module.learn_beta),
+                          surrogate=_surrogate_name(module.spike_grad), learn_beta=isinstance(module.beta, nn.Parameter),
                           fire_on_equal=False)
     if lib == "spikingjelly" and cls == "LIFNode":
         if module.v_reset is None:
@@ -302,6 +302,9 @@ class _Tracer(TorchFunctionMode):
                                         f"before any synaptic layer; move it into the data pipeline")
         lay = self.layers[src]
         site = ("module", id(module))
+        self.tag_all(out, src)
+        if site in lay.sites:  # a time loop calling the same op again
+            return
         if kind == "neuron":
             self.post_op(site, src, None, self.neurons[path])
         elif kind == "batchnorm":
@@ -314,7 +317,6 @@ class _Tracer(TorchFunctionMode):
                 self.post_op(site, src, PostOp("flatten", lay.cur_shape, shape))
         else:
             self.post_op(site, src, _pool_op(kind, module, lay.cur_shape, tuple(int(s) for s in y.shape[-3:])))
-        self.tag_all(out, src)
 
     # -- functions
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
@@ -385,6 +387,9 @@ class _Tracer(TorchFunctionMode):
                                         f"is not supported")
         lay = self.layers[src]
         site = ("func", name, self.call_site())
+        self.tag_all(out, src)
+        if site in lay.sites:
+            return
         if name in _POOL_FUNCS:
             op = _pool_post(_POOL_FUNCS[name], lay.cur_shape, tuple(int(s) for s in out.shape[-3:]))
         elif name == "batch_norm":
@@ -392,7 +397,6 @@ class _Tracer(TorchFunctionMode):
         else:
             op = PostOp("dropout", lay.cur_shape, lay.cur_shape)
         self.post_op(site, src, op)
-        self.tag_all(out, src)
 
 
 def _has_tensor(o: Any) -> bool:

@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from math import ceil, prod
 
+from hwmodels import Cluster
 from spikepipe.ir import Gemm, LayerMemory, Task, TaskGraph, TaskKind, VectorWork, task_id
 from spikepipe.methods.local import HEAD_POOL, partition
 from spikepipe.methods.stepped import MethodError
@@ -84,6 +85,10 @@ def checkpoint(graph: TaskGraph, every: int = 2, skip: int = 0) -> TaskGraph:
     tasks = _tasks(graph)
     for layer in range(graph.num_layers):
         f, b, w = (tasks[task_id(k, layer)] for k in TaskKind)
+        if not f.gemms and not f.vector:  # a bare-cycle graph: recompute F's cycles, shrink by the kept share
+            tasks[b.id] = replace(b, cycles=ceil((f.cycles + b.cycles) * keep))
+            tasks[w.id] = replace(w, cycles=max(1, ceil(w.cycles * keep)))
+            continue
         recompute_g = tuple(_scale_gemm(g, keep) for g in f.gemms)
         recompute_v = tuple(_scale_time(v, keep) for v in f.vector)
         own_g = tuple(_scale_gemm(g, keep) for g in b.gemms)
@@ -114,7 +119,8 @@ def local(graph: TaskGraph, blocks: int | Sequence[int] = 2, *, classes: int | N
     batch = graph.batch
     tasks = _tasks(graph)
     memory = list(graph.memory)
-    for _a, b in ranges[:-1]:
+    bare = all(not t.gemms and not t.vector for t in tasks.values())
+    for _a, b in ranges[:-1] if not bare else ():  # bare-cycle graphs have no shapes to price a classifier
         e = b - 1
         fin = _head_features(graph, e)
         f, bt, w = (tasks[task_id(k, e)] for k in TaskKind)
@@ -162,6 +168,25 @@ def ttl(graph: TaskGraph, window: int = 2, blocks: int | Sequence[int] = 2) -> T
     share = min(window, graph.timesteps) / graph.timesteps
     tasks = {t.id: replace(t, activation_bytes=ceil(t.activation_bytes * share)) for t in g.tasks}
     return _rebuild(g, tasks, list(g.edges), g.memory)
+
+
+def aligned(graph: TaskGraph, cluster: Cluster, method: str = "local", stages: int | None = None,
+            **params: object) -> tuple[TaskGraph, list[int], bool]:
+    """The graph transformed with local-loss blocks equal to the contiguous pipeline stages the schedulers
+    (schedules.stages) will choose on it. The local classifiers change the stage costs, so the borders are
+    iterated to a fixed point. Returns (graph, borders, aligned?): when the rounds cycle without a fixed point,
+    the borders are the last round's and `aligned?` is False (the stages then cut through some blocks)."""
+    from schedules.stages import stage_ranges
+
+    cuts = [a for a, _ in stage_ranges(graph, cluster, stages)[1:]]
+    h = graph
+    for _ in range(6):
+        h = transform(graph, method, blocks=cuts, **params)
+        new = [a for a, _ in stage_ranges(h, cluster, stages)[1:]]
+        if new == cuts:
+            return h, cuts, True
+        cuts = new
+    return h, cuts, False
 
 
 def transform(graph: TaskGraph, method: str, **params: object) -> TaskGraph:

@@ -103,3 +103,37 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     ck = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert ck["epoch"] == 1
     assert all(torch.isfinite(w).all() for ws in ck["trainer"]["weights"] for w in ws.values())
+
+
+def point(**kw):
+    base = dict(network="snn-mlp", dataset="digits", schedule="none", processors=1, epochs=1, batch=32,
+                timesteps=None, seed=0, lr=0.002, optimizer="adam", stash=True, compensation="none",
+                data_dir=None, limit_train=320, kind="train", unrelated_sweep_key="x")
+    base.update(kw)
+    return base
+
+
+def test_run_from_options_is_flat_and_equals_run():
+    from spikepipe.train import run_from_options
+
+    got = run_from_options(point(limit_val=50))
+    direct = run(TrainConfig(network="snn-mlp", dataset="digits", epochs=1, batch=32, seed=0, lr=0.002,
+                             limit_train=320, limit_val=50))
+    assert not any(isinstance(v, dict) for v in got.values())
+    assert "history" not in got
+    assert got["test_accuracy"] == direct["test_accuracy"]
+    assert got["val_accuracy"] == direct["val_accuracy"]
+    assert (got["train_samples"], got["val_samples"]) == (320, 50)
+    assert got["gradient_delays"] == [0, 0] and got["epochs"] == 1 and got["wall_s"] > 0
+
+
+@pytest.mark.parametrize("stash", [True, "false"])
+def test_run_from_options_trains_with_the_schedules_delays(stash):
+    from spikepipe.train import run_from_options
+    from spikepipe.train.runner import build_schedule
+
+    sched = build_schedule(TrainConfig(network="snn-mlp", batch=32, schedule="pipedream", processors=2), 8)
+    got = run_from_options(point(schedule="pipedream", processors="2", stash=stash))
+    assert got["gradient_delays"] == list(sched.gradient_delays)
+    assert got["measured_delays"] == list(sched.gradient_delays)
+    assert got["stash"] is (stash is True) and got["trainer"] == "exact"

@@ -31,7 +31,7 @@ from spikepipe.train.runner import run as train
 HERE = Path(__file__).resolve().parent
 
 # Sized for a 2-core machine shared with other jobs: the full grid is about an hour, quick mode minutes.
-# The Fashion-MNIST cases train on a 5000-image subset for 2 epochs (the test set stays whole, 10000 images);
+# The Fashion-MNIST cases train on a 3000-image subset for 2 epochs (the test set stays whole, 10000 images);
 # validation per epoch uses the first 1000 held-out images. `compensate` names the schedules that also get the
 # compensated variants (all of them would triple the cost of the expensive cases).
 CASES = {
@@ -39,12 +39,12 @@ CASES = {
                     quick=TrainConfig(network="snn-mlp", dataset="digits", epochs=8, batch=32, lr=2e-3),
                     budget_points=1.0, compensate="all"),
     "snn-cnn": dict(full=TrainConfig(network="snn-cnn", dataset="fashion-mnist", epochs=2, batch=32, lr=1e-3,
-                                     limit_train=5000, limit_val=1000),
+                                     limit_train=3000, limit_val=1000),
                     quick=TrainConfig(network="snn-cnn", dataset="fashion-mnist", epochs=1, batch=64, lr=1e-3,
                                       limit_train=3000, limit_val=1000),
                     budget_points=1.0, compensate=(("spikepipe", 4), ("spikepipe", 8))),
     "deep": dict(full=TrainConfig(network="vgg11-28", dataset="fashion-mnist", epochs=2, batch=32, lr=1e-3,
-                                  limit_train=5000, limit_val=1000),
+                                  limit_train=3000, limit_val=1000),
                  quick=TrainConfig(network="vgg11-28", dataset="fashion-mnist", epochs=1, batch=32, lr=5e-4,
                                    limit_train=640, limit_val=500),
                  budget_points=2.0, compensate=(("spikepipe", 4),)),

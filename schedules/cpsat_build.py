@@ -87,7 +87,8 @@ def build_phase1(graph: TaskGraph, cluster: Cluster, lower: int, upper: int,
 
 
 def build_phase2(graph: TaskGraph, cluster: Cluster, assignment: Mapping[str, int], period: int,
-                 max_lag: int, hint: list[Slot] | None = None) -> Phase2:
+                 max_lag: int, hint: list[Slot] | None = None,
+                 delay_floor: tuple[int, ...] | None = None) -> Phase2:
     m = cp_model.CpModel()
     tasks = list(graph.topological_order())
     start, lag, ivs = {}, {}, defaultdict(list)
@@ -104,7 +105,9 @@ def build_phase2(graph: TaskGraph, cluster: Cluster, assignment: Mapping[str, in
     delay = []
     for layer in range(graph.num_layers):
         f, w = task_id(TaskKind.F, layer), task_id(TaskKind.W, layer)
-        d = m.new_int_var(0, max_lag + 1, f"delay_{layer}")
+        # critical-path floors (schedules.order_search.delay_lower_bounds) tighten the bound CP-SAT reports
+        floor = delay_floor[layer] if delay_floor else 0
+        d = m.new_int_var(min(floor, max_lag + 1), max_lag + 1, f"delay_{layer}")
         m.add(period * (d + 1) >= period * lag[w] + start[w] + dur[w] - period * lag[f] - start[f])
         delay.append(d)
     if tasks:
@@ -116,3 +119,63 @@ def build_phase2(graph: TaskGraph, cluster: Cluster, assignment: Mapping[str, in
             m.add_hint(lag[s.task], s.lag)
     m.minimize(sum(delay))
     return Phase2(m, start, lag, delay, period)
+
+
+@dataclass
+class Phase2Free:
+    model: cp_model.CpModel
+    x: dict[tuple[str, int], cp_model.IntVar]
+    start: dict[str, cp_model.IntVar]
+    lag: dict[str, cp_model.IntVar]
+    delay: list[cp_model.IntVar]
+    period: int
+
+
+def build_phase2_free(graph: TaskGraph, cluster: Cluster, period: int, max_lag: int, hint: list[Slot],
+                      delay_floor: tuple[int, ...] | None = None) -> Phase2Free:
+    """Phase 2 with re-assignment: period fixed, processor, offset and lag of every task free; minimise the total
+    delay. Only for homogeneous all-to-all clusters whose links cannot bind (then a transfer costs the same
+    between any two processors, so one bool per edge says whether it crosses). Needs a feasible hint to start
+    from: with the period packed exactly CP-SAT rarely finds a first solution alone (DESIGN.md section 7)."""
+    m = cp_model.CpModel()
+    procs = range(cluster.size)
+    tasks = list(graph.topological_order())
+    dur = {t: slot_cycles(graph, cluster, t, 0) for t in tasks}
+    x = {(t, p): m.new_bool_var(f"x_{t}_{p}") for t in tasks for p in procs}
+    start, lag, ivs = {}, {}, defaultdict(list)
+    for t in tasks:
+        m.add_exactly_one(x[t, p] for p in procs)
+        start[t] = m.new_int_var(0, period - dur[t], f"s_{t}")
+        lag[t] = m.new_int_var(0, max_lag, f"r_{t}")
+        for p in procs:
+            ivs[p].append(m.new_optional_fixed_size_interval_var(start[t], dur[t], x[t, p], f"i_{t}_{p}"))
+    for p in procs:
+        m.add_no_overlap(ivs[p])
+    for u, v, b in graph.edges:
+        c = transfer_cycles(cluster, 0, 1, b) if cluster.size > 1 else 0
+        if c:
+            cross = m.new_bool_var(f"cross_{u}_{v}")
+            for p in procs:  # same processor unless cross
+                m.add_implication(x[u, p], x[v, p]).only_enforce_if(cross.Not())
+            m.add(start[v] + period * lag[v] >= start[u] + dur[u] + c * cross + period * lag[u])
+        else:
+            m.add(start[v] + period * lag[v] >= start[u] + dur[u] + period * lag[u])
+    delay = []
+    for layer in range(graph.num_layers):
+        f, w = task_id(TaskKind.F, layer), task_id(TaskKind.W, layer)
+        floor = delay_floor[layer] if delay_floor else 0
+        d = m.new_int_var(min(floor, max_lag + 1), max_lag + 1, f"delay_{layer}")
+        m.add(period * (d + 1) >= period * lag[w] + start[w] + dur[w] - period * lag[f] - start[f])
+        delay.append(d)
+    if tasks:
+        m.add(lag[tasks[0]] == 0)
+        m.add(x[tasks[0], 0] == 1)  # interchangeable processors
+    first = next(s.processor for s in hint if s.task == tasks[0]) if tasks else 0
+    for s in hint:
+        p_hint = 0 if s.processor == first else (first if s.processor == 0 else s.processor)
+        for p in procs:
+            m.add_hint(x[s.task, p], int(p == p_hint))
+        m.add_hint(start[s.task], s.start_cycles)
+        m.add_hint(lag[s.task], s.lag)
+    m.minimize(sum(delay))
+    return Phase2Free(m, x, start, lag, delay, period)

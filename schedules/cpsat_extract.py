@@ -6,7 +6,7 @@ from ortools.sat.python import cp_model
 
 from hwmodels import Cluster
 from schedules.common import slot_cycles
-from schedules.cpsat_build import Phase1, Phase2
+from schedules.cpsat_build import Phase1, Phase2, Phase2Free
 from spikepipe.ir import Slot, TaskGraph
 
 
@@ -23,6 +23,16 @@ def extract_slots(solver: cp_model.CpSolver, p2: Phase2, graph: TaskGraph, clust
     slots = []
     for t in graph.topological_order():
         p = assignment[t]
+        slots.append(Slot(t, p, solver.value(p2.start[t]), slot_cycles(graph, cluster, t, p),
+                          lag=solver.value(p2.lag[t])))
+    return slots
+
+
+def extract_free(solver: cp_model.CpSolver, p2: Phase2Free, graph: TaskGraph, cluster: Cluster) -> list[Slot]:
+    assign = {t: p for (t, p), var in p2.x.items() if solver.boolean_value(var)}
+    slots = []
+    for t in graph.topological_order():
+        p = assign[t]
         slots.append(Slot(t, p, solver.value(p2.start[t]), slot_cycles(graph, cluster, t, p),
                           lag=solver.value(p2.lag[t])))
     return slots

@@ -19,6 +19,7 @@ class SolveReport:
     workers: int
     seed: int
     wall_s: float
+    deterministic_s: float | None = None  # CP-SAT deterministic-time limit, if the search was reproducible
 
     @property
     def found(self) -> bool:
@@ -28,12 +29,18 @@ class SolveReport:
         return asdict(self)
 
 
-def solve(model: cp_model.CpModel, *, time_limit_s: float, workers: int, seed: int
-          ) -> tuple[cp_model.CpSolver, SolveReport]:
+def solve(model: cp_model.CpModel, *, time_limit_s: float, workers: int, seed: int,
+          deterministic_s: float | None = None) -> tuple[cp_model.CpSolver, SolveReport]:
+    """Wall-clock limited by default. With `deterministic_s`, the search is limited in CP-SAT's deterministic
+    time and the workers are interleaved (`interleave_search`), so the same seed and worker count give the same
+    answer whatever the machine load; `time_limit_s` then only guards the wall clock."""
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = max(0.01, float(time_limit_s))
     solver.parameters.num_workers = max(1, int(workers))
     solver.parameters.random_seed = int(seed)
+    if deterministic_s is not None:
+        solver.parameters.max_deterministic_time = max(0.001, float(deterministic_s))
+        solver.parameters.interleave_search = True
     t0 = time.perf_counter()
     code = solver.solve(model)
     wall = time.perf_counter() - t0
@@ -42,4 +49,5 @@ def solve(model: cp_model.CpModel, *, time_limit_s: float, workers: int, seed: i
     if code in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         obj, bound = solver.objective_value, solver.best_objective_bound
         gap = 0.0 if code == cp_model.OPTIMAL else (abs(obj - bound) / abs(obj) if obj else 0.0)
-    return solver, SolveReport(status, obj, bound, gap, float(time_limit_s), int(workers), int(seed), wall)
+    return solver, SolveReport(status, obj, bound, gap, float(time_limit_s), int(workers), int(seed), wall,
+                               deterministic_s)

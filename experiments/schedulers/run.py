@@ -32,10 +32,8 @@ def load(name: str, args: argparse.Namespace):
                            edge_bytes=65536, batch=32, name=f"synthetic-{name}")
     from spikepipe.workload import load_workload  # helper H2's module
 
-    try:
-        return load_workload(name, batch=args.batch, timesteps=args.timesteps, array=args.array, dataflow="os")
-    except TypeError:
-        return load_workload(name)
+    proc = load_cluster(processors=1, array=args.array, dataflow="os").processors[0]
+    return load_workload(name, batch=args.batch, timesteps=args.timesteps, processor=proc)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,152 @@
+"""Phase-2 seed of the SpikePipe scheduler: per-processor cyclic orders found by a seeded local search.
+
+With the period packed to the lower bound, an ASAP modulo placement fragments the busiest processors and fails,
+and packing every processor in one global training order makes a minibatch wrap around the period at every hop
+between processors, which costs gradient delay. Here each processor runs its tasks back to back from offset 0 in
+its own order; lags follow from the edges (schedules.common.assign_lags) and the delays from lags and offsets.
+
+The start order puts each task at its ideal phase (earliest start of the unconstrained minibatch, modulo the
+period); a local search (swap, move, rotate; fixed evaluation budget, so the same seed gives the same answer)
+then minimises (total delay, total lag). Also: lower bounds on every layer's delay from critical paths.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from hwmodels import Cluster
+from schedules.common import slot_cycles, transfer_cycles
+from spikepipe.ir import Slot, TaskGraph, TaskKind, task_id
+
+
+def delay_lower_bounds(graph: TaskGraph, cluster: Cluster, period: int,
+                       assignment: Mapping[str, int] | None = None) -> tuple[int, ...]:
+    """delay_l >= ceil(longest path from F_l's start to W_l's end / period) - 1 (DESIGN.md section 4 formula:
+    the span of one minibatch from F_l to W_l is a whole number of periods plus offsets). Durations are the
+    fastest processor's and transfers 0, unless an assignment is given (then both are exact for it)."""
+    order = graph.topological_order()
+    procs = range(cluster.size)
+    if assignment is None:
+        dur = {t: min(slot_cycles(graph, cluster, t, p) for p in procs) for t in order}
+    else:
+        dur = {t: slot_cycles(graph, cluster, t, assignment[t]) for t in order}
+    pos = {t: i for i, t in enumerate(order)}
+    out = []
+    for layer in range(graph.num_layers):
+        f, w = task_id(TaskKind.F, layer), task_id(TaskKind.W, layer)
+        end = {f: dur[f]}  # longest F_l-start-to-end path
+        for t in order[pos[f] + 1:pos[w] + 1]:
+            best = None
+            for u in graph.predecessors(t):
+                if u in end:
+                    c = 0 if assignment is None else transfer_cycles(
+                        cluster, assignment[u], assignment[t], graph.edge_bytes(u, t))
+                    best = max(best or 0, end[u] + c)
+            if best is not None:
+                end[t] = best + dur[t]
+        span = end.get(w, dur[f] + dur[w])
+        out.append(max(0, -(-span // period) - 1))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class _Problem:
+    tasks: tuple[str, ...]  # topological order
+    proc: tuple[int, ...]
+    dur: tuple[int, ...]
+    preds: tuple[tuple[tuple[int, int], ...], ...]  # (pred index, transfer cycles)
+    fw: tuple[tuple[int, int], ...]  # (F index, W index) per layer
+    period: int
+
+
+def _problem(graph: TaskGraph, cluster: Cluster, assignment: Mapping[str, int], period: int) -> _Problem:
+    tasks = graph.topological_order()
+    idx = {t: i for i, t in enumerate(tasks)}
+    preds = tuple(tuple((idx[u], transfer_cycles(cluster, assignment[u], assignment[t], graph.edge_bytes(u, t)))
+                        for u in graph.predecessors(t)) for t in tasks)
+    return _Problem(tasks, tuple(assignment[t] for t in tasks),
+                    tuple(slot_cycles(graph, cluster, t, assignment[t]) for t in tasks), preds,
+                    tuple((idx[task_id(TaskKind.F, lay)], idx[task_id(TaskKind.W, lay)])
+                          for lay in range(graph.num_layers)), period)
+
+
+def _score(pb: _Problem, orders: Sequence[Sequence[int]]) -> tuple[int, int, list[int], list[int]]:
+    """(total delay, total lag, starts, lags) of back-to-back packing in the given per-processor orders."""
+    start = [0] * len(pb.tasks)
+    for seq in orders:
+        t = 0
+        for i in seq:
+            start[i] = t
+            t += pb.dur[i]
+    lag = [0] * len(pb.tasks)
+    per = pb.period
+    for v, ps in enumerate(pb.preds):
+        r = 0
+        for u, c in ps:
+            need = start[u] + pb.dur[u] + c - start[v]
+            r = max(r, lag[u] - (-need // per))
+        lag[v] = r
+    total = 0
+    for f, w in pb.fw:
+        total += lag[w] - lag[f] - 1 - ((start[f] - start[w] - pb.dur[w]) // per)
+    return total, sum(lag), start, lag
+
+
+def _ideal_orders(pb: _Problem, procs: int) -> list[list[int]]:
+    """Each processor's tasks sorted by their earliest start in an unconstrained run, modulo the period."""
+    est = [0] * len(pb.tasks)
+    for v, ps in enumerate(pb.preds):
+        est[v] = max((est[u] + pb.dur[u] + c for u, c in ps), default=0)
+    orders: list[list[int]] = [[] for _ in range(procs)]
+    for i in sorted(range(len(pb.tasks)), key=lambda i: (est[i] % pb.period, i)):
+        orders[pb.proc[i]].append(i)
+    return orders
+
+
+def _training_orders(pb: _Problem, procs: int, rank: Mapping[str, int]) -> list[list[int]]:
+    orders: list[list[int]] = [[] for _ in range(procs)]
+    for i in sorted(range(len(pb.tasks)), key=lambda i: rank[pb.tasks[i]]):
+        orders[pb.proc[i]].append(i)
+    return orders
+
+
+def search_orders(graph: TaskGraph, cluster: Cluster, assignment: Mapping[str, int], period: int,
+                  training: Sequence[str], *, seed: int = 0, evaluations: int = 4000) -> list[Slot]:
+    """Slots (with lags) of the best back-to-back cyclic orders found; deterministic for a seed and budget."""
+    pb = _problem(graph, cluster, assignment, period)
+    rank = {t: i for i, t in enumerate(training)}
+    rng = random.Random(seed)
+    starts = [_ideal_orders(pb, cluster.size), _training_orders(pb, cluster.size, rank)]
+    best_orders, best = None, None
+    for orders in starts:
+        sc = _score(pb, orders)[:2]
+        if best is None or sc < best:
+            best, best_orders = sc, [list(o) for o in orders]
+    cur, cur_sc = [list(o) for o in best_orders], best
+    movable = [p for p, o in enumerate(cur) if len(o) > 1]
+    for _ in range(evaluations if movable else 0):
+        p = movable[rng.randrange(len(movable))]
+        seq = cur[p]
+        n = len(seq)
+        move = rng.random()
+        cand = list(seq)
+        if move < 0.4:
+            a, b = rng.randrange(n), rng.randrange(n)
+            cand[a], cand[b] = cand[b], cand[a]
+        elif move < 0.85:
+            a = rng.randrange(n)
+            x = cand.pop(a)
+            cand.insert(rng.randrange(n), x)
+        else:
+            k = rng.randrange(1, n)
+            cand = cand[k:] + cand[:k]
+        trial = cur[:p] + [cand] + cur[p + 1:]
+        sc = _score(pb, trial)[:2]
+        if sc <= cur_sc:  # sideways moves let the search cross plateaus of equal delay
+            cur, cur_sc = trial, sc
+            if sc < best:
+                best, best_orders = sc, [list(o) for o in trial]
+    _, _, start, lag = _score(pb, best_orders)
+    return [Slot(pb.tasks[i], pb.proc[i], start[i], pb.dur[i], lag=lag[i]) for i in range(len(pb.tasks))]

@@ -254,7 +254,7 @@ class _Tracer:
                 post = pool_op(module, v.sample, sample)
             else:
                 post = PostOp(kind, v.sample, v.sample)
-            node = self._new_post(kind, v, where, post, neuron)
+            node = self._new_post(kind, v, where, post, neuron, key=key)
         self._node_sample[node.id] = sample
         for t in outs:
             self._map(t, node.id, sample)
@@ -297,7 +297,7 @@ class _Tracer:
         return node
 
     def _new_post(self, kind: str, v: _Value, where: str, post: PostOp | None, neuron: NeuronSpec | None,
-                  key: Any = None, extra_inputs: tuple[int, ...] = ()) -> _Node:
+                  key: Any, extra_inputs: tuple[int, ...] = ()) -> _Node:
         owner = self.nodes[v.node].layer
         if owner < 0:
             raise UnsupportedLayerError(f"{where}: {kind} before the first Conv2d/Linear layer cannot be costed")
@@ -313,8 +313,7 @@ class _Tracer:
             lay.neuron = neuron
         if post is not None:
             lay.post.append(post)
-        node = self._add_node(kind, owner, (v.node, *extra_inputs), where, key if key is not None else
-                              ("module", where))
+        node = self._add_node(kind, owner, (v.node, *extra_inputs), where, key)
         lay.tip = node.id
         return node
 

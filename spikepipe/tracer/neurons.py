@@ -21,6 +21,7 @@ Other neurons of these libraries (Synaptic, Alpha, ParametricLIFNode, ...) raise
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from spikepipe.ir import NeuronSpec
@@ -82,7 +83,7 @@ def _snntorch_leaky(m: nn.Module, path: str) -> NeuronSpec:
     grad = getattr(m, "spike_grad", None)
     qual = getattr(grad, "__qualname__", type(grad).__name__)
     raw = qual.split(".", 1)[0]  # "atan.<locals>.inner" -> "atan"; "ATan.apply" -> "ATan"
-    return NeuronSpec(beta=round(float(m.beta), 6), threshold=round(float(m.threshold), 6), reset=reset,
+    return NeuronSpec(beta=round(float(m.beta.detach()), 6), threshold=round(float(torch.as_tensor(m.threshold).detach()), 6), reset=reset,
                       surrogate=_surrogate_name(raw), learn_beta=isinstance(m.beta, nn.Parameter),
                       fire_on_equal=False)
 

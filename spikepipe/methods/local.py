@@ -51,9 +51,11 @@ def head_logits(head: dict[str, torch.Tensor], out: torch.Tensor) -> torch.Tenso
 
 def block_output_shapes(net: nn.Module, weights: Sequence[dict[str, torch.Tensor]],
                         example: torch.Tensor) -> list[tuple[int, ...]]:
-    """Per-sample output shape of every block (one short no-grad run on one sample and one step)."""
+    """Per-sample output shape of every block (one short no-grad run on two samples and one step: batch
+    normalisation on 1x1 maps needs more than one value per channel)."""
+    probe = example[:1, :1].expand(1, 2, *example.shape[2:])
     with torch.no_grad():
-        outs, _ = run_chunk(net, weights, example[:1, :1], None)
+        outs, _ = run_chunk(net, weights, probe, None)
     return [tuple(o.shape[2:]) for o in outs]
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
@@ -60,17 +61,16 @@ def _fold(module: nn.Module, weights: Weights | None, x: torch.Tensor) -> torch.
 
 def batchnorm_per_step(y: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None,
                        eps: float) -> torch.Tensor:
-    """BatchNorm with the statistics of each timestep's batch ([T, B, C, ...]: reduce over B and space)."""
-    dims = (1, *range(3, y.dim()))
-    mean = y.mean(dims, keepdim=True)
-    var = y.var(dims, unbiased=False, keepdim=True)
-    out = (y - mean) * torch.rsqrt(var + eps)
-    shape = (1, 1, y.shape[2]) + (1,) * (y.dim() - 3)
-    if weight is not None:
-        out = out * weight.reshape(shape)
-    if bias is not None:
-        out = out + bias.reshape(shape)
-    return out
+    """BatchNorm with the statistics of each timestep's batch ([c, B, C, ...]: reduce over B and space).
+
+    Folding time into channels, [B, c*C, ...], lets the fused native op compute per-(t, channel) statistics and
+    keep only its input and two small vectors for the backward."""
+    c, b, ch = y.shape[0], y.shape[1], y.shape[2]
+    folded = y.transpose(0, 1).reshape(b, c * ch, *y.shape[3:])
+    w = None if weight is None else weight.repeat(c)
+    bb = None if bias is None else bias.repeat(c)
+    out = F.batch_norm(folded, None, None, w, bb, training=True, eps=eps)
+    return out.reshape(b, c, ch, *y.shape[3:]).transpose(0, 1)
 
 
 def lif_chunk(neuron: nn.Module, weights: Weights, x: torch.Tensor,

@@ -1,0 +1,232 @@
+"""Measurements for the training-methods comparison: trainers by name, saved-tensor bytes, step time, accuracy,
+process peak RSS in a fresh subprocess, and the simulator rows. Used by run.py."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from spikepipe import zoo
+from spikepipe.methods.bloctrain import BlocTrain
+from spikepipe.methods.checkpoint import CheckpointedBPTT, Skipper
+from spikepipe.methods.ttl import TTL
+from spikepipe.train import OptimConfig, PlainBPTT
+from spikepipe.train.data import Dataset, batch_order
+from spikepipe.train.encoders import encode
+
+METHODS = ("bptt", "bptt-stepped", "checkpoint", "skipper", "ttl", "bloctrain")
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    every: int = 0  # checkpoint / skipper interval (0: ceil(sqrt(T)), the classic sqrt(T) recomputation)
+    skip: int = -1  # skipper: steps skipped per segment (-1: half the interval)
+    window: int = 2  # ttl
+    blocks: int = 2  # ttl / bloctrain
+
+
+def make(spec: MethodSpec, net: torch.nn.Module, example: torch.Tensor, total: int, epochs: int,
+         lr: float) -> Any:
+    opt = OptimConfig(lr=lr)
+    every = spec.every or max(2, math.ceil(math.sqrt(example.shape[0])))
+    skip = spec.skip if spec.skip >= 0 else every // 2
+    if spec.name == "bptt":
+        return PlainBPTT(net, opt, total_steps=total)
+    if spec.name == "bptt-stepped":  # BPTT on the time-chunked network (per-timestep BN): the exact reference
+        return CheckpointedBPTT(net, opt, total_steps=total, checkpoint_every=None)
+    if spec.name == "checkpoint":
+        return CheckpointedBPTT(net, opt, total_steps=total, checkpoint_every=every)
+    if spec.name == "skipper":
+        return Skipper(net, opt, total_steps=total, checkpoint_every=every, skip=skip)
+    if spec.name == "ttl":
+        return TTL(net, opt, total_steps=total, example=example, window=spec.window, blocks=spec.blocks)
+    if spec.name == "bloctrain":
+        return BlocTrain(net, opt, total_steps=total, example=example, epochs=max(epochs, spec.blocks),
+                         blocks=spec.blocks)
+    raise ValueError(spec.name)
+
+
+def one_step(tr: Any, x: torch.Tensor, y: torch.Tensor) -> None:
+    """One minibatch: gradients and update (BlocTrain: one step of its current phase)."""
+    if isinstance(tr, BlocTrain):
+        tr.train_step(x, y)
+        return
+    tr.run_epoch(lambda n: (x, y), 1)
+
+
+class SavedBytes:
+    """Peak bytes of tensors autograd keeps for the backward (saved_tensors_hooks), storages counted once,
+    parameters (leaf tensors that require grad) excluded: the activation memory the methods cut."""
+
+    def __init__(self) -> None:
+        self.live: dict[int, list[int]] = {}
+        self.cur = 0
+        self.peak = 0
+
+    def pack(self, t: torch.Tensor) -> Any:
+        if t.is_leaf and t.requires_grad:
+            return t
+        st = t.untyped_storage()
+        key, nb = st.data_ptr(), st.nbytes()
+        ent = self.live.get(key)
+        if ent:
+            ent[0] += 1
+        else:
+            self.live[key] = [1, nb]
+            self.cur += nb
+            self.peak = max(self.peak, self.cur)
+        return _Held(self, key, t)
+
+    @staticmethod
+    def unpack(h: Any) -> torch.Tensor:
+        return h.t if isinstance(h, _Held) else h
+
+    def release(self, key: int) -> None:
+        ent = self.live[key]
+        ent[0] -= 1
+        if ent[0] == 0:
+            self.cur -= ent[1]
+            del self.live[key]
+
+
+class _Held:
+    def __init__(self, owner: SavedBytes, key: int, t: torch.Tensor) -> None:
+        self.owner, self.key, self.t = owner, key, t
+
+    def __del__(self) -> None:
+        self.owner.release(self.key)
+
+
+def phases(tr: Any) -> list[int]:
+    return list(range(len(tr.ranges))) if isinstance(tr, BlocTrain) else [0]
+
+
+def enter_phase(tr: Any, phase: int) -> None:
+    """BlocTrain: jump to a phase (class sets made up: the first half of the classes are 'hard')."""
+    if isinstance(tr, BlocTrain):
+        while len(tr.class_sets) <= phase:
+            prev = tr.class_sets[-1]
+            tr.class_sets.append(prev[:max(1, len(prev) // 2)])
+        tr.epoch = int(phase * tr.epochs / len(tr.ranges)) if phase else 0
+
+
+def saved_peak(spec: MethodSpec, network: str, timesteps: int, batch: int, seed: int = 0) -> int:
+    """Peak saved-tensor bytes of one training step (max over BlocTrain's phases)."""
+    net, ex = zoo.build(network, timesteps=timesteps, batch=batch, seed=seed)
+    x = (torch.rand(timesteps, batch, *ex.shape[2:], generator=torch.Generator().manual_seed(seed)) < 0.5).float()
+    y = torch.arange(batch) % 10
+    tr = make(spec, net, ex, 10, 4, 1e-3)
+    best = 0
+    for ph in phases(tr):
+        enter_phase(tr, ph)
+        meter = SavedBytes()
+        with torch.autograd.graph.saved_tensors_hooks(meter.pack, meter.unpack):
+            one_step(tr, x, y)
+        best = max(best, meter.peak)
+    return best
+
+
+def step_times(specs: list[MethodSpec], network: str, timesteps: int, batch: int, rounds: int,
+               progress: Any = None) -> dict[str, list[float]]:
+    """Seconds per step of every method, measured round-robin (one step of each method per round) so that
+    load from other jobs on the machine hits all methods alike; the first round is a warm-up, not kept."""
+    trainers = {}
+    for s in specs:
+        net, ex = zoo.build(network, timesteps=timesteps, batch=batch, seed=0)
+        trainers[s.name] = make(s, net, ex, 10 * rounds, 4, 1e-3)
+    g = torch.Generator().manual_seed(1)
+    out: dict[str, list[float]] = {s.name: [] for s in specs}
+    for r in range(rounds + 1):
+        x = (torch.rand(timesteps, batch, *ex.shape[2:], generator=g) < 0.5).float()
+        y = torch.randint(0, 10, (batch,), generator=g)
+        for s in specs:
+            tr = trainers[s.name]
+            enter_phase(tr, r % len(phases(tr)))
+            t0 = time.perf_counter()
+            one_step(tr, x, y)
+            if r:
+                out[s.name].append(time.perf_counter() - t0)
+        if progress:
+            progress()
+    return out
+
+
+def train_accuracy(spec: MethodSpec, network: str, data: Dataset, *, timesteps: int, batch: int, epochs: int,
+                   lr: float, test_limit: int, seed: int = 0, progress: Any = None) -> dict[str, Any]:
+    torch.manual_seed(seed)
+    net, ex = zoo.build(network, timesteps=timesteps, batch=batch, seed=seed)
+    steps = len(batch_order(len(data.train), batch, seed=seed, epoch=0))
+    ep_total = max(epochs, spec.blocks) if spec.name == "bloctrain" else epochs
+    tr = make(spec, net, ex, steps * ep_total, ep_total, lr)
+    losses = []
+    t0 = time.perf_counter()
+    for ep in range(ep_total):
+        order = batch_order(len(data.train), batch, seed=seed, epoch=ep)
+        st = tr.run_epoch(lambda n, o=order, ep=ep: (encode("direct", data.train.x[o[n]], timesteps),
+                                                     data.train.y[o[n]]), len(order), progress)
+        losses.append(st.loss)
+    seconds = time.perf_counter() - t0
+    correct = 0
+    xt, yt = data.test.x[:test_limit], data.test.y[:test_limit]
+    with torch.no_grad():
+        for i in range(0, len(yt), 256):
+            correct += int((tr.logits(encode("direct", xt[i:i + 256], timesteps)).argmax(1) == yt[i:i + 256]).sum())
+    row = {"method": spec.name, "network": network, "epochs": ep_total, "train_samples": len(data.train),
+           "test_samples": len(yt), "test_accuracy": correct / max(1, len(yt)),
+           "first_epoch_loss": losses[0], "last_epoch_loss": losses[-1], "train_seconds": round(seconds, 2)}
+    if isinstance(tr, BlocTrain):
+        row["exit_fractions"] = [c / max(1, sum(tr.exit_counts)) for c in tr.exit_counts]
+        row["hard_classes"] = tr.class_sets[-1]
+    return row
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def rss_worker(spec: MethodSpec, network: str, timesteps: int, batch: int, steps: int) -> dict[str, int]:
+    """Inside a fresh process: resident set size sampled every 0.2 ms during `steps` training steps; returns
+    the RSS just before the first step and the highest sample (the process's real peak, allocator included)."""
+    torch.set_num_threads(1)
+    net, ex = zoo.build(network, timesteps=timesteps, batch=batch, seed=0)
+    tr = make(spec, net, ex, 10, 4, 1e-3)
+    x = (torch.rand(timesteps, batch, *ex.shape[2:]) < 0.5).float()
+    y = torch.arange(batch) % 10
+    before = _rss_bytes()
+    peak = [before]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss_bytes())
+            time.sleep(0.0002)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    for i in range(steps):
+        enter_phase(tr, i % len(phases(tr)))
+        one_step(tr, x, y)
+    done.set()
+    th.join()
+    return {"rss_before": before, "rss_peak": max(peak[0], _rss_bytes())}
+
+
+def rss_in_subprocess(spec: MethodSpec, network: str, timesteps: int, batch: int, steps: int = 2) -> dict[str, int]:
+    code = ("import json,sys; sys.path.insert(0, %r); from measure import MethodSpec, rss_worker; "
+            "print(json.dumps(rss_worker(MethodSpec(**json.loads(sys.argv[1])), *json.loads(sys.argv[2]))))"
+            % str(Path(__file__).resolve().parent))
+    args = json.dumps(spec.__dict__), json.dumps([network, timesteps, batch, steps])
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])

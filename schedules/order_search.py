@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+import networkx as nx
 
 from hwmodels import Cluster
-from schedules.common import slot_cycles, transfer_cycles
-from spikepipe.ir import Slot, TaskGraph, TaskKind, task_id
+from schedules.common import expected_dependencies, slot_cycles, transfer_cycles
+from spikepipe.ir import Dependency, Slot, TaskGraph, TaskKind, task_id
 
 
 def delay_lower_bounds(graph: TaskGraph, cluster: Cluster, period: int,
@@ -53,34 +55,42 @@ def delay_lower_bounds(graph: TaskGraph, cluster: Cluster, period: int,
 
 @dataclass(frozen=True)
 class _Problem:
-    tasks: tuple[str, ...]  # topological order
+    ids: tuple[str, ...]  # slot ids in a topological order of the dependencies
     proc: tuple[int, ...]
     dur: tuple[int, ...]
     preds: tuple[tuple[tuple[int, int], ...], ...]  # (pred index, transfer cycles)
-    fw: tuple[tuple[int, int], ...]  # (F index, W index) per layer
+    layers: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]  # (F part indices, W part indices) per layer
     period: int
 
 
-def _problem(graph: TaskGraph, cluster: Cluster, assignment: Mapping[str, int], period: int) -> _Problem:
-    tasks = graph.topological_order()
-    idx = {t: i for i, t in enumerate(tasks)}
-    preds = tuple(tuple((idx[u], transfer_cycles(cluster, assignment[u], assignment[t], graph.edge_bytes(u, t)))
-                        for u in graph.predecessors(t)) for t in tasks)
-    return _Problem(tasks, tuple(assignment[t] for t in tasks),
-                    tuple(slot_cycles(graph, cluster, t, assignment[t]) for t in tasks), preds,
-                    tuple((idx[task_id(TaskKind.F, lay)], idx[task_id(TaskKind.W, lay)])
-                          for lay in range(graph.num_layers)), period)
+def _problem(slots: Sequence[Slot], deps: Sequence[Dependency], cluster: Cluster, num_layers: int,
+             period: int) -> _Problem:
+    by_id = {s.id: s for s in slots}
+    g = nx.DiGraph()
+    g.add_nodes_from(sorted(by_id))
+    for d in deps:
+        g.add_edge(d.src, d.dst, bytes=d.bytes)
+    ids = tuple(nx.lexicographical_topological_sort(g))
+    idx = {t: i for i, t in enumerate(ids)}
+    preds = tuple(tuple((idx[u], transfer_cycles(cluster, by_id[u].processor, by_id[v].processor,
+                                                  g.edges[u, v]["bytes"])) for u in sorted(g.predecessors(v)))
+                  for v in ids)
+    layers = tuple((tuple(i for i, t in enumerate(ids) if by_id[t].kind is TaskKind.F and by_id[t].layer == lay),
+                    tuple(i for i, t in enumerate(ids) if by_id[t].kind is TaskKind.W and by_id[t].layer == lay))
+                   for lay in range(num_layers))
+    return _Problem(ids, tuple(by_id[t].processor for t in ids), tuple(by_id[t].duration_cycles for t in ids),
+                    preds, layers, period)
 
 
 def _score(pb: _Problem, orders: Sequence[Sequence[int]]) -> tuple[int, int, list[int], list[int]]:
     """(total delay, total lag, starts, lags) of back-to-back packing in the given per-processor orders."""
-    start = [0] * len(pb.tasks)
+    start = [0] * len(pb.ids)
     for seq in orders:
         t = 0
         for i in seq:
             start[i] = t
             t += pb.dur[i]
-    lag = [0] * len(pb.tasks)
+    lag = [0] * len(pb.ids)
     per = pb.period
     for v, ps in enumerate(pb.preds):
         r = 0
@@ -89,38 +99,42 @@ def _score(pb: _Problem, orders: Sequence[Sequence[int]]) -> tuple[int, int, lis
             r = max(r, lag[u] - (-need // per))
         lag[v] = r
     total = 0
-    for f, w in pb.fw:
-        total += lag[w] - lag[f] - 1 - ((start[f] - start[w] - pb.dur[w]) // per)
+    for fs, ws in pb.layers:  # F reads at its earliest part, the update lands when the last W part ends
+        read = min(lag[i] * per + start[i] for i in fs)
+        write = max(lag[i] * per + start[i] + pb.dur[i] for i in ws)
+        total += -((read - write) // per) - 1
     return total, sum(lag), start, lag
 
 
 def _ideal_orders(pb: _Problem, procs: int) -> list[list[int]]:
-    """Each processor's tasks sorted by their earliest start in an unconstrained run, modulo the period."""
-    est = [0] * len(pb.tasks)
+    """Each processor's slots sorted by their earliest start in an unconstrained run, modulo the period."""
+    est = [0] * len(pb.ids)
     for v, ps in enumerate(pb.preds):
         est[v] = max((est[u] + pb.dur[u] + c for u, c in ps), default=0)
     orders: list[list[int]] = [[] for _ in range(procs)]
-    for i in sorted(range(len(pb.tasks)), key=lambda i: (est[i] % pb.period, i)):
+    for i in sorted(range(len(pb.ids)), key=lambda i: (est[i] % pb.period, i)):
         orders[pb.proc[i]].append(i)
     return orders
 
 
-def _training_orders(pb: _Problem, procs: int, rank: Mapping[str, int]) -> list[list[int]]:
+def _ranked_orders(pb: _Problem, procs: int, rank: Mapping[str, int]) -> list[list[int]]:
     orders: list[list[int]] = [[] for _ in range(procs)]
-    for i in sorted(range(len(pb.tasks)), key=lambda i: rank[pb.tasks[i]]):
+    for i in sorted(range(len(pb.ids)), key=lambda i: (rank.get(pb.ids[i].split(".")[0], 0), i)):
         orders[pb.proc[i]].append(i)
     return orders
 
 
-def search_orders(graph: TaskGraph, cluster: Cluster, assignment: Mapping[str, int], period: int,
-                  training: Sequence[str], *, seed: int = 0, evaluations: int = 4000) -> list[Slot]:
-    """Slots (with lags) of the best back-to-back cyclic orders found; deterministic for a seed and budget."""
-    pb = _problem(graph, cluster, assignment, period)
+def search_slot_orders(slots: Sequence[Slot], deps: Sequence[Dependency], cluster: Cluster, num_layers: int,
+                       period: int, training: Sequence[str], *, seed: int = 0,
+                       evaluations: int = 4000) -> list[Slot]:
+    """The slots re-packed back to back per processor in the best cyclic orders found, with the smallest lags;
+    deterministic for a seed and budget. Processors and durations are kept; the period must hold every
+    processor's load."""
+    pb = _problem(slots, deps, cluster, num_layers, period)
     rank = {t: i for i, t in enumerate(training)}
     rng = random.Random(seed)
-    starts = [_ideal_orders(pb, cluster.size), _training_orders(pb, cluster.size, rank)]
     best_orders, best = None, None
-    for orders in starts:
+    for orders in (_ideal_orders(pb, cluster.size), _ranked_orders(pb, cluster.size, rank)):
         sc = _score(pb, orders)[:2]
         if best is None or sc < best:
             best, best_orders = sc, [list(o) for o in orders]
@@ -149,4 +163,16 @@ def search_orders(graph: TaskGraph, cluster: Cluster, assignment: Mapping[str, i
             if sc < best:
                 best, best_orders = sc, [list(o) for o in trial]
     _, _, start, lag = _score(pb, best_orders)
-    return [Slot(pb.tasks[i], pb.proc[i], start[i], pb.dur[i], lag=lag[i]) for i in range(len(pb.tasks))]
+    by_id = {s.id: s for s in slots}
+    pos = {t: i for i, t in enumerate(pb.ids)}
+    return [replace(s, start_cycles=start[pos[s.id]], lag=lag[pos[s.id]]) for s in (by_id[t] for t in
+                                                                                      sorted(by_id))]
+
+
+def search_orders(graph: TaskGraph, cluster: Cluster, assignment: Mapping[str, int], period: int,
+                  training: Sequence[str], *, seed: int = 0, evaluations: int = 4000) -> list[Slot]:
+    """Unsplit tasks: one slot per task on its assigned processor, then search_slot_orders."""
+    slots = [Slot(t, assignment[t], 0, slot_cycles(graph, cluster, t, assignment[t]))
+             for t in graph.topological_order()]
+    return search_slot_orders(slots, expected_dependencies(graph, slots), cluster, graph.num_layers, period,
+                              training, seed=seed, evaluations=evaluations)

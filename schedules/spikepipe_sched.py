@@ -30,6 +30,7 @@ from schedules.common import (
     lower_bound,
     make_schedule,
     pack_back_to_back,
+    positive_int_option,
     training_order,
 )
 from schedules.cpsat_build import build_phase1, build_phase2, build_phase2_free
@@ -42,7 +43,7 @@ from spikepipe.ir import Schedule, TaskGraph
 log = logging.getLogger(__name__)
 
 _OPTIONS = ("time_limit_s", "workers", "seed", "period_slack", "compare", "deterministic", "deterministic_time_s",
-            "search_evaluations")
+            "search_evaluations", "split", "max_parts")
 _COMPARE = ("sequential", "gpipe", "1f1b", "interleaved-1f1b", "zero-bubble", "pipedream", "layerpipe")
 # share of the time limit phase 1 may use; the rest (minus the baselines' time) goes to phase 2
 _PHASE1_SHARE = 0.35
@@ -63,6 +64,28 @@ def _key(s: Schedule) -> tuple[int, int, int]:
 
 
 def spikepipe(graph: TaskGraph, cluster: Cluster, **options: Any) -> Schedule:
+    """Options: time_limit_s (10), workers (2), seed (0), deterministic (True), deterministic_time_s, period_slack,
+    compare, search_evaluations, split (False: intra-layer batch splitting, schedules.split), max_parts."""
+    split = bool(options.pop("split", False)) if "split" in options else False
+    max_parts = options.pop("max_parts", None)
+    whole = _spikepipe_whole(graph, cluster, **options)
+    if not split:
+        return whole
+    from schedules.split import split_schedule
+
+    if max_parts is not None:
+        positive_int_option("spikepipe", "max_parts", max_parts)
+    t0 = time.perf_counter()
+    cut = split_schedule(graph, cluster, seed=int(options.get("seed", 0)), max_parts=max_parts)
+    info = {"unsplit_period_cycles": whole.period_cycles, "split_period_cycles": cut.period_cycles,
+            "unsplit_total_delay": sum(whole.gradient_delays), "split_s": time.perf_counter() - t0}
+    if _key(cut) < _key(whole):
+        return replace(cut, info={**whole.info, **cut.info, **info,
+                                  "solve_s": whole.info["solve_s"] + info["split_s"]})
+    return replace(whole, info={**whole.info, **info, "split": False})
+
+
+def _spikepipe_whole(graph: TaskGraph, cluster: Cluster, **options: Any) -> Schedule:
     from schedules.registry import get  # late: the registry names this module
 
     check_options("spikepipe", options, _OPTIONS)

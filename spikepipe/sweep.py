@@ -71,7 +71,7 @@ def load_spec(path: str | Path) -> SweepSpec:
         data = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SweepError(f"{path}: malformed TOML ({exc})") from None
-    return spec_from_dict(data, source=str(path))
+    return check_values(spec_from_dict(data, source=str(path)), source=str(path))
 
 
 def spec_from_dict(data: Mapping[str, Any], source: str = "sweep") -> SweepSpec:
@@ -105,6 +105,65 @@ def spec_from_dict(data: Mapping[str, Any], source: str = "sweep") -> SweepSpec:
     if "network" not in grid and "network" not in fixed:
         raise SweepError(f"{source}: every point needs a network (in [grid] or [fixed])")
     return SweepSpec(name, kind, grid, fixed)
+
+
+def check_values(spec: SweepSpec, source: str = "sweep") -> SweepSpec:
+    """Reject a bad parameter value (unknown network or schedule, processors = 0, ...) before any worker starts:
+    a typo must not cost a cluster start-up and a table of failed rows. Points that fail at run time for other
+    reasons still become error rows."""
+    for key, values in [*spec.grid.items(), *((k, (v,)) for k, v in spec.fixed.items())]:
+        for value in values:
+            _check_value(spec.kind, key, value, source)
+    return spec
+
+
+_POSITIVE_INTS = ("processors", "batch", "timesteps", "iterations", "epochs", "limit_train")
+_POSITIVE_NUMBERS = ("time_limit_s", "lr")
+
+
+def _check_value(kind: str, key: str, value: Any, source: str) -> None:
+    where = f"{source}: {key} = {value!r}"
+    if key in _POSITIVE_INTS and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise SweepError(f"{where} must be a positive integer")
+    if key in _POSITIVE_NUMBERS and (not isinstance(value, (int, float)) or isinstance(value, bool)
+                                     or not 0 < value < float("inf")):
+        raise SweepError(f"{where} must be a positive number")
+    if key == "schedule":
+        from schedules.registry import names
+
+        valid = names() + (["none"] if kind == "train" else [])
+        if not isinstance(value, str) or value not in valid:
+            raise SweepError(f"{where} is not a schedule; valid names: {', '.join(valid)}")
+    if key == "dataset" and value not in ("digits", "fashion-mnist"):
+        raise SweepError(f"{where} is not a dataset; use digits or fashion-mnist")
+    if key == "dataflow" and value not in ("os", "ws", "is"):
+        raise SweepError(f"{where} is not a dataflow; use os, ws or is")
+    if key == "array":
+        from hwmodels import HardwareConfigError
+        from hwmodels.systolic import SystolicArray
+
+        try:
+            SystolicArray.parse(str(value))
+        except HardwareConfigError as exc:
+            raise SweepError(f"{where}: {exc}") from None
+    if key == "hardware":
+        from hwmodels.config import presets
+
+        if not isinstance(value, str) or (value not in presets() and not Path(value).is_file()):
+            raise SweepError(f"{where} is neither a hardware preset ({', '.join(presets())}) nor an existing "
+                             "TOML file")
+    if key == "network":
+        if not isinstance(value, str):
+            raise SweepError(f"{where} must be a network name or path/to/file.py:function")
+        if ":" in value and value.split(":", 1)[0].endswith(".py"):
+            if not Path(value.split(":", 1)[0]).is_file():
+                raise SweepError(f"{where}: network file not found (expected path/to/file.py:function)")
+        else:
+            from spikepipe import zoo
+
+            if value not in zoo.names():
+                raise SweepError(f"{where} is not a built-in network ({', '.join(zoo.names())}) or "
+                                 "path/to/file.py:function")
 
 
 def point_key(kind: str, point: Mapping[str, Any]) -> str:

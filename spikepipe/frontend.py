@@ -104,9 +104,12 @@ def neuron_spec(module: nn.Module, path: str = "") -> NeuronSpec | None:
         else:
             raise UnsupportedLayerError(f"{where}: v_reset={module.v_reset} is not supported; use None (subtract) "
                                         f"or 0.0 (reset to zero)")
-        # v_t = v_{t-1} + (x_t - v_{t-1}) / tau: the leak is beta = 1 - 1/tau. SpikingJelly's Heaviside fires at
-        # v >= threshold, so fire_on_equal is True.
-        return NeuronSpec(beta=round(1.0 - 1.0 / float(module.tau), 6), threshold=float(module.v_threshold),
+        # decay_input=False: v_t = (1 - 1/tau) v_{t-1} + x_t, our recurrence with beta = 1 - 1/tau.
+        # decay_input=True:  v_t = (1 - 1/tau) v_{t-1} + x_t / tau; in u = tau * v that is exactly ours with the
+        # threshold (and the subtracted reset) scaled by tau. SpikingJelly fires at v >= threshold.
+        tau = float(module.tau)
+        threshold = float(module.v_threshold) * (tau if module.decay_input else 1.0)
+        return NeuronSpec(beta=round(1.0 - 1.0 / tau, 6), threshold=round(threshold, 9),
                           reset=reset, surrogate=_surrogate_name(module.surrogate_function),  # type: ignore[arg-type]
                           learn_beta=False, fire_on_equal=True)
     if lib == "snntorch" and cls not in ("SpikingNeuron", "LIF"):

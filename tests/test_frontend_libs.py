@@ -139,3 +139,18 @@ def test_snntorch_unsupported_neuron_is_named(x: torch.Tensor) -> None:
     net = nn.Sequential(nn.Flatten(), nn.Linear(784, 10), snn.Synaptic(alpha=0.9, beta=0.8, init_hidden=True))
     with pytest.raises(UnsupportedLayerError, match=r"module 2 \(Synaptic\)"):
         trace(net, x[0])
+
+
+def test_spikingjelly_decay_input_becomes_a_scaled_threshold(x: torch.Tensor) -> None:
+    """decay_input=True divides the input by tau; in the potential scaled by tau that is our LIF with threshold
+    tau * v_threshold. Checked on the spikes themselves, not only on the parameters."""
+    pytest.importorskip("spikingjelly")
+    from spikingjelly.activation_based import neuron
+
+    node = neuron.LIFNode(tau=4.0, decay_input=True, v_reset=None, v_threshold=0.5, step_mode="m")
+    spec = trace(nn.Sequential(nn.Linear(784, 6), node), x.flatten(2))[0].neuron
+    assert spec is not None and (spec.beta, spec.threshold, spec.fire_on_equal) == (0.75, 2.0, True)
+    torch.manual_seed(5)
+    drive = torch.rand(12, 3, 6) * 3
+    ours = LIF(beta=spec.beta, threshold=spec.threshold, reset=spec.reset, fire_on_equal=spec.fire_on_equal)
+    assert torch.equal(ours(drive), node(drive))

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 import math
 import os
-import threading
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -224,9 +224,8 @@ def rss_worker(spec: MethodSpec, network: str, timesteps: int, batch: int, steps
 
 
 def rss_in_subprocess(spec: MethodSpec, network: str, timesteps: int, batch: int, steps: int = 2) -> dict[str, int]:
-    code = ("import json,sys; sys.path.insert(0, %r); from measure import MethodSpec, rss_worker; "
-            "print(json.dumps(rss_worker(MethodSpec(**json.loads(sys.argv[1])), *json.loads(sys.argv[2]))))"
-            % str(Path(__file__).resolve().parent))
+    code = (f"import json,sys; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r}); from measure import MethodSpec, rss_worker; "
+            "print(json.dumps(rss_worker(MethodSpec(**json.loads(sys.argv[1])), *json.loads(sys.argv[2]))))")
     args = json.dumps(spec.__dict__), json.dumps([network, timesteps, batch, steps])
     out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -116,14 +116,14 @@ def point(**kw):
 def test_run_from_options_is_flat_and_equals_run():
     from spikepipe.train import run_from_options
 
-    got = run_from_options(point(limit_val=50))
+    got = run_from_options(point(limit_val=50, limit_test="100"))
     direct = run(TrainConfig(network="snn-mlp", dataset="digits", epochs=1, batch=32, seed=0, lr=0.002,
-                             limit_train=320, limit_val=50))
+                             limit_train=320, limit_val=50, limit_test=100))
     assert not any(isinstance(v, dict) for v in got.values())
     assert "history" not in got
     assert got["test_accuracy"] == direct["test_accuracy"]
     assert got["val_accuracy"] == direct["val_accuracy"]
-    assert (got["train_samples"], got["val_samples"]) == (320, 50)
+    assert (got["train_samples"], got["val_samples"], got["test_samples"]) == (320, 50, 100)
     assert got["gradient_delays"] == [0, 0] and got["epochs"] == 1 and got["wall_s"] > 0
 
 

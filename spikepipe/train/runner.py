@@ -47,7 +47,8 @@ class TrainConfig:
     mode: str = "exact"  # exact schedule execution, or the gradient-queue approximation
     data_dir: str | None = None
     limit_train: int | None = None  # use only the first N training samples (quick runs)
-    limit_val: int | None = None  # evaluate per epoch on only the first N validation samples (the test set stays whole)
+    limit_val: int | None = None  # evaluate per epoch on only the first N validation samples
+    limit_test: int | None = None  # test on only the first N test samples (quick runs; reported as test_samples)
     eval_batch: int = 256
     threads: int = 1
     out: str | None = None
@@ -146,9 +147,10 @@ def run(cfg: TrainConfig, *, model: tuple[nn.Module, torch.Tensor] | None = None
     if cfg.limit_train is not None and cfg.dataset != "fashion-mnist":
         data = Dataset(data.name, Split(data.train.x[:cfg.limit_train], data.train.y[:cfg.limit_train]),
                        data.val, data.test, data.num_classes, data.sample_shape)
-    if cfg.limit_val is not None:
-        data = Dataset(data.name, data.train, Split(data.val.x[:cfg.limit_val], data.val.y[:cfg.limit_val]),
-                       data.test, data.num_classes, data.sample_shape)
+    if cfg.limit_val is not None or cfg.limit_test is not None:
+        val, test = data.val, data.test
+        data = Dataset(data.name, data.train, Split(val.x[:cfg.limit_val], val.y[:cfg.limit_val]),
+                       Split(test.x[:cfg.limit_test], test.y[:cfg.limit_test]), data.num_classes, data.sample_shape)
     net, example = model if model is not None else build_model(cfg, data.num_classes)
     netfn.check_net(net)
     timesteps = int(example.shape[0])
@@ -243,7 +245,8 @@ def run_from_options(point: dict[str, Any]) -> dict[str, Any]:
 
     names = {f.name for f in fields(TrainConfig)}
     opts = {k: v for k, v in point.items() if k in names and v is not None}
-    for key in ("processors", "epochs", "batch", "timesteps", "seed", "limit_train", "limit_val", "threads"):
+    for key in ("processors", "epochs", "batch", "timesteps", "seed", "limit_train", "limit_val", "limit_test",
+                "threads"):
         if key in opts:
             opts[key] = int(opts[key])
     if "lr" in opts:

@@ -178,3 +178,23 @@ def test_each_mode_trains(kind, digits):
         assert len(tr.class_sets) == 2 and set(tr.class_sets[1]) < set(tr.class_sets[0])
         assert len(tr.class_sets[1]) == 5
         assert sum(tr.exit_counts) == len(digits.test)  # each test sample left at exactly one block
+
+
+@pytest.mark.parametrize("method,cls", [("checkpoint", CheckpointedBPTT), ("skipper", Skipper), ("ttl", TTL),
+                                        ("bloctrain", BlocTrain), ("bptt", PlainBPTT)])
+def test_make_trainer_for_the_cli(method, cls):
+    from spikepipe.methods import make_trainer
+
+    net, x, _ = _net("snn-mlp", t=9)
+    tr = make_trainer(method, net, x, OptimConfig(), total_steps=4, epochs=2)
+    assert type(tr) is cls
+    if method == "skipper":
+        assert (tr.every, tr.skip) == (3, 1)  # ceil(sqrt(9)) and half of it
+
+
+def test_make_trainer_rejects_unknown():
+    from spikepipe.methods import make_trainer
+
+    net, x, _ = _net("snn-mlp")
+    with pytest.raises(MethodError, match="valid"):
+        make_trainer("nope", net, x, OptimConfig(), total_steps=1, epochs=1)

@@ -300,11 +300,7 @@ def test_weight_sharing_is_refused() -> None:
         trace_generic(Shared(), torch.rand(T, B, 4))
 
 
-@pytest.mark.parametrize("tracer", [
-    "tracer",
-    pytest.param("frontend", marks=pytest.mark.xfail(strict=True, reason="frontend.neuron_spec ignores "
-                                                      "LIFNode.decay_input (threshold must scale by tau)")),
-])
+@pytest.mark.parametrize("tracer", TRACERS)
 def test_spikingjelly_default_decay_input_scales_the_threshold(tracer: str) -> None:
     layers = TRACERS[tracer](spikingjelly_cnn(False, decay_input=True), _example())
     assert layers[0].neuron is not None and layers[0].neuron.threshold == pytest.approx(10.0)

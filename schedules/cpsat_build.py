@@ -41,7 +41,9 @@ class Phase2:
 
 
 def build_phase1(graph: TaskGraph, cluster: Cluster, lower: int, upper: int,
-                 hint: Mapping[str, int] | None = None) -> Phase1:
+                 hint: Mapping[str, int] | None = None, links: bool = True) -> Phase1:
+    """links=False leaves the link capacities out (the caller checks the answer's link load and rebuilds with
+    them only if a link binds: their encoding is quadratic in P and slows the search a lot at P = 16)."""
     m = cp_model.CpModel()
     procs = range(cluster.size)
     tasks = list(graph.topological_order())
@@ -55,8 +57,9 @@ def build_phase1(graph: TaskGraph, cluster: Cluster, lower: int, upper: int,
     occ = cluster.interconnect.occupancy_cycles
     heavy = [(u, v, occ(b)) for u, v, b in graph.edges if b > 0]
     n_links = 0
+    ys: list[tuple[cp_model.IntVar, str, str, int, int]] = []
     # links can only bind if all traffic together could exceed the smallest period
-    if cluster.size > 1 and sum(o for _, _, o in heavy) > lower:
+    if links and cluster.size > 1 and sum(o for _, _, o in heavy) > lower:
         load: dict[tuple[int, int], list] = defaultdict(list)
         for i, (u, v, o) in enumerate(heavy):
             for a in procs:
@@ -64,6 +67,7 @@ def build_phase1(graph: TaskGraph, cluster: Cluster, lower: int, upper: int,
                     if a == b:
                         continue
                     y = m.new_bool_var(f"y_{i}_{a}_{b}")
+                    ys.append((y, u, v, a, b))
                     m.add_bool_or([x[u, a].Not(), x[v, b].Not(), y])
                     for link in cluster.route(a, b):
                         load[link].append(o * y)
@@ -75,12 +79,18 @@ def build_phase1(graph: TaskGraph, cluster: Cluster, lower: int, upper: int,
         m.add(x[tasks[0], 0] == 1)
     if hint:
         first = hint[tasks[0]] if tasks else 0
+
+        def relabel(p_hint: int) -> int:  # homogeneous: relabel so the pinned task's processor is 0
+            if not homogeneous:
+                return p_hint
+            return 0 if p_hint == first else (first if p_hint == 0 else p_hint)
+
         for t in tasks:
-            p_hint = hint[t]
-            if homogeneous:  # relabel so the pinned task's processor is 0
-                p_hint = 0 if p_hint == first else (first if p_hint == 0 else p_hint)
             for p in procs:
-                m.add_hint(x[t, p], int(p == p_hint))
+                m.add_hint(x[t, p], int(p == relabel(hint[t])))
+        # a complete hint (link indicators too) is taken as a first solution at once, even on big models
+        for y, u, v, a, b in ys:
+            m.add_hint(y, int(relabel(hint[u]) == a and relabel(hint[v]) == b))
         m.add_hint(period, upper)
     m.minimize(period)
     return Phase1(m, x, period, n_links)

@@ -125,8 +125,14 @@ def _spikepipe_whole(graph: TaskGraph, cluster: Cluster, **options: Any) -> Sche
                             "time_limit_s": time_limit, "workers": workers, "seed": seed,
                             "deterministic": deterministic, "fallback": None}
 
-    p1 = build_phase1(graph, cluster, lb, upper, hint)
+    p1 = build_phase1(graph, cluster, lb, upper, hint, links=False)
     solver, rep1 = solve_for(p1.model, _PHASE1_SHARE * time_limit, _PHASE1_SHARE)
+    if rep1.found:
+        assign = extract_assignment(solver, p1)
+        if assignment_link_load(graph, cluster, assign) > int(solver.value(p1.period)):
+            log.info("spikepipe: a link binds; solving phase 1 again with link capacities")
+            p1 = build_phase1(graph, cluster, lb, upper, hint)
+            solver, rep1 = solve_for(p1.model, _PHASE1_SHARE * time_limit / 2, _PHASE1_SHARE / 2)
     info["phase1"] = rep1.to_dict()
     info["phase1"]["link_constraints"] = p1.link_constraints
     if rep1.found:

@@ -14,6 +14,7 @@ import argparse
 import logging
 import random
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from rich.progress import Progress
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", default="experiments/results/schedulers.csv")
     ap.add_argument("--synthetic", action="store_true")
+    ap.add_argument("--simulate", action="store_true", help="replay the split schedule in the SimPy simulator")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     nets = [n for n in args.networks.split(",") if n]
@@ -60,9 +62,17 @@ def main(argv: list[str] | None = None) -> int:
             for p in procs:
                 c = load_cluster(processors=p, array=args.array, dataflow="os")
                 res = {}
-                for name in names():
-                    opts = {"time_limit_s": args.time_limit, "workers": args.workers} if name == "spikepipe" else {}
-                    s = generate(name, g, c, **opts)
+                for name in [*names(), "spikepipe-split"]:
+                    opts = {"time_limit_s": args.time_limit, "workers": args.workers} if "spikepipe" in name else {}
+                    if name == "spikepipe-split":
+                        s = generate("spikepipe", g, c, **opts, split=True)
+                        if args.simulate:  # the replay must meet the claimed period
+                            from spikepipe.sim import simulate
+
+                            s = replace(s, info={**s.info, "simulated_period_cycles":
+                                                 simulate(s, c, graph=g).simulated_period_cycles})
+                    else:
+                        s = generate(name, g, c, **opts)
                     validate(s, g, c)
                     res[name] = s
                 best = min((res[n] for n in PIPELINING if n in res), key=lambda s: s.period_cycles)
@@ -76,7 +86,15 @@ def main(argv: list[str] | None = None) -> int:
                         "best_pipelining_over_this": best.period_cycles / s.period_cycles,
                         "best_pipelining": best.name,
                         "gradient_delays": " ".join(map(str, s.gradient_delays)),
-                        "total_delay": sum(s.gradient_delays), "microbatches": s.microbatches,
+                        "total_delay": sum(s.gradient_delays), "max_delay": max(s.gradient_delays, default=0),
+                        "microbatches": s.microbatches,
+                        "data_parallel_over_this": res["data-parallel"].period_cycles / s.period_cycles,
+                        "period_gap_to_lb": (s.period_cycles - lower_bound_cycles(g, c)) / s.period_cycles,
+                        "phase1_gap": i.get("phase1", {}).get("gap", ""),
+                        "delay_lower_bound": i.get("delay_lower_bound", ""),
+                        "split_parts": " ".join(map(str, i.get("parts_per_layer", []))) if i.get("split") else "",
+                        "simulated_period_cycles": i.get("simulated_period_cycles", ""),
+                        "fallback": i.get("fallback") or "",
                         "solve_s": round(i.get("solve_s", 0.0), 3),
                         "phase1_status": i.get("phase1", {}).get("status", ""),
                         "phase2_status": i.get("phase2", {}).get("status", ""),
@@ -85,9 +103,9 @@ def main(argv: list[str] | None = None) -> int:
                     })
                 progress.advance(bar)
     write_csv(args.out, rows)
-    sp = [r for r in rows if r["schedule"] == "spikepipe"]
+    sp = [r for r in rows if r["schedule"] in ("spikepipe", "spikepipe-split")]
     for r in sp:
-        print(f"{r['network']:>18} P={r['processors']:>2} period={r['period_cycles']:>10} "
+        print(f"{r['network']:>10} {r['schedule']:>15} P={r['processors']:>2} period={r['period_cycles']:>10} "
               f"LB={r['lower_bound_cycles']:>10} speedup={r['speedup']:.2f} "
               f"vs pipedream={r['pipedream_over_this']:.3f} vs best={r['best_pipelining_over_this']:.3f} "
               f"({r['best_pipelining']}) delay={r['total_delay']} t={r['solve_s']}s gap={r['phase2_gap']}")

@@ -480,16 +480,20 @@ def trace(model: nn.Module, example_input: Any) -> list[LayerSpec]:
         if spec is not None:
             neurons[path] = spec
     try:
+        meta = _meta_copy(model)
+    except Exception as exc:  # noqa: BLE001 - an uncopyable model is traced on the CPU below
+        log.info("cannot copy the model to the meta device (%s)", exc)
+        meta = None
+    if meta is not None:
+        try:
+            return _run(meta.eval(), tuple(x.to("meta") for x in inputs), neurons)
+        except _ModelFailed as exc:  # data-dependent models cannot run on meta tensors
+            log.info("meta-device trace failed (%s); tracing on the CPU", exc)
+    try:
         work = copy.deepcopy(model)
     except Exception as exc:  # noqa: BLE001 - an uncopyable model is traced in place
         log.info("cannot copy the model (%s); tracing it in place", exc)
         work = model
-    if work is not model:
-        try:
-            return _run(work.to("meta").eval(), tuple(x.to("meta") for x in inputs), neurons)
-        except _ModelFailed as exc:  # data-dependent models cannot run on meta tensors
-            log.info("meta-device trace failed (%s); tracing on the CPU", exc)
-            work = copy.deepcopy(model)
     was_training = work.training
     try:
         return _run(work.eval(), inputs, neurons)
@@ -498,6 +502,23 @@ def trace(model: nn.Module, example_input: Any) -> list[LayerSpec]:
         raise TraceError(f"model failed on the example input of shape {shapes}: {exc}") from exc.__cause__
     finally:
         work.train(was_training)
+
+
+def _meta_copy(model: nn.Module) -> nn.Module:
+    """A copy of `model` whose parameters and buffers live on the meta device, made without copying any data."""
+    memo: dict[int, Any] = {}
+    for t in (*model.parameters(), *model.buffers()):
+        fake = torch.empty_like(t, device="meta")
+        memo[id(t)] = nn.Parameter(fake, requires_grad=t.requires_grad) if isinstance(t, nn.Parameter) else fake
+    work = copy.deepcopy(model, memo)
+    for mod in work.modules():
+        if isinstance(mod, LIF):  # opaque to the tracer: only its output shape matters, skip the time loop
+            mod.forward = _spikes_like  # type: ignore[method-assign]
+    return work
+
+
+def _spikes_like(x: torch.Tensor) -> torch.Tensor:
+    return torch.empty_like(x)
 
 
 def _run(model: nn.Module, inputs: tuple[torch.Tensor, ...], neurons: dict[str, NeuronSpec]) -> list[LayerSpec]:

@@ -305,3 +305,29 @@ def test_spikingjelly_default_decay_input_scales_the_threshold(tracer: str) -> N
     layers = TRACERS[tracer](spikingjelly_cnn(False, decay_input=True), _example())
     assert layers[0].neuron is not None and layers[0].neuron.threshold == pytest.approx(10.0)
     assert layers[0].neuron.beta == pytest.approx(0.9)
+
+
+class _EarlyTap(nn.Module):
+    """A later layer reads layer c0's spikes before c0's pooling: a branch inside a layer, which LayerSpec (one
+    output per layer) cannot express. (The same pooling written twice is one node, and is accepted.)"""
+
+    def __init__(self, via_add: bool) -> None:
+        super().__init__()
+        self.via_add = via_add
+        self.c0, self.n0 = TimeDistributed(nn.Conv2d(1, 4, 3, padding=1)), LIF()
+        self.c1, self.n1 = TimeDistributed(nn.Conv2d(4, 4, 3, padding=1)), LIF()
+        self.c2 = TimeDistributed(nn.Conv2d(4, 4, 3, padding=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.n0(self.c0(x))
+        p = torch.stack([F.max_pool2d(a[t], 2) for t in range(a.shape[0])])
+        b = self.n1(self.c1(p))
+        if self.via_add:  # a second, different pooling of the same spikes, added to layer c1
+            return b + F.avg_pool2d(a.flatten(0, 1), 2).reshape(b.shape)
+        return self.c2(a) if b is not None else b
+
+
+@pytest.mark.parametrize("via_add", [False, True])
+def test_reading_a_layer_before_its_post_ops_is_refused(via_add: bool) -> None:
+    with pytest.raises(UnsupportedLayerError, match="c0"):
+        trace_generic(_EarlyTap(via_add), torch.rand(T, B, 1, 8, 8))

@@ -14,6 +14,8 @@ output_shape and its consumer's in_shape then have equal element counts (as in t
 Anything the costs cannot represent raises UnsupportedLayerError naming the module path and type (or the
 operation and the module it ran in): unknown modules with parameters, unknown ops on the data path, weight sharing
 between different inputs, channel concatenation, branching inside a layer's post-op chain.
+Known blind spot: the trace runs in eval mode, where dropout returns its input tensor itself, so a skip taken
+just before a dropout cannot be told from one taken after it.
 """
 
 from __future__ import annotations

@@ -47,11 +47,14 @@ def run(args: argparse.Namespace) -> Result:
     names = resolve_schedules(args.schedules)
     out = Path(args.out)
     check_writable(out / "results.json")
-    try:  # fail before minutes of solving, not after
+    # bad hardware or network must fail before the output folder exists (no empty folder left behind), and an
+    # unwritable folder before minutes of solving
+    clusters = {p: cluster_from_args(args, processors=p) for p in procs}
+    graph = load_graph(args.network, clusters[procs[0]], args.batch, args.timesteps)
+    try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CliError(f"cannot create output folder {out}: {exc.strerror or exc}; choose a writable --out") from None
-    graph = None
     reports: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
     files: dict[str, Any] = {"gantt": []}
@@ -59,9 +62,7 @@ def run(args: argparse.Namespace) -> Result:
     with progress_bar(len(procs) * len(names), "compare") as bar:
         task = bar.add_task("compare", total=len(procs) * len(names))
         for i, p in enumerate(procs):
-            cluster = cluster_from_args(args, processors=p)
-            if graph is None:
-                graph = load_graph(args.network, cluster, args.batch, args.timesteps)
+            cluster = clusters[p]
             label = f"{graph.name} P={p}"
 
             def step(name: str, label: str = label, base: int = i * len(names)) -> None:
@@ -83,7 +84,6 @@ def run(args: argparse.Namespace) -> Result:
                 files["trace"] = str(write_trace(out / f"trace_P{p}.json",
                                                  [(f"{e.schedule.name} P={p}", e.sim) for e in evals],
                                                  freq_hz=cluster.processors[0].freq_hz))
-    assert graph is not None
     ok_rows = [r for r in rows if not r.get("error")]
     files["speedup"] = str(save_speedup(out / "speedup.png", ok_rows, ideal, network=graph.name,
                                         subtitle=f"B={graph.batch}, T={graph.timesteps}, "

@@ -1,0 +1,345 @@
+"""Bad-input matrix: every CLI command and every input file, each bad in one way (DESIGN.md section 5).
+
+Each case must exit with status 2, print nothing on stdout, print exactly one stderr line that starts with
+`error:` and names the problem and a fix (checked by substrings), no traceback, and leave no file behind.
+Runs in-process through spikepipe.cli.main; a few end-to-end checks go through a real subprocess.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from spikepipe.cli import build_parser, main
+
+NET_PY = '''
+import torch
+from torch import nn
+
+def wrong_type():
+    return 42
+
+def wrong_tuple():
+    return nn.Linear(4, 4), "not a tensor"
+
+def raises():
+    raise RuntimeError("boom in user code")
+
+def lstm():
+    return nn.Sequential(nn.Flatten(), nn.Linear(4, 4), nn.LSTM(4, 4)), torch.zeros(2, 1, 4)
+
+def attention():
+    return nn.Sequential(nn.Linear(4, 4), nn.TransformerEncoderLayer(4, 1)), torch.zeros(2, 1, 4)
+
+def flat_input():
+    return nn.Linear(4, 4), torch.zeros(4)
+'''
+
+
+def _idx(magic: int, dims: tuple[int, ...], payload: bytes) -> bytes:
+    return struct.pack(f">I{len(dims)}I", magic, *dims) + payload
+
+
+@pytest.fixture()
+def inputs(tmp_path: Path) -> Path:
+    """Every bad input file the matrix refers to, in tmp_path/in (outputs are checked under tmp_path)."""
+    d = tmp_path / "in"
+    d.mkdir()
+    (d / "nets.py").write_text(NET_PY)
+    (d / "import_fails.py").write_text("import no_such_module_spikepipe_test\n")
+    (d / "syntax.py").write_text("def f(:\n    pass\n")
+    (d / "afile").write_text("a regular file, used as a parent directory\n")
+    (d / "empty_dir").mkdir()
+    hw = {
+        "hw_malformed.toml": "[[processor]\nrows = 8\n",
+        "hw_no_processor.toml": "[interconnect]\nlink_bytes_per_cycle = 1.0\n",
+        "hw_zero_rows.toml": "[[processor]]\nrows = 0\ncols = 8\n",
+        "hw_negative_cols.toml": "[[processor]]\nrows = 8\ncols = -8\n",
+        "hw_missing_cols.toml": "[[processor]]\nrows = 8\n",
+        "hw_dataflow.toml": '[[processor]]\nrows = 8\ncols = 8\ndataflow = "xy"\n',
+        "hw_unknown_key.toml": "[[processor]]\nrows = 8\ncols = 8\ncolour = 3\n",
+        "hw_count_zero.toml": "[[processor]]\nrows = 8\ncols = 8\ncount = 0\n",
+        "hw_binary.toml": "\x00\x01\x02garbage",
+    }
+    for name, text in hw.items():
+        (d / name).write_text(text)
+    head = '[sweep]\nname = "bad"\n'
+    sweeps = {
+        "sw_malformed.toml": "[sweep\nname = 1\n",
+        "sw_no_grid.toml": head,
+        "sw_no_network.toml": head + "[grid]\nprocessors = [2]\n",
+        "sw_unknown_param.toml": head + '[grid]\ncolour = ["red"]\n[fixed]\nnetwork = "snn-mlp"\n',
+        "sw_zero_processors.toml": head + '[grid]\nprocessors = [2, 0]\n[fixed]\nnetwork = "snn-mlp"\n',
+        "sw_negative_batch.toml": head + '[grid]\nbatch = [-4]\n[fixed]\nnetwork = "snn-mlp"\n',
+        "sw_unknown_network.toml": head + '[grid]\nnetwork = ["snn-mlp", "no-such-net"]\n[fixed]\nprocessors = 2\n',
+        "sw_unknown_schedule.toml": head + '[grid]\nschedule = ["gpipe", "bogus"]\n[fixed]\nnetwork = "snn-mlp"\n'
+                                           'processors = 2\n',
+        "sw_bad_dataflow.toml": head + '[grid]\ndataflow = ["xy"]\n[fixed]\nnetwork = "snn-mlp"\n',
+        "sw_bad_array.toml": head + '[grid]\narray = ["0x8"]\n[fixed]\nnetwork = "snn-mlp"\n',
+        "sw_bad_kind.toml": '[sweep]\nname = "bad"\nkind = "dance"\n[grid]\nnetwork = ["snn-mlp"]\n',
+        "sw_bad_name.toml": '[sweep]\nname = "../../etc"\n[grid]\nnetwork = ["snn-mlp"]\n',
+        "sw_missing_hw.toml": head + '[grid]\nhardware = ["nowhere.toml"]\n[fixed]\nnetwork = "snn-mlp"\n',
+    }
+    for name, text in sweeps.items():
+        (d / name).write_text(text)
+    files = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+    good = {
+        files[0]: _idx(2051, (4, 28, 28), bytes(4 * 784)), files[1]: _idx(2049, (4,), bytes(4)),
+        files[2]: _idx(2051, (2, 28, 28), bytes(2 * 784)), files[3]: _idx(2049, (2,), bytes(2)),
+    }
+    variants = {
+        "idx_truncated": {files[0]: _idx(2051, (60000, 28, 28), bytes(100))},
+        "idx_bad_magic": {files[0]: _idx(1234, (4, 28, 28), bytes(4 * 784))},
+        "idx_short_header": {files[1]: b"\x00\x00"},
+        "idx_label_count": {files[1]: _idx(2049, (3,), bytes(3))},
+        "idx_missing_file": {files[3]: None},
+        "idx_corrupt_gz": {files[0] + ".gz": b"not gzip at all", files[0]: None},
+        "idx_truncated_gz": {files[0] + ".gz": gzip.compress(good[files[0]])[:40], files[0]: None},
+        "idx_is_dir": {files[0]: "DIR"},
+    }
+    for vname, changes in variants.items():
+        vd = d / vname
+        vd.mkdir()
+        for fname, data in {**good, **changes}.items():
+            if data is None:
+                continue
+            if data == "DIR":
+                (vd / fname).mkdir()
+            else:
+                (vd / fname).write_bytes(data)
+    return d
+
+
+def _registered() -> set[str]:
+    parser = build_parser()
+    for action in parser._subparsers._group_actions:  # noqa: SLF001 - argparse has no public accessor
+        return set(action.choices)
+    return set()
+
+
+REGISTERED = _registered()
+N = ("--network", "snn-mlp")
+SIM = ("simulate", *N, "-P", "2", "--schedule", "sequential")
+CMP = ("compare", *N, "-P", "2", "--schedules", "sequential")
+TRAIN = ("train", *N, "--epochs", "1", "--limit-train", "8", "--batch", "4", "--no-progress")
+GEMM = ("cycles", "--m", "4", "--k", "4", "--n", "4")
+
+# (id, argv with {d} = the input folder and {o} = an output folder that must stay empty, substrings the error
+# line must contain (lower-cased): the problem, and where it helps, the fix)
+CASES: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
+    # -- no command, unknown command or option
+    ("no-command-unknown-option", ("--bogus",), ("unrecognized arguments", "--help")),
+    ("unknown-command", ("frobnicate",), ("invalid choice", "cycles")),
+    ("networks-unknown-option", ("networks", "--bogus"), ("unrecognized", "--help")),
+    # -- cycles: sizes, array, dataflow, hardware files
+    ("cycles-zero-m", ("cycles", "--m", "0", "--k", "4", "--n", "4"), ("--m", "positive integer")),
+    ("cycles-negative-k", ("cycles", "--m", "4", "--k", "-3", "--n", "4"), ("--k", "positive integer")),
+    ("cycles-non-integer-n", ("cycles", "--m", "4", "--k", "4", "--n", "four"), ("--n", "positive integer")),
+    ("cycles-missing-n", ("cycles", "--m", "4", "--k", "4"), ("--n", "required")),
+    ("cycles-zero-array", (*GEMM, "--array", "0x8"), ("array", "positive", "0x8")),
+    ("cycles-negative-array", (*GEMM, "--array=-8x8"), ("array", "rxc")),
+    ("cycles-garbled-array", (*GEMM, "--array", "big"), ("array", "rxc")),
+    ("cycles-unknown-dataflow", (*GEMM, "--dataflow", "xy"), ("dataflow", "invalid choice", "os")),
+    ("cycles-unknown-preset", (*GEMM, "--hardware", "no-such-chip"), ("unknown hardware preset", "hetero-4")),
+    ("cycles-missing-hw-file", (*GEMM, "--hardware", "{d}/nowhere.toml"), ("not found", "toml")),
+    ("cycles-hw-malformed", (*GEMM, "--hardware", "{d}/hw_malformed.toml"), ("malformed toml", "line 1")),
+    ("cycles-hw-binary", (*GEMM, "--hardware", "{d}/hw_binary.toml"), ("hw_binary.toml",)),
+    ("cycles-hw-no-processor", (*GEMM, "--hardware", "{d}/hw_no_processor.toml"), ("[[processor]]",)),
+    ("cycles-hw-zero-rows", (*GEMM, "--hardware", "{d}/hw_zero_rows.toml"), ("positive", "0x8")),
+    ("cycles-hw-negative-cols", (*GEMM, "--hardware", "{d}/hw_negative_cols.toml"), ("positive", "8x-8")),
+    ("cycles-hw-missing-cols", (*GEMM, "--hardware", "{d}/hw_missing_cols.toml"), ("missing", "cols")),
+    ("cycles-hw-dataflow", (*GEMM, "--hardware", "{d}/hw_dataflow.toml"), ("dataflow", "xy", "os")),
+    ("cycles-hw-unknown-key", (*GEMM, "--hardware", "{d}/hw_unknown_key.toml"), ("unknown keys", "colour")),
+    ("cycles-hw-count-zero", (*GEMM, "--hardware", "{d}/hw_count_zero.toml"), ("count", "positive")),
+    ("cycles-hw-is-dir", (*GEMM, "--hardware", "{d}/empty_dir"), ("empty_dir",)),
+    # -- networks given as names or files, through every command that loads one
+    *[(f"{cmd}-{label}", (*pre, *post), expect)
+      for cmd, pre in (("simulate", ("simulate", "-P", "2", "--schedule", "sequential")),
+                       ("tasks", ("tasks",)),
+                       ("compare", ("compare", "-P", "2", "--schedules", "sequential", "--out", "{o}/cmp")),
+                       ("train", ("train", "--epochs", "1", "--no-progress")))
+      for label, post, expect in (
+          ("unknown-network", ("--network", "no-such-net"), ("unknown network", "snn-mlp")),
+          ("missing-py", ("--network", "{d}/nowhere.py:f"), ("not found", "file.py:function")),
+          ("py-import-fails", ("--network", "{d}/import_fails.py:f"), ("import_fails.py", "no_such_module")),
+          ("py-syntax-error", ("--network", "{d}/syntax.py:f"), ("syntax.py", "syntaxerror")),
+          ("py-no-function", ("--network", "{d}/nets.py:nowhere"), ("no function", "nowhere")),
+          ("py-wrong-type", ("--network", "{d}/nets.py:wrong_type"), ("must return",)),
+          ("py-wrong-tuple", ("--network", "{d}/nets.py:wrong_tuple"), ("model",)),
+          ("py-raises", ("--network", "{d}/nets.py:raises"), ("nets.py", "raised", "boom")),
+          ("unsupported-layer", ("--network", "{d}/nets.py:lstm"), ("lstm", "not", "supported")),
+          ("unsupported-op", ("--network", "{d}/nets.py:attention"), ("not supported",)),
+      )
+      if not (cmd == "train" and label in ("unsupported-layer", "unsupported-op"))],
+    ("train-plain-module", ("train", "--network", "{d}/nets.py:lstm", "--no-progress"), ("blocks",)),
+    ("simulate-flat-input", ("simulate", "--network", "{d}/nets.py:flat_input", "-P", "2", "--batch", "2"),
+     ("[t, b, ...]",)),
+    # -- sizes
+    ("simulate-zero-processors", ("simulate", *N, "-P", "0"), ("--processors", "positive integer")),
+    ("simulate-negative-processors", ("simulate", *N, "-P=-2"), ("--processors",)),
+    ("simulate-missing-processors", ("simulate", *N), ("--processors", "required")),
+    ("simulate-zero-batch", (*SIM, "--batch", "0"), ("--batch", "positive integer")),
+    ("simulate-negative-timesteps", (*SIM, "--timesteps=-1"), ("--timesteps", "positive integer")),
+    ("simulate-zero-array", (*SIM, "--array", "0x0"), ("array", "positive")),
+    ("simulate-zero-iterations", (*SIM, "--iterations", "0"), ("--iterations", "positive integer")),
+    ("simulate-zero-time-limit", (*SIM, "--time-limit", "0"), ("--time-limit", "positive number")),
+    ("simulate-nan-time-limit", (*SIM, "--time-limit", "nan"), ("--time-limit", "positive number")),
+    ("simulate-zero-microbatches", (*SIM, "--microbatches", "0"), ("--microbatches", "positive integer")),
+    ("tasks-zero-batch", ("tasks", *N, "--batch", "0"), ("--batch", "positive integer")),
+    ("tasks-negative-timesteps", ("tasks", *N, "--timesteps=-4"), ("--timesteps", "positive integer")),
+    ("tasks-zero-array", ("tasks", *N, "--array", "0x4"), ("array", "positive")),
+    ("tasks-unknown-dataflow", ("tasks", *N, "--dataflow", "zz"), ("dataflow", "invalid choice")),
+    ("compare-zero-processors", ("compare", *N, "-P", "2,0"), ("--processors", "positive integer")),
+    ("compare-empty-processors", ("compare", *N, "-P", ",", "--out", "{o}/cmp"), ("--processors", "at least one")),
+    ("compare-garbled-processors", ("compare", *N, "-P", "2;4"), ("--processors",)),
+    ("train-zero-processors", ("train", *N, "--processors", "0"), ("--processors", "positive integer")),
+    ("train-zero-epochs", ("train", *N, "--epochs", "0"), ("--epochs", "positive integer")),
+    ("train-zero-batch", ("train", *N, "--batch", "0"), ("--batch", "positive integer")),
+    ("train-negative-lr", (*TRAIN, "--lr=-1"), ("learning rate", "positive")),
+    ("train-nan-lr", (*TRAIN, "--lr", "nan"), ("learning rate", "finite")),
+    ("train-zero-threads", ("train", *N, "--threads", "0"), ("--threads", "positive integer")),
+    ("sweep-zero-workers", ("sweep", "{d}/sw_no_grid.toml", "--workers", "0"), ("--workers", "positive integer")),
+    # -- schedules and dataflows by name
+    ("simulate-unknown-schedule", ("simulate", *N, "-P", "2", "--schedule", "bogus"), ("bogus", "valid names")),
+    ("simulate-unknown-in-list", ("simulate", *N, "-P", "2", "--schedule", "gpipe,bogus"), ("bogus",)),
+    ("simulate-unknown-dataflow", (*SIM, "--dataflow", "xy"), ("dataflow", "invalid choice")),
+    ("compare-unknown-schedule", ("compare", *N, "-P", "2", "--schedules", "nope", "--out", "{o}/cmp"),
+     ("nope", "valid names")),
+    ("train-unknown-schedule", (*TRAIN, "--schedule", "bogus"), ("bogus", "valid names")),
+    ("train-unknown-dataset", ("train", *N, "--dataset", "cifar"), ("--dataset", "invalid choice")),
+    ("train-unknown-optimizer", ("train", *N, "--optimizer", "lion"), ("--optimizer", "invalid choice")),
+    # -- hardware through the commands that use it
+    ("simulate-hw-malformed", (*SIM, "--hardware", "{d}/hw_malformed.toml"), ("malformed toml",)),
+    ("simulate-hw-missing", (*SIM, "--hardware", "{d}/nowhere.toml"), ("not found",)),
+    ("compare-hw-zero-rows", (*CMP, "--hardware", "{d}/hw_zero_rows.toml", "--out", "{o}/cmp"), ("positive",)),
+    ("tasks-hw-incomplete", ("tasks", *N, "--hardware", "{d}/hw_missing_cols.toml"), ("missing", "cols")),
+    ("train-hw-malformed", (*TRAIN, "--schedule", "gpipe", "--hardware", "{d}/hw_malformed.toml"),
+     ("malformed toml",)),
+    # -- sweep files
+    ("sweep-missing-file", ("sweep", "{d}/nowhere.toml", "--out", "{o}/sw"), ("not found",)),
+    *[(f"sweep-{name[3:-5].replace('_', '-')}", ("sweep", f"{{d}}/{name}", "--out", "{o}/sw"), expect)
+      for name, expect in (
+          ("sw_malformed.toml", ("malformed toml",)),
+          ("sw_no_grid.toml", ("[grid]",)),
+          ("sw_no_network.toml", ("network",)),
+          ("sw_unknown_param.toml", ("unknown parameters", "colour")),
+          ("sw_zero_processors.toml", ("processors = 0", "positive integer")),
+          ("sw_negative_batch.toml", ("batch = -4", "positive integer")),
+          ("sw_unknown_network.toml", ("no-such-net", "snn-mlp")),
+          ("sw_unknown_schedule.toml", ("bogus", "valid names")),
+          ("sw_bad_dataflow.toml", ("xy", "os, ws or is")),
+          ("sw_bad_array.toml", ("0x8", "positive")),
+          ("sw_bad_kind.toml", ("unknown kind", "dance")),
+          ("sw_bad_name.toml", ("sweep name",)),
+          ("sw_missing_hw.toml", ("nowhere.toml", "preset")),
+      )],
+    # -- datasets (train --data-dir)
+    ("train-missing-data-dir", (*TRAIN, "--dataset", "fashion-mnist", "--data-dir", "{d}/nowhere"),
+     ("does not exist", "--data-dir")),
+    ("train-empty-data-dir", (*TRAIN, "--dataset", "fashion-mnist", "--data-dir", "{d}/empty_dir"),
+     ("not found", "--data-dir")),
+    *[(f"train-{v.replace('_', '-')}", (*TRAIN, "--dataset", "fashion-mnist", "--data-dir", f"{{d}}/{v}"), expect)
+      for v, expect in (
+          ("idx_truncated", ("truncated",)),
+          ("idx_bad_magic", ("magic",)),
+          ("idx_short_header", ("train-labels",)),
+          ("idx_label_count", ("t",)),
+          ("idx_missing_file", ("t10k-labels", "not found")),
+          ("idx_corrupt_gz", ("train-images",)),
+          ("idx_truncated_gz", ("train-images",)),
+          ("idx_is_dir", ("train-images",)),
+      )],
+    # -- outputs that cannot be written (tests run as root: use a regular file as parent, or /proc)
+    ("simulate-csv-under-file", (*SIM, "--csv", "{d}/afile/out.csv"), ("cannot write", "not a directory")),
+    ("simulate-trace-in-proc", (*SIM, "--trace", "/proc/spikepipe_trace.json"), ("cannot write", "virtual")),
+    ("simulate-gantt-is-dir", (*SIM, "--gantt", "{d}/empty_dir"), ("cannot write", "directory")),
+    ("compare-out-under-file", (*CMP, "--out", "{d}/afile/cmp"), ("cannot write", "not a directory")),
+    ("compare-out-in-proc", (*CMP, "--out", "/proc/spikepipe_cmp"), ("cannot write", "virtual")),
+    ("train-out-under-file", (*TRAIN, "--out", "{d}/afile/run"), ("cannot write", "not a directory")),
+    ("sweep-out-under-file", ("sweep", "{d}/sw_no_grid.toml", "--out", "{d}/afile/sw"), ("[grid]",)),
+    # -- conflicting options
+    ("train-array-with-train", (*TRAIN, "--array", "8x8"), ("--array", "--hardware")),
+    ("train-resume-without-out", (*TRAIN, "--resume"), ("--resume", "--out")),
+    ("train-resume-without-checkpoint", (*TRAIN, "--resume", "--out", "{d}/empty_dir"), ("no checkpoint",)),
+    ("simulate-gantt-schedule-not-run", (*SIM, "--gantt", "{o}/g.png", "--gantt-schedule", "gpipe"),
+     ("gpipe", "--schedule")),
+    ("compare-gantt-not-in-list", (*CMP, "--gantt", "3", "--out", "{o}/cmp"), ("--gantt 3", "--processors")),
+]
+
+
+def _files(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+# known bugs in other helpers' files, routed through the lead: each fails for exactly the reason given
+XFAIL = {
+    **dict.fromkeys(("train-py-import-fails", "train-py-raises"),
+                    "H9: spikepipe/train/runner.py:_from_file execs the user's file and calls the function without "
+                    "catching their errors, so the line (e.g. 'error: RuntimeError: boom') does not name the file; "
+                    "use spikepipe.workload.load_model, which reports '<file> failed to import: ...'"),
+}
+
+
+def _param(case_id, argv, expect):
+    marks = [pytest.mark.xfail(strict=True, reason=XFAIL[case_id])] if case_id in XFAIL else []
+    return pytest.param(argv, expect, id=case_id, marks=marks)
+
+
+@pytest.mark.parametrize(("argv", "expect"), [_param(*c) for c in CASES])
+def test_bad_input_is_one_error_line_status_2_and_no_output(argv, expect, inputs, tmp_path, capsys, monkeypatch):
+    if argv[0] in ("tasks", "networks") and argv[0] not in REGISTERED:
+        pytest.skip(f"`spikepipe {argv[0]}` is not registered yet (H7)")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    monkeypatch.chdir(out_dir)  # default output folders (results/...) would land here
+    before = _files(tmp_path)
+    args = [a.replace("{d}", str(inputs)).replace("{o}", str(out_dir)) for a in argv]
+    rc = main(args)
+    captured = capsys.readouterr()
+    err_lines = captured.err.strip().splitlines()
+    assert rc == 2, captured.err
+    assert captured.out == ""
+    assert len(err_lines) == 1, captured.err
+    line = err_lines[0]
+    assert line.startswith("error: "), line
+    assert "Traceback" not in captured.err
+    for s in expect:
+        assert s in line.lower(), f"{s!r} not in {line!r}"
+    assert _files(tmp_path) == before, "a failed command left files behind"
+
+
+def test_matrix_covers_every_command():
+    assert {a[0] for _, a, _ in CASES if not a[0].startswith("-")} >= {
+        "cycles", "networks", "tasks", "simulate", "compare", "train", "sweep"}
+
+
+# ---------------------------------------------------------------- end to end, through a real process
+
+
+E2E = [
+    ("cycles", "--m", "0", "--k", "4", "--n", "4", "--json"),
+    ("simulate", "--network", "{d}/nets.py:lstm", "-P", "2", "--json"),
+    ("sweep", "{d}/sw_unknown_network.toml", "--json", "--out", "{o}/sw"),
+    ("train", "--network", "snn-mlp", "--dataset", "fashion-mnist", "--data-dir", "{d}/idx_truncated", "--json",
+     "--no-progress"),
+]
+
+
+@pytest.mark.parametrize("argv", E2E, ids=[a[0] for a in E2E])
+def test_bad_input_end_to_end(argv, inputs, tmp_path):
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    args = [a.replace("{d}", str(inputs)).replace("{o}", str(out_dir)) for a in argv]
+    proc = subprocess.run([sys.executable, "-m", "spikepipe", *args], capture_output=True, text=True, cwd=out_dir,
+                          env={**os.environ, "PYTHONWARNINGS": "default"}, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert list(out_dir.iterdir()) == []

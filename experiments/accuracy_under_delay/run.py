@@ -174,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
                 jobs.append((case, variant_label(schedule, procs, comp),
                              replace(base, schedule=schedule, processors=procs, compensation=comp, seed=seed,
                                      threads=args.threads)))
+    # seed-major order: an interrupted grid has every variant for its first seeds rather than some variants for all
+    jobs.sort(key=lambda j: (cases.index(j[0]), seeds.index(j[2].seed)))
     console = Console(stderr=True)
     rows: list[dict] = []
     schedules_cache: dict[tuple, object] = {}

@@ -198,3 +198,20 @@ def test_make_trainer_rejects_unknown():
     net, x, _ = _net("snn-mlp")
     with pytest.raises(MethodError, match="valid"):
         make_trainer("nope", net, x, OptimConfig(), total_steps=1, epochs=1)
+
+
+def test_ttl_with_zero_delays_matches_no_delays_and_delays_change_training(digits):
+    x = encode("direct", digits.train.x[:64], T)
+    y = digits.train.y[:64]
+
+    def run(delays):
+        net, ex = zoo.build("snn-mlp", timesteps=T, batch=32, seed=0)
+        tr = TTL(net, OptimConfig(lr=3e-3), total_steps=4, example=ex, window=2, blocks=2, delays=delays)
+        tr.run_epoch(lambda n: (x[:, 32 * n:32 * n + 32], y[32 * n:32 * n + 32]), 2)
+        return tr
+
+    a, b, c = run(None), run((0, 0)), run((1, 0))
+    assert all(torch.equal(a.weights[i][k], b.weights[i][k]) for i in range(2) for k in a.weights[i])
+    assert not torch.equal(a.weights[0]["synapse.weight"], c.weights[0]["synapse.weight"])
+    with pytest.raises(MethodError):
+        run((0,))

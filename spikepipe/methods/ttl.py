@@ -11,6 +11,7 @@ The forward is exact: the logits (mean over all T of the last block) are the net
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
 
 import torch
@@ -30,7 +31,7 @@ class TTL(TrainerBase):
 
     def __init__(self, net: nn.Module, optim: OptimConfig, *, total_steps: int, example: torch.Tensor,
                  window: int = 2, blocks: int | Sequence[int] = 2, seed: int = 0,
-                 weights: list | None = None) -> None:
+                 delays: Sequence[int] | None = None, weights: list | None = None) -> None:
         check_steppable(net)
         super().__init__(net, optim, total_steps=total_steps, weights=weights)
         if window < 1:
@@ -40,6 +41,11 @@ class TTL(TrainerBase):
         shapes = block_output_shapes(net, self.weights, example)
         classes = int(torch.Size(shapes[-1]).numel())
         self.heads = Heads([b - 1 for _, b in self.ranges[:-1]], shapes, classes, optim, seed)
+        # a pipeline's per-layer gradient delays, applied as a gradient queue (APPROXIMATION, like
+        # spikepipe.train.GradientQueue: gradients at the current weights, applied d_l updates later)
+        self.delays = tuple(delays) if delays is not None else (0,) * self.num_layers
+        if len(self.delays) != self.num_layers or min(self.delays) < 0:
+            raise MethodError(f"need one non-negative delay per layer ({self.num_layers}), got {self.delays}")
 
     def grads(self, x: torch.Tensor, y: torch.Tensor):
         t_total = x.shape[0]
@@ -97,18 +103,27 @@ class TTL(TrainerBase):
     def run_epoch(self, get_batch: GetBatch, num_batches: int, progress: Callable[[], None] | None = None,
                   ) -> EpochStats:
         stats = EpochStats()
+        queues: list[deque] = [deque() for _ in range(self.num_layers)]
         for n in range(num_batches):
             x, y = get_batch(n)
             loss, out, grads, head_grads = self.grads(x, y)
             stats.add(loss, out, y, self.step)
             for layer in range(self.num_layers):
-                self.apply(layer, grads[layer], self.step)
-            for e, g in head_grads.items():
-                self.heads.apply(e, g, self.lr(e, self.step))
+                queues[layer].append((self.step, grads[layer], head_grads.get(layer)))
+                if len(queues[layer]) > self.delays[layer]:
+                    self._apply(layer, *queues[layer].popleft())
             self.step += 1
             if progress:
                 progress()
+        for layer in range(self.num_layers):  # drain at the end of the epoch, as the pipelined trainers do
+            while queues[layer]:
+                self._apply(layer, *queues[layer].popleft())
         return stats
+
+    def _apply(self, layer: int, step: int, grads: dict, head: dict | None) -> None:
+        self.apply(layer, grads, step)
+        if head is not None:
+            self.heads.apply(layer, head, self.lr(layer, step))
 
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:

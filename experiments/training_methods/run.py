@@ -12,6 +12,8 @@ Parts (each writes CSV + PNG under --out, default experiments/results/training_m
   time      seconds per step, all methods round-robin on the same minibatches, ratio to BPTT
   maxT      the largest T (doubling) whose saved-tensor peak fits the budget = BPTT's at --budget-t
   accuracy  Fashion-MNIST subset, test accuracy after a short training per method
+  pipeline  snn-cnn at P=4: BPTT vs local losses with blocks = stages, under layerpipe's and spikepipe's delays:
+            delays, simulated speed, and test accuracy (gradient-queue training)
   sim       the task-graph transform of each method under gpipe, 1f1b, pipedream, layerpipe, spikepipe:
             period, speed (original sequential cycles / simulated period), delays, peak memory per processor
 """
@@ -204,6 +206,71 @@ def part_sim(args, out: Path, console: Console) -> list[dict]:
     return rows
 
 
+def part_pipeline(args, out: Path, console: Console) -> list[dict]:
+    """Pipelining with local losses: speed, delay and accuracy of BPTT vs local losses (blocks = stages) under
+    the delays of layerpipe and spikepipe at P processors. Training under delays uses gradient queues (the
+    labelled approximation of spikepipe.train.GradientQueue), for BPTT and for local losses alike."""
+    import time as _time
+
+    import schedules
+    from hwmodels.config import load_cluster
+    from spikepipe import zoo
+    from spikepipe.methods.transforms import aligned
+    from spikepipe.methods.ttl import TTL
+    from spikepipe.sim.engine import simulate
+    from spikepipe.sim.evaluate import sequential_period
+    from spikepipe.train import GradientQueue, OptimConfig
+    from spikepipe.train.data import batch_order, load_fashion_mnist
+    from spikepipe.train.encoders import encode
+    from spikepipe.workload import load_workload
+
+    net_name, p, t = "snn-cnn", args.pipe_procs, args.acc_timesteps
+    data = load_fashion_mnist(limit_train=args.train_samples)
+    cluster = load_cluster(None, processors=p)
+    g = load_workload(net_name, batch=args.batch, timesteps=t, processor=cluster.processors[0])
+    h, cuts, ok = aligned(g, cluster, "local", stages=p)
+    seq0 = sequential_period(g, cluster)
+    rows = []
+    with _progress(console) as prog:
+        for sched_name in ("layerpipe", "spikepipe"):
+            for method, graph in (("bptt", g), ("local", h)):
+                opts = {"time_limit_s": args.cpsat_s} if sched_name == "spikepipe" else {}
+                sched = schedules.generate(sched_name, graph, cluster, **opts)
+                sim = simulate(sched, cluster, graph=graph, record=False)
+                torch.manual_seed(0)
+                net, ex = zoo.build(net_name, timesteps=t, batch=args.batch, seed=0)
+                steps = len(batch_order(len(data.train), args.batch, seed=0, epoch=0)) * args.epochs
+                opt = OptimConfig(lr=args.lr)
+                if method == "bptt":
+                    tr = GradientQueue(net, opt, tuple(sched.gradient_delays), total_steps=steps)
+                else:
+                    tr = TTL(net, opt, total_steps=steps, example=ex, window=t, blocks=cuts,
+                             delays=sched.gradient_delays)
+                task = prog.add_task(f"{sched_name} {method}", total=steps)
+                t0 = _time.perf_counter()
+                for ep in range(args.epochs):
+                    order = batch_order(len(data.train), args.batch, seed=0, epoch=ep)
+                    tr.run_epoch(lambda n, o=order: (encode("direct", data.train.x[o[n]], t), data.train.y[o[n]]),
+                                 len(order), lambda tk=task: prog.advance(tk))
+                xt, yt = data.test.x[:args.test_samples], data.test.y[:args.test_samples]
+                with torch.no_grad():
+                    correct = sum(int((tr.logits(encode("direct", xt[i:i + 256], t)).argmax(1)
+                                       == yt[i:i + 256]).sum()) for i in range(0, len(yt), 256))
+                rows.append({"network": net_name, "processors": p, "schedule": sched_name, "method": method,
+                             "block_borders": cuts if method == "local" else None, "blocks_are_stages": ok,
+                             "gradient_delays": list(sched.gradient_delays),
+                             "max_delay": max(sched.gradient_delays),
+                             "simulated_period_cycles": sim.simulated_period_cycles,
+                             "speed_vs_bptt_sequential": round(seq0 / sim.simulated_period_cycles, 3),
+                             "peak_memory_bytes": max(sim.peak_memory_bytes),
+                             "test_accuracy": correct / len(yt), "epochs": args.epochs,
+                             "train_samples": len(data.train), "train_seconds": round(_time.perf_counter() - t0, 1)})
+                console.print(f"{sched_name} {method}: delays {list(sched.gradient_delays)}, "
+                              f"accuracy {rows[-1]['test_accuracy']:.3f}")
+    write_csv(out / "pipeline.csv", rows)
+    return rows
+
+
 def _bars(path: Path, rows: list[dict], keys: tuple[str, ...], scale: float, ylabel: str, title: str) -> None:
     import matplotlib
 
@@ -255,7 +322,7 @@ def _sim_plot(path: Path, rows: list[dict]) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--parts", default="memory,time,maxt,accuracy,sim")
+    ap.add_argument("--parts", default="memory,time,maxt,accuracy,sim,pipeline")
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
     q = a.quick
@@ -263,13 +330,13 @@ def main(argv: list[str] | None = None) -> int:
         networks=NETWORKS, acc_networks=("snn-cnn",) if q else NETWORKS, timesteps=8, batch=32, blocks=2,
         rounds=4 if q else 12, budget_t=8, maxt_batch=8, max_t=64 if q else 128,
         train_samples=2000 if q else 6000, test_samples=1000 if q else 2000, epochs=1 if q else 2,
-        acc_timesteps=4, lr=1e-3, procs=(4,) if q else (2, 4), cpsat_s=3 if q else 10)
+        acc_timesteps=4, lr=1e-3, procs=(4,) if q else (2, 4), cpsat_s=3 if q else 10, pipe_procs=4)
     out = Path(a.out) if a.out else ROOT / "experiments" / "results" / "training_methods" / ("quick" if q else "full")
     console = Console(stderr=True)
     torch.set_num_threads(1)
     parts = [p.strip() for p in a.parts.split(",") if p.strip()]
     runners = {"memory": part_memory, "time": part_time, "maxt": part_maxt, "accuracy": part_accuracy,
-               "sim": part_sim}
+               "sim": part_sim, "pipeline": part_pipeline}
     bad = [p for p in parts if p not in runners]
     if bad:
         console.print(f"error: unknown part(s) {bad}; valid: {', '.join(runners)}")

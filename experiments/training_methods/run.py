@@ -324,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--parts", default="memory,time,maxt,accuracy,sim,pipeline")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--acc-networks", default=None, help="comma list of networks for the accuracy part")
     a = ap.parse_args(argv)
     q = a.quick
     args = argparse.Namespace(
@@ -331,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
         rounds=4 if q else 12, budget_t=8, maxt_batch=8, max_t=64 if q else 128,
         train_samples=2000 if q else 6000, test_samples=1000 if q else 2000, epochs=1 if q else 2,
         acc_timesteps=4, lr=1e-3, procs=(4,) if q else (2, 4), cpsat_s=3 if q else 10, pipe_procs=4)
+    if a.acc_networks:
+        args.acc_networks = tuple(x for x in a.acc_networks.split(",") if x)
     out = Path(a.out) if a.out else ROOT / "experiments" / "results" / "training_methods" / ("quick" if q else "full")
     console = Console(stderr=True)
     torch.set_num_threads(1)

@@ -145,6 +145,37 @@ def plot(summary: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def plot_curves(rows: list[dict], path: Path) -> None:
+    """Validation accuracy per epoch, mean over seeds, one line per variant and one panel per case."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cases = sorted({r["case"] for r in rows if r.get("curve")})
+    if not cases:
+        return
+    fig, axes = plt.subplots(1, len(cases), figsize=(5.2 * len(cases), 4), squeeze=False)
+    for ax, case in zip(axes[0], cases, strict=True):
+        curves: dict[str, list[list[float]]] = {}
+        for r in rows:
+            if r["case"] == case and r.get("curve"):
+                curves.setdefault(r["variant"], []).append([100 * c["val_accuracy"] for c in r["curve"]])
+        for i, (variant, cs) in enumerate(curves.items()):
+            n = min(len(c) for c in cs)
+            mean = [statistics.mean(c[e] for c in cs) for e in range(n)]
+            style = dict(color="k", lw=2.2) if variant == "bptt" else dict(color=f"C{i % 10}", lw=1.2, alpha=0.85)
+            ax.plot(range(1, n + 1), mean, marker="o" if n <= 4 else None, label=f"{variant} ({len(cs)})", **style)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("validation accuracy (%), mean over seeds")
+        ax.set_title(f"{case} ({next(r['dataset'] for r in rows if r['case'] == case)})")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small data, few epochs, fewer variants, one seed")
@@ -155,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="use the test suite's stand-in networks and chain task graphs priced by MACs (for when "
                          "spikepipe.zoo / spikepipe.workload are unavailable); labelled in the output")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--cached-only", action="store_true",
+                    help="train nothing: summarise the runs already cached under --out and list the missing ones")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     mode = "quick" if args.quick else "full"
@@ -195,6 +228,10 @@ def main(argv: list[str] | None = None) -> int:
             path = out / "runs" / f"{training_key(cfg, delays)}.json"
             if path.is_file():
                 res = json.loads(path.read_text())
+            elif args.cached_only:
+                console.log(f"missing: {case} {label} seed {cfg.seed} (delays {list(delays or [])})")
+                prog.advance(grid)
+                continue
             else:
                 inner = prog.add_task(f"  {case} {label} seed {cfg.seed}", total=None)
                 hook = _Hook(prog, inner)
@@ -219,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     write_csv(out / "summary.csv", summary)
     write_atomic(out / "summary.md", markdown(summary))
     plot(summary, out / "accuracy.png")
+    plot_curves(rows, out / "curves.png")
     sys.stdout.write(markdown(summary))
     return 0
 

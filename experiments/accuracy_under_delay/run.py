@@ -155,22 +155,34 @@ def plot_curves(rows: list[dict], path: Path) -> None:
     cases = sorted({r["case"] for r in rows if r.get("curve")})
     if not cases:
         return
-    fig, axes = plt.subplots(1, len(cases), figsize=(5.2 * len(cases), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(cases), figsize=(5.4 * len(cases), 5.6), squeeze=False)
     for ax, case in zip(axes[0], cases, strict=True):
-        curves: dict[str, list[list[float]]] = {}
+        # variants that share a run (equal delays and compensation) are one line labelled with all their names
+        curves: dict[tuple, list[list[float]]] = {}
+        labels: dict[tuple, list[str]] = {}
         for r in rows:
             if r["case"] == case and r.get("curve"):
-                curves.setdefault(r["variant"], []).append([100 * c["val_accuracy"] for c in r["curve"]])
-        for i, (variant, cs) in enumerate(curves.items()):
+                key = (str(r["gradient_delays"]), r["compensation"])
+                curves.setdefault(key, []).append([100 * c["val_accuracy"] for c in r["curve"]])
+                if r["variant"] not in labels.setdefault(key, []):
+                    labels[key].append(r["variant"])
+        cmap = plt.get_cmap("tab10")
+        for i, (key, cs) in enumerate(curves.items()):
+            seeds = len(cs) // len(labels[key])
             n = min(len(c) for c in cs)
             mean = [statistics.mean(c[e] for c in cs) for e in range(n)]
-            style = dict(color="k", lw=2.2) if variant == "bptt" else dict(color=f"C{i % 10}", lw=1.2, alpha=0.85)
-            ax.plot(range(1, n + 1), mean, marker="o" if n <= 4 else None, label=f"{variant} ({len(cs)})", **style)
+            bptt = labels[key] == ["bptt"]
+            style = dict(color="k", lw=2.4) if bptt else dict(
+                color=cmap(i % 10), lw=1.4, ls=("-", "--", ":")[{"none": 0, "spectrain": 1}.get(key[1], 2)])
+            names = labels[key]
+            same = f" (= {', '.join(v.split()[1] for v in names[1:])})" if len(names) > 1 else ""
+            ax.plot(range(1, n + 1), mean, marker="o" if n <= 4 else None,
+                    label=f"{names[0]}{same}{'' if bptt else ' ' + key[0]}, {seeds} seeds", **style)
         ax.set_xlabel("epoch")
         ax.set_ylabel("validation accuracy (%), mean over seeds")
         ax.set_title(f"{case} ({next(r['dataset'] for r in rows if r['case'] == case)})")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13))
     fig.tight_layout()
     save_figure(fig, path)
     plt.close(fig)

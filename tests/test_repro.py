@@ -78,11 +78,16 @@ def test_model_too_big_to_prove_still_returns():
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_same_seed_and_workers_same_schedule(workers):
+    """Identical when CP-SAT's deterministic time limit ended both searches. When the wall-clock guard cut one short
+    (a loaded machine), the result may differ, and the schedule must then say it is not reproducible."""
     g, c = _big_chain(12), Cluster.homogeneous(4)
     runs = [generate("spikepipe", g, c, time_limit_s=0.5, workers=workers, seed=7) for _ in range(2)]
     a, b = (json.loads(r.to_json()) for r in runs)
-    assert _untimed({k: v for k, v in a.items() if k != "info"}) == _untimed(
+    same = _untimed({k: v for k, v in a.items() if k != "info"}) == _untimed(
         {k: v for k, v in b.items() if k != "info"})
-    # `reproducible` says whether the wall clock (not CP-SAT's deterministic time) stopped a search: timing, too
+    if not (a["info"]["reproducible"] and b["info"]["reproducible"]):
+        pytest.skip("the wall-clock guard cut a search short (machine loaded); the schedule says so")
+    assert same
+    # `reproducible` aside (wall-clock dependent), the solver reports match too
     assert _untimed({k: v for k, v in a["info"].items() if k != "reproducible"}) == _untimed(
         {k: v for k, v in b["info"].items() if k != "reproducible"})

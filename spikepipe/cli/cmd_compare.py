@@ -8,6 +8,7 @@ from typing import Any
 
 from spikepipe.cli.cmd_simulate import (
     add_sim_options,
+    apply_method,
     contract_report,
     progress_bar,
     results_table,
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> Result:
     # bad hardware or network must fail before the output folder exists (no empty folder left behind), and an
     # unwritable folder before minutes of solving
     clusters = {p: cluster_from_args(args, processors=p) for p in procs}
-    graph = load_graph(args.network, clusters[procs[0]], args.batch, args.timesteps)
+    graph = apply_method(load_graph(args.network, clusters[procs[0]], args.batch, args.timesteps), args)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -44,6 +44,21 @@ def add_sim_options(p: argparse.ArgumentParser) -> None:
                    help="transfers occupy the sending processor (no DMA overlap with compute)")
     g.add_argument("--no-contention", action="store_true",
                    help="give every transfer a private link (what the schedulers assume) instead of queueing")
+    g.add_argument("--method", default="bptt",
+                   choices=("bptt", "checkpoint", "skipper", "ttl", "local", "bloctrain"),
+                   help="training method whose task graph is scheduled (spikepipe.methods.transform; default bptt)")
+    g.add_argument("--method-blocks", type=positive_int, default=2, metavar="N",
+                   help="local-loss blocks for ttl/local/bloctrain (default 2)")
+
+
+def apply_method(graph: Any, args: argparse.Namespace) -> Any:
+    """The task graph as the chosen training method runs it (BPTT leaves it unchanged)."""
+    if getattr(args, "method", "bptt") == "bptt":
+        return graph
+    from spikepipe.methods.transforms import transform
+
+    params = {"blocks": args.method_blocks} if args.method in ("ttl", "local", "bloctrain") else {}
+    return transform(graph, args.method, **params)
 
 
 def sim_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -124,7 +139,7 @@ def run(args: argparse.Namespace) -> Result:
     names = resolve_schedules(None if args.schedule == "all" else args.schedule)
     check_outputs(args)
     cluster = cluster_from_args(args, processors=args.processors)
-    graph = load_graph(args.network, cluster, args.batch, args.timesteps)
+    graph = apply_method(load_graph(args.network, cluster, args.batch, args.timesteps), args)
     with progress_bar(len(names), "simulate") as bar:
         task = bar.add_task(f"{graph.name} P={cluster.size}", total=len(names))
 

@@ -1,0 +1,30 @@
+"""`spikepipe simulate --method`: the training method's task graph is what gets scheduled and replayed."""
+
+import json
+
+from spikepipe.cli import main
+
+
+def _simulate(capsys, method: str) -> dict:
+    rc = main(["simulate", "--network", "snn-cnn", "--processors", "2", "--schedule", "sequential,gpipe",
+               "--method", method, "--json"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    return json.loads(out)
+
+
+def test_checkpointing_trades_memory_for_time(capsys):
+    base = {r["schedule"]: r for r in _simulate(capsys, "bptt")["results"]}
+    ckpt_report = _simulate(capsys, "checkpoint")
+    ckpt = {r["schedule"]: r for r in ckpt_report["results"]}
+    assert ckpt_report["network"] != "snn-cnn"  # the transformed graph says what it is
+    # recomputation: more cycles per minibatch, less memory held per in-flight minibatch
+    assert ckpt["sequential"]["sequential_cycles"] > base["sequential"]["sequential_cycles"]
+    assert ckpt["sequential"]["peak_memory_bytes"] < base["sequential"]["peak_memory_bytes"]
+
+
+def test_unknown_method_is_a_one_line_error(capsys):
+    rc = main(["simulate", "--network", "snn-cnn", "--processors", "2", "--method", "magic"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert len(err) == 1 and err[0].startswith("error:") and "magic" in err[0]

@@ -34,11 +34,14 @@ from spikepipe.sweep import run_sweep, spec_from_dict  # noqa: E402
 PIPELINES = ("gpipe", "1f1b", "interleaved-1f1b", "zero-bubble", "pipedream", "layerpipe")
 
 
-def grids(quick: bool, time_limit: float) -> tuple[dict, dict]:
+def grids(quick: bool, time_limit: float, override: dict[str, list] | None = None) -> tuple[dict, dict]:
     nets = ["snn-cnn", "vgg11"] if quick else ["snn-cnn", "vgg11", "vgg16", "resnet18"]
     procs = [2, 4, 8, 16] if quick else [1, 2, 4, 8, 16, 32]
     arrays = ["128x128"] if quick else ["128x128", "32x32"]
     flows = ["os"] if quick else ["os", "ws", "is"]
+    o = override or {}
+    nets, procs, arrays, flows = (o.get("networks") or nets, o.get("processors") or procs,
+                                  o.get("arrays") or arrays, o.get("dataflows") or flows)
     main = {"sweep": {"name": "speedup", "kind": "simulate"},
             "grid": {"network": nets, "processors": procs, "array": arrays, "dataflow": flows,
                      "schedule": [s for s in schedule_names() if s != "list"]},
@@ -184,9 +187,16 @@ def main() -> None:
     ap.add_argument("--time-limit", type=float, default=5.0, help="CP-SAT seconds per spikepipe point")
     ap.add_argument("--out", default=str(ROOT / "experiments" / "results" / "speedup"))
     ap.add_argument("--figures", action="store_true", help="copy the PNGs to experiments/figures/")
+    ap.add_argument("--networks", default=None, help="comma list (overrides the grid)")
+    ap.add_argument("--processors", default=None, help="comma list of P (overrides the grid)")
+    ap.add_argument("--arrays", default=None, help="comma list of RxC (overrides the grid)")
+    ap.add_argument("--dataflows", default=None, help="comma list of os,ws,is (overrides the grid)")
     args = ap.parse_args()
     out = Path(args.out)
-    main_spec, split_spec = grids(args.quick, args.time_limit)
+    override = {k: [int(x) if k == "processors" else x for x in v.split(",")]
+                for k, v in (("networks", args.networks), ("processors", args.processors),
+                             ("arrays", args.arrays), ("dataflows", args.dataflows)) if v}
+    main_spec, split_spec = grids(args.quick, args.time_limit, override)
     df = sweep(main_spec, out, args.workers)
     split = sweep(split_spec, out, args.workers)
     pngs = [plot_speedup(df, out), plot_ratio(tab := ratio_table(df, split), out), plot_comm(df, out),

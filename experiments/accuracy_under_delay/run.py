@@ -51,7 +51,15 @@ CASES = {
                                    limit_train=640, limit_val=500),
                  budget_points=2.0, compensate=(("spikepipe", 4),),
                  skip=(("pipedream", 4),), only_spectrain=True),
+    # a longer-trained check of the deep case (not in the default --cases): 3x the images, one seed
+    "deep-long": dict(full=TrainConfig(network="vgg11-28", dataset="fashion-mnist", epochs=2, batch=32, lr=1e-3,
+                                       limit_train=6000, limit_val=500, limit_test=5000),
+                      quick=TrainConfig(network="vgg11-28", dataset="fashion-mnist", epochs=1, batch=32, lr=5e-4,
+                                        limit_train=640, limit_val=500),
+                      budget_points=2.0, compensate=(), skip=(("spikepipe", 8), ("pipedream", 4)),
+                      only_spectrain=True),
 }
+DEFAULT_CASES = ("snn-mlp", "snn-cnn", "deep")
 COMPENSATIONS = ("none", "spectrain", "pipemare")
 SCHEDULES = (("spikepipe", 4), ("spikepipe", 8), ("pipedream", 4), ("pipedream", 8))
 QUICK_VARIANTS = [("none", 1, "none"), ("spikepipe", 4, "none"), ("spikepipe", 8, "none"),
@@ -191,7 +199,7 @@ def plot_curves(rows: list[dict], path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small data, few epochs, fewer variants, one seed")
-    ap.add_argument("--cases", default=",".join(CASES), help=f"comma list of {', '.join(CASES)}")
+    ap.add_argument("--cases", default=",".join(DEFAULT_CASES), help=f"comma list of {', '.join(CASES)}")
     ap.add_argument("--seeds", default=None, help="comma list (default 0,1,2; quick: 0)")
     ap.add_argument("--deep-network", default=None, help="zoo name of the deep network (default vgg11-28)")
     ap.add_argument("--standin", action="store_true",

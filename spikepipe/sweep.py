@@ -13,12 +13,14 @@ A sweep file (TOML):
     batch = 32
     timesteps = 4
 
-A point's cache key is the SHA-256 of its canonical JSON (kind + every parameter), so a finished point is never
-recomputed, whichever sweep file names it. Failing points are recorded with their error and retried on the next run.
+A point's cache key is the SHA-256 of its canonical JSON (kind + every parameter + a fingerprint of the product's
+source code), so a finished point is never recomputed, whichever sweep file names it, and never reused after the
+code that computed it changed. Failing points are recorded with their error and retried on the next run.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -166,8 +168,23 @@ def _check_value(kind: str, key: str, value: Any, source: str) -> None:
                                  "path/to/file.py:function")
 
 
+@functools.lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """Hash of the product's source (spikepipe, schedules, hwmodels incl. presets): a cached point is reused only
+    if it was computed by the same code, so a fix to a scheduler can never be hidden by an old result."""
+    h = hashlib.sha256()
+    root = Path(__file__).resolve().parents[1]
+    for pkg in ("spikepipe", "schedules", "hwmodels"):
+        for f in sorted((root / pkg).rglob("*")):
+            if f.suffix in (".py", ".toml") and f.is_file():
+                h.update(str(f.relative_to(root)).encode())
+                h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def point_key(kind: str, point: Mapping[str, Any]) -> str:
-    canon = json.dumps({"kind": kind, **point}, sort_keys=True, separators=(",", ":"), default=str)
+    canon = json.dumps({"kind": kind, "code": code_fingerprint(), **point}, sort_keys=True, separators=(",", ":"),
+                       default=str)
     return hashlib.sha256(canon.encode()).hexdigest()[:20]
 
 

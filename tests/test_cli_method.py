@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from spikepipe.cli import main
 
 
@@ -28,3 +30,24 @@ def test_unknown_method_is_a_one_line_error(capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2
     assert len(err) == 1 and err[0].startswith("error:") and "magic" in err[0]
+
+
+def test_split_reaches_the_scheduler(capsys):
+    def speedup(extra):
+        rc = main(["simulate", "--network", "snn-cnn", "--processors", "8", "--schedule", "spikepipe",
+                   "--time-limit", "2", "--json", *extra])
+        assert rc == 0
+        return json.loads(capsys.readouterr().out)["results"][0]["speedup"]
+
+    # unsplit snn-cnn stalls near 4x (its largest task bounds the period); splitting lifts it
+    assert speedup(["--split"]) > 1.3 * speedup([])
+
+
+def test_unknown_generator_option_is_an_error():
+    from spikepipe.ir import SpikePipeError
+    from spikepipe.sim.evaluate import options_for
+
+    with pytest.raises(SpikePipeError, match="not known"):
+        options_for("spikepipe", {"splt": True})
+    assert options_for("gpipe", {"split": True}) == {}
+    assert options_for("spikepipe", {"split": True}) == {"split": True}

@@ -44,6 +44,8 @@ def add_sim_options(p: argparse.ArgumentParser) -> None:
                    help="transfers occupy the sending processor (no DMA overlap with compute)")
     g.add_argument("--no-contention", action="store_true",
                    help="give every transfer a private link (what the schedulers assume) instead of queueing")
+    g.add_argument("--split", action="store_true",
+                   help="let the spikepipe scheduler split large tasks along the batch across processors")
     g.add_argument("--method", default="bptt",
                    choices=("bptt", "checkpoint", "skipper", "ttl", "local", "bloctrain"),
                    help="training method whose task graph is scheduled (spikepipe.methods.transform; default bptt)")
@@ -67,6 +69,8 @@ def sim_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         options["time_limit_s"] = args.time_limit
     if args.microbatches is not None:
         options["microbatches"] = args.microbatches
+    if getattr(args, "split", False):
+        options["split"] = True
     return {"iterations": args.iterations, "options": options, "strict": args.strict,
             "overlap_comm": not args.no_overlap, "link_contention": not args.no_contention}
 

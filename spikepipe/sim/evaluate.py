@@ -25,6 +25,10 @@ OPTION_TARGETS: dict[str, tuple[str, ...]] = {
     "workers": ("spikepipe",),
     "seed": ("spikepipe",),
     "period_slack": ("spikepipe",),
+    "split": ("spikepipe",),
+    "max_parts": ("spikepipe",),
+    "deterministic_time_s": ("spikepipe",),
+    "search_evaluations": ("spikepipe",),
     "microbatches": ("gpipe", "1f1b", "interleaved-1f1b", "zero-bubble"),
     "stages": ("pipedream", "layerpipe"),
 }
@@ -44,9 +48,10 @@ class Evaluation:
 def options_for(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
     out = {}
     for key, value in options.items():
-        if key not in OPTION_TARGETS:
-            log.warning("option %s is not known to any schedule generator; ignored", key)
-        elif name in OPTION_TARGETS[key]:
+        if key not in OPTION_TARGETS:  # a silently ignored option would make a sweep lie about what it ran
+            raise SpikePipeError(f"option {key!r} is not known to any schedule generator; "
+                                 f"known: {', '.join(sorted(OPTION_TARGETS))}")
+        if name in OPTION_TARGETS[key]:
             out[key] = value
     return out
 

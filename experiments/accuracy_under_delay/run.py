@@ -205,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--standin", action="store_true",
                     help="use the test suite's stand-in networks and chain task graphs priced by MACs (for when "
                          "spikepipe.zoo / spikepipe.workload are unavailable); labelled in the output")
+    ap.add_argument("--variants", default=None,
+                    help="comma list of variant labels to run, e.g. 'bptt,pipedream P=4' (default: all of the mode)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--cached-only", action="store_true",
                     help="train nothing: summarise the runs already cached under --out and list the missing ones")
@@ -227,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
                 jobs.append((case, variant_label(schedule, procs, comp),
                              replace(base, schedule=schedule, processors=procs, compensation=comp, seed=seed,
                                      threads=args.threads)))
+    if args.variants:
+        keep = {v.strip() for v in args.variants.split(",")}
+        jobs = [j for j in jobs if j[1] in keep]
     # seed-major order: an interrupted grid has every variant for its first seeds rather than some variants for all
     jobs.sort(key=lambda j: (cases.index(j[0]), seeds.index(j[2].seed)))
     console = Console(stderr=True)

@@ -65,7 +65,8 @@ def sweep(spec_dict: dict, out: Path, workers: int) -> pd.DataFrame:
     return df[df["status"] == "ok"].copy()
 
 
-def plot_speedup(df: pd.DataFrame, out: Path, array: str = "128x128", flow: str = "os") -> Path:
+def plot_speedup(df: pd.DataFrame, out: Path, split: pd.DataFrame | None = None, array: str = "128x128",
+                 flow: str = "os") -> Path:
     sub = df[(df["array"] == array) & (df["dataflow"] == flow)]
     nets = list(dict.fromkeys(sub["network"]))
     fig, axes = plt.subplots(1, len(nets), figsize=(4.2 * len(nets), 4), squeeze=False)
@@ -75,6 +76,9 @@ def plot_speedup(df: pd.DataFrame, out: Path, array: str = "128x128", flow: str 
             s = d[d["schedule"] == name].sort_values("processors")
             ax.plot(s["processors"], s["speedup"], marker="o", ms=3, lw=2.5 if name == "spikepipe" else 1.2,
                     color="black" if name == "spikepipe" else None, label=name)
+        if split is not None and not split.empty:
+            s = split[split["network"] == net].sort_values("processors")
+            ax.plot(s["processors"], s["speedup"], "k--", marker="x", ms=4, lw=2, label="spikepipe + split")
         ref = d.groupby("processors").first().reset_index()
         ax.plot(ref["processors"], ref["sequential_cycles"] / ref["lower_bound_cycles"], "r--", lw=1,
                 label="bound (seq / lower bound)")
@@ -199,7 +203,7 @@ def main() -> None:
     main_spec, split_spec = grids(args.quick, args.time_limit, override)
     df = sweep(main_spec, out, args.workers)
     split = sweep(split_spec, out, args.workers)
-    pngs = [plot_speedup(df, out), plot_ratio(tab := ratio_table(df, split), out), plot_comm(df, out),
+    pngs = [plot_speedup(df, out, split), plot_ratio(tab := ratio_table(df, split), out), plot_comm(df, out),
             plot_delays(out)]
     hw = plot_hardware(df, out)
     if hw:

@@ -236,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     jobs.sort(key=lambda j: (cases.index(j[0]), seeds.index(j[2].seed)))
     console = Console(stderr=True)
     rows: list[dict] = []
+    cached = [json.loads(f.read_text()) for f in sorted((out / "runs").glob("*.json"))] if args.cached_only else []
     schedules_cache: dict[tuple, object] = {}
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as prog:
@@ -243,13 +244,17 @@ def main(argv: list[str] | None = None) -> int:
         for case, label, cfg in jobs:
             sched = None
             model = _standin(cfg) if args.standin else None
-            if cfg.schedule != "none":
+            used = None
+            if args.cached_only and cfg.schedule != "none":
+                used = next((d for d in _delays_used(cached, cfg)
+                             if (out / "runs" / f"{training_key(cfg, d)}.json").is_file()), None)
+            if cfg.schedule != "none" and used is None:
                 key = (cfg.network, cfg.schedule, cfg.processors, cfg.batch, cfg.timesteps)
                 if key not in schedules_cache:
                     schedules_cache[key] = (_standin_schedule(cfg, model[0]) if args.standin else
                                             build_schedule(cfg, cfg.timesteps or _default_t(cfg)))
                 sched = schedules_cache[key]
-            delays = None if sched is None or sched.kind != "periodic" else tuple(sched.gradient_delays)
+            delays = used or (None if sched is None or sched.kind != "periodic" else tuple(sched.gradient_delays))
             path = out / "runs" / f"{training_key(cfg, delays)}.json"
             if path.is_file():
                 res = json.loads(path.read_text())
@@ -284,6 +289,16 @@ def main(argv: list[str] | None = None) -> int:
     plot_curves(rows, out / "curves.png")
     sys.stdout.write(markdown(summary))
     return 0
+
+
+def _delays_used(cached: list[dict], cfg: TrainConfig) -> list[tuple[int, ...]]:
+    """The delays the cached runs of this schedule were trained with. The schedulers were still being changed
+    while the grid ran, so regenerating a schedule later can give other delays than the runs used."""
+    seen = [tuple(r["gradient_delays"]) for r in cached
+            if (r["network"], r["schedule"], r["processors"], r["batch"], r["epochs"]) ==
+            (cfg.network, cfg.schedule, cfg.processors, cfg.batch, cfg.epochs)
+            and (cfg.limit_train is None or r["train_samples"] == cfg.limit_train)]
+    return sorted(set(seen), key=seen.count, reverse=True)
 
 
 def _standin(cfg: TrainConfig) -> tuple:

@@ -278,12 +278,7 @@ def _files(root: Path) -> set[str]:
 
 
 # known bugs in other helpers' files, routed through the lead: each fails for exactly the reason given
-XFAIL = {
-    **dict.fromkeys(("train-py-import-fails", "train-py-raises"),
-                    "H9: spikepipe/train/runner.py:_from_file execs the user's file and calls the function without "
-                    "catching their errors, so the line (e.g. 'error: RuntimeError: boom') does not name the file; "
-                    "use spikepipe.workload.load_model, which reports '<file> failed to import: ...'"),
-}
+XFAIL: dict[str, str] = {}  # cases known to fail, with the reason (none at present)
 
 
 def _param(case_id, argv, expect):

@@ -72,23 +72,10 @@ def set_determinism(seed: int, threads: int) -> None:
 
 
 def _from_file(spec: str) -> tuple[nn.Module, torch.Tensor]:
-    import importlib.util
+    """A user's file.py:function, loaded with the same checks (and one-line errors) as every other command."""
+    from spikepipe.workload import _from_file as load_user_file
 
-    path, _, func = spec.rpartition(":")
-    if not Path(path).is_file():
-        raise TrainerError(f"network file {path} not found; give path/to/file.py:function")
-    mod_spec = importlib.util.spec_from_file_location(f"_spikepipe_user_{Path(path).stem}", path)
-    if mod_spec is None or mod_spec.loader is None:
-        raise TrainerError(f"cannot import {path}; give a Python file")
-    module = importlib.util.module_from_spec(mod_spec)
-    mod_spec.loader.exec_module(module)
-    fn = getattr(module, func, None)
-    if fn is None:
-        raise TrainerError(f"{path} has no function {func!r}")
-    got = fn()
-    if not (isinstance(got, tuple) and len(got) == 2):
-        raise TrainerError(f"{spec} must return (model, example_input [T, B, ...])")
-    return got
+    return load_user_file(spec)
 
 
 def build_model(cfg: TrainConfig, num_classes: int) -> tuple[nn.Module, torch.Tensor]:

@@ -51,3 +51,19 @@ def test_unknown_generator_option_is_an_error():
         options_for("spikepipe", {"splt": True})
     assert options_for("gpipe", {"split": True}) == {}
     assert options_for("spikepipe", {"split": True}) == {"split": True}
+
+
+@pytest.mark.parametrize("method", ["checkpoint", "skipper"])
+def test_train_method_runs_and_learns(capsys, method):
+    rc = main(["train", "--network", "snn-mlp", "--dataset", "digits", "--epochs", "2", "--method", method,
+               "--no-progress", "--json"])
+    assert rc == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["trainer"] == method
+    assert data["test_accuracy"] > 0.3  # chance is 0.1
+
+
+def test_train_method_with_a_delayed_schedule_is_refused(capsys):
+    rc = main(["train", "--network", "snn-mlp", "--method", "ttl", "--schedule", "spikepipe", "--epochs", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "--schedule none" in err[0]

@@ -53,6 +53,11 @@ class TrainConfig:
     threads: int = 1
     out: str | None = None
     resume: bool = False
+    method: str = "bptt"  # bptt | checkpoint | skipper | ttl | bloctrain (spikepipe.methods)
+    checkpoint_every: int = 0  # checkpoint/skipper interval in timesteps (0: ceil(sqrt(T)))
+    skip: int = -1  # skipper: timesteps skipped per interval (-1: half the interval)
+    window: int = 2  # ttl: truncation window in timesteps
+    blocks: int = 2  # ttl/bloctrain: local-loss blocks
 
     def optim(self) -> OptimConfig:
         return OptimConfig(name=self.optimizer, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
@@ -112,10 +117,21 @@ def evaluate(trainer: TrainerBase, split: Split, cfg: TrainConfig, timesteps: in
 
 
 def _make_trainer(cfg: TrainConfig, net: nn.Module, schedule: Schedule | None, total: int,
-                  steps_per_epoch: int) -> TrainerBase:
+                  steps_per_epoch: int, example: torch.Tensor | None = None) -> TrainerBase:
     opt = cfg.optim()
     if cfg.mode not in MODES:
         raise TrainerError(f"unknown trainer mode {cfg.mode!r}; valid: {', '.join(MODES)}")
+    if cfg.method != "bptt":
+        if schedule is not None and schedule.kind != "flush":
+            # the memory-saving methods run synchronously; their effect on a pipeline is modelled by
+            # `spikepipe simulate --method`, not trained here
+            raise TrainerError(f"--method {cfg.method} trains without gradient delays; use --schedule none "
+                               f"(see `spikepipe simulate --method {cfg.method}` for its pipelined cost)")
+        from spikepipe.methods import make_trainer
+
+        return make_trainer(cfg.method, net, example, opt, total_steps=total, epochs=cfg.epochs,
+                            checkpoint_every=cfg.checkpoint_every, skip=cfg.skip, window=cfg.window,
+                            blocks=cfg.blocks, seed=cfg.seed)
     if schedule is None or schedule.kind == "flush":  # flush schedules have no delays: plain BPTT
         return PlainBPTT(net, opt, total_steps=total)
     if cfg.mode == "queue":
@@ -150,7 +166,7 @@ def run(cfg: TrainConfig, *, model: tuple[nn.Module, torch.Tensor] | None = None
     order0 = batch_order(len(data.train), cfg.batch, seed=cfg.seed, epoch=0)
     steps_per_epoch = len(order0)
     total = steps_per_epoch * cfg.epochs
-    trainer = _make_trainer(cfg, net, schedule, total, steps_per_epoch)
+    trainer = _make_trainer(cfg, net, schedule, total, steps_per_epoch, example)
     config = {**asdict(cfg), "timesteps": timesteps}
     out = Path(cfg.out) if cfg.out else None
     ck_path = out / "checkpoint.pt" if out else None

@@ -8,7 +8,8 @@ Per layer l and minibatch of B samples over T timesteps (DESIGN.md section 4):
        input is the network input: nobody needs that gradient). The loss is folded into the last layer's B.
   W_l  weight-gradient GEMM dW[K x N] = X^T[K x M] . dY[M x N] (the batch is the reduction) and the update.
 Bytes: forward edges carry spikes packed as bits when the producer fires, otherwise values at `word_bytes`;
-backward edges carry gradients at `word_bytes`.
+backward edges carry gradients at `word_bytes`; B_l -> W_l carries dY_l (B*T*E*F*C_out words), which costs
+nothing when both run on one processor.
 """
 
 from __future__ import annotations
@@ -155,7 +156,9 @@ def build_task_graph(layers: Sequence[LayerSpec], *, batch: int, timesteps: int,
             grad = _elems(layers[src].output_shape) * bt * prec.word_bytes
             edges.append((task_id(TaskKind.F, src), task_id(TaskKind.F, i), out_bytes(src)))
             edges.append((task_id(TaskKind.B, i), task_id(TaskKind.B, src), grad))
-        edges.append((task_id(TaskKind.B, i), task_id(TaskKind.W, i), 0))
+        # W needs dY, the gradient at the synaptic op's output (free when W runs where B ran). It also needs the
+        # input X that F saved; the contract has no F->W edge, so X is counted in F's activation_bytes only.
+        edges.append((task_id(TaskKind.B, i), task_id(TaskKind.W, i), m * s.n * s.groups * prec.word_bytes))
     # the loss (folded into B_last) reads the last layer's output over all T
     edges.append((task_id(TaskKind.F, last), task_id(TaskKind.B, last), out_bytes(last)))
     return TaskGraph(layers, tasks, edges, batch=batch, timesteps=timesteps, memory=memory, reference=proc,

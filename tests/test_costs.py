@@ -44,7 +44,8 @@ def test_hand_computed_costs(batch: int, timesteps: int) -> None:
     assert e[("F1", "F2")] == ceil(16 * bt / 8)
     assert e[("B2", "B1")] == 16 * bt * word and e[("B1", "B0")] == 64 * bt * word
     assert e[("F2", "B2")] == 10 * bt * word  # the last layer emits values, not spikes
-    assert {("B0", "W0"), ("B1", "W1"), ("B2", "W2")} <= set(e)
+    # W needs dY at the synaptic output: B*T*E*F*C_out gradients
+    assert (e[("B0", "W0")], e[("B1", "W1")], e[("B2", "W2")]) == (256 * bt * word, 16 * bt * word, 10 * bt * word)
     assert len(e) == 8
     # what BPTT keeps per in-flight minibatch: input (bits if spikes), membrane potentials, BN input
     assert f0.activation_bytes == 3 * 64 * bt * word + 256 * bt * word + 256 * bt * word

@@ -4,12 +4,15 @@
 The minibatch is split into m micro-batches; every slot is priced by the cost model at fraction 1/m (smaller
 GEMMs, worse array fill). Each processor runs a fixed sequence of (task, micro-batch) items in the order the
 method prescribes, each item starting when its processor is free and its inputs have arrived; the period is the
-whole iteration (the flush), all lags and gradient delays are 0. Unless `microbatches` is given, m is chosen
+whole iteration (the flush), all lags and gradient delays are 0. Transfers between processors queue for every
+link of their route (each takes the earliest gap in the link's timetable, then pays the hop latency), so a stage
+split that sends more bytes than a link can carry stretches the iteration instead of overloading the link. Unless `microbatches` is given, m is chosen
 from {P, 2P, 4P} (at most the batch size) to give the shortest period, which is the fair way to set a baseline.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from math import ceil
@@ -22,7 +25,6 @@ from schedules.common import (
     make_schedule,
     positive_int_option,
     slot_cycles,
-    transfer_cycles,
 )
 from schedules.stages import stage_ranges
 from spikepipe.ir import Schedule, ScheduleError, Slot, TaskGraph
@@ -31,9 +33,48 @@ Item = tuple[str, int]  # (task id, micro-batch)
 Orders = dict[int, list[Item]]
 
 
+class LinkTimetable:
+    """Busy intervals per directed link. Items are placed processor by processor, not in time order, so a
+    transfer takes the earliest gap long enough for it rather than queueing behind everything booked so far."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self._cluster = cluster
+        self._busy: dict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)
+
+    def _book(self, link: tuple[int, int], earliest: int, cycles: int) -> int:
+        busy = self._busy[link]
+        start = earliest
+        i = bisect.bisect_right(busy, (earliest, 1 << 62)) - 1
+        i = max(i, 0)
+        while i < len(busy):
+            s, e = busy[i]
+            if e <= start:
+                i += 1
+                continue
+            if s >= start + cycles:
+                break
+            start = e
+            i += 1
+        bisect.insort(busy, (start, start + cycles))
+        return start
+
+    def transfer(self, src: int, dst: int, nbytes: int, ready_cycles: int) -> int:
+        """Book nbytes from src (available at ready_cycles) to dst; returns the arrival time at dst."""
+        if src == dst:
+            return ready_cycles
+        net = self._cluster.interconnect
+        occ, t = net.occupancy_cycles(nbytes), ready_cycles
+        for link in self._cluster.route(src, dst):
+            if occ > 0:
+                t = self._book(link, t, occ) + occ
+            t += net.link_latency_cycles
+        return t
+
+
 def execute(graph: TaskGraph, cluster: Cluster, orders: Orders, m: int) -> list[Slot]:
-    """Place every processor's items in its order, as early as processor and inputs allow."""
+    """Place every processor's items in its order, as early as processor, inputs and links allow."""
     frac = 1.0 / m
+    links = LinkTimetable(cluster)
     end: dict[Item, tuple[int, int]] = {}
     free: dict[int, int] = defaultdict(int)
     idx: dict[int, int] = defaultdict(int)
@@ -50,7 +91,7 @@ def execute(graph: TaskGraph, cluster: Cluster, orders: Orders, m: int) -> list[
                 ready = 0
                 for u in preds:
                     q, e = end[(u, mb)]
-                    ready = max(ready, e + transfer_cycles(cluster, q, p, ceil(graph.edge_bytes(u, tid) * frac)))
+                    ready = max(ready, links.transfer(q, p, ceil(graph.edge_bytes(u, tid) * frac), e))
                 d = slot_cycles(graph, cluster, tid, p, frac)
                 st = max(free[p], ready)
                 slots.append(Slot(tid, p, st, d, microbatch=mb, fraction=frac))

@@ -122,10 +122,10 @@ link_bw = st.sampled_from([4.0, 64.0, 1024.0])
 latency = st.sampled_from([0, 10, 1000])
 
 
-# The flush schedules are fuzzed with wide links only: their stage split ignores link time, so with narrow links a
-# schedule overloads a link (a known bug, xfail reproducers below); the long run counts it on every link width
+# The flush schedules book every transfer on the links of its route, so they are fuzzed on every link width
+# (narrow 4 B/cycle links once made them overload a link: the reproducers below stay as regression tests)
 FLUSH = ("gpipe", "1f1b", "interleaved-1f1b", "zero-bubble")
-FUZZED = [n for n in names() if n not in FLUSH]
+FUZZED = list(names())
 _NO_CPSAT = [n for n in FUZZED if n != "spikepipe"]
 
 
@@ -162,19 +162,30 @@ def test_large_graph_spikepipe():
     ("interleaved-1f1b", 3, 8, ["big"] * 4),
     ("zero-bubble", 3, 8, ["big"] * 4),
 ])
-@pytest.mark.xfail(strict=True, reason="H8: schedules/flush.py picks stages and micro-batches by compute only; with "
-                   "4 B/cycle links the micro-batch transfers need more link time than the period (validator: e.g. "
-                   "'schedule 1f1b: link 0->1 is busy 233337 cycles per period of 201032'); found by fuzzing")
 def test_flush_link_overload_reproducers(name, layers, seed, kinds):
-    check_case(random_graph(layers, seed), random_cluster(kinds, 4.0, 0), schedules=[name], contention=False)
+    """Found by fuzzing: with 4 B/cycle links the micro-batch transfers needed more link time than the period.
+    Now valid, and the replay with queueing links stays within 2% of the claim, since the schedule booked them."""
+    g, c = random_graph(layers, seed), random_cluster(kinds, 4.0, 0)
+    check_case(g, c, schedules=[name], contention=False)
+    s = generate(name, g, c)
+    real = simulate(s, c, graph=g, link_contention=True, record=False).simulated_period_cycles
+    assert real <= s.period_cycles * 1.02
 
 
 @settings(max_examples=40, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(layers=st.integers(1, 8), seed=st.integers(0, 2**31), kinds=cluster_kinds, lat=latency)
-def test_flush_schedules_with_wide_links(layers, seed, kinds, lat):
-    check_case(random_graph(layers, seed), random_cluster(kinds, 1024.0, lat), schedules=list(FLUSH),
-               contention=False)
+@given(layers=st.integers(1, 8), seed=st.integers(0, 2**31), kinds=cluster_kinds, bw=link_bw, lat=latency)
+def test_flush_schedules_price_link_queueing(layers, seed, kinds, bw, lat):
+    """Flush schedules book their transfers on the links, so a replay with queueing links stays close to the
+    claim. Not equal: the replay serves a link first come first served, the executor fills the earliest gap in
+    its own placement order (up to 0.8% apart on 240 fuzzed cases); before links were booked, narrow links ran
+    16% and more over the claimed iteration."""
+    g, c = random_graph(layers, seed), random_cluster(kinds, bw, lat)
+    check_case(g, c, schedules=list(FLUSH), contention=False)
+    for name in FLUSH:
+        s = generate(name, g, c)
+        real = simulate(s, c, graph=g, link_contention=True, record=False).simulated_period_cycles
+        assert real <= s.period_cycles * 1.02, f"{name}: queueing links replay {real} vs claimed {s.period_cycles}"
 
 
 def test_costs_span_six_orders_of_magnitude():
@@ -190,5 +201,4 @@ def test_costs_span_six_orders_of_magnitude():
           suppress_health_check=list(HealthCheck))
 @given(layers=st.integers(1, 66), seed=st.integers(0, 2**31), kinds=cluster_kinds, bw=link_bw, lat=latency)
 def test_ten_thousand_cases(layers, seed, kinds, bw, lat):
-    check_case(random_graph(layers, seed), random_cluster(kinds, bw, lat),
-               schedules=FUZZED if bw < 1024 else names(), contention=False)
+    check_case(random_graph(layers, seed), random_cluster(kinds, bw, lat), schedules=FUZZED, contention=False)

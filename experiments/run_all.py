@@ -30,7 +30,7 @@ def steps(quick: bool) -> list[tuple[str, list[str], str | None]]:
     return [
         ("scalesim", [PY, "experiments/scalesim_validation/plot.py"], None),
         ("cycle_bench", [PY, "experiments/cycle_bench/run.py"] + (["--repeat", "200"] if quick else []), "scalesim"),
-        ("speedup", [PY, "experiments/speedup/run.py", *q, "--figures"], None),
+        ("speedup", [PY, "experiments/speedup/run.py", *q], None),
         ("schedulers", [PY, "experiments/schedulers/run.py"]
          + (["--networks", "snn-cnn,vgg11", "--time-limit", "5"] if quick else []), None),
         ("sim_bench", [PY, "experiments/sim_bench/run.py"] + (["--iterations", "200"] if quick else []), None),
@@ -43,10 +43,15 @@ def steps(quick: bool) -> list[tuple[str, list[str], str | None]]:
     ]
 
 
+# PNGs (relative to experiments/, {mode} is quick or full) copied to experiments/figures/ under the given name
 FIGURES = {
-    "speedup": ["speedup/speedup_128x128_os.png", "speedup/ratio_over_pipedream.png", "speedup/comm_share.png",
-                "speedup/delays_per_layer.png", "speedup/speedup_hardware.png"],
-    "scalesim": ["scalesim_validation/cycle_model_vs_scalesim.png"],
+    "speedup": [(f"results/speedup/{n}.png", f"{n}.png") for n in
+                ("speedup_128x128_os", "ratio_over_pipedream", "comm_share", "delays_per_layer", "speedup_hardware")],
+    "scalesim": [("results/scalesim_validation/cycle_model_vs_scalesim.png", "cycle_model_vs_scalesim.png")],
+    "accuracy_under_delay": [("accuracy_under_delay/results/{mode}/curves.png", "accuracy_under_delay_curves.png"),
+                             ("accuracy_under_delay/results/{mode}/accuracy.png", "accuracy_under_delay.png")],
+    "training_methods": [(f"results/training_methods/{{mode}}/{n}.png", f"training_methods_{n}.png")
+                         for n in ("memory", "steptime", "maxt", "accuracy", "sim")],
 }
 
 
@@ -87,15 +92,18 @@ def main() -> int:
             console.print(f"[red]({i}/{len(todo)}) {name}: FAILED (exit {rc}) after {dt:.0f} s; log {log_dir / name}.log[/]")
             continue
         console.print(f"[green]({i}/{len(todo)}) {name}: done in {dt:.0f} s[/]")
-        for rel in FIGURES.get(name, []):
-            src = RES / rel
-            if src.is_file():
-                (ROOT / "experiments" / "figures").mkdir(exist_ok=True)
-                shutil.copy(src, ROOT / "experiments" / "figures" / src.name)
+        # quick runs use cut grids and data: they must not replace the committed figures of the full runs
+        if not args.quick:
+            for rel, dest in FIGURES.get(name, []):
+                src = ROOT / "experiments" / rel.format(mode="full")
+                if src.is_file():
+                    (ROOT / "experiments" / "figures").mkdir(exist_ok=True)
+                    shutil.copy(src, ROOT / "experiments" / "figures" / dest)
     if failed:
         console.print(f"[red]{len(failed)} experiment(s) failed: {', '.join(failed)}[/]")
         return 1
-    console.print(f"all done; results under {RES}, figures in experiments/figures/")
+    where = "results only (quick: experiments/figures/ untouched)" if args.quick else "figures in experiments/figures/"
+    console.print(f"all done; results under {RES} and experiments/*/results/, {where}")
     return 0
 
 

@@ -271,6 +271,11 @@ def part_pipeline(args, out: Path, console: Console) -> list[dict]:
     return rows
 
 
+_LABELS = {"saved_bytes": "tensors saved for backward", "rss_step_bytes": "process RSS growth in a step",
+           "time_vs_bptt": "step time relative to BPTT", "largest_t": "largest T within BPTT's memory at T=8",
+           "test_accuracy": "test accuracy"}
+
+
 def _bars(path: Path, rows: list[dict], keys: tuple[str, ...], scale: float, ylabel: str, title: str) -> None:
     import matplotlib
 
@@ -278,13 +283,14 @@ def _bars(path: Path, rows: list[dict], keys: tuple[str, ...], scale: float, yla
     import matplotlib.pyplot as plt
 
     nets = list(dict.fromkeys(r["network"] for r in rows))
-    fig, axes = plt.subplots(len(keys), len(nets), figsize=(5 * len(nets), 3.2 * len(keys)), squeeze=False)
+    fig, axes = plt.subplots(len(keys), len(nets), figsize=(5 * len(nets), 3.4 * len(keys)), squeeze=False,
+                             layout="constrained")
     for i, key in enumerate(keys):
         for j, net in enumerate(nets):
             sub = [r for r in rows if r["network"] == net]
             ax = axes[i][j]
             ax.bar([r["method"] for r in sub], [(r[key] or 0) / scale for r in sub], color="tab:blue")
-            ax.set_title(f"{net}: {key}", fontsize=9)
+            ax.set_title(f"{net}: {_LABELS.get(key, key)}", fontsize=9)
             ax.set_ylabel(ylabel)
             ax.tick_params(axis="x", rotation=40, labelsize=8)
     fig.suptitle(title, fontsize=10)

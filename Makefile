@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q --upgrade pip -c constraints.txt
 	# torch first, pinned: an unpinned resolve would fetch a multi-GB CUDA build
 	$(PY) -m pip install -q -c constraints.txt torch==2.13.0
-	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[test,snnlibs]'
 	@touch $(STAMP)
 
 demo: $(STAMP)

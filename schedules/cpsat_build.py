@@ -13,7 +13,7 @@ delay_l >= ceil((Π r_W + s_W + d_W - Π r_F - s_F) / Π) - 1 (ir.slot_lag_delay
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ortools.sat.python import cp_model
@@ -21,6 +21,34 @@ from ortools.sat.python import cp_model
 from hwmodels import Cluster
 from schedules.common import slot_cycles, transfer_cycles
 from spikepipe.ir import Slot, TaskGraph, TaskKind, task_id
+
+
+def candidate_processors(graph: TaskGraph, cluster: Cluster, hint: Mapping[str, int],
+                         per_task: int) -> dict[str, tuple[int, ...]]:
+    """At most `per_task` processors per task for large models: its hint processor, its graph neighbours'
+    hint processors (moving next to them saves transfers), then the least loaded processors of the hint (moving
+    there balances). The hint stays feasible; the search loses the rest of the space (callers say so in info)."""
+    load = [0] * cluster.size
+    for t, p in hint.items():
+        load[p] += slot_cycles(graph, cluster, t, p)
+    light = sorted(range(cluster.size), key=lambda p: (load[p], p))
+    out = {}
+    for t in graph.topological_order():
+        cand = [hint[t]]
+        near = [hint[u] for u in (*graph.predecessors(t), *graph.successors(t))]
+        for p in (*near, *light):
+            if len(cand) >= per_task:
+                break
+            if p not in cand:
+                cand.append(p)
+        out[t] = tuple(sorted(cand))
+    return out
+
+
+def _processor_sets(graph: TaskGraph, cluster: Cluster,
+                    candidates: Mapping[str, Sequence[int]] | None) -> dict[str, tuple[int, ...]]:
+    every = tuple(range(cluster.size))
+    return {t: tuple(candidates[t]) if candidates else every for t in graph.topological_order()}
 
 
 @dataclass
@@ -40,20 +68,41 @@ class Phase2:
     period: int
 
 
+def link_indicator_count(graph: TaskGraph, cluster: Cluster,
+                         candidates: Mapping[str, Sequence[int]] | None = None) -> int:
+    """How many crossing indicators build_phase1(links=True) would create: its size, to decide before building."""
+    sets = _processor_sets(graph, cluster, candidates)
+    n = 0
+    for u, v, b in graph.edges:
+        if b > 0:
+            common = len(set(sets[u]) & set(sets[v]))
+            n += len(sets[u]) * len(sets[v]) - common
+    return n
+
+
 def build_phase1(graph: TaskGraph, cluster: Cluster, lower: int, upper: int,
-                 hint: Mapping[str, int] | None = None, links: bool = True) -> Phase1:
+                 hint: Mapping[str, int] | None = None, links: bool = True,
+                 candidates: Mapping[str, Sequence[int]] | None = None) -> Phase1:
     """links=False leaves the link capacities out (the caller checks the answer's link load and rebuilds with
-    them only if a link binds: their encoding is quadratic in P and slows the search a lot at P = 16)."""
+    them only if a link binds: their encoding is quadratic in P and slows the search a lot at P = 16).
+    `candidates` restricts each task to some processors (candidate_processors); processors are then no longer
+    interchangeable in the model, so no symmetry is broken."""
     m = cp_model.CpModel()
     procs = range(cluster.size)
     tasks = list(graph.topological_order())
-    dur = {(t, p): slot_cycles(graph, cluster, t, p) for t in tasks for p in procs}
-    x = {(t, p): m.new_bool_var(f"x_{t}_{p}") for t in tasks for p in procs}
+    sets = _processor_sets(graph, cluster, candidates)
+    dur = {(t, p): slot_cycles(graph, cluster, t, p) for t in tasks for p in sets[t]}
+    x = {(t, p): m.new_bool_var(f"x_{t}_{p}") for t in tasks for p in sets[t]}
     period = m.new_int_var(lower, max(lower, upper), "period")
     for t in tasks:
-        m.add_exactly_one(x[t, p] for p in procs)
+        m.add_exactly_one(x[t, p] for p in sets[t])
+    on: dict[int, list[str]] = defaultdict(list)
+    for t in tasks:
+        for p in sets[t]:
+            on[p].append(t)
     for p in procs:
-        m.add(sum(dur[t, p] * x[t, p] for t in tasks) <= period)
+        if on[p]:
+            m.add(sum(dur[t, p] * x[t, p] for t in on[p]) <= period)
     occ = cluster.interconnect.occupancy_cycles
     heavy = [(u, v, occ(b)) for u, v, b in graph.edges if b > 0]
     n_links = 0
@@ -62,8 +111,8 @@ def build_phase1(graph: TaskGraph, cluster: Cluster, lower: int, upper: int,
     if links and cluster.size > 1 and sum(o for _, _, o in heavy) > lower:
         load: dict[tuple[int, int], list] = defaultdict(list)
         for i, (u, v, o) in enumerate(heavy):
-            for a in procs:
-                for b in procs:
+            for a in sets[u]:
+                for b in sets[v]:
                     if a == b:
                         continue
                     y = m.new_bool_var(f"y_{i}_{a}_{b}")
@@ -74,7 +123,8 @@ def build_phase1(graph: TaskGraph, cluster: Cluster, lower: int, upper: int,
         for terms in load.values():
             m.add(sum(terms) <= period)
             n_links += 1
-    homogeneous = cluster.homogeneous_ and cluster.interconnect.topology == "all-to-all"
+    homogeneous = (cluster.homogeneous_ and cluster.interconnect.topology == "all-to-all"
+                   and candidates is None)
     if homogeneous and tasks:  # processors are interchangeable: pin one task to break the symmetry
         m.add(x[tasks[0], 0] == 1)
     if hint:
@@ -86,7 +136,7 @@ def build_phase1(graph: TaskGraph, cluster: Cluster, lower: int, upper: int,
             return 0 if p_hint == first else (first if p_hint == 0 else p_hint)
 
         for t in tasks:
-            for p in procs:
+            for p in sets[t]:
                 m.add_hint(x[t, p], int(p == relabel(hint[t])))
         # a complete hint (link indicators too) is taken as a first solution at once, even on big models
         for y, u, v, a, b in ys:
@@ -142,31 +192,38 @@ class Phase2Free:
 
 
 def build_phase2_free(graph: TaskGraph, cluster: Cluster, period: int, max_lag: int, hint: list[Slot],
-                      delay_floor: tuple[int, ...] | None = None) -> Phase2Free:
+                      delay_floor: tuple[int, ...] | None = None,
+                      candidates: Mapping[str, Sequence[int]] | None = None) -> Phase2Free:
     """Phase 2 with re-assignment: period fixed, processor, offset and lag of every task free; minimise the total
     delay. Only for homogeneous all-to-all clusters whose links cannot bind (then a transfer costs the same
     between any two processors, so one bool per edge says whether it crosses). Needs a feasible hint to start
-    from: with the period packed exactly CP-SAT rarely finds a first solution alone (DESIGN.md section 7)."""
+    from: with the period packed exactly CP-SAT rarely finds a first solution alone (DESIGN.md section 7).
+    `candidates` (each must hold the hint's processor) restricts the processors per task, as in build_phase1."""
     m = cp_model.CpModel()
     procs = range(cluster.size)
     tasks = list(graph.topological_order())
+    sets = _processor_sets(graph, cluster, candidates)
     dur = {t: slot_cycles(graph, cluster, t, 0) for t in tasks}
-    x = {(t, p): m.new_bool_var(f"x_{t}_{p}") for t in tasks for p in procs}
+    x = {(t, p): m.new_bool_var(f"x_{t}_{p}") for t in tasks for p in sets[t]}
     start, lag, ivs = {}, {}, defaultdict(list)
     for t in tasks:
-        m.add_exactly_one(x[t, p] for p in procs)
+        m.add_exactly_one(x[t, p] for p in sets[t])
         start[t] = m.new_int_var(0, period - dur[t], f"s_{t}")
         lag[t] = m.new_int_var(0, max_lag, f"r_{t}")
-        for p in procs:
+        for p in sets[t]:
             ivs[p].append(m.new_optional_fixed_size_interval_var(start[t], dur[t], x[t, p], f"i_{t}_{p}"))
     for p in procs:
-        m.add_no_overlap(ivs[p])
+        if ivs[p]:
+            m.add_no_overlap(ivs[p])
     for u, v, b in graph.edges:
         c = transfer_cycles(cluster, 0, 1, b) if cluster.size > 1 else 0
         if c:
             cross = m.new_bool_var(f"cross_{u}_{v}")
-            for p in procs:  # same processor unless cross
-                m.add_implication(x[u, p], x[v, p]).only_enforce_if(cross.Not())
+            for p in sets[u]:  # same processor unless cross
+                if (v, p) in x:
+                    m.add_implication(x[u, p], x[v, p]).only_enforce_if(cross.Not())
+                else:
+                    m.add_implication(x[u, p], cross)
             m.add(start[v] + period * lag[v] >= start[u] + dur[u] + c * cross + period * lag[u])
         else:
             m.add(start[v] + period * lag[v] >= start[u] + dur[u] + period * lag[u])
@@ -179,11 +236,12 @@ def build_phase2_free(graph: TaskGraph, cluster: Cluster, period: int, max_lag: 
         delay.append(d)
     if tasks:
         m.add(lag[tasks[0]] == 0)
-        m.add(x[tasks[0], 0] == 1)  # interchangeable processors
-    first = next(s.processor for s in hint if s.task == tasks[0]) if tasks else 0
+        if candidates is None:
+            m.add(x[tasks[0], 0] == 1)  # interchangeable processors
+    first = next(s.processor for s in hint if s.task == tasks[0]) if tasks and candidates is None else 0
     for s in hint:
         p_hint = 0 if s.processor == first else (first if s.processor == 0 else s.processor)
-        for p in procs:
+        for p in sets[s.task]:
             m.add_hint(x[s.task, p], int(p == p_hint))
         m.add_hint(start[s.task], s.start_cycles)
         m.add_hint(lag[s.task], s.lag)

@@ -13,8 +13,10 @@ then minimises (total delay, total lag). Also: lower bounds on every layer's del
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import networkx as nx
 
@@ -126,10 +128,12 @@ def _ranked_orders(pb: _Problem, procs: int, rank: Mapping[str, int]) -> list[li
 
 def search_slot_orders(slots: Sequence[Slot], deps: Sequence[Dependency], cluster: Cluster, num_layers: int,
                        period: int, training: Sequence[str], *, seed: int = 0,
-                       evaluations: int = 4000) -> list[Slot]:
+                       evaluations: int = 4000, stop_at_s: float | None = None,
+                       stats: dict[str, Any] | None = None) -> list[Slot]:
     """The slots re-packed back to back per processor in the best cyclic orders found, with the smallest lags;
     deterministic for a seed and budget. Processors and durations are kept; the period must hold every
-    processor's load."""
+    processor's load. `stop_at_s` (a time.perf_counter() instant) ends the search early, which makes the answer
+    depend on the machine's speed; `stats` receives the evaluations done and whether the clock cut them."""
     pb = _problem(slots, deps, cluster, num_layers, period)
     rank = {t: i for i, t in enumerate(training)}
     rng = random.Random(seed)
@@ -140,7 +144,12 @@ def search_slot_orders(slots: Sequence[Slot], deps: Sequence[Dependency], cluste
             best, best_orders = sc, [list(o) for o in orders]
     cur, cur_sc = [list(o) for o in best_orders], best
     movable = [p for p, o in enumerate(cur) if len(o) > 1]
-    for _ in range(evaluations if movable else 0):
+    done, cut = 0, False
+    while movable and done < evaluations:
+        if stop_at_s is not None and time.perf_counter() >= stop_at_s:
+            cut = True
+            break
+        done += 1
         p = movable[rng.randrange(len(movable))]
         seq = cur[p]
         n = len(seq)
@@ -162,6 +171,8 @@ def search_slot_orders(slots: Sequence[Slot], deps: Sequence[Dependency], cluste
             cur, cur_sc = trial, sc
             if sc < best:
                 best, best_orders = sc, [list(o) for o in trial]
+    if stats is not None:
+        stats.update(evaluations=done, evaluations_asked=evaluations, cut_for_time=cut)
     _, _, start, lag = _score(pb, best_orders)
     by_id = {s.id: s for s in slots}
     pos = {t: i for i, t in enumerate(pb.ids)}
@@ -170,9 +181,10 @@ def search_slot_orders(slots: Sequence[Slot], deps: Sequence[Dependency], cluste
 
 
 def search_orders(graph: TaskGraph, cluster: Cluster, assignment: Mapping[str, int], period: int,
-                  training: Sequence[str], *, seed: int = 0, evaluations: int = 4000) -> list[Slot]:
+                  training: Sequence[str], *, seed: int = 0, evaluations: int = 4000,
+                  stop_at_s: float | None = None, stats: dict[str, Any] | None = None) -> list[Slot]:
     """Unsplit tasks: one slot per task on its assigned processor, then search_slot_orders."""
     slots = [Slot(t, assignment[t], 0, slot_cycles(graph, cluster, t, assignment[t]))
              for t in graph.topological_order()]
     return search_slot_orders(slots, expected_dependencies(graph, slots), cluster, graph.num_layers, period,
-                              training, seed=seed, evaluations=evaluations)
+                              training, seed=seed, evaluations=evaluations, stop_at_s=stop_at_s, stats=stats)

@@ -12,13 +12,23 @@
    candidate is used; if phase 1 finds nothing, list scheduling is.
 4. The result never loses to a pipelining baseline on period: if it would, that baseline is returned
    re-labelled, with the reason in info.
+
+Time: `time_limit_s` bounds the whole call (baselines, model builds, both solves, order search, extraction and,
+with split=True, the split path), through one Deadline started at entry that every phase reads. What is cut
+for time is said in info["budget"] (seconds per phase, "skipped_for_time" notes): the flush baselines beyond
+a share of the limit (the periodic ones, which seed phase 2, are always built), the link re-solve, phase 1 or
+2, the order search's remaining moves. With many tasks x processors each task may use only some processors in
+the CP-SAT models (info["candidate_processors_per_task"]). Whatever is cut, the schedule stays valid and never
+loses to a baseline that was built.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from math import ceil
 from typing import Any
 
@@ -33,9 +43,15 @@ from schedules.common import (
     positive_int_option,
     training_order,
 )
-from schedules.cpsat_build import build_phase1, build_phase2, build_phase2_free
+from schedules.cpsat_build import (
+    build_phase1,
+    build_phase2,
+    build_phase2_free,
+    candidate_processors,
+    link_indicator_count,
+)
 from schedules.cpsat_extract import extract_assignment, extract_free, extract_slots
-from schedules.cpsat_solve import solve
+from schedules.cpsat_solve import Deadline, SolveReport, solve
 from schedules.listsched import greedy_assignment, schedule_assignment
 from schedules.order_search import delay_lower_bounds, search_orders
 from spikepipe.ir import Schedule, TaskGraph
@@ -45,13 +61,64 @@ log = logging.getLogger(__name__)
 _OPTIONS = ("time_limit_s", "workers", "seed", "period_slack", "compare", "deterministic", "deterministic_time_s",
             "search_evaluations", "split", "max_parts")
 _COMPARE = ("sequential", "gpipe", "1f1b", "interleaved-1f1b", "zero-bubble", "pipedream", "layerpipe")
+# cheap periodic baselines, always built whatever the time: phase 2 is seeded from them and the guarantee rests
+# on them; the flush ones cost seconds at a few hundred tasks (a whole iteration is replayed per micro-batch count)
+_ALWAYS = ("sequential", "pipedream", "layerpipe")
+# the other baselines are built only while the call has spent less than this share of its limit...
+_BASELINE_SHARE = 0.3
+# ...or less than this many seconds, so tiny limits on small graphs still compare with every baseline
+_MIN_BASELINE_S = 0.3
 # share of the time limit phase 1 may use; the rest (minus the baselines' time) goes to phase 2
 _PHASE1_SHARE = 0.35
+# share of what is left after phase 1 that the order search (phase 2's seed) may use
+_ORDER_SEARCH_SHARE = 0.4
 # keep this much of the time limit unused: building models and extracting answers takes wall time too
 _MARGIN = 0.1
 # deterministic time runs slower than the wall clock on this (shared, 2-core) machine: limit it to this share of
 # the wall budget so the wall guard rarely cuts a reproducible search short (info says when it did)
 _DET_SHARE = 0.6
+# a solve with less wall time than this left is skipped rather than started
+_MIN_SOLVE_S = 0.02
+# above this many task x processor booleans each task gets only some candidate processors: at 600 tasks x 64
+# processors the full model takes seconds to build and phase 1 found nothing in 7 s
+_MAX_ASSIGNMENT_VARS = 6000
+_MIN_CANDIDATES = 4
+# the link re-solve's crossing indicators grow with P^2 per edge: above this it is skipped
+_MAX_LINK_INDICATORS = 150_000
+# with split=True the unsplit scheduler gets this share of the limit, the split path the rest
+_SPLIT_SHARE = 0.6
+
+
+@dataclass
+class _Budget:
+    """Wall seconds per phase of one call and what was cut for time; becomes info["budget"]."""
+    deadline: Deadline
+    phases_s: dict[str, float] = field(default_factory=dict)
+    baselines_s: dict[str, float] = field(default_factory=dict)  # the "baselines" phase, per baseline
+    skipped: list[str] = field(default_factory=list)
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.phases_s[name] = self.phases_s.get(name, 0.0) + time.perf_counter() - t0
+
+    def left(self) -> float:
+        """Seconds until the deadline minus the margin kept for the work after the last phase."""
+        return self.deadline.remaining() - _MARGIN * self.deadline.limit_s
+
+    def skip(self, note: str) -> None:
+        log.warning("spikepipe: %s (time limit %.3g s)", note, self.deadline.limit_s)
+        self.skipped.append(note)
+
+    def to_dict(self) -> dict[str, Any]:
+        phases = {k: round(v, 4) for k, v in self.phases_s.items()}
+        return {"time_limit_s": self.deadline.limit_s, "phases_s": phases,
+                "baselines_s": {k: round(v, 4) for k, v in self.baselines_s.items()},
+                "accounted_s": round(sum(phases.values()), 4), "elapsed_s": round(self.deadline.elapsed(), 4),
+                "skipped_for_time": list(self.skipped)}
 
 
 def _period_of(graph: TaskGraph, cluster: Cluster, assign: dict[str, int]) -> int:
@@ -63,115 +130,193 @@ def _key(s: Schedule) -> tuple[int, int, int]:
     return (s.period_cycles, sum(s.gradient_delays), s.max_lag)
 
 
+def _skipped_report(workers: int, seed: int) -> SolveReport:
+    return SolveReport("SKIPPED_FOR_TIME", None, None, None, 0.0, workers, seed, 0.0)
+
+
 def spikepipe(graph: TaskGraph, cluster: Cluster, **options: Any) -> Schedule:
-    """Options: time_limit_s (10), workers (2), seed (0), deterministic (True), deterministic_time_s, period_slack,
-    compare, search_evaluations, split (False: intra-layer batch splitting, schedules.split), max_parts."""
+    """Options: time_limit_s (10: the whole call's wall time, split path included), workers (2), seed (0),
+    deterministic (True), deterministic_time_s, period_slack, compare, search_evaluations, split (False:
+    intra-layer batch splitting, schedules.split), max_parts."""
+    time_limit = options.get("time_limit_s", 10.0)
+    if not isinstance(time_limit, (int, float)) or isinstance(time_limit, bool) or not time_limit > 0:
+        raise ScheduleOptionError(f"spikepipe: time_limit_s must be a number of seconds > 0, got {time_limit!r}")
+    deadline = Deadline.start(float(time_limit))
     split = bool(options.pop("split", False)) if "split" in options else False
     max_parts = options.pop("max_parts", None)
-    whole = _spikepipe_whole(graph, cluster, **options)
     if not split:
-        return whole
+        return _spikepipe_whole(graph, cluster, _Budget(deadline), **options)
     from schedules.split import split_schedule
 
     if max_parts is not None:
         positive_int_option("spikepipe", "max_parts", max_parts)
+    budget = _Budget(deadline.first(_SPLIT_SHARE))
+    whole = _spikepipe_whole(graph, cluster, budget, **options)
+    budget.deadline = deadline
+    stats: dict[str, Any] = {}
     t0 = time.perf_counter()
-    cut = split_schedule(graph, cluster, seed=int(options.get("seed", 0)), max_parts=max_parts)
+    with budget.phase("split"):
+        cut = split_schedule(graph, cluster, seed=int(options.get("seed", 0)), max_parts=max_parts,
+                             stop_at_s=deadline.end_s - _MARGIN * deadline.limit_s, stats=stats)
+    if stats.get("cut_for_time"):
+        budget.skip(f"split path cut for time: {stats['split_steps_priced']} of {stats['split_steps']} split "
+                    f"steps priced, {stats['evaluations']} of {stats['evaluations_asked']} order moves")
     info = {"unsplit_period_cycles": whole.period_cycles, "split_period_cycles": cut.period_cycles,
-            "unsplit_total_delay": sum(whole.gradient_delays), "split_s": time.perf_counter() - t0}
+            "unsplit_total_delay": sum(whole.gradient_delays), "split_s": time.perf_counter() - t0,
+            "split_search": stats, "budget": budget.to_dict()}
+    if stats.get("cut_for_time"):
+        info["reproducible"] = False
     if _key(cut) < _key(whole):
         return replace(cut, info={**whole.info, **cut.info, **info,
                                   "solve_s": whole.info["solve_s"] + info["split_s"]})
     return replace(whole, info={**whole.info, **info, "split": False})
 
 
-def _spikepipe_whole(graph: TaskGraph, cluster: Cluster, **options: Any) -> Schedule:
-    from schedules.registry import get  # late: the registry names this module
-
+def _spikepipe_whole(graph: TaskGraph, cluster: Cluster, budget: _Budget, **options: Any) -> Schedule:
     check_options("spikepipe", options, _OPTIONS)
-    time_limit = float(options.get("time_limit_s", 10.0))
+    time_limit = budget.deadline.limit_s
     workers = int(options.get("workers", 2))
     seed = int(options.get("seed", 0))
     slack = float(options.get("period_slack", 0.0))
     deterministic = bool(options.get("deterministic", True))
     evaluations = int(options.get("search_evaluations", 3000))
     det_total = options.get("deterministic_time_s")  # CP-SAT deterministic time of both phases together
-    if time_limit <= 0 or workers < 1 or not 0 <= slack < 1 or evaluations < 0:
+    if workers < 1 or not 0 <= slack < 1 or evaluations < 0:
         raise ScheduleOptionError("spikepipe: need time_limit_s > 0, workers >= 1, 0 <= period_slack < 1 and "
                                   "search_evaluations >= 0")
     compare = tuple(options.get("compare", _COMPARE))
     t0 = time.perf_counter()
-    budget = time_limit * (1 - _MARGIN)
 
-    def solve_for(model, share: float, phase_share: float):
-        wall = max(0.05, min(share, budget - (time.perf_counter() - t0)))
+    def solve_for(model, cap_s: float, phase_share: float, reserve_s: float = 0.0):
+        """None when too little time is left to start a search."""
+        wall = min(cap_s, budget.left() - reserve_s)
+        if wall < _MIN_SOLVE_S:
+            return None, _skipped_report(workers, seed)
         # interleaved workers share one deterministic clock, hence the division by the worker count
         det = (float(det_total) * phase_share if det_total is not None else _DET_SHARE * wall / workers)
         return solve(model, time_limit_s=wall, workers=workers, seed=seed,
                      deterministic_s=det if deterministic else None)
 
-    baselines = {n: get(n)(graph, cluster) for n in compare}
+    with budget.phase("baselines"):
+        baselines = _baselines(graph, cluster, compare, budget)
     best_base = min(baselines.values(), key=_key) if baselines else None
-    lb = lower_bound(graph, cluster)
-
-    hints = {"greedy": greedy_assignment(graph, cluster)}
-    if "pipedream" in baselines:
-        hints["stages"] = {s.task: s.processor for s in baselines["pipedream"].slots}
-    hint_name, hint = min(hints.items(), key=lambda kv: (_period_of(graph, cluster, kv[1]), kv[0]))
-    upper = _period_of(graph, cluster, hint)
+    with budget.phase("hints"):
+        lb = lower_bound(graph, cluster)
+        hints = {"greedy": greedy_assignment(graph, cluster)}
+        if "pipedream" in baselines:
+            hints["stages"] = {s.task: s.processor for s in baselines["pipedream"].slots}
+        hint_periods = {n: _period_of(graph, cluster, h) for n, h in hints.items()}
+        hint_name = min(hints, key=lambda n: (hint_periods[n], n))
+        hint, upper = hints[hint_name], hint_periods[hint_name]
     info: dict[str, Any] = {"lower_bound_cycles": lb, "hint": hint_name, "hint_period_cycles": upper,
                             "best_baseline": best_base.name if best_base else None,
                             "best_baseline_period_cycles": best_base.period_cycles if best_base else None,
+                            "baselines_compared": sorted(baselines),
                             "time_limit_s": time_limit, "workers": workers, "seed": seed,
                             "deterministic": deterministic, "fallback": None}
+    per_task = _candidates_per_task(graph, cluster)
+    info["candidate_processors_per_task"] = per_task
+    if per_task < cluster.size:
+        info["model_restricted"] = (f"{len(graph.tasks)} tasks x {cluster.size} processors: each task may use "
+                                    f"{per_task} processors in the CP-SAT models (its hint's, its neighbours', "
+                                    "the least loaded)")
 
-    p1 = build_phase1(graph, cluster, lb, upper, hint, links=False)
-    solver, rep1 = solve_for(p1.model, _PHASE1_SHARE * time_limit, _PHASE1_SHARE)
-    if rep1.found:
-        assign = extract_assignment(solver, p1)
-        if assignment_link_load(graph, cluster, assign) > int(solver.value(p1.period)):
-            log.info("spikepipe: a link binds; solving phase 1 again with link capacities")
-            p1 = build_phase1(graph, cluster, lb, upper, hint)
-            solver, rep1 = solve_for(p1.model, _PHASE1_SHARE * time_limit / 2, _PHASE1_SHARE / 2)
-    info["phase1"] = rep1.to_dict()
-    info["phase1"]["link_constraints"] = p1.link_constraints
-    if rep1.found:
-        assign = extract_assignment(solver, p1)
-        period = int(solver.value(p1.period))
+    rep1, link_constraints, links_bind = _skipped_report(workers, seed), 0, False
+    assign, period = hint, upper
+    if budget.left() > _MIN_SOLVE_S:
+        with budget.phase("phase1_build"):
+            cands = candidate_processors(graph, cluster, hint, per_task) if per_task < cluster.size else None
+            p1 = build_phase1(graph, cluster, lb, upper, hint, links=False, candidates=cands)
+        with budget.phase("phase1_solve"):
+            solver, rep1 = solve_for(p1.model, _PHASE1_SHARE * time_limit, _PHASE1_SHARE)
+        if rep1.found:
+            with budget.phase("phase1_extract"):
+                assign, period = extract_assignment(solver, p1), int(solver.value(p1.period))
+            links_bind = assignment_link_load(graph, cluster, assign) > period
+            if links_bind:
+                if (link_indicator_count(graph, cluster, cands) > _MAX_LINK_INDICATORS
+                        or budget.left() < 2 * _MIN_SOLVE_S):
+                    budget.skip("phase 1 link re-solve skipped (model too big for the time left); the answer's "
+                                "period counts its link load")
+                else:
+                    log.info("spikepipe: a link binds; solving phase 1 again with link capacities")
+                    with budget.phase("phase1_links_build"):
+                        p1 = build_phase1(graph, cluster, lb, upper, hint, candidates=cands)
+                    with budget.phase("phase1_links_solve"):
+                        solver, rep_links = solve_for(p1.model, _PHASE1_SHARE * time_limit / 2,
+                                                      _PHASE1_SHARE / 2)
+                    if rep_links.found:
+                        rep1 = rep_links
+                        link_constraints = p1.link_constraints
+                        with budget.phase("phase1_extract"):
+                            assign, period = extract_assignment(solver, p1), int(solver.value(p1.period))
     else:
+        budget.skip("phase 1 skipped")
+    info["phase1"] = rep1.to_dict()
+    info["phase1"]["link_constraints"] = link_constraints
+    if not rep1.found:
         log.warning("spikepipe: phase 1 found no assignment (%s); falling back to list scheduling", rep1.status)
         info["fallback"] = f"phase 1 {rep1.status}: greedy/stage assignment ({hint_name})"
         assign, period = hint, upper
-    period = max(period, _period_of(graph, cluster, assign))
+    with budget.phase("hints"):
+        period = max(period, _period_of(graph, cluster, assign))
+    if period > upper:  # links the model left out, or a restricted model: the hint is better
+        info["fallback"] = (f"phase 1 assignment's period {period} (with link load) > the hint's {upper}: "
+                            f"{hint_name} assignment")
+        assign, period = hint, upper
     if slack:
         period = int(ceil(period * (1 + slack)))
     info["period_slack"] = slack
 
-    candidates = _candidates(graph, cluster, assign, period, baselines, seed, evaluations)
+    stats: dict[str, Any] = {}
+    with budget.phase("order_search"):
+        stop = time.perf_counter() + max(0.0, budget.left()) * _ORDER_SEARCH_SHARE
+        candidates = _candidates(graph, cluster, assign, period, baselines, seed, evaluations, stop, stats)
+    info["order_search"] = stats
+    if stats.get("cut_for_time"):
+        budget.skip(f"order search cut for time after {stats['evaluations']} of {evaluations} moves")
     best_name, best = min(candidates.items(), key=lambda kv: (_key(kv[1]), kv[0]))
     info["candidates_total_delay"] = {n: sum(s.gradient_delays) for n, s in candidates.items()}
     info["seed_total_delay"] = sum(best.gradient_delays)
-    floor = delay_lower_bounds(graph, cluster, period, assign)
-    info["delay_lower_bound"] = sum(delay_lower_bounds(graph, cluster, period))
+    with budget.phase("bounds"):
+        floor = delay_lower_bounds(graph, cluster, period, assign)
+        free_floor = delay_lower_bounds(graph, cluster, period)
+    info["delay_lower_bound"] = sum(free_floor)
     info["delay_lower_bound_for_assignment"] = sum(floor)
     max_lag = max(s.max_lag for s in candidates.values()) + 1
-    free = (cluster.homogeneous_ and cluster.interconnect.topology == "all-to-all" and not p1.link_constraints)
+    # re-assigning freely assumes no link binds (build_phase2_free)
+    free = (cluster.homogeneous_ and cluster.interconnect.topology == "all-to-all" and not link_constraints
+            and not links_bind)
     info["phase2_reassigns"] = free
-    if free:  # lexicographic: period fixed, then any processor, offset and lag for the least total delay
-        p2 = build_phase2_free(graph, cluster, period, max_lag, list(best.slots),
-                               delay_lower_bounds(graph, cluster, period))
+    # extracting and pricing phase 2's answer costs about what pricing one candidate did
+    reserve = 2 * stats.get("make_schedule_s", 0.0)
+    rep2, solver2, p2 = _skipped_report(workers, seed), None, None
+    if budget.left() - reserve > _MIN_SOLVE_S:
+        with budget.phase("phase2_build"):
+            if free:  # lexicographic: period fixed, then any processor, offset and lag for the least delay
+                seed_assign = {s.task: s.processor for s in best.slots}
+                cands2 = (candidate_processors(graph, cluster, seed_assign, per_task)
+                          if per_task < cluster.size else None)
+                p2 = build_phase2_free(graph, cluster, period, max_lag, list(best.slots), free_floor,
+                                       candidates=cands2)
+            else:
+                same_assignment = all(s.processor == assign[s.task] for s in best.slots)
+                hint_slots = list(best.slots) if same_assignment else list(candidates["order-search"].slots)
+                p2 = build_phase2(graph, cluster, assign, period, max_lag, hint_slots, floor)
+        with budget.phase("phase2_solve"):
+            solver2, rep2 = solve_for(p2.model, time_limit, 1 - _PHASE1_SHARE, reserve)
+        if rep2.status == "SKIPPED_FOR_TIME":
+            budget.skip("phase 2 solve skipped (its model took the time left to build)")
     else:
-        same_assignment = all(s.processor == assign[s.task] for s in best.slots)
-        hint_slots = list(best.slots) if same_assignment else list(candidates["order-search"].slots)
-        p2 = build_phase2(graph, cluster, assign, period, max_lag, hint_slots, floor)
-    solver2, rep2 = solve_for(p2.model, budget, 1 - _PHASE1_SHARE)
+        budget.skip("phase 2 skipped")
     info["phase2"] = rep2.to_dict()
     sched = replace(best, name="spikepipe")
     info["phase2_source"] = best_name
     if rep2.found:
-        slots = (extract_free(solver2, p2, graph, cluster) if free
-                 else extract_slots(solver2, p2, graph, cluster, assign))
-        cand = make_schedule("spikepipe", "periodic", graph, cluster, slots, period, derive_lags=True)
+        with budget.phase("phase2_extract"):
+            slots = (extract_free(solver2, p2, graph, cluster) if free
+                     else extract_slots(solver2, p2, graph, cluster, assign))
+            cand = make_schedule("spikepipe", "periodic", graph, cluster, slots, period, derive_lags=True)
         if _key(cand) < _key(sched):
             sched, info["phase2_source"] = cand, "cp-sat"
     elif rep2.status != "OPTIMAL":
@@ -179,7 +324,7 @@ def _spikepipe_whole(graph: TaskGraph, cluster: Cluster, **options: Any) -> Sche
 
     info["solve_s"] = time.perf_counter() - t0
     # a search the wall clock stopped is not reproducible: say so rather than claim it
-    info["reproducible"] = deterministic and all(
+    info["reproducible"] = deterministic and not budget.skipped and all(
         r.wall_s < r.time_limit_s or r.status == "OPTIMAL" for r in (rep1, rep2))
     info["status"] = rep2.status if rep2.found else rep1.status
     info["objective_total_delay"] = sum(sched.gradient_delays)
@@ -187,8 +332,9 @@ def _spikepipe_whole(graph: TaskGraph, cluster: Cluster, **options: Any) -> Sche
                           - info["delay_lower_bound" if free else "delay_lower_bound_for_assignment"])
                          / max(1, info["objective_total_delay"]))
     info["period_gap_to_lower_bound"] = (sched.period_cycles - lb) / sched.period_cycles
-    info["period_proven_optimal"] = rep1.status == "OPTIMAL" and not slack
+    info["period_proven_optimal"] = rep1.status == "OPTIMAL" and not slack and per_task >= cluster.size
     info["processors_used"] = len({s.processor for s in sched.slots})
+    info["budget"] = budget.to_dict()
     sched = replace(sched, info={**sched.info, **info})
     if best_base is not None and best_base.period_cycles < sched.period_cycles:
         log.warning("spikepipe: %s has a shorter period; returning it", best_base.name)
@@ -199,17 +345,52 @@ def _spikepipe_whole(graph: TaskGraph, cluster: Cluster, **options: Any) -> Sche
     return sched
 
 
-def _candidates(graph: TaskGraph, cluster: Cluster, assign: dict[str, int], period: int,
-                baselines: dict[str, Schedule], seed: int, evaluations: int) -> dict[str, Schedule]:
-    """Phase-2 seeds at `period`: all valid schedules, compared on (total delay, max lag)."""
+def _baselines(graph: TaskGraph, cluster: Cluster, compare: Sequence[str], budget: _Budget) -> dict[str, Schedule]:
+    """The periodic baselines always; the others, cheapest kinds first, while the time spent stays under
+    max(_BASELINE_SHARE of the limit, _MIN_BASELINE_S) even if the next one takes as long as the longest so far."""
+    from schedules.registry import get  # late: the registry names this module
+
+    allowance = max(_BASELINE_SHARE * budget.deadline.limit_s, _MIN_BASELINE_S)
+    out, longest = {}, 0.0
+    skipped = []
+    for name in sorted(compare, key=lambda n: (n not in _ALWAYS, _COMPARE.index(n) if n in _COMPARE else 99)):
+        if name not in _ALWAYS and budget.deadline.elapsed() + longest > allowance:
+            skipped.append(name)
+            continue
+        t0 = time.perf_counter()
+        out[name] = get(name)(graph, cluster)
+        took = time.perf_counter() - t0
+        budget.baselines_s[name] = took
+        longest = max(longest, took)
+    if skipped:
+        budget.skip(f"baselines not built (the result is compared only with the others): {', '.join(skipped)}")
+    return out
+
+
+def _candidates_per_task(graph: TaskGraph, cluster: Cluster) -> int:
+    n = max(1, len(graph.tasks))
+    if n * cluster.size <= _MAX_ASSIGNMENT_VARS:
+        return cluster.size
+    return min(cluster.size, max(_MIN_CANDIDATES, _MAX_ASSIGNMENT_VARS // n))
+
+
+def _candidates(graph: TaskGraph, cluster: Cluster, assign: Mapping[str, int], period: int,
+                baselines: dict[str, Schedule], seed: int, evaluations: int, stop_at_s: float,
+                stats: dict[str, Any]) -> dict[str, Schedule]:
+    """Phase-2 seeds at `period`: all valid schedules, compared on (total delay, max lag). The order search
+    stops at `stop_at_s`; stats gets its counts and the time one make_schedule took."""
+    t0 = time.perf_counter()
     out = {"list": schedule_assignment("spikepipe", graph, cluster, assign, period=period)}
     slots = search_orders(graph, cluster, assign, period, training_order(graph), seed=seed,
-                          evaluations=evaluations)
+                          evaluations=evaluations, stop_at_s=stop_at_s, stats=stats)
+    t1 = time.perf_counter()
     out["order-search"] = make_schedule("spikepipe", "periodic", graph, cluster, slots, period, derive_lags=True)
+    stats["make_schedule_s"] = time.perf_counter() - t1
     for name, base in baselines.items():
         if base.kind != "periodic" or base.period_cycles > period:
             continue
         # the baseline's placement fits the (not shorter) period; smallest lags give its least delay there
         slots = [replace(s, lag=0) for s in base.slots]
         out[name] = make_schedule("spikepipe", "periodic", graph, cluster, slots, period, derive_lags=True)
+    stats["seconds"] = time.perf_counter() - t0
     return out

@@ -23,6 +23,7 @@ processor by schedules.order_search for the least total delay.
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from typing import Any
 
@@ -35,6 +36,24 @@ from spikepipe.ir import Dependency, Schedule, Slot, TaskGraph, TaskKind, slot_l
 log = logging.getLogger(__name__)
 
 
+class _Prices:
+    """slot_cycles memoised per (task, kind of processor, fraction): the greedy split prices every part on every
+    processor at every step, and at 300 tasks x 32 processors the cost model alone took minutes."""
+
+    def __init__(self, graph: TaskGraph, cluster: Cluster) -> None:
+        self._graph, self._cluster = graph, cluster
+        kinds: dict[Any, int] = {}
+        self._kind = [kinds.setdefault(proc, len(kinds)) for proc in cluster.processors]
+        self._memo: dict[tuple[str, int, float], int] = {}
+
+    def __call__(self, task: str, processor: int, fraction: float = 1.0) -> int:
+        key = (task, self._kind[processor], fraction)
+        out = self._memo.get(key)
+        if out is None:
+            out = self._memo[key] = slot_cycles(self._graph, self._cluster, task, processor, fraction)
+        return out
+
+
 def _parts_cost(graph: TaskGraph, cluster: Cluster, k: list[int]) -> tuple[int, int]:
     """(total work, longest part) of a split on processor 0."""
     total, longest = 0, 0
@@ -45,15 +64,17 @@ def _parts_cost(graph: TaskGraph, cluster: Cluster, k: list[int]) -> tuple[int, 
     return total, longest
 
 
-def split_sequence(graph: TaskGraph, cluster: Cluster, max_parts: int) -> list[list[int]]:
+def split_sequence(graph: TaskGraph, cluster: Cluster, max_parts: int,
+                   prices: _Prices | None = None) -> list[list[int]]:
     """Parts per layer, greedily: from no split, double the parts of the layer holding the longest part, up to
     max_parts (and P, and the batch). Every step is returned; the caller prices each with its traffic."""
+    price = prices or _Prices(graph, cluster)
     k = [1] * graph.num_layers
     out = [list(k)]
     cap = min(max_parts, cluster.size, graph.batch)
     for _ in range(graph.num_layers * max(1, cap.bit_length())):
         worst = max(range(graph.num_layers), key=lambda lay: max(
-            slot_cycles(graph, cluster, task_id(kind, lay), 0, 1.0 / k[lay]) for kind in TaskKind))
+            price(task_id(kind, lay), 0, 1.0 / k[lay]) for kind in TaskKind))
         if k[worst] * 2 > cap:
             break
         k[worst] *= 2
@@ -61,13 +82,13 @@ def split_sequence(graph: TaskGraph, cluster: Cluster, max_parts: int) -> list[l
     return out
 
 
-def _assign(graph: TaskGraph, cluster: Cluster, k: list[int]) -> list[Slot]:
+def _assign(graph: TaskGraph, cluster: Cluster, k: list[int], price: _Prices) -> list[Slot]:
     procs = cluster.size
     items = []
     for t in graph.topological_order():
         lay = graph.task(t).layer
         for part in range(k[lay]):
-            items.append((slot_cycles(graph, cluster, t, 0, 1.0 / k[lay]), t, part, lay))
+            items.append((price(t, 0, 1.0 / k[lay]), t, part, lay))
     items.sort(key=lambda it: (-it[0], it[1], it[2]))
     load = [0] * procs
     used: dict[str, set[int]] = defaultdict(set)
@@ -77,8 +98,8 @@ def _assign(graph: TaskGraph, cluster: Cluster, k: list[int]) -> list[Slot]:
         frac = 1.0 / k[lay]
         shard_home = {home.get((x, part)) for x in (lay - 1, lay, lay + 1)}
         best = min((p for p in range(procs) if p not in used[t]),
-                   key=lambda p: (load[p] + slot_cycles(graph, cluster, t, p, frac), p not in shard_home, p))
-        d = slot_cycles(graph, cluster, t, best, frac)
+                   key=lambda p: (load[p] + price(t, p, frac), p not in shard_home, p))
+        d = price(t, best, frac)
         used[t].add(best)
         load[best] += d
         home.setdefault((lay, part), best)
@@ -112,10 +133,10 @@ def broadcast_link_load(graph: TaskGraph, cluster: Cluster, slots: list[Slot]) -
     return dict(load)
 
 
-def _priced(graph: TaskGraph, cluster: Cluster, k: list[int]):
+def _priced(graph: TaskGraph, cluster: Cluster, k: list[int], price: _Prices):
     from schedules.common import link_loads
 
-    slots = _assign(graph, cluster, k)
+    slots = _assign(graph, cluster, k, price)
     deps = list(expected_dependencies(graph, slots)) + reduction_dependencies(graph, cluster, slots)
     load: dict[int, int] = defaultdict(int)
     for s in slots:
@@ -131,17 +152,30 @@ def _priced(graph: TaskGraph, cluster: Cluster, k: list[int]):
 
 
 def split_schedule(graph: TaskGraph, cluster: Cluster, *, seed: int = 0, evaluations: int = 2000,
-                   max_parts: int | None = None, info: dict[str, Any] | None = None) -> Schedule:
+                   max_parts: int | None = None, info: dict[str, Any] | None = None,
+                   stop_at_s: float | None = None, stats: dict[str, Any] | None = None) -> Schedule:
+    """`stop_at_s` (a time.perf_counter() instant) stops pricing split steps and the order search early (the
+    unsplit step is always priced, so the answer is valid); `stats` receives how far each got."""
     from schedules.common import lower_bound
 
-    best = None
-    for k in split_sequence(graph, cluster, max_parts or cluster.size):
-        priced = _priced(graph, cluster, k)
+    price = _Prices(graph, cluster)
+    steps = split_sequence(graph, cluster, max_parts or cluster.size, price)
+    best, priced_steps, cut = None, 0, False
+    for k in steps:
+        if best is not None and stop_at_s is not None and time.perf_counter() >= stop_at_s:
+            cut = True
+            break
+        priced = _priced(graph, cluster, k, price)
+        priced_steps += 1
         if best is None or priced[0] < best[1][0]:
             best = (k, priced)
     k, (period, slots, deps, load, links, bcast) = best
+    search: dict[str, Any] = {}
     slots = search_slot_orders(slots, deps, cluster, graph.num_layers, period, training_order(graph),
-                               seed=seed, evaluations=evaluations)
+                               seed=seed, evaluations=evaluations, stop_at_s=stop_at_s, stats=search)
+    if stats is not None:
+        stats.update(search, split_steps=len(steps), split_steps_priced=priced_steps,
+                     cut_for_time=cut or search["cut_for_time"])
     slots = list(assign_lags(slots, deps, period, cluster))
     delays = slot_lag_delays(slots, graph.num_layers, period)
     full = {**(info or {}), "lower_bound_cycles": lower_bound(graph, cluster), "split": True,

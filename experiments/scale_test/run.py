@@ -40,7 +40,8 @@ def deep_net(layers: int, timesteps: int = 4) -> tuple[nn.Module, torch.Tensor]:
         blocks.append(SpikingBlock(nn.Conv2d(c, c_out, 3, padding=1, bias=False), norm=nn.BatchNorm2d(c_out),
                                    neuron=LIF(), pool=nn.MaxPool2d(2) if pool else None))
         sources.append(i - 1)
-        same = i >= 2 and c_out == c and not pool and i % 2 == 0 and blocks[i - 2].pool is None
+        same = (i >= 2 and c_out == c and not pool and i % 2 == 0 and blocks[i - 2].pool is None
+                and blocks[i - 1].pool is None)  # a pool in between changes the skip's spatial size
         residuals.append(i - 2 if same and widths[((i - 2) // 8) % len(widths)] == c_out else None)
         c = c_out
         spatial = spatial // 2 if pool else spatial

@@ -35,6 +35,8 @@ from spikepipe.ir import Dependency, Schedule, Slot, TaskGraph, TaskKind, slot_l
 
 log = logging.getLogger(__name__)
 
+_PRICING_SHARE = 0.7  # of split_schedule's time, when limited: the rest goes to the order search
+
 
 class _Prices:
     """slot_cycles memoised per (task, kind of processor, fraction): the greedy split prices every part on every
@@ -161,8 +163,11 @@ def split_schedule(graph: TaskGraph, cluster: Cluster, *, seed: int = 0, evaluat
     price = _Prices(graph, cluster)
     steps = split_sequence(graph, cluster, max_parts or cluster.size, price)
     best, priced_steps, cut = None, 0, False
+    # pricing may take a share of the time left; the rest is the order search's (it sets the delays)
+    price_stop = (None if stop_at_s is None
+                  else time.perf_counter() + _PRICING_SHARE * max(0.0, stop_at_s - time.perf_counter()))
     for k in steps:
-        if best is not None and stop_at_s is not None and time.perf_counter() >= stop_at_s:
+        if best is not None and price_stop is not None and time.perf_counter() >= price_stop:
             cut = True
             break
         priced = _priced(graph, cluster, k, price)

@@ -1,7 +1,7 @@
 """Scale test of the tooling: a generated 200-layer SNN at P = 64 through front end, costing, scheduler (with its
 time limit and fallback) and SimPy replay, timing each phase.
 
-    .venv/bin/python experiments/scale_test/run.py [--layers 200] [--processors 64] [--time-limit 20]
+    .venv/bin/python experiments/scale_test/run.py [--layers 200] [--processors 64] [--time-limit 20] [--split]
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ def main() -> None:
     ap.add_argument("--processors", type=int, default=64)
     ap.add_argument("--time-limit", type=float, default=20.0)
     ap.add_argument("--iterations", type=int, default=600)
+    ap.add_argument("--split", action="store_true", help="spikepipe with intra-layer splitting")
     ap.add_argument("--out", default=str(ROOT / "experiments" / "results" / "scale_test.json"))
     args = ap.parse_args()
     phases: dict[str, float] = {}
@@ -74,7 +75,7 @@ def main() -> None:
     results = {}
     for name in ("pipedream", "spikepipe"):
         t0 = time.perf_counter()
-        sched = generate(name, graph, cluster, **({"time_limit_s": args.time_limit} if name == "spikepipe" else {}))
+        sched = generate(name, graph, cluster, **({"time_limit_s": args.time_limit, "split": args.split} if name == "spikepipe" else {}))
         phases[f"schedule_{name}_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         validate(sched, graph, cluster)
@@ -84,7 +85,8 @@ def main() -> None:
         phases[f"simulate_{name}_s"] = time.perf_counter() - t0
         results[name] = {"period_cycles": sched.period_cycles, "simulated_period_cycles": sim.simulated_period_cycles,
                          "max_delay": max(sched.gradient_delays),
-                         "info": {k: v for k, v in sched.info.items() if isinstance(v, (int, float, str, bool))}}
+                         "info": {k: v for k, v in sched.info.items() if isinstance(v, (int, float, str, bool))},
+                         "budget": sched.info.get("budget")}
     report = {"layers": len(specs), "tasks": len(graph.tasks), "processors": args.processors,
               "lower_bound_cycles": lower_bound_cycles(graph, cluster),
               "phases_s": {k: round(v, 3) for k, v in phases.items()}, "results": results}
@@ -94,6 +96,11 @@ def main() -> None:
     for name, r in results.items():
         print(f"{name}: period {r['period_cycles']:,} (simulated {r['simulated_period_cycles']:,.0f}), "
               f"status {r['info'].get('phase1', r['info'].get('status', '-'))}, fallback {r['info'].get('fallback', '-')}")
+    budget = results["spikepipe"]["budget"] or {}
+    for k, v in {**budget.get("phases_s", {}), **{f"baseline {n}": t for n, t in budget.get("baselines_s", {}).items()}}.items():
+        print(f"  spikepipe {k:>22}: {v:8.3f} s")
+    for note in budget.get("skipped_for_time", []):
+        print(f"  cut for time: {note}")
     print(f"lower bound {report['lower_bound_cycles']:,}; wrote {args.out}")
 
 

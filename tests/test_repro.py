@@ -61,7 +61,8 @@ def test_tiny_time_limit_returns_a_valid_schedule_with_status_and_gap(time_limit
     s = generate("spikepipe", g, c, time_limit_s=time_limit_s, workers=1, seed=1)
     validate(s, g, c)
     info = s.info
-    assert info["status"] in ("OPTIMAL", "FEASIBLE", "UNKNOWN", "INFEASIBLE", "MODEL_INVALID")
+    # SKIPPED_FOR_TIME: the whole-call deadline left a phase no time at all (info["budget"] says which)
+    assert info["status"] in ("OPTIMAL", "FEASIBLE", "UNKNOWN", "INFEASIBLE", "MODEL_INVALID", "SKIPPED_FOR_TIME")
     for phase in ("phase1", "phase2"):
         assert {"status", "gap"} <= set(info[phase])
     assert 0 <= info["delay_gap"] <= 1 and 0 <= info["period_gap_to_lower_bound"] < 1

@@ -320,7 +320,7 @@ def _spikepipe_whole(graph: TaskGraph, cluster: Cluster, budget: _Budget, **opti
         if _key(cand) < _key(sched):
             sched, info["phase2_source"] = cand, "cp-sat"
     elif rep2.status != "OPTIMAL":
-        info["fallback"] = (info["fallback"] or "") + f"phase 2 {rep2.status}: best seed ({best_name})"
+        info["fallback"] = "; ".join(x for x in (info["fallback"], f"phase 2 {rep2.status}: best seed ({best_name})") if x)
 
     info["solve_s"] = time.perf_counter() - t0
     # a search the wall clock stopped is not reproducible: say so rather than claim it

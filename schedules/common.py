@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -100,11 +101,59 @@ def expected_dependencies(graph: TaskGraph, slots: Iterable[Slot]) -> tuple[Depe
     return tuple(deps)
 
 
+def link_queueing_cycles(slots: Sequence[Slot], deps: Sequence[Dependency], period: int,
+                         cluster: Cluster) -> dict[tuple[str, str], int]:
+    """Cycles each cross-processor transfer waits for busy links in the steady state, per (src, dst) slot pair.
+
+    Every period each producer requests its transfers at its end offset; links serve requests first come first
+    served, hop by hop (store-and-forward), as the simulator's DMA does. Three periods are replayed from empty
+    links and the worse of the last two is kept: with link load below the period the queues repeat by then."""
+    by_id = {s.id: s for s in slots}
+    net = cluster.interconnect
+    heap: list[tuple[int, int, int, int, int]] = []
+    seq = 0
+    own: list[tuple[Dependency, int, tuple[tuple[int, int], ...]]] = []
+    for d in deps:
+        a, b = by_id[d.src].processor, by_id[d.dst].processor
+        if a != b and d.bytes > 0:
+            own.append((d, by_id[d.src].end_cycles, cluster.route(a, b)))
+    if not own:
+        return {}
+    rounds = 3
+    for k in range(rounds):
+        for i, (_, t, _) in enumerate(own):
+            heapq.heappush(heap, (k * period + t, seq, i, 0, k))
+            seq += 1
+    free: dict[tuple[int, int], int] = defaultdict(int)
+    arrival: dict[tuple[int, int], int] = {}
+    while heap:
+        t, _, i, hop, k = heapq.heappop(heap)
+        d, _, route = own[i]
+        start = max(t, free[route[hop]])
+        free[route[hop]] = start + net.occupancy_cycles(d.bytes)
+        done = free[route[hop]] + net.link_latency_cycles
+        if hop + 1 < len(route):
+            heapq.heappush(heap, (done, seq, i, hop + 1, k))
+            seq += 1
+        else:
+            arrival[(i, k)] = done - k * period
+    wait: dict[tuple[str, str], int] = {}
+    for i, (d, t, route) in enumerate(own):
+        free_flow = t + len(route) * (net.link_latency_cycles + net.occupancy_cycles(d.bytes))
+        w = max(arrival[(i, k)] for k in range(1, rounds)) - free_flow
+        if w > 0:
+            wait[(d.src, d.dst)] = max(wait.get((d.src, d.dst), 0), w)
+    return wait
+
+
 def assign_lags(slots: Sequence[Slot], deps: Sequence[Dependency], period: int, cluster: Cluster,
                 minimum: Mapping[str, int] | None = None) -> tuple[Slot, ...]:
     """The smallest lags that satisfy every dependency given the in-period offsets:
-    r(v) = max over u->v of r(u) + ceil((s(u) + d(u) + c(u,v) - s(v)) / period), at least 0 (or `minimum`)."""
+    r(v) = max over u->v of r(u) + ceil((s(u) + d(u) + c(u,v) + q(u,v) - s(v)) / period), at least 0 (or
+    `minimum`), where q is the steady-state wait for busy links (link_queueing_cycles), so that a replay on links
+    that queue keeps the claimed period instead of starting slots late."""
     by_id = {s.id: s for s in slots}
+    queue = link_queueing_cycles(slots, deps, period, cluster)
     g = nx.DiGraph()
     g.add_nodes_from(by_id)
     for d in deps:
@@ -116,7 +165,7 @@ def assign_lags(slots: Sequence[Slot], deps: Sequence[Dependency], period: int, 
         for uid in g.predecessors(sid):
             u = by_id[uid]
             c = transfer_cycles(cluster, u.processor, v.processor, g.edges[uid, sid]["bytes"])
-            need = u.end_cycles + c - v.start_cycles
+            need = u.end_cycles + c + queue.get((uid, sid), 0) - v.start_cycles
             r = max(r, lag[uid] + -(-need // period))
         lag[sid] = r
     return tuple(replace(s, lag=lag[s.id]) for s in slots)

@@ -97,7 +97,10 @@ def expected_dependencies(graph: TaskGraph, slots: Iterable[Slot]) -> tuple[Depe
             vtotal = microbatch_fraction(vs)
             for su in us:
                 for sv in vs:
-                    deps.append(Dependency(su.id, sv.id, ceil(nbytes * su.fraction * sv.fraction / vtotal)))
+                    # share first: one consumer slot gets exactly 1.0, so the bytes equal what the generator priced
+                    # (nbytes * f * f / f can land one ulp above nbytes * f and ceil to one byte more)
+                    share = 1.0 if len(vs) == 1 else sv.fraction / vtotal
+                    deps.append(Dependency(su.id, sv.id, ceil(nbytes * su.fraction * share)))
     return tuple(deps)
 
 

@@ -217,3 +217,16 @@ def test_periodic_schedules_keep_their_period_on_queueing_links(layers, seed, ki
         real = simulate(s, c, graph=g, link_contention=True, record=False)
         assert real.simulated_period_cycles == pytest.approx(s.period_cycles, rel=1e-9), (
             f"{name}: queueing links replay {real.simulated_period_cycles} vs claimed {s.period_cycles}")
+
+
+@pytest.mark.parametrize(("layers", "seed", "kinds", "bw", "lat", "schedules"), [
+    # a micro-batched flush schedule was one byte per transfer cheaper than the validator's dependency bytes
+    # (nbytes*f*f/f rounded one ulp up): 'edge B5->B4 violated' by one cycle, 400 late slots in the replay
+    (12, 1728520469, ["mid", "mid", "big", "small", "big"], 4.0, 10, ["gpipe", "1f1b", "zero-bubble"]),
+    (17, 1588945316, ["mid", "small", "small", "big", "small"], 4.0, 10, ["interleaved-1f1b"]),
+    # two micro-batches cost less than the whole batch (DRAM stalls), so flush schedules and spikepipe (which
+    # adopts the gpipe hint) came out below a bound priced on whole tasks only
+    (11, 387215385, ["big"], 64.0, 0, ["gpipe", "1f1b", "interleaved-1f1b", "zero-bubble", "spikepipe"]),
+])
+def test_long_fuzz_run_reproducers(layers, seed, kinds, bw, lat, schedules):
+    check_case(random_graph(layers, seed), random_cluster(kinds, bw, lat), schedules=schedules, contention=False)

@@ -62,7 +62,9 @@ def graph_dependencies(graph: TaskGraph, slots: Sequence[Slot]) -> list[tuple[st
                 out += [(su.id, vpart[su.part].id, ceil(nbytes * su.fraction)) for su in us]
                 continue
             vtotal = sum(s.fraction for s in vs)
-            out += [(su.id, sv.id, ceil(nbytes * su.fraction * sv.fraction / vtotal)) for su in us for sv in vs]
+            # one consumer slot takes exactly all of it (nbytes*f*f/f can round one ulp up, one byte more)
+            out += [(su.id, sv.id, ceil(nbytes * su.fraction * (1.0 if len(vs) == 1 else sv.fraction / vtotal)))
+                    for su in us for sv in vs]
     return out
 
 

@@ -207,7 +207,8 @@ def make_schedule(name: str, kind: str, graph: TaskGraph, cluster: Cluster, slot
     if derive_lags:
         slots = assign_lags(slots, deps, period, cluster, min_lags)
     delays = slot_lag_delays(slots, graph.num_layers, period)
-    full_info: dict[str, Any] = {"lower_bound_cycles": lower_bound(graph, cluster)}
+    # the bound of this schedule's class: whole tasks, or tasks in `microbatches` parts
+    full_info: dict[str, Any] = {"lower_bound_cycles": lower_bound(graph, cluster, (microbatches,))}
     full_info.update(info or {})
     return Schedule(name=name, kind=kind, processors=cluster.size, period_cycles=int(period),
                     slots=tuple(slots), dependencies=deps, gradient_delays=delays,
@@ -220,11 +221,11 @@ def busiest_link_bound(graph: TaskGraph, cluster: Cluster) -> int:
     return 0
 
 
-def lower_bound(graph: TaskGraph, cluster: Cluster) -> int:
-    """ir.lower_bound_cycles, tightened on heterogeneous clusters by nothing extra for now."""
+def lower_bound(graph: TaskGraph, cluster: Cluster, microbatches: Iterable[int] | None = None) -> int:
+    """ir.lower_bound_cycles (for the given micro-batch counts), tightened by nothing extra for now."""
     from spikepipe.ir import lower_bound_cycles
 
-    return max(lower_bound_cycles(graph, cluster), busiest_link_bound(graph, cluster))
+    return max(lower_bound_cycles(graph, cluster, microbatches), busiest_link_bound(graph, cluster))
 
 
 def pack_back_to_back(graph: TaskGraph, cluster: Cluster, assignment: Mapping[str, int],

@@ -201,7 +201,7 @@ def _spikepipe_whole(graph: TaskGraph, cluster: Cluster, budget: _Budget, **opti
         baselines = _baselines(graph, cluster, compare, budget)
     best_base = min(baselines.values(), key=_key) if baselines else None
     with budget.phase("hints"):
-        lb = lower_bound(graph, cluster)
+        lb = lower_bound(graph, cluster, (1,))  # CP-SAT places whole tasks: this is the bound of its search
         hints = {"greedy": greedy_assignment(graph, cluster)}
         if "pipedream" in baselines:
             hints["stages"] = {s.task: s.processor for s in baselines["pipedream"].slots}
@@ -338,8 +338,11 @@ def _spikepipe_whole(graph: TaskGraph, cluster: Cluster, budget: _Budget, **opti
     sched = replace(sched, info={**sched.info, **info})
     if best_base is not None and best_base.period_cycles < sched.period_cycles:
         log.warning("spikepipe: %s has a shorter period; returning it", best_base.name)
+        base_lb = best_base.info["lower_bound_cycles"]
         return replace(best_base, name="spikepipe",
                        info={**best_base.info, **info, "relabelled_from": best_base.name,
+                             "lower_bound_cycles": base_lb,
+                             "period_gap_to_lower_bound": (best_base.period_cycles - base_lb) / best_base.period_cycles,
                              "reason": f"{best_base.name} period {best_base.period_cycles} < CP-SAT period "
                                        f"{sched.period_cycles}"})
     return sched

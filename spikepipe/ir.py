@@ -555,14 +555,16 @@ def slot_lag_delays(slots: Iterable[Slot], num_layers: int, period_cycles: int) 
     return tuple(delays)
 
 
-def lower_bound_cycles(graph: TaskGraph, cluster: Cluster) -> int:
+def lower_bound_cycles(graph: TaskGraph, cluster: Cluster, microbatches: Iterable[int] | None = None) -> int:
     """max(total work / P, largest task) for unsplit tasks, each priced on its cheapest processor.
 
-    A task's work is the least any generator can pay for it: whole, or as m micro-batches run one after another
-    on one processor (flush schedules use m <= 4P, at most the batch). Micro-batches are not always dearer: a
-    smaller GEMM can fit SRAM and lose its DRAM stalls, so the whole-batch price alone is not a bound."""
+    A task's work is the least a schedule can pay for it: whole, or as m micro-batches run one after another on
+    one processor, for m in `microbatches` (default: every m a generator may pick, 1 <= m <= min(batch, 4P), which
+    bounds every unsplit schedule). Micro-batches are not always dearer: a smaller GEMM can fit SRAM and lose its
+    DRAM stalls, so the whole-batch price alone only bounds schedules of whole tasks (`microbatches=(1,)`)."""
     procs = tuple(dict.fromkeys(cluster.processors))  # distinct kinds: a homogeneous cluster prices once
-    ms = range(1, max(1, min(graph.batch, 4 * len(cluster.processors))) + 1)
+    ms = (range(1, max(1, min(graph.batch, 4 * len(cluster.processors))) + 1) if microbatches is None
+          else tuple(microbatches))
     work = [min(m * graph.cycles(t, p, 1.0 / m) if m > 1 else graph.cycles(t, p) for p in procs for m in ms)
             for t in graph.topological_order()]
     return max(ceil(sum(work) / len(cluster.processors)), max(work, default=0))

@@ -210,7 +210,9 @@ def _run_simulate(point: dict[str, Any]) -> dict[str, Any]:
     report = evaluate_schedules(
         network=point["network"], processors=int(point["processors"]), schedules=[point.get("schedule", "spikepipe")],
         batch=point.get("batch"), timesteps=point.get("timesteps"), hardware=point.get("hardware"),
-        array=point.get("array"), dataflow=point.get("dataflow"), iterations=int(point.get("iterations", 20)),
+        array=point.get("array"), dataflow=point.get("dataflow"),
+        # no iterations given: the simulator runs enough for its lags to reach and measure the steady state
+        iterations=int(point["iterations"]) if "iterations" in point else None,
         options={k: point[k] for k in ("time_limit_s", "seed", "split") if k in point},
     )
     row = dict(report["results"][0])

@@ -45,10 +45,10 @@ def grids(quick: bool, time_limit: float, override: dict[str, list] | None = Non
     main = {"sweep": {"name": "speedup", "kind": "simulate"},
             "grid": {"network": nets, "processors": procs, "array": arrays, "dataflow": flows,
                      "schedule": [s for s in schedule_names() if s != "list"]},
-            "fixed": {"iterations": 12, "time_limit_s": time_limit, "seed": 0}}
+            "fixed": {"time_limit_s": time_limit, "seed": 0}}
     split = {"sweep": {"name": "split", "kind": "simulate"},
              "grid": {"network": nets, "processors": procs, "array": ["128x128"], "dataflow": ["os"]},
-             "fixed": {"schedule": "spikepipe", "split": True, "iterations": 12, "time_limit_s": time_limit,
+             "fixed": {"schedule": "spikepipe", "split": True, "time_limit_s": time_limit,
                        "seed": 0}}
     return main, split
 

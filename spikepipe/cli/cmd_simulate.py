@@ -193,7 +193,7 @@ def results_table(data: dict[str, Any], report: dict[str, Any]):
     seq = report["sequential_cycles"]
     lb = data["lower_bound_cycles"]
     t = Table(title=f"{data['network']} on P={data['processors']}: sequential {seq:,.0f} cycles/minibatch, "
-                    f"lower bound {lb:,} (ideal speedup {seq / lb if lb else 0:.2f}x)")
+                    f"lower bound {lb:,} (speedup at most {seq / lb if lb else 0:.2f}x)")
     for col in ("schedule", "kind", "period", "simulated", "speedup", "util", "comm", "max delay", "peak mem",
                 "late"):
         t.add_column(col, justify="left" if col in ("schedule", "kind") else "right", no_wrap=True)

@@ -4,6 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 OUT    ?= results/demo
+SCALESIM := .scalesim-venv/bin/python
 
 .PHONY: demo test test-all bench experiments experiments-quick scalesim-golden lint clean
 
@@ -28,15 +29,17 @@ test-all: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pytest -m benchmark -s
 
-experiments: $(STAMP)
+experiments: $(STAMP) $(SCALESIM)
 	$(PY) experiments/run_all.py
 
-experiments-quick: $(STAMP)
+experiments-quick: $(STAMP) $(SCALESIM)
 	$(PY) experiments/run_all.py --quick
 
 # SCALE-Sim lives in its own venv, never in the product's; this re-records tests/golden/scalesim_cycles.json
-scalesim-golden: $(STAMP)
-	@test -x .scalesim-venv/bin/python || (python3 -m venv .scalesim-venv && .scalesim-venv/bin/pip install -q scalesim==3.0.0 'numpy<2.4')
+$(SCALESIM):
+	$(PYTHON) -m venv .scalesim-venv && .scalesim-venv/bin/pip install -q scalesim==3.0.0 'numpy<2.4'
+
+scalesim-golden: $(STAMP) $(SCALESIM)
 	$(PY) experiments/scalesim_validation/run_scalesim.py --write-golden
 
 lint: $(STAMP)

@@ -53,6 +53,16 @@ def grids(quick: bool, time_limit: float, override: dict[str, list] | None = Non
     return main, split
 
 
+def _markdown(df: pd.DataFrame) -> str:
+    """A markdown table without pandas' optional tabulate dependency (not installed by `make`)."""
+    def cell(v: object) -> str:
+        return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+    rows = [" | ".join(map(str, df.columns)), " | ".join("---" for _ in df.columns)]
+    rows += [" | ".join(cell(v) for v in r) for r in df.itertuples(index=False)]
+    return "\n".join(f"| {r} |" for r in rows)
+
+
 def sweep(spec_dict: dict, out: Path, workers: int) -> pd.DataFrame:
     spec = spec_from_dict(spec_dict)
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
@@ -209,7 +219,7 @@ def main() -> None:
     if hw:
         pngs.append(hw)
     tab.to_csv(out / "ratio_table.csv", index=False)
-    print(tab.to_markdown(index=False) if hasattr(tab, "to_markdown") else tab.to_string(index=False))
+    print(_markdown(tab))
     rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout
     write_json(out / "config.json", {"main": main_spec, "split": split_spec, "git_revision": rev.strip()})
     if args.figures:

@@ -8,8 +8,8 @@ import time
 
 import pytest
 import torch
-from test_train_nets import SmallCNN
 from test_train_pipeline import layerpipe_hand
+from train_nets import SmallCNN
 
 from spikepipe.train.bptt import PlainBPTT
 from spikepipe.train.optim import OptimConfig

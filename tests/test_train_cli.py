@@ -9,7 +9,7 @@ import pytest
 
 from spikepipe.cli import main
 
-NET_FILE = Path(__file__).with_name("test_train_nets.py")
+NET_FILE = Path(__file__).with_name("train_nets.py")
 
 
 def run_cli(capsys, *argv):

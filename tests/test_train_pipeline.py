@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from test_train_nets import ScalarChain, TinySNN
+from train_nets import ScalarChain, TinySNN
 
 from spikepipe.ir import Schedule, Slot, chain_graph, slot_lag_delays
 from spikepipe.train import netfn

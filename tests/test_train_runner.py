@@ -6,8 +6,8 @@ import json
 
 import pytest
 import torch
-from test_train_nets import TinySNN
 from test_train_pipeline import layerpipe_hand
+from train_nets import TinySNN
 
 from spikepipe.train.bptt import NonFiniteLossError
 from spikepipe.train.checkpoint import CheckpointError

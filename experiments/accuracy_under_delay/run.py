@@ -305,7 +305,7 @@ def _standin(cfg: TrainConfig) -> tuple:
     import torch
 
     sys.path.insert(0, str(HERE.parents[1] / "tests"))
-    from test_train_nets import SmallCNN, TinySNN
+    from train_nets import SmallCNN, TinySNN
 
     if cfg.dataset == "digits":
         return TinySNN(seed=cfg.seed, timesteps=4, inputs=64, hidden=64, classes=10), torch.zeros(4, 1, 64)

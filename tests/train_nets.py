@@ -90,7 +90,7 @@ class ScalarChain(nn.Module):
 
 
 def digits_model() -> tuple[nn.Module, torch.Tensor]:
-    """For `spikepipe train --network tests/test_train_nets.py:digits_model` (64 inputs, 10 classes)."""
+    """For `spikepipe train --network tests/train_nets.py:digits_model` (64 inputs, 10 classes)."""
     return TinySNN(timesteps=3, inputs=64, hidden=24, classes=10), torch.zeros(3, 1, 64)
 
 

@@ -104,25 +104,34 @@ def plot_speedup(df: pd.DataFrame, out: Path, split: pd.DataFrame | None = None,
 
 
 def plot_hardware(df: pd.DataFrame, out: Path) -> Path | None:
-    hw = df[df["schedule"].isin(["spikepipe", "pipedream", "data-parallel"])]
-    if hw[["array", "dataflow"]].drop_duplicates().shape[0] < 2:
+    """One row per schedule, one column per network, one colour per array and dataflow (the same in every panel)."""
+    names = ["spikepipe", "pipedream", "data-parallel"]
+    hw = df[df["schedule"].isin(names)]
+    combos = sorted({(a, f) for a, f in zip(hw["array"], hw["dataflow"], strict=True)})
+    if len(combos) < 2:
         return None
+    colour = {c: plt.cm.tab10(i) for i, c in enumerate(combos)}
     nets = list(dict.fromkeys(hw["network"]))
-    fig, axes = plt.subplots(1, len(nets), figsize=(4.2 * len(nets), 4), squeeze=False)
-    for ax, net in zip(axes[0], nets, strict=True):
-        d = hw[hw["network"] == net]
-        for (arr, flow, name), s in d.groupby(["array", "dataflow", "schedule"]):
-            s = s.sort_values("processors")
-            ax.plot(s["processors"], s["speedup"], marker=".", lw=1,
-                    ls="-" if name == "spikepipe" else ("--" if name == "pipedream" else ":"),
-                    label=f"{name} {arr} {flow}")
-        ax.set_xscale("log", base=2)
-        ax.set_title(net)
-        ax.set_xlabel("processors P")
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("speedup")
-    axes[0][-1].legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1), ncol=1)
-    fig.suptitle("Speedup across arrays and dataflows (solid spikepipe, dashed pipedream, dotted data-parallel)")
+    fig, axes = plt.subplots(len(names), len(nets), figsize=(3.6 * len(nets), 2.6 * len(names)), squeeze=False,
+                             sharex=True, layout="constrained")
+    for i, name in enumerate(names):
+        for j, net in enumerate(nets):
+            ax, d = axes[i][j], hw[(hw["network"] == net) & (hw["schedule"] == name)]
+            for (arr, flow), s in d.groupby(["array", "dataflow"]):
+                s = s.sort_values("processors")
+                ax.plot(s["processors"], s["speedup"], marker=".", lw=1.2, color=colour[(arr, flow)],
+                        label=f"{arr} {flow.upper()}")
+            ax.set_xscale("log", base=2)
+            ax.grid(alpha=0.3)
+            if i == 0:
+                ax.set_title(net)
+            if j == 0:
+                ax.set_ylabel(f"{name}\nspeedup")
+            if i == len(names) - 1:
+                ax.set_xlabel("processors P")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right upper", fontsize=8, title="array, dataflow")
+    fig.suptitle("Simulated speedup over the 1-processor sequential run, per array and dataflow")
     return save_figure(fig, out / "speedup_hardware.png")
 
 

@@ -4,16 +4,25 @@ Unlike the hypothesis tests (which stop at the first failure), this counts every
 generator and keeps the first reproducer of each, so one run shows every bug at once.
 
     .venv/bin/python experiments/fuzz/run_fuzz.py --cases 10000 --out experiments/fuzz/fuzz_10000.json
+
+Case i depends only on (i, --seed), so a long run can be cut into index ranges (--start/--cases) run side by side
+or after an interruption, and their JSON files summed with --merge:
+
+    run_fuzz.py --start 0 --cases 5000 --out a.json & run_fuzz.py --start 5000 --cases 5000 --out b.json
+    run_fuzz.py --merge a.json b.json --out fuzz_10000.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import random
+import subprocess
 import sys
 import time
 from collections import Counter
+from itertools import pairwise
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
@@ -77,25 +86,66 @@ def run_case(p: dict, time_limit_s: float, contention: bool) -> dict:
     return out
 
 
+def merge(parts: list[dict]) -> dict:
+    """Sum runs over disjoint case ranges; refuses overlapping ranges or different settings."""
+    ranges = sorted(tuple(r) for p in parts for r in p.get("ranges", [[0, p["cases_done"]]]))
+    for (a0, a1), (b0, b1) in pairwise(ranges):
+        if b0 < a1:
+            raise SystemExit(f"error: case ranges overlap: [{a0}, {a1}) and [{b0}, {b1})")
+    if len({p["time_limit_s"] for p in parts}) > 1:
+        raise SystemExit("error: the runs used different --time-limit values; they cannot be summed")
+
+    def total(key: str) -> dict:
+        c: Counter = Counter()
+        for p in parts:
+            c.update(p[key])
+        return dict(sorted(c.items()))
+
+    first: dict = {}
+    for p in sorted(parts, key=lambda p: p.get("ranges", [[0]])[0][0]):
+        for k, v in p["first_reproducer"].items():
+            first.setdefault(k, v)
+    return {"command": " | ".join(p["command"] for p in parts),
+            "cases_requested": sum(p["cases_requested"] for p in parts),
+            "cases_done": sum(p["cases_done"] for p in parts), "finished": all(p["finished"] for p in parts),
+            "ranges": [list(r) for r in ranges],
+            "revision": sorted({p.get("revision", "unknown") for p in parts}),
+            "wall_s": round(sum(p["wall_s"] for p in parts), 1), "time_limit_s": parts[0]["time_limit_s"],
+            "max_tasks": max(p["max_tasks"] for p in parts), "violations": total("violations"),
+            "first_reproducer": first, "contention_replays": sum(p["contention_replays"] for p in parts),
+            "contention_slower": total("contention_slower"),
+            "spikepipe_fallbacks": sum(p["spikepipe_fallbacks"] for p in parts),
+            "spikepipe_beaten_by": total("spikepipe_beaten_by")}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--cases", type=int, default=10_000)
+    ap.add_argument("--cases", type=int, default=10_000, help="number of cases, from index --start on")
+    ap.add_argument("--start", type=int, default=0, help="index of the first case")
+    ap.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                    help="sum the results of runs over disjoint case ranges into --out, then stop")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--time-limit", type=float, default=0.3)
     ap.add_argument("--contention-every", type=int, default=5, help="also replay with contention every Nth case")
     ap.add_argument("--out", default="experiments/fuzz/fuzz.json")
     ap.add_argument("--save-every", type=int, default=50)
     args = ap.parse_args()
+    if args.merge:
+        write_json(args.out, merge([json.loads(Path(f).read_text()) for f in args.merge]))
+        return
     viol: Counter = Counter()
     first: dict[str, dict] = {}
     slower: Counter = Counter()
     beaten: Counter = Counter()
     replayed = fallbacks = done = tasks_max = 0
     t0 = time.perf_counter()
+    revision = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent).stdout.strip() or "unknown"
 
     def save(final: bool) -> None:
         write_json(args.out, {
             "command": " ".join(sys.argv), "cases_requested": args.cases, "cases_done": done, "finished": final,
+            "ranges": [[args.start, args.start + done]], "revision": revision,
             "wall_s": round(time.perf_counter() - t0, 1), "time_limit_s": args.time_limit,
             "max_tasks": tasks_max, "violations": {"/".join(k): v for k, v in sorted(viol.items())},
             "first_reproducer": first, "contention_replays": replayed,
@@ -105,7 +155,7 @@ def main() -> None:
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn()) as bar:
         task = bar.add_task("fuzz", total=args.cases)
-        for i in range(args.cases):
+        for i in range(args.start, args.start + args.cases):
             p = case_params(i, args.seed)
             contention = args.contention_every > 0 and i % args.contention_every == 0
             r = run_case(p, args.time_limit, contention)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from math import ceil
 from typing import Any
 
@@ -187,7 +188,10 @@ def _candidates(name: str, graph: TaskGraph, stages: int, options: dict[str, Any
         if m % multiple:
             raise ScheduleOptionError(f"schedule {name!r}: micro-batches must be a multiple of {multiple}, got {m}")
         return [m]
-    cands = sorted({c for c in (stages, 2 * stages, 4 * stages) if c <= graph.batch and c % multiple == 0})
+    # multiples of the stage count fill the pipeline; powers of two from stages/2 up keep micro-batches even when the
+    # stage count does not divide the batch (vgg11 on 16 processors has 11 stages: m=11 gave 3.04M cycles, m=8 2.79M)
+    pow2 = [1 << k for k in range(graph.batch.bit_length()) if stages <= 2 * (1 << k)]
+    cands = sorted({c for c in (stages, 2 * stages, 4 * stages, *pow2) if c <= graph.batch and c % multiple == 0})
     return cands or [max(1, min(graph.batch, stages) // multiple * multiple) or 1]
 
 
@@ -204,12 +208,29 @@ def _best(name: str, graph: TaskGraph, cluster: Cluster, ms: list[int],
                          info={**info, "microbatches_tried": ms})
 
 
+def stage_counts(graph: TaskGraph, cluster: Cluster) -> list[int]:
+    """The stage counts a flush schedule tries: every processor, and powers of two down to a quarter of that.
+
+    More stages than the network has balanced work for only add bubble and transfers (vgg11's 1F1B on 11 stages,
+    one per layer, is 2.7% slower than on 8), so a user with P processors would also try fewer.
+    """
+    most = min(cluster.size, graph.num_layers)
+    return sorted({most} | {1 << k for k in range(most.bit_length()) if most <= 4 * (1 << k) < 4 * most},
+                  reverse=True)
+
+
 def _flush(name: str, graph: TaskGraph, cluster: Cluster, options: dict[str, Any],
            orders: Callable[[Sequence[tuple[int, int]], int], Orders]) -> Schedule:
     check_options(name, options, ("microbatches",))
-    ranges = stage_ranges(graph, cluster)
-    ms = _candidates(name, graph, len(ranges), options)
-    return _best(name, graph, cluster, ms, lambda m: orders(ranges, m), {"stages": [list(r) for r in ranges]})
+    runs = []
+    for k in stage_counts(graph, cluster):
+        ranges = stage_ranges(graph, cluster, k)
+        ms = _candidates(name, graph, len(ranges), options)
+        runs.append(_best(name, graph, cluster, ms, lambda m, r=ranges: orders(r, m),
+                          {"stages": [list(r) for r in ranges]}))
+    # ties go to the most stages (first), the plain textbook form
+    best = min(runs, key=lambda s: s.period_cycles)
+    return replace(best, info={**best.info, "stage_counts_tried": [len(s.info["stages"]) for s in runs]})
 
 
 def gpipe(graph: TaskGraph, cluster: Cluster, **options: Any) -> Schedule:
@@ -236,8 +257,6 @@ def interleaved_1f1b(graph: TaskGraph, cluster: Cluster, **options: Any) -> Sche
     v = max(1, min(v, graph.num_layers // p))
     if v == 1 or graph.batch < p:
         s = one_f_one_b(graph, cluster, **{k: x for k, x in options.items() if k == "microbatches"})
-        from dataclasses import replace
-
         return replace(s, name=name, info={**s.info, "virtual_stages": 1,
                                            "note": "too few layers or samples to interleave; plain 1F1B"})
     chunk_proc = [c % p for c in range(p * v)]

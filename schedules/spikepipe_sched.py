@@ -33,6 +33,7 @@ from math import ceil
 from typing import Any
 
 from hwmodels import Cluster
+from schedules.colocate import colocate
 from schedules.common import (
     ScheduleOptionError,
     assignment_link_load,
@@ -85,6 +86,8 @@ _MAX_ASSIGNMENT_VARS = 6000
 _MIN_CANDIDATES = 4
 # the link re-solve's crossing indicators grow with P^2 per edge: above this it is skipped
 _MAX_LINK_INDICATORS = 150_000
+# share of the time limit kept after phase 2 for the communication tie-break (schedules.colocate)
+_COLOCATE_SHARE = 0.05
 # with split=True the unsplit scheduler gets this share of the limit, the split path the rest
 _SPLIT_SHARE = 0.6
 
@@ -304,7 +307,8 @@ def _spikepipe_whole(graph: TaskGraph, cluster: Cluster, budget: _Budget, **opti
                 hint_slots = list(best.slots) if same_assignment else list(candidates["order-search"].slots)
                 p2 = build_phase2(graph, cluster, assign, period, max_lag, hint_slots, floor)
         with budget.phase("phase2_solve"):
-            solver2, rep2 = solve_for(p2.model, time_limit, 1 - _PHASE1_SHARE, reserve)
+            solver2, rep2 = solve_for(p2.model, time_limit, 1 - _PHASE1_SHARE,
+                                      reserve + _COLOCATE_SHARE * time_limit)
         if rep2.status == "SKIPPED_FOR_TIME":
             budget.skip("phase 2 solve skipped (its model took the time left to build)")
     else:
@@ -321,6 +325,12 @@ def _spikepipe_whole(graph: TaskGraph, cluster: Cluster, budget: _Budget, **opti
             sched, info["phase2_source"] = cand, "cp-sat"
     elif rep2.status != "OPTIMAL":
         info["fallback"] = "; ".join(x for x in (info["fallback"], f"phase 2 {rep2.status}: best seed ({best_name})") if x)
+
+    with budget.phase("colocate"):
+        sched, moved = colocate(graph, cluster, sched, stop_at=time.perf_counter() + max(0.0, budget.left()))
+    info["colocate"] = moved
+    if moved["cut_for_time"]:
+        budget.skip(f"communication tie-break cut for time after {moved['moves']} moves")
 
     info["solve_s"] = time.perf_counter() - t0
     # a search the wall clock stopped is not reproducible: say so rather than claim it

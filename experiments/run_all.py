@@ -12,6 +12,7 @@ experiment is reported and the others still run; the exit status is non-zero if 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -27,6 +28,7 @@ SCALESIM_PY = ROOT / ".scalesim-venv" / "bin" / "python"
 def steps(quick: bool) -> list[tuple[str, list[str], str | None]]:
     """(name, command, requirement) — requirement 'scalesim' means the separate SCALE-Sim venv must exist."""
     q = ["--quick"] if quick else []
+    workers = max(1, min(4, os.cpu_count() or 1))
     return [
         ("scalesim", [PY, "experiments/scalesim_validation/plot.py"], None),
         ("cycle_bench", [PY, "experiments/cycle_bench/run.py"] + (["--repeat", "200"] if quick else []), "scalesim"),
@@ -38,7 +40,8 @@ def steps(quick: bool) -> list[tuple[str, list[str], str | None]]:
         ("scale_test", [PY, "experiments/scale_test/run.py"] + (["--layers", "60", "--processors", "16"] if quick else []),
          None),
         ("sweep_bench", [PY, "experiments/sweep_bench/run.py", "--repeats", "1" if quick else "2"], None),
-        ("accuracy_under_delay", [PY, "experiments/accuracy_under_delay/run.py", *q], None),
+        # independent training runs: one process per core (results equal the serial run's, seeds fixed)
+        ("accuracy_under_delay", [PY, "experiments/accuracy_under_delay/run.py", *q, "--workers", str(workers)], None),
         ("training_methods", [PY, "experiments/training_methods/run.py", *q], None),
     ]
 

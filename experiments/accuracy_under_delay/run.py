@@ -4,6 +4,7 @@
     .venv/bin/python experiments/accuracy_under_delay/run.py --quick        # minutes: a smoke run of the grid
     .venv/bin/python experiments/accuracy_under_delay/run.py                # the full grid (hours on 2 cores)
     .venv/bin/python experiments/accuracy_under_delay/run.py --cases snn-mlp --seeds 0,1,2
+    .venv/bin/python experiments/accuracy_under_delay/run.py --workers 2     # runs side by side, same results
 
 Every run is cached as one JSON file under --out/runs/, so an interrupted grid continues where it stopped.
 Writes runs.csv (one row per run), summary.csv and summary.md (mean and spread over seeds, difference to BPTT)
@@ -15,9 +16,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import multiprocessing
 import statistics
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -208,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--variants", default=None,
                     help="comma list of variant labels to run, e.g. 'bptt,pipedream P=4' (default: all of the mode)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=1,
+                    help="runs trained side by side in separate processes (each with --threads torch threads)")
     ap.add_argument("--cached-only", action="store_true",
                     help="train nothing: summarise the runs already cached under --out and list the missing ones")
     ap.add_argument("--out", default=None)
@@ -235,12 +240,12 @@ def main(argv: list[str] | None = None) -> int:
     # seed-major order: an interrupted grid has every variant for its first seeds rather than some variants for all
     jobs.sort(key=lambda j: (cases.index(j[0]), seeds.index(j[2].seed)))
     console = Console(stderr=True)
-    rows: list[dict] = []
     cached = [json.loads(f.read_text()) for f in sorted((out / "runs").glob("*.json"))] if args.cached_only else []
     schedules_cache: dict[tuple, object] = {}
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as prog:
         grid = prog.add_task(f"{mode} grid", total=len(jobs))
+        planned = []  # (case, label, cfg, schedule, cache path), in job order
         for case, label, cfg in jobs:
             sched = None
             model = _standin(cfg) if args.standin else None
@@ -255,31 +260,50 @@ def main(argv: list[str] | None = None) -> int:
                                             build_schedule(cfg, cfg.timesteps or _default_t(cfg)))
                 sched = schedules_cache[key]
             delays = used or (None if sched is None or sched.kind != "periodic" else tuple(sched.gradient_delays))
-            path = out / "runs" / f"{training_key(cfg, delays)}.json"
-            if path.is_file():
-                res = json.loads(path.read_text())
-            elif args.cached_only:
-                console.log(f"missing: {case} {label} seed {cfg.seed} (delays {list(delays or [])})")
-                prog.advance(grid)
-                continue
-            else:
-                inner = prog.add_task(f"  {case} {label} seed {cfg.seed}", total=None)
-                hook = _Hook(prog, inner)
-                t0 = time.perf_counter()
-                res = train(cfg, schedule=sched, progress=hook, model=model)
-                res["standin"] = bool(args.standin)
-                res["wall_seconds"] = round(time.perf_counter() - t0, 1)
-                res["curve"] = [{k: h[k] for k in ("epoch", "train_loss", "val_accuracy")} for h in res["history"]]
-                res.pop("history", None)
-                write_json(path, res)
-                prog.remove_task(inner)
+            planned.append((case, label, cfg, sched, out / "runs" / f"{training_key(cfg, delays)}.json"))
+        results: dict[int, dict] = {}
+
+        def finish(i: int, res: dict) -> None:
+            case, label, cfg, sched, _ = planned[i]
             res.update(schedule=cfg.schedule if sched is None else sched.name,
-                       processors=cfg.processors if sched is not None else 1)
-            res.update(case=case, variant=label)
-            rows.append(res)
+                       processors=cfg.processors if sched is not None else 1, case=case, variant=label)
+            results[i] = res
             prog.advance(grid)
             console.log(f"{case:8s} {label:28s} seed {cfg.seed}: test acc {100 * res['test_accuracy']:.2f}% "
                         f"delays {res['gradient_delays']}")
+
+        todo = []
+        for i, (case, label, cfg, _, path) in enumerate(planned):
+            if path.is_file():
+                finish(i, json.loads(path.read_text()))
+            elif args.cached_only:
+                console.log(f"missing: {case} {label} seed {cfg.seed}")
+                prog.advance(grid)
+            else:
+                todo.append(i)
+        # runs sharing a cache file (equal delays under stashing) are trained once
+        first_of: dict[Path, int] = {}
+        for i in todo:
+            first_of.setdefault(planned[i][4], i)
+        unique = sorted(set(first_of.values()))
+        if args.workers > 1 and len(unique) > 1:
+            # one process per run, torch single-threaded in each: independent runs use the cores side by side
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=args.workers, mp_context=ctx) as pool:
+                futures = {pool.submit(_train_one, planned[i][2], planned[i][3], args.standin, planned[i][4]): i
+                           for i in unique}
+                for fut in as_completed(futures):
+                    finish(futures[fut], fut.result())
+        else:
+            for i in unique:
+                case, label, cfg, sched, path = planned[i]
+                inner = prog.add_task(f"  {case} {label} seed {cfg.seed}", total=None)
+                finish(i, _train_one(cfg, sched, args.standin, path, _Hook(prog, inner)))
+                prog.remove_task(inner)
+        for i in todo:
+            if i not in results:  # shared a cache file with an earlier run
+                finish(i, json.loads(planned[i][4].read_text()))
+    rows = [results[i] for i in sorted(results)]
     budgets = {c: CASES[c]["budget_points"] for c in CASES}
     summary = summarise(rows, budgets)
     write_csv(out / "runs.csv", [{k: v for k, v in r.items() if k != "curve"} for r in rows])
@@ -289,6 +313,19 @@ def main(argv: list[str] | None = None) -> int:
     plot_curves(rows, out / "curves.png")
     sys.stdout.write(markdown(summary))
     return 0
+
+
+def _train_one(cfg: TrainConfig, sched: object, standin: bool, path: Path, hook: object = None) -> dict:
+    """Train one run of the grid and cache its result (atomically) at `path`; also the worker of --workers."""
+    model = _standin(cfg) if standin else None
+    t0 = time.perf_counter()
+    res = train(cfg, schedule=sched, progress=hook, model=model)
+    res["standin"] = bool(standin)
+    res["wall_seconds"] = round(time.perf_counter() - t0, 1)
+    res["curve"] = [{k: h[k] for k in ("epoch", "train_loss", "val_accuracy")} for h in res["history"]]
+    res.pop("history", None)
+    write_json(path, res)
+    return res
 
 
 def _delays_used(cached: list[dict], cfg: TrainConfig) -> list[tuple[int, ...]]:

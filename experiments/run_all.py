@@ -33,8 +33,8 @@ def steps(quick: bool) -> list[tuple[str, list[str], str | None]]:
         ("scalesim", [PY, "experiments/scalesim_validation/plot.py"], None),
         ("cycle_bench", [PY, "experiments/cycle_bench/run.py"] + (["--repeat", "200"] if quick else []), "scalesim"),
         ("speedup", [PY, "experiments/speedup/run.py", *q], None),
-        ("schedulers", [PY, "experiments/schedulers/run.py"]
-         + (["--networks", "snn-cnn,vgg11", "--time-limit", "5"] if quick else []), None),
+        ("schedulers", [PY, "experiments/schedulers/run.py", "--simulate"]
+         + (["--networks", "snn-cnn,vgg11", "--time-limit", "5"] if quick else ["--processors", "2,4,8,16,32"]), None),
         ("sim_bench", [PY, "experiments/sim_bench/run.py"] + (["--iterations", "200"] if quick else []), None),
         ("frontend_bench", [PY, "experiments/frontend_bench/run.py"], None),
         ("scale_test", [PY, "experiments/scale_test/run.py"] + (["--layers", "60", "--processors", "16"] if quick else []),

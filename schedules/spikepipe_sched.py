@@ -88,6 +88,9 @@ _MIN_CANDIDATES = 4
 _MAX_LINK_INDICATORS = 150_000
 # share of the time limit kept after phase 2 for the communication tie-break (schedules.colocate)
 _COLOCATE_SHARE = 0.05
+# phase 2's nominal wall time, from which its deterministic limit is set: what a call whose phase 1 used its whole
+# share leaves after the margin, the tie-break and the order search's part (0.5 x 0.6 = 0.3 of the limit)
+_PHASE2_NOMINAL_SHARE = (1 - _PHASE1_SHARE - _MARGIN - _COLOCATE_SHARE) * (1 - _ORDER_SEARCH_SHARE)
 # with split=True the unsplit scheduler gets this share of the limit, the split path the rest
 _SPLIT_SHARE = 0.6
 
@@ -190,13 +193,17 @@ def _spikepipe_whole(graph: TaskGraph, cluster: Cluster, budget: _Budget, **opti
     compare = tuple(options.get("compare", _COMPARE))
     t0 = time.perf_counter()
 
-    def solve_for(model, cap_s: float, phase_share: float, reserve_s: float = 0.0):
+    def solve_for(model, cap_s: float, phase_share: float, reserve_s: float = 0.0, nominal_s: float | None = None):
         """None when too little time is left to start a search."""
         wall = min(cap_s, budget.left() - reserve_s)
         if wall < _MIN_SOLVE_S:
             return None, _skipped_report(workers, seed)
-        # interleaved workers share one deterministic clock, hence the division by the worker count
-        det = (float(det_total) * phase_share if det_total is not None else _DET_SHARE * wall / workers)
+        # The deterministic limit is a fixed share of the time limit, never of the wall time left: that depends on
+        # the clock, and two runs would stop their searches at different points (same seed, other schedule). If
+        # the wall guard ends a search first, the result says it is not reproducible. Interleaved workers share
+        # one deterministic clock, hence the division by the worker count.
+        nominal = cap_s if nominal_s is None else min(cap_s, nominal_s)
+        det = (float(det_total) * phase_share if det_total is not None else _DET_SHARE * nominal / workers)
         return solve(model, time_limit_s=wall, workers=workers, seed=seed,
                      deterministic_s=det if deterministic else None)
 
@@ -308,7 +315,7 @@ def _spikepipe_whole(graph: TaskGraph, cluster: Cluster, budget: _Budget, **opti
                 p2 = build_phase2(graph, cluster, assign, period, max_lag, hint_slots, floor)
         with budget.phase("phase2_solve"):
             solver2, rep2 = solve_for(p2.model, time_limit, 1 - _PHASE1_SHARE,
-                                      reserve + _COLOCATE_SHARE * time_limit)
+                                      reserve + _COLOCATE_SHARE * time_limit, _PHASE2_NOMINAL_SHARE * time_limit)
         if rep2.status == "SKIPPED_FOR_TIME":
             budget.skip("phase 2 solve skipped (its model took the time left to build)")
     else:

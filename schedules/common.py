@@ -174,11 +174,45 @@ def assign_lags(slots: Sequence[Slot], deps: Sequence[Dependency], period: int, 
     return tuple(replace(s, lag=lag[s.id]) for s in slots)
 
 
-def link_loads(schedule: Schedule, cluster: Cluster) -> dict[tuple[int, int], int]:
+def gradient_bytes(graph: TaskGraph, cluster: Cluster, layer: int) -> int:
+    """Bytes of one layer's weight gradient (and of its weights): the graph's weight bytes, else weights times the
+    word size."""
+    wb = graph.weight_bytes(layer)
+    if wb > 0:
+        return wb
+    return graph.layers[layer].weight_count * cluster.processors[0].word_bytes
+
+
+def weight_broadcasts(graph: TaskGraph, cluster: Cluster, slots: Sequence[Slot],
+                      collectives: Sequence[Collective] = ()) -> list[tuple[int, int, int, int]]:
+    """(layer, from processor, to processor, bytes) per period: a layer split across processors (some slot with
+    part > 0) is updated by W part 0, and every other processor holding an F or B part of it needs the new
+    weights before it next reads them. No Dependency can say this (it crosses minibatches), so links and the
+    replay account for it from here. A layer reduced by a collective (data parallelism's all-reduce) leaves every
+    processor with the new weights already."""
+    reduced = {c.layer for c in collectives}
+    split = {s.layer for s in slots if s.part and s.layer not in reduced}
+    if not split:
+        return []
+    updater = {s.layer: s.processor for s in slots if s.kind is TaskKind.W and s.part == 0}
+    holders: dict[int, set[int]] = defaultdict(set)
+    for s in slots:
+        if s.layer in split and s.kind is not TaskKind.W:
+            holders[s.layer].add(s.processor)
+    return [(lay, updater[lay], p, gradient_bytes(graph, cluster, lay))
+            for lay in sorted(holders) for p in sorted(holders[lay] - {updater[lay]})]
+
+
+def link_loads(schedule: Schedule, cluster: Cluster, graph: TaskGraph | None = None) -> dict[tuple[int, int], int]:
     """Cycles each directed link is busy per period: every cross-processor dependency's bytes on every hop
-    of its route, plus every collective, which occupies all links for its duration."""
+    of its route, every collective, which occupies all links for its duration, and (given the graph) the weight
+    broadcasts of split layers."""
     slots = {s.id: s for s in schedule.slots}
     load: dict[tuple[int, int], int] = defaultdict(int)
+    if graph is not None:
+        for _, a, b, nbytes in weight_broadcasts(graph, cluster, schedule.slots, schedule.collectives):
+            for link in cluster.route(a, b):
+                load[link] += cluster.interconnect.occupancy_cycles(nbytes)
     for d in schedule.dependencies:
         a, b = slots[d.src].processor, slots[d.dst].processor
         if a == b or d.bytes <= 0:

@@ -10,16 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from hwmodels import Cluster
-from schedules.common import check_options, make_schedule, slot_cycles, training_order
+from schedules.common import check_options, gradient_bytes, make_schedule, slot_cycles, training_order
 from spikepipe.ir import Collective, Schedule, Slot, TaskGraph
-
-
-def gradient_bytes(graph: TaskGraph, cluster: Cluster, layer: int) -> int:
-    """Bytes of one layer's weight gradient: the graph's weight bytes, else weights times the word size."""
-    wb = graph.weight_bytes(layer)
-    if wb > 0:
-        return wb
-    return graph.layers[layer].weight_count * cluster.processors[0].word_bytes
 
 
 def data_parallel(graph: TaskGraph, cluster: Cluster, **options: Any) -> Schedule:

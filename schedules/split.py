@@ -10,9 +10,9 @@ Weights and gradients, charged honestly:
   W part 0, which applies the update. These are real slot dependencies, so the validator checks them, the links
   carry them and the simulator replays them; the update lands when W part 0 ends.
 - weight broadcast: every other processor holding an F or B part of the layer needs the new weights each
-  period. It is a cross-minibatch transfer (no Dependency can express it), so it is added to the link load
-  that bounds the period here and reported in info["weight_broadcast_link_cycles"]; the validator and the
-  simulator do not see it.
+  period. It is a cross-minibatch transfer (no Dependency can express it): schedules.common.weight_broadcasts
+  lists it, the link load that bounds the period here counts it (info["weight_broadcast_link_cycles"]), the
+  validator checks it within the links' capacity and the simulator sends it when the update lands.
 
 The split per layer is chosen greedily: double the parts of the layer holding the longest part, price every
 step with its assignment, processor loads and link loads (data, reductions, broadcasts), keep the shortest period. Parts are assigned longest first to the least loaded processor
@@ -28,8 +28,14 @@ from collections import defaultdict
 from typing import Any
 
 from hwmodels import Cluster
-from schedules.common import assign_lags, expected_dependencies, slot_cycles, training_order
-from schedules.data_parallel import gradient_bytes
+from schedules.common import (
+    assign_lags,
+    expected_dependencies,
+    gradient_bytes,
+    slot_cycles,
+    training_order,
+    weight_broadcasts,
+)
 from schedules.order_search import search_slot_orders
 from spikepipe.ir import Dependency, Schedule, Slot, TaskGraph, TaskKind, slot_lag_delays, task_id
 
@@ -120,18 +126,10 @@ def reduction_dependencies(graph: TaskGraph, cluster: Cluster, slots: list[Slot]
 
 def broadcast_link_load(graph: TaskGraph, cluster: Cluster, slots: list[Slot]) -> dict[tuple[int, int], int]:
     """Link cycles per period to send each split layer's new weights from its updater to its other holders."""
-    updater = {s.layer: s.processor for s in slots if s.kind is TaskKind.W and s.part == 0}
-    holders: dict[int, set[int]] = defaultdict(set)
-    split = {s.layer for s in slots if s.part}
-    for s in slots:
-        if s.layer in split and s.kind is not TaskKind.W:
-            holders[s.layer].add(s.processor)
     load: dict[tuple[int, int], int] = defaultdict(int)
-    for lay, procs in holders.items():
-        occ = cluster.interconnect.occupancy_cycles(gradient_bytes(graph, cluster, lay))
-        for p in procs - {updater[lay]}:
-            for link in cluster.route(updater[lay], p):
-                load[link] += occ
+    for _, a, b, nbytes in weight_broadcasts(graph, cluster, slots):
+        for link in cluster.route(a, b):
+            load[link] += cluster.interconnect.occupancy_cycles(nbytes)
     return dict(load)
 
 
@@ -146,9 +144,7 @@ def _priced(graph: TaskGraph, cluster: Cluster, k: list[int], price: _Prices):
     bcast = broadcast_link_load(graph, cluster, slots)
     probe = Schedule("spikepipe", "periodic", cluster.size, max(load.values()), tuple(slots), tuple(deps),
                      (0,) * graph.num_layers)
-    links = link_loads(probe, cluster)
-    for link, c in bcast.items():
-        links[link] = links.get(link, 0) + c
+    links = link_loads(probe, cluster, graph)  # broadcasts included
     period = max(max(load.values()), max(links.values(), default=0))
     return period, slots, deps, load, links, bcast
 

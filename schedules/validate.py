@@ -5,7 +5,8 @@ failing slot marked. Checks: slot ids and tasks known, coverage (fractions per t
 equal share), slot inside [0, period) without wrap-around, durations equal to the cost model, no processor
 overlap, every graph edge present as slot dependencies and satisfied with its transfer time
 (s(v) + period*(r(v) - r(u)) >= s(u) + d(u) + c(u, v)), collectives after their inputs and not overlapping,
-link capacity per period, flush schedules without lags, and gradient delays equal to ir.slot_lag_delays.
+link capacity per period (split layers' weight broadcasts included), flush schedules without lags, and gradient
+delays equal to ir.slot_lag_delays.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def validate(schedule: Schedule, graph: TaskGraph, cluster: Cluster) -> None:
     _check_overlap(s)
     _check_dependencies(s, graph, cluster)
     _check_collectives(s)
-    _check_links(s, cluster)
+    _check_links(s, cluster, graph)
     _check_delays(s, graph)
 
 
@@ -140,8 +141,8 @@ def _check_collectives(s: Schedule) -> None:
             raise _fail(s, f"collectives {a.id} and {b.id} overlap; each occupies every link")
 
 
-def _check_links(s: Schedule, cluster: Cluster) -> None:
-    for link, load in sorted(link_loads(s, cluster).items()):
+def _check_links(s: Schedule, cluster: Cluster, graph: TaskGraph) -> None:
+    for link, load in sorted(link_loads(s, cluster, graph).items()):
         if load > s.period_cycles:
             raise _fail(s, f"link {link[0]}->{link[1]} is busy {load} cycles per period of {s.period_cycles}")
 

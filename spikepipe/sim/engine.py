@@ -150,6 +150,15 @@ class _Replay:
             self.deps.append(d)
             self.in_deps[dst].append(d)
             self.out_deps[src].append(d)
+        # a split layer's new weights go from its updater to its other holders once the update lands; nothing in
+        # the schedule waits for them (the next read is a later minibatch), but they load the links
+        self.bcasts: dict[int, list[_Dep]] = defaultdict(list)
+        if self.graph is not None:
+            from schedules.common import weight_broadcasts  # schedules imports spikepipe.ir: import late
+
+            sends = weight_broadcasts(self.graph, self.cluster, self.s.slots, self.s.collectives)
+            for j, (lay, a, b, nbytes) in enumerate(sends):
+                self.bcasts[lay].append(_Dep(-1 - j, f"W{lay} weights", f"P{b}", nbytes, self.cluster.route(a, b)))
 
     def _ev(self, key: tuple) -> simpy.Event:
         ev = self._events.get(key)
@@ -244,6 +253,8 @@ class _Replay:
             self.w_done[key] += 1
             if self.w_done[key] == self.w_all[sl.layer]:
                 self.memory.update_applied(sl.layer, n, end)
+                for d in self.bcasts.get(sl.layer, ()):
+                    self.env.process(self.transfer(d, n))
                 if sl.layer not in self.coll_by_layer:
                     self.update[key] = end
                     self._ev(("u", sl.layer, n)).succeed()
@@ -349,8 +360,9 @@ class _Replay:
         util = tuple(min(1.0, busy[p] / max(1e-9, sim_period)) for p in range(self.s.processors))
         compute = sum(sl.duration_cycles for sl in self.s.slots)
         comm = sum(self.comm_time[i] for i in steady) / max(1, len(steady))
-        cross = sum(d.bytes for d in self.deps if d.route)
-        total_bytes = sum(d.bytes for d in self.deps)
+        bcast = sum(d.bytes for ds in self.bcasts.values() for d in ds)
+        cross = sum(d.bytes for d in self.deps if d.route) + bcast
+        total_bytes = sum(d.bytes for d in self.deps) + bcast
         coll_bytes = sum(c.bytes for c in self.s.collectives) if self.cluster.size > 1 else 0
         mem = self.memory.peaks(self.s.processors)
         first_start = min((r.start_cycles for r in self.slot_recs), default=0)

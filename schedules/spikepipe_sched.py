@@ -95,6 +95,7 @@ _PHASE2_NOMINAL_SHARE = (1 - _PHASE1_SHARE - _MARGIN - _COLOCATE_SHARE) * (1 - _
 _SPLIT_SHARE = 0.6
 
 
+
 @dataclass
 class _Budget:
     """Wall seconds per phase of one call and what was cut for time; becomes info["budget"]."""
@@ -134,6 +135,12 @@ def _period_of(graph: TaskGraph, cluster: Cluster, assign: dict[str, int]) -> in
 
 def _key(s: Schedule) -> tuple[int, int, int]:
     return (s.period_cycles, sum(s.gradient_delays), s.max_lag)
+
+
+def _delay_key(s: Schedule) -> tuple[int, int, int]:
+    """With period_slack the user trades period for delay: among schedules within the longer period, least delay
+    first."""
+    return (sum(s.gradient_delays), s.period_cycles, s.max_lag)
 
 
 def _skipped_report(workers: int, seed: int) -> SolveReport:
@@ -274,14 +281,28 @@ def _spikepipe_whole(graph: TaskGraph, cluster: Cluster, budget: _Budget, **opti
         info["fallback"] = (f"phase 1 assignment's period {period} (with link load) > the hint's {upper}: "
                             f"{hint_name} assignment")
         assign, period = hint, upper
+    tight = period
     if slack:
         period = int(ceil(period * (1 + slack)))
     info["period_slack"] = slack
+    info["period_before_slack_cycles"] = tight
 
     stats: dict[str, Any] = {}
     with budget.phase("order_search"):
         stop = time.perf_counter() + max(0.0, budget.left()) * _ORDER_SEARCH_SHARE
+        if slack:
+            # seeds found at the tight period stay valid, with their delays, when the period is stretched: the
+            # slack can then only cut delay, even when the search at the longer period does worse in its time
+            half = time.perf_counter() + (stop - time.perf_counter()) / 2
+            tight_stats: dict[str, Any] = {}
+            seeds = _candidates(graph, cluster, assign, tight, baselines, seed, evaluations, half, tight_stats)
+            stats["tight_period"] = tight_stats
         candidates = _candidates(graph, cluster, assign, period, baselines, seed, evaluations, stop, stats)
+        if slack:
+            for name, c in seeds.items():
+                candidates[f"tight-{name}"] = make_schedule("spikepipe", "periodic", graph, cluster,
+                                                            [replace(x, lag=0) for x in c.slots], period,
+                                                            derive_lags=True)
     info["order_search"] = stats
     if stats.get("cut_for_time"):
         budget.skip(f"order search cut for time after {stats['evaluations']} of {evaluations} moves")
@@ -333,6 +354,11 @@ def _spikepipe_whole(graph: TaskGraph, cluster: Cluster, budget: _Budget, **opti
     elif rep2.status != "OPTIMAL":
         info["fallback"] = "; ".join(x for x in (info["fallback"], f"phase 2 {rep2.status}: best seed ({best_name})") if x)
 
+    if slack:  # a longer period that buys no delay is not worth having
+        tight_best = min(seeds.values(), key=_key)
+        if sum(tight_best.gradient_delays) <= sum(sched.gradient_delays):
+            sched, info["phase2_source"] = replace(tight_best, name="spikepipe"), "tight period (slack cut no delay)"
+    info["period_slack_used"] = bool(slack) and sched.period_cycles > tight
     with budget.phase("colocate"):
         sched, moved = colocate(graph, cluster, sched, stop_at=time.perf_counter() + max(0.0, budget.left()))
     info["colocate"] = moved
@@ -353,15 +379,20 @@ def _spikepipe_whole(graph: TaskGraph, cluster: Cluster, budget: _Budget, **opti
     info["processors_used"] = len({s.processor for s in sched.slots})
     info["budget"] = budget.to_dict()
     sched = replace(sched, info={**sched.info, **info})
-    if best_base is not None and best_base.period_cycles < sched.period_cycles:
-        log.warning("spikepipe: %s has a shorter period; returning it", best_base.name)
+    better = ((best_base.period_cycles <= sched.period_cycles and _delay_key(best_base) < _delay_key(sched))
+              if slack and best_base is not None else
+              best_base is not None and best_base.period_cycles < sched.period_cycles)
+    if better:
+        log.warning("spikepipe: %s has a %s; returning it", best_base.name,
+                    "smaller delay within the period slack" if slack else "shorter period")
         base_lb = best_base.info["lower_bound_cycles"]
         return replace(best_base, name="spikepipe",
                        info={**best_base.info, **info, "relabelled_from": best_base.name,
                              "lower_bound_cycles": base_lb,
                              "period_gap_to_lower_bound": (best_base.period_cycles - base_lb) / best_base.period_cycles,
-                             "reason": f"{best_base.name} period {best_base.period_cycles} < CP-SAT period "
-                                       f"{sched.period_cycles}"})
+                             "reason": f"{best_base.name} period {best_base.period_cycles}, total delay "
+                                       f"{sum(best_base.gradient_delays)} beats CP-SAT's period "
+                                       f"{sched.period_cycles}, total delay {sum(sched.gradient_delays)}"})
     return sched
 
 

@@ -191,6 +191,9 @@ CASES: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
     ("simulate-zero-time-limit", (*SIM, "--time-limit", "0"), ("--time-limit", "positive number")),
     ("simulate-nan-time-limit", (*SIM, "--time-limit", "nan"), ("--time-limit", "positive number")),
     ("simulate-zero-microbatches", (*SIM, "--microbatches", "0"), ("--microbatches", "positive integer")),
+    ("simulate-slack-too-big", (*SIM, "--period-slack", "1.5"), ("--period-slack", "[0, 1)")),
+    ("simulate-slack-negative", (*SIM, "--period-slack=-0.1"), ("--period-slack", "[0, 1)")),
+    ("simulate-slack-garbled", (*SIM, "--period-slack", "ten"), ("--period-slack", "fraction")),
     ("tasks-zero-batch", ("tasks", *N, "--batch", "0"), ("--batch", "positive integer")),
     ("tasks-negative-timesteps", ("tasks", *N, "--timesteps=-4"), ("--timesteps", "positive integer")),
     ("tasks-zero-array", ("tasks", *N, "--array", "0x4"), ("array", "positive")),
@@ -212,6 +215,8 @@ CASES: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
     ("compare-unknown-schedule", ("compare", *N, "-P", "2", "--schedules", "nope", "--out", "{o}/cmp"),
      ("nope", "valid names")),
     ("train-unknown-schedule", (*TRAIN, "--schedule", "bogus"), ("bogus", "valid names")),
+    ("train-slack-not-spikepipe", (*TRAIN, "--schedule", "pipedream", "--period-slack", "0.1"),
+     ("--period-slack", "spikepipe only")),
     ("train-unknown-dataset", ("train", *N, "--dataset", "cifar"), ("--dataset", "invalid choice")),
     ("train-unknown-optimizer", ("train", *N, "--optimizer", "lion"), ("--optimizer", "invalid choice")),
     # -- hardware through the commands that use it

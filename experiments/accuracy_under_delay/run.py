@@ -53,7 +53,9 @@ CASES = {
                  quick=TrainConfig(network="vgg11-28", dataset="fashion-mnist", epochs=1, batch=32, lr=5e-4,
                                    limit_train=640, limit_val=500),
                  budget_points=2.0, compensate=(("spikepipe", 4),),
-                 skip=(("pipedream", 4),), only_spectrain=True),
+                 skip=(("pipedream", 4),), only_spectrain=True,
+                 # spikepipe trading 10% of its period for less delay (period_slack): the deep case's lever
+                 slack=(("spikepipe", 4, 0.1), ("spikepipe", 8, 0.1))),
     # a longer-trained check of the deep case (not in the default --cases): 3x the images, one seed
     "deep-long": dict(full=TrainConfig(network="vgg11-28", dataset="fashion-mnist", epochs=2, batch=32, lr=1e-3,
                                        limit_train=6000, limit_val=500, limit_test=5000),
@@ -61,21 +63,30 @@ CASES = {
                                         limit_train=640, limit_val=500),
                       budget_points=2.0, compensate=(), skip=(("spikepipe", 8), ("pipedream", 4)),
                       only_spectrain=True),
+    # the same check with 10x the grid's images (one seed): does the deep network's gap keep shrinking?
+    "deep-xl": dict(full=TrainConfig(network="vgg11-28", dataset="fashion-mnist", epochs=2, batch=32, lr=1e-3,
+                                     limit_train=20000, limit_val=500, limit_test=5000),
+                    quick=TrainConfig(network="vgg11-28", dataset="fashion-mnist", epochs=1, batch=32, lr=5e-4,
+                                      limit_train=640, limit_val=500),
+                    budget_points=2.0, compensate=(), skip=(("pipedream", 4),), only_spectrain=True,
+                    slack=(("spikepipe", 4, 0.1),)),
 }
 DEFAULT_CASES = ("snn-mlp", "snn-cnn", "deep")
 COMPENSATIONS = ("none", "spectrain", "pipemare")
 SCHEDULES = (("spikepipe", 4), ("spikepipe", 8), ("pipedream", 4), ("pipedream", 8))
-QUICK_VARIANTS = [("none", 1, "none"), ("spikepipe", 4, "none"), ("spikepipe", 8, "none"),
-                  ("pipedream", 4, "none"), ("spikepipe", 8, "spectrain"), ("spikepipe", 8, "pipemare")]
+# (schedule, processors, compensation, period slack)
+QUICK_VARIANTS = [("none", 1, "none", 0.0), ("spikepipe", 4, "none", 0.0), ("spikepipe", 8, "none", 0.0),
+                  ("pipedream", 4, "none", 0.0), ("spikepipe", 8, "spectrain", 0.0), ("spikepipe", 8, "pipemare", 0.0)]
 
 
-def full_variants(case: str) -> list[tuple[str, int, str]]:
+def full_variants(case: str) -> list[tuple[str, int, str, float]]:
     comp, skip = CASES[case]["compensate"], CASES[case].get("skip", ())
     comps = ("none", "spectrain") if CASES[case].get("only_spectrain") else COMPENSATIONS
-    out = [("none", 1, "none")]
+    out = [("none", 1, "none", 0.0)]
     for s, p in SCHEDULES:
         if (s, p) not in skip:
-            out += [(s, p, c) for c in comps if c == "none" or comp == "all" or (s, p) in comp]
+            out += [(s, p, c, 0.0) for c in comps if c == "none" or comp == "all" or (s, p) in comp]
+    out += [(s, p, "none", slack) for s, p, slack in CASES[case].get("slack", ())]
     return out
 
 
@@ -84,19 +95,22 @@ def training_key(cfg: TrainConfig, delays: tuple[int, ...] | None) -> str:
     through its per-layer delays (H5's test: exact execution equals the delay queue then), so two schedules with
     equal delays share one run."""
     if delays is not None and cfg.stash:
-        cfg = replace(cfg, schedule=f"delays{list(delays)}", processors=0)
+        cfg = replace(cfg, schedule=f"delays{list(delays)}", processors=0, period_slack=0.0)
     return run_key(cfg)
 
 
 def run_key(cfg: TrainConfig) -> str:
     d = {k: v for k, v in asdict(cfg).items() if k not in ("out", "resume", "threads")}
+    if not d.get("period_slack"):  # added later: runs without slack keep the keys they were cached under
+        d.pop("period_slack", None)
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def variant_label(schedule: str, processors: int, comp: str) -> str:
+def variant_label(schedule: str, processors: int, comp: str, slack: float = 0.0) -> str:
     if schedule == "none":
         return "bptt"
-    return f"{schedule} P={processors}" + ("" if comp == "none" else f" +{comp}")
+    return (f"{schedule} P={processors}" + (f" slack {slack:g}" if slack else "")
+            + ("" if comp == "none" else f" +{comp}"))
 
 
 def summarise(rows: list[dict], budgets: dict[str, float]) -> list[dict]:
@@ -229,11 +243,11 @@ def main(argv: list[str] | None = None) -> int:
         base: TrainConfig = CASES[case][mode]
         if case == "deep" and args.deep_network:
             base = replace(base, network=args.deep_network)
-        for schedule, procs, comp in (QUICK_VARIANTS if args.quick else full_variants(case)):
+        for schedule, procs, comp, slack in (QUICK_VARIANTS if args.quick else full_variants(case)):
             for seed in seeds:
-                jobs.append((case, variant_label(schedule, procs, comp),
+                jobs.append((case, variant_label(schedule, procs, comp, slack),
                              replace(base, schedule=schedule, processors=procs, compensation=comp, seed=seed,
-                                     threads=args.threads)))
+                                     threads=args.threads, period_slack=slack)))
     if args.variants:
         keep = {v.strip() for v in args.variants.split(",")}
         jobs = [j for j in jobs if j[1] in keep]
@@ -254,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
                 used = next((d for d in _delays_used(cached, cfg)
                              if (out / "runs" / f"{training_key(cfg, d)}.json").is_file()), None)
             if cfg.schedule != "none" and used is None:
-                key = (cfg.network, cfg.schedule, cfg.processors, cfg.batch, cfg.timesteps)
+                key = (cfg.network, cfg.schedule, cfg.processors, cfg.batch, cfg.timesteps, cfg.period_slack)
                 if key not in schedules_cache:
                     schedules_cache[key] = (_standin_schedule(cfg, model[0]) if args.standin else
                                             build_schedule(cfg, cfg.timesteps or _default_t(cfg)))
@@ -332,8 +346,8 @@ def _delays_used(cached: list[dict], cfg: TrainConfig) -> list[tuple[int, ...]]:
     """The delays the cached runs of this schedule were trained with. The schedulers were still being changed
     while the grid ran, so regenerating a schedule later can give other delays than the runs used."""
     seen = [tuple(r["gradient_delays"]) for r in cached
-            if (r["network"], r["schedule"], r["processors"], r["batch"], r["epochs"]) ==
-            (cfg.network, cfg.schedule, cfg.processors, cfg.batch, cfg.epochs)
+            if (r["network"], r["schedule"], r["processors"], r["batch"], r["epochs"], r.get("period_slack", 0.0)) ==
+            (cfg.network, cfg.schedule, cfg.processors, cfg.batch, cfg.epochs, cfg.period_slack)
             and (cfg.limit_train is None or r["train_samples"] == cfg.limit_train)]
     return sorted(set(seen), key=seen.count, reverse=True)
 

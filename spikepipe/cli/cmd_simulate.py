@@ -46,11 +46,28 @@ def add_sim_options(p: argparse.ArgumentParser) -> None:
                    help="give every transfer a private link (what the schedulers assume) instead of queueing")
     g.add_argument("--split", action="store_true",
                    help="let the spikepipe scheduler split large tasks along the batch across processors")
+    add_period_slack(g)
     g.add_argument("--method", default="bptt",
                    choices=("bptt", "checkpoint", "skipper", "ttl", "local", "bloctrain"),
                    help="training method whose task graph is scheduled (spikepipe.methods.transform; default bptt)")
     g.add_argument("--method-blocks", type=positive_int, default=2, metavar="N",
                    help="local-loss blocks for ttl/local/bloctrain (default 2)")
+
+
+def slack_fraction(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}") from None
+    if not 0 <= v < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r} (0.1 = a 10% longer period)")
+    return v
+
+
+def add_period_slack(p: Any) -> None:
+    p.add_argument("--period-slack", type=slack_fraction, default=None, metavar="FRACTION",
+                   help="spikepipe: accept a period this much longer than the shortest found (0.1 = 10%%) in "
+                        "exchange for less gradient delay (phase 2 minimises delay at the longer period)")
 
 
 def apply_method(graph: Any, args: argparse.Namespace) -> Any:
@@ -71,6 +88,8 @@ def sim_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         options["microbatches"] = args.microbatches
     if getattr(args, "split", False):
         options["split"] = True
+    if getattr(args, "period_slack", None):
+        options["period_slack"] = args.period_slack
     return {"iterations": args.iterations, "options": options, "strict": args.strict,
             "overlap_comm": not args.no_overlap, "link_contention": not args.no_contention}
 

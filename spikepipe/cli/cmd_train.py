@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from spikepipe.cli.cmd_simulate import add_period_slack
 from spikepipe.cli.common import Result, add_hardware, add_json, add_network, positive_int
 
 
@@ -19,6 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="'none' for plain BPTT, or a schedule name (see `spikepipe simulate`) solved for "
                         "--processors; its per-layer gradient delays are trained exactly")
     p.add_argument("--processors", type=positive_int, default=4, help="processors the schedule is solved for")
+    add_period_slack(p)
     add_hardware(p)
     p.add_argument("--epochs", type=positive_int, default=5)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -92,12 +94,17 @@ def run(args: argparse.Namespace) -> Result:
         check_writable(f"{args.out}/result.json")
     cfg = TrainConfig(
         network=args.network, dataset=args.dataset, schedule=args.schedule, processors=args.processors,
+        period_slack=args.period_slack or 0.0,
         hardware=args.hardware, epochs=args.epochs, batch=args.batch or 32, timesteps=args.timesteps,
         optimizer=args.optimizer, lr=args.lr, lr_schedule=args.lr_schedule, weight_decay=args.weight_decay,
         seed=args.seed, encoder=args.encoder, stash=args.stash, compensation=args.compensation, mode=args.mode,
         data_dir=args.data_dir, limit_train=args.limit_train, threads=args.threads, out=args.out,
         resume=args.resume, method=args.method, checkpoint_every=args.checkpoint_every or 0, skip=args.skip,
         window=args.window, blocks=args.blocks)
+    if args.period_slack and args.schedule != "spikepipe":
+        from spikepipe.cli.common import CliError
+
+        raise CliError(f"--period-slack applies to --schedule spikepipe only, not {args.schedule!r}")
     if args.array or args.dataflow:
         from spikepipe.cli.common import CliError
 

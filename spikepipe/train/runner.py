@@ -31,6 +31,7 @@ class TrainConfig:
     dataset: str = "digits"
     schedule: str = "none"  # "none": plain BPTT; otherwise a schedule name solved for `processors`
     processors: int = 4
+    period_slack: float = 0.0  # spikepipe only: a longer period (0.1 = 10%) for less gradient delay
     hardware: str | None = None
     epochs: int = 5
     batch: int = 32
@@ -102,7 +103,8 @@ def build_schedule(cfg: TrainConfig, timesteps: int) -> Schedule:
 
     graph = load_workload(cfg.network, batch=cfg.batch, timesteps=timesteps)
     cluster = load_cluster(cfg.hardware, processors=cfg.processors)
-    return schedules.generate(cfg.schedule, graph, cluster)
+    options = {"period_slack": cfg.period_slack} if cfg.period_slack else {}
+    return schedules.generate(cfg.schedule, graph, cluster, **options)
 
 
 @torch.no_grad()
@@ -220,6 +222,8 @@ def run(cfg: TrainConfig, *, model: tuple[nn.Module, torch.Tensor] | None = None
         "network": cfg.network, "dataset": cfg.dataset,
         "schedule": cfg.schedule if schedule is None else schedule.name,
         "processors": cfg.processors if schedule is not None else 1,
+        "period_cycles": schedule.period_cycles if schedule is not None else None,
+        "period_slack": cfg.period_slack,
         "trainer": trainer.mode, "stash": cfg.stash, "compensation": cfg.compensation,
         "seed": cfg.seed, "epochs": cfg.epochs, "batch": cfg.batch, "timesteps": timesteps,
         "optimizer": cfg.optimizer, "lr": cfg.lr, "encoder": cfg.encoder,
@@ -252,8 +256,9 @@ def run_from_options(point: dict[str, Any]) -> dict[str, Any]:
                 "threads"):
         if key in opts:
             opts[key] = int(opts[key])
-    if "lr" in opts:
-        opts["lr"] = float(opts["lr"])
+    for key in ("lr", "period_slack"):
+        if key in opts:
+            opts[key] = float(opts[key])
     if isinstance(opts.get("stash"), str):
         opts["stash"] = opts["stash"].strip().lower() not in ("0", "false", "no", "off")
     cfg = TrainConfig(**opts)

@@ -1,0 +1,55 @@
+"""period_slack: spikepipe may take a longer period (up to (1 + slack) x the shortest it found) only to cut
+gradient delay; the answer is valid, within the longer period, and never has more delay than what it found at the
+tight period."""
+
+from math import ceil
+
+import pytest
+from sched_graphs import graphs
+
+from hwmodels import Cluster
+from schedules import generate, validate
+
+OPTS = {"time_limit_s": 2.0, "workers": 1}
+
+
+@pytest.mark.parametrize("name", sorted(graphs()))
+@pytest.mark.parametrize("procs", [2, 4])
+def test_slack_stays_within_the_longer_period_and_never_adds_delay(name, procs):
+    g, c = graphs()[name], Cluster.homogeneous(procs)
+    s = generate("spikepipe", g, c, **OPTS, period_slack=0.25)
+    validate(s, g, c)
+    tight = s.info["period_before_slack_cycles"]
+    assert s.period_cycles <= ceil(tight * 1.25)
+    seeds = {k: v for k, v in s.info["candidates_total_delay"].items() if k.startswith("tight-")}
+    assert seeds, "the tight period's seeds must be among phase 2's candidates"
+    assert sum(s.gradient_delays) <= min(seeds.values())
+
+
+def test_slack_buys_less_delay_on_a_uniform_chain():
+    g, c = graphs()["uniform-chain"], Cluster.homogeneous(4)
+    tight = generate("spikepipe", g, c, **OPTS)
+    loose = generate("spikepipe", g, c, **OPTS, period_slack=0.25)
+    assert tight.period_cycles < loose.period_cycles <= ceil(tight.period_cycles * 1.25)
+    assert sum(loose.gradient_delays) < sum(tight.gradient_delays)
+    assert loose.info["period_slack_used"]
+
+
+def test_slack_that_buys_nothing_keeps_the_tight_period():
+    g, c = graphs()["one-big-layer"], Cluster.homogeneous(2)
+    tight = generate("spikepipe", g, c, **OPTS)
+    loose = generate("spikepipe", g, c, **OPTS, period_slack=0.25)
+    if sum(loose.gradient_delays) == sum(tight.gradient_delays):
+        assert loose.period_cycles == tight.period_cycles
+        assert not loose.info["period_slack_used"]
+    else:
+        assert sum(loose.gradient_delays) < sum(tight.gradient_delays)
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.0, 2.5])
+def test_slack_out_of_range_is_refused(bad):
+    from spikepipe.ir import SpikePipeError
+
+    g, c = graphs()["uniform-chain"], Cluster.homogeneous(2)
+    with pytest.raises(SpikePipeError, match="period_slack"):
+        generate("spikepipe", g, c, **OPTS, period_slack=bad)

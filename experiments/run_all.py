@@ -35,6 +35,8 @@ def steps(quick: bool) -> list[tuple[str, list[str], str | None]]:
         ("speedup", [PY, "experiments/speedup/run.py", *q], None),
         ("schedulers", [PY, "experiments/schedulers/run.py", "--simulate"]
          + (["--networks", "snn-cnn,vgg11", "--time-limit", "5"] if quick else ["--processors", "2,4,8,16,32"]), None),
+        ("schedulers_slack", [PY, "experiments/schedulers/slack.py"]
+         + (["--networks", "vgg11-28,vgg11", "--slacks", "0,0.1", "--time-limit", "5"] if quick else []), None),
         ("sim_bench", [PY, "experiments/sim_bench/run.py"] + (["--iterations", "200"] if quick else []), None),
         ("frontend_bench", [PY, "experiments/frontend_bench/run.py"], None),
         ("scale_test", [PY, "experiments/scale_test/run.py"] + (["--layers", "60", "--processors", "16"] if quick else []),
@@ -51,6 +53,7 @@ FIGURES = {
     "speedup": [(f"results/speedup/{n}.png", f"{n}.png") for n in
                 ("speedup_128x128_os", "ratio_over_pipedream", "comm_share", "delays_per_layer", "speedup_hardware")],
     "scalesim": [("results/scalesim_validation/cycle_model_vs_scalesim.png", "cycle_model_vs_scalesim.png")],
+    "schedulers_slack": [("results/schedulers_slack/slack.png", "schedulers_slack.png")],
     "accuracy_under_delay": [("accuracy_under_delay/results/{mode}/curves.png", "accuracy_under_delay_curves.png"),
                              ("accuracy_under_delay/results/{mode}/accuracy.png", "accuracy_under_delay.png")],
     "training_methods": [(f"results/training_methods/{{mode}}/{n}.png", f"training_methods_{n}.png")

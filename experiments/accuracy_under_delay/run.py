@@ -176,6 +176,7 @@ def plot_curves(rows: list[dict], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     cases = sorted({r["case"] for r in rows if r.get("curve")})
     if not cases:
@@ -204,6 +205,7 @@ def plot_curves(rows: list[dict], path: Path) -> None:
             ax.plot(range(1, n + 1), mean, marker="o" if n <= 4 else None,
                     label=f"{names[0]}{same}{'' if bptt else ' ' + key[0]}, {seeds} seeds", **style)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("validation accuracy (%), mean over seeds")
         ax.set_title(f"{case} ({next(r['dataset'] for r in rows if r['case'] == case)})")
         ax.grid(alpha=0.3)

@@ -3,7 +3,8 @@
 1. The baselines are built first. The best assignment among the pipeline's contiguous stages and a greedy
    load/link balance is the phase-1 hint, and its period the horizon.
 2. Phase 1 minimises the period over assignments (schedules.cpsat_build).
-3. Phase 2 fixes that assignment and period (plus an optional reported slack) and minimises the total gradient
+3. Phase 2 fixes that assignment and period (or, with period_slack s, a period (1 + s) times longer, seeded
+   also by the tight period's candidates stretched into it) and minimises the total gradient
    delay over in-period order and lags. Its hint is the best of: per-processor cyclic orders from a seeded
    local search (schedules.order_search), back-to-back packing and modulo list scheduling of the assignment,
    and the slots of every periodic baseline (pipedream, layerpipe) whose period is not longer, with lags
@@ -11,7 +12,8 @@
    critical-path floors bound the delay (reported as the gap). If phase 2 finds nothing better, the best
    candidate is used; if phase 1 finds nothing, list scheduling is.
 4. The result never loses to a pipelining baseline on period: if it would, that baseline is returned
-   re-labelled, with the reason in info.
+   re-labelled, with the reason in info. With period_slack the comparison is on delay among baselines within
+   the longer period, and a slack that buys no delay over the tight seeds keeps the tight period.
 
 Time: `time_limit_s` bounds the whole call (baselines, model builds, both solves, order search, extraction and,
 with split=True, the split path), through one Deadline started at entry that every phase reads. What is cut

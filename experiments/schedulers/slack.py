@@ -37,22 +37,26 @@ def plot(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    keys = sorted({(r["network"], r["processors"]) for r in rows})
-    for i, (net, p) in enumerate(keys):
-        pts = sorted((r["period_slack"], r["speedup"], r["total_delay"]) for r in rows
-                     if (r["network"], r["processors"]) == (net, p))
-        ax.plot([x[1] for x in pts], [x[2] for x in pts], marker="o", color=f"C{i}", label=f"{net}, P={p}")
-        for slack, x, y in pts:
-            ax.annotate(f"{slack:g}", (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7, color=f"C{i}")
-    ax.set_xlabel("speedup over 1-processor sequential (simulated period)")
-    ax.set_ylabel("total gradient delay (minibatches, summed over layers)")
-    ax.set_title("spikepipe: period traded for delay (labels: period slack)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left")
+    procs = sorted({r["processors"] for r in rows})
+    nets = sorted({r["network"] for r in rows})
+    fig, axes = plt.subplots(1, len(procs), figsize=(5.2 * len(procs), 4.4), squeeze=False)
+    for ax, p in zip(axes[0], procs, strict=True):
+        for i, net in enumerate(nets):
+            pts = sorted((float(r["period_slack"]), float(r["speedup"]), int(r["total_delay"])) for r in rows
+                         if (r["network"], r["processors"]) == (net, p))
+            ax.plot([x[1] for x in pts], [x[2] for x in pts], marker="o", color=f"C{i}", label=net)
+            for slack, x, y in pts:
+                ax.annotate(f"{slack:g}", (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7,
+                            color=f"C{i}")
+        ax.set_xlabel("speedup over 1-processor sequential")
+        ax.set_ylabel("total gradient delay (summed over layers)")
+        ax.set_title(f"P={p}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("spikepipe: period traded for delay (point labels: period slack)")
     fig.tight_layout()
     tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=120)
+    fig.savefig(tmp, dpi=110)
     plt.close(fig)
     tmp.replace(path)
 

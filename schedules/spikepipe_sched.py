@@ -97,7 +97,6 @@ _PHASE2_NOMINAL_SHARE = (1 - _PHASE1_SHARE - _MARGIN - _COLOCATE_SHARE) * (1 - _
 _SPLIT_SHARE = 0.6
 
 
-
 @dataclass
 class _Budget:
     """Wall seconds per phase of one call and what was cut for time; becomes info["budget"]."""

@@ -203,6 +203,16 @@ def weight_broadcasts(graph: TaskGraph, cluster: Cluster, slots: Sequence[Slot],
             for lay in sorted(holders) for p in sorted(holders[lay] - {updater[lay]})]
 
 
+def broadcast_link_load(graph: TaskGraph, cluster: Cluster, slots: Sequence[Slot],
+                        collectives: Sequence[Collective] = ()) -> dict[tuple[int, int], int]:
+    """Link cycles per period that the weight broadcasts of split layers take."""
+    load: dict[tuple[int, int], int] = defaultdict(int)
+    for _, a, b, nbytes in weight_broadcasts(graph, cluster, slots, collectives):
+        for link in cluster.route(a, b):
+            load[link] += cluster.interconnect.occupancy_cycles(nbytes)
+    return dict(load)
+
+
 def link_loads(schedule: Schedule, cluster: Cluster, graph: TaskGraph | None = None) -> dict[tuple[int, int], int]:
     """Cycles each directed link is busy per period: every cross-processor dependency's bytes on every hop
     of its route, every collective, which occupies all links for its duration, and (given the graph) the weight
@@ -210,9 +220,7 @@ def link_loads(schedule: Schedule, cluster: Cluster, graph: TaskGraph | None = N
     slots = {s.id: s for s in schedule.slots}
     load: dict[tuple[int, int], int] = defaultdict(int)
     if graph is not None:
-        for _, a, b, nbytes in weight_broadcasts(graph, cluster, schedule.slots, schedule.collectives):
-            for link in cluster.route(a, b):
-                load[link] += cluster.interconnect.occupancy_cycles(nbytes)
+        load.update(broadcast_link_load(graph, cluster, schedule.slots, schedule.collectives))
     for d in schedule.dependencies:
         a, b = slots[d.src].processor, slots[d.dst].processor
         if a == b or d.bytes <= 0:

@@ -30,11 +30,11 @@ from typing import Any
 from hwmodels import Cluster
 from schedules.common import (
     assign_lags,
+    broadcast_link_load,
     expected_dependencies,
     gradient_bytes,
     slot_cycles,
     training_order,
-    weight_broadcasts,
 )
 from schedules.order_search import search_slot_orders
 from spikepipe.ir import Dependency, Schedule, Slot, TaskGraph, TaskKind, slot_lag_delays, task_id
@@ -124,15 +124,6 @@ def reduction_dependencies(graph: TaskGraph, cluster: Cluster, slots: list[Slot]
     return out
 
 
-def broadcast_link_load(graph: TaskGraph, cluster: Cluster, slots: list[Slot]) -> dict[tuple[int, int], int]:
-    """Link cycles per period to send each split layer's new weights from its updater to its other holders."""
-    load: dict[tuple[int, int], int] = defaultdict(int)
-    for _, a, b, nbytes in weight_broadcasts(graph, cluster, slots):
-        for link in cluster.route(a, b):
-            load[link] += cluster.interconnect.occupancy_cycles(nbytes)
-    return dict(load)
-
-
 def _priced(graph: TaskGraph, cluster: Cluster, k: list[int], price: _Prices):
     from schedules.common import link_loads
 
@@ -144,7 +135,9 @@ def _priced(graph: TaskGraph, cluster: Cluster, k: list[int], price: _Prices):
     bcast = broadcast_link_load(graph, cluster, slots)
     probe = Schedule("spikepipe", "periodic", cluster.size, max(load.values()), tuple(slots), tuple(deps),
                      (0,) * graph.num_layers)
-    links = link_loads(probe, cluster, graph)  # broadcasts included
+    links = link_loads(probe, cluster)
+    for link, c in bcast.items():  # the broadcasts, priced once above
+        links[link] = links.get(link, 0) + c
     period = max(max(load.values()), max(links.values(), default=0))
     return period, slots, deps, load, links, bcast
 

@@ -65,7 +65,7 @@ CASES = {
                                         limit_train=640, limit_val=500),
                       budget_points=2.0, compensate=(), skip=(("spikepipe", 8), ("pipedream", 4)),
                       only_spectrain=True),
-    # the same check with 10x the grid's images (one seed): does the deep network's gap keep shrinking?
+    # the deep target's check: 10x the deep case's images, so the baseline is closer to converged
     "deep-xl": dict(full=TrainConfig(network="vgg11-28", dataset="fashion-mnist", epochs=2, batch=32, lr=1e-3,
                                      limit_train=20000, limit_val=500, limit_test=5000),
                     quick=TrainConfig(network="vgg11-28", dataset="fashion-mnist", epochs=1, batch=32, lr=5e-4,
@@ -115,6 +115,13 @@ def variant_label(schedule: str, processors: int, comp: str, slack: float = 0.0)
             + ("" if comp == "none" else f" +{comp}"))
 
 
+def _delay_patterns(runs: list[dict]) -> list[int] | str:
+    """The delays a variant's runs used: one list, or each pattern when a schedule solved again (another seed's
+    run, a loaded machine) placed tasks otherwise."""
+    distinct = list(dict.fromkeys(tuple(r["gradient_delays"]) for r in runs))
+    return list(distinct[0]) if len(distinct) == 1 else " or ".join(str(list(d)) for d in distinct)
+
+
 def summarise(rows: list[dict], budgets: dict[str, float]) -> list[dict]:
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
@@ -131,9 +138,7 @@ def summarise(rows: list[dict], budgets: dict[str, float]) -> list[dict]:
             "test_accuracy_std": round(100 * statistics.pstdev(accs), 2),
             "minus_bptt_points": None if diff is None else round(diff, 2),
             "within_budget": None if diff is None else diff >= -budgets[case],
-            # a schedule solved again (another seed's run, a loaded machine) may place tasks otherwise: show each
-            "gradient_delays": (list(distinct[0]) if len(distinct := list(dict.fromkeys(
-                tuple(x["gradient_delays"]) for x in g))) == 1 else " or ".join(str(list(d)) for d in distinct)),
+            "gradient_delays": _delay_patterns(g),
             "step_seconds": round(statistics.mean(
                 x["step_seconds"] or 0 for x in g), 4),
             "wall_seconds": round(sum(x.get("wall_seconds") or 0 for x in g), 1),

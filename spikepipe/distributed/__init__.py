@@ -6,7 +6,7 @@ launch.py   the driver: a trainer whose epochs run on spawned ranks; fault detec
 calibrate.py  measured costs of every task and transfer on this machine, for the simulator's prediction
 """
 
-from spikepipe.distributed.launch import BACKENDS, DistributedError, DistributedPipeline
+from spikepipe.distributed.launch import BACKENDS, DistributedError, DistributedPipeline, make_trainer
 from spikepipe.distributed.plan import PlanError, build_plan
 
-__all__ = ["BACKENDS", "DistributedError", "DistributedPipeline", "PlanError", "build_plan"]
+__all__ = ["BACKENDS", "DistributedError", "DistributedPipeline", "PlanError", "build_plan", "make_trainer"]

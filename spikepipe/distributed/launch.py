@@ -38,7 +38,7 @@ from spikepipe.train.optim import OptimConfig
 log = logging.getLogger(__name__)
 BACKENDS = ("emulate", "gloo", "nccl")
 TIMEOUT_ENV = "SPIKEPIPE_DIST_TIMEOUT"  # seconds without progress before a rank counts as hung
-FAULT_ENV = "SPIKEPIPE_DIST_FAULT"  # test hook "RANK:SLOT:N:exit|hang": that rank exits/hangs at that slot
+FAULT_ENV = "SPIKEPIPE_DIST_FAULT"  # test hook "RANK:SLOT:N:exit|hang[:EPOCH]": that rank exits/hangs there
 _COMM_ERRORS = ("DistBackendError", "DistNetworkError", "DistError", "DistStoreError", "RuntimeError")
 
 
@@ -123,6 +123,7 @@ class DistributedPipeline(TrainerBase):
         self.observed: list[dict[int, int]] = [{} for _ in range(self.num_layers)]
         self.timing: list[EpochTiming] = []
         self._plans: dict[int, Plan] = {}
+        self.last_port, self.last_pids = 0, []  # of the latest epoch's workers (tests check they are gone)
         build_plan(schedule, net.sources, net.residuals, 1, stash=stash)  # refuse unsupported schedules now
 
     def plan(self, num_batches: int) -> Plan:
@@ -162,7 +163,12 @@ class DistributedPipeline(TrainerBase):
             shapes=self._shapes(plan, xs[0], slices), chunk_slices=slices, stash=self.stash,
             compensation=self.compensation, delays=self.delays, anneal_steps=self.anneal_steps, threads=self.threads,
             timeout_s=self.timeout_s + 60.0, fault=os.environ.get(FAULT_ENV) or None)
-        results = Launch(plan, job, self.timeout_s, progress).run()
+        launch = Launch(plan, job, self.timeout_s, progress)
+        self.last_port = job.port
+        try:
+            results = launch.run()
+        finally:
+            self.last_pids = launch.pids
         stats = self._merge(plan, results, num_batches)
         self.step += num_batches
         return stats
@@ -337,3 +343,24 @@ class Launch:
             return DistributedError(f"rank {rank} failed {self._where(status, rank)} ({epoch}): {typ}: {text}; "
                                     f"{tail}")
         return DistributedError(f"the workers exited without reporting ({epoch}); {tail}")
+
+
+def make_trainer(cfg: Any, net: nn.Module, schedule: Schedule | None, total_steps: int,
+                 steps_per_epoch: int) -> DistributedPipeline:
+    """The runner's dispatch point for `--backend gloo|nccl` (cfg is a spikepipe.train.runner.TrainConfig)."""
+    if cfg.backend not in BACKENDS:
+        raise DistributedError(f"unknown backend {cfg.backend!r}; valid: {', '.join(BACKENDS)}")
+    if schedule is None:
+        raise DistributedError(f"--backend {cfg.backend} runs a schedule on its processors; give --schedule NAME "
+                               f"(plain BPTT is one process: use --backend emulate)")
+    if cfg.mode != "exact":
+        raise DistributedError(f"--mode {cfg.mode} is a single-process approximation; the distributed backend "
+                               f"executes the schedule exactly (--mode exact)")
+    if cfg.method != "bptt":
+        raise DistributedError(f"--method {cfg.method} is not supported with --backend {cfg.backend}")
+    if not all(hasattr(net, a) for a in ("blocks", "sources", "residuals")):
+        raise DistributedError(f"the distributed backend places a network's blocks on ranks; model "
+                               f"{type(net).__name__} has no blocks/sources/residuals (use --backend emulate)")
+    return DistributedPipeline(net, cfg.optim(), schedule, total_steps=total_steps, backend=cfg.backend,
+                               stash=cfg.stash, compensation=cfg.compensation, anneal_steps=steps_per_epoch,
+                               threads=cfg.threads)

@@ -57,7 +57,7 @@ class Job:
     anneal_steps: int
     threads: int
     timeout_s: float
-    fault: str | None  # test hook "RANK:SLOT:N:exit|hang"
+    fault: str | None  # test hook "RANK:SLOT:N:exit|hang[:EPOCH]" (epoch counted from 0)
 
 
 def flat(ts: list[torch.Tensor | None], like: list[torch.Tensor]) -> torch.Tensor:
@@ -288,9 +288,10 @@ class Rank:
     def _fault(self, event: int) -> None:
         if not self.job.fault:
             return
-        rank, slot, n, action = self.job.fault.split(":")
+        rank, slot, n, action, *epoch = self.job.fault.split(":")
         e = self.plan.events[event]
-        if int(rank) == self.rank and slot == e.slot and int(n) == e.n:
+        if int(rank) == self.rank and slot == e.slot and int(n) == e.n and int((epoch or [self.job.epoch])[0]) == \
+                self.job.epoch:
             if action == "hang":
                 time.sleep(3600)
             os._exit(17)

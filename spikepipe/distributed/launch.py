@@ -239,7 +239,8 @@ class Launch:
         for r in range(P):
             status[r * worker.STATUS_FIELDS + 2] = 0
         q = ctx.Queue()
-        procs = [ctx.Process(target=worker.main, args=(r, self.job, status, q), daemon=True) for r in range(P)]
+        job = worker.dumps(self.job)
+        procs = [ctx.Process(target=worker.main, args=(r, job, status, q), daemon=True) for r in range(P)]
         try:
             for p in procs:
                 p.start()
@@ -271,7 +272,7 @@ class Launch:
             try:
                 msg = q.get(timeout=0.1)
                 if msg[0] == "done":
-                    results[msg[1]] = msg[2]
+                    results[msg[1]] = worker.loads(msg[2])
                 else:
                     errors[msg[1]] = msg[2:]
             except queue_mod.Empty:

@@ -28,7 +28,8 @@ import schedules  # noqa: E402
 from spikepipe import zoo  # noqa: E402
 from spikepipe.distributed import DistributedPipeline  # noqa: E402
 from spikepipe.distributed.calibrate import (  # noqa: E402
-    NS, measure_link, measure_tasks, measured_cluster, measured_graph, predict_seconds)
+    NS, executor_schedule, in_run_schedule, measure_link, measure_tasks, measured_cluster, measured_graph,
+    predict_seconds, simulated_seconds)
 from spikepipe.io import write_json  # noqa: E402
 from spikepipe.train.bptt import PlainBPTT  # noqa: E402
 from spikepipe.train.data import batch_order, load_dataset  # noqa: E402
@@ -94,11 +95,17 @@ def main() -> int:
         pred = predict_seconds(s, graph, cluster, costs)
         trainer = DistributedPipeline(net, optim, s, total_steps=N)
         trainer.run_epoch(get_batch, N)
-        meas = trainer.timing[-1].seconds_per_minibatch
+        timing = trainer.timing[-1]
+        meas = timing.seconds_per_minibatch
+        in_run = simulated_seconds(in_run_schedule(s, trainer.plan(N), trainer.last_timings), graph, cluster)
+        busy = sum(timing.compute_seconds.values()) / N  # all ranks' computation per minibatch
+        calibrated = sum(sl.duration_cycles for sl in executor_schedule(s, costs).slots) / NS
         rows.append({"network": args.network, "schedule": name, "processors": args.processors,
                      "microbatches": s.microbatches, "planned_ms": round(s.period_cycles / NS * 1e3, 3),
                      "predicted_ms": round(pred * 1e3, 3), "measured_ms": round(meas * 1e3, 3),
-                     "error": round((pred - meas) / meas, 4),
+                     "error": round((pred - meas) / meas, 4), "in_run_predicted_ms": round(in_run * 1e3, 3),
+                     "in_run_error": round((in_run - meas) / meas, 4),
+                     "compute_inflation": round(busy / calibrated, 3),
                      "predicted_speedup": round(seq_pred / pred, 3), "measured_speedup": round(seq_s / meas, 3),
                      "gradient_delays": list(s.gradient_delays), "measured_delays": list(trainer.measured_delays)})
         print(rows[-1], flush=True)
@@ -106,12 +113,14 @@ def main() -> int:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    lines = ["| schedule | P | micro-batches | predicted ms/minibatch | measured ms/minibatch | error | "
-             "predicted speedup | measured speedup | delays |", "|" + "---|" * 9]
+    lines = ["| schedule | P | micro-batches | predicted ms/minibatch (calibrated) | measured ms/minibatch | error | "
+             "predicted from in-run task times | error | task time in run / calibrated | "
+             "predicted speedup | measured speedup | delays |", "|" + "---|" * 12]
     for r in rows:
         lines.append(f"| {r['schedule']} | {r['processors']} | {r['microbatches']} | {r['predicted_ms']:.2f} | "
-                     f"{r['measured_ms']:.2f} | {100 * r['error']:+.1f}% | {r['predicted_speedup']:.2f} | "
-                     f"{r['measured_speedup']:.2f} | {r['measured_delays']} |")
+                     f"{r['measured_ms']:.2f} | {100 * r['error']:+.1f}% | {r['in_run_predicted_ms']:.2f} | "
+                     f"{100 * r['in_run_error']:+.1f}% | {r['compute_inflation']:.2f}x | "
+                     f"{r['predicted_speedup']:.2f} | {r['measured_speedup']:.2f} | {r['measured_delays']} |")
     lines.append(f"\n1-process BPTT: {seq_s * 1e3:.2f} ms/minibatch measured, {seq_pred * 1e3:.2f} ms as the sum "
                  f"of the calibrated tasks; link {link.latency_s * 1e6:.0f} us + {link.bytes_per_s / 1e9:.2f} "
                  f"GB/s; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")

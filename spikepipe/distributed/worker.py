@@ -48,8 +48,9 @@ class Job:
     weights: list[dict[str, torch.Tensor]]  # the epoch's start weights (the pipeline is drained between epochs)
     opt_states: list[dict]
     plan: Plan
-    xs: torch.Tensor  # [N, T, B, ...] the epoch's encoded inputs
-    ys: torch.Tensor  # [N, B]
+    xs: torch.Tensor | None  # [N, T, B, ...] the epoch's encoded inputs (only on ranks that read them)
+    ys: torch.Tensor | None  # [N, B] labels (only on ranks that compute the loss)
+    batch: int
     shapes: dict[tuple[int, int], tuple[int, ...]]  # (layer, chunk) -> output shape
     chunk_slices: tuple[tuple[int, int], ...]
     stash: bool
@@ -234,7 +235,7 @@ class Rank:
             logits = o.mean(0)
             loss = F.cross_entropy(logits, y)
             if self.plan.chunks > 1:  # a shard's share of the minibatch mean
-                loss = loss * ((hi - lo) / self.job.ys.shape[1])
+                loss = loss * ((hi - lo) / self.job.batch)
             check = EpochStats()
             check.add(loss.detach(), logits.detach(), y, self.job.base_step + n)  # raises on a diverged loss
             self.stats.append((n, c, float(loss.detach()), check.correct, check.samples))
@@ -366,9 +367,20 @@ def loads(data: bytes) -> Any:
     return torch.load(io.BytesIO(data), weights_only=False)
 
 
-def main(rank: int, job_bytes: bytes, status: Any, queue: Any) -> None:
+def input_ranks(plan: Plan, net: nn.Module) -> tuple[set[int], set[int]]:
+    """Ranks that read the network input (F or recomputing B of a block fed by it) and ranks that compute the
+    loss (B of the last block)."""
+    fed = {i for i in range(plan.num_layers) if -1 in (net.sources[i], net.residuals[i])}
+    xr = {e.rank for e in plan.events if e.layer in fed and e.kind in ("F", "B")}
+    yr = {e.rank for e in plan.events if e.layer == plan.num_layers - 1 and e.kind == "B"}
+    return xr, yr
+
+
+def main(rank: int, job_bytes: bytes, xs: torch.Tensor | None, ys: torch.Tensor | None, status: Any,
+         queue: Any) -> None:
     """Entry point of a spawned rank: rendezvous on loopback, run the epoch, report, leave."""
     job: Job = loads(job_bytes)
+    job.xs, job.ys = xs, ys
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     torch.set_num_threads(job.threads)
     torch.use_deterministic_algorithms(True, warn_only=True)

@@ -1,5 +1,5 @@
-"""Flush schedules: `gpipe`, `1f1b` (PipeDream-Flush), `interleaved-1f1b` (Megatron virtual stages) and
-`zero-bubble` (ZB-H1, B and W split).
+"""Flush schedules: `gpipe`, `1f1b` (PipeDream-Flush), `interleaved-1f1b` (Megatron virtual stages, depth chosen
+per case), `zero-bubble` (ZB-H1, B and W split) and `zb-v` (ZB-V: two chunks per processor in a V).
 
 The minibatch is split into m micro-batches; every slot is priced by the cost model at fraction 1/m (smaller
 GEMMs, worse array fill). Each processor runs a fixed sequence of (task, micro-batch) items in the order the
@@ -138,12 +138,13 @@ def one_f_one_b_orders(ranges: Sequence[tuple[int, int]], m: int) -> Orders:
 
 
 def zb_h1_orders(ranges: Sequence[tuple[int, int]], m: int, share: float = 1.0) -> Orders:
-    """1F1B with each backward split into B and W; stage k defers its W by share*(p-1-k) micro-batches so that
-    the W passes fill the cool-down bubble (ZB-H1 keeps 1F1B's activation memory)."""
+    """1F1B with each backward split into B and W; stage k defers its W by share*k micro-batches (ZB-H1, Qi et al.
+    2023: the later a stage, the longer its cool-down bubble, which the deferred W passes fill; it keeps 1F1B's
+    activation memory). On p equal stages with share 1 the iteration is m(F+B+W) + (p-1)(F+B-W)."""
     p = len(ranges)
     orders: Orders = {}
     for k, r in enumerate(ranges):
-        w, defer = min(p - 1 - k, m), round(share * (p - 1 - k))
+        w, defer = min(p - 1 - k, m), round(share * k)
         seq = [i for mb in range(w) for i in _fwd(r, mb)]
         done_w = 0
         for i in range(m):
@@ -214,7 +215,10 @@ def stage_counts(graph: TaskGraph, cluster: Cluster) -> list[int]:
     More stages than the network has balanced work for only add bubble and transfers (vgg11's 1F1B on 11 stages,
     one per layer, is 2.7% slower than on 8), so a user with P processors would also try fewer.
     """
-    most = min(cluster.size, graph.num_layers)
+    return _down_to_a_quarter(min(cluster.size, graph.num_layers))
+
+
+def _down_to_a_quarter(most: int) -> list[int]:
     return sorted({most} | {1 << k for k in range(most.bit_length()) if most <= 4 * (1 << k) < 4 * most},
                   reverse=True)
 
@@ -249,18 +253,104 @@ def zero_bubble(graph: TaskGraph, cluster: Cluster, **options: Any) -> Schedule:
     return best
 
 
+def zbv_orders(ranges: Sequence[tuple[int, int]], p: int, m: int) -> Orders:
+    """ZB-V (Qi et al. 2023, section 6): 2p chunks in a V, chunk k and chunk 2p-1-k on processor k, so the loss
+    and the first forward share processor 0; B and W split. Warm-up runs 2(p-k)-1 forwards of the first chunk,
+    then k pairs (second, first), then p-k rounds of F, B, W on the second chunk; the steady state alternates
+    F B W on both chunks; the cool-down runs the B passes first and fills the tail with the W passes. Built for
+    max(m, 2p-1) micro-batches (what the pattern needs to fill) and cut back to m."""
+    n = max(m, 2 * p - 1)
+    orders: Orders = {}
+    for k in range(p):
+        first, second = ranges[k], ranges[2 * p - 1 - k]
+        nxt = {"F0": 0, "F1": 0, "B0": 0, "B1": 0, "W0": 0, "W1": 0}
+        seq: list[Item] = []
+
+        def put(op: str, chunk: int, seq: list[Item] = seq, nxt: dict[str, int] = nxt,
+                first: tuple[int, int] = first, second: tuple[int, int] = second) -> None:
+            mb, r = nxt[f"{op}{chunk}"], (first, second)[chunk]
+            nxt[f"{op}{chunk}"] += 1
+            seq.extend(_fwd(r, mb) if op == "F" else _bwd(r, mb, op))
+
+        for _ in range(2 * (p - k) - 1):
+            put("F", 0)
+        for _ in range(k):
+            put("F", 1)
+            put("F", 0)
+        for _ in range(p - k):
+            for op in "FBW":
+                put(op, 1)
+        while nxt["F1"] < nxt["F0"] or nxt["F0"] < n:
+            if nxt["F0"] < n:
+                put("F", 0)
+            for chunk in (0, 1):
+                if chunk:
+                    put("F", 1)
+                put("B", chunk)
+                put("W", chunk)
+        for _ in range(k):
+            put("B", 0)
+            put("B", 1)
+        for _ in range(p - k):
+            put("B", 0)
+            put("W", 0)
+        for chunk in (1, 0):
+            while nxt[f"W{chunk}"] < nxt[f"B{chunk}"]:
+                put("W", chunk)
+        orders[k] = [it for it in seq if it[1] < m]
+    return orders
+
+
+def _one_chunk_per_stage(name: str, graph: TaskGraph, cluster: Cluster, options: dict[str, Any],
+                         fallback: Callable[..., Schedule], why: str) -> Schedule:
+    s = fallback(graph, cluster, **{k: x for k, x in options.items() if k == "microbatches"})
+    return replace(s, name=name, info={**s.info, "virtual_stages": 1, "note": why})
+
+
 def interleaved_1f1b(graph: TaskGraph, cluster: Cluster, **options: Any) -> Schedule:
+    """Megatron's interleaved 1F1B with the interleaving depth v that gives the shortest iteration, from 1 (plain
+    1F1B) up to what the layer count allows (v*p chunks of at least one layer each), unless `virtual_stages` fixes
+    it; v=1 also when the batch is smaller than p."""
     name = "interleaved-1f1b"
     check_options(name, options, ("microbatches", "virtual_stages"))
     p = min(cluster.size, graph.num_layers)
-    v = positive_int_option(name, "virtual_stages", options.get("virtual_stages", 2))
-    v = max(1, min(v, graph.num_layers // p))
-    if v == 1 or graph.batch < p:
-        s = one_f_one_b(graph, cluster, **{k: x for k, x in options.items() if k == "microbatches"})
-        return replace(s, name=name, info={**s.info, "virtual_stages": 1,
-                                           "note": "too few layers or samples to interleave; plain 1F1B"})
-    chunk_proc = [c % p for c in range(p * v)]
-    ranges = stage_ranges(graph, cluster, p * v, chunk_proc)
-    ms = _candidates(name, graph, p, options, multiple=p)
-    return _best(name, graph, cluster, ms, lambda m: interleaved_orders(ranges, p, v, m),
-                 {"stages": [list(r) for r in ranges], "virtual_stages": v})
+    most = graph.num_layers // p
+    if "virtual_stages" in options:
+        depths = [max(1, min(positive_int_option(name, "virtual_stages", options["virtual_stages"]), most))]
+    else:
+        depths = list(range(1, most + 1))
+    if graph.batch < p:
+        depths = [1]
+    runs = []
+    for v in depths:
+        if v == 1:
+            runs.append(_one_chunk_per_stage(name, graph, cluster, options, one_f_one_b,
+                                             "one chunk per processor: plain 1F1B"))
+            continue
+        ranges = stage_ranges(graph, cluster, p * v, [c % p for c in range(p * v)])
+        ms = _candidates(name, graph, p, options, multiple=p)
+        runs.append(_best(name, graph, cluster, ms, lambda m, r=ranges, v=v: interleaved_orders(r, p, v, m),
+                          {"stages": [list(r) for r in ranges], "virtual_stages": v}))
+    best = min(runs, key=lambda s: s.period_cycles)  # ties: the smallest v (first), the least interleaving
+    return replace(best, info={**best.info, "virtual_stages_tried": depths})
+
+
+def zb_v(graph: TaskGraph, cluster: Cluster, **options: Any) -> Schedule:
+    """ZB-V with two chunks per processor in a V on p processors, p from min(P, L/2) down to a quarter of that (as
+    the other flush schedules try fewer stages), the shortest iteration kept; ZB-H1 when the network has fewer
+    than 2 layers (or the batch is smaller than the processors a V would use)."""
+    name = "zb-v"
+    check_options(name, options, ("microbatches",))
+    most = min(cluster.size, graph.num_layers // 2)
+    if most < 1 or graph.batch < most:
+        return _one_chunk_per_stage(name, graph, cluster, options, zero_bubble,
+                                    "too few layers or samples for a V: ZB-H1")
+    runs = []
+    for p in _down_to_a_quarter(most):
+        chunk_proc = [c if c < p else 2 * p - 1 - c for c in range(2 * p)]
+        ranges = stage_ranges(graph, cluster, 2 * p, chunk_proc)
+        ms = _candidates(name, graph, p, options)
+        runs.append(_best(name, graph, cluster, ms, lambda m, r=ranges, p=p: zbv_orders(r, p, m),
+                          {"stages": [list(r) for r in ranges], "virtual_stages": 2}))
+    best = min(runs, key=lambda s: s.period_cycles)
+    return replace(best, info={**best.info, "processor_counts_tried": [len(s.info["stages"]) // 2 for s in runs]})

@@ -63,7 +63,7 @@ log = logging.getLogger(__name__)
 
 _OPTIONS = ("time_limit_s", "workers", "seed", "period_slack", "compare", "deterministic", "deterministic_time_s",
             "search_evaluations", "split", "max_parts")
-_COMPARE = ("sequential", "gpipe", "1f1b", "interleaved-1f1b", "zero-bubble", "pipedream", "layerpipe")
+_COMPARE = ("sequential", "gpipe", "1f1b", "interleaved-1f1b", "zero-bubble", "zb-v", "pipedream", "layerpipe")
 # cheap periodic baselines, always built whatever the time: phase 2 is seeded from them and the guarantee rests
 # on them; the flush ones cost seconds at a few hundred tasks (a whole iteration is replayed per micro-batch count)
 _ALWAYS = ("sequential", "pipedream", "layerpipe")

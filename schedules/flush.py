@@ -5,14 +5,15 @@ The minibatch is split into m micro-batches; every slot is priced by the cost mo
 GEMMs, worse array fill). Each processor runs a fixed sequence of (task, micro-batch) items in the order the
 method prescribes, each item starting when its processor is free and its inputs have arrived; the period is the
 whole iteration (the flush), all lags and gradient delays are 0. Transfers between processors queue for every
-link of their route (each takes the earliest gap in the link's timetable, then pays the hop latency), so a stage
-split that sends more bytes than a link can carry stretches the iteration instead of overloading the link. Unless `microbatches` is given, m is chosen
+link of their route first come, first served in time order, then pay the hop latency, as the replay serves
+them, so the claimed iteration is the replay's; a stage split that sends more bytes than a link can carry
+stretches the iteration instead of overloading the link. Unless `microbatches` is given, m is chosen
 from {P, 2P, 4P} (at most the batch size) to give the shortest period, which is the fair way to set a baseline.
 """
 
 from __future__ import annotations
 
-import bisect
+import heapq
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -34,76 +35,109 @@ Item = tuple[str, int]  # (task id, micro-batch)
 Orders = dict[int, list[Item]]
 
 
-class LinkTimetable:
-    """Busy intervals per directed link. Items are placed processor by processor, not in time order, so a
-    transfer takes the earliest gap long enough for it rather than queueing behind everything booked so far."""
+class _Links:
+    """Links served first come, first served in request order, as the replay's DMA serves them: requests are booked
+    in time order (the executor hands them over only when no earlier request can still appear). Requests made at
+    the same cycle on one link take the link back to back in an order this model does not know (the replay's
+    event order decides it), so every one of them is given the group's last arrival: on one-hop routes the link is
+    free at the same time whatever the order, and a consumer scheduled at the group's end is on time in any."""
 
     def __init__(self, cluster: Cluster) -> None:
-        self._cluster = cluster
-        self._busy: dict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)
+        self._route = cluster.route
+        self._occ = cluster.interconnect.occupancy_cycles
+        self._lat = cluster.interconnect.link_latency_cycles
+        self._free: dict[tuple[int, int], int] = defaultdict(int)
+        self._pending: list[tuple[int, int, tuple[int, int], int, Any]] = []  # (time, seq, link, occ, ticket)
+        self._seq = 0
 
-    def _book(self, link: tuple[int, int], earliest: int, cycles: int) -> int:
-        busy = self._busy[link]
-        start = earliest
-        i = bisect.bisect_right(busy, (earliest, 1 << 62)) - 1
-        i = max(i, 0)
-        while i < len(busy):
-            s, e = busy[i]
-            if e <= start:
-                i += 1
-                continue
-            if s >= start + cycles:
-                break
-            start = e
-            i += 1
-        bisect.insort(busy, (start, start + cycles))
-        return start
+    def request(self, src: int, dst: int, nbytes: int, t: int, ticket: Any) -> int | None:
+        """Ask for a transfer ready at t; returns its arrival now if it needs no link time, else None (book later)."""
+        route = self._route(src, dst)
+        occ = self._occ(nbytes)
+        if occ == 0:
+            return t + len(route) * self._lat
+        self._push(t, route, 0, occ, ticket)
+        return None
 
-    def transfer(self, src: int, dst: int, nbytes: int, ready_cycles: int) -> int:
-        """Book nbytes from src (available at ready_cycles) to dst; returns the arrival time at dst."""
-        if src == dst:
-            return ready_cycles
-        net = self._cluster.interconnect
-        occ, t = net.occupancy_cycles(nbytes), ready_cycles
-        for link in self._cluster.route(src, dst):
-            if occ > 0:
-                t = self._book(link, t, occ) + occ
-            t += net.link_latency_cycles
-        return t
+    def _push(self, t: int, route: tuple[tuple[int, int], ...], hop: int, occ: int, ticket: Any) -> None:
+        heapq.heappush(self._pending, (t, self._seq, (route, hop), occ, ticket))
+        self._seq += 1
+
+    def earliest(self) -> int | None:
+        return self._pending[0][0] if self._pending else None
+
+    def book_next(self) -> list[tuple[Any, int]]:
+        """Book every request of the earliest pending cycle; returns (ticket, arrival) of the transfers done."""
+        t = self._pending[0][0]
+        now: list[tuple[int, tuple[tuple[tuple[int, int], ...], int], int, Any]] = []
+        while self._pending and self._pending[0][0] == t:
+            _, seq, where, occ, ticket = heapq.heappop(self._pending)
+            now.append((seq, where, occ, ticket))
+        by_link: dict[tuple[int, int], list] = defaultdict(list)
+        for item in now:
+            route, hop = item[1]
+            by_link[route[hop]].append(item)
+        done = []
+        for link, group in by_link.items():
+            start = max(t, self._free[link])
+            end = start + sum(occ for _, _, occ, _ in group)
+            self._free[link] = end
+            for _, (route, hop), occ, ticket in group:
+                ready = end + self._lat
+                if hop + 1 < len(route):
+                    self._push(ready, route, hop + 1, occ, ticket)
+                else:
+                    done.append((ticket, ready))
+        return done
 
 
 def execute(graph: TaskGraph, cluster: Cluster, orders: Orders, m: int) -> list[Slot]:
-    """Place every processor's items in its order, as early as processor, inputs and links allow."""
+    """Place every processor's items in its order, as early as processor, inputs and links allow, in time order so
+    that links serve transfers in the order they are asked for (the replay's order)."""
     frac = 1.0 / m
-    links = LinkTimetable(cluster)
-    end: dict[Item, tuple[int, int]] = {}
+    links = _Links(cluster)
+    arrival: dict[tuple[Item, str], int] = {}  # (producer item, consumer task) -> data at the consumer's processor
+    proc_of_task: dict[Item, int] = {it: p for p, seq in orders.items() for it in seq}
     free: dict[int, int] = defaultdict(int)
     idx: dict[int, int] = defaultdict(int)
     slots: list[Slot] = []
     remaining = sum(len(o) for o in orders.values())
     while remaining:
-        progress = False
-        for p, seq in orders.items():
-            while idx[p] < len(seq):
-                tid, mb = seq[idx[p]]
-                preds = graph.predecessors(tid)
-                if any((u, mb) not in end for u in preds):
-                    break
-                ready = 0
-                for u in preds:
-                    q, e = end[(u, mb)]
-                    ready = max(ready, links.transfer(q, p, ceil(graph.edge_bytes(u, tid) * frac), e))
-                d = slot_cycles(graph, cluster, tid, p, frac)
-                st = max(free[p], ready)
-                slots.append(Slot(tid, p, st, d, microbatch=mb, fraction=frac))
-                end[(tid, mb)] = (p, st + d)
-                free[p] = st + d
-                idx[p] += 1
-                remaining -= 1
-                progress = True
-        if not progress:
+        moved = True
+        while moved:
+            moved = False
+            for p, seq in orders.items():
+                while idx[p] < len(seq):
+                    tid, mb = seq[idx[p]]
+                    preds = graph.predecessors(tid)
+                    if any(((u, mb), tid) not in arrival for u in preds):
+                        break
+                    d = slot_cycles(graph, cluster, tid, p, frac)
+                    st = max([free[p]] + [arrival[((u, mb), tid)] for u in preds])
+                    slots.append(Slot(tid, p, st, d, microbatch=mb, fraction=frac))
+                    free[p] = st + d
+                    for v in graph.successors(tid):
+                        q = proc_of_task.get((v, mb))
+                        if q is None:
+                            continue
+                        if q == p:
+                            arrival[((tid, mb), v)] = st + d
+                            continue
+                        at = links.request(p, q, ceil(graph.edge_bytes(tid, v) * frac), st + d, ((tid, mb), v))
+                        if at is not None:
+                            arrival[((tid, mb), v)] = at
+                    idx[p] += 1
+                    remaining -= 1
+                    moved = True
+        if not remaining:
+            break
+        if links.earliest() is None:
             stuck = {p: seq[idx[p]] for p, seq in orders.items() if idx[p] < len(seq)}
             raise ScheduleError(f"flush order deadlocks; next items per processor: {stuck}")
+        # every item that could start without a pending transfer has been placed and ends after the earliest
+        # pending request, so no earlier request can still appear: book that cycle's requests
+        for ticket, at in links.book_next():
+            arrival[ticket] = at
     return slots
 
 

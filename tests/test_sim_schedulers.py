@@ -26,11 +26,9 @@ def test_simulated_period_equals_the_claimed_period(name, graph_name, procs):
     assert r.simulated_period_cycles == s.period_cycles
     assert r.late_slots == 0
     assert r.gradient_delays == s.gradient_delays  # observed weight versions agree with the lags
-    # shared links: contention can only delay
+    # shared links: the claim already counts the queueing (periodic lags and flush executor serve them FCFS)
     shared = simulate(s, c, graph=g)
-    assert shared.simulated_period_cycles >= s.period_cycles
-    if s.kind == "periodic" or "skip" not in graph_name:
-        assert shared.simulated_period_cycles == s.period_cycles
+    assert shared.simulated_period_cycles == s.period_cycles
 
 
 def bubble(tf: int, tb: int, tw: int, p: int, m: int) -> float:

@@ -137,10 +137,16 @@ class _Layer:
     neuron: NeuronSpec | None = None
     post: list[PostOp] = field(default_factory=list)
     sites: set[Any] = field(default_factory=set)
+    modules: list[str] = field(default_factory=list)
+
+    def own(self, path: str) -> None:
+        if path and path not in self.modules:
+            self.modules.append(path)
 
     def spec(self) -> LayerSpec:
         return LayerSpec(self.index, self.name, self.op, self.in_shape, self.out_shape,  # type: ignore[arg-type]
-                         neuron=self.neuron, post_ops=tuple(self.post), inputs=self.inputs, **self.params)
+                         neuron=self.neuron, post_ops=tuple(self.post), inputs=self.inputs,
+                         modules=tuple(self.modules), **self.params)
 
 
 def _conv_params(m: Any, name: str) -> dict[str, Any]:
@@ -295,6 +301,7 @@ class _Tracer(TorchFunctionMode):
                                     "dilation": m.dilation, "groups": m.groups, "bias": m.bias is not None}, path)
                       if kind == "conv" else {"bias": m.bias is not None})
             idx = self.synapse(("module", id(module)), path, kind, x, y, params, src)
+            self.layers[idx].own(path)
             self.tag_all(out, idx)
             return
         if src == INPUT:
@@ -308,6 +315,7 @@ class _Tracer(TorchFunctionMode):
         self.tag_all(out, src)
         if site in lay.sites:  # a time loop calling the same op again
             return
+        lay.own(path)
         if kind == "neuron":
             self.post_op(site, src, None, self.neurons[path])
         elif kind == "batchnorm":
@@ -365,6 +373,8 @@ class _Tracer(TorchFunctionMode):
             idx = self.synapse(("weight", id(w)), pname, "conv", x, out, params, src)
         else:
             idx = self.synapse(("weight", id(w)), pname, "linear", x, out, {"bias": b is not None}, src)
+        if id(w) in self.param_names:
+            self.layers[idx].own(pname)
         self.tag_all(out, idx)
 
     def add(self, tags: list[int], out: torch.Tensor) -> None:

@@ -88,6 +88,9 @@ class LayerSpec:
     neuron: NeuronSpec | None = None
     post_ops: tuple[PostOp, ...] = ()
     inputs: tuple[int, ...] = (-1,)  # layers feeding the synaptic op; -1 is the network input
+    # module paths that make up the layer in the user's model (synaptic op, its neuron, norm / pool modules it
+    # owns), in call order: the trainer reads which parameters belong to which layer from these
+    modules: tuple[str, ...] = ()
 
     @property
     def output_shape(self) -> tuple[int, ...]:

@@ -233,3 +233,18 @@ def test_model_that_fails_on_its_input_is_a_trace_error() -> None:
         trace(model, torch.rand(2, 1, 4))
     with pytest.raises(TraceError, match="nn.Module"):
         trace(object(), torch.rand(2))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", zoo.names())
+def test_layer_modules_cover_every_parameter_once(name):
+    """LayerSpec.modules names the modules of each layer: together they own every parameter of the model
+    (the trainer groups parameters per layer from them), and no module belongs to two layers."""
+    model, x = zoo.build(name, timesteps=T, batch=B)
+    layers = trace(model, x)
+    owned = [p for s in layers for p in s.modules]
+    assert len(owned) == len(set(owned))
+    for s in layers:
+        assert s.modules[0] == s.name
+    params = {n for n, _ in model.named_parameters()}
+    covered = {n for n in params if any(n.startswith(m + ".") for m in owned)}
+    assert covered == params

@@ -201,10 +201,12 @@ class _Doubler(nn.Module):
 
 @pytest.mark.parametrize(("middle", "pattern"), [
     (TimeDistributed(nn.ReLU()), r"middle\.module \(ReLU\).*'relu'"),
-    (TimeDistributed(nn.Conv1d(4, 4, 3)), r"middle\.module \(Conv1d\) has weights"),
+    (TimeDistributed(nn.ConvTranspose2d(4, 4, 3)), r"middle\.module \(ConvTranspose2d\) has "
+                                                   r"weights.*supported: Conv1d, Conv2d"),
     (nn.LSTM(4, 4), r"middle \(LSTM\) has weights"),
     (_Doubler(), r"middle \(_Doubler\).*'mul'"),
-    (TimeDistributed(nn.LayerNorm([4, 6, 6])), r"middle\.module \(LayerNorm\) has weights"),
+    (TimeDistributed(nn.GroupNorm(2, 4)), r"middle\.module \(GroupNorm\) has "
+                                          r"weights"),
 ])
 def test_unsupported_modules_give_a_clear_error(middle: nn.Module, pattern: str) -> None:
     with pytest.raises(UnsupportedLayerError, match=pattern) as info:

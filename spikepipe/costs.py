@@ -84,8 +84,8 @@ def _post_vector(layer: LayerSpec, batch: int, timesteps: int, backward: bool) -
     work: list[VectorWork] = []
     out_e = _elems(layer.out_shape) * batch
     for p in layer.post_ops:
-        if p.kind == "batchnorm":
-            work.append(VectorWork("batchnorm_bwd" if backward else "batchnorm_fwd", _elems(p.in_shape) * batch,
+        if p.kind in ("batchnorm", "layernorm"):
+            work.append(VectorWork(f"{p.kind}_bwd" if backward else f"{p.kind}_fwd", _elems(p.in_shape) * batch,
                                    timesteps))
         elif p.kind == "add":
             work.append(VectorWork("add_bwd" if backward else "add", _elems(p.in_shape) * batch, timesteps))
@@ -135,7 +135,8 @@ def build_task_graph(layers: Sequence[LayerSpec], *, batch: int, timesteps: int,
         saved = ceil(in_e / 8) if input_spikes else in_e * prec.word_bytes  # X for dW
         if layer.neuron is not None:  # u_t (or the surrogate) and any other state, per step, for BPTT
             saved += _elems(layer.out_shape) * bt * prec.word_bytes * layer.neuron.state_vars
-        saved += sum(_elems(p.in_shape) * bt * prec.word_bytes for p in layer.post_ops if p.kind == "batchnorm")
+        saved += sum(_elems(p.in_shape) * bt * prec.word_bytes for p in layer.post_ops
+                     if p.kind in ("batchnorm", "layernorm"))
         tasks.append(Task(task_id(TaskKind.F, i), i, TaskKind.F, (fwd,), tuple(f_vec), activation_bytes=saved))
         # B
         b_vec = _post_vector(layer, batch, timesteps, backward=True)
@@ -148,7 +149,9 @@ def build_task_graph(layers: Sequence[LayerSpec], *, batch: int, timesteps: int,
         w_gemm = Gemm(s.k, m, s.n, "k", s.groups)
         tasks.append(Task(task_id(TaskKind.W, i), i, TaskKind.W, (w_gemm,),
                           (VectorWork("sgd_update", weights, 1, per_batch=False),)))
-        norm_params = sum(2 * p.in_shape[0] for p in layer.post_ops if p.kind == "batchnorm")
+        # affine parameters: per channel for batchnorm, per element of the last dim for layernorm
+        norm_params = sum(2 * (p.in_shape[0] if p.kind == "batchnorm" else p.in_shape[-1])
+                          for p in layer.post_ops if p.kind in ("batchnorm", "layernorm"))
         wb = (weights + norm_params) * prec.weight_bytes
         memory.append(LayerMemory(wb, wb * prec.optimizer_state_words))
         # edges

@@ -210,3 +210,14 @@ def test_an_undecidable_example_asks_for_timesteps_and_batch() -> None:
     assert (trace_model(model, x, timesteps=6, batch=2).layout.timesteps_source) == "--timesteps"
     with pytest.raises(LayoutError, match="= 10"):
         trace_model(model, x, timesteps=5, batch=2)
+
+
+def test_one_call_of_a_single_step_network_asks_for_t_and_multi_step_batch_one_does_not() -> None:
+    """A neuron that receives [B, ...] steps once per call: [8, 1, 28, 28] is 8 samples, not T=8 and B=1."""
+    net = _sj_net(1)
+    with pytest.raises(LayoutError, match="single-step"):
+        trace_model(net, torch.rand(8, 1, 28, 28))
+    assert trace_model(net, torch.rand(8, 1, 28, 28), timesteps=6).layout.timesteps == 6
+    functional.set_step_mode(net, "m")
+    lay = trace_model(net, torch.rand(8, 1, 1, 28, 28)).layout
+    assert (lay.style, lay.timesteps, lay.batch) == ("multi-step", 8, 1)

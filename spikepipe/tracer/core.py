@@ -67,6 +67,7 @@ class _Layer:
     leads: set[int] = field(default_factory=set)  # leading elements (samples x steps) per call
     first_shape: tuple[int, ...] = ()
     sample_rank: int = 1
+    neuron_lead_rank: int = 0  # leading (time / batch) dims of the neuron's input on its first call; 0 unknown
 
     def own(self, path: str) -> None:
         if path and path not in self.modules:
@@ -74,7 +75,7 @@ class _Layer:
 
     def run(self) -> LayerRun:
         return LayerRun(self.name, self.in_shape, self.calls, frozenset(self.leads), self.first_shape,
-                        self.sample_rank)
+                        self.sample_rank, self.neuron_lead_rank)
 
     def spec(self) -> LayerSpec:
         return LayerSpec(self.index, self.name, self.op, self.in_shape, self.out_shape,  # type: ignore[arg-type]
@@ -275,6 +276,8 @@ class _Tracer(TorchFunctionMode):
             return
         lay.own(path)
         if kind == "neuron":
+            if lay.cur_shape == lay.out_shape:  # straight after the synapse: its per-sample rank applies
+                lay.neuron_lead_rank = x.dim() - lay.sample_rank
             self.post_op(site, src, None, self.neurons[path])
         elif kind in ("batchnorm", "layernorm"):
             self.post_op(site, src, PostOp(kind, lay.cur_shape, lay.cur_shape))

@@ -53,6 +53,7 @@ class LayerRun:
     leads: frozenset[int]
     first_shape: tuple[int, ...] = ()  # full shape of the tensor the op received on its first call
     sample_rank: int = 1  # trailing dims of that tensor that are one sample's (conv2d 3, conv1d 2, linear 1)
+    neuron_lead_rank: int = 0  # leading dims of the tensor its neuron received (2: [T, B, ...], 1: [B, ...])
 
 
 def infer(runs: list[LayerRun], example_shape: tuple[int, ...], *, timesteps: int | None = None,
@@ -71,7 +72,8 @@ def infer(runs: list[LayerRun], example_shape: tuple[int, ...], *, timesteps: in
             raise LayoutError(f"module {r.name} runs {other} sample-steps per forward while the first layer "
                               f"{first.name} runs {steps}: a layer outside the time loop (e.g. a readout on spikes "
                               f"summed over time) is not supported; apply it at every step")
-    layout = _from_example(first, example_shape, n, lead)
+    rank = next((r.neuron_lead_rank for r in runs if r.neuron_lead_rank), 0)
+    layout = _from_example(first, example_shape, n, lead, rank)
     if layout is None:
         if timesteps is None or batch is None:
             raise LayoutError(f"cannot tell time from batch in the example input {list(example_shape)}: the first "
@@ -83,28 +85,28 @@ def infer(runs: list[LayerRun], example_shape: tuple[int, ...], *, timesteps: in
     return _override(layout, timesteps, batch)
 
 
-def _from_example(first: LayerRun, shape: tuple[int, ...], n: int, lead: int) -> Layout | None:
+def _from_example(first: LayerRun, shape: tuple[int, ...], n: int, lead: int, rank: int) -> Layout | None:
     """The layout read from the example, or None if it does not decide. The number k of leading (time and
     batch) dims of the input is exact when the first layer received the input tensor unchanged; otherwise (the
     model reshaped or sliced it first) every split whose trailing elements make one sample is tried, [T, B]
-    before [B]."""
+    before [B]. A neuron that received [B, ...] (rank 1) steps once per call, so one call is then not T steps."""
     if tuple(first.first_shape) == tuple(shape):
         ks = [len(shape) - first.sample_rank]
     else:
         sample = prod(first.in_shape)
         ks = [k for k in (2, 1) if k <= len(shape) and prod(shape[k:]) == sample]
     for k in ks:
-        layout = _split(first, shape, k, n, lead)
+        layout = _split(first, shape, k, n, lead, rank)
         if layout is not None:
             return layout
     return None
 
 
-def _split(first: LayerRun, shape: tuple[int, ...], k: int, n: int, lead: int) -> Layout | None:
+def _split(first: LayerRun, shape: tuple[int, ...], k: int, n: int, lead: int, rank: int) -> Layout | None:
     where = f"layer {first.name}"
     if k == 2:
         t, b = shape[0], shape[1]
-        if n == 1 and lead == t * b:
+        if n == 1 and lead == t * b and rank != 1:
             return Layout("multi-step", t, b, f"input dim 0 ({where} called once on [T, B, ...])", "input dim 1")
         if n == t and lead == b:
             return Layout("loop-over-input", t, b, f"input dim 0 (forward loops over it: {where} called {n} "

@@ -130,6 +130,7 @@ def _spikingjelly(m: Any, cls: str, where: str) -> NeuronSpec:
         return NeuronSpec(beta=round(1.0 - 1.0 / tau, 6), threshold=round(threshold, 9), reset=reset,  # type: ignore[arg-type]
                           surrogate=surrogate, learn_beta=plif, fire_on_equal=True, kind="plif" if plif else "lif")
     fwd, states = counted_ops(m, where)
+    fwd = max(fwd, 3)  # at least charge, fire and reset (a fused or scripted update counts as one call)
     # backward through time: one multiply-add per forward op (the chain rule), plus the surrogate (2)
     return NeuronSpec(beta=0.0, threshold=thr, reset=reset, surrogate=surrogate,  # type: ignore[arg-type]
                       learn_beta=any(True for _ in m.parameters()), fire_on_equal=True, kind="neuron",

@@ -14,9 +14,10 @@ nothing when both run on one processor.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from math import ceil, prod
+from typing import Any
 
 from hwmodels import Processor
 from spikepipe.ir import (
@@ -83,14 +84,16 @@ def _post_vector(layer: LayerSpec, batch: int, timesteps: int, backward: bool) -
     work: list[VectorWork] = []
     out_e = _elems(layer.out_shape) * batch
     for p in layer.post_ops:
-        if p.kind == "batchnorm":
-            work.append(VectorWork("batchnorm_bwd" if backward else "batchnorm_fwd", _elems(p.in_shape) * batch,
+        if p.kind in ("batchnorm", "layernorm"):
+            work.append(VectorWork(f"{p.kind}_bwd" if backward else f"{p.kind}_fwd", _elems(p.in_shape) * batch,
                                    timesteps))
         elif p.kind == "add":
             work.append(VectorWork("add_bwd" if backward else "add", _elems(p.in_shape) * batch, timesteps))
-    if layer.neuron is not None:
-        # the IIR runs sequentially over T: elements per step, T steps
-        work.append(VectorWork("lif_bwd" if backward else "lif_fwd", out_e, timesteps))
+    n = layer.neuron
+    if n is not None:
+        # the neuron's recurrence runs sequentially over T: elements per step, T steps (hwmodels.vector per kind)
+        ops = n.ops_bwd if backward else n.ops_fwd
+        work.append(VectorWork(f"{n.kind}_{'bwd' if backward else 'fwd'}", out_e, timesteps, ops_per_element=ops))
     for p in layer.post_ops:
         if p.kind in ("maxpool", "avgpool", "adaptiveavgpool"):
             op = "maxpool" if p.kind == "maxpool" else "avgpool"
@@ -99,7 +102,8 @@ def _post_vector(layer: LayerSpec, batch: int, timesteps: int, backward: bool) -
 
 
 def build_task_graph(layers: Sequence[LayerSpec], *, batch: int, timesteps: int, processor: Processor | None = None,
-                     name: str = "network", precision: Precision | None = None) -> TaskGraph:
+                     name: str = "network", precision: Precision | None = None,
+                     layout: Mapping[str, Any] | None = None) -> TaskGraph:
     """The costed task graph of one minibatch of `batch` samples over `timesteps` steps."""
     if batch < 1 or timesteps < 1:
         raise CostModelError(f"batch and timesteps must be positive, got B={batch}, T={timesteps}")
@@ -129,9 +133,10 @@ def build_task_graph(layers: Sequence[LayerSpec], *, batch: int, timesteps: int,
         f_vec = _post_vector(layer, batch, timesteps, backward=False)
         input_spikes = all(src >= 0 and fires[src] for src in layer.inputs)
         saved = ceil(in_e / 8) if input_spikes else in_e * prec.word_bytes  # X for dW
-        if layer.neuron is not None:
-            saved += _elems(layer.out_shape) * bt * prec.word_bytes  # u_t (or the surrogate) for BPTT
-        saved += sum(_elems(p.in_shape) * bt * prec.word_bytes for p in layer.post_ops if p.kind == "batchnorm")
+        if layer.neuron is not None:  # u_t (or the surrogate) and any other state, per step, for BPTT
+            saved += _elems(layer.out_shape) * bt * prec.word_bytes * layer.neuron.state_vars
+        saved += sum(_elems(p.in_shape) * bt * prec.word_bytes for p in layer.post_ops
+                     if p.kind in ("batchnorm", "layernorm"))
         tasks.append(Task(task_id(TaskKind.F, i), i, TaskKind.F, (fwd,), tuple(f_vec), activation_bytes=saved))
         # B
         b_vec = _post_vector(layer, batch, timesteps, backward=True)
@@ -144,7 +149,9 @@ def build_task_graph(layers: Sequence[LayerSpec], *, batch: int, timesteps: int,
         w_gemm = Gemm(s.k, m, s.n, "k", s.groups)
         tasks.append(Task(task_id(TaskKind.W, i), i, TaskKind.W, (w_gemm,),
                           (VectorWork("sgd_update", weights, 1, per_batch=False),)))
-        norm_params = sum(2 * p.in_shape[0] for p in layer.post_ops if p.kind == "batchnorm")
+        # affine parameters: per channel for batchnorm, per element of the last dim for layernorm
+        norm_params = sum(2 * (p.in_shape[0] if p.kind == "batchnorm" else p.in_shape[-1])
+                          for p in layer.post_ops if p.kind in ("batchnorm", "layernorm"))
         wb = (weights + norm_params) * prec.weight_bytes
         memory.append(LayerMemory(wb, wb * prec.optimizer_state_words))
         # edges
@@ -162,4 +169,4 @@ def build_task_graph(layers: Sequence[LayerSpec], *, batch: int, timesteps: int,
     # the loss (folded into B_last) reads the last layer's output over all T
     edges.append((task_id(TaskKind.F, last), task_id(TaskKind.B, last), out_bytes(last)))
     return TaskGraph(layers, tasks, edges, batch=batch, timesteps=timesteps, memory=memory, reference=proc,
-                     name=name)
+                     name=name, layout=layout)

@@ -55,6 +55,13 @@ class NeuronSpec:
     surrogate: str = "atan"
     learn_beta: bool = False
     fire_on_equal: bool = False  # SpingJelly fires at u >= threshold, snnTorch and ours at u > threshold
+    # which state update (hwmodels.vector prices "<kind>_fwd" / "<kind>_bwd"): lif, if, plif, lapicque, synaptic,
+    # alpha; "neuron" is a measured one whose ops per element per step are ops_fwd / ops_bwd
+    kind: str = "lif"
+    state_vars: int = 1  # state values per neuron kept per step for BPTT (membrane, synaptic current, ...)
+    alpha: float = 0.0  # synaptic-current decay (snnTorch Synaptic / Alpha)
+    ops_fwd: int = 0
+    ops_bwd: int = 0
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,9 @@ class LayerSpec:
     neuron: NeuronSpec | None = None
     post_ops: tuple[PostOp, ...] = ()
     inputs: tuple[int, ...] = (-1,)  # layers feeding the synaptic op; -1 is the network input
+    # module paths that make up the layer in the user's model (synaptic op, its neuron, norm / pool modules it
+    # owns), in call order: the trainer reads which parameters belong to which layer from these
+    modules: tuple[str, ...] = ()
 
     @property
     def output_shape(self) -> tuple[int, ...]:
@@ -144,6 +154,7 @@ class VectorWork:
     elements: int
     timesteps: int = 1
     per_batch: bool = True  # False for work done once per minibatch whatever its size (the optimiser update)
+    ops_per_element: int = 0  # > 0: ops per element per step given here (a measured neuron), not by the unit
 
     def scaled(self, fraction: float) -> VectorWork:
         if fraction == 1.0 or not self.per_batch:
@@ -185,7 +196,7 @@ def task_cycles(task: Task, processor: Processor, fraction: float = 1.0) -> int:
     for g in t.gemms:
         total += g.groups * processor.gemm_cycles(g.m, g.k, g.n)
     for v in t.vector:
-        total += processor.vector.cycles(v.op, v.elements, v.timesteps)
+        total += processor.vector.cycles(v.op, v.elements, v.timesteps, ops=v.ops_per_element or None)
     return max(1, total)
 
 
@@ -214,8 +225,12 @@ class TaskGraph:
         reference: Processor | None = None,
         name: str = "network",
         validate: bool = True,
+        layout: Mapping[str, Any] | None = None,
     ) -> None:
         self.name = name
+        # how the front end found T and B ({"layout": "multi-step", "timesteps_source": ..., ...}); reported
+        # beside timesteps and batch wherever they are
+        self.layout: dict[str, Any] = dict(layout or {})
         self.layers: tuple[LayerSpec, ...] = tuple(layers)
         self.batch = batch
         self.timesteps = timesteps
@@ -334,8 +349,12 @@ class TaskGraph:
                 "activation_bytes": t.activation_bytes,
             })
         edges = [{"src": u, "dst": v, "bytes": b} for u, v, b in self.edges]
-        return {"network": self.name, "batch": self.batch, "timesteps": self.timesteps,
+        return {"network": self.name, "batch": self.batch, "timesteps": self.timesteps, **self.layout_info(),
                 "tasks": tasks, "edges": edges}
+
+    def layout_info(self) -> dict[str, Any]:
+        """How T and B were found (empty for graphs not built by the front end)."""
+        return {k: v for k, v in self.layout.items() if k not in ("timesteps", "batch")}
 
     def __repr__(self) -> str:
         return f"TaskGraph({self.name!r}, layers={len(self.layers)}, tasks={self._g.number_of_nodes()})"

@@ -39,6 +39,50 @@ def attention():
 
 def flat_input():
     return nn.Linear(4, 4), torch.zeros(4)
+
+
+class _Loop(nn.Module):  # the time loop inside forward: T = 3 is the model's own
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return torch.stack([self.fc(x) for _ in range(3)])
+
+
+def loop_fixed_t():
+    return _Loop(), torch.zeros(5, 4)
+
+
+def single_step():  # one call of a single-step network on [B, 1, 4, 4]: its neuron steps once
+    import snntorch as snn
+    return nn.Sequential(nn.Flatten(), nn.Linear(16, 4), snn.Leaky(beta=0.5, init_hidden=True)), torch.zeros(5, 1, 4, 4)
+
+
+class _Readout(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(4, 4), nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.fc2(torch.stack([self.fc1(x) for _ in range(3)]).sum(0))
+
+
+def readout_outside_loop():
+    return _Readout(), torch.zeros(5, 4)
+
+
+def undecidable():
+    return nn.Sequential(nn.Flatten(0, 2), nn.Linear(4, 4)), torch.zeros(2, 3, 2, 4)
+
+
+def recurrent_neuron():
+    import snntorch as snn
+    return nn.Sequential(nn.Linear(4, 4), snn.RLeaky(beta=0.5, linear_features=4, init_hidden=True)), torch.zeros(2, 1, 4)
+
+
+def conv_transpose():
+    return nn.Sequential(nn.Conv2d(1, 2, 3), nn.ConvTranspose2d(2, 2, 3)), torch.zeros(2, 1, 6, 6)
 '''
 
 
@@ -180,6 +224,19 @@ CASES: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
     ("train-plain-module", ("train", "--network", "{d}/nets.py:lstm", "--no-progress"), ("blocks",)),
     ("simulate-flat-input", ("simulate", "--network", "{d}/nets.py:flat_input", "-P", "2", "--batch", "2"),
      ("[t, b, ...]",)),
+    # -- time and batch that the example cannot give, or that contradict the model; unsupported modules
+    ("tasks-fixed-t-override", ("tasks", "--network", "{d}/nets.py:loop_fixed_t", "--timesteps", "4"),
+     ("fixes t=3", "--timesteps 4")),
+    ("tasks-single-step-needs-t", ("tasks", "--network", "{d}/nets.py:single_step"), ("single-step", "--timesteps")),
+    ("tasks-readout-outside-loop", ("tasks", "--network", "{d}/nets.py:readout_outside_loop"),
+     ("module fc2", "outside the time loop")),
+    ("tasks-undecidable-layout", ("tasks", "--network", "{d}/nets.py:undecidable"), ("--timesteps and --batch",)),
+    ("tasks-undecidable-wrong-product", ("tasks", "--network", "{d}/nets.py:undecidable", "--timesteps", "5",
+                                         "--batch", "2"), ("= 10", "12")),
+    ("tasks-recurrent-neuron", ("tasks", "--network", "{d}/nets.py:recurrent_neuron"),
+     ("module 1 (snntorch.rleaky)", "recurrent", "supported:")),
+    ("tasks-conv-transpose", ("tasks", "--network", "{d}/nets.py:conv_transpose"),
+     ("module 1 (convtranspose2d)", "supported: conv1d")),
     # -- sizes
     ("simulate-zero-processors", ("simulate", *N, "-P", "0"), ("--processors", "positive integer")),
     ("simulate-negative-processors", ("simulate", *N, "-P=-2"), ("--processors",)),

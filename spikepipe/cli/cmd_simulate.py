@@ -211,7 +211,9 @@ def results_table(data: dict[str, Any], report: dict[str, Any]):
 
     seq = report["sequential_cycles"]
     lb = data["lower_bound_cycles"]
-    t = Table(title=f"{data['network']} on P={data['processors']}: sequential {seq:,.0f} cycles/minibatch, "
+    how = f", {report['layout']}" if report.get("layout") else ""
+    t = Table(title=f"{data['network']} (T={report.get('timesteps')}, B={report.get('batch')}{how}) on "
+                    f"P={data['processors']}: sequential {seq:,.0f} cycles/minibatch, "
                     f"lower bound {lb:,} (speedup at most {seq / lb if lb else 0:.2f}x)")
     for col in ("schedule", "kind", "period", "simulated", "speedup", "util", "comm", "max delay", "peak mem",
                 "late"):

@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> Result:
                        "out_shape": list(s.out_shape), "output_shape": list(s.output_shape),
                        "kernel": list(s.kernel), "stride": list(s.stride), "padding": list(s.padding),
                        "groups": s.groups, "inputs": list(s.inputs), "neuron": s.neuron is not None,
+                       "neuron_kind": s.neuron.kind if s.neuron is not None else None, "modules": list(s.modules),
                        "post_ops": [p.kind if p.source is None else f"{p.kind}({p.source})" for p in s.post_ops],
                        "weight_bytes": m.weight_bytes, "optimizer_bytes": m.optimizer_bytes}
                       for s, m in zip(graph.layers, graph.memory, strict=True)]
@@ -46,6 +47,7 @@ def run(args: argparse.Namespace) -> Result:
 
         table = Table(title=f"{graph.name}: B={graph.batch}, T={graph.timesteps}, {data['processor']['array']} "
                             f"{data['processor']['dataflow'].upper()}")
+        how = graph.layout_info()
         for col, just in (("layer", "right"), ("name", "left"), ("shape", "left"), ("F cycles", "right"),
                           ("B cycles", "right"), ("W cycles", "right"), ("out bytes", "right"),
                           ("held bytes", "right")):
@@ -58,6 +60,9 @@ def run(args: argparse.Namespace) -> Result:
                           f"{graph.cycles(f'W{i}'):,}", f"{out_bytes.get(f'F{i}', 0):,}",
                           f"{graph.task(f'F{i}').activation_bytes:,}")
         con = Console()
+        if how:
+            con.print(f"layout {how.get('layout')}: T={graph.timesteps} from {how.get('timesteps_source')}; "
+                      f"B={graph.batch} from {how.get('batch_source')}")
         con.print(table)
         skips = [f"{u}->{v}" for u, v, _ in graph.edges if u[0] == v[0] == "F" and int(v[1:]) != int(u[1:]) + 1]
         con.print(f"{len(data['tasks'])} tasks, {len(data['edges'])} edges, total {data['total_cycles']:,} cycles"

@@ -158,6 +158,7 @@ def evaluate_graph(graph: TaskGraph, cluster: Cluster, schedules: Sequence[str] 
         "ideal_speedup": seq / lb if lb else None,
         "batch": graph.batch,
         "timesteps": graph.timesteps,
+        **graph.layout_info(),
         "errors": errors,
     }
     return report, evals

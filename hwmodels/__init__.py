@@ -3,6 +3,7 @@
 numpy only; no imports from the rest of the project.
 """
 
+from hwmodels.energy import EnergyTable
 from hwmodels.errors import HardwareConfigError
 from hwmodels.interconnect import Interconnect
 from hwmodels.memory import Memory
@@ -13,6 +14,7 @@ from hwmodels.vector import VectorUnit
 __all__ = [
     "Cluster",
     "Dataflow",
+    "EnergyTable",
     "GemmCost",
     "HardwareConfigError",
     "Interconnect",

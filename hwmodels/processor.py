@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from hwmodels.energy import EnergyTable
 from hwmodels.errors import HardwareConfigError
 from hwmodels.interconnect import Interconnect
 from hwmodels.memory import Memory
@@ -30,6 +31,7 @@ class Processor:
     memory: Memory = field(default_factory=Memory)
     freq_hz: float = 1e9
     word_bytes: int = 2  # operand precision on the array (bf16/fp16 by default)
+    energy: EnergyTable = field(default_factory=EnergyTable)  # per-operation energies (all 0: not priced)
 
     def __post_init__(self) -> None:
         if not self.freq_hz > 0:

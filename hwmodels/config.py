@@ -77,7 +77,9 @@ _PROC_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
 _LINK_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "link_bytes_per_cycle": ((int, float), "a number > 0"),
     "link_latency_cycles": ((int,), "an integer >= 0"),
-    "topology": ((str,), "all-to-all or ring"),
+    "topology": ((str,), "all-to-all, ring, mesh, torus or switch"),
+    "grid": ((list,), "[rows, cols] (mesh and torus)"),
+    "placement": ((list,), "the grid position of every processor, a permutation of 0..P-1"),
 }
 _MEM_KEYS = ("ifmap_sram_bytes", "filter_sram_bytes", "ofmap_sram_bytes", "dram_bytes_per_cycle", "dram_bytes",
              "double_buffered")

@@ -18,6 +18,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from hwmodels.errors import HardwareConfigError
+from hwmodels.systolic import Dataflow, SystolicArray
 
 PJ = 1e-12  # joules per picojoule
 
@@ -68,3 +69,20 @@ class EnergyTable:
 
     def static_joules(self, seconds: float) -> float:
         return self.static_mw * 1e-3 * seconds
+
+
+def gemm_sram_bytes(array: SystolicArray, m: int, k: int, n: int, word_bytes: int) -> int:
+    """Bytes the array reads from and writes to its on-chip buffers for C[MxN] = A[MxK] B[KxN], by dataflow
+    (the mapping of hwmodels.systolic: OS maps M x N and streams K, WS maps K x N and streams M, IS maps K x M
+    and streams N). A mapped-and-streamed operand is re-read once per fold of the other mapped dimension; a
+    stationary operand is read once; outputs are written once (OS), or, when they accumulate over the K folds
+    (WS, IS), written after every K fold and read back before every fold but the first."""
+    row_folds, col_folds = array.folds(m, k, n)
+    a, b, c = m * k, k * n, m * n
+    if array.dataflow is Dataflow.OS:
+        words = a * col_folds + b * row_folds + c
+    elif array.dataflow is Dataflow.WS:
+        words = a * col_folds + b + c * (2 * row_folds - 1)
+    else:
+        words = a + b * col_folds + c * (2 * row_folds - 1)
+    return words * word_bytes

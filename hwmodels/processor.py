@@ -61,6 +61,8 @@ class Cluster:
         if len(self.processors) < 1:
             raise HardwareConfigError("a cluster needs at least one processor")
         object.__setattr__(self, "processors", tuple(self.processors))
+        if len(self.processors) > 1:  # one processor has no links; a file's grid may be for the resized cluster
+            self.interconnect.check_size(len(self.processors))
 
     @classmethod
     def homogeneous(cls, count: int, processor: Processor | None = None,
@@ -93,3 +95,6 @@ class Cluster:
 
     def allreduce_cycles(self, nbytes: int) -> int:
         return self.interconnect.allreduce_cycles(nbytes, self.size)
+
+    def links(self) -> tuple[tuple[int, int], ...]:
+        return self.interconnect.links(self.size)

@@ -230,10 +230,8 @@ def link_loads(schedule: Schedule, cluster: Cluster, graph: TaskGraph | None = N
             load[link] += occ
     coll = sum(c.duration_cycles for c in schedule.collectives)
     if coll and cluster.size > 1:
-        for a in range(cluster.size):
-            for b in range(cluster.size):
-                if a != b and len(cluster.route(a, b)) == 1:
-                    load[(a, b)] += coll
+        for link in cluster.links():
+            load[link] += coll
     return dict(load)
 
 

@@ -10,6 +10,8 @@ Per layer l and minibatch of B samples over T timesteps (DESIGN.md section 4):
 Bytes: forward edges carry spikes packed as bits when the producer fires, otherwise values at `word_bytes`;
 backward edges carry gradients at `word_bytes`; B_l -> W_l carries dY_l (B*T*E*F*C_out words), which costs
 nothing when both run on one processor.
+AC vs MAC: F_l's and W_l's GEMMs read the layer's input spikes (Gemm.binary_operand = "a" when every producer
+fires), B_l's is dense; `ops_split` turns a GEMM into MACs and spike-driven ACs at a measured activity.
 """
 
 from __future__ import annotations
@@ -75,6 +77,49 @@ def forward_macs(layer: LayerSpec, samples: int) -> int:
     return s.m_per_sample_step * samples * s.k * s.n * s.groups
 
 
+@dataclass(frozen=True)
+class OpsSplit:
+    """Arithmetic of some GEMMs: dense multiply-accumulates and spike-driven accumulates (expected count)."""
+
+    macs: int = 0
+    acs: float = 0.0
+
+    def __add__(self, other: OpsSplit) -> OpsSplit:
+        return OpsSplit(self.macs + other.macs, self.acs + other.acs)
+
+
+def ops_split(gemm: Gemm, activity: float | None = None) -> OpsSplit:
+    """MACs and ACs of one GEMM (all `groups`). A GEMM whose A operand is binary (`gemm.binary_operand`) does one
+    accumulate per non-zero spike and output column: dense MACs x activity ACs. `activity=None` means no
+    measurement, the dense model: every operation is a MAC (what the cycle model assumes). Activity 0 gives the
+    AC-free bound, 1 the all-AC bound."""
+    if gemm.binary_operand is None or activity is None:
+        return OpsSplit(gemm.macs, 0.0)
+    if not 0.0 <= activity <= 1.0:
+        raise CostModelError(f"spike activity must be in [0, 1], got {activity!r}")
+    return OpsSplit(0, gemm.macs * activity)
+
+
+def task_ops_split(task: Task, activity: Sequence[float] | None = None, fraction: float = 1.0) -> OpsSplit:
+    """MACs and ACs of (a batch fraction of) a task; `activity[l]` is the input-spike activity of layer l."""
+    a = None if activity is None else activity[task.layer]
+    total = OpsSplit()
+    for g in task.scaled(fraction).gemms:
+        total += ops_split(g, a)
+    return total
+
+
+def graph_ops_split(graph: TaskGraph, activity: Sequence[float] | None = None,
+                    kinds: Sequence[TaskKind | str] = tuple(TaskKind)) -> OpsSplit:
+    """MACs and ACs of one minibatch over the tasks of the given kinds (default F, B and W)."""
+    wanted = {TaskKind(k) for k in kinds}
+    total = OpsSplit()
+    for t in graph.tasks:
+        if t.kind in wanted:
+            total += task_ops_split(t, activity)
+    return total
+
+
 def _elems(shape: Sequence[int]) -> int:
     return int(prod(shape))
 
@@ -126,12 +171,14 @@ def build_task_graph(layers: Sequence[LayerSpec], *, batch: int, timesteps: int,
         i = layer.index
         s = gemm_shape(layer)
         m = s.m_per_sample_step * bt
-        fwd = Gemm(m, s.k, s.n, "m", s.groups)
         in_e = _elems(layer.in_shape) * bt
         feeds_from_network_only = all(src < 0 for src in layer.inputs)
+        input_spikes = all(src >= 0 and fires[src] for src in layer.inputs)
+        # the forward GEMM (A = X) and the weight-gradient GEMM (A = X^T) read the input spikes; B's is dense
+        binary = "a" if input_spikes else None
+        fwd = Gemm(m, s.k, s.n, "m", s.groups, binary)
         # F
         f_vec = _post_vector(layer, batch, timesteps, backward=False)
-        input_spikes = all(src >= 0 and fires[src] for src in layer.inputs)
         saved = ceil(in_e / 8) if input_spikes else in_e * prec.word_bytes  # X for dW
         if layer.neuron is not None:  # u_t (or the surrogate) and any other state, per step, for BPTT
             saved += _elems(layer.out_shape) * bt * prec.word_bytes * layer.neuron.state_vars
@@ -146,7 +193,7 @@ def build_task_graph(layers: Sequence[LayerSpec], *, batch: int, timesteps: int,
         tasks.append(Task(task_id(TaskKind.B, i), i, TaskKind.B, b_gemms, tuple(b_vec)))
         # W
         weights = layer.weight_count
-        w_gemm = Gemm(s.k, m, s.n, "k", s.groups)
+        w_gemm = Gemm(s.k, m, s.n, "k", s.groups, binary)
         tasks.append(Task(task_id(TaskKind.W, i), i, TaskKind.W, (w_gemm,),
                           (VectorWork("sgd_update", weights, 1, per_batch=False),)))
         # affine parameters: per channel for batchnorm, per element of the last dim for layernorm

@@ -133,6 +133,9 @@ class Gemm:
     n: int
     batch_dim: Literal["m", "k", "n"] = "m"
     groups: int = 1  # grouped convolutions run `groups` independent GEMMs of this shape
+    # "a" when the A operand is a binary spike tensor (the task's layer's input spikes): such a GEMM performs
+    # accumulates (AC) at the measured spike activity instead of MACs (costs.ops_split); cycles stay dense
+    binary_operand: Literal["a"] | None = None
 
     def scaled(self, fraction: float) -> Gemm:
         if fraction == 1.0:

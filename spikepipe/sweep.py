@@ -224,6 +224,8 @@ def _run_simulate(point: dict[str, Any]) -> dict[str, Any]:
         row["max_delay"] = max(delays, default=0)
         row["total_delay"] = sum(delays)
         row["gradient_delays"] = json.dumps(delays)
+    for cat, joules in (row.get("energy_breakdown_joules") or {}).items():  # energy columns, one per category
+        row[f"energy_{cat}_joules"] = joules
     return {k: v for k, v in row.items() if not isinstance(v, (dict, list, tuple))}
 
 

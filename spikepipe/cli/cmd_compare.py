@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> Result:
     from spikepipe.cli.common import CliError
     from spikepipe.io import check_writable, write_csv, write_json
-    from spikepipe.plots import save_gantt, save_speedup
+    from spikepipe.plots import save_energy, save_gantt, save_speedup
     from spikepipe.sim.evaluate import evaluate_graph, load_graph, resolve_schedules
     from spikepipe.trace import write_trace
 
@@ -89,6 +89,9 @@ def run(args: argparse.Namespace) -> Result:
     files["speedup"] = str(save_speedup(out / "speedup.png", ok_rows, ideal, network=graph.name,
                                         subtitle=f"B={graph.batch}, T={graph.timesteps}, "
                                                  f"{len(names)} schedules, replayed in SimPy"))
+    files["energy"] = str(save_energy(out / "energy.png", ok_rows, network=graph.name,
+                                      subtitle=f"B={graph.batch}, T={graph.timesteps}, per-operation energies of "
+                                               "the hardware's [energy] table"))
     files["csv"] = str(write_csv(out / "results.csv", rows))
     summary = {"network": graph.name, "processors": procs, "batch": graph.batch, "timesteps": graph.timesteps,
                "reports": reports, "files": files}
@@ -103,6 +106,6 @@ def run(args: argparse.Namespace) -> Result:
         console.print(f"wrote {len(files['gantt'])} Gantt charts, speedup plot, trace, CSV and JSON to "
                       f"[bold]{out.resolve()}[/bold]")
         console.print(f"  speedup plot: {files['speedup']}\n  trace (open in ui.perfetto.dev): {files['trace']}\n"
-                      f"  table: {files['csv']}")
+                      f"  energy plot: {files['energy']}\n  table: {files['csv']}")
 
     return Result(summary, render)

@@ -216,16 +216,17 @@ def results_table(data: dict[str, Any], report: dict[str, Any]):
                     f"P={data['processors']}: sequential {seq:,.0f} cycles/minibatch, "
                     f"lower bound {lb:,} (speedup at most {seq / lb if lb else 0:.2f}x)")
     for col in ("schedule", "kind", "period", "simulated", "speedup", "util", "comm", "max delay", "peak mem",
-                "late"):
+                "energy", "EDP", "late"):
         t.add_column(col, justify="left" if col in ("schedule", "kind") else "right", no_wrap=True)
     for r in data["results"]:
         if r.get("error"):
-            t.add_row(r["schedule"], "-", "-", "-", "-", "-", "-", "-", "-", f"[red]{r['error'][:60]}[/red]")
+            t.add_row(r["schedule"], "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", f"[red]{r['error'][:60]}[/red]")
             continue
         best = r["schedule"] == "spikepipe"
         t.add_row(
             f"[bold]{r['schedule']}[/bold]" if best else r["schedule"], r["kind"], f"{r['period_cycles']:,}",
             f"{r['simulated_period_cycles']:,.0f}", f"{r['speedup']:.2f}x", f"{r['mean_utilisation']:.0%}",
             f"{r['comm_fraction']:.1%}", str(r["max_delay"]), f"{r['peak_memory_bytes'] / 2**20:,.1f} MiB",
+            f"{r.get('energy_joules', 0.0) * 1e3:,.3f} mJ", f"{r.get('energy_delay_product', 0.0):.3g} Js",
             str(r["late_slots"]))
     return t

@@ -81,8 +81,10 @@ def sequential_period(graph: TaskGraph, cluster: Cluster, iterations: int = 3) -
 
 def evaluate_one(name: str, graph: TaskGraph, cluster: Cluster, *, sequential_cycles: float,
                  iterations: int | None = None, options: Mapping[str, Any] | None = None, strict: bool = False,
-                 overlap_comm: bool = True, link_contention: bool = True, record: bool = True) -> Evaluation:
+                 overlap_comm: bool = True, link_contention: bool = True, record: bool = True,
+                 activity: Sequence[float] | None = None) -> Evaluation:
     from schedules import generate
+    from spikepipe.energy import schedule_energy
 
     t0 = time.perf_counter()
     sched = generate(name, graph, cluster, **options_for(name, options or {}))
@@ -117,6 +119,9 @@ def evaluate_one(name: str, graph: TaskGraph, cluster: Cluster, *, sequential_cy
         "schedule_wall_s": round(gen_s, 3),
         "sim_wall_s": round(sim.wall_s, 3),
     }
+    # energy per minibatch; activity None prices every GEMM as dense MACs
+    row.update(schedule_energy(sched, graph, cluster, sim, activity).row())
+    row["energy_activity"] = "dense" if activity is None else "measured"
     for key in ("phase1", "phase2", "fallback", "gap", "solve_s", "stages"):
         if key in sched.info and isinstance(sched.info[key], (int, float, str, bool, type(None))):
             row[f"info_{key}"] = sched.info[key]
@@ -126,7 +131,8 @@ def evaluate_one(name: str, graph: TaskGraph, cluster: Cluster, *, sequential_cy
 def evaluate_graph(graph: TaskGraph, cluster: Cluster, schedules: Sequence[str] | str | None = None, *,
                    iterations: int | None = None, options: Mapping[str, Any] | None = None, strict: bool = False,
                    overlap_comm: bool = True, link_contention: bool = True, record: bool = True,
-                   progress: Progress | None = None, keep_going: bool = True) -> tuple[dict[str, Any], list[Evaluation]]:
+                   progress: Progress | None = None, keep_going: bool = True,
+                   activity: Sequence[float] | None = None) -> tuple[dict[str, Any], list[Evaluation]]:
     """Every requested schedule on the cluster. Returns the report (the `simulate --json` object) and the
     evaluations (schedules and replays, for plots and traces). A generator that fails is reported under
     "errors" when `keep_going`, else its error propagates."""
@@ -140,7 +146,7 @@ def evaluate_graph(graph: TaskGraph, cluster: Cluster, schedules: Sequence[str] 
         try:
             ev = evaluate_one(name, graph, cluster, sequential_cycles=seq, iterations=iterations, options=options,
                               strict=strict, overlap_comm=overlap_comm, link_contention=link_contention,
-                              record=record)
+                              record=record, activity=activity)
         except SpikePipeError as exc:
             if not keep_going:
                 raise

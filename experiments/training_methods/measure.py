@@ -19,6 +19,7 @@ import torch
 from spikepipe import zoo
 from spikepipe.methods.bloctrain import BlocTrain
 from spikepipe.methods.checkpoint import CheckpointedBPTT, Skipper
+from spikepipe.methods.memory import kept_peak
 from spikepipe.methods.ttl import TTL
 from spikepipe.train import OptimConfig, PlainBPTT
 from spikepipe.train.data import Dataset, batch_order
@@ -65,49 +66,6 @@ def one_step(tr: Any, x: torch.Tensor, y: torch.Tensor) -> None:
     tr.run_epoch(lambda n: (x, y), 1)
 
 
-class SavedBytes:
-    """Peak bytes of tensors autograd keeps for the backward (saved_tensors_hooks), storages counted once,
-    parameters (leaf tensors that require grad) excluded: the activation memory the methods cut."""
-
-    def __init__(self) -> None:
-        self.live: dict[int, list[int]] = {}
-        self.cur = 0
-        self.peak = 0
-
-    def pack(self, t: torch.Tensor) -> Any:
-        if t.is_leaf and t.requires_grad:
-            return t
-        st = t.untyped_storage()
-        key, nb = st.data_ptr(), st.nbytes()
-        ent = self.live.get(key)
-        if ent:
-            ent[0] += 1
-        else:
-            self.live[key] = [1, nb]
-            self.cur += nb
-            self.peak = max(self.peak, self.cur)
-        return _Held(self, key, t)
-
-    @staticmethod
-    def unpack(h: Any) -> torch.Tensor:
-        return h.t if isinstance(h, _Held) else h
-
-    def release(self, key: int) -> None:
-        ent = self.live[key]
-        ent[0] -= 1
-        if ent[0] == 0:
-            self.cur -= ent[1]
-            del self.live[key]
-
-
-class _Held:
-    def __init__(self, owner: SavedBytes, key: int, t: torch.Tensor) -> None:
-        self.owner, self.key, self.t = owner, key, t
-
-    def __del__(self) -> None:
-        self.owner.release(self.key)
-
-
 def phases(tr: Any) -> list[int]:
     return list(range(len(tr.ranges))) if isinstance(tr, BlocTrain) else [0]
 
@@ -122,7 +80,8 @@ def enter_phase(tr: Any, phase: int) -> None:
 
 
 def saved_peak(spec: MethodSpec, network: str, timesteps: int, batch: int, seed: int = 0) -> int:
-    """Peak saved-tensor bytes of one training step (max over BlocTrain's phases)."""
+    """Peak bytes kept for the backward during one training step (spikepipe.methods.memory: saved tensors and
+    state held outside autograd, each byte once; max over BlocTrain's phases)."""
     net, ex = zoo.build(network, timesteps=timesteps, batch=batch, seed=seed)
     x = (torch.rand(timesteps, batch, *ex.shape[2:], generator=torch.Generator().manual_seed(seed)) < 0.5).float()
     y = torch.arange(batch) % 10
@@ -130,10 +89,7 @@ def saved_peak(spec: MethodSpec, network: str, timesteps: int, batch: int, seed:
     best = 0
     for ph in phases(tr):
         enter_phase(tr, ph)
-        meter = SavedBytes()
-        with torch.autograd.graph.saved_tensors_hooks(meter.pack, meter.unpack):
-            one_step(tr, x, y)
-        best = max(best, meter.peak)
+        best = max(best, kept_peak(tr, x, y))
     return best
 
 

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from spikepipe.methods.memory import NO_PROBE, Probe
 from spikepipe.methods.stepped import MethodError, State, check_steppable, logits, run_chunk
 from spikepipe.train.bptt import EpochStats, TrainerBase
 from spikepipe.train.optim import OptimConfig
@@ -47,10 +48,11 @@ def _collect(leaves: list[dict[str, torch.Tensor]], grads: list[torch.Tensor | N
 
 
 def checkpointed_grads(net: nn.Module, weights: list[dict[str, torch.Tensor]], x: torch.Tensor, y: torch.Tensor,
-                       every: int | None, skip: int = 0,
+                       every: int | None, skip: int = 0, probe: Probe = NO_PROBE,
                        ) -> tuple[torch.Tensor, torch.Tensor, list[dict[str, torch.Tensor | None]]]:
     """(loss, logits, per-block gradients) with checkpoints every `every` steps (None: one graph, plain BPTT on
-    the time-chunked network) and the last `skip` steps of every segment skipped in the backward."""
+    the time-chunked network) and the last `skip` steps of every segment skipped in the backward. What is held
+    outside autograd (checkpoints, the gradient passed between segments) is reported to `probe`."""
     t_total = x.shape[0]
     leaves = _leaves(weights)
     flat = [w for ws in leaves for w in ws.values()]
@@ -65,38 +67,55 @@ def checkpointed_grads(net: nn.Module, weights: list[dict[str, torch.Tensor]], x
         raise MethodError(f"need checkpoint_every >= 1 and 0 <= skip < checkpoint_every, got {every}, {skip}")
     starts = list(range(0, t_total, every))
     checkpoints: list[State | None] = []
+    held: list[object] = []  # probe tokens of the checkpoints, released as their segments are done
     state: State | None = None
     acc_out = None
     with torch.no_grad():
         for t0 in starts:
             checkpoints.append(state)
+            held.append(probe.hold(state or ()))
             outs, state = run_chunk(net, weights, x[t0:t0 + every], state)
             part = outs[-1].sum(0)
             acc_out = part if acc_out is None else acc_out + part
+    del state  # the end state is not needed: nothing flows back from after the last step
     out = (acc_out / t_total).requires_grad_()
     loss = F.cross_entropy(out, y)
     (g_out,) = torch.autograd.grad(loss, out)
     g_out = g_out / t_total  # d loss / d (last block output at any one timestep)
+    g_out_token = probe.hold([g_out])
     acc: list[dict[str, torch.Tensor | None]] | None = None
     g_state: State | None = None  # gradient reaching the end state of the segment being processed
+    g_token: object = None
     for k in reversed(range(len(starts))):
         t0 = starts[k]
         t1 = min(t_total, t0 + every)
         keep = t1 - skip if t1 - t0 > skip else t0 + 1  # a short last segment keeps at least one step
         s0 = checkpoints[k]
-        s0_leaf = None if s0 is None else [None if s is None else s.detach().requires_grad_() for s in s0]
+        checkpoints[k] = None
+        # the gradient of a segment's start state is only wanted when the earlier segment runs up to its end
+        # (no skipping): with skip > 0 every earlier segment is full length and skips, so it is never computed
+        want = skip == 0
+        s0_leaf = None if s0 is None else [None if s is None else s.detach().requires_grad_(want) for s in s0]
         outs, s1 = run_chunk(net, leaves, x[t0:keep], s0_leaf)
         objective = (outs[-1].sum(0) * g_out).sum()
         if g_state is not None and keep == t1:  # the later segment's gradient only flows if nothing was skipped
             for s, g in zip(s1, g_state, strict=True):
                 if s is not None and g is not None:
                     objective = objective + (s * g).sum()
-        state_leaves = [s for s in (s0_leaf or []) if s is not None]
+        state_leaves = [s for s in (s0_leaf or []) if s is not None and want]
         grads = torch.autograd.grad(objective, flat + state_leaves, allow_unused=True)
         acc = _collect(leaves, list(grads[:len(flat)]), acc)
-        if s0_leaf is not None:
+        del outs, s1, objective
+        probe.drop(g_token)
+        g_state, g_token = None, None
+        if s0_leaf is not None and want:
             it = iter(grads[len(flat):])
             g_state = [None if s is None else next(it) for s in s0_leaf]
+            g_token = probe.hold(g_state)
+        del s0, s0_leaf, grads
+        probe.drop(held[k])
+    probe.drop(g_token)
+    probe.drop(g_out_token)
     assert acc is not None
     return loss.detach(), out.detach(), acc
 
@@ -112,11 +131,12 @@ class CheckpointedBPTT(TrainerBase):
         super().__init__(net, optim, total_steps=total_steps, weights=weights)
         self.every = checkpoint_every
         self.skip = skip
+        self.probe: Probe = NO_PROBE  # set by a memory measurement to see the state held outside autograd
         if checkpoint_every is not None and not 0 <= skip < checkpoint_every:
             raise MethodError(f"skip must be in [0, checkpoint_every), got skip={skip}, every={checkpoint_every}")
 
     def grads(self, x: torch.Tensor, y: torch.Tensor):
-        return checkpointed_grads(self.net, self.weights, x, y, self.every, self.skip)
+        return checkpointed_grads(self.net, self.weights, x, y, self.every, self.skip, self.probe)
 
     def run_epoch(self, get_batch: GetBatch, num_batches: int, progress: Callable[[], None] | None = None,
                   ) -> EpochStats:

@@ -4,13 +4,12 @@ process peak RSS in a fresh subprocess, and the simulator rows. Used by run.py."
 from __future__ import annotations
 
 import json
-import math
 import os
 import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,44 +17,37 @@ import torch
 
 from spikepipe import zoo
 from spikepipe.methods.bloctrain import BlocTrain
-from spikepipe.methods.checkpoint import CheckpointedBPTT, Skipper
+from spikepipe.methods import make_trainer
+from spikepipe.methods.checkpoint import CheckpointedBPTT
 from spikepipe.methods.memory import kept_peak
-from spikepipe.methods.ttl import TTL
-from spikepipe.train import OptimConfig, PlainBPTT
+from spikepipe.methods.registry import MethodOptions
+from spikepipe.train import OptimConfig
 from spikepipe.train.data import Dataset, batch_order
 from spikepipe.train.encoders import encode
 
-METHODS = ("bptt", "bptt-stepped", "checkpoint", "skipper", "ttl", "bloctrain")
+# label -> the registry's options (defaults are MethodOptions', the ones `spikepipe train/simulate` use)
+OPTIONS = {"bptt": MethodOptions("bptt"), "checkpoint": MethodOptions("checkpoint"),
+           "skipper": MethodOptions("skipper"), "skipper-carry": MethodOptions("skipper", skipper_gradient="carry"),
+           "ttl": MethodOptions("ttl"), "bloctrain": MethodOptions("bloctrain")}
+METHODS = ("bptt", "bptt-stepped", "checkpoint", "skipper", "skipper-carry", "ttl", "bloctrain")
 
 
 @dataclass(frozen=True)
 class MethodSpec:
-    name: str
-    every: int = 0  # checkpoint / skipper interval (0: ceil(sqrt(T)), the classic sqrt(T) recomputation)
-    skip: int = -1  # skipper: steps skipped per segment (-1: half the interval)
-    window: int = 2  # ttl
+    name: str  # a label of OPTIONS, or bptt-stepped (BPTT on the time-chunked network: the exact reference)
     blocks: int = 2  # ttl / bloctrain
 
 
 def make(spec: MethodSpec, net: torch.nn.Module, example: torch.Tensor, total: int, epochs: int,
          lr: float) -> Any:
     opt = OptimConfig(lr=lr)
-    every = spec.every or max(2, math.ceil(math.sqrt(example.shape[0])))
-    skip = spec.skip if spec.skip >= 0 else every // 2
-    if spec.name == "bptt":
-        return PlainBPTT(net, opt, total_steps=total)
     if spec.name == "bptt-stepped":  # BPTT on the time-chunked network (per-timestep BN): the exact reference
         return CheckpointedBPTT(net, opt, total_steps=total, checkpoint_every=None)
-    if spec.name == "checkpoint":
-        return CheckpointedBPTT(net, opt, total_steps=total, checkpoint_every=every)
-    if spec.name == "skipper":
-        return Skipper(net, opt, total_steps=total, checkpoint_every=every, skip=skip)
-    if spec.name == "ttl":
-        return TTL(net, opt, total_steps=total, example=example, window=spec.window, blocks=spec.blocks)
-    if spec.name == "bloctrain":
-        return BlocTrain(net, opt, total_steps=total, example=example, epochs=max(epochs, spec.blocks),
-                         blocks=spec.blocks)
-    raise ValueError(spec.name)
+    if spec.name not in OPTIONS:
+        raise ValueError(spec.name)
+    opts = replace(OPTIONS[spec.name], blocks=spec.blocks)
+    return make_trainer(opts, net, example, opt, total_steps=total,
+                        epochs=max(epochs, spec.blocks) if opts.name == "bloctrain" else epochs)
 
 
 def one_step(tr: Any, x: torch.Tensor, y: torch.Tensor) -> None:

@@ -22,6 +22,7 @@ from math import ceil, prod
 from typing import Any
 
 from hwmodels import Processor
+from spikepipe.layer_memory import kept_bytes, kept_items
 from spikepipe.ir import (
     Gemm,
     LayerMemory,
@@ -171,7 +172,6 @@ def build_task_graph(layers: Sequence[LayerSpec], *, batch: int, timesteps: int,
         i = layer.index
         s = gemm_shape(layer)
         m = s.m_per_sample_step * bt
-        in_e = _elems(layer.in_shape) * bt
         feeds_from_network_only = all(src < 0 for src in layer.inputs)
         input_spikes = all(src >= 0 and fires[src] for src in layer.inputs)
         # the forward GEMM (A = X) and the weight-gradient GEMM (A = X^T) read the input spikes; B's is dense
@@ -179,11 +179,9 @@ def build_task_graph(layers: Sequence[LayerSpec], *, batch: int, timesteps: int,
         fwd = Gemm(m, s.k, s.n, "m", s.groups, binary)
         # F
         f_vec = _post_vector(layer, batch, timesteps, backward=False)
-        saved = ceil(in_e / 8) if input_spikes else in_e * prec.word_bytes  # X for dW
-        if layer.neuron is not None:  # u_t (or the surrogate) and any other state, per step, for BPTT
-            saved += _elems(layer.out_shape) * bt * prec.word_bytes * layer.neuron.state_vars
-        saved += sum(_elems(p.in_shape) * bt * prec.word_bytes for p in layer.post_ops
-                     if p.kind in ("batchnorm", "layernorm"))
+        # kept for B and W, item by item (spikepipe.layer_memory: spikes as bits, u_t, BN input, pool winners)
+        saved = kept_bytes(kept_items(layer, fires, batch=batch, timesteps=timesteps, word_bytes=prec.word_bytes,
+                                      last=i == last))
         tasks.append(Task(task_id(TaskKind.F, i), i, TaskKind.F, (fwd,), tuple(f_vec), activation_bytes=saved))
         # B
         b_vec = _post_vector(layer, batch, timesteps, backward=True)

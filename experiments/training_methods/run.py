@@ -6,7 +6,7 @@
 
 Parts (each writes CSV + PNG under --out, default experiments/results/training_methods/{quick,full}):
   memory    per network and method, one training step at T, B: peak bytes of tensors saved for the backward
-            (torch.autograd.graph.saved_tensors_hooks, storages counted once, parameters excluded) and the
+            (spikepipe.methods.memory.kept_peak: saved tensors + state held outside autograd, each byte once) and the
             process's real peak RSS above its pre-step level (a fresh subprocess per method, /proc/self/statm
             sampled every 0.2 ms during 2 steps; includes the allocator and every temporary)
   time      seconds per step, all methods round-robin on the same minibatches, ratio to BPTT

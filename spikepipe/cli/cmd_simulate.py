@@ -47,11 +47,11 @@ def add_sim_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--split", action="store_true",
                    help="let the spikepipe scheduler split large tasks along the batch across processors")
     add_period_slack(g)
-    g.add_argument("--method", default="bptt",
-                   choices=("bptt", "checkpoint", "skipper", "ttl", "local", "bloctrain"),
-                   help="training method whose task graph is scheduled (spikepipe.methods.transform; default bptt)")
-    g.add_argument("--method-blocks", type=positive_int, default=2, metavar="N",
-                   help="local-loss blocks for ttl/local/bloctrain (default 2)")
+    from spikepipe.cli.method_args import add_method_arguments
+    from spikepipe.methods.registry import TRANSFORM_METHODS
+
+    add_method_arguments(p.add_argument_group("training method (its task graph is what gets scheduled)"),
+                         TRANSFORM_METHODS)
 
 
 def slack_fraction(text: str) -> float:
@@ -74,10 +74,10 @@ def apply_method(graph: Any, args: argparse.Namespace) -> Any:
     """The task graph as the chosen training method runs it (BPTT leaves it unchanged)."""
     if getattr(args, "method", "bptt") == "bptt":
         return graph
+    from spikepipe.cli.method_args import method_options
     from spikepipe.methods.transforms import transform
 
-    params = {"blocks": args.method_blocks} if args.method in ("ttl", "local", "bloctrain") else {}
-    return transform(graph, args.method, **params)
+    return transform(graph, method_options(args))
 
 
 def sim_kwargs(args: argparse.Namespace) -> dict[str, Any]:

@@ -36,6 +36,11 @@ def run(args: argparse.Namespace) -> Result:
                        "post_ops": [p.kind if p.source is None else f"{p.kind}({p.source})" for p in s.post_ops],
                        "weight_bytes": m.weight_bytes, "optimizer_bytes": m.optimizer_bytes}
                       for s, m in zip(graph.layers, graph.memory, strict=True)]
+    from spikepipe.layer_memory import graph_items
+
+    items = graph_items(graph.layers, batch=graph.batch, timesteps=graph.timesteps, word_bytes=proc.word_bytes)
+    for row, kept in zip(data["layers"], items, strict=True):
+        row["kept_for_backward"] = [k.to_json() for k in kept]  # what F_l holds for B_l/W_l, item by item
     arr = proc.array
     data["processor"] = {"array": f"{arr.rows}x{arr.cols}", "dataflow": arr.dataflow.value,
                          "vector_lanes": proc.vector.lanes, "word_bytes": proc.word_bytes}

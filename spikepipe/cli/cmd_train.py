@@ -38,13 +38,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=("exact", "queue"), default="exact",
                    help="exact: execute the schedule's F/B/W events; queue: APPROXIMATION, gradients at current "
                         "weights applied d_l updates later")
-    p.add_argument("--method", choices=("bptt", "checkpoint", "skipper", "ttl", "bloctrain"), default="bptt",
-                   help="training method (spikepipe.methods; needs --schedule none unless bptt)")
-    p.add_argument("--checkpoint-every", type=positive_int, default=None,
-                   help="checkpoint/skipper: interval in timesteps (default ceil(sqrt(T)))")
-    p.add_argument("--skip", type=int, default=-1, help="skipper: timesteps skipped per interval (default half)")
-    p.add_argument("--window", type=positive_int, default=2, help="ttl: truncation window in timesteps")
-    p.add_argument("--blocks", type=positive_int, default=2, help="ttl/bloctrain: number of local-loss blocks")
+    from spikepipe.cli.method_args import add_method_arguments
+    from spikepipe.methods.registry import TRAINER_METHODS
+
+    add_method_arguments(p, TRAINER_METHODS)  # needs --schedule none unless bptt
     p.add_argument("--limit-train", type=positive_int, default=None, help="use only the first N training samples")
     p.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads (results depend on it)")
     p.add_argument("--out", default=None, help="directory for checkpoint, metrics.json/csv, curves.png, result.json")
@@ -99,8 +96,9 @@ def run(args: argparse.Namespace) -> Result:
         optimizer=args.optimizer, lr=args.lr, lr_schedule=args.lr_schedule, weight_decay=args.weight_decay,
         seed=args.seed, encoder=args.encoder, stash=args.stash, compensation=args.compensation, mode=args.mode,
         data_dir=args.data_dir, limit_train=args.limit_train, threads=args.threads, out=args.out,
-        resume=args.resume, method=args.method, checkpoint_every=args.checkpoint_every or 0, skip=args.skip,
-        window=args.window, blocks=args.blocks)
+        resume=args.resume, method=args.method, checkpoint_every=args.checkpoint_every, skip=args.skip,
+        window=args.window, blocks=args.blocks, hard_fraction=args.hard_fraction,
+        skipper_gradient=args.skipper_gradient)
     if args.period_slack and args.schedule != "spikepipe":
         from spikepipe.cli.common import CliError
 

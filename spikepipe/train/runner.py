@@ -55,10 +55,13 @@ class TrainConfig:
     out: str | None = None
     resume: bool = False
     method: str = "bptt"  # bptt | checkpoint | skipper | ttl | bloctrain (spikepipe.methods)
-    checkpoint_every: int = 0  # checkpoint/skipper interval in timesteps (0: ceil(sqrt(T)))
-    skip: int = -1  # skipper: timesteps skipped per interval (-1: half the interval)
-    window: int = 2  # ttl: truncation window in timesteps
-    blocks: int = 2  # ttl/bloctrain: local-loss blocks
+    # method parameters; None: the method's default (spikepipe.methods.registry.MethodOptions, the one definition)
+    checkpoint_every: int | None = None  # checkpoint/skipper interval in timesteps (0: ceil(sqrt(T)))
+    skip: int | None = None  # skipper: timesteps skipped per interval (-1: half the interval)
+    window: int | None = None  # ttl: truncation window in timesteps
+    blocks: int | None = None  # ttl/bloctrain: local-loss blocks
+    hard_fraction: float | None = None  # bloctrain
+    skipper_gradient: str | None = None  # skipper: "drop" or "carry"
 
     def optim(self) -> OptimConfig:
         return OptimConfig(name=self.optimizer, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
@@ -133,7 +136,8 @@ def _make_trainer(cfg: TrainConfig, net: nn.Module, schedule: Schedule | None, t
 
         return make_trainer(cfg.method, net, example, opt, total_steps=total, epochs=cfg.epochs,
                             checkpoint_every=cfg.checkpoint_every, skip=cfg.skip, window=cfg.window,
-                            blocks=cfg.blocks, seed=cfg.seed)
+                            blocks=cfg.blocks, hard_fraction=cfg.hard_fraction,
+                            skipper_gradient=cfg.skipper_gradient, seed=cfg.seed)
     if schedule is None or schedule.kind == "flush":  # flush schedules have no delays: plain BPTT
         return PlainBPTT(net, opt, total_steps=total)
     if cfg.mode == "queue":
@@ -253,10 +257,10 @@ def run_from_options(point: dict[str, Any]) -> dict[str, Any]:
     names = {f.name for f in fields(TrainConfig)}
     opts = {k: v for k, v in point.items() if k in names and v is not None}
     for key in ("processors", "epochs", "batch", "timesteps", "seed", "limit_train", "limit_val", "limit_test",
-                "threads"):
+                "threads", "checkpoint_every", "skip", "window", "blocks"):
         if key in opts:
             opts[key] = int(opts[key])
-    for key in ("lr", "period_slack"):
+    for key in ("lr", "period_slack", "hard_fraction"):
         if key in opts:
             opts[key] = float(opts[key])
     if isinstance(opts.get("stash"), str):

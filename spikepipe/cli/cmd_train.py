@@ -38,6 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=("exact", "queue"), default="exact",
                    help="exact: execute the schedule's F/B/W events; queue: APPROXIMATION, gradients at current "
                         "weights applied d_l updates later")
+    p.add_argument("--backend", choices=("emulate", "gloo", "nccl"), default="emulate",
+                   help="emulate: the schedule in one process; gloo (CPU) or nccl (GPU): on --processors "
+                        "torch.distributed ranks, with the same final weights (spikepipe.distributed)")
     from spikepipe.cli.method_args import add_method_arguments
     from spikepipe.methods.registry import TRAINER_METHODS
 
@@ -95,6 +98,7 @@ def run(args: argparse.Namespace) -> Result:
         hardware=args.hardware, epochs=args.epochs, batch=args.batch or 32, timesteps=args.timesteps,
         optimizer=args.optimizer, lr=args.lr, lr_schedule=args.lr_schedule, weight_decay=args.weight_decay,
         seed=args.seed, encoder=args.encoder, stash=args.stash, compensation=args.compensation, mode=args.mode,
+        backend=args.backend,
         data_dir=args.data_dir, limit_train=args.limit_train, threads=args.threads, out=args.out,
         resume=args.resume, method=args.method, checkpoint_every=args.checkpoint_every, skip=args.skip,
         window=args.window, blocks=args.blocks, hard_fraction=args.hard_fraction,

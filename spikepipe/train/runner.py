@@ -46,6 +46,7 @@ class TrainConfig:
     stash: bool = True
     compensation: str = "none"
     mode: str = "exact"  # exact schedule execution, or the gradient-queue approximation
+    backend: str = "emulate"  # emulate: one process; gloo|nccl: the schedule on P ranks (spikepipe.distributed)
     data_dir: str | None = None
     limit_train: int | None = None  # use only the first N training samples (quick runs)
     limit_val: int | None = None  # evaluate per epoch on only the first N validation samples
@@ -126,6 +127,10 @@ def _make_trainer(cfg: TrainConfig, net: nn.Module, schedule: Schedule | None, t
     opt = cfg.optim()
     if cfg.mode not in MODES:
         raise TrainerError(f"unknown trainer mode {cfg.mode!r}; valid: {', '.join(MODES)}")
+    if cfg.backend != "emulate":  # the same schedule run for real on torch.distributed ranks
+        from spikepipe.distributed import make_trainer as distributed_trainer
+
+        return distributed_trainer(cfg, net, schedule, total, steps_per_epoch)
     if cfg.method != "bptt":
         if schedule is not None and schedule.kind != "flush":
             # the memory-saving methods run synchronously; their effect on a pipeline is modelled by
@@ -228,7 +233,7 @@ def run(cfg: TrainConfig, *, model: tuple[nn.Module, torch.Tensor] | None = None
         "processors": cfg.processors if schedule is not None else 1,
         "period_cycles": schedule.period_cycles if schedule is not None else None,
         "period_slack": cfg.period_slack,
-        "trainer": trainer.mode, "stash": cfg.stash, "compensation": cfg.compensation,
+        "trainer": trainer.mode, "backend": cfg.backend, "stash": cfg.stash, "compensation": cfg.compensation,
         "seed": cfg.seed, "epochs": cfg.epochs, "batch": cfg.batch, "timesteps": timesteps,
         "optimizer": cfg.optimizer, "lr": cfg.lr, "encoder": cfg.encoder,
         "train_samples": len(data.train), "val_samples": len(data.val), "test_samples": len(data.test),

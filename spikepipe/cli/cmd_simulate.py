@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from spikepipe.api.contract import CONTRACT_KEYS, contract_report  # noqa: F401 - the JSON contract lives in the library
 from spikepipe.cli.common import (
     CliError,
     Result,
@@ -15,9 +16,6 @@ from spikepipe.cli.common import (
     cluster_from_args,
     positive_int,
 )
-
-CONTRACT_KEYS = ("schedule", "period_cycles", "simulated_period_cycles", "speedup", "comm_fraction",
-                 "gradient_delays", "peak_memory_bytes")
 
 
 def positive_float(text: str) -> float:
@@ -112,19 +110,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--csv", default=None, metavar="OUT.csv", help="one row per schedule")
     add_json(p)
     p.set_defaults(handler=run)
-
-
-def contract_report(report: dict[str, Any]) -> dict[str, Any]:
-    """The `--json` object: exactly network, processors, lower_bound_cycles and results (failed generators appear
-    as rows with null numbers and an `error`)."""
-    rows = []
-    for r in report["results"]:
-        rows.append({**{k: r[k] for k in CONTRACT_KEYS}, **{k: v for k, v in r.items() if k not in CONTRACT_KEYS},
-                     "sequential_cycles": report["sequential_cycles"]})
-    for e in report["errors"]:
-        rows.append({**dict.fromkeys(CONTRACT_KEYS), "schedule": e["schedule"], "error": e["error"]})
-    return {"network": report["network"], "processors": report["processors"],
-            "lower_bound_cycles": report["lower_bound_cycles"], "results": rows}
 
 
 def pick(evals: list, name: str | None):

@@ -211,7 +211,8 @@ def compare(network: NetworkArg, hardware: HardwareArg = None, *, processors: Se
                              progress=report_to)
 
 
-def train_network(network: NetworkArg, *, dataset: str = "digits", schedule: str = "none", processors: int = 4,
+def train_network(network: NetworkArg, *, dataset: str = "digits", schedule: str | Schedule = "none",
+                  processors: int = 4,
           hardware: HardwareArg = None, epochs: int = 5, batch: int | None = None, timesteps: int | None = None,
           lr: float = 1e-3, optimizer: str = "adam", lr_schedule: str = "cosine", weight_decay: float = 0.0,
           seed: int = 0, encoder: str = "direct", stash: bool = True, compensation: str = "none",
@@ -220,8 +221,9 @@ def train_network(network: NetworkArg, *, dataset: str = "digits", schedule: str
           data_dir: str | Path | None = None, limit_train: int | None = None, threads: int = 1,
           out: str | Path | None = None, resume: bool = False, progress: ProgressArg = None) -> TrainResult:
     """Train the network on real data (`spikepipe train`): plain BPTT with `schedule="none"`, or exactly the
-    gradient delays of the named schedule solved for `processors` processors of the hardware. A torch module is
-    trained in place (the result's `model` is that module, with the trained weights)."""
+    gradient delays of a schedule: a generator name, solved for `processors` processors of the hardware, or a
+    Schedule already made (e.g. `simulate(...)["spikepipe"].plan`), whose own processors count. A torch module
+    is trained in place (the result's `model` is that module, with the trained weights)."""
     from spikepipe.train.runner import TrainConfig
     from spikepipe.train.runner import run as run_training
 
@@ -229,6 +231,9 @@ def train_network(network: NetworkArg, *, dataset: str = "digits", schedule: str
                    ("window", window), ("blocks", blocks), ("limit_train", limit_train),
                    ("checkpoint_every", checkpoint_every)):
         positive(key, v)
+    given_plan = schedule if isinstance(schedule, Schedule) else None
+    if given_plan is not None:
+        schedule, processors = given_plan.name, given_plan.processors
     if period_slack and schedule != "spikepipe":
         raise ApiArgumentError(f"period_slack applies to schedule='spikepipe' only, not {schedule!r}")
     workload = as_workload(network)
@@ -248,14 +253,14 @@ def train_network(network: NetworkArg, *, dataset: str = "digits", schedule: str
 
         check_writable(Path(out) / "result.json")
     model = None
-    plan = None
+    plan = given_plan
     if workload.spec is None:  # the user's own module: train it, and schedule its own task graph
         assert workload.model is not None and workload.example_input is not None
         model = (workload.model, workload.example_input)
-        if schedule != "none":
+        if schedule != "none" and plan is None:
             sized = load_network(workload.model, workload.example_input, batch=cfg.batch, name=workload.name)
             plan = _train_schedule(sized, hw, cfg)
-    elif schedule != "none" and not spec_hw:  # keyword hardware: the trainer cannot rebuild it from a name
+    elif schedule != "none" and plan is None and not spec_hw:  # keyword hardware: the trainer cannot rebuild it from a name
         plan = _train_schedule(workload, hw, cfg)
     with reporter(progress, "train", epochs) as report_to:
         hook = TrainProgress(report_to, epochs) if report_to else None

@@ -75,6 +75,11 @@ def unreleased_section() -> str:
     return m.group(1) if m else ""
 
 
+def unrecorded(old: dict[str, Any], new: dict[str, Any], notes: str) -> list[str]:
+    """Changed public names that the changelog notes do not name (in backticks)."""
+    return [n for n in changed_names(old, new) if f"`{n}`" not in notes] if old else []
+
+
 def test_every_public_name_resolves_and_is_documented():
     for name in spikepipe.__all__:
         obj = getattr(spikepipe, name)
@@ -89,7 +94,7 @@ def test_public_surface_is_the_recorded_one():
     if os.environ.get("SPIKEPIPE_RECORD_API"):
         old = json.loads(GOLDEN.read_text())["surface"] if GOLDEN.exists() else {}
         notes = unreleased_section()
-        missing = [n for n in changed_names(old, current) if f"`{n}`" not in notes] if old else []
+        missing = unrecorded(old, current, notes)
         assert not missing, (f"CHANGELOG.md's [Unreleased] section must name every changed public name before it is "
                              f"re-recorded; missing: {', '.join(missing)} (write e.g. '- `{missing[0]}`: ...')")
         GOLDEN.parent.mkdir(exist_ok=True)
@@ -118,3 +123,6 @@ def test_the_check_detects_a_changed_signature():
     edited["simulate"] = describe(f)
     del edited["compare"]
     assert changed_names(current, edited) == ["compare", "simulate"]
+    # and recording refuses until the changelog names both
+    assert unrecorded(current, edited, "- `simulate`: renamed a keyword") == ["compare"]
+    assert unrecorded(current, edited, "- `simulate`: ...\n- `compare`: removed") == []

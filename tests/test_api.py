@@ -15,7 +15,6 @@ from hwmodels.config import load_cluster
 from spikepipe import zoo
 from spikepipe.ir import SpikePipeError
 
-
 # ---------------------------------------------------------------- hardware
 
 
@@ -163,7 +162,7 @@ def test_train_a_model_object_with_a_simulated_plan():
     run = sp.train_network(work, schedule=plan, epochs=1, batch=16, limit_train=96, progress=events.append)
     assert run.schedule == "pipedream" and run.processors == 2
     assert run.measured_delays == plan.gradient_delays and any(plan.gradient_delays)
-    assert run.model is model and any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert run.model is model and any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
     assert events[-1].completed == events[-1].total == 6 and len(run.to_pandas()) == 1
     from matplotlib.figure import Figure
 

@@ -94,7 +94,7 @@ def simulate(network: NetworkArg, hardware: HardwareArg = None, *, processors: i
     """Schedule the network on `processors` processors of the hardware with each requested generator and replay
     every schedule (`spikepipe simulate`). A generator that fails is reported as a row with `error` when several
     were asked for; with one, its error is raised."""
-    from spikepipe.sim.evaluate import evaluate_graph, resolve_schedules
+    from spikepipe.sim.evaluate import resolve_schedules
 
     positive("processors", processors)
     names = resolve_schedules(schedules)
@@ -104,14 +104,25 @@ def simulate(network: NetworkArg, hardware: HardwareArg = None, *, processors: i
     hw = as_hardware(hardware, processors)
     graph = method_graph(as_workload(network).task_graph(hw), method, method_blocks)
     with reporter(progress, "simulate", len(names)) as report_to:
-        def step(name: str) -> None:
-            if report_to:
-                report_to(ProgressEvent("simulate", names.index(name), len(names),
-                                        f"{graph.name} P={hw.processors}: {name}"))
+        return simulate_graph(graph, hw.cluster, names, eval_kwargs=kwargs, progress=report_to)
 
-        report, evals = evaluate_graph(graph, hw.cluster, names, progress=step, keep_going=len(names) > 1, **kwargs)
-        if report_to:
-            report_to(ProgressEvent("simulate", len(names), len(names), f"{graph.name} P={hw.processors}"))
+
+def simulate_graph(graph: TaskGraph, cluster: Cluster, names: Sequence[str], *, eval_kwargs: Mapping[str, Any],
+                   keep_going: bool | None = None, progress: ProgressCallback | None = None) -> SimulateResult:
+    """`simulate` on a built task graph (what the CLI calls). A failing generator is a row with `error` when
+    `keep_going` (default: when several schedules were asked for), else its error is raised."""
+    from spikepipe.sim.evaluate import evaluate_graph
+
+    label = f"{graph.name} P={cluster.size}"
+
+    def step(name: str) -> None:
+        if progress:
+            progress(ProgressEvent("simulate", names.index(name), len(names), f"{label}: {name}"))
+
+    report, evals = evaluate_graph(graph, cluster, names, progress=step,
+                                   keep_going=len(names) > 1 if keep_going is None else keep_going, **eval_kwargs)
+    if progress:
+        progress(ProgressEvent("simulate", len(names), len(names), label))
     return SimulateResult.from_report(report, evals, graph)
 
 

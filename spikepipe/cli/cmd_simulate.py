@@ -141,8 +141,9 @@ def progress_bar(total: int, description: str):
 
 
 def run(args: argparse.Namespace) -> Result:
+    from spikepipe.api.ops import simulate_graph
     from spikepipe.io import write_csv
-    from spikepipe.sim.evaluate import evaluate_graph, load_graph, resolve_schedules
+    from spikepipe.sim.evaluate import Evaluation, load_graph, resolve_schedules
 
     names = resolve_schedules(None if args.schedule == "all" else args.schedule)
     check_outputs(args)
@@ -151,14 +152,10 @@ def run(args: argparse.Namespace) -> Result:
     with progress_bar(len(names), "simulate") as bar:
         task = bar.add_task(f"{graph.name} P={cluster.size}", total=len(names))
 
-        def step(name: str) -> None:
-            bar.update(task, description=f"{graph.name} P={cluster.size}: {name}",
-                       completed=names.index(name))
-
-        report, evals = evaluate_graph(graph, cluster, names, progress=step,
-                                       keep_going=len(names) > 1, **sim_kwargs(args))
-        bar.update(task, completed=len(names))
-    data = contract_report(report)
+        res = simulate_graph(graph, cluster, names, eval_kwargs=sim_kwargs(args),
+                             progress=lambda ev: bar.update(task, description=ev.description, completed=ev.completed))
+    data, report = res.to_dict(), {"sequential_cycles": res.sequential_cycles}
+    evals = [Evaluation(r.plan, r.replay, dict(r.row)) for r in res.results if r.ok]
     files: dict[str, str] = {}
     shown = pick(evals, args.gantt_schedule)
     if args.gantt and shown is not None:

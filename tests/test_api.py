@@ -166,7 +166,7 @@ def test_train_a_model_object_with_a_simulated_plan():
     assert events[-1].completed == events[-1].total == 6 and len(run.to_pandas()) == 1
     from matplotlib.figure import Figure
 
-    assert isinstance(run.plot(), Figure)
+    assert isinstance(run.plot(), Figure) and f"{100 * run.test_accuracy:.2f}%" in run._repr_html_()
 
 
 def test_schedule_files_round_trip_and_are_validated(tmp_path: Path):
@@ -181,3 +181,13 @@ def test_schedule_files_round_trip_and_are_validated(tmp_path: Path):
     path.write_text(json.dumps(data))
     with pytest.raises(sp.ScheduleError):
         read_schedule(path, "snn-mlp")
+
+
+def test_progress_bar_goes_to_stderr_and_results_render_in_notebooks(capsys):
+    res = sp.simulate("snn-mlp", processors=2, schedules=["gpipe", "list"], progress=True)
+    out = capsys.readouterr().out
+    assert out == ""  # the bar writes to stderr only, like the CLI's
+    html = res._repr_html_()
+    assert "<table" in html and "list" in html and "gpipe" in html
+    cmp = sp.compare("snn-mlp", processors=[2], schedules=["list"], progress=True)
+    assert f"{cmp[2]['list'].speedup:.6g}"[:4] in cmp._repr_html_()

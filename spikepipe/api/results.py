@@ -149,6 +149,12 @@ class SimulateResult:
         """One row per schedule (as `simulate --csv`)."""
         return _table([{"network": self.network, **r.to_dict()} for r in self.results])
 
+    def _repr_html_(self) -> str:  # Jupyter: the table, not a wall of dataclass fields
+        cols = ["schedule", "kind", "period_cycles", "speedup", "max_delay", "peak_memory_bytes", "error"]
+        table = self.to_pandas()
+        return (f"<p><b>{self.network}</b> on P={self.processors}: lower bound {self.lower_bound_cycles:,} cycles, "
+                f"sequential {self.sequential_cycles:,.0f}</p>" + table[[c for c in cols if c in table]].to_html())
+
     def plot(self, schedule: str | None = None) -> Figure:
         """Gantt chart of one steady-state period of `schedule` (default: spikepipe if it ran, else the first)."""
         ran = [r for r in self.results if r.ok]
@@ -189,7 +195,14 @@ class CompareResult:
                  **r.to_dict()} for rep in self.reports for r in rep.results]
 
     def to_pandas(self) -> pandas.DataFrame:
+        """One row per (processor count, schedule), as results.csv."""
         return _table(self.rows())
+
+    def _repr_html_(self) -> str:
+        import pandas as pd
+
+        return (f"<p><b>{self.network}</b>: speedup by schedule and P</p>"
+                + pd.DataFrame(self.speedups()).rename_axis("P").to_html())
 
     def speedups(self) -> dict[str, dict[int, float]]:
         """schedule -> {P: speedup} for the schedules that ran."""
@@ -269,6 +282,11 @@ class TrainResult:
     def to_pandas(self) -> pandas.DataFrame:
         """One row per epoch."""
         return _table([dict(h) for h in self.data["history"]])
+
+    def _repr_html_(self) -> str:
+        return (f"<p><b>{self.network}</b> on {self.dataset}, schedule {self.schedule} (delays "
+                f"{list(self.gradient_delays)}): test accuracy {100 * self.test_accuracy:.2f}%</p>"
+                + self.to_pandas().to_html())
 
     def plot(self) -> Figure:
         """Loss and accuracy per epoch, training and validation."""

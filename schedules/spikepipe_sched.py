@@ -1,4 +1,4 @@
-"""`spikepipe`: any F, B, W task of any layer on any processor, by CP-SAT in two phases (DESIGN.md section 7).
+"""`spikepipe`: any F, B, W task of any layer on any processor, by CP-SAT in two phases (docs/design.md section 7).
 
 1. The baselines are built first. The best assignment among the pipeline's contiguous stages and a greedy
    load/link balance is the phase-1 hint, and its period the horizon.

@@ -1,6 +1,6 @@
 """From LayerSpecs to a costed TaskGraph: GEMM lowering, vector work, bytes on edges, memory held.
 
-Per layer l and minibatch of B samples over T timesteps (DESIGN.md section 4):
+Per layer l and minibatch of B samples over T timesteps (docs/design.md section 4):
   F_l  synaptic GEMM over B*T (conv lowered: M = B*T*E*F, K = R*S*C_in/groups, N = C_out/groups), then the
        post ops on the vector unit (norm, residual add, LIF forward IIR over T, pooling).
   B_l  post ops backward (pooling, LIF backward through time with the surrogate, add, norm), then the

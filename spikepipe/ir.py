@@ -539,7 +539,7 @@ class Schedule:
 
 
 def slot_lag_delays(slots: Iterable[Slot], num_layers: int, period_cycles: int) -> tuple[int, ...]:
-    """Gradient delay of every layer, derived from the slots of F_l and W_l (DESIGN.md section 4).
+    """Gradient delay of every layer, derived from the slots of F_l and W_l (docs/design.md section 4).
 
     F_l(n) reads its weights at (n + r_F) * period + s_F. The update of minibatch n' is applied when W_l(n')
     ends, at (n' + r_W) * period + s_W + d_W. The newest update F_l(n) sees is n* = max n' with that end

@@ -169,3 +169,25 @@ def energy_figure(rows: Sequence[Mapping[str, Any]], *, network: str = "", subti
 
 def save_energy(path: str | Path, rows: Sequence[Mapping[str, Any]], *, network: str = "", subtitle: str = "") -> Path:
     return save_figure(energy_figure(rows, network=network, subtitle=subtitle), path)
+
+
+def curves_figure(rows: Sequence[Mapping[str, Any]], title: str = ""):
+    """Loss and accuracy per epoch, training and validation; rows: {"epoch", "train_loss", "val_loss",
+    "train_accuracy", "val_accuracy"}."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 3.4))
+    a, b = fig.subplots(1, 2)
+    ep = [r["epoch"] for r in rows]
+    a.plot(ep, [r["train_loss"] for r in rows], "o-", label="train")
+    a.plot(ep, [r["val_loss"] for r in rows], "s--", label="validation")
+    a.set_xlabel("epoch")
+    a.set_ylabel("cross-entropy loss")
+    a.legend()
+    b.plot(ep, [100 * r["train_accuracy"] for r in rows], "o-", label="train")
+    b.plot(ep, [100 * r["val_accuracy"] for r in rows], "s--", label="validation")
+    b.set_xlabel("epoch")
+    b.set_ylabel("accuracy (%)")
+    b.legend()
+    fig.suptitle(title, fontsize=9)
+    return fig

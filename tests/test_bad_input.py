@@ -1,4 +1,4 @@
-"""Bad-input matrix: every CLI command and every input file, each bad in one way (DESIGN.md section 5).
+"""Bad-input matrix: every CLI command and every input file, each bad in one way (docs/design.md section 5).
 
 Each case must exit with status 2, print nothing on stdout, print exactly one stderr line that starts with
 `error:` and names the problem and a fix (checked by substrings), no traceback, and leave no file behind.

@@ -98,7 +98,7 @@ def test_gantt_png_and_chrome_trace(tmp_path):
 @pytest.mark.parametrize("procs", [2, 4, 8])
 @pytest.mark.parametrize("name", ["pipedream", "layerpipe"])
 def test_stashed_weight_versions_are_delay_plus_one(name, procs):
-    """PipeDream keeps p - s weight versions at stage s (DESIGN.md section 4); in general a layer needs one copy
+    """PipeDream keeps p - s weight versions at stage s (docs/design.md section 4); in general a layer needs one copy
     per in-flight minibatch, which is its gradient delay + 1 when one layer sits on each processor."""
     from spikepipe.ir import LayerMemory, TaskGraph
 

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from spikepipe.api.contract import CONTRACT_KEYS, contract_report  # noqa: F401 - the JSON contract lives in the library
 from spikepipe.cli.common import (
     CliError,
     Result,
@@ -15,9 +16,6 @@ from spikepipe.cli.common import (
     cluster_from_args,
     positive_int,
 )
-
-CONTRACT_KEYS = ("schedule", "period_cycles", "simulated_period_cycles", "speedup", "comm_fraction",
-                 "gradient_delays", "peak_memory_bytes")
 
 
 def positive_float(text: str) -> float:
@@ -114,19 +112,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def contract_report(report: dict[str, Any]) -> dict[str, Any]:
-    """The `--json` object: exactly network, processors, lower_bound_cycles and results (failed generators appear
-    as rows with null numbers and an `error`)."""
-    rows = []
-    for r in report["results"]:
-        rows.append({**{k: r[k] for k in CONTRACT_KEYS}, **{k: v for k, v in r.items() if k not in CONTRACT_KEYS},
-                     "sequential_cycles": report["sequential_cycles"]})
-    for e in report["errors"]:
-        rows.append({**dict.fromkeys(CONTRACT_KEYS), "schedule": e["schedule"], "error": e["error"]})
-    return {"network": report["network"], "processors": report["processors"],
-            "lower_bound_cycles": report["lower_bound_cycles"], "results": rows}
-
-
 def pick(evals: list, name: str | None):
     if not evals:
         return None
@@ -156,8 +141,9 @@ def progress_bar(total: int, description: str):
 
 
 def run(args: argparse.Namespace) -> Result:
+    from spikepipe.api.ops import simulate_graph
     from spikepipe.io import write_csv
-    from spikepipe.sim.evaluate import evaluate_graph, load_graph, resolve_schedules
+    from spikepipe.sim.evaluate import Evaluation, load_graph, resolve_schedules
 
     names = resolve_schedules(None if args.schedule == "all" else args.schedule)
     check_outputs(args)
@@ -166,14 +152,10 @@ def run(args: argparse.Namespace) -> Result:
     with progress_bar(len(names), "simulate") as bar:
         task = bar.add_task(f"{graph.name} P={cluster.size}", total=len(names))
 
-        def step(name: str) -> None:
-            bar.update(task, description=f"{graph.name} P={cluster.size}: {name}",
-                       completed=names.index(name))
-
-        report, evals = evaluate_graph(graph, cluster, names, progress=step,
-                                       keep_going=len(names) > 1, **sim_kwargs(args))
-        bar.update(task, completed=len(names))
-    data = contract_report(report)
+        res = simulate_graph(graph, cluster, names, eval_kwargs=sim_kwargs(args),
+                             progress=lambda ev: bar.update(task, description=ev.description, completed=ev.completed))
+    data, report = res.to_dict(), {"sequential_cycles": res.sequential_cycles}
+    evals = [Evaluation(r.plan, r.replay, dict(r.row)) for r in res.results if r.ok]
     files: dict[str, str] = {}
     shown = pick(evals, args.gantt_schedule)
     if args.gantt and shown is not None:

@@ -1,7 +1,7 @@
 """Schedule + replay + speedup for one network on one cluster: the rows `spikepipe simulate` and `compare` print.
 
 Speedup is measured, on the same minibatch: the simulated period of the 1-processor sequential run divided by the
-simulated period of the schedule (DESIGN.md section 4).
+simulated period of the schedule (docs/design.md section 4).
 """
 
 from __future__ import annotations

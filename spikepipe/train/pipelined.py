@@ -1,6 +1,6 @@
 """Training that executes a periodic Schedule exactly, and a cheaper gradient-queue approximation.
 
-Exact mode (DESIGN.md section 4). A slot with lag r and start s runs, for minibatch n, at absolute time
+Exact mode (docs/design.md section 4). A slot with lag r and start s runs, for minibatch n, at absolute time
 (n + r) * period + s. Every task of every minibatch of an epoch becomes an event at that time:
   F_l(n)  at the start of F_l:  reads layer l's weights as they are then, runs block l on minibatch n
   B_l(n)  at the start of B_l:  the loss (last layer) or the summed gradients from l's consumers, backpropagated

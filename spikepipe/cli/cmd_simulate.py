@@ -35,7 +35,9 @@ def add_sim_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--iterations", type=positive_int, default=None,
                    help="minibatches to replay (default: enough to measure the steady state)")
     g.add_argument("--time-limit", type=positive_float, default=None, metavar="SECONDS",
-                   help="time limit per schedule for solver-based schedulers (spikepipe's CP-SAT; default 10 s)")
+                   help="wall-clock limit per schedule for spikepipe's CP-SAT search; not reproducible under machine "
+                        "load (default: a budget in CP-SAT deterministic time and search moves, which gives "
+                        "the same schedule on an idle or a busy machine)")
     g.add_argument("--microbatches", type=positive_int, default=None,
                    help="micro-batches for flush schedules (default: the best of P, 2P, 4P)")
     g.add_argument("--strict", action="store_true",
@@ -206,6 +208,13 @@ def wide_console():
     return console if console.is_terminal else Console(width=150)
 
 
+def gap_cell(row: dict[str, Any]) -> str:
+    """Period gap / delay gap to their lower bounds, e.g. `0.0%/25%`: how far from best the row may be."""
+    if row.get("period_gap") is None:
+        return "-"
+    return f"{row['period_gap']:.1%}/{row['delay_gap']:.0%}"
+
+
 def results_table(data: dict[str, Any], report: dict[str, Any]):
     from rich.table import Table
 
@@ -213,17 +222,18 @@ def results_table(data: dict[str, Any], report: dict[str, Any]):
     lb = data["lower_bound_cycles"]
     t = Table(title=f"{data['network']} on P={data['processors']}: sequential {seq:,.0f} cycles/minibatch, "
                     f"lower bound {lb:,} (speedup at most {seq / lb if lb else 0:.2f}x)")
-    for col in ("schedule", "kind", "period", "simulated", "speedup", "util", "comm", "max delay", "peak mem",
-                "late"):
+    for col in ("schedule", "kind", "period", "simulated", "speedup", "util", "comm", "max delay", "gap P/D",
+                "status", "peak mem", "late"):
         t.add_column(col, justify="left" if col in ("schedule", "kind") else "right", no_wrap=True)
     for r in data["results"]:
         if r.get("error"):
-            t.add_row(r["schedule"], "-", "-", "-", "-", "-", "-", "-", "-", f"[red]{r['error'][:60]}[/red]")
+            t.add_row(r["schedule"], "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", f"[red]{r['error'][:60]}[/red]")
             continue
         best = r["schedule"] == "spikepipe"
         t.add_row(
             f"[bold]{r['schedule']}[/bold]" if best else r["schedule"], r["kind"], f"{r['period_cycles']:,}",
             f"{r['simulated_period_cycles']:,.0f}", f"{r['speedup']:.2f}x", f"{r['mean_utilisation']:.0%}",
-            f"{r['comm_fraction']:.1%}", str(r["max_delay"]), f"{r['peak_memory_bytes'] / 2**20:,.1f} MiB",
+            f"{r['comm_fraction']:.1%}", str(r["max_delay"]), gap_cell(r), r.get("status", "-"),
+            f"{r['peak_memory_bytes'] / 2**20:,.1f} MiB",
             str(r["late_slots"]))
     return t

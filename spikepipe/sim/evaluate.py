@@ -29,7 +29,7 @@ OPTION_TARGETS: dict[str, tuple[str, ...]] = {
     "max_parts": ("spikepipe",),
     "deterministic_time_s": ("spikepipe",),
     "search_evaluations": ("spikepipe",),
-    "microbatches": ("gpipe", "1f1b", "interleaved-1f1b", "zero-bubble"),
+    "microbatches": ("gpipe", "1f1b", "interleaved-1f1b", "zero-bubble", "zb-v"),
     "stages": ("pipedream", "layerpipe"),
 }
 
@@ -117,6 +117,9 @@ def evaluate_one(name: str, graph: TaskGraph, cluster: Cluster, *, sequential_cy
         "schedule_wall_s": round(gen_s, 3),
         "sim_wall_s": round(sim.wall_s, 3),
     }
+    from schedules.certificate import certify
+
+    row.update(certify(sched, graph, cluster).to_dict())  # status, bounds and gaps (DESIGN.md section 5)
     for key in ("phase1", "phase2", "fallback", "gap", "solve_s", "stages"):
         if key in sched.info and isinstance(sched.info[key], (int, float, str, bool, type(None))):
             row[f"info_{key}"] = sched.info[key]

@@ -2,7 +2,8 @@
 
 status      optimal    CP-SAT's answer, period and total delay both at their (proven) bounds
             feasible   CP-SAT's answer, not proven optimal
-            heuristic  a baseline or heuristic generator (its bounds still say how far it may be from best)
+            heuristic  a baseline or heuristic generator, or a schedule file (its bounds still say how far it may
+                       be from best; a file's schedule at both bounds is optimal)
             fallback   spikepipe returned a seed or a baseline because its search found nothing better
 period_lower_bound_cycles  no schedule of this class (whole tasks, or tasks in this many micro-batches) has a
             shorter period: max(work / P, largest task), raised to phase 1's proven bound when CP-SAT has one
@@ -73,8 +74,10 @@ def certify(schedule: Schedule, graph: TaskGraph, cluster: Cluster) -> Certifica
     plb = _period_bound(s)
     dlb = _delay_bound(s, graph, cluster)
     pgap, dgap = _gap(s.period_cycles, plb), _gap(sum(s.gradient_delays), dlb)
-    if s.name != "spikepipe":
-        status: Status = "heuristic"
+    if "source" in s.info:  # read from a schedule file: only its bounds can prove anything about it
+        status: Status = "optimal" if pgap == 0 and dgap == 0 else "heuristic"
+    elif s.name != "spikepipe":
+        status = "heuristic"
     elif "relabelled_from" in s.info or s.info.get("fallback"):
         status = "fallback"
     elif pgap == 0 and dgap == 0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -102,8 +103,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--processors", "-P", type=positive_int, required=True, help="number of processors P")
     from schedules.registry import names
 
-    p.add_argument("--schedule", default="all", metavar="NAME|all",
-                   help=f"schedule generator, a comma list, or all (default): {', '.join(names())}")
+    p.add_argument("--schedule", default=None, metavar="NAME|all",
+                   help=f"schedule generator, a comma list, or all (default; none with --schedule-file): "
+                        f"{', '.join(names())}")
+    p.add_argument("--schedule-file", default=None, metavar="S.json|S.txt",
+                   help="replay a saved or hand-written schedule (JSON or the compact text form), validated "
+                        "against the network and hardware at load; -v prints its grid with a broken slot marked")
     add_hardware(p)
     add_sim_options(p)
     g = p.add_argument_group("outputs")
@@ -112,6 +117,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="which schedule the Gantt chart and trace show (default: spikepipe if run, else the first)")
     g.add_argument("--trace", default=None, metavar="OUT.json", help="Chrome trace (open in ui.perfetto.dev)")
     g.add_argument("--csv", default=None, metavar="OUT.csv", help="one row per schedule")
+    g.add_argument("--schedule-out", default=None, metavar="S.json|S.txt",
+                   help="write the shown schedule (spikepipe if run, else the first; --gantt-schedule picks) as "
+                        "plain data: JSON, or the compact text form (one token per slot) for .txt")
     add_json(p)
     p.set_defaults(handler=run)
 
@@ -129,6 +137,19 @@ def contract_report(report: dict[str, Any]) -> dict[str, Any]:
             "lower_bound_cycles": report["lower_bound_cycles"], "results": rows}
 
 
+def load_schedule_file(path: str, graph, cluster, args: argparse.Namespace):
+    """The file's schedule, validated; on a bad file -v prints the grid with the broken slot marked, then the
+    one `error:` line follows."""
+    from spikepipe.schedule_file import ScheduleFileError, load_schedule
+
+    try:
+        return load_schedule(path, graph, cluster)
+    except ScheduleFileError as exc:
+        if getattr(args, "verbose", False) and exc.grid:
+            print(exc.grid, file=sys.stderr)
+        raise
+
+
 def pick(evals: list, name: str | None):
     if not evals:
         return None
@@ -143,7 +164,7 @@ def pick(evals: list, name: str | None):
 def check_outputs(args: argparse.Namespace) -> None:
     from spikepipe.io import check_writable
 
-    for opt in ("gantt", "trace", "csv"):
+    for opt in ("gantt", "trace", "csv", "schedule_out"):
         path = getattr(args, opt, None)
         if path:
             check_writable(path)
@@ -161,10 +182,12 @@ def run(args: argparse.Namespace) -> Result:
     from spikepipe.io import write_csv
     from spikepipe.sim.evaluate import evaluate_graph, load_graph, resolve_schedules
 
-    names = resolve_schedules(None if args.schedule == "all" else args.schedule)
+    wanted = args.schedule if args.schedule is not None else (None if args.schedule_file is None else "")
+    names = resolve_schedules(None if wanted == "all" else wanted) if wanted != "" else []
     check_outputs(args)
     cluster = cluster_from_args(args, processors=args.processors)
     graph = apply_method(load_graph(args.network, cluster, args.batch, args.timesteps), args)
+    given = [load_schedule_file(args.schedule_file, graph, cluster, args)] if args.schedule_file else []
     with progress_bar(len(names), "simulate") as bar:
         task = bar.add_task(f"{graph.name} P={cluster.size}", total=len(names))
 
@@ -172,7 +195,7 @@ def run(args: argparse.Namespace) -> Result:
             bar.update(task, description=f"{graph.name} P={cluster.size}: {name}",
                        completed=names.index(name))
 
-        report, evals = evaluate_graph(graph, cluster, names, progress=step,
+        report, evals = evaluate_graph(graph, cluster, names, progress=step, given=given,
                                        keep_going=len(names) > 1, **sim_kwargs(args))
         bar.update(task, completed=len(names))
     data = contract_report(report)
@@ -188,6 +211,10 @@ def run(args: argparse.Namespace) -> Result:
 
         files["trace"] = str(write_trace(args.trace, [(f"{e.schedule.name} P={cluster.size}", e.sim) for e in evals],
                                          freq_hz=cluster.processors[0].freq_hz))
+    if args.schedule_out and shown is not None:
+        from spikepipe.schedule_file import write_schedule
+
+        files["schedule"] = str(write_schedule(args.schedule_out, shown.schedule, graph, cluster))
     if args.csv:
         files["csv"] = str(write_csv(args.csv, [{"network": graph.name, **r} for r in data["results"]]))
 

@@ -86,7 +86,16 @@ def evaluate_one(name: str, graph: TaskGraph, cluster: Cluster, *, sequential_cy
 
     t0 = time.perf_counter()
     sched = generate(name, graph, cluster, **options_for(name, options or {}))
-    gen_s = time.perf_counter() - t0
+    return evaluate_given(sched, graph, cluster, sequential_cycles=sequential_cycles, iterations=iterations,
+                          strict=strict, overlap_comm=overlap_comm, link_contention=link_contention, record=record,
+                          schedule_wall_s=time.perf_counter() - t0)
+
+
+def evaluate_given(sched: Schedule, graph: TaskGraph, cluster: Cluster, *, sequential_cycles: float,
+                   iterations: int | None = None, strict: bool = False, overlap_comm: bool = True,
+                   link_contention: bool = True, record: bool = True, schedule_wall_s: float = 0.0) -> Evaluation:
+    """Replay a schedule made elsewhere (a generator, a schedule file) and build its row."""
+    name, gen_s = sched.name, schedule_wall_s
     sim = simulate(sched, cluster, iterations=iterations, graph=graph, strict=strict, overlap_comm=overlap_comm,
                    link_contention=link_contention, record=record)
     peak = max(sim.peak_memory_bytes, default=0)
@@ -129,14 +138,20 @@ def evaluate_one(name: str, graph: TaskGraph, cluster: Cluster, *, sequential_cy
 def evaluate_graph(graph: TaskGraph, cluster: Cluster, schedules: Sequence[str] | str | None = None, *,
                    iterations: int | None = None, options: Mapping[str, Any] | None = None, strict: bool = False,
                    overlap_comm: bool = True, link_contention: bool = True, record: bool = True,
-                   progress: Progress | None = None, keep_going: bool = True) -> tuple[dict[str, Any], list[Evaluation]]:
-    """Every requested schedule on the cluster. Returns the report (the `simulate --json` object) and the
+                   progress: Progress | None = None, keep_going: bool = True,
+                   given: Sequence[Schedule] = ()) -> tuple[dict[str, Any], list[Evaluation]]:
+    """Every requested schedule on the cluster (none when `schedules` is [], for `given` ones only). Returns the report (the `simulate --json` object) and the
     evaluations (schedules and replays, for plots and traces). A generator that fails is reported under
     "errors" when `keep_going`, else its error propagates."""
-    names = resolve_schedules(schedules)
+    names = resolve_schedules(schedules) if schedules != [] else []
     seq = sequential_period(graph, cluster)
     lb = lower_bound_cycles(graph, cluster)
     results, evals, errors = [], [], []
+    for sched in given:  # schedules made elsewhere (schedule files), replayed as they are
+        ev = evaluate_given(sched, graph, cluster, sequential_cycles=seq, iterations=iterations, strict=strict,
+                            overlap_comm=overlap_comm, link_contention=link_contention, record=record)
+        results.append(ev.row)
+        evals.append(ev)
     for name in names:
         if progress:
             progress(name)

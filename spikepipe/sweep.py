@@ -238,6 +238,8 @@ def _run_simulate(point: dict[str, Any]) -> dict[str, Any]:
     row["lower_bound_cycles"] = report["lower_bound_cycles"]
     row["sequential_cycles"] = report.get("sequential_cycles")
     row.pop("schedule", None)
+    # a sweep row's `status` is the point's (ok | error): the schedule's certificate status goes beside it
+    row["certificate_status"] = row.pop("status", None)
     if isinstance(row.get("gradient_delays"), (list, tuple)):
         delays = list(row["gradient_delays"])
         row["max_delay"] = max(delays, default=0)

@@ -108,7 +108,8 @@ def simulate(network: NetworkArg, hardware: HardwareArg = None, *, processors: i
 
 
 def simulate_graph(graph: TaskGraph, cluster: Cluster, names: Sequence[str], *, eval_kwargs: Mapping[str, Any],
-                   keep_going: bool | None = None, progress: ProgressCallback | None = None) -> SimulateResult:
+                   keep_going: bool | None = None, progress: ProgressCallback | None = None,
+                   given: Sequence[Schedule] = ()) -> SimulateResult:
     """`simulate` on a built task graph (what the CLI calls). A failing generator is a row with `error` when
     `keep_going` (default: when several schedules were asked for), else its error is raised."""
     from spikepipe.sim.evaluate import evaluate_graph
@@ -119,7 +120,7 @@ def simulate_graph(graph: TaskGraph, cluster: Cluster, names: Sequence[str], *, 
         if progress:
             progress(ProgressEvent("simulate", names.index(name), len(names), f"{label}: {name}"))
 
-    report, evals = evaluate_graph(graph, cluster, names, progress=step,
+    report, evals = evaluate_graph(graph, cluster, list(names), progress=step, given=given,
                                    keep_going=len(names) > 1 if keep_going is None else keep_going, **eval_kwargs)
     if progress:
         progress(ProgressEvent("simulate", len(names), len(names), label))

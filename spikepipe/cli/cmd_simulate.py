@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,9 @@ def add_sim_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--iterations", type=positive_int, default=None,
                    help="minibatches to replay (default: enough to measure the steady state)")
     g.add_argument("--time-limit", type=positive_float, default=None, metavar="SECONDS",
-                   help="time limit per schedule for solver-based schedulers (spikepipe's CP-SAT; default 10 s)")
+                   help="wall-clock limit per schedule for spikepipe's CP-SAT search; not reproducible under machine "
+                        "load (default: a budget in CP-SAT deterministic time and search moves, which gives "
+                        "the same schedule on an idle or a busy machine)")
     g.add_argument("--microbatches", type=positive_int, default=None,
                    help="micro-batches for flush schedules (default: the best of P, 2P, 4P)")
     g.add_argument("--strict", action="store_true",
@@ -98,8 +101,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--processors", "-P", type=positive_int, required=True, help="number of processors P")
     from schedules.registry import names
 
-    p.add_argument("--schedule", default="all", metavar="NAME|all",
-                   help=f"schedule generator, a comma list, or all (default): {', '.join(names())}")
+    p.add_argument("--schedule", default=None, metavar="NAME|all",
+                   help=f"schedule generator, a comma list, or all (default; none with --schedule-file): "
+                        f"{', '.join(names())}")
+    p.add_argument("--schedule-file", default=None, metavar="S.json|S.txt",
+                   help="replay a saved or hand-written schedule (JSON or the compact text form), validated "
+                        "against the network and hardware at load; -v prints its grid with a broken slot marked")
     add_hardware(p)
     add_sim_options(p)
     g = p.add_argument_group("outputs")
@@ -108,8 +115,24 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="which schedule the Gantt chart and trace show (default: spikepipe if run, else the first)")
     g.add_argument("--trace", default=None, metavar="OUT.json", help="Chrome trace (open in ui.perfetto.dev)")
     g.add_argument("--csv", default=None, metavar="OUT.csv", help="one row per schedule")
+    g.add_argument("--schedule-out", default=None, metavar="S.json|S.txt",
+                   help="write the shown schedule (spikepipe if run, else the first; --gantt-schedule picks) as "
+                        "plain data: JSON, or the compact text form (one token per slot) for .txt")
     add_json(p)
     p.set_defaults(handler=run)
+
+
+def load_schedule_file(path: str, graph, cluster, args: argparse.Namespace):
+    """The file's schedule, validated; on a bad file -v prints the grid with the broken slot marked, then the
+    one `error:` line follows."""
+    from spikepipe.schedule_file import ScheduleFileError, load_schedule
+
+    try:
+        return load_schedule(path, graph, cluster)
+    except ScheduleFileError as exc:
+        if getattr(args, "verbose", False) and exc.grid:
+            print(exc.grid, file=sys.stderr)
+        raise
 
 
 def pick(evals: list, name: str | None):
@@ -126,7 +149,7 @@ def pick(evals: list, name: str | None):
 def check_outputs(args: argparse.Namespace) -> None:
     from spikepipe.io import check_writable
 
-    for opt in ("gantt", "trace", "csv"):
+    for opt in ("gantt", "trace", "csv", "schedule_out"):
         path = getattr(args, opt, None)
         if path:
             check_writable(path)
@@ -145,16 +168,21 @@ def run(args: argparse.Namespace) -> Result:
     from spikepipe.io import write_csv
     from spikepipe.sim.evaluate import Evaluation, load_graph, resolve_schedules
 
-    names = resolve_schedules(None if args.schedule == "all" else args.schedule)
+    wanted = args.schedule if args.schedule is not None else (None if args.schedule_file is None else "")
+    names = resolve_schedules(None if wanted == "all" else wanted) if wanted != "" else []
     check_outputs(args)
     cluster = cluster_from_args(args, processors=args.processors)
     graph = apply_method(load_graph(args.network, cluster, args.batch, args.timesteps), args)
+    given = [load_schedule_file(args.schedule_file, graph, cluster, args)] if args.schedule_file else []
     with progress_bar(len(names), "simulate") as bar:
         task = bar.add_task(f"{graph.name} P={cluster.size}", total=len(names))
 
-        res = simulate_graph(graph, cluster, names, eval_kwargs=sim_kwargs(args),
+        res = simulate_graph(graph, cluster, names, eval_kwargs=sim_kwargs(args), given=given,
+                             keep_going=len(names) > 1,
                              progress=lambda ev: bar.update(task, description=ev.description, completed=ev.completed))
-    data, report = res.to_dict(), {"sequential_cycles": res.sequential_cycles}
+    data = res.to_dict()
+    report = {"sequential_cycles": res.sequential_cycles, "timesteps": graph.timesteps, "batch": graph.batch,
+              **graph.layout_info()}
     evals = [Evaluation(r.plan, r.replay, dict(r.row)) for r in res.results if r.ok]
     files: dict[str, str] = {}
     shown = pick(evals, args.gantt_schedule)
@@ -168,6 +196,10 @@ def run(args: argparse.Namespace) -> Result:
 
         files["trace"] = str(write_trace(args.trace, [(f"{e.schedule.name} P={cluster.size}", e.sim) for e in evals],
                                          freq_hz=cluster.processors[0].freq_hz))
+    if args.schedule_out and shown is not None:
+        from spikepipe.schedule_file import write_schedule
+
+        files["schedule"] = str(write_schedule(args.schedule_out, shown.schedule, graph, cluster))
     if args.csv:
         files["csv"] = str(write_csv(args.csv, [{"network": graph.name, **r} for r in data["results"]]))
 
@@ -188,6 +220,13 @@ def wide_console():
     return console if console.is_terminal else Console(width=150)
 
 
+def gap_cell(row: dict[str, Any]) -> str:
+    """Period gap / delay gap to their lower bounds, e.g. `0.0%/25%`: how far from best the row may be."""
+    if row.get("period_gap") is None:
+        return "-"
+    return f"{row['period_gap']:.1%}/{row['delay_gap']:.0%}"
+
+
 def results_table(data: dict[str, Any], report: dict[str, Any]):
     from rich.table import Table
 
@@ -197,8 +236,8 @@ def results_table(data: dict[str, Any], report: dict[str, Any]):
     t = Table(title=f"{data['network']} (T={report.get('timesteps')}, B={report.get('batch')}{how}) on "
                     f"P={data['processors']}: sequential {seq:,.0f} cycles/minibatch, "
                     f"lower bound {lb:,} (speedup at most {seq / lb if lb else 0:.2f}x)")
-    for col in ("schedule", "kind", "period", "simulated", "speedup", "util", "comm", "max delay", "peak mem",
-                "energy", "EDP", "late"):
+    for col in ("schedule", "kind", "period", "simulated", "speedup", "util", "comm", "max delay", "gap P/D",
+                "status", "peak mem", "energy", "EDP", "late"):
         t.add_column(col, justify="left" if col in ("schedule", "kind") else "right", no_wrap=True)
     for r in data["results"]:
         if r.get("error"):
@@ -208,7 +247,8 @@ def results_table(data: dict[str, Any], report: dict[str, Any]):
         t.add_row(
             f"[bold]{r['schedule']}[/bold]" if best else r["schedule"], r["kind"], f"{r['period_cycles']:,}",
             f"{r['simulated_period_cycles']:,.0f}", f"{r['speedup']:.2f}x", f"{r['mean_utilisation']:.0%}",
-            f"{r['comm_fraction']:.1%}", str(r["max_delay"]), f"{r['peak_memory_bytes'] / 2**20:,.1f} MiB",
+            f"{r['comm_fraction']:.1%}", str(r["max_delay"]), gap_cell(r), r.get("status", "-"),
+            f"{r['peak_memory_bytes'] / 2**20:,.1f} MiB",
             f"{r.get('energy_joules', 0.0) * 1e3:,.3f} mJ", f"{r.get('energy_delay_product', 0.0):.3g} Js",
             str(r["late_slots"]))
     return t

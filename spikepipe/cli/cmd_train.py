@@ -20,6 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="'none' for plain BPTT, or a schedule name (see `spikepipe simulate`) solved for "
                         "--processors; its per-layer gradient delays are trained exactly")
     p.add_argument("--processors", type=positive_int, default=4, help="processors the schedule is solved for")
+    p.add_argument("--schedule-file", default=None, metavar="S.json|S.txt",
+                   help="train with a saved or hand-written schedule (see `simulate --schedule-out`), validated "
+                        "against the network and --hardware/--processors at load; instead of --schedule")
     add_period_slack(p)
     add_hardware(p)
     p.add_argument("--epochs", type=positive_int, default=5)
@@ -111,11 +114,12 @@ def run(args: argparse.Namespace) -> Result:
         from spikepipe.cli.common import CliError
 
         raise CliError("train takes --hardware for the schedule's cluster; --array/--dataflow are not supported here")
+    given = _schedule_from_file(args, cfg)
     if args.no_progress:
-        data = train(cfg)
+        data = train(cfg, schedule=given)
     else:
         with RichProgress() as prog:
-            data = train(cfg, progress=prog)
+            data = train(cfg, progress=prog, schedule=given)
 
     def render() -> None:
         print(f"{data['network']} on {data['dataset']}, schedule {data['schedule']} "
@@ -125,3 +129,19 @@ def run(args: argparse.Namespace) -> Result:
             print(f"metrics, curves and checkpoint in {args.out}")
 
     return Result(data, render)
+
+
+def _schedule_from_file(args: argparse.Namespace, cfg):
+    """The --schedule-file schedule for the network as train builds it, validated; None without the option."""
+    if not getattr(args, "schedule_file", None):
+        return None
+    from spikepipe.cli.cmd_simulate import load_schedule_file
+    from spikepipe.cli.common import CliError
+
+    if args.schedule != "none":
+        raise CliError("give --schedule or --schedule-file, not both")
+    from hwmodels.config import load_cluster
+    from spikepipe.workload import load_workload
+
+    graph = load_workload(cfg.network, batch=cfg.batch, timesteps=cfg.timesteps)
+    return load_schedule_file(args.schedule_file, graph, load_cluster(cfg.hardware, processors=cfg.processors), args)

@@ -29,7 +29,7 @@ OPTION_TARGETS: dict[str, tuple[str, ...]] = {
     "max_parts": ("spikepipe",),
     "deterministic_time_s": ("spikepipe",),
     "search_evaluations": ("spikepipe",),
-    "microbatches": ("gpipe", "1f1b", "interleaved-1f1b", "zero-bubble"),
+    "microbatches": ("gpipe", "1f1b", "interleaved-1f1b", "zero-bubble", "zb-v"),
     "stages": ("pipedream", "layerpipe"),
 }
 
@@ -84,11 +84,22 @@ def evaluate_one(name: str, graph: TaskGraph, cluster: Cluster, *, sequential_cy
                  overlap_comm: bool = True, link_contention: bool = True, record: bool = True,
                  activity: Sequence[float] | None = None) -> Evaluation:
     from schedules import generate
-    from spikepipe.energy import schedule_energy
 
     t0 = time.perf_counter()
     sched = generate(name, graph, cluster, **options_for(name, options or {}))
-    gen_s = time.perf_counter() - t0
+    return evaluate_given(sched, graph, cluster, sequential_cycles=sequential_cycles, iterations=iterations,
+                          strict=strict, overlap_comm=overlap_comm, link_contention=link_contention, record=record,
+                          schedule_wall_s=time.perf_counter() - t0, activity=activity)
+
+
+def evaluate_given(sched: Schedule, graph: TaskGraph, cluster: Cluster, *, sequential_cycles: float,
+                   iterations: int | None = None, strict: bool = False, overlap_comm: bool = True,
+                   link_contention: bool = True, record: bool = True, schedule_wall_s: float = 0.0,
+                   activity: Sequence[float] | None = None) -> Evaluation:
+    """Replay a schedule made elsewhere (a generator, a schedule file) and build its row."""
+    from spikepipe.energy import schedule_energy
+
+    name, gen_s = sched.name, schedule_wall_s
     sim = simulate(sched, cluster, iterations=iterations, graph=graph, strict=strict, overlap_comm=overlap_comm,
                    link_contention=link_contention, record=record)
     peak = max(sim.peak_memory_bytes, default=0)
@@ -122,6 +133,9 @@ def evaluate_one(name: str, graph: TaskGraph, cluster: Cluster, *, sequential_cy
     # energy per minibatch; activity None prices every GEMM as dense MACs
     row.update(schedule_energy(sched, graph, cluster, sim, activity).row())
     row["energy_activity"] = "dense" if activity is None else "measured"
+    from schedules.certificate import certify
+
+    row.update(certify(sched, graph, cluster).to_dict())  # status, bounds and gaps (docs/design.md section 5)
     for key in ("phase1", "phase2", "fallback", "gap", "solve_s", "stages"):
         if key in sched.info and isinstance(sched.info[key], (int, float, str, bool, type(None))):
             row[f"info_{key}"] = sched.info[key]
@@ -132,14 +146,22 @@ def evaluate_graph(graph: TaskGraph, cluster: Cluster, schedules: Sequence[str] 
                    iterations: int | None = None, options: Mapping[str, Any] | None = None, strict: bool = False,
                    overlap_comm: bool = True, link_contention: bool = True, record: bool = True,
                    progress: Progress | None = None, keep_going: bool = True,
-                   activity: Sequence[float] | None = None) -> tuple[dict[str, Any], list[Evaluation]]:
-    """Every requested schedule on the cluster. Returns the report (the `simulate --json` object) and the
+                   activity: Sequence[float] | None = None,
+                   given: Sequence[Schedule] = ()) -> tuple[dict[str, Any], list[Evaluation]]:
+    """Every requested schedule on the cluster (none when `schedules` is [], for `given` ones only). Returns the
+    report (the `simulate --json` object) and the
     evaluations (schedules and replays, for plots and traces). A generator that fails is reported under
     "errors" when `keep_going`, else its error propagates."""
-    names = resolve_schedules(schedules)
+    names = resolve_schedules(schedules) if schedules != [] else []
     seq = sequential_period(graph, cluster)
     lb = lower_bound_cycles(graph, cluster)
     results, evals, errors = [], [], []
+    for sched in given:  # schedules made elsewhere (schedule files), replayed as they are
+        ev = evaluate_given(sched, graph, cluster, sequential_cycles=seq, iterations=iterations, strict=strict,
+                            overlap_comm=overlap_comm, link_contention=link_contention, record=record,
+                            activity=activity)
+        results.append(ev.row)
+        evals.append(ev)
     for name in names:
         if progress:
             progress(name)
@@ -165,6 +187,7 @@ def evaluate_graph(graph: TaskGraph, cluster: Cluster, schedules: Sequence[str] 
         "batch": graph.batch,
         "timesteps": graph.timesteps,
         **graph.layout_info(),
+        "layout_info": graph.layout_info(),
         "errors": errors,
     }
     return report, evals

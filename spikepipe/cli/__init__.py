@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 from spikepipe.cli.common import CliError, Result
 
-COMMAND_MODULES = ("cycles", "networks", "tasks", "simulate", "compare", "train", "sweep")
+COMMAND_MODULES = ("cycles", "networks", "tasks", "simulate", "compare", "train", "sweep", "activity")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from spikepipe.cli.cmd_simulate import (
+    activity_for,
     add_sim_options,
     apply_method,
     contract_report,
@@ -52,6 +53,7 @@ def run(args: argparse.Namespace) -> Result:
     # unwritable folder before minutes of solving
     clusters = {p: cluster_from_args(args, processors=p) for p in procs}
     graph = apply_method(load_graph(args.network, clusters[procs[0]], args.batch, args.timesteps), args)
+    activity = activity_for(args, graph)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -69,7 +71,8 @@ def run(args: argparse.Namespace) -> Result:
             def step(name: str, label: str = label, base: int = i * len(names)) -> None:
                 bar.update(task, description=f"{label}: {name}", completed=base + names.index(name))
 
-            report, evals = evaluate_graph(graph, cluster, names, progress=step, **sim_kwargs(args))
+            report, evals = evaluate_graph(graph, cluster, names, progress=step, activity=activity,
+                                           **sim_kwargs(args))
             data = contract_report(report)
             reports.append({**data, "sequential_cycles": report["sequential_cycles"]})
             rows += [{"network": graph.name, "processors": p, "lower_bound_cycles": data["lower_bound_cycles"], **r}

@@ -52,6 +52,9 @@ def add_sim_options(p: argparse.ArgumentParser) -> None:
                    help="training method whose task graph is scheduled (spikepipe.methods.transform; default bptt)")
     g.add_argument("--method-blocks", type=positive_int, default=2, metavar="N",
                    help="local-loss blocks for ttl/local/bloctrain (default 2)")
+    g.add_argument("--activity", default=None, metavar="FILE.json",
+                   help="measured spike activity (spikepipe activity / train --activity-out): GEMMs with a spike "
+                        "operand cost ACs at the measured rate instead of MACs in the energy (cycles stay dense)")
 
 
 def slack_fraction(text: str) -> float:
@@ -78,6 +81,15 @@ def apply_method(graph: Any, args: argparse.Namespace) -> Any:
 
     params = {"blocks": args.method_blocks} if args.method in ("ttl", "local", "bloctrain") else {}
     return transform(graph, args.method, **params)
+
+
+def activity_for(args: argparse.Namespace, graph: Any) -> list[float] | None:
+    """The input activity of every layer of `graph` from --activity (None: dense)."""
+    if not getattr(args, "activity", None):
+        return None
+    from spikepipe.activity import read_report
+
+    return read_report(args.activity).for_graph(graph, source=f"activity file {args.activity}")
 
 
 def sim_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -163,6 +175,7 @@ def run(args: argparse.Namespace) -> Result:
     check_outputs(args)
     cluster = cluster_from_args(args, processors=args.processors)
     graph = apply_method(load_graph(args.network, cluster, args.batch, args.timesteps), args)
+    activity = activity_for(args, graph)
     with progress_bar(len(names), "simulate") as bar:
         task = bar.add_task(f"{graph.name} P={cluster.size}", total=len(names))
 
@@ -170,8 +183,8 @@ def run(args: argparse.Namespace) -> Result:
             bar.update(task, description=f"{graph.name} P={cluster.size}: {name}",
                        completed=names.index(name))
 
-        report, evals = evaluate_graph(graph, cluster, names, progress=step,
-                                       keep_going=len(names) > 1, **sim_kwargs(args))
+        report, evals = evaluate_graph(graph, cluster, names, progress=step, keep_going=len(names) > 1,
+                                       activity=activity, **sim_kwargs(args))
         bar.update(task, completed=len(names))
     data = contract_report(report)
     files: dict[str, str] = {}

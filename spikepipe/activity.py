@@ -1,0 +1,253 @@
+"""Measured spike activity per layer, with forward hooks on any torch model (DESIGN.md section 4).
+
+For every traced layer (a synaptic op: conv or linear, named by its module path) the meter counts, over every call
+the model makes (a time-looped model calls once per step, a multi-step one once):
+- input activity   the fraction of non-zero entries of the tensor entering the synaptic op, and whether that
+                   tensor is binary (all entries 0 or 1): only then is it a spike operand that costs ACs;
+- output activity  the fraction of spikes the layer emits: the output of the first module to finish after the
+                   synaptic op (before the next one runs) that turns a non-binary input into a binary output, i.e.
+                   its neuron (own LIF, snnTorch, SpikingJelly: whatever module fires). None without a neuron.
+The JSON file carries the model, data set, epoch, samples and timesteps with the layers; `simulate --activity`
+reads the input activities back in the network's layer order (matched by layer name).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from math import prod
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from spikepipe.ir import LayerSpec, SpikePipeError, TaskGraph
+
+
+class ActivityError(SpikePipeError):
+    """An activity file is unreadable or does not fit the network."""
+
+
+@dataclass(frozen=True)
+class LayerActivity:
+    index: int
+    name: str
+    input_activity: float  # fraction of non-zero entries entering the synaptic op
+    input_binary: bool  # the input is a spike tensor (all entries 0 or 1)
+    output_activity: float | None  # fraction of spikes the layer's neuron emits (None: no neuron)
+    input_elements: int = 0  # entries of the input per sample per timestep (checks the file fits the network)
+
+
+@dataclass(frozen=True)
+class ActivityReport:
+    model: str
+    dataset: str
+    epoch: int | None  # None: an untrained model
+    samples: int
+    timesteps: int
+    layers: tuple[LayerActivity, ...]
+    history: tuple[Mapping[str, Any], ...] = field(default=())  # earlier epochs (train --activity-out)
+
+    def input_activities(self) -> list[float]:
+        return [la.input_activity for la in self.layers]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["layers"] = [asdict(la) for la in self.layers]
+        d["history"] = [dict(h) for h in self.history]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], source: str = "activity") -> ActivityReport:
+        try:
+            layers = tuple(LayerActivity(int(la["index"]), str(la["name"]), float(la["input_activity"]),
+                                         bool(la["input_binary"]),
+                                         None if la.get("output_activity") is None else float(la["output_activity"]),
+                                         int(la.get("input_elements", 0)))
+                           for la in d["layers"])
+            rep = cls(str(d["model"]), str(d["dataset"]), None if d.get("epoch") is None else int(d["epoch"]),
+                      int(d["samples"]), int(d["timesteps"]), layers, tuple(d.get("history", ())))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ActivityError(f"{source}: not an activity file ({type(exc).__name__}: {exc}); write one with "
+                                "`spikepipe activity` or `spikepipe train --activity-out`") from None
+        for la in rep.layers:
+            for key in ("input_activity", "output_activity"):
+                v = getattr(la, key)
+                if v is not None and not 0.0 <= v <= 1.0:
+                    raise ActivityError(f"{source}: layer {la.name}: {key} {v} is not in [0, 1]")
+        return rep
+
+    def for_graph(self, graph: TaskGraph, source: str = "activity") -> list[float]:
+        """Input activity of every layer of the graph, matched by layer name (and checked by input size)."""
+        by_name = {la.name: la for la in self.layers}
+        hint = f"{source} was measured on {self.model}; measure it on network {graph.name}"
+        if len(self.layers) != graph.num_layers:
+            raise ActivityError(f"{hint} ({len(self.layers)} layers, the network has {graph.num_layers})")
+        for s in graph.layers:
+            la = by_name.get(s.name)
+            if la is None:
+                raise ActivityError(f"{hint} (it has no layer {s.name!r})")
+            want = int(prod(s.in_shape))
+            if la.input_elements and la.input_elements != want:
+                raise ActivityError(f"{hint} (layer {s.name} takes {want} inputs per sample, the file measured "
+                                    f"{la.input_elements})")
+        return [by_name[s.name].input_activity for s in graph.layers]
+
+
+def _binary(t: torch.Tensor) -> bool:
+    return bool(((t == 0) | (t == 1)).all())
+
+
+def _first_tensor(x: Any) -> torch.Tensor | None:
+    if isinstance(x, torch.Tensor):
+        return x
+    if isinstance(x, (tuple, list)) and x:
+        return _first_tensor(x[0])
+    return None
+
+
+class ActivityMeter:
+    """Counts non-zero entries with forward hooks while the model runs; use as a context manager."""
+
+    def __init__(self, model: nn.Module, layers: Sequence[LayerSpec]) -> None:
+        self.model = model
+        self.layers = tuple(layers)
+        self._index = {s.name: s.index for s in layers}
+        self._handles: list[Any] = []
+        self.reset()
+
+    def reset(self) -> None:
+        self.in_nnz: dict[int, int] = defaultdict(int)
+        self.in_numel: dict[int, int] = defaultdict(int)
+        self.in_binary: dict[int, bool] = defaultdict(lambda: True)
+        self.out_nnz: dict[int, int] = defaultdict(int)
+        self.out_numel: dict[int, int] = defaultdict(int)
+        self._last: int | None = None  # the synaptic op that ran most recently
+        self._fired: set[int] = set()  # layers whose neuron already fired since their synaptic op ran
+
+    def _hook(self, name: str):
+        def hook(_module: nn.Module, args: tuple, output: Any) -> None:
+            x, y = _first_tensor(args), _first_tensor(output)
+            if name in self._index:
+                i = self._index[name]
+                if x is not None:
+                    self.in_nnz[i] += int(torch.count_nonzero(x))
+                    self.in_numel[i] += x.numel()
+                    self.in_binary[i] = self.in_binary[i] and _binary(x)
+                self._last = i
+                self._fired.discard(i)
+                return
+            i = self._last
+            if i is None or i in self._fired or x is None or y is None or not y.is_floating_point():
+                return
+            if _binary(y) and not _binary(x):  # a neuron: non-binary in, spikes out
+                self.out_nnz[i] += int(torch.count_nonzero(y))
+                self.out_numel[i] += y.numel()
+                self._fired.add(i)
+
+        return hook
+
+    def __enter__(self) -> ActivityMeter:
+        names = set(self._index)
+        # every module but the root: a neuron need not be a leaf (SpikingJelly's holds its surrogate function,
+        # and runs a fused kernel in eval that never calls it); inner hooks fire first, so a neuron counts once
+        for name, mod in self.model.named_modules():
+            if mod is not self.model:
+                self._handles.append(mod.register_forward_hook(self._hook(name)))
+        missing = names - {n for n, _ in self.model.named_modules()}
+        if missing:
+            self.__exit__()
+            raise ActivityError(f"the model has no module {sorted(missing)[0]!r} of its traced layers")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+
+    def layer_activities(self) -> tuple[LayerActivity, ...]:
+        out = []
+        for s in self.layers:
+            i = s.index
+            if not self.in_numel[i]:
+                raise ActivityError(f"layer {s.name} never ran; the model's forward does not call it")
+            out.append(LayerActivity(i, s.name, self.in_nnz[i] / self.in_numel[i], self.in_binary[i],
+                                     self.out_nnz[i] / self.out_numel[i] if self.out_numel[i] else None,
+                                     int(prod(s.in_shape))))
+        return tuple(out)
+
+
+@torch.no_grad()
+def measure(model: nn.Module, layers: Sequence[LayerSpec], inputs: Iterable[torch.Tensor], *, model_name: str,
+            dataset: str, epoch: int | None = None,
+            forward: Callable[[torch.Tensor], Any] | None = None) -> ActivityReport:
+    """Run `model` in eval mode on every input ([T, B, ...] as the model takes it) and count its spikes.
+    `forward` runs the model another way (a trainer's functional call with its own weights); the hooks on the
+    model's modules see it all the same."""
+    was_training = model.training
+    model.eval()
+    samples = timesteps = 0
+    run = forward or model
+    try:
+        with ActivityMeter(model, layers) as meter:
+            for x in inputs:
+                _reset_state(model)
+                run(x)
+                timesteps, samples = int(x.shape[0]), samples + int(x.shape[1])
+    finally:
+        model.train(was_training)
+    return ActivityReport(model_name, dataset, epoch, samples, timesteps, meter.layer_activities())
+
+
+def measure_split(model: nn.Module, example: torch.Tensor, x: torch.Tensor, *, encoder: str, seed: int,
+                  model_name: str, dataset: str, epoch: int | None = None, samples: int = 256,
+                  forward: Callable[[torch.Tensor], Any] | None = None) -> ActivityReport:
+    """Activity on the first `samples` samples of a split (x: [N, ...] in the model's sample shape), encoded over
+    the example's T and run in minibatches of its B (what `spikepipe activity` and `train --activity-out` do)."""
+    from spikepipe.frontend import trace
+    from spikepipe.train.encoders import encode
+
+    t, b = int(example.shape[0]), int(example.shape[1])
+    layers = trace(model, example[:, :1])
+    x = x[:samples]
+    batches = [encode(encoder, x[i:i + b], t, seed=seed + i) for i in range(0, len(x), b)]
+    return measure(model, layers, batches, model_name=model_name, dataset=dataset, epoch=epoch, forward=forward)
+
+
+def with_history(reports: Sequence[ActivityReport]) -> ActivityReport:
+    """The last epoch's report, with every epoch's layers (in order) as its history."""
+    if not reports:
+        raise ActivityError("no activity was measured")
+    hist = tuple({"epoch": r.epoch, "layers": [asdict(la) for la in r.layers]} for r in reports)
+    last = reports[-1]
+    return ActivityReport(last.model, last.dataset, last.epoch, last.samples, last.timesteps, last.layers, hist)
+
+
+def _reset_state(model: nn.Module) -> None:
+    """Neuron state belongs to one minibatch (SpikingJelly's MemoryModule, snnTorch's init_hidden)."""
+    for mod in model.modules():
+        reset = getattr(mod, "reset", None)
+        if callable(reset) and mod is not model and type(mod).__module__.startswith(("spikingjelly", "snntorch")):
+            reset()
+
+
+def write_report(path: str | Path, report: ActivityReport) -> Path:
+    from spikepipe.io import write_json
+
+    return write_json(path, report.to_dict())
+
+
+def read_report(path: str | Path) -> ActivityReport:
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text())
+    except FileNotFoundError:
+        raise ActivityError(f"activity file {path} not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ActivityError(f"activity file {path} is not JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ActivityError(f"activity file {path} must hold one JSON object")
+    return ActivityReport.from_dict(data, source=f"activity file {path}")

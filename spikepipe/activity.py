@@ -39,6 +39,16 @@ class LayerActivity:
     input_binary: bool  # the input is a spike tensor (all entries 0 or 1)
     output_activity: float | None  # fraction of spikes the layer's neuron emits (None: no neuron)
     input_elements: int = 0  # entries of the input per sample per timestep (checks the file fits the network)
+    # non-zero share of the GEMM operand the synaptic op really multiplies: the lowered (im2col) input of a conv,
+    # where zero padding and strides make it differ from the input's; the input itself for a linear layer.
+    # ACs = this x dense MACs is then exactly one accumulate per spike and weight it meets (None: not measured)
+    gemm_activity: float | None = None
+
+
+    @property
+    def operand_activity(self) -> float:
+        """What the AC count is priced at: the GEMM operand's activity where measured, else the input's."""
+        return self.input_activity if self.gemm_activity is None else self.gemm_activity
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,9 @@ class ActivityReport:
     def input_activities(self) -> list[float]:
         return [la.input_activity for la in self.layers]
 
+    def operand_activities(self) -> list[float]:
+        return [la.operand_activity for la in self.layers]
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["layers"] = [asdict(la) for la in self.layers]
@@ -66,7 +79,8 @@ class ActivityReport:
             layers = tuple(LayerActivity(int(la["index"]), str(la["name"]), float(la["input_activity"]),
                                          bool(la["input_binary"]),
                                          None if la.get("output_activity") is None else float(la["output_activity"]),
-                                         int(la.get("input_elements", 0)))
+                                         int(la.get("input_elements", 0)),
+                                         None if la.get("gemm_activity") is None else float(la["gemm_activity"]))
                            for la in d["layers"])
             rep = cls(str(d["model"]), str(d["dataset"]), None if d.get("epoch") is None else int(d["epoch"]),
                       int(d["samples"]), int(d["timesteps"]), layers, tuple(d.get("history", ())))
@@ -74,7 +88,7 @@ class ActivityReport:
             raise ActivityError(f"{source}: not an activity file ({type(exc).__name__}: {exc}); write one with "
                                 "`spikepipe activity` or `spikepipe train --activity-out`") from None
         for la in rep.layers:
-            for key in ("input_activity", "output_activity"):
+            for key in ("input_activity", "output_activity", "gemm_activity"):
                 v = getattr(la, key)
                 if v is not None and not 0.0 <= v <= 1.0:
                     raise ActivityError(f"{source}: layer {la.name}: {key} {v} is not in [0, 1]")
@@ -94,7 +108,23 @@ class ActivityReport:
             if la.input_elements and la.input_elements != want:
                 raise ActivityError(f"{hint} (layer {s.name} takes {want} inputs per sample, the file measured "
                                     f"{la.input_elements})")
-        return [by_name[s.name].input_activity for s in graph.layers]
+        return [by_name[s.name].operand_activity for s in graph.layers]
+
+
+def _lowered_counts(module: nn.Module, x: torch.Tensor, y: torch.Tensor | None) -> tuple[int, int] | None:
+    """(non-zeros, entries) of a 2D convolution's im2col operand, without building it: a convolution of the
+    non-zero mask with a kernel of ones counts, per output position and group, the taps that see a non-zero.
+    None for other modules (their operand is the input) and for padding modes other than zeros."""
+    if not isinstance(module, nn.Conv2d) or module.padding_mode != "zeros" or y is None:
+        return None
+    x4 = x.reshape(-1, *x.shape[-3:])  # multi-step [T, B, C, H, W] modules fold T into the batch
+    g = module.groups
+    ones = torch.ones(g, module.in_channels // g, *module.kernel_size, dtype=torch.float32)
+    occ = torch.nn.functional.conv2d((x4 != 0).float(), ones, None, module.stride, module.padding,
+                                     module.dilation, g)
+    positions = occ.numel() // g  # output positions (batch x E x F)
+    taps = module.in_channels // g * prod(module.kernel_size)
+    return int(occ.sum(dtype=torch.float64)), positions * taps * g
 
 
 def _binary(t: torch.Tensor) -> bool:
@@ -125,18 +155,24 @@ class ActivityMeter:
         self.in_binary: dict[int, bool] = defaultdict(lambda: True)
         self.out_nnz: dict[int, int] = defaultdict(int)
         self.out_numel: dict[int, int] = defaultdict(int)
+        self.op_nnz: dict[int, int] = defaultdict(int)  # non-zeros of the lowered GEMM operand
+        self.op_numel: dict[int, int] = defaultdict(int)
         self._last: int | None = None  # the synaptic op that ran most recently
         self._fired: set[int] = set()  # layers whose neuron already fired since their synaptic op ran
 
     def _hook(self, name: str):
-        def hook(_module: nn.Module, args: tuple, output: Any) -> None:
+        def hook(module: nn.Module, args: tuple, output: Any) -> None:
             x, y = _first_tensor(args), _first_tensor(output)
             if name in self._index:
                 i = self._index[name]
                 if x is not None:
-                    self.in_nnz[i] += int(torch.count_nonzero(x))
+                    nnz = int(torch.count_nonzero(x))
+                    self.in_nnz[i] += nnz
                     self.in_numel[i] += x.numel()
                     self.in_binary[i] = self.in_binary[i] and _binary(x)
+                    lowered = _lowered_counts(module, x, y)
+                    self.op_nnz[i] += lowered[0] if lowered else nnz
+                    self.op_numel[i] += lowered[1] if lowered else x.numel()
                 self._last = i
                 self._fired.discard(i)
                 return
@@ -176,7 +212,8 @@ class ActivityMeter:
                 raise ActivityError(f"layer {s.name} never ran; the model's forward does not call it")
             out.append(LayerActivity(i, s.name, self.in_nnz[i] / self.in_numel[i], self.in_binary[i],
                                      self.out_nnz[i] / self.out_numel[i] if self.out_numel[i] else None,
-                                     int(prod(s.in_shape))))
+                                     int(prod(s.in_shape)),
+                                     self.op_nnz[i] / self.op_numel[i] if self.op_numel[i] else None))
         return tuple(out)
 
 

@@ -142,7 +142,8 @@ def test_activity_command_and_simulate_activity(tmp_path, capsys):
     assert measured["energy_breakdown_joules"]["mac"] < dense["energy_breakdown_joules"]["mac"]
     assert measured["period_cycles"] == dense["period_cycles"]  # cycles stay dense
     # all-zero activity: the AC-free bound
-    zero = ActivityReport.from_dict({**data, "layers": [{**la, "input_activity": 0.0} for la in data["layers"]]})
+    zero = ActivityReport.from_dict({**data, "layers": [{**la, "input_activity": 0.0, "gemm_activity": 0.0}
+                                                        for la in data["layers"]]})
     write_report(tmp_path / "zero.json", zero)
     z = json.loads(cli(base + ["--activity", str(tmp_path / "zero.json")], capsys)[1])["results"][0]
     assert z["energy_breakdown_joules"]["ac"] == 0

@@ -94,7 +94,7 @@ class ActivityReport:
                     raise ActivityError(f"{source}: layer {la.name}: {key} {v} is not in [0, 1]")
         return rep
 
-    def for_graph(self, graph: TaskGraph, source: str = "activity") -> list[float]:
+    def for_graph(self, graph: TaskGraph, source: str = "activity") -> list[float | None]:
         """Input activity of every layer of the graph, matched by layer name (and checked by input size)."""
         by_name = {la.name: la for la in self.layers}
         hint = f"{source} was measured on {self.model}; measure it on network {graph.name}"
@@ -108,7 +108,8 @@ class ActivityReport:
             if la.input_elements and la.input_elements != want:
                 raise ActivityError(f"{hint} (layer {s.name} takes {want} inputs per sample, the file measured "
                                     f"{la.input_elements})")
-        return [by_name[s.name].operand_activity for s in graph.layers]
+        # a layer whose input was measured not binary (e.g. after an average pool) does dense MACs: None
+        return [by_name[s.name].operand_activity if by_name[s.name].input_binary else None for s in graph.layers]
 
 
 def _lowered_counts(module: nn.Module, x: torch.Tensor, y: torch.Tensor | None) -> tuple[int, int] | None:
@@ -241,7 +242,7 @@ def measure(model: nn.Module, layers: Sequence[LayerSpec], inputs: Iterable[torc
 
 def measure_split(model: nn.Module, example: torch.Tensor, x: torch.Tensor, *, encoder: str, seed: int,
                   model_name: str, dataset: str, epoch: int | None = None, samples: int = 256,
-                  forward: Callable[[torch.Tensor], Any] | None = None) -> ActivityReport:
+                  forward: Callable[[torch.Tensor], Any] | None = None, calibrate: bool = False) -> ActivityReport:
     """Activity on the first `samples` samples of a split (x: [N, ...] in the model's sample shape), encoded over
     the example's T and run in minibatches of its B (what `spikepipe activity` and `train --activity-out` do)."""
     from spikepipe.frontend import trace
@@ -251,6 +252,8 @@ def measure_split(model: nn.Module, example: torch.Tensor, x: torch.Tensor, *, e
     layers = trace(model, example[:, :1])
     x = x[:samples]
     batches = [encode(encoder, x[i:i + b], t, seed=seed + i) for i in range(0, len(x), b)]
+    if calibrate:
+        calibrate_batchnorm(model, batches, forward)
     return measure(model, layers, batches, model_name=model_name, dataset=dataset, epoch=epoch, forward=forward)
 
 
@@ -261,6 +264,26 @@ def with_history(reports: Sequence[ActivityReport]) -> ActivityReport:
     hist = tuple({"epoch": r.epoch, "layers": [asdict(la) for la in r.layers]} for r in reports)
     last = reports[-1]
     return ActivityReport(last.model, last.dataset, last.epoch, last.samples, last.timesteps, last.layers, hist)
+
+
+@torch.no_grad()
+def calibrate_batchnorm(model: nn.Module, inputs: Iterable[torch.Tensor],
+                        forward: Callable[[torch.Tensor], Any] | None = None) -> int:
+    """Running statistics of every batch norm from a pass over `inputs` (cumulative average), then eval mode.
+    An untrained network's defaults (mean 0, variance 1) leave most of its neurons silent; calibrated, every
+    pre-activation is normalised as training would. Returns the number of batch norms calibrated."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None
+    model.train()
+    run = forward or model
+    for x in inputs:
+        _reset_state(model)
+        run(x)
+    _reset_state(model)
+    model.eval()
+    return len(bns)
 
 
 def _reset_state(model: nn.Module) -> None:

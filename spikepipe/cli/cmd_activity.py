@@ -24,6 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resize", action="store_true",
                    help="resample the images to the network's input shape (e.g. Fashion-MNIST for a CIFAR-shaped "
                         "VGG: bilinear to H x W, channels repeated); the file records it")
+    p.add_argument("--calibrate-bn", action="store_true",
+                   help="an untrained model: set every batch norm's statistics from the measured samples first "
+                        "(its defaults leave most neurons silent); the file records it")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, metavar="FILE.json", help="write the activity file here")
     add_json(p)
@@ -87,9 +90,9 @@ def run(args: argparse.Namespace) -> Result:
     x = fit_shape(x[:args.samples], tuple(example.shape[2:]), args.resize, args.dataset)
     name = args.dataset + (" (resized)" if args.resize else "")
     report = measure_split(model, example, x, encoder=args.encoder, seed=args.seed, model_name=args.network,
-                           dataset=name, samples=args.samples)
+                           dataset=name, samples=args.samples, calibrate=args.calibrate_bn)
     data: dict[str, Any] = {**report.to_dict(), "split": args.split, "encoder": args.encoder,
-                            "weights": args.weights}
+                            "weights": args.weights, "calibrated_batchnorm": args.calibrate_bn}
     if args.out:
         from spikepipe.io import write_json
 

@@ -9,7 +9,14 @@ import torch
 from hwmodels import Processor
 from spikepipe import zoo
 from spikepipe.activity import calibrate_batchnorm
-from spikepipe.costs import CostModelError, OpsSplit, build_task_graph, graph_ops_split, ops_split, task_ops_split
+from spikepipe.costs import (
+    CostModelError,
+    OpsSplit,
+    build_task_graph,
+    graph_ops_split,
+    ops_split,
+    task_ops_split,
+)
 from spikepipe.frontend import trace
 from spikepipe.ir import Gemm, TaskKind, task_id
 

@@ -21,9 +21,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
+from sj_models import spiking_vgg11_bn  # noqa: E402
 
 from hwmodels import EnergyTable, Processor  # noqa: E402
-from sj_models import spiking_vgg11_bn  # noqa: E402
 from spikepipe import zoo  # noqa: E402
 from spikepipe.activity import calibrate_batchnorm, measure  # noqa: E402
 from spikepipe.cli.cmd_activity import fit_shape  # noqa: E402

@@ -17,7 +17,9 @@ The all-reduce follows the topology as a list of phases (AllReducePhase), each a
 processor at once: one ring over all P on all-to-all, ring and switch (two hops per step through the switch);
 on a mesh or torus a ring along every row then along every column (the 2D algorithm: reduce-scatter rows,
 reduce-scatter columns, all-gather columns, all-gather rows). A ring along a mesh line without wrap-around is
-folded onto it (0, 2, 4, ..., 5, 3, 1), so a logical step crosses at most two links and no link twice.
+folded onto it (0, 2, 4, ..., 5, 3, 1), so a logical step crosses at most two links and no link twice. Where
+the grid has a Hamiltonian cycle of neighbour links (any torus; a mesh with both sides >= 2 and P even) a single
+ring over all P is also possible, and the cheaper of the two plans is taken.
 """
 
 from __future__ import annotations
@@ -160,12 +162,20 @@ class Interconnect:
             if n > 1:
                 chunk = ceil(chunk / n)
                 phases.append(AllReducePhase(2 * (n - 1), chunk, 1 if wrap or n <= 2 else 2))
-        return tuple(phases)
+        plans = [tuple(phases)]
+        if wrap or (min(rows, cols) >= 2 and processors % 2 == 0):
+            # a Hamiltonian cycle of neighbour links exists (a snake, closed by the wrap or the first column):
+            # one ring over all P, one hop per step; large messages prefer it, small ones the fewer 2D steps
+            plans.append((AllReducePhase(2 * (processors - 1), ceil(nbytes / processors), 1),))
+        return min(plans, key=self._plan_cycles)
+
+    def _plan_cycles(self, plan: tuple[AllReducePhase, ...]) -> int:
+        return sum(ph.steps * ph.hops * (self.link_latency_cycles + self.occupancy_cycles(ph.chunk_bytes))
+                   for ph in plan)
 
     def allreduce_cycles(self, nbytes: int, processors: int) -> int:
         """Duration of the all-reduce: every step of every phase pays its hops' latency and occupancy."""
-        return sum(ph.steps * ph.hops * (self.link_latency_cycles + self.occupancy_cycles(ph.chunk_bytes))
-                   for ph in self.allreduce_plan(nbytes, processors))
+        return self._plan_cycles(self.allreduce_plan(nbytes, processors))
 
     def allreduce_link_bytes(self, nbytes: int, processors: int) -> int:
         """Bytes x links of the all-reduce: every processor sends a chunk over `hops` links in every step."""

@@ -101,8 +101,9 @@ def ops_split(gemm: Gemm, activity: float | None = None) -> OpsSplit:
     return OpsSplit(0, gemm.macs * activity)
 
 
-def task_ops_split(task: Task, activity: Sequence[float] | None = None, fraction: float = 1.0) -> OpsSplit:
-    """MACs and ACs of (a batch fraction of) a task; `activity[l]` is the input-spike activity of layer l."""
+def task_ops_split(task: Task, activity: Sequence[float | None] | None = None, fraction: float = 1.0) -> OpsSplit:
+    """MACs and ACs of (a batch fraction of) a task; `activity[l]` is the input-spike activity of layer l (None:
+    that layer dense)."""
     a = None if activity is None else activity[task.layer]
     total = OpsSplit()
     for g in task.scaled(fraction).gemms:
@@ -110,7 +111,7 @@ def task_ops_split(task: Task, activity: Sequence[float] | None = None, fraction
     return total
 
 
-def graph_ops_split(graph: TaskGraph, activity: Sequence[float] | None = None,
+def graph_ops_split(graph: TaskGraph, activity: Sequence[float | None] | None = None,
                     kinds: Sequence[TaskKind | str] = tuple(TaskKind)) -> OpsSplit:
     """MACs and ACs of one minibatch over the tasks of the given kinds (default F, B and W)."""
     wanted = {TaskKind(k) for k in kinds}
@@ -119,6 +120,20 @@ def graph_ops_split(graph: TaskGraph, activity: Sequence[float] | None = None,
         if t.kind in wanted:
             total += task_ops_split(t, activity)
     return total
+
+
+def _keeps_binary(layer: LayerSpec) -> bool:
+    """Whether the spikes survive the post ops after the neuron: an average over more than one input makes values
+    between 0 and 1 (a ResNet's global pool before its classifier); max pooling, flattening and an adaptive pool
+    whose every window holds one input (e.g. 1x1 -> 7x7) keep them 0 or 1."""
+    for p in layer.post_ops:
+        if p.kind == "avgpool" and p.kernel != (1, 1):
+            return False
+        if p.kind == "adaptiveavgpool" and len(p.in_shape) == 3 and len(p.out_shape) == 3:
+            for n_in, n_out in zip(p.in_shape[1:], p.out_shape[1:], strict=True):
+                if any(-(-(i + 1) * n_in // n_out) - (i * n_in // n_out) > 1 for i in range(n_out)):
+                    return False
+    return True
 
 
 def _elems(shape: Sequence[int]) -> int:
@@ -163,6 +178,7 @@ def build_task_graph(layers: Sequence[LayerSpec], *, batch: int, timesteps: int,
     edges: list[tuple[str, str, int]] = []
     memory: list[LayerMemory] = []
     fires = [layer.neuron is not None for layer in layers]
+    spikes_out = [f and _keeps_binary(layer) for f, layer in zip(fires, layers, strict=True)]
 
     def out_bytes(i: int) -> int:
         e = _elems(layers[i].output_shape) * bt
@@ -175,7 +191,7 @@ def build_task_graph(layers: Sequence[LayerSpec], *, batch: int, timesteps: int,
         feeds_from_network_only = all(src < 0 for src in layer.inputs)
         input_spikes = all(src >= 0 and fires[src] for src in layer.inputs)
         # the forward GEMM (A = X) and the weight-gradient GEMM (A = X^T) read the input spikes; B's is dense
-        binary = "a" if input_spikes else None
+        binary = "a" if all(src >= 0 and spikes_out[src] for src in layer.inputs) else None
         fwd = Gemm(m, s.k, s.n, "m", s.groups, binary)
         # F
         f_vec = _post_vector(layer, batch, timesteps, backward=False)

@@ -25,11 +25,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from math import ceil
 
-from hwmodels import Cluster, Processor
+from hwmodels import Cluster, EnergyTable, Processor
 from hwmodels.energy import PJ, gemm_sram_bytes
 from spikepipe.costs import task_ops_split
-from spikepipe.ir import Schedule, SpikePipeError, TaskGraph, TaskKind
+from spikepipe.ir import Schedule, SpikePipeError, Task, TaskGraph, TaskKind
 from spikepipe.sim.memory import layer_weight_bytes
 from spikepipe.sim.result import SimResult
 
@@ -83,13 +84,14 @@ class EnergyReport:
                 "energy_counts": {k: v for k, v in asdict(self.counts).items()}}
 
 
-def check_activity(activity: Sequence[float] | None, graph: TaskGraph) -> tuple[float, ...] | None:
+def check_activity(activity: Sequence[float | None] | None, graph: TaskGraph) -> tuple[float | None, ...] | None:
+    """Per layer the spike activity of its GEMM operand (None for a layer priced dense)."""
     if activity is None:
         return None
-    act = tuple(float(a) for a in activity)
+    act = tuple(None if a is None else float(a) for a in activity)
     if len(act) != graph.num_layers:
         raise EnergyError(f"activity has {len(act)} layers, network {graph.name} has {graph.num_layers}")
-    bad = [i for i, a in enumerate(act) if not 0.0 <= a <= 1.0]
+    bad = [i for i, a in enumerate(act) if a is not None and not 0.0 <= a <= 1.0]
     if bad:
         raise EnergyError(f"activity of layer {bad[0]} is {act[bad[0]]}; it must be in [0, 1]")
     return act
@@ -99,6 +101,39 @@ def _gemm_memory(proc: Processor, m: int, k: int, n: int) -> tuple[int, int]:
     """(sram, dram) bytes of one GEMM on a processor."""
     dram = proc.memory.gemm_traffic(proc.array, m, k, n, proc.word_bytes).total_bytes
     return gemm_sram_bytes(proc.array, m, k, n, proc.word_bytes) + dram, dram
+
+
+def task_counts(task: Task, proc: Processor, activity: Sequence[float] | None = None,
+                fraction: float = 1.0) -> EnergyCounts:
+    """Arithmetic and memory traffic of (a batch fraction of) one task on a processor (no saved activations)."""
+    split = task_ops_split(task, activity, fraction)
+    scaled = task.scaled(fraction)
+    sram = dram = 0
+    for g in scaled.gemms:
+        s_b, d_b = _gemm_memory(proc, g.m, g.k, g.n)
+        sram += g.groups * s_b
+        dram += g.groups * d_b
+    vec = sum(v.elements * v.timesteps * proc.vector.ops_per_element[v.op] for v in scaled.vector)
+    return EnergyCounts(split.macs, split.acs, vec, sram, dram, 0.0)
+
+
+def price(counts: EnergyCounts, table: EnergyTable) -> dict[str, float]:
+    """Joules per category of some counts under one table (static excluded: it needs a time)."""
+    return {"mac": counts.macs * table.mac_pj * PJ, "ac": counts.acs * table.ac_pj * PJ,
+            "vector": counts.vector_ops * table.vector_op_pj * PJ, "sram": counts.sram_bytes * table.sram_pj_per_byte * PJ,
+            "dram": counts.dram_bytes * table.dram_pj_per_byte * PJ, "link": counts.link_bytes * table.link_pj_per_byte * PJ}
+
+
+def forward_energy(graph: TaskGraph, processor: Processor, activity: Sequence[float] | None = None) -> dict[str, float]:
+    """Joules of one forward pass of the minibatch (the F tasks) on one processor: inference, as per-operation
+    energy models of SNNs (SpikingJelly's, Lemaire et al.'s) count it; no saved activations, links or static."""
+    act = check_activity(activity, graph)
+    total = EnergyCounts()
+    for t in graph.tasks:
+        if t.kind is TaskKind.F:
+            c = task_counts(t, processor, act)
+            total = EnergyCounts(*(getattr(total, f) + getattr(c, f) for f in EnergyCounts.__dataclass_fields__))
+    return price(total, processor.energy)
 
 
 def schedule_counts(schedule: Schedule, graph: TaskGraph, cluster: Cluster, sim: SimResult,
@@ -114,19 +149,13 @@ def schedule_counts(schedule: Schedule, graph: TaskGraph, cluster: Cluster, sim:
     f_procs: dict[int, set[int]] = defaultdict(set)
     for sl in schedule.slots:
         p = sl.processor
-        proc = cluster.processors[p]
         task = graph.task(sl.task)
-        split = task_ops_split(task, act, sl.fraction)
-        macs[p] += split.macs
-        acs[p] += split.acs
-        scaled = task.scaled(sl.fraction)
-        for g in scaled.gemms:
-            s_b, d_b = _gemm_memory(proc, g.m, g.k, g.n)
-            sram[p] += g.groups * s_b
-            dram[p] += g.groups * d_b
-        for v in scaled.vector:
-            vec[p] += v.elements * v.timesteps * proc.vector.ops_per_element[v.op]
-        dram[p] += 2 * scaled.activation_bytes  # written after F, read back by B/W
+        c = task_counts(task, cluster.processors[p], act, sl.fraction)
+        macs[p] += c.macs
+        acs[p] += c.acs
+        vec[p] += c.vector_ops
+        sram[p] += c.sram_bytes
+        dram[p] += c.dram_bytes + 2 * ceil(task.activation_bytes * sl.fraction)  # saved by F, read by B/W
         if sl.kind is TaskKind.W:
             w_slots[(sl.layer, p)] += 1
         elif sl.kind is TaskKind.F:
@@ -152,12 +181,8 @@ def schedule_energy(schedule: Schedule, graph: TaskGraph, cluster: Cluster, sim:
     j = dict.fromkeys(CATEGORIES, 0.0)
     for p, c in enumerate(counts):
         e = cluster.processors[p].energy
-        j["mac"] += c.macs * e.mac_pj * PJ
-        j["ac"] += c.acs * e.ac_pj * PJ
-        j["vector"] += c.vector_ops * e.vector_op_pj * PJ
-        j["sram"] += c.sram_bytes * e.sram_pj_per_byte * PJ
-        j["dram"] += c.dram_bytes * e.dram_pj_per_byte * PJ
-        j["link"] += c.link_bytes * e.link_pj_per_byte * PJ
+        for k, v in price(c, e).items():
+            j[k] += v
         j["static"] += e.static_joules(period_cycles / cluster.processors[p].freq_hz)
     total = EnergyCounts(*(sum(getattr(c, f) for c in counts) for f in EnergyCounts.__dataclass_fields__))
     return EnergyReport(**{f"{k}_joules": v for k, v in j.items()},

@@ -162,3 +162,15 @@ def test_evaluate_graph_passes_activity(tmp_path):
     zero, _ = evaluate_graph(graph, cluster, ["pipedream"], record=False, activity=[0.0] * graph.num_layers)
     assert zero["results"][0]["energy_joules"] < dense["results"][0]["energy_joules"]
     assert zero["results"][0]["energy_activity"] == "measured"
+
+
+def test_sweep_rows_carry_energy_columns(tmp_path):
+    from spikepipe.sweep import run_point
+
+    path = hw(tmp_path, {"mac_pj": 4.6, "static_mw": 10.0})
+    row = run_point("simulate", {"network": "snn-mlp", "processors": 2, "schedule": "sequential", "hardware": path,
+                                 "batch": B, "timesteps": T})
+    assert row["status"] == "ok", row["error"]
+    assert row["energy_mac_joules"] == pytest.approx(torch_training_macs("snn-mlp") * 4.6 * PJ, rel=1e-12)
+    assert row["energy_joules"] == pytest.approx(row["energy_mac_joules"] + row["energy_static_joules"])
+    assert {f"energy_{c}_joules" for c in CATEGORIES} <= set(row) and "energy_delay_product" in row

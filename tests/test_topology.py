@@ -117,11 +117,24 @@ def test_allreduce_follows_topology(topology, grid, expect, nbytes):
     assert net.allreduce_cycles(nbytes, 4) == expect(nbytes, 7, net.occupancy_cycles)
 
 
-def test_torus_allreduce_link_bytes():
-    net = Interconnect(topology="torus", grid=(4, 4))
+@pytest.mark.parametrize("topology", ["mesh", "torus"])
+def test_grid_allreduce_takes_the_cheaper_plan(topology):
+    """4x4: the 2D plan (rows: 6 steps of n/4, columns: 6 of n/16; two hops per step on a mesh line) against one
+    ring over a Hamiltonian cycle (30 steps of n/16, one hop); latency-bound messages prefer the fewer steps."""
+    lat = 100
+    net = Interconnect(topology=topology, grid=(4, 4), link_bytes_per_cycle=1, link_latency_cycles=lat)
+    h = 2 if topology == "mesh" else 1
+    for n in (1 << 4, 1 << 20):
+        two_d = 6 * h * (lat + ceil(n / 4)) + 6 * h * (lat + ceil(ceil(n / 4) / 4))
+        ring = 30 * (lat + ceil(n / 16))
+        assert net.allreduce_cycles(n, 16) == min(two_d, ring)
+        bytes_2d = 16 * h * (6 * ceil(n / 4) + 6 * ceil(ceil(n / 4) / 4))
+        assert net.allreduce_link_bytes(n, 16) == (bytes_2d if two_d < ring else 16 * 30 * ceil(n / 16))
+    # a 3x3 mesh has no Hamiltonian cycle (odd P): the 2D plan only
+    m33 = Interconnect(topology="mesh", grid=(3, 3), link_latency_cycles=lat)
     n = 1 << 20
-    # 16 processors: row rings send 6 chunks of n/4, column rings 6 chunks of n/16, one hop each
-    assert net.allreduce_link_bytes(n, 16) == 16 * (6 * n // 4 + 6 * n // 16)
+    assert m33.allreduce_cycles(n, 9) == 4 * 2 * (lat + m33.occupancy_cycles(ceil(n / 3))) + \
+        4 * 2 * (lat + m33.occupancy_cycles(ceil(ceil(n / 3) / 3)))
 
 
 def test_config_topologies(tmp_path):

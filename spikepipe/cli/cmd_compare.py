@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from spikepipe.cli.cmd_simulate import add_sim_options, apply_method, progress_bar, results_table, sim_kwargs
+from spikepipe.cli.cmd_simulate import (
+    activity_for,
+    add_sim_options,
+    apply_method,
+    progress_bar,
+    results_table,
+    sim_kwargs,
+)
 from spikepipe.cli.common import Result, add_hardware, add_json, add_network, cluster_from_args, int_list
 
 
@@ -42,6 +49,7 @@ def run(args: argparse.Namespace) -> Result:
     # unwritable folder before minutes of solving
     clusters = {p: cluster_from_args(args, processors=p) for p in procs}
     graph = apply_method(load_graph(args.network, clusters[procs[0]], args.batch, args.timesteps), args)
+    activity = activity_for(args, graph)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -50,7 +58,8 @@ def run(args: argparse.Namespace) -> Result:
 
     with progress_bar(len(procs) * len(names), "compare") as bar:
         task = bar.add_task("compare", total=len(procs) * len(names))
-        result = compare_graph(graph, clusters, names, out=out, gantt_processors=gantt_p, eval_kwargs=sim_kwargs(args),
+        result = compare_graph(graph, clusters, names, out=out, gantt_processors=gantt_p,
+                               eval_kwargs=sim_kwargs(args, activity_for(args, graph)),
                                progress=lambda ev: bar.update(task, description=ev.description, completed=ev.completed))
     summary, files = result.to_dict(), result.files
     reports = summary["reports"]

@@ -53,6 +53,9 @@ def add_sim_options(p: argparse.ArgumentParser) -> None:
 
     add_method_arguments(p.add_argument_group("training method (its task graph is what gets scheduled)"),
                          TRANSFORM_METHODS)
+    g.add_argument("--activity", default=None, metavar="FILE.json",
+                   help="measured spike activity (spikepipe activity / train --activity-out): GEMMs with a spike "
+                        "operand cost ACs at the measured rate instead of MACs in the energy (cycles stay dense)")
 
 
 def slack_fraction(text: str) -> float:
@@ -81,7 +84,17 @@ def apply_method(graph: Any, args: argparse.Namespace) -> Any:
     return transform(graph, method_options(args))
 
 
-def sim_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+def activity_for(args: argparse.Namespace, graph: Any) -> list[float] | None:
+    """The input activity of every layer of `graph` from --activity (None: dense)."""
+    if not getattr(args, "activity", None):
+        return None
+    from spikepipe.activity import read_report
+
+    return read_report(args.activity).for_graph(graph, source=f"activity file {args.activity}")
+
+
+def sim_kwargs(args: argparse.Namespace, activity: list[float] | None = None) -> dict[str, Any]:
+    """evaluate_graph's keywords from the command line; `activity` (activity_for) prices spike GEMMs as ACs."""
     options: dict[str, Any] = {}
     if args.time_limit is not None:
         options["time_limit_s"] = args.time_limit
@@ -92,7 +105,7 @@ def sim_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     if getattr(args, "period_slack", None):
         options["period_slack"] = args.period_slack
     return {"iterations": args.iterations, "options": options, "strict": args.strict,
-            "overlap_comm": not args.no_overlap, "link_contention": not args.no_contention}
+            "overlap_comm": not args.no_overlap, "link_contention": not args.no_contention, "activity": activity}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -177,8 +190,8 @@ def run(args: argparse.Namespace) -> Result:
     with progress_bar(len(names), "simulate") as bar:
         task = bar.add_task(f"{graph.name} P={cluster.size}", total=len(names))
 
-        res = simulate_graph(graph, cluster, names, eval_kwargs=sim_kwargs(args), given=given,
-                             keep_going=len(names) > 1,
+        res = simulate_graph(graph, cluster, names, eval_kwargs=sim_kwargs(args, activity_for(args, graph)),
+                             given=given, keep_going=len(names) > 1,
                              progress=lambda ev: bar.update(task, description=ev.description, completed=ev.completed))
     data = res.to_dict()
     report = {"sequential_cycles": res.sequential_cycles, "timesteps": graph.timesteps, "batch": graph.batch,

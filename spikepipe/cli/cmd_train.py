@@ -52,6 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads (results depend on it)")
     p.add_argument("--out", default=None, help="directory for checkpoint, metrics.json/csv, curves.png, result.json")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out, bit-identically")
+    p.add_argument("--activity-out", default=None, metavar="FILE.json",
+                   help="write the spike activity per layer measured after every epoch on the validation split "
+                        "(for simulate --activity)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_json(p)
     p.set_defaults(handler=run)
@@ -95,6 +98,8 @@ def run(args: argparse.Namespace) -> Result:
 
     if args.out:
         check_writable(f"{args.out}/result.json")
+    if args.activity_out:
+        check_writable(args.activity_out)
     cfg = TrainConfig(
         network=args.network, dataset=args.dataset, schedule=args.schedule, processors=args.processors,
         period_slack=args.period_slack or 0.0,
@@ -105,7 +110,8 @@ def run(args: argparse.Namespace) -> Result:
         data_dir=args.data_dir, limit_train=args.limit_train, threads=args.threads, out=args.out,
         resume=args.resume, method=args.method, checkpoint_every=args.checkpoint_every, skip=args.skip,
         window=args.window, blocks=args.blocks, hard_fraction=args.hard_fraction,
-        skipper_gradient=args.skipper_gradient)
+        skipper_gradient=args.skipper_gradient,
+        activity_out=args.activity_out)
     if args.period_slack and args.schedule != "spikepipe":
         from spikepipe.cli.common import CliError
 

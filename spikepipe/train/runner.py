@@ -63,6 +63,7 @@ class TrainConfig:
     blocks: int | None = None  # ttl/bloctrain: local-loss blocks
     hard_fraction: float | None = None  # bloctrain
     skipper_gradient: str | None = None  # skipper: "drop" or "carry"
+    activity_out: str | None = None  # write measured spike activity per layer and epoch here (spikepipe.activity)
 
     def optim(self) -> OptimConfig:
         return OptimConfig(name=self.optimizer, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
@@ -190,6 +191,7 @@ def run(cfg: TrainConfig, *, model: tuple[nn.Module, torch.Tensor] | None = None
         trainer.load_state_dict(ck["trainer"])
         history, start = list(ck["history"]), int(ck["epoch"])
     train = data.train
+    activity_epochs: list = []  # --activity-out: spike activity after every epoch, on the validation split
     for epoch in range(start, cfg.epochs):
         torch.manual_seed(cfg.seed * 7919 + epoch)  # dropout etc.: a function of (seed, epoch), so resume matches
         order = batch_order(len(train), cfg.batch, seed=cfg.seed, epoch=epoch)
@@ -210,6 +212,12 @@ def run(cfg: TrainConfig, *, model: tuple[nn.Module, torch.Tensor] | None = None
             raise NonFiniteLossError(f"{exc}; stopped in epoch {epoch + 1}, {where}") from None
         seconds = time.perf_counter() - t0
         val_loss, val_acc = evaluate(trainer, data.val, cfg, timesteps)
+        if cfg.activity_out:
+            from spikepipe.activity import measure_split
+
+            activity_epochs.append(measure_split(net, example, data.val.x, encoder=cfg.encoder, seed=cfg.seed,
+                                                 model_name=cfg.network, dataset=cfg.dataset, epoch=epoch + 1,
+                                                 forward=trainer.logits))
         row = {"epoch": epoch + 1, "train_loss": stats.loss, "train_accuracy": stats.accuracy,
                "val_loss": val_loss, "val_accuracy": val_acc,
                "lr": lr_at(cfg.optim(), trainer.step - 1, total), "seconds": round(seconds, 3),
@@ -221,6 +229,10 @@ def run(cfg: TrainConfig, *, model: tuple[nn.Module, torch.Tensor] | None = None
             checkpoint.save(ck_path, config=config, epoch=epoch + 1, trainer_state=trainer.state_dict(),
                             history=history)
             write_metrics(out, history, f"{cfg.network} on {cfg.dataset}, schedule {cfg.schedule}")
+    if activity_epochs:
+        from spikepipe.activity import with_history, write_report
+
+        write_report(cfg.activity_out, with_history(activity_epochs))
     if isinstance(trainer, ExactPipeline):
         trainer.check_delays()
     test_loss, test_acc = evaluate(trainer, data.test, cfg, timesteps)

@@ -182,6 +182,45 @@ def readout(out: object) -> torch.Tensor:
     return out.mean(0) if out.dim() == 3 else out
 
 
+def _raw(model: nn.Module, x: torch.Tensor) -> object:
+    """The model's output on x, in eval mode, without gradients, neurons reset before and after."""
+    was = model.training
+    try:
+        reset_state(model)
+        with torch.no_grad():
+            return model.eval()(x)
+    finally:
+        model.train(was)
+        reset_state(model)
+
+
+def probe_layout(model: nn.Module, example: torch.Tensor) -> tuple[bool, int, int]:
+    """(input is [T, B, ...], T, classes) from one run of the model on its example input."""
+    try:
+        raw = _raw(model, example)
+    except Exception as exc:  # noqa: BLE001 - the user's model, reported in one line
+        raise ModelError(f"{type(model).__name__} failed on its example input of shape {tuple(example.shape)}: "
+                         f"{type(exc).__name__}: {exc}") from None
+    logits = readout(raw)
+    b, classes = int(logits.shape[0]), int(logits.shape[1])
+    first = raw[0] if isinstance(raw, (tuple, list)) else raw
+    t_out = int(first.shape[0]) if first.dim() == 3 else 1
+    if example.dim() >= 3 and example.shape[1] == b and example.shape[0] != b:
+        return True, int(example.shape[0]), classes
+    if example.shape[0] == b and (example.dim() < 3 or example.shape[1] != b):
+        return False, t_out, classes
+    try:  # T == B: does the model take [T, 1, ...] and answer for one sample?
+        time_major = int(readout(_raw(model, example[:, :1])).shape[0]) == 1
+    except Exception:  # noqa: BLE001 - it does not: batch first
+        time_major = False
+    return time_major, (int(example.shape[0]) if time_major else t_out), classes
+
+
+def one_sample(example: torch.Tensor, time_major: bool) -> torch.Tensor:
+    """The example input cut to one sample (what the front end traces)."""
+    return example[:, :1] if time_major else example[:1]
+
+
 class ModelFn:
     """The user's model with its weights held outside it, one dict per layer."""
 
@@ -193,44 +232,13 @@ class ModelFn:
         if example is not None and (not isinstance(example, torch.Tensor) or example.dim() < 2):
             raise ModelError("the example input must be a tensor [T, B, ...] or [B, ...]")
         self.model = model
-        self.map = layer_map(model, example, layers)
-        self.num_layers = self.map.num_layers
-        self.example = example
         if example is None:
             self.time_major, self.timesteps, self.num_classes = True, int(getattr(model, "timesteps", 0)), 0
         else:
-            self.time_major, self.timesteps, self.num_classes = self._layout(example)
-
-    def _raw(self, x: torch.Tensor) -> object:
-        """The model's output on x, in eval mode, without gradients, neurons reset before and after."""
-        was = self.model.training
-        try:
-            reset_state(self.model)
-            with torch.no_grad():
-                return self.model.eval()(x)
-        finally:
-            self.model.train(was)
-            reset_state(self.model)
-
-    def _layout(self, example: torch.Tensor) -> tuple[bool, int, int]:
-        try:
-            raw = self._raw(example)
-        except Exception as exc:  # noqa: BLE001 - the user's model, reported in one line
-            raise ModelError(f"{type(self.model).__name__} failed on its example input of shape "
-                             f"{tuple(example.shape)}: {type(exc).__name__}: {exc}") from None
-        logits = readout(raw)
-        b, classes = int(logits.shape[0]), int(logits.shape[1])
-        first = raw[0] if isinstance(raw, (tuple, list)) else raw
-        t_out = int(first.shape[0]) if first.dim() == 3 else 1
-        if example.dim() >= 3 and example.shape[1] == b and example.shape[0] != b:
-            return True, int(example.shape[0]), classes
-        if example.shape[0] == b and (example.dim() < 3 or example.shape[1] != b):
-            return False, t_out, classes
-        try:  # T == B: does the model take [T, 1, ...] and answer for one sample?
-            time_major = int(readout(self._raw(example[:, :1])).shape[0]) == 1
-        except Exception:  # noqa: BLE001 - it does not: batch first
-            time_major = False
-        return time_major, (int(example.shape[0]) if time_major else t_out), classes
+            self.time_major, self.timesteps, self.num_classes = probe_layout(model, example)
+        self.map = layer_map(model, example, layers)
+        self.num_layers = self.map.num_layers
+        self.example = example
 
     @property
     def sample_shape(self) -> tuple[int, ...]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from spikepipe.cli.cmd_simulate import add_period_slack
@@ -96,6 +97,12 @@ def run(args: argparse.Namespace) -> Result:
 
     if args.out:
         check_writable(f"{args.out}/result.json")
+    if args.dataset not in ("digits", "fashion-mnist") and not args.dataset.endswith(".npz") \
+            and not Path(args.dataset).is_dir():
+        from spikepipe.cli.common import CliError
+
+        raise CliError(f"argument --dataset: invalid choice: {args.dataset!r} (choose digits, fashion-mnist, a "
+                       f"FILE.npz or a directory of IDX files)")
     cfg = TrainConfig(
         network=args.network, dataset=args.dataset, schedule=args.schedule, processors=args.processors,
         period_slack=args.period_slack or 0.0,

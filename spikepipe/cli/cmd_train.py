@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from spikepipe.cli.cmd_simulate import add_period_slack
@@ -10,10 +11,14 @@ from spikepipe.cli.common import Result, add_hardware, add_json, add_network, po
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train on digits or Fashion-MNIST, plain BPTT or with a schedule's delays")
+    p = sub.add_parser("train", help="train on your data, digits or Fashion-MNIST, plain BPTT or with a schedule's "
+                                     "delays")
     add_network(p)
-    p.add_argument("--dataset", choices=("digits", "fashion-mnist"), default="digits",
-                   help="digits: scikit-learn's bundled 8x8 digits (tiny); fashion-mnist: the original IDX files")
+    p.add_argument("--dataset", default="digits", metavar="NAME|FILE.npz|DIR",
+                   help="digits: scikit-learn's bundled 8x8 digits (tiny); fashion-mnist: the original IDX files; "
+                        "FILE.npz: your data (x_train, y_train, x_test, y_test, optional x_val, y_val; samples "
+                        "shaped like one sample of the model's input, or [T, ...] binned events); DIR: IDX files "
+                        "in Fashion-MNIST's layout")
     p.add_argument("--data-dir", default=None, help="directory with the Fashion-MNIST IDX files "
                    "(default /usr/share/datasets/fashion-mnist)")
     p.add_argument("--schedule", default="none",
@@ -100,6 +105,12 @@ def run(args: argparse.Namespace) -> Result:
         check_writable(f"{args.out}/result.json")
     if args.activity_out:
         check_writable(args.activity_out)
+    if args.dataset not in ("digits", "fashion-mnist") and not args.dataset.endswith(".npz") \
+            and not Path(args.dataset).is_dir():
+        from spikepipe.cli.common import CliError
+
+        raise CliError(f"argument --dataset: invalid choice: {args.dataset!r} (choose digits, fashion-mnist, a "
+                       f"FILE.npz or a directory of IDX files)")
     cfg = TrainConfig(
         network=args.network, dataset=args.dataset, schedule=args.schedule, processors=args.processors,
         period_slack=args.period_slack or 0.0,
@@ -132,7 +143,7 @@ def run(args: argparse.Namespace) -> Result:
               f"({data['trainer']}, delays {data['gradient_delays']}): test accuracy "
               f"{100 * data['test_accuracy']:.2f}% after {data['epochs']} epochs")
         if args.out:
-            print(f"metrics, curves and checkpoint in {args.out}")
+            print(f"metrics, curves, checkpoint and the trained model (model.pt) in {args.out}")
 
     return Result(data, render)
 

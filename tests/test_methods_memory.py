@@ -135,3 +135,32 @@ def test_checkpointing_keeps_less_than_bptt_by_the_expected_factor():
     ck = kept_peak(CheckpointedBPTT(_tiny(t), OptimConfig(), total_steps=2, checkpoint_every=every), x, y)
     assert bptt == t * (a + 2 * u) + loss
     assert ck == o + (t // every - 1) * u + every * (a + 2 * u)
+
+
+def test_an_expanded_view_is_charged_the_bytes_it_touches():
+    meter = KeptBytes()
+    meter.hold([torch.zeros(()).expand(100, 50)])
+    assert meter.current == 4
+    meter.hold([torch.zeros(3, 1).expand(3, 7)])
+    assert meter.current == 4 + 3 * 4
+
+
+@pytest.mark.parametrize("cls,kw", [(PlainBPTT, {}), (CheckpointedBPTT, {"checkpoint_every": 2}),
+                                    (Skipper, {"checkpoint_every": 3, "skip": 1})])
+def test_spike_packing_is_lossless_and_stores_spikes_as_bits(cls, kw):
+    from spikepipe.methods.memory import spike_packing
+
+    t, b = 6, 3
+    a, u, loss, o = _units(b)
+    x, y = _data(t, b)  # the input is binary too: it is packed as well
+    plain = cls(_tiny(t), OptimConfig(), total_steps=2, **kw).grads(x, y)[2]
+    with spike_packing():
+        packed = cls(_tiny(t), OptimConfig(), total_steps=2, **kw).grads(x, y)[2]
+    for g0, g1 in zip(plain, packed, strict=True):
+        for k in g0:
+            assert torch.equal(g0[k], g1[k])
+    full = kept_peak(cls(_tiny(t), OptimConfig(), total_steps=2, **kw), x, y)
+    small = kept_peak(cls(_tiny(t), OptimConfig(), total_steps=2, **kw), x, y, pack_spikes=True)
+    if cls is PlainBPTT:  # the saved input [T*B, K] and spikes [T*B, N] shrink to one bit per element
+        assert full - small == t * (a + u) - -(-t * b * K // 8) - -(-t * b * N // 8)
+    assert small < full

@@ -8,7 +8,8 @@ Two kinds of tensors are kept between a forward and the backward that needs them
 
 `KeptBytes` counts both, each byte once: a tensor is charged the bytes of its own elements, not the storage it
 views (a slice of the input is the slice's size), and views that overlap in one storage are charged their union
-(the same storage saved twice, or saved and held, is one). Model parameters (and anything else passed as
+(the same storage saved twice, or saved and held, is one); an expanded view is charged the bytes it really
+touches, not its broadcast size. Model parameters (and anything else passed as
 `exclude`) are not kept *for* the backward, they exist anyway, and are not counted; copies made of them (a
 repeated BatchNorm weight) are. A strided view that is not one dense block is charged its own elements and
 merged only with identical views (an upper bound where such views overlap; the methods here save none).
@@ -40,11 +41,21 @@ def _span(t: torch.Tensor) -> tuple[int, int] | None:
     es = t.element_size()
     if t.numel() == 0:
         return (0, 0)
-    extent = 1 + sum((s - 1) * abs(st) for s, st in zip(t.shape, t.stride(), strict=True))
-    if extent != t.numel() or any(st < 0 for st in t.stride()):
+    dims = [(s, st) for s, st in zip(t.shape, t.stride(), strict=True) if st != 0]  # broadcast dims: no bytes
+    extent = 1 + sum((s - 1) * abs(st) for s, st in dims)
+    if extent != _distinct(t) or any(st < 0 for _, st in dims):
         return None
     start = t.storage_offset() * es
     return (start, start + extent * es)
+
+
+def _distinct(t: torch.Tensor) -> int:
+    """Elements of storage a view touches: an expanded (stride-0) dimension repeats the same bytes."""
+    n = 1
+    for size, stride in zip(t.shape, t.stride(), strict=True):
+        if stride != 0:
+            n *= size
+    return n
 
 
 def _union(intervals: Iterable[tuple[int, int]]) -> int:
@@ -57,12 +68,46 @@ def _union(intervals: Iterable[tuple[int, int]]) -> int:
     return total
 
 
+_BIT_WEIGHTS = (128, 64, 32, 16, 8, 4, 2, 1)
+
+
+class PackedSpikes:
+    """A binary float tensor stored as 1 bit per element (lossless: unpack gives the same values)."""
+
+    def __init__(self, t: torch.Tensor) -> None:
+        self.shape, self.dtype, self.numel = t.shape, t.dtype, t.numel()
+        flat = t.detach().reshape(-1).to(torch.uint8)
+        pad = (-flat.numel()) % 8
+        if pad:
+            flat = torch.cat([flat, flat.new_zeros(pad)])
+        w = torch.tensor(_BIT_WEIGHTS, dtype=torch.uint8)
+        self.bits = (flat.view(-1, 8) * w).sum(1, dtype=torch.uint8)
+
+    def unpack(self) -> torch.Tensor:
+        w = torch.tensor(_BIT_WEIGHTS, dtype=torch.uint8)
+        flat = self.bits.unsqueeze(1).bitwise_and(w).ne(0).reshape(-1)[:self.numel]
+        return flat.to(self.dtype).reshape(self.shape)
+
+
+def is_spikes(t: torch.Tensor) -> bool:
+    """A floating tensor whose values are all 0 or 1 (what spike packing may store as bits)."""
+    return t.is_floating_point() and t.numel() > 0 and bool(((t == 0) | (t == 1)).all())
+
+
+def spike_packing() -> torch.autograd.graph.saved_tensors_hooks:
+    """Saved-tensor hooks that store every binary tensor autograd saves as bits (lossless spike compression)."""
+    return torch.autograd.graph.saved_tensors_hooks(
+        lambda t: PackedSpikes(t) if is_spikes(t) else t,
+        lambda h: h.unpack() if isinstance(h, PackedSpikes) else h)
+
+
 class KeptBytes(Probe):
     """Live and peak bytes of everything kept for the backward (see the module docstring).
 
     Use as `with meter: ...` (installs the saved-tensor hooks) and give it to the method as its probe."""
 
-    def __init__(self, exclude: Iterable[torch.Tensor] = ()) -> None:
+    def __init__(self, exclude: Iterable[torch.Tensor] = (), pack_spikes: bool = False) -> None:
+        self.pack_spikes = pack_spikes  # store saved spikes as bits (spike_packing) and count the bits
         self.excluded = {t.untyped_storage().data_ptr() for t in exclude}
         self.views: dict[int, dict[Any, list[int]]] = {}  # storage -> view key -> [refcount, bytes]
         self.charged: dict[int, int] = {}  # storage -> bytes charged now
@@ -77,7 +122,7 @@ class KeptBytes(Probe):
             return None
         span = _span(t)
         key = ("span", span) if span is not None else ("view", t.storage_offset(), tuple(t.shape), t.stride())
-        return ptr, key, t.numel() * t.element_size()
+        return ptr, key, _distinct(t) * t.element_size()
 
     def _recharge(self, ptr: int) -> None:
         views = self.views.get(ptr, {})
@@ -115,11 +160,14 @@ class KeptBytes(Probe):
 
     # -- autograd's saved tensors
     def _pack(self, t: torch.Tensor) -> Any:
+        if self.pack_spikes and self._key(t) is not None and is_spikes(t):
+            packed = PackedSpikes(t)
+            return _Saved(self, self._add(packed.bits), packed)
         return _Saved(self, self._add(t), t)
 
     @staticmethod
     def _unpack(h: Any) -> torch.Tensor:
-        return h.t
+        return h.t.unpack() if isinstance(h.t, PackedSpikes) else h.t
 
     def __enter__(self) -> KeptBytes:
         self._hooks.__enter__()
@@ -157,10 +205,11 @@ def trainer_parameters(trainer: Any) -> list[torch.Tensor]:
     return out
 
 
-def kept_peak(trainer: Any, x: torch.Tensor, y: torch.Tensor) -> int:
+def kept_peak(trainer: Any, x: torch.Tensor, y: torch.Tensor, pack_spikes: bool = False) -> int:
     """Peak bytes kept for the backward during one training step of `trainer` on (x, y) (BlocTrain: one step of
-    its current phase). The trainer's own state held outside autograd is seen through its `probe`."""
-    meter = KeptBytes(exclude=trainer_parameters(trainer))
+    its current phase). The trainer's own state held outside autograd is seen through its `probe`.
+    `pack_spikes`: the step runs with saved spikes stored as bits (spike_packing), and they are counted so."""
+    meter = KeptBytes(exclude=trainer_parameters(trainer), pack_spikes=pack_spikes)
     had = hasattr(trainer, "probe")
     if had:
         trainer.probe = meter

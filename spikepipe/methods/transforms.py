@@ -32,7 +32,7 @@ from math import ceil, prod
 
 from hwmodels import Cluster
 from spikepipe.ir import Gemm, LayerMemory, Task, TaskGraph, TaskKind, VectorWork, task_id
-from spikepipe.methods.local import HEAD_POOL, partition
+from spikepipe.methods.local import head_features, head_input_shape, partition
 from spikepipe.methods.registry import TRANSFORM_METHODS as METHODS
 from spikepipe.methods.registry import MethodOptions, segments
 from spikepipe.methods.stepped import MethodError
@@ -105,10 +105,7 @@ def checkpoint(graph: TaskGraph, every: int, skip: int = 0, carry: bool = False)
 
 
 def _head_features(graph: TaskGraph, layer: int) -> int:
-    shape = graph.layers[layer].output_shape
-    if len(shape) == 3:
-        return shape[0] * min(HEAD_POOL, shape[1]) * min(HEAD_POOL, shape[2])
-    return _elems(shape)
+    return head_features(head_input_shape(graph.layers[layer]))
 
 
 def local(graph: TaskGraph, blocks: int | Sequence[int] = 2, *, classes: int | None = None,

@@ -85,7 +85,10 @@ def _spawned_children() -> list[int]:
 
 
 def _port_free(port: int) -> bool:
+    """Nothing listens on the port (SO_REUSEADDR: connections of the killed ranks may linger in TIME_WAIT, which
+    does not keep a new store from binding it, as torch's TCPStore binds with the same option)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -185,8 +188,15 @@ def test_cli_refuses_what_it_cannot_run(args, message):
 def test_resume_after_a_fault_is_bit_identical(tmp_path):
     """Epoch 2 dies on a rank; --resume runs epoch 2 again from the epoch-1 checkpoint and ends exactly where an
     uninterrupted emulated run ends."""
+    import schedules
+    from hwmodels.config import load_cluster
+    from spikepipe.workload import load_workload
+
+    s = schedules.generate("spikepipe", load_workload("snn-mlp", batch=16, timesteps=None),
+                           load_cluster(None, processors=2))
+    slot = next(sl for sl in s.slots if sl.processor == 1)
     common = (*COMMON, "--schedule", "spikepipe", "--processors", "2", "--epochs", "2", "--out", str(tmp_path))
-    r = _cli(*common, "--backend", "gloo", env={FAULT_ENV: "1:B0:1:exit:1"})
+    r = _cli(*common, "--backend", "gloo", env={FAULT_ENV: f"1:{slot.id}:1:exit:1"})
     assert r.returncode != 0 and "epoch 2" in r.stderr
     r = _cli(*common, "--backend", "gloo", "--resume")
     assert r.returncode == 0, r.stderr

@@ -72,6 +72,9 @@ class EpochTiming:
     seconds: float  # the slowest rank's epoch, rendezvous excluded
     seconds_per_minibatch: float  # steady state: the middle half of the epoch's minibatches
     num_batches: int
+    compute_seconds: dict[int, float]  # per rank: time inside its events' computations, whole epoch
+    rank_seconds: dict[int, float]  # per rank: its epoch, first event to last
+    kind_seconds: dict[str, float]  # per task kind (F, B, W, U): compute time summed over ranks
 
 
 def steady_seconds(plan: Plan, timings: dict[int, list[tuple[int, float, float]]]) -> float:
@@ -124,6 +127,7 @@ class DistributedPipeline(TrainerBase):
         self.timing: list[EpochTiming] = []
         self._plans: dict[int, Plan] = {}
         self.last_port, self.last_pids = 0, []  # of the latest epoch's workers (tests check they are gone)
+        self.last_timings: dict[int, list[tuple[int, float, float]]] = {}  # rank -> (event, start, end) seconds
         build_plan(schedule, net.sources, net.residuals, 1, stash=stash)  # refuse unsupported schedules now
 
     def plan(self, num_batches: int) -> Plan:
@@ -198,11 +202,20 @@ class DistributedPipeline(TrainerBase):
             stats.minibatches += 1
             stats.losses.append(loss)
         timings = {r["rank"]: r["timings"] for r in results.values() if r["timings"]}
+        self.last_timings = timings
         try:
             per_mb = steady_seconds(plan, timings)
         except DistributedError:
             per_mb = float("nan")
-        self.timing.append(EpochTiming(max(r["seconds"] for r in results.values()), per_mb, num_batches))
+        compute = {rank: sum(t1 - t0 for _, t0, t1 in ts) for rank, ts in timings.items()}
+        spans = {rank: ts[-1][2] - ts[0][1] for rank, ts in timings.items()}
+        kinds: dict[str, float] = {}
+        for ts in timings.values():
+            for event, t0, t1 in ts:
+                k = plan.events[event].kind
+                kinds[k] = kinds.get(k, 0.0) + t1 - t0
+        self.timing.append(EpochTiming(max(r["seconds"] for r in results.values()), per_mb, num_batches, compute,
+                                       spans, kinds))
         return stats
 
     @property
@@ -239,7 +252,8 @@ class Launch:
         for r in range(P):
             status[r * worker.STATUS_FIELDS + 2] = 0
         q = ctx.Queue()
-        procs = [ctx.Process(target=worker.main, args=(r, self.job, status, q), daemon=True) for r in range(P)]
+        job = worker.dumps(self.job)
+        procs = [ctx.Process(target=worker.main, args=(r, job, status, q), daemon=True) for r in range(P)]
         try:
             for p in procs:
                 p.start()
@@ -271,7 +285,7 @@ class Launch:
             try:
                 msg = q.get(timeout=0.1)
                 if msg[0] == "done":
-                    results[msg[1]] = msg[2]
+                    results[msg[1]] = worker.loads(msg[2])
                 else:
                     errors[msg[1]] = msg[2:]
             except queue_mod.Empty:

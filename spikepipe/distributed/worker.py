@@ -11,6 +11,7 @@ emulation. Input gradients are summed in the emulation's order. U applies the op
 
 from __future__ import annotations
 
+import io
 import os
 import time
 import traceback
@@ -353,8 +354,21 @@ class Rank:
                 del d[key]
 
 
-def main(rank: int, job: Job, status: Any, queue: Any) -> None:
+def dumps(obj: Any) -> bytes:
+    """Plain bytes for the trip between processes: tensors sent through a multiprocessing queue as shared
+    memory need their sender alive until they are received, which a finished rank is not."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def loads(data: bytes) -> Any:
+    return torch.load(io.BytesIO(data), weights_only=False)
+
+
+def main(rank: int, job_bytes: bytes, status: Any, queue: Any) -> None:
     """Entry point of a spawned rank: rendezvous on loopback, run the epoch, report, leave."""
+    job: Job = loads(job_bytes)
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     torch.set_num_threads(job.threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -363,7 +377,7 @@ def main(rank: int, job: Job, status: Any, queue: Any) -> None:
                                 world_size=job.plan.processors, timeout=timedelta(seconds=job.timeout_s))
         worker = Rank(rank, job, status)
         result = worker.run()
-        queue.put(("done", rank, result))
+        queue.put(("done", rank, dumps(result)))
         dist.destroy_process_group()
     except BaseException as exc:  # noqa: BLE001 - reported to the launcher, which names the rank and slot
         event = int(status[rank * STATUS_FIELDS])

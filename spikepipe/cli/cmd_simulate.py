@@ -115,16 +115,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def contract_report(report: dict[str, Any]) -> dict[str, Any]:
-    """The `--json` object: exactly network, processors, lower_bound_cycles and results (failed generators appear
-    as rows with null numbers and an `error`)."""
+    """The `--json` object: network, processors, lower_bound_cycles and results (failed generators appear as rows
+    with null numbers and an `error`), then timesteps, batch and how the front end found them."""
     rows = []
     for r in report["results"]:
         rows.append({**{k: r[k] for k in CONTRACT_KEYS}, **{k: v for k, v in r.items() if k not in CONTRACT_KEYS},
                      "sequential_cycles": report["sequential_cycles"]})
     for e in report["errors"]:
         rows.append({**dict.fromkeys(CONTRACT_KEYS), "schedule": e["schedule"], "error": e["error"]})
+    # then T and B as the model runs them, and how the front end found them (DESIGN section 5)
+    how = {k: report[k] for k in ("timesteps", "batch", "layout", "timesteps_source", "batch_source", "time_fixed")
+           if k in report}
     return {"network": report["network"], "processors": report["processors"],
-            "lower_bound_cycles": report["lower_bound_cycles"], "results": rows}
+            "lower_bound_cycles": report["lower_bound_cycles"], "results": rows, **how}
 
 
 def pick(evals: list, name: str | None):

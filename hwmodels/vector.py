@@ -49,6 +49,10 @@ DEFAULT_OPS_PER_ELEMENT: dict[str, int] = {
     "batchnorm_bwd": 4,
     "layernorm_fwd": 4,  # statistics (2) and normalise + affine (2) per element
     "layernorm_bwd": 6,
+    "scale": 1,  # multiply by a constant (attention's scale); its backward is the same multiply
+    "scale_bwd": 1,
+    "mul": 1,  # element-wise product of two layers' outputs; backward: one product for each operand's gradient
+    "mul_bwd": 2,
     "add": 1,  # residual add
     "add_bwd": 1,  # gradient copied to both branches
     "loss": 4,

@@ -69,6 +69,14 @@ def gemm_shape(layer: LayerSpec) -> GemmShape:
             raise CostModelError(f"layer {layer.name}: channels {c_in}->{c_out} not divisible by groups {g}")
         e, f = layer.out_shape[1], layer.out_shape[2]
         return GemmShape(e * f, layer.kernel[0] * layer.kernel[1] * c_in // g, c_out // g, g)
+    if layer.op == "mul":  # element-wise, on the vector unit: no GEMM (see build_task_graph)
+        return GemmShape(0, 0, 0, 1)
+    if layer.op == "matmul":  # per sample-step: `heads` products (M x K) . (K x N)
+        if len(layer.in_shape) != 3 or len(layer.out_shape) != 3 or layer.in_shape[:2] != layer.out_shape[:2]:
+            raise CostModelError(f"layer {layer.name}: matmul needs (heads, M, K) -> (heads, M, N) shapes, got "
+                                 f"{layer.in_shape} -> {layer.out_shape}")
+        g, m, k = layer.in_shape
+        return GemmShape(m, k, layer.out_shape[2], g)
     raise CostModelError(f"layer {layer.name}: unknown op {layer.op!r}")
 
 
@@ -145,11 +153,13 @@ def _post_vector(layer: LayerSpec, batch: int, timesteps: int, backward: bool) -
     work: list[VectorWork] = []
     out_e = _elems(layer.out_shape) * batch
     for p in layer.post_ops:
+        if p.kind == "scale":
+            work.append(VectorWork("scale_bwd" if backward else "scale", _elems(p.in_shape) * batch, timesteps))
         if p.kind in ("batchnorm", "layernorm"):
             work.append(VectorWork(f"{p.kind}_bwd" if backward else f"{p.kind}_fwd", _elems(p.in_shape) * batch,
                                    timesteps))
-        elif p.kind == "add":
-            work.append(VectorWork("add_bwd" if backward else "add", _elems(p.in_shape) * batch, timesteps))
+        elif p.kind in ("add", "mul"):
+            work.append(VectorWork(f"{p.kind}_bwd" if backward else p.kind, _elems(p.in_shape) * batch, timesteps))
     n = layer.neuron
     if n is not None:
         # the neuron's recurrence runs sequentially over T: elements per step, T steps (hwmodels.vector per kind)
@@ -172,7 +182,8 @@ def build_task_graph(layers: Sequence[LayerSpec], *, batch: int, timesteps: int,
         raise CostModelError("the network has no trainable (conv/linear) layers")
     proc = processor or Processor()
     prec = precision or Precision(word_bytes=proc.word_bytes, weight_bytes=proc.word_bytes)
-    bt = batch * timesteps
+    def bt_of(i: int) -> int:
+        return batch * (timesteps if layers[i].per_step else 1)
     last = len(layers) - 1
     tasks: list[Task] = []
     edges: list[tuple[str, str, int]] = []
@@ -181,11 +192,14 @@ def build_task_graph(layers: Sequence[LayerSpec], *, batch: int, timesteps: int,
     spikes_out = [f and _keeps_binary(layer) for f, layer in zip(fires, layers, strict=True)]
 
     def out_bytes(i: int) -> int:
-        e = _elems(layers[i].output_shape) * bt
+        e = _elems(layers[i].output_shape) * bt_of(i)
         return ceil(e / 8) if fires[i] else e * prec.word_bytes
 
     for layer in layers:
         i = layer.index
+        # a layer after a reduction over time (a readout on mean spikes) runs once per sample, not per step
+        steps = timesteps if layer.per_step else 1
+        bt = batch * steps
         s = gemm_shape(layer)
         m = s.m_per_sample_step * bt
         feeds_from_network_only = all(src < 0 for src in layer.inputs)
@@ -194,22 +208,39 @@ def build_task_graph(layers: Sequence[LayerSpec], *, batch: int, timesteps: int,
         binary = "a" if all(src >= 0 and spikes_out[src] for src in layer.inputs) else None
         fwd = Gemm(m, s.k, s.n, "m", s.groups, binary)
         # F
-        f_vec = _post_vector(layer, batch, timesteps, backward=False)
+        f_vec = _post_vector(layer, batch, steps, backward=False)
+        product = layer.op == "mul"  # element-wise product of two layers' outputs: vector work only
+        if product:
+            f_vec.insert(0, VectorWork("mul", _elems(layer.out_shape) * batch, steps))
         # kept for B and W, item by item (spikepipe.layer_memory: spikes as bits, u_t, BN input, pool winners)
-        saved = kept_bytes(kept_items(layer, fires, batch=batch, timesteps=timesteps, word_bytes=prec.word_bytes,
+        saved = kept_bytes(kept_items(layer, fires, batch=batch, timesteps=steps, word_bytes=prec.word_bytes,
                                       last=i == last))
-        tasks.append(Task(task_id(TaskKind.F, i), i, TaskKind.F, (fwd,), tuple(f_vec), activation_bytes=saved))
+        # a product of two activations keeps its second operand too (for the gradient of the first)
+        second = s.groups * s.k * s.n * bt if layer.op == "matmul" else _elems(layer.in_shape) * bt if product else 0
+        saved += ceil(second / 8) if input_spikes else second * prec.word_bytes
+        tasks.append(Task(task_id(TaskKind.F, i), i, TaskKind.F, () if product else (fwd,), tuple(f_vec),
+                          activation_bytes=saved))
         # B
-        b_vec = _post_vector(layer, batch, timesteps, backward=True)
+        b_vec = _post_vector(layer, batch, steps, backward=True)
         if i == last:
             b_vec.insert(0, VectorWork("loss", _elems(layer.output_shape) * batch, 1))
         b_gemms = () if feeds_from_network_only else (Gemm(m, s.n, s.k, "m", s.groups),)
+        if layer.op == "matmul":  # C = A B: dA = dC B^T and dB = A^T dC, per sample-step (batch in M)
+            b_gemms = (Gemm(m, s.n, s.k, "m", s.groups), Gemm(s.k * bt, s.m_per_sample_step, s.n, "m", s.groups))
+        elif product:  # dA = dC * B and dB = dC * A
+            b_gemms = ()
+            b_vec.append(VectorWork("mul_bwd", _elems(layer.out_shape) * batch, steps))
         tasks.append(Task(task_id(TaskKind.B, i), i, TaskKind.B, b_gemms, tuple(b_vec)))
         # W
         weights = layer.weight_count
-        w_gemm = Gemm(s.k, m, s.n, "k", s.groups, binary)
-        tasks.append(Task(task_id(TaskKind.W, i), i, TaskKind.W, (w_gemm,),
-                          (VectorWork("sgd_update", weights, 1, per_batch=False),)))
+        if layer.op in ("matmul", "mul"):
+            # no weights, so no weight gradient: an empty W (1 cycle, no bytes, no memory) keeps the F/B/W
+            # structure every scheduler relies on until the schedules accept layers without W
+            tasks.append(Task(task_id(TaskKind.W, i), i, TaskKind.W, cycles=1))
+        else:
+            w_gemm = Gemm(s.k, m, s.n, "k", s.groups, binary)
+            tasks.append(Task(task_id(TaskKind.W, i), i, TaskKind.W, (w_gemm,),
+                              (VectorWork("sgd_update", weights, 1, per_batch=False),)))
         # affine parameters: per channel for batchnorm, per element of the last dim for layernorm
         norm_params = sum(2 * (p.in_shape[0] if p.kind == "batchnorm" else p.in_shape[-1])
                           for p in layer.post_ops if p.kind in ("batchnorm", "layernorm"))
@@ -217,16 +248,18 @@ def build_task_graph(layers: Sequence[LayerSpec], *, batch: int, timesteps: int,
         memory.append(LayerMemory(wb, wb * prec.optimizer_state_words))
         # edges
         srcs = {src for src in layer.inputs if src >= 0}
-        srcs |= {p.source for p in layer.post_ops if p.kind == "add" and p.source is not None and p.source >= 0}
+        srcs |= {p.source for p in layer.post_ops if p.kind in ("add", "mul") and p.source is not None
+                 and p.source >= 0}
         for src in sorted(srcs):
             if src >= i:
                 raise CostModelError(f"layer {layer.name} reads layer {src}, which is not earlier")
-            grad = _elems(layers[src].output_shape) * bt * prec.word_bytes
+            grad = _elems(layers[src].output_shape) * bt_of(src) * prec.word_bytes
             edges.append((task_id(TaskKind.F, src), task_id(TaskKind.F, i), out_bytes(src)))
             edges.append((task_id(TaskKind.B, i), task_id(TaskKind.B, src), grad))
         # W needs dY, the gradient at the synaptic op's output (free when W runs where B ran). It also needs the
         # input X that F saved; the contract has no F->W edge, so X is counted in F's activation_bytes only.
-        edges.append((task_id(TaskKind.B, i), task_id(TaskKind.W, i), m * s.n * s.groups * prec.word_bytes))
+        dy_bytes = 0 if layer.op in ("matmul", "mul") else m * s.n * s.groups * prec.word_bytes
+        edges.append((task_id(TaskKind.B, i), task_id(TaskKind.W, i), dy_bytes))
     # the loss (folded into B_last) reads the last layer's output over all T
     edges.append((task_id(TaskKind.F, last), task_id(TaskKind.B, last), out_bytes(last)))
     return TaskGraph(layers, tasks, edges, batch=batch, timesteps=timesteps, memory=memory, reference=proc,

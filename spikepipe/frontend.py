@@ -69,7 +69,9 @@ def trace_model(model: nn.Module, example_input: Any, *, timesteps: int | None =
     """Layers and layout (T, B and how they were found) of `model` on `example_input`; `timesteps` and `batch`
     override what the example says, and are refused where the model fixes them (LayoutError)."""
     layers, runs, shape = _trace(model, example_input)
-    return Traced(layers, infer(runs, shape, timesteps=timesteps, batch=batch))
+    layout = infer(runs, shape, timesteps=timesteps, batch=batch)
+    once = set(layout.once_per_sample)
+    return Traced([replace(s, per_step=False) if s.name in once else s for s in layers], layout)
 
 
 def _trace(model: nn.Module, example_input: Any) -> tuple[list[LayerSpec], list, tuple[int, ...]]:

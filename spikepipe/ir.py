@@ -74,7 +74,7 @@ class PostOp:
     out_shape: tuple[int, ...]
     kernel: tuple[int, int] = (1, 1)
     stride: tuple[int, int] = (1, 1)
-    source: int | None = None  # for "add": the layer whose output is added (-1: the network input)
+    source: int | None = None  # for "add" / "mul": the layer whose output is added / multiplied (-1: the input)
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,10 @@ class LayerSpec:
 
     index: int
     name: str  # module path of the synaptic op, e.g. "layers.3.conv"
-    op: Literal["conv", "linear"]
+    # "matmul": a product of two activations (spiking self-attention), shapes (heads, M, K) -> (heads, M, N),
+    # with no weights: its inputs are the two operands' layers (one if both come from the same layer)
+    # "mul": an element-wise product of two layers' outputs (Spike-driven Transformer), vector work only
+    op: Literal["conv", "linear", "matmul", "mul"]
     in_shape: tuple[int, ...]
     out_shape: tuple[int, ...]  # of the synaptic op itself (before post ops)
     kernel: tuple[int, int] = (1, 1)
@@ -98,6 +101,8 @@ class LayerSpec:
     # module paths that make up the layer in the user's model (synaptic op, its neuron, norm / pool modules it
     # owns), in call order: the trainer reads which parameters belong to which layer from these
     modules: tuple[str, ...] = ()
+    # False: the layer runs once per sample, after a reduction over time (a readout on spikes averaged over T)
+    per_step: bool = True
 
     @property
     def output_shape(self) -> tuple[int, ...]:
@@ -106,6 +111,8 @@ class LayerSpec:
 
     @property
     def weight_count(self) -> int:
+        if self.op in ("matmul", "mul"):
+            return 0
         c_in = self.in_shape[0]
         c_out = self.out_shape[0]
         if self.op == "linear":
@@ -116,7 +123,8 @@ class LayerSpec:
     def skip_sources(self) -> tuple[int, ...]:
         """Layers whose outputs reach this layer other than by plain chaining (inputs and residual adds)."""
         srcs = [i for i in self.inputs if i != self.index - 1 and i >= 0]
-        srcs += [p.source for p in self.post_ops if p.kind == "add" and p.source is not None and p.source >= 0]
+        srcs += [p.source for p in self.post_ops if p.kind in ("add", "mul") and p.source is not None
+                 and p.source >= 0]
         return tuple(sorted(set(srcs)))
 
 

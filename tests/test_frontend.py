@@ -194,9 +194,9 @@ class _Seq(nn.Module):
         return self.lif(self.middle(self.conv(x)))
 
 
-class _Doubler(nn.Module):
+class _Squarer(nn.Module):  # x * 2 is a supported scale; x * x (one layer times itself) is not
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * 2
+        return x * x
 
 
 @pytest.mark.parametrize(("middle", "pattern"), [
@@ -204,7 +204,7 @@ class _Doubler(nn.Module):
     (TimeDistributed(nn.ConvTranspose2d(4, 4, 3)), r"middle\.module \(ConvTranspose2d\) has "
                                                    r"weights.*supported: Conv1d, Conv2d"),
     (nn.LSTM(4, 4), r"middle \(LSTM\) has weights"),
-    (_Doubler(), r"middle \(_Doubler\).*'mul'"),
+    (_Squarer(), r"middle \(_Squarer\).*'mul'"),
     (TimeDistributed(nn.GroupNorm(2, 4)), r"middle\.module \(GroupNorm\) has "
                                           r"weights"),
 ])

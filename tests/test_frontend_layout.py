@@ -12,34 +12,15 @@ from __future__ import annotations
 
 import pytest
 import torch
+from frontend_oracle import check_oracle
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
-from spikepipe.costs import build_task_graph
 from spikepipe.frontend import LayoutError, trace_model
 from spikepipe.snn import LIF, TimeDistributed
 
 snn = pytest.importorskip("snntorch")
 sj = pytest.importorskip("spikingjelly.activation_based")
 from spikingjelly.activation_based import functional, layer, neuron  # noqa: E402
-
-
-def torch_macs(model: nn.Module, x: torch.Tensor) -> int:
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(x)
-    functional.reset_net(model)
-    return counter.get_total_flops() // 2
-
-
-def check_oracle(model: nn.Module, x: torch.Tensor, t: int, b: int, **overrides: int) -> None:
-    traced = trace_model(model, x, **overrides)
-    assert (traced.layout.timesteps, traced.layout.batch) == (t, b)
-    g = build_task_graph(traced.layers, batch=b, timesteps=t)
-    macs = {k: sum(sum(gm.macs for gm in task.gemms) for task in g.tasks if task.kind.value == k) for k in "FBW"}
-    assert macs["F"] == torch_macs(model, x)
-    assert macs["W"] == macs["F"]
-    first = sum(sum(gm.macs for gm in g.task(f"F{s.index}").gemms) for s in g.layers if s.inputs == (-1,))
-    assert macs["B"] == macs["F"] - first
 
 
 class SnnTorchTutorialCNN(nn.Module):
@@ -187,19 +168,30 @@ def test_time_repeated_in_forward(b: int, steps: int) -> None:
 
 
 class ReadoutOutsideLoop(nn.Module):
-    def __init__(self) -> None:
+    """A readout on spikes summed over time (Spike-driven Transformer's head on the mean over T)."""
+
+    def __init__(self, every: int = 1) -> None:
         super().__init__()
         self.fc1, self.lif, self.fc2 = nn.Linear(4, 6), snn.Leaky(beta=0.5, init_hidden=True), nn.Linear(6, 2)
+        self.every = every
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.lif.reset_hidden()
-        spikes = torch.stack([self.lif(self.fc1(x)) for _ in range(3)])
-        return self.fc2(spikes.sum(0))  # the readout runs once, not per step
+        spikes = torch.stack([self.lif(self.fc1(x)) for _ in range(6)])
+        if self.every > 1:  # a layer run on every other step only
+            return torch.stack([self.fc2(s) for s in spikes[::self.every]])
+        return self.fc2(spikes.sum(0))  # the readout runs once per sample, not per step
 
 
-def test_a_layer_outside_the_time_loop_is_refused_by_name() -> None:
-    with pytest.raises(LayoutError, match="module fc2 runs 5 sample-steps.*fc1 runs 15"):
-        trace_model(ReadoutOutsideLoop(), torch.rand(5, 4))
+def test_a_readout_after_a_sum_over_time_runs_once_per_sample() -> None:
+    traced = check_oracle(ReadoutOutsideLoop(), torch.rand(5, 4), 6, 5)
+    assert [s.per_step for s in traced.layers] == [True, False]
+    assert traced.layout.once_per_sample == ("fc2",)
+
+
+def test_a_layer_on_some_steps_only_is_refused_by_name() -> None:
+    with pytest.raises(LayoutError, match="module fc2 runs 15 sample-steps.*fc1 runs 30"):
+        trace_model(ReadoutOutsideLoop(every=2), torch.rand(5, 4))
 
 
 def test_an_undecidable_example_asks_for_timesteps_and_batch() -> None:

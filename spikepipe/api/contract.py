@@ -17,17 +17,17 @@ def contract_report(report: Mapping[str, Any]) -> dict[str, Any]:
     """The `simulate --json` object from spikepipe.sim.evaluate.evaluate_graph's report: exactly network,
     processors, lower_bound_cycles and results (failed generators appear as rows with null numbers and an
     `error`)."""
-    # T and B as the model runs them, and how they were found, on every row (the top level is fixed)
-    shape = {k: report[k] for k in ("timesteps", "batch") if k in report}
-    shape.update({k: v for k, v in report.get("layout_info", {}).items()})
     rows = []
     for r in report["results"]:
         rows.append({**{k: r[k] for k in CONTRACT_KEYS}, **{k: v for k, v in r.items() if k not in CONTRACT_KEYS},
-                     "sequential_cycles": report["sequential_cycles"], **shape})
+                     "sequential_cycles": report["sequential_cycles"]})
     for e in report["errors"]:
         rows.append({**dict.fromkeys(CONTRACT_KEYS), "schedule": e["schedule"], "error": e["error"]})
+    # then T and B as the model runs them, and how the front end found them (docs/design.md section 5)
+    how = {k: report[k] for k in ("timesteps", "batch", "layout", "timesteps_source", "batch_source", "time_fixed")
+           if k in report}
     return {"network": report["network"], "processors": report["processors"],
-            "lower_bound_cycles": report["lower_bound_cycles"], "results": rows}
+            "lower_bound_cycles": report["lower_bound_cycles"], "results": rows, **how}
 
 
 def compare_summary(*, network: str, processors: Sequence[int], batch: int, timesteps: int,

@@ -187,7 +187,6 @@ def evaluate_graph(graph: TaskGraph, cluster: Cluster, schedules: Sequence[str] 
         "batch": graph.batch,
         "timesteps": graph.timesteps,
         **graph.layout_info(),
-        "layout_info": graph.layout_info(),
         "errors": errors,
     }
     return report, evals

@@ -36,9 +36,12 @@ _POOL_FUNCS = {"max_pool2d": "maxpool", "avg_pool2d": "avgpool", "adaptive_avg_p
                "adaptive_max_pool2d": "maxpool", "max_pool1d": "maxpool", "avg_pool1d": "avgpool",
                "adaptive_avg_pool1d": "adaptiveavgpool", "adaptive_max_pool1d": "maxpool"}
 _NORM_FUNCS = {"batch_norm": "batchnorm", "layer_norm": "layernorm"}
+_MATMUL = frozenset({"matmul", "__matmul__", "bmm"})
+_SCALE = frozenset({"mul", "__mul__", "__rmul__", "mul_", "__imul__", "div", "__truediv__", "div_", "__itruediv__"})
 _DROPOUT_FUNCS = frozenset({"dropout", "dropout2d", "dropout1d", "feature_dropout", "alpha_dropout"})
 SUPPORTED_OPS = (f"Conv1d, Conv2d, Linear (modules or functional), BatchNorm1d/2d, LayerNorm, max/avg/adaptive "
-                 f"pooling 1-d and 2-d, dropout, flatten/reshape, mean over a layer's own dims, residual add; "
+                 f"pooling 1-d and 2-d, dropout, flatten/reshape, mean over a layer's own dims, residual add, "
+                 f"scaling by a constant, matmul of two layers' outputs (spiking self-attention); "
                  f"neurons: {NEURONS}")
 
 
@@ -315,6 +318,12 @@ class _Tracer(TorchFunctionMode):
             self.tag_all(out, self.single_source(tags, name))
         elif name in _POOL_FUNCS or name in _NORM_FUNCS or name in _DROPOUT_FUNCS:
             self.functional_post(name, tags, out)
+        elif name in _MATMUL:
+            self.matmul(name, args, out)
+        elif name in _SCALE and len(tags) == 1 and _is_constant(args[1] if len(args) > 1 else kwargs.get("other")):
+            self.functional_post("scale", tags, out)
+        elif name in _SCALE and len(tags) == 2 and INPUT not in tags and name.startswith(("mul", "__mul", "__rmul")):
+            self.product(tags, out)
         else:
             what = "a product of two layers' outputs (spiking self-attention)" if len(tags) > 1 and name in (
                 "matmul", "__matmul__", "bmm", "mul", "__mul__", "einsum") else f"operation {name!r}"
@@ -374,6 +383,38 @@ class _Tracer(TorchFunctionMode):
             self.layers[idx].own(pname)
         self.tag_all(out, idx)
 
+    def matmul(self, name: str, args: tuple, out: torch.Tensor) -> None:
+        """A product of two activations (Q K^T, A V): a layer of its own, with no weights. Shapes per sample-step
+        are (heads, M, K) @ (heads, K, N); the leading dims beyond the producer's samples x steps are heads."""
+        a, b = args[0], args[1]
+        ta, tb = self.tag_of(a), self.tag_of(b)
+        if ta is None or tb is None or INPUT in (ta, tb):
+            raise UnsupportedLayerError(f"{self.where()}: {name} of a layer's output with a parameter, a constant or "
+                                        f"the raw input is not supported (use nn.Linear for a weight; supported: "
+                                        f"{SUPPORTED_OPS})")
+        site = ("matmul", id(self.stack[-1][1]), self.call_site())  # one layer per module instance and line
+        lead = max(self.layers[ta].leads)  # samples x steps per call of the producer
+        if a.dim() < 2 or b.dim() < 2:
+            raise UnsupportedLayerError(f"{self.where()}: {name} of vectors is not supported")
+        m, k, n = int(a.shape[-2]), int(a.shape[-1]), int(b.shape[-1])
+        g = a.numel() // max(1, lead * m * k)
+        if g < 1 or a.numel() != lead * g * m * k or b.numel() != lead * g * k * n:
+            raise UnsupportedLayerError(f"{self.where()}: {name} of {tuple(a.shape)} and {tuple(b.shape)} does not "
+                                        f"multiply per sample and step (the batch / time dims must be shared)")
+        if site in self.by_site:
+            idx = self.by_site[site]
+            self.layers[idx].calls += 1
+            self.layers[idx].leads.add(lead)
+        else:
+            idx = len(self.layers)
+            path = self.stack[-1][0]
+            label = f"{path + '.' if path else ''}matmul{sum(1 for x in self.layers if x.op == 'matmul')}"
+            srcs = (ta,) if ta == tb else (ta, tb)
+            self.layers.append(_Layer(idx, label, "matmul", (g, m, k), (g, m, n), {}, srcs, (g, m, n), calls=1,
+                                      leads={lead}, first_shape=tuple(int(d) for d in a.shape), sample_rank=3))
+            self.by_site[site] = idx
+        self.tag_all(out, idx)
+
     def add(self, tags: list[int], out: torch.Tensor) -> None:
         layers = sorted(t for t in tags if t >= 0)
         if len(layers) == 1:
@@ -385,10 +426,36 @@ class _Tracer(TorchFunctionMode):
                                         f"of two layers' outputs)")
         if len(layers) != 2:
             raise UnsupportedLayerError(f"{self.where()}: an add of {len(layers)} layers' outputs is not supported")
-        src, dst = layers
+        self.join("add", layers, out)
+
+    def join(self, kind: str, tags: list[int], out: torch.Tensor) -> None:
+        """A residual add: a post op of the later layer naming the earlier one."""
+        src, dst = sorted(tags)
         lay = self.layers[dst]
-        self.post_op(("add", self.call_site(), src), dst, PostOp("add", lay.cur_shape, lay.cur_shape, source=src))
+        self.post_op((kind, self.call_site(), src), dst, PostOp(kind, lay.cur_shape, lay.cur_shape, source=src))
         self.tag_all(out, dst)
+
+    def product(self, tags: list[int], out: torch.Tensor) -> None:
+        """An element-wise product of two layers' outputs (Spike-driven Transformer's K * V and Q * KV): a layer
+        of its own with no weights and no GEMM, on the vector unit, so that a neuron may follow it."""
+        site = ("mul", id(self.stack[-1][1]), self.call_site())
+        srcs = tuple(sorted(tags))
+        lead = max(max(self.layers[t].leads) for t in srcs)
+        if site in self.by_site:
+            idx = self.by_site[site]
+            self.layers[idx].calls += 1
+            self.layers[idx].leads.add(lead)
+        else:
+            per = out.numel() // max(1, lead)
+            cur = next((self.layers[t].cur_shape for t in reversed(srcs) if prod(self.layers[t].cur_shape) == per),
+                       None) or tuple(int(d) for d in out.shape[-1:])
+            idx = len(self.layers)
+            path = self.stack[-1][0]
+            label = f"{path + '.' if path else ''}mul{sum(1 for x in self.layers if x.op == 'mul')}"
+            self.layers.append(_Layer(idx, label, "mul", cur, cur, {}, srcs, cur, calls=1, leads={lead},
+                                      first_shape=tuple(int(d) for d in out.shape), sample_rank=len(cur)))
+            self.by_site[site] = idx
+        self.tag_all(out, idx)
 
     def functional_post(self, name: str, tags: list[int], out: torch.Tensor) -> None:
         src = self.single_source(tags, name)
@@ -405,9 +472,16 @@ class _Tracer(TorchFunctionMode):
             op = _pool_post(_POOL_FUNCS[name], lay.cur_shape, pooled_shape(lay.cur_shape, y, "1d" in name))
         elif name in _NORM_FUNCS:
             op = PostOp(_NORM_FUNCS[name], lay.cur_shape, lay.cur_shape)
+        elif name == "scale":
+            op = PostOp("scale", lay.cur_shape, lay.cur_shape)
         else:
             op = PostOp("dropout", lay.cur_shape, lay.cur_shape)
         self.post_op(site, src, op)
+
+
+def _is_constant(o: Any) -> bool:
+    """A python number or a one-element tensor (a scale such as attention's 1/sqrt(d))."""
+    return isinstance(o, (int, float)) or (isinstance(o, torch.Tensor) and o.numel() == 1)
 
 
 def _has_tensor(o: Any) -> bool:

@@ -9,8 +9,9 @@ per-sample shape):
   [B, ...]     called once on n*B            time-in-forward: the model repeats its input n times (Spikformer)
   [B, ...]     called once on B              single-step: one call is one step; T must be given (--timesteps)
 Anything else cannot be decided from the example: an error asks for --timesteps and --batch, which are then
-accepted when T*B equals the sample-steps the layer really ran. Every other layer must run the same number of
-sample-steps per forward as the first (a layer outside the time loop is refused, named).
+accepted when T*B equals the sample-steps the layer really ran. Every other layer runs the same number of
+sample-steps per forward as the first, or B of them (once per sample, after a mean over time: LayerSpec.per_step
+False); any other count is refused, named.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class Layout:
     timesteps_source: str
     batch_source: str
     time_fixed: bool = False  # T is set inside the model's forward: --timesteps cannot change it
+    once_per_sample: tuple[str, ...] = ()  # layers after a reduction over time: they run once per sample
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -66,23 +68,36 @@ def infer(runs: list[LayerRun], example_shape: tuple[int, ...], *, timesteps: in
                               f"({sorted(r.leads)} samples x steps per call)")
     lead, n = next(iter(first.leads)), first.calls
     steps = n * lead  # sample-steps per forward
-    for r in runs[1:]:
-        other = r.calls * next(iter(r.leads))
-        if other != steps:
-            raise LayoutError(f"module {r.name} runs {other} sample-steps per forward while the first layer "
-                              f"{first.name} runs {steps}: a layer outside the time loop (e.g. a readout on spikes "
-                              f"summed over time) is not supported; apply it at every step")
     rank = next((r.neuron_lead_rank for r in runs if r.neuron_lead_rank), 0)
     layout = _from_example(first, example_shape, n, lead, rank)
-    if layout is None:
-        if timesteps is None or batch is None:
-            raise LayoutError(f"cannot tell time from batch in the example input {list(example_shape)}: the first "
-                              f"layer {first.name} ran {n} call(s) of {lead} samples x steps; {_ASK}")
-        if timesteps * batch != steps:
-            raise LayoutError(f"--timesteps {timesteps} x --batch {batch} = {timesteps * batch}, but the first "
-                              f"layer {first.name} ran {steps} samples x steps on the example input")
-        return Layout("given", timesteps, batch, "--timesteps", "--batch")
-    return _override(layout, timesteps, batch)
+    if layout is not None:
+        layout = replace(layout, once_per_sample=_once(runs, steps, steps // max(1, layout.batch), first))
+        return _override(layout, timesteps, batch)
+    if timesteps is None or batch is None:
+        raise LayoutError(f"cannot tell time from batch in the example input {list(example_shape)}: the first "
+                          f"layer {first.name} ran {n} call(s) of {lead} samples x steps; {_ASK}")
+    if timesteps * batch != steps:
+        raise LayoutError(f"--timesteps {timesteps} x --batch {batch} = {timesteps * batch}, but the first "
+                          f"layer {first.name} ran {steps} samples x steps on the example input")
+    return Layout("given", timesteps, batch, "--timesteps", "--batch",
+                  once_per_sample=_once(runs, steps, timesteps, first))
+
+
+def _once(runs: list[LayerRun], steps: int, t: int, first: LayerRun) -> tuple[str, ...]:
+    """Layers that run once per sample (steps / T sample-steps: after a mean or sum over time); any other
+    count means a layer the costs cannot place, refused by name."""
+    once = []
+    for r in runs[1:]:
+        other = r.calls * next(iter(r.leads))
+        if other == steps:
+            continue
+        if t > 1 and other * t == steps and not r.name.startswith("<"):
+            once.append(r.name)
+            continue
+        raise LayoutError(f"module {r.name} runs {other} sample-steps per forward while the first layer "
+                          f"{first.name} runs {steps}: it is neither at every step nor once per sample "
+                          f"(outside the time loop)")
+    return tuple(once)
 
 
 def _from_example(first: LayerRun, shape: tuple[int, ...], n: int, lead: int, rank: int) -> Layout | None:

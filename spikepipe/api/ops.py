@@ -7,6 +7,7 @@ subclass of spikepipe.ir.SpikePipeError.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -242,7 +243,7 @@ def train_network(network: NetworkArg, *, dataset: str = "digits", schedule: str
     """Train the network on real data (`spikepipe train`): plain BPTT with `schedule="none"`, or exactly the
     gradient delays of a schedule: a generator name, solved for `processors` processors of the hardware, or a
     Schedule already made (e.g. `simulate(...)["spikepipe"].plan`), whose own processors count. A torch module
-    is trained in place (the result's `model` is that module, with the trained weights)."""
+    is not modified: a copy is trained and returned as the result's `model`."""
     from spikepipe.train.runner import TrainConfig
     from spikepipe.train.runner import run as run_training
 
@@ -275,7 +276,8 @@ def train_network(network: NetworkArg, *, dataset: str = "digits", schedule: str
     plan = given_plan
     if workload.spec is None:  # the user's own module: train it, and schedule its own task graph
         assert workload.model is not None and workload.example_input is not None
-        model = (workload.model, workload.example_input)
+        # a copy: two calls on one workload (delayed and plain, say) must not train the same weights in turn
+        model = (copy.deepcopy(workload.model), workload.example_input)
         if schedule != "none" and plan is None:
             sized = load_network(workload.model, workload.example_input, batch=cfg.batch, name=workload.name)
             plan = _train_schedule(sized, hw, cfg)
@@ -284,7 +286,7 @@ def train_network(network: NetworkArg, *, dataset: str = "digits", schedule: str
     with reporter(progress, "train", epochs) as report_to:
         hook = TrainProgress(report_to, epochs) if report_to else None
         data = run_training(cfg, model=model, schedule=plan, progress=hook)
-    return TrainResult.from_data(data, workload.model if model is not None else None)
+    return TrainResult.from_data(data, model[0] if model is not None else None)
 
 
 def _train_schedule(workload: Workload, hw: Hardware | None, cfg: Any) -> Schedule:

@@ -162,7 +162,10 @@ def test_train_a_model_object_with_a_simulated_plan():
     run = sp.train_network(work, schedule=plan, epochs=1, batch=16, limit_train=96, progress=events.append)
     assert run.schedule == "pipedream" and run.processors == 2
     assert run.measured_delays == plan.gradient_delays and any(plan.gradient_delays)
-    assert run.model is model and any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    # the user's module is left as it was; the trained copy comes back
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    assert run.model is not model and any(not torch.equal(a, b)
+                                          for a, b in zip(before, run.model.parameters(), strict=True))
     assert events[-1].completed == events[-1].total == 6 and len(run.to_pandas()) == 1
     from matplotlib.figure import Figure
 

@@ -92,3 +92,43 @@ def test_train_to_dict_is_the_cli_json(capsys):
     assert res.test_accuracy == data["test_accuracy"] and list(res.measured_delays) == data["measured_delays"]
     assert list(res.gradient_delays) == data["gradient_delays"] and any(res.gradient_delays)
     assert len(res.history) == 1 and res.history[0].val_accuracy == data["history"][0]["val_accuracy"]
+
+
+@pytest.mark.parametrize("m,k,n,array,dataflow,model", [
+    (64, 64, 64, "32x32", "os", "analytic"), (300, 27, 70, "16x8", "ws", "analytic"),
+    (9, 5, 7, "4x4", "is", "stepping"),
+])
+def test_cycles_to_dict_is_the_cli_json(capsys, m, k, n, array, dataflow, model):
+    want, data = cli_json(capsys, ["cycles", "--m", str(m), "--k", str(k), "--n", str(n), "--array", array,
+                                   "--dataflow", dataflow, "--model", model])
+    res = sp.cycles(m, k, n, sp.hardware(array=array, dataflow=dataflow), model=model)
+    assert as_bytes(res.to_dict()) == want and res.cycles == data["cycles"] and res.folds == data["folds"]
+
+
+@pytest.mark.parametrize("argv,kwargs", [
+    (["--network", "snn-cnn"], {}),
+    (["--network", "resnet18", "--batch", "2", "--timesteps", "2", "--array", "64x64", "--dataflow", "ws"],
+     {"batch": 2, "timesteps": 2, "array": "64x64", "dataflow": "ws"}),
+])
+def test_tasks_to_dict_is_the_cli_json(capsys, argv, kwargs):
+    want, data = cli_json(capsys, ["tasks", *argv])
+    hw = sp.hardware(array=kwargs.pop("array", None), dataflow=kwargs.pop("dataflow", None))
+    res = sp.tasks(sp.load_network(argv[1], **kwargs), hw)
+    assert as_bytes(res.to_dict()) == want
+    assert res.total_cycles == data["total_cycles"] and len(res.to_pandas()) == len(data["tasks"])
+
+
+@pytest.mark.slow  # starts two Dask LocalClusters (about 15 s)
+def test_sweep_to_dict_is_the_cli_json(capsys, tmp_path: Path):
+    import shutil
+
+    spec = tmp_path / "tiny.toml"
+    spec.write_text('[sweep]\nname = "tiny"\nkind = "simulate"\n[grid]\nprocessors = [1, 2]\n'
+                    'schedule = ["sequential", "gpipe"]\n[fixed]\nnetwork = "snn-mlp"\nbatch = 8\ntimesteps = 2\n'
+                    'iterations = 4\n')
+    out = tmp_path / "out"
+    want, data = cli_json(capsys, ["sweep", str(spec), "--out", str(out), "--workers", "1"])
+    shutil.rmtree(out)  # the same inputs from scratch: nothing cached
+    res = sp.run_sweep(spec, out, workers=1)
+    assert as_bytes(res.to_dict()) == want and res.computed == data["computed"] == 4
+    assert len(res.to_pandas()) == 4

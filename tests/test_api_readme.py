@@ -74,4 +74,5 @@ def test_readme_train_block_runs(example, monkeypatch):
         pytest.skip(f"this build's trainer needs the blocks/sources/residuals protocol, not a plain module: {exc}")
     run, plan = ns["run"], ns["plan"]
     assert run.measured_delays == plan.gradient_delays and run.schedule == "spikepipe"
+    assert ns["bptt"].schedule == "none" and not any(ns["bptt"].gradient_delays)
     assert 0.0 <= run.test_accuracy <= 1.0 and (where / "curves.png").stat().st_size > 0

@@ -89,6 +89,15 @@ def test_every_public_name_resolves_and_is_documented():
         spikepipe.definitely_not_public  # noqa: B018
 
 
+def test_no_public_name_is_shadowed_by_a_subpackage():
+    # `import spikepipe.train` sets the attribute spikepipe.train to the package, replacing a function of that
+    # name: a public name must never equal a module of the package
+    import pkgutil
+
+    modules = {m.name for m in pkgutil.iter_modules(spikepipe.__path__)}
+    assert not modules & set(spikepipe.__all__), sorted(modules & set(spikepipe.__all__))
+
+
 def test_public_surface_is_the_recorded_one():
     current = surface()
     if os.environ.get("SPIKEPIPE_RECORD_API"):

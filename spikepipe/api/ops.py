@@ -7,6 +7,7 @@ subclass of spikepipe.ir.SpikePipeError.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,15 @@ from torch import nn
 from hwmodels import Cluster
 from spikepipe.api.inputs import ApiArgumentError, Hardware, Workload, as_hardware, load_network, positive
 from spikepipe.api.progress import ProgressArg, ProgressCallback, ProgressEvent, TrainProgress, reporter
-from spikepipe.api.results import CompareResult, SimulateResult, TrainResult
+from spikepipe.api.results import (
+    CompareResult,
+    CyclesResult,
+    SimulateResult,
+    SweepResult,
+    TasksResult,
+    TrainResult,
+    _frozen,
+)
 from spikepipe.ir import Schedule, TaskGraph
 
 NetworkArg = Workload | str | Path | nn.Module
@@ -238,7 +247,7 @@ def train_network(network: NetworkArg, *, dataset: str = "digits", schedule: str
     """Train the network on real data (`spikepipe train`): plain BPTT with `schedule="none"`, or exactly the
     gradient delays of a schedule: a generator name, solved for `processors` processors of the hardware, or a
     Schedule already made (e.g. `simulate(...)["spikepipe"].plan`), whose own processors count. A torch module
-    is trained in place (the result's `model` is that module, with the trained weights)."""
+    is not modified: a copy is trained and returned as the result's `model`."""
     from spikepipe.train.runner import TrainConfig
     from spikepipe.train.runner import run as run_training
 
@@ -271,7 +280,8 @@ def train_network(network: NetworkArg, *, dataset: str = "digits", schedule: str
     plan = given_plan
     if workload.spec is None:  # the user's own module: train it, and schedule its own task graph
         assert workload.model is not None and workload.example_input is not None
-        model = (workload.model, workload.example_input)
+        # a copy: two calls on one workload (delayed and plain, say) must not train the same weights in turn
+        model = (copy.deepcopy(workload.model), workload.example_input)
         if schedule != "none" and plan is None:
             sized = load_network(workload.model, workload.example_input, batch=cfg.batch, name=workload.name)
             plan = _train_schedule(sized, hw, cfg)
@@ -280,7 +290,7 @@ def train_network(network: NetworkArg, *, dataset: str = "digits", schedule: str
     with reporter(progress, "train", epochs) as report_to:
         hook = TrainProgress(report_to, epochs) if report_to else None
         data = run_training(cfg, model=model, schedule=plan, progress=hook)
-    return TrainResult.from_data(data, workload.model if model is not None else None)
+    return TrainResult.from_data(data, model[0] if model is not None else None)
 
 
 def _train_schedule(workload: Workload, hw: Hardware | None, cfg: Any) -> Schedule:
@@ -319,3 +329,52 @@ def read_schedule(path: str | Path, network: NetworkArg | None = None, hardware:
         validate(plan, as_workload(network).task_graph(hw), hw.cluster)
     return plan
 
+
+
+def cycles(m: int, k: int, n: int, hardware: HardwareArg = None, *, model: str = "analytic") -> CyclesResult:
+    """Cycles of one GEMM C[m x n] = A[m x k] B[k x n] on the first processor of the hardware
+    (`spikepipe cycles`); `model="stepping"` runs the cycle-stepping simulation instead (small shapes)."""
+    from spikepipe.api.contract import cycles_report
+
+    for key, v in (("m", m), ("k", k), ("n", n)):
+        positive(key, v, optional=False)
+    if model not in ("analytic", "stepping"):
+        raise ApiArgumentError(f"model must be 'analytic' or 'stepping', got {model!r}")
+    return CyclesResult.from_data(cycles_report(as_hardware(hardware).cluster.processors[0], m, k, n, model))
+
+
+def tasks(network: NetworkArg, hardware: HardwareArg = None) -> TasksResult:
+    """The costed F/B/W task graph of one minibatch on the hardware's first processor (`spikepipe tasks`)."""
+    from spikepipe.api.contract import tasks_report
+
+    hw = as_hardware(hardware)
+    graph = as_workload(network).task_graph(hw)
+    data = tasks_report(graph, hw.cluster.processors[0])
+    return TasksResult(graph.name, graph.batch, graph.timesteps, data["total_cycles"], graph.num_layers,
+                       _frozen(data), graph)
+
+
+def run_sweep(spec: str | Path, out: str | Path | None = None, *, scheduler: str | None = None, workers: int = 2,
+          max_points: int | None = None, progress: ProgressArg = None) -> SweepResult:
+    """Run a sweep file's grid on Dask (`spikepipe sweep`): cached by content, resumable, failures recorded.
+    `out` defaults to results/sweeps/<name>; `scheduler` is an existing Dask scheduler's address."""
+    from spikepipe.api.contract import sweep_report
+    from spikepipe.io import check_writable
+    from spikepipe.sweep import load_spec
+    from spikepipe.sweep import run_sweep as run_grid
+
+    positive("workers", workers, optional=False)
+    positive("max_points", max_points)
+    plan = load_spec(spec)
+    where = Path(out) if out is not None else Path("results") / "sweeps" / plan.name
+    check_writable(where / f"{plan.name}.csv")
+    total = len(plan.points())
+    with reporter(progress, "sweep", total) as report_to:
+        def step(done: int, of: int) -> None:
+            if report_to:
+                report_to(ProgressEvent("sweep", done, of, f"sweep {plan.name}"))
+
+        outcome = run_grid(plan, where, scheduler=scheduler, workers=workers, max_points=max_points, progress=step)
+    data = sweep_report(plan, outcome)
+    return SweepResult(**{k: data[k] for k in ("sweep", "kind", "points", "computed", "cached", "failed",
+                                               "table_csv", "table_parquet")}, data=_frozen(data))

@@ -295,3 +295,76 @@ class TrainResult:
         return curves_figure(list(self.data["history"]),
                              f"{self.network} on {self.dataset}, schedule {self.schedule} (delays "
                              f"{list(self.gradient_delays)}): test accuracy {100 * self.test_accuracy:.1f}%")
+
+
+@dataclass(frozen=True)
+class CyclesResult:
+    """Cycles of one GEMM C[m x n] = A[m x k] B[k x n] on a systolic array (`spikepipe cycles`)."""
+
+    cycles: int
+    stall_cycles: int
+    total_cycles: int
+    m: int
+    k: int
+    n: int
+    array: str
+    dataflow: str
+    folds: int
+    utilization: float
+    dram_bytes: int
+    model: str
+    data: Mapping[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> CyclesResult:
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name != "data"}, data=_frozen(data))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Exactly the `cycles --json` object."""
+        return copy.deepcopy(dict(self.data))
+
+
+@dataclass(frozen=True)
+class TasksResult:
+    """The costed F/B/W task graph of one minibatch (`spikepipe tasks`); `graph` is the TaskGraph itself."""
+
+    network: str
+    batch: int
+    timesteps: int
+    total_cycles: int
+    num_layers: int
+    data: Mapping[str, Any] = field(repr=False, compare=False)
+    graph: TaskGraph | None = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Exactly the `tasks --json` object."""
+        return copy.deepcopy(dict(self.data))
+
+    def to_pandas(self) -> pandas.DataFrame:
+        """One row per task: id, layer, kind, cycles, MACs, bytes (GEMMs and vector work as lists)."""
+        return _table([dict(t) for t in self.data["tasks"]])
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """A design-space sweep (`spikepipe sweep`): counts, and the table of every finished point."""
+
+    sweep: str
+    kind: str
+    points: int
+    computed: int
+    cached: int
+    failed: int
+    table_csv: str
+    table_parquet: str | None
+    data: Mapping[str, Any] = field(repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Exactly the `sweep --json` object."""
+        return copy.deepcopy(dict(self.data))
+
+    def to_pandas(self) -> pandas.DataFrame:
+        """The sweep's table: one row per point (its parameters, its results, status and error)."""
+        import pandas as pd
+
+        return pd.read_csv(self.table_csv)

@@ -1,6 +1,6 @@
 """What each rank does in one epoch: its events in order, and the messages between ranks. Pure data, no torch.
 
-The events and their order are the trainer's (spikepipe.train.pipelined, DESIGN.md section 4): a periodic slot
+The events and their order are the trainer's (spikepipe.train.pipelined, docs/design.md section 4): a periodic slot
 with lag r and start s runs minibatch n at (n + r) * period + s; reads at the start of F and B, the update at the
 end of W; at equal times an ending update precedes the reads. The events of one epoch sorted by that key are the
 order the single-process emulation runs them in; each rank runs its own subsequence of it. Because every

@@ -175,6 +175,7 @@ class DistributedPipeline(TrainerBase):
             self.last_pids = launch.pids
         stats = self._merge(plan, results, num_batches)
         self.step += num_batches
+        self.check_delays()  # every epoch fills and drains the same way, so one epoch's count is the run's
         return stats
 
     def _merge(self, plan: Plan, results: dict[int, dict], num_batches: int) -> EpochStats:

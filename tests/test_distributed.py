@@ -97,12 +97,11 @@ def _port_free(port: int) -> bool:
 
 
 def _pipeline(monkeypatch, fault: str | None, timeout: str | None = None):
+    import schedules
+    from hwmodels.config import load_cluster
     from spikepipe.train.data import batch_order, load_dataset
     from spikepipe.train.encoders import encode
     from spikepipe.train.optim import OptimConfig
-
-    import schedules
-    from hwmodels.config import load_cluster
     from spikepipe.workload import load_workload
 
     if fault:

@@ -10,8 +10,17 @@ import torch
 
 import schedules
 from spikepipe import zoo
-from spikepipe.distributed.calibrate import (NS, LinkCosts, TaskCosts, executor_schedule, in_run_schedule,
-                                             measure_tasks, measured_cluster, measured_graph, predict_seconds)
+from spikepipe.distributed.calibrate import (
+    NS,
+    LinkCosts,
+    TaskCosts,
+    executor_schedule,
+    in_run_schedule,
+    measure_tasks,
+    measured_cluster,
+    measured_graph,
+    predict_seconds,
+)
 from spikepipe.distributed.plan import build_plan
 from spikepipe.train import netfn
 from spikepipe.train.optim import OptimConfig

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import sys
 import time
@@ -28,8 +27,17 @@ import schedules  # noqa: E402
 from spikepipe import zoo  # noqa: E402
 from spikepipe.distributed import DistributedPipeline  # noqa: E402
 from spikepipe.distributed.calibrate import (  # noqa: E402
-    NS, executor_schedule, in_run_schedule, measure_link, measure_tasks, measure_tasks_concurrent, measured_cluster,
-    measured_graph, predict_seconds, simulated_seconds)
+    NS,
+    executor_schedule,
+    in_run_schedule,
+    measure_link,
+    measure_tasks,
+    measure_tasks_concurrent,
+    measured_cluster,
+    measured_graph,
+    predict_seconds,
+    simulated_seconds,
+)
 from spikepipe.io import write_json  # noqa: E402
 from spikepipe.train.bptt import PlainBPTT  # noqa: E402
 from spikepipe.train.data import batch_order, load_dataset  # noqa: E402

@@ -342,10 +342,10 @@ class Launch:
         epoch = f"epoch {self.job.epoch + 1}"
         P = self.plan.processors
         tail = f"all {P} workers stopped"
-        for rank, (event, typ, text, _tb) in sorted(errors.items()):
+        for rank, (_event, typ, text, _tb) in sorted(errors.items()):
             if typ == "NonFiniteLossError":
                 return NonFiniteLossError(f"{text} (rank {rank})")
-        for rank, (event, typ, text, _tb) in sorted(errors.items()):
+        for rank, (_event, typ, text, _tb) in sorted(errors.items()):
             if typ not in _COMM_ERRORS:
                 return DistributedError(f"rank {rank} failed {self._where(status, rank)} ({epoch}): {typ}: "
                                         f"{text}; {tail}")

@@ -167,13 +167,15 @@ class Workload:
 
             return load_graph(self.spec, cluster, self.batch, self.timesteps)
         from spikepipe.costs import build_task_graph
-        from spikepipe.frontend import trace
+        from spikepipe.frontend import trace_model
 
         assert self.model is not None and self.example_input is not None
-        example = self.example_input
-        layers = trace(self.model, example[:, :1])
-        return build_task_graph(layers, batch=int(example.shape[1]), timesteps=int(example.shape[0]),
-                                processor=cluster.processors[0], name=self.name)
+        # the front end reads T and B from how the model runs on its example ([T, B, ...] multi-step or
+        # [B, ...] with the time loop in forward); batch/timesteps override where the model allows it
+        traced = trace_model(self.model, self.example_input, timesteps=self.timesteps, batch=self.batch)
+        lay = traced.layout
+        return build_task_graph(traced.layers, batch=lay.batch, timesteps=lay.timesteps,
+                                processor=cluster.processors[0], name=self.name, layout=lay.to_dict())
 
 
 def load_network(network: str | Path | nn.Module, example_input: torch.Tensor | None = None, *,
@@ -184,15 +186,11 @@ def load_network(network: str | Path | nn.Module, example_input: torch.Tensor | 
     positive("batch", batch)
     positive("timesteps", timesteps)
     if isinstance(network, nn.Module):
-        if not isinstance(example_input, torch.Tensor) or example_input.dim() < 3:
-            raise ApiArgumentError("a model needs an example input tensor shaped [T, B, ...]")
-        example = example_input
-        if batch is not None or timesteps is not None:
-            from spikepipe.workload import _resize
-
-            example = _resize(example, timesteps or example.shape[0], batch or example.shape[1])
+        if not isinstance(example_input, torch.Tensor):
+            raise ApiArgumentError("a model needs an example input tensor: [T, B, ...] for a multi-step model, "
+                                   "[B, ...] for one that runs its time loop in forward")
         label = name or type(network).__name__
-        return Workload(label, None, network, example, int(example.shape[1]), int(example.shape[0]))
+        return Workload(label, None, network, example_input, batch, timesteps)
     if example_input is not None:
         raise ApiArgumentError("example_input goes with a model; a named network brings its own")
     spec = str(network)

@@ -56,10 +56,11 @@ def run(args: argparse.Namespace) -> Result:
         raise CliError(f"cannot create output folder {out}: {exc.strerror or exc}; choose a writable --out") from None
     from spikepipe.api.ops import compare_graph
 
+    eval_kwargs = sim_kwargs(args, activity_for(args, graph))  # before the bar: a bad file is one line
     with progress_bar(len(procs) * len(names), "compare") as bar:
         task = bar.add_task("compare", total=len(procs) * len(names))
         result = compare_graph(graph, clusters, names, out=out, gantt_processors=gantt_p,
-                               eval_kwargs=sim_kwargs(args, activity_for(args, graph)),
+                               eval_kwargs=eval_kwargs,
                                progress=lambda ev: bar.update(task, description=ev.description, completed=ev.completed))
     summary, files = result.to_dict(), result.files
     reports = summary["reports"]

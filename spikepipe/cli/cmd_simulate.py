@@ -187,10 +187,11 @@ def run(args: argparse.Namespace) -> Result:
     cluster = cluster_from_args(args, processors=args.processors)
     graph = apply_method(load_graph(args.network, cluster, args.batch, args.timesteps), args)
     given = [load_schedule_file(args.schedule_file, graph, cluster, args)] if args.schedule_file else []
+    eval_kwargs = sim_kwargs(args, activity_for(args, graph))  # before the bar: a bad file is one line
     with progress_bar(len(names), "simulate") as bar:
         task = bar.add_task(f"{graph.name} P={cluster.size}", total=len(names))
 
-        res = simulate_graph(graph, cluster, names, eval_kwargs=sim_kwargs(args, activity_for(args, graph)),
+        res = simulate_graph(graph, cluster, names, eval_kwargs=eval_kwargs,
                              given=given, keep_going=len(names) > 1,
                              progress=lambda ev: bar.update(task, description=ev.description, completed=ev.completed))
     data = res.to_dict()

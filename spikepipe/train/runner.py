@@ -249,12 +249,14 @@ def run(cfg: TrainConfig, *, model: tuple[nn.Module, torch.Tensor] | None = None
             raise NonFiniteLossError(f"{exc}; stopped in epoch {epoch + 1}, {where}") from None
         seconds = time.perf_counter() - t0
         val_loss, val_acc = evaluate(trainer, data.val, cfg, plan)
-        if cfg.activity_out:
-            from spikepipe.activity import measure_split
+        if cfg.activity_out:  # on (up to) 256 validation samples, built as the trainer builds its inputs
+            from spikepipe.activity import measure
 
-            activity_epochs.append(measure_split(net, example, data.val.x, encoder=cfg.encoder, seed=cfg.seed,
-                                                 model_name=cfg.network, dataset=cfg.dataset, epoch=epoch + 1,
-                                                 forward=trainer.logits))
+            val = data.val.head(256)
+            inputs = [plan.make(val.x[i:i + cfg.batch], seed=cfg.seed + i) for i in range(0, len(val), cfg.batch)]
+            activity_epochs.append(measure(net, layers if layers is not None else trace_layers(net, example),
+                                           inputs, model_name=cfg.network, dataset=cfg.dataset, epoch=epoch + 1,
+                                           forward=trainer.logits, time_major=plan.time_major))
         row = {"epoch": epoch + 1, "train_loss": stats.loss, "train_accuracy": stats.accuracy,
                "val_loss": val_loss, "val_accuracy": val_acc,
                "lr": lr_at(cfg.optim(), trainer.step - 1, total), "seconds": round(seconds, 3),

@@ -8,6 +8,7 @@ from typing import Any
 
 from spikepipe.cli.cmd_simulate import (
     activity_for,
+    add_zero_skip,
     add_sim_options,
     apply_method,
     contract_report,
@@ -73,6 +74,7 @@ def run(args: argparse.Namespace) -> Result:
 
             report, evals = evaluate_graph(graph, cluster, names, progress=step, activity=activity,
                                            **sim_kwargs(args))
+            add_zero_skip(report, graph, cluster, names, activity, args)
             data = contract_report(report)
             reports.append({**data, "sequential_cycles": report["sequential_cycles"]})
             rows += [{"network": graph.name, "processors": p, "lower_bound_cycles": data["lower_bound_cycles"], **r}

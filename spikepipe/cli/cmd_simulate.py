@@ -55,6 +55,9 @@ def add_sim_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--activity", default=None, metavar="FILE.json",
                    help="measured spike activity (spikepipe activity / train --activity-out): GEMMs with a spike "
                         "operand cost ACs at the measured rate instead of MACs in the energy (cycles stay dense)")
+    g.add_argument("--zero-skip", action="store_true",
+                   help="with --activity: also schedule and replay on an array that skips all-zero streamed steps "
+                        "(costs.zero_skip_gemm states the model) and report zero_skip_* fields beside the dense ones")
 
 
 def slack_fraction(text: str) -> float:
@@ -90,6 +93,28 @@ def activity_for(args: argparse.Namespace, graph: Any) -> list[float] | None:
     from spikepipe.activity import read_report
 
     return read_report(args.activity).for_graph(graph, source=f"activity file {args.activity}")
+
+
+def add_zero_skip(report: dict[str, Any], graph: Any, cluster: Any, names: list[str],
+                  activity: list[float | None] | None, args: argparse.Namespace) -> None:
+    """--zero-skip: the same schedules on the zero-skipping cycle model, reported beside the dense figures (the
+    speedup still against the dense sequential run, so it shows what skipping buys)."""
+    if not getattr(args, "zero_skip", False):
+        return
+    if activity is None:
+        raise CliError("--zero-skip needs --activity FILE.json (what the array would skip depends on the spikes)")
+    from spikepipe.costs import zero_skip_graph
+    from spikepipe.sim.evaluate import evaluate_graph
+
+    skipped, _ = evaluate_graph(zero_skip_graph(graph, activity), cluster, names, keep_going=True, record=False,
+                                **sim_kwargs(args))
+    by_name = {r["schedule"]: r for r in skipped["results"]}
+    for row in report["results"]:
+        z = by_name.get(row["schedule"])
+        if z is not None:
+            row["zero_skip_period_cycles"] = z["period_cycles"]
+            row["zero_skip_simulated_period_cycles"] = z["simulated_period_cycles"]
+            row["zero_skip_speedup"] = report["sequential_cycles"] / z["simulated_period_cycles"]
 
 
 def sim_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -185,6 +210,7 @@ def run(args: argparse.Namespace) -> Result:
 
         report, evals = evaluate_graph(graph, cluster, names, progress=step, keep_going=len(names) > 1,
                                        activity=activity, **sim_kwargs(args))
+        add_zero_skip(report, graph, cluster, names, activity, args)
         bar.update(task, completed=len(names))
     data = contract_report(report)
     files: dict[str, str] = {}

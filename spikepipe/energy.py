@@ -177,13 +177,13 @@ def schedule_energy(schedule: Schedule, graph: TaskGraph, cluster: Cluster, sim:
                     activity: Sequence[float] | None = None) -> EnergyReport:
     """Joules of one steady-state minibatch of `schedule` as `sim` replayed it (see the module docstring)."""
     counts = schedule_counts(schedule, graph, cluster, sim, activity)
-    period_cycles = sim.simulated_period_cycles
+    # the replay's cycles are one clock for the whole cluster: the first processor's, as in its traces
+    seconds = sim.simulated_period_cycles / cluster.processors[0].freq_hz
     j = dict.fromkeys(CATEGORIES, 0.0)
     for p, c in enumerate(counts):
         e = cluster.processors[p].energy
         for k, v in price(c, e).items():
             j[k] += v
-        j["static"] += e.static_joules(period_cycles / cluster.processors[p].freq_hz)
+        j["static"] += e.static_joules(seconds)
     total = EnergyCounts(*(sum(getattr(c, f) for c in counts) for f in EnergyCounts.__dataclass_fields__))
-    return EnergyReport(**{f"{k}_joules": v for k, v in j.items()},
-                        period_seconds=period_cycles / cluster.processors[0].freq_hz, counts=total)
+    return EnergyReport(**{f"{k}_joules": v for k, v in j.items()}, period_seconds=seconds, counts=total)

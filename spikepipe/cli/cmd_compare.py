@@ -8,8 +8,8 @@ from typing import Any
 
 from spikepipe.cli.cmd_simulate import (
     activity_for,
-    add_zero_skip,
     add_sim_options,
+    add_zero_skip,
     apply_method,
     contract_report,
     progress_bar,

@@ -8,6 +8,7 @@ from math import ceil
 import pytest
 from torch.utils.flop_counter import FlopCounterMode
 
+from hwmodels import HardwareConfigError
 from hwmodels.config import load_cluster
 from schedules import generate
 from spikepipe import zoo
@@ -197,3 +198,33 @@ def test_heterogeneous_tables_price_their_own_processors(tmp_path):
     macs = [sum(g.macs for g in graph.task(sl.task).gemms) for sl in sched.slots]
     want = sum(m * (1.0 if sl.processor == 0 else 2.0) for m, sl in zip(macs, sched.slots, strict=True)) * PJ
     assert e.mac_joules == pytest.approx(want, rel=1e-12)
+
+
+def test_bitmap_spike_format_shrinks_spike_operand_traffic(tmp_path):
+    """spike_format = "bitmap": a binary operand's DRAM bytes shrink to one bit per entry, nothing else moves."""
+    from hwmodels.energy import gemm_sram_words
+
+    dense_hw = hw(tmp_path, {"dram_pj_per_byte": 1.0, "sram_pj_per_byte": 1.0})
+    bitmap_hw = tmp_path / "bitmap.toml"
+    bitmap_hw.write_text(open(dense_hw).read().replace("freq_hz = 5.0e8\n", "freq_hz = 5.0e8\nspike_format = \"bitmap\"\n"))
+    graph, cluster, sched, sim, dense = run("snn-cnn", dense_hw, 1, "sequential")
+    bitmap = run("snn-cnn", str(bitmap_hw), 1, "sequential")[-1]
+    proc = cluster.processors[0]
+    wb = proc.word_bytes
+    saved_dram = saved_sram = 0.0
+    for t in graph.tasks:
+        for g in t.gemms:
+            if g.binary_operand:
+                a_dram = proc.memory.gemm_traffic(proc.array, g.m, g.k, g.n, wb).ifmap_bytes * g.groups
+                a_sram = gemm_sram_words(proc.array, g.m, g.k, g.n)[0] * wb * g.groups
+                saved_dram += a_dram * (1 - 1 / (8 * wb))
+                saved_sram += (a_dram + a_sram) * (1 - 1 / (8 * wb))
+    assert saved_dram > 0
+    assert dense.counts.dram_bytes - bitmap.counts.dram_bytes == pytest.approx(saved_dram, rel=1e-12)
+    assert dense.counts.sram_bytes - bitmap.counts.sram_bytes == pytest.approx(saved_sram, rel=1e-12)
+    assert dense.counts.macs == bitmap.counts.macs and sim.simulated_period_cycles == \
+        run("snn-cnn", str(bitmap_hw), 1, "sequential")[3].simulated_period_cycles  # cycles stay dense
+    bad = tmp_path / "bad.toml"
+    bad.write_text(open(dense_hw).read().replace("freq_hz = 5.0e8\n", "freq_hz = 5.0e8\nspike_format = \"csr\"\n"))
+    with pytest.raises(HardwareConfigError, match="spike_format"):
+        load_cluster(str(bad))

@@ -216,7 +216,8 @@ def run(cfg: TrainConfig, *, model: tuple[nn.Module, torch.Tensor] | None = None
     steps_per_epoch = len(order0)
     total = steps_per_epoch * cfg.epochs
     trainer = _make_trainer(cfg, fn, schedule, total, steps_per_epoch, example)
-    config = {**asdict(cfg), "timesteps": timesteps}
+    # where activity goes is no part of the training: --resume may add or change --activity-out
+    config = {k: v for k, v in asdict(cfg).items() if k != "activity_out"} | {"timesteps": timesteps}
     out = Path(cfg.out) if cfg.out else None
     ck_path = out / "checkpoint.pt" if out else None
     history: list[dict] = []

@@ -88,3 +88,14 @@ def test_simulate_json_and_csv_carry_the_certificate(tmp_path, capsys):
     assert all(k in header for k in keys)
     assert main(["simulate", "--network", "snn-mlp", "-P", "2", "--schedule", "pipedream"]) == 0
     assert "gap P/D" in capsys.readouterr().out
+
+
+def test_sweep_rows_carry_the_certificate():
+    from spikepipe.sweep import run_point
+
+    row = run_point("simulate", {"network": "snn-mlp", "processors": 2, "schedule": "pipedream"})
+    assert row["status"] == "ok", row["error"]  # the point's status; the schedule's sits beside it
+    assert row["certificate_status"] == "heuristic"
+    for key in ("period_lower_bound_cycles", "period_gap", "delay_lower_bound", "delay_gap"):
+        assert key in row
+    assert row["delay_lower_bound"] <= row["total_delay"]

@@ -99,3 +99,15 @@ def test_sweep_rows_carry_the_certificate():
     for key in ("period_lower_bound_cycles", "period_gap", "delay_lower_bound", "delay_gap"):
         assert key in row
     assert row["delay_lower_bound"] <= row["total_delay"]
+
+
+@pytest.mark.parametrize("name", ["data-parallel", "spikepipe-split"])
+def test_split_schedules_get_a_bound_that_holds_for_splits(name):
+    g, c = GRAPHS["one-big-layer"], Cluster.homogeneous(4)
+    s = (generate("spikepipe", g, c, time_limit_s=1.0, workers=1, split=True) if name == "spikepipe-split"
+         else generate(name, g, c))
+    assert any(sl.part for sl in s.slots)
+    cert = certify(s, g, c)
+    work = sum(min(m * g.cycles(t, c.processors[0], 1.0 / m) if m > 1 else g.cycles(t) for m in range(1, 5))
+               for t in g.topological_order())
+    assert cert.period_lower_bound_cycles <= min(s.period_cycles, -(-work // c.size))

@@ -152,8 +152,10 @@ def save_frontier_plot(path: Any, fr: Frontier) -> Any:
 
     fig = Figure(figsize=(7, 4.5))
     ax = fig.add_subplot()
-    xs = [p.total_delay for p in fr.points]
-    ys = [p.speedup for p in fr.points]
+    # in delay order: the best speedup within a delay budget d holds from each point to the next larger delay
+    pts = sorted(fr.points, key=lambda p: (p.total_delay, p.speedup))
+    xs = [p.total_delay for p in pts]
+    ys = [p.speedup for p in pts]
     ax.step(xs, ys, where="post", color="tab:blue", lw=1.5, label="frontier (Pareto: period vs total delay)")
     ax.plot(xs, ys, "o", color="tab:blue")
     if fr.points:

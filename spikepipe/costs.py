@@ -54,10 +54,12 @@ class GemmShape:
 
 def gemm_shape(layer: LayerSpec) -> GemmShape:
     """The forward GEMM of one sample at one timestep, before multiplying M by B*T."""
-    if layer.op == "linear":
-        if len(layer.in_shape) != 1 or len(layer.out_shape) != 1:
-            raise CostModelError(f"layer {layer.name}: linear layer needs flat shapes, got {layer.in_shape}")
-        return GemmShape(1, layer.in_shape[0], layer.out_shape[0], 1)
+    if layer.op == "linear":  # (features,), or (tokens, features) for a Linear applied per token
+        if not 1 <= len(layer.in_shape) <= 2 or layer.in_shape[:-1] != layer.out_shape[:-1]:
+            raise CostModelError(f"layer {layer.name}: linear layer needs (features,) or (tokens, features) "
+                                 f"shapes, got {layer.in_shape} -> {layer.out_shape}")
+        rows = layer.in_shape[0] if len(layer.in_shape) == 2 else 1
+        return GemmShape(rows, layer.in_shape[-1], layer.out_shape[-1], 1)
     if layer.op == "conv":
         if len(layer.in_shape) != 3 or len(layer.out_shape) != 3:
             raise CostModelError(f"layer {layer.name}: conv layer needs (C, H, W) shapes, got {layer.in_shape}")

@@ -113,10 +113,10 @@ class LayerSpec:
     def weight_count(self) -> int:
         if self.op in ("matmul", "mul"):
             return 0
-        c_in = self.in_shape[0]
-        c_out = self.out_shape[0]
-        if self.op == "linear":
+        if self.op == "linear":  # (features,) or (tokens, features): the weights see the features
+            c_in, c_out = self.in_shape[-1], self.out_shape[-1]
             return c_in * c_out + (c_out if self.bias else 0)
+        c_in, c_out = self.in_shape[0], self.out_shape[0]
         return c_out * (c_in // self.groups) * self.kernel[0] * self.kernel[1] + (c_out if self.bias else 0)
 
     @property

@@ -172,6 +172,9 @@ class _Tracer(TorchFunctionMode):
         in_shape, out_shape = per_sample(x, op), per_sample(out, op)
         op = "conv" if op == "conv1d" else op
         lead = x.numel() // max(1, prod(in_shape))
+        tokens = self.tokens(op, lead)
+        if tokens > 1:  # a Linear applied per token: tokens are per-sample rows of its GEMM, not samples
+            in_shape, out_shape, lead = (tokens, *in_shape), (tokens, *out_shape), lead // tokens
         if key in self.by_site:
             idx = self.by_site[key]
             self.layers[idx].calls += 1
@@ -195,6 +198,18 @@ class _Tracer(TorchFunctionMode):
                                   leads={lead}, first_shape=tuple(int(d) for d in x.shape), sample_rank=nd - 1))
         self.by_site[key] = idx
         return idx
+
+    def sample_lead(self) -> int:
+        """Samples x steps per call, as the first layer (fed by the network input) defines them."""
+        return max(self.layers[0].leads) if self.layers else 0
+
+    def tokens(self, op: str, lead: int) -> int:
+        """Rows per sample of a Linear applied to [..., tokens, features] in a model that runs every layer once
+        per forward (multi-step): its leading elements are a multiple of the first layer's."""
+        base = self.sample_lead()
+        if op != "linear" or not base or self.layers[0].calls != 1 or lead <= base or lead % base:
+            return 1
+        return lead // base
 
     def post_op(self, site: Any, layer: int, op: PostOp | None, neuron: NeuronSpec | None = None) -> None:
         lay = self.layers[layer]
@@ -392,8 +407,9 @@ class _Tracer(TorchFunctionMode):
             raise UnsupportedLayerError(f"{self.where()}: {name} of a layer's output with a parameter, a constant or "
                                         f"the raw input is not supported (use nn.Linear for a weight; supported: "
                                         f"{SUPPORTED_OPS})")
-        site = ("matmul", id(self.stack[-1][1]), self.call_site())  # one layer per module instance and line
-        lead = max(self.layers[ta].leads)  # samples x steps per call of the producer
+        # one layer per module instance, line and operands (a time loop repeats all three)
+        site = ("matmul", id(self.stack[-1][1]), self.call_site(), ta, tb)
+        lead = self.sample_lead()  # samples x steps per call
         if a.dim() < 2 or b.dim() < 2:
             raise UnsupportedLayerError(f"{self.where()}: {name} of vectors is not supported")
         m, k, n = int(a.shape[-2]), int(a.shape[-1]), int(b.shape[-1])
@@ -438,9 +454,9 @@ class _Tracer(TorchFunctionMode):
     def product(self, tags: list[int], out: torch.Tensor) -> None:
         """An element-wise product of two layers' outputs (Spike-driven Transformer's K * V and Q * KV): a layer
         of its own with no weights and no GEMM, on the vector unit, so that a neuron may follow it."""
-        site = ("mul", id(self.stack[-1][1]), self.call_site())
         srcs = tuple(sorted(tags))
-        lead = max(max(self.layers[t].leads) for t in srcs)
+        site = ("mul", id(self.stack[-1][1]), self.call_site(), srcs)
+        lead = self.sample_lead()
         if site in self.by_site:
             idx = self.by_site[site]
             self.layers[idx].calls += 1

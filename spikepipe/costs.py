@@ -129,7 +129,8 @@ def build_task_graph(layers: Sequence[LayerSpec], *, batch: int, timesteps: int,
     tasks: list[Task] = []
     edges: list[tuple[str, str, int]] = []
     memory: list[LayerMemory] = []
-    fires = [layer.neuron is not None for layer in layers]
+    # integrators without a spike function (NIR LI, I) send values, not spikes
+    fires = [layer.neuron is not None and layer.neuron.kind not in ("li", "integrator") for layer in layers]
 
     def out_bytes(i: int) -> int:
         e = _elems(layers[i].output_shape) * bt_of(i)

@@ -20,43 +20,8 @@ from spikepipe.snn import LIF, TimeDistributed
 
 snn = pytest.importorskip("snntorch")
 sj = pytest.importorskip("spikingjelly.activation_based")
+from sj_zoo import SnnTorchTutorialCNN  # noqa: E402  (snnTorch tutorial 6: static input, steps in forward)
 from spikingjelly.activation_based import functional, layer, neuron  # noqa: E402
-
-
-class SnnTorchTutorialCNN(nn.Module):
-    """snnTorch tutorial 6: static input [B, C, H, W], `num_steps` steps inside forward, pool before the neuron."""
-
-    def __init__(self, channels: int, size: int, steps: int, neuron_cls: str = "Leaky") -> None:
-        super().__init__()
-        self.steps = steps
-        make = {"Leaky": lambda: snn.Leaky(beta=0.5), "Synaptic": lambda: snn.Synaptic(alpha=0.8, beta=0.5),
-                "Alpha": lambda: snn.Alpha(alpha=0.8, beta=0.5), "Lapicque": lambda: snn.Lapicque(beta=0.5)}[neuron_cls]
-        self.conv1, self.lif1 = nn.Conv2d(channels, 12, 5), make()
-        self.conv2, self.lif2 = nn.Conv2d(12, 16, 5), make()
-        side = ((size - 4) // 2 - 4) // 2
-        self.fc1, self.lif3 = nn.Linear(16 * side * side, 10), make()
-        self.kind = neuron_cls
-
-    def _init(self, lif: nn.Module) -> tuple:
-        if self.kind == "Synaptic":
-            return tuple(lif.init_synaptic())
-        if self.kind == "Alpha":
-            return tuple(lif.init_alpha())
-        return (lif.init_lapicque() if self.kind == "Lapicque" else lif.init_leaky(),)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        lifs = (self.lif1, self.lif2, self.lif3)
-        states = [self._init(lif) for lif in lifs]
-        out = []
-        for _ in range(self.steps):
-            cur = nn.functional.max_pool2d(self.conv1(x), 2)
-            for i, nxt in enumerate((lambda s: nn.functional.max_pool2d(self.conv2(s), 2),
-                                     lambda s: self.fc1(s.flatten(1)), None)):
-                spk, *rest = lifs[i](cur, *states[i])
-                states[i] = tuple(rest)
-                cur = nxt(spk) if nxt is not None else spk
-            out.append(cur)
-        return torch.stack(out)
 
 
 @pytest.mark.parametrize(("channels", "size", "batch", "steps"), [(1, 28, 32, 8), (3, 32, 16, 8), (2, 28, 1, 5),

@@ -176,7 +176,7 @@ def build_task_graph(layers: Sequence[LayerSpec], *, batch: int, timesteps: int,
         tasks.append(Task(task_id(TaskKind.B, i), i, TaskKind.B, b_gemms, tuple(b_vec)))
         # W
         weights = layer.weight_count
-        if layer.op in ("matmul", "mul"):
+        if not layer.has_weights:
             # no weights, so no weight gradient: an empty W (1 cycle, no bytes, no memory) keeps the F/B/W
             # structure every scheduler relies on until the schedules accept layers without W
             tasks.append(Task(task_id(TaskKind.W, i), i, TaskKind.W, cycles=1))
@@ -201,7 +201,7 @@ def build_task_graph(layers: Sequence[LayerSpec], *, batch: int, timesteps: int,
             edges.append((task_id(TaskKind.B, i), task_id(TaskKind.B, src), grad))
         # W needs dY, the gradient at the synaptic op's output (free when W runs where B ran). It also needs the
         # input X that F saved; the contract has no F->W edge, so X is counted in F's activation_bytes only.
-        dy_bytes = 0 if layer.op in ("matmul", "mul") else m * s.n * s.groups * prec.word_bytes
+        dy_bytes = m * s.n * s.groups * prec.word_bytes if layer.has_weights else 0
         edges.append((task_id(TaskKind.B, i), task_id(TaskKind.W, i), dy_bytes))
     # the loss (folded into B_last) reads the last layer's output over all T
     edges.append((task_id(TaskKind.F, last), task_id(TaskKind.B, last), out_bytes(last)))

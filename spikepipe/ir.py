@@ -110,8 +110,13 @@ class LayerSpec:
         return self.post_ops[-1].out_shape if self.post_ops else self.out_shape
 
     @property
+    def has_weights(self) -> bool:
+        """False for a product of two activations: no weight gradient, so its W task does no work."""
+        return self.op not in ("matmul", "mul")
+
+    @property
     def weight_count(self) -> int:
-        if self.op in ("matmul", "mul"):
+        if not self.has_weights:
             return 0
         if self.op == "linear":  # (features,) or (tokens, features): the weights see the features
             c_in, c_out = self.in_shape[-1], self.out_shape[-1]

@@ -68,7 +68,7 @@ def gemm_shape(layer: LayerSpec) -> GemmShape:
             raise CostModelError(f"layer {layer.name}: channels {c_in}->{c_out} not divisible by groups {g}")
         e, f = layer.out_shape[1], layer.out_shape[2]
         return GemmShape(e * f, layer.kernel[0] * layer.kernel[1] * c_in // g, c_out // g, g)
-    if layer.op == "mul":  # element-wise, on the vector unit: no GEMM (see build_task_graph)
+    if layer.op in ("mul", "concat"):  # element-wise or a copy, on the vector unit: no GEMM
         return GemmShape(0, 0, 0, 1)
     if layer.op == "matmul":  # per sample-step: `heads` products (M x K) . (K x N)
         if len(layer.in_shape) != 3 or len(layer.out_shape) != 3 or layer.in_shape[:2] != layer.out_shape[:2]:
@@ -99,7 +99,7 @@ def _post_vector(layer: LayerSpec, batch: int, timesteps: int, backward: bool) -
         if p.kind in ("batchnorm", "layernorm"):
             work.append(VectorWork(f"{p.kind}_bwd" if backward else f"{p.kind}_fwd", _elems(p.in_shape) * batch,
                                    timesteps))
-        elif p.kind in ("add", "mul"):
+        elif p.kind == "add":
             work.append(VectorWork(f"{p.kind}_bwd" if backward else p.kind, _elems(p.in_shape) * batch, timesteps))
     n = layer.neuron
     if n is not None:
@@ -149,13 +149,17 @@ def build_task_graph(layers: Sequence[LayerSpec], *, batch: int, timesteps: int,
         # F
         f_vec = _post_vector(layer, batch, steps, backward=False)
         input_spikes = all(src >= 0 and fires[src] for src in layer.inputs)
-        product = layer.op == "mul"  # element-wise product of two layers' outputs: vector work only
+        # an element-wise product or a concatenation of layers' outputs: vector work only (a product, a copy)
+        product = layer.op in ("mul", "concat")
+        vop = "mul" if layer.op == "mul" else "copy"
         if product:
-            f_vec.insert(0, VectorWork("mul", _elems(layer.out_shape) * batch, steps))
+            f_vec.insert(0, VectorWork(vop, _elems(layer.out_shape) * batch, steps))
         if layer.op == "matmul":  # both operands, for dA and dB
             in_e += s.groups * s.k * s.n * bt
-        elif product:
+        elif layer.op == "mul":  # both operands, for each other's gradient
             in_e *= 2
+        elif layer.op == "concat":  # splitting the gradient back needs nothing saved
+            in_e = 0
         saved = ceil(in_e / 8) if input_spikes else in_e * prec.word_bytes  # X for dW
         if layer.neuron is not None:  # u_t (or the surrogate) and any other state, per step, for BPTT
             saved += _elems(layer.out_shape) * bt * prec.word_bytes * layer.neuron.state_vars
@@ -170,9 +174,9 @@ def build_task_graph(layers: Sequence[LayerSpec], *, batch: int, timesteps: int,
         b_gemms = () if feeds_from_network_only else (Gemm(m, s.n, s.k, "m", s.groups),)
         if layer.op == "matmul":  # C = A B: dA = dC B^T and dB = A^T dC, per sample-step (batch in M)
             b_gemms = (Gemm(m, s.n, s.k, "m", s.groups), Gemm(s.k * bt, s.m_per_sample_step, s.n, "m", s.groups))
-        elif product:  # dA = dC * B and dB = dC * A
+        elif product:  # mul: dA = dC * B and dB = dC * A; concat: the gradient split back (a copy)
             b_gemms = ()
-            b_vec.append(VectorWork("mul_bwd", _elems(layer.out_shape) * batch, steps))
+            b_vec.append(VectorWork("mul_bwd" if vop == "mul" else "copy", _elems(layer.out_shape) * batch, steps))
         tasks.append(Task(task_id(TaskKind.B, i), i, TaskKind.B, b_gemms, tuple(b_vec)))
         # W
         weights = layer.weight_count
@@ -191,8 +195,7 @@ def build_task_graph(layers: Sequence[LayerSpec], *, batch: int, timesteps: int,
         memory.append(LayerMemory(wb, wb * prec.optimizer_state_words))
         # edges
         srcs = {src for src in layer.inputs if src >= 0}
-        srcs |= {p.source for p in layer.post_ops if p.kind in ("add", "mul") and p.source is not None
-                 and p.source >= 0}
+        srcs |= {p.source for p in layer.post_ops if p.kind == "add" and p.source is not None and p.source >= 0}
         for src in sorted(srcs):
             if src >= i:
                 raise CostModelError(f"layer {layer.name} reads layer {src}, which is not earlier")

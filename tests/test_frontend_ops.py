@@ -167,3 +167,27 @@ def test_vector_unit_takes_a_measured_op_count() -> None:
     vu = VectorUnit(lanes=4)
     assert vu.cycles("neuron_fwd", 10, 3, ops=7) == 3 * 3 * 7
     assert vu.cycles("neuron_fwd", 10, 3) == 3 * 3 * DEFAULT_OPS_PER_ELEMENT["neuron_fwd"]
+
+
+class ChannelConcat(nn.Module):
+    """Two conv branches concatenated along channels (DenseNet / U-Net style), then a conv over both."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = TimeDistributed(nn.Conv2d(2, 4, 3, padding=1)), TimeDistributed(nn.Conv2d(2, 6, 1))
+        self.lif_a, self.lif_b, self.lif_c = LIF(), LIF(), LIF()
+        self.c = TimeDistributed(nn.Conv2d(10, 3, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lif_c(self.c(torch.cat([self.lif_a(self.a(x)), self.lif_b(self.b(x))], dim=2)))
+
+
+@pytest.mark.parametrize(("t", "b"), [(3, 2), (1, 1)])
+def test_channel_concatenation_is_a_weightless_layer(t: int, b: int) -> None:
+    traced = check_oracle(ChannelConcat(), torch.rand(t, b, 2, 8, 8), t, b)
+    concat = next(s for s in traced.layers if s.op == "concat")
+    assert concat.out_shape == (10, 8, 8) and concat.inputs == (0, 1) and not concat.has_weights
+    assert traced.layers[-1].inputs == (concat.index,) and traced.layers[-1].in_shape == (10, 8, 8)
+    g = build_task_graph(traced.layers, batch=b, timesteps=t)
+    assert {(u, v) for u, v, _ in g.edges} >= {("F0", f"F{concat.index}"), ("F1", f"F{concat.index}"),
+                                               (f"B{concat.index}", "B0"), (f"B{concat.index}", "B1")}

@@ -268,8 +268,9 @@ UNSUPPORTED = {
     "gru": (_gru_net, "rnn", "GRU"),
     "convtranspose": (lambda: (_Wrap(nn.ConvTranspose2d(4, 4, 3)), torch.rand(T, B, 1, 8, 8)), "inner", "ConvTranspose2d"),
     "relu": (lambda: (_Wrap(nn.ReLU()), torch.rand(T, B, 1, 8, 8)), "relu", "inner"),
-    "concat": (lambda: (_Wrap(nn.Conv2d(4, 4, 1), lambda s, y: torch.cat([y, s.inner(y)], 1)),
-                        torch.rand(T, B, 1, 8, 8)), "cat", "_Wrap"),
+    # channel concatenation is supported by the front end since issue 15; stacking two layers on a new axis is not
+    "stack": (lambda: (_Wrap(nn.Conv2d(4, 4, 1), lambda s, y: torch.stack([y, s.inner(y)], 2)),
+                       torch.rand(T, B, 1, 8, 8)), "stack", "_Wrap"),
 }
 
 

@@ -37,6 +37,7 @@ _POOL_FUNCS = {"max_pool2d": "maxpool", "avg_pool2d": "avgpool", "adaptive_avg_p
                "adaptive_avg_pool1d": "adaptiveavgpool", "adaptive_max_pool1d": "maxpool"}
 _NORM_FUNCS = {"batch_norm": "batchnorm", "layer_norm": "layernorm"}
 _MATMUL = frozenset({"matmul", "__matmul__", "bmm"})
+_CAT = frozenset({"cat", "concat", "concatenate"})
 _SCALE = frozenset({"mul", "__mul__", "__rmul__", "mul_", "__imul__", "div", "__truediv__", "div_", "__itruediv__"})
 _DROPOUT_FUNCS = frozenset({"dropout", "dropout2d", "dropout1d", "feature_dropout", "alpha_dropout"})
 SUPPORTED_OPS = (f"Conv1d, Conv2d, Linear (modules or functional), BatchNorm1d/2d, LayerNorm, max/avg/adaptive "
@@ -327,6 +328,8 @@ class _Tracer(TorchFunctionMode):
             self.add(tags, out)
         elif tags == [INPUT]:
             self.tag_all(out, INPUT)
+        elif name in _CAT and len(tags) > 1 and INPUT not in tags:
+            self.weightless("concat", tags, out)
         elif name in _REDUCE:
             self.reduce(name, tags, args, kwargs, out)
         elif name in _PASSTHROUGH:
@@ -338,7 +341,7 @@ class _Tracer(TorchFunctionMode):
         elif name in _SCALE and len(tags) == 1 and _is_constant(args[1] if len(args) > 1 else kwargs.get("other")):
             self.functional_post("scale", tags, out)
         elif name in _SCALE and len(tags) == 2 and INPUT not in tags and name.startswith(("mul", "__mul", "__rmul")):
-            self.product(tags, out)
+            self.weightless("mul", tags, out)
         else:
             what = "a product of two layers' outputs (spiking self-attention)" if len(tags) > 1 and name in (
                 "matmul", "__matmul__", "bmm", "mul", "__mul__", "einsum") else f"operation {name!r}"
@@ -451,11 +454,12 @@ class _Tracer(TorchFunctionMode):
         self.post_op((kind, self.call_site(), src), dst, PostOp(kind, lay.cur_shape, lay.cur_shape, source=src))
         self.tag_all(out, dst)
 
-    def product(self, tags: list[int], out: torch.Tensor) -> None:
-        """An element-wise product of two layers' outputs (Spike-driven Transformer's K * V and Q * KV): a layer
-        of its own with no weights and no GEMM, on the vector unit, so that a neuron may follow it."""
+    def weightless(self, op: str, tags: list[int], out: torch.Tensor) -> None:
+        """An element-wise product of two layers' outputs (op "mul": Spike-driven Transformer's K * V and Q * KV)
+        or a concatenation of several (op "concat": DenseNet / U-Net skips along channels): a layer of its own with
+        no weights and no GEMM, on the vector unit, so that a neuron or a norm may follow it."""
         srcs = tuple(sorted(tags))
-        site = ("mul", id(self.stack[-1][1]), self.call_site(), srcs)
+        site = (op, id(self.stack[-1][1]), self.call_site(), srcs)
         lead = self.sample_lead()
         if site in self.by_site:
             idx = self.by_site[site]
@@ -464,11 +468,18 @@ class _Tracer(TorchFunctionMode):
         else:
             per = out.numel() // max(1, lead)
             cur = next((self.layers[t].cur_shape for t in reversed(srcs) if prod(self.layers[t].cur_shape) == per),
-                       None) or tuple(int(d) for d in out.shape[-1:])
+                       None)
+            if cur is None:  # a concatenation: the sources' rank, along the dim that grew
+                rank = len(self.layers[srcs[-1]].cur_shape)
+                cur = tuple(int(d) for d in out.shape[-rank:])
+                if prod(cur) != per:
+                    raise UnsupportedLayerError(f"{self.where()}: {op} of layers "
+                                                f"{', '.join(self.layers[t].name for t in srcs)} joins along a batch "
+                                                f"or time dim")
             idx = len(self.layers)
             path = self.stack[-1][0]
-            label = f"{path + '.' if path else ''}mul{sum(1 for x in self.layers if x.op == 'mul')}"
-            self.layers.append(_Layer(idx, label, "mul", cur, cur, {}, srcs, cur, calls=1, leads={lead},
+            label = f"{path + '.' if path else ''}{op}{sum(1 for x in self.layers if x.op == op)}"
+            self.layers.append(_Layer(idx, label, op, cur, cur, {}, srcs, cur, calls=1, leads={lead},
                                       first_shape=tuple(int(d) for d in out.shape), sample_rank=len(cur)))
             self.by_site[site] = idx
         self.tag_all(out, idx)

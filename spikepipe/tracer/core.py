@@ -324,10 +324,10 @@ class _Tracer(TorchFunctionMode):
             return out
         if name in ("conv2d", "conv1d", "linear"):
             self.functional_synapse(name, args, kwargs, out)
+        elif tags == [INPUT]:  # encoding the input (spikegen.rate, repeats, scaling): the data pipeline, free
+            self.tag_all(out, INPUT)
         elif name in _ADD:
             self.add(tags, out)
-        elif tags == [INPUT]:
-            self.tag_all(out, INPUT)
         elif name in _CAT and len(tags) > 1 and INPUT not in tags:
             self.weightless("concat", tags, out)
         elif name in _REDUCE:

@@ -256,3 +256,23 @@ class MultiStepForward(nn.Module):
 ], ids=["tutorial5-fc", "tutorial7-sequential", "rate-coded-in-forward", "sj-multi-step-forward"])
 def test_documentation_style_models(build, x: torch.Tensor, t: int, b: int, style: str) -> None:
     assert check_oracle(build(), x, t, b).layout.style == style
+
+
+class BatchFirstLoop(nn.Module):
+    """Audio / SHD style: [B, T, F] with forward looping over x[:, t]."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.lif1 = nn.Linear(20, 16), snn.Leaky(beta=0.9, init_hidden=True)
+        self.fc2, self.lif2 = nn.Linear(16, 4), snn.Leaky(beta=0.9, init_hidden=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.lif1.reset_hidden()
+        self.lif2.reset_hidden()
+        return torch.stack([self.lif2(self.fc2(self.lif1(self.fc1(x[:, t])))) for t in range(x.shape[1])], 1)
+
+
+@pytest.mark.parametrize(("b", "t"), [(3, 7), (5, 2), (4, 4)])
+def test_batch_first_loop_over_input(b: int, t: int) -> None:
+    lay = check_oracle(BatchFirstLoop(), torch.rand(b, t, 20), t, b).layout
+    assert lay.style == "loop-over-input" and (lay.timesteps, lay.batch) == (t, b)

@@ -1,6 +1,6 @@
 """From LayerSpecs to a costed TaskGraph: GEMM lowering, vector work, bytes on edges, memory held.
 
-Per layer l and minibatch of B samples over T timesteps (DESIGN.md section 4):
+Per layer l and minibatch of B samples over T timesteps (docs/design.md section 4):
   F_l  synaptic GEMM over B*T (conv lowered: M = B*T*E*F, K = R*S*C_in/groups, N = C_out/groups), then the
        post ops on the vector unit (norm, residual add, LIF forward IIR over T, pooling).
   B_l  post ops backward (pooling, LIF backward through time with the surrogate, add, norm), then the
@@ -10,6 +10,8 @@ Per layer l and minibatch of B samples over T timesteps (DESIGN.md section 4):
 Bytes: forward edges carry spikes packed as bits when the producer fires, otherwise values at `word_bytes`;
 backward edges carry gradients at `word_bytes`; B_l -> W_l carries dY_l (B*T*E*F*C_out words), which costs
 nothing when both run on one processor.
+AC vs MAC: F_l's and W_l's GEMMs read the layer's input spikes (Gemm.binary_operand = "a" when every producer
+fires), B_l's is dense; `ops_split` turns a GEMM into MACs and spike-driven ACs at a measured activity.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from math import ceil, prod
 from typing import Any
 
 from hwmodels import Processor
+from spikepipe.layer_memory import kept_bytes, kept_items
 from spikepipe.ir import (
     Gemm,
     LayerMemory,
@@ -85,6 +88,64 @@ def forward_macs(layer: LayerSpec, samples: int) -> int:
     return s.m_per_sample_step * samples * s.k * s.n * s.groups
 
 
+@dataclass(frozen=True)
+class OpsSplit:
+    """Arithmetic of some GEMMs: dense multiply-accumulates and spike-driven accumulates (expected count)."""
+
+    macs: int = 0
+    acs: float = 0.0
+
+    def __add__(self, other: OpsSplit) -> OpsSplit:
+        return OpsSplit(self.macs + other.macs, self.acs + other.acs)
+
+
+def ops_split(gemm: Gemm, activity: float | None = None) -> OpsSplit:
+    """MACs and ACs of one GEMM (all `groups`). A GEMM whose A operand is binary (`gemm.binary_operand`) does one
+    accumulate per non-zero spike and output column: dense MACs x activity ACs. `activity=None` means no
+    measurement, the dense model: every operation is a MAC (what the cycle model assumes). Activity 0 gives the
+    AC-free bound, 1 the all-AC bound."""
+    if gemm.binary_operand is None or activity is None:
+        return OpsSplit(gemm.macs, 0.0)
+    if not 0.0 <= activity <= 1.0:
+        raise CostModelError(f"spike activity must be in [0, 1], got {activity!r}")
+    return OpsSplit(0, gemm.macs * activity)
+
+
+def task_ops_split(task: Task, activity: Sequence[float | None] | None = None, fraction: float = 1.0) -> OpsSplit:
+    """MACs and ACs of (a batch fraction of) a task; `activity[l]` is the input-spike activity of layer l (None:
+    that layer dense)."""
+    a = None if activity is None else activity[task.layer]
+    total = OpsSplit()
+    for g in task.scaled(fraction).gemms:
+        total += ops_split(g, a)
+    return total
+
+
+def graph_ops_split(graph: TaskGraph, activity: Sequence[float | None] | None = None,
+                    kinds: Sequence[TaskKind | str] = tuple(TaskKind)) -> OpsSplit:
+    """MACs and ACs of one minibatch over the tasks of the given kinds (default F, B and W)."""
+    wanted = {TaskKind(k) for k in kinds}
+    total = OpsSplit()
+    for t in graph.tasks:
+        if t.kind in wanted:
+            total += task_ops_split(t, activity)
+    return total
+
+
+def _keeps_binary(layer: LayerSpec) -> bool:
+    """Whether the spikes survive the post ops after the neuron: an average over more than one input makes values
+    between 0 and 1 (a ResNet's global pool before its classifier); max pooling, flattening and an adaptive pool
+    whose every window holds one input (e.g. 1x1 -> 7x7) keep them 0 or 1."""
+    for p in layer.post_ops:
+        if p.kind == "avgpool" and p.kernel != (1, 1):
+            return False
+        if p.kind == "adaptiveavgpool" and len(p.in_shape) == 3 and len(p.out_shape) == 3:
+            for n_in, n_out in zip(p.in_shape[1:], p.out_shape[1:], strict=True):
+                if any(-(-(i + 1) * n_in // n_out) - (i * n_in // n_out) > 1 for i in range(n_out)):
+                    return False
+    return True
+
+
 def _elems(shape: Sequence[int]) -> int:
     return int(prod(shape))
 
@@ -131,6 +192,7 @@ def build_task_graph(layers: Sequence[LayerSpec], *, batch: int, timesteps: int,
     memory: list[LayerMemory] = []
     # integrators without a spike function (NIR LI, I) send values, not spikes
     fires = [layer.neuron is not None and layer.neuron.kind not in ("li", "integrator") for layer in layers]
+    spikes_out = [f and _keeps_binary(layer) for f, layer in zip(fires, layers, strict=True)]
 
     def out_bytes(i: int) -> int:
         e = _elems(layers[i].output_shape) * bt_of(i)
@@ -143,28 +205,25 @@ def build_task_graph(layers: Sequence[LayerSpec], *, batch: int, timesteps: int,
         bt = batch * steps
         s = gemm_shape(layer)
         m = s.m_per_sample_step * bt
-        fwd = Gemm(m, s.k, s.n, "m", s.groups)
-        in_e = _elems(layer.in_shape) * bt
         feeds_from_network_only = all(src < 0 for src in layer.inputs)
+        input_spikes = all(src >= 0 and fires[src] for src in layer.inputs)
+        # the forward GEMM (A = X) and the weight-gradient GEMM (A = X^T) read the input spikes; B's is dense
+        binary = "a" if all(src >= 0 and spikes_out[src] for src in layer.inputs) else None
+        fwd = Gemm(m, s.k, s.n, "m", s.groups, binary)
         # F
         f_vec = _post_vector(layer, batch, steps, backward=False)
-        input_spikes = all(src >= 0 and fires[src] for src in layer.inputs)
         # an element-wise product or a concatenation of layers' outputs: vector work only (a product, a copy)
         product = layer.op in ("mul", "concat")
         vop = "mul" if layer.op == "mul" else "copy"
         if product:
             f_vec.insert(0, VectorWork(vop, _elems(layer.out_shape) * batch, steps))
-        if layer.op == "matmul":  # both operands, for dA and dB
-            in_e += s.groups * s.k * s.n * bt
-        elif layer.op == "mul":  # both operands, for each other's gradient
-            in_e *= 2
-        elif layer.op == "concat":  # splitting the gradient back needs nothing saved
-            in_e = 0
-        saved = ceil(in_e / 8) if input_spikes else in_e * prec.word_bytes  # X for dW
-        if layer.neuron is not None:  # u_t (or the surrogate) and any other state, per step, for BPTT
-            saved += _elems(layer.out_shape) * bt * prec.word_bytes * layer.neuron.state_vars
-        saved += sum(_elems(p.in_shape) * bt * prec.word_bytes for p in layer.post_ops
-                     if p.kind in ("batchnorm", "layernorm"))
+        # kept for B and W, item by item (spikepipe.layer_memory: spikes as bits, u_t, BN input, pool winners)
+        saved = kept_bytes(kept_items(layer, fires, batch=batch, timesteps=steps, word_bytes=prec.word_bytes,
+                                      last=i == last))
+        # a product of two activations keeps its second operand too (for the gradient of the first)
+        second = (s.groups * s.k * s.n * bt if layer.op == "matmul" else
+                  _elems(layer.in_shape) * bt if layer.op == "mul" else 0)
+        saved += ceil(second / 8) if input_spikes else second * prec.word_bytes
         tasks.append(Task(task_id(TaskKind.F, i), i, TaskKind.F, () if product else (fwd,), tuple(f_vec),
                           activation_bytes=saved))
         # B
@@ -185,7 +244,7 @@ def build_task_graph(layers: Sequence[LayerSpec], *, batch: int, timesteps: int,
             # structure every scheduler relies on until the schedules accept layers without W
             tasks.append(Task(task_id(TaskKind.W, i), i, TaskKind.W, cycles=1))
         else:
-            w_gemm = Gemm(s.k, m, s.n, "k", s.groups)
+            w_gemm = Gemm(s.k, m, s.n, "k", s.groups, binary)
             tasks.append(Task(task_id(TaskKind.W, i), i, TaskKind.W, (w_gemm,),
                               (VectorWork("sgd_update", weights, 1, per_batch=False),)))
         # affine parameters: per channel for batchnorm, per element of the last dim for layernorm

@@ -146,6 +146,9 @@ class Gemm:
     n: int
     batch_dim: Literal["m", "k", "n"] = "m"
     groups: int = 1  # grouped convolutions run `groups` independent GEMMs of this shape
+    # "a" when the A operand is a binary spike tensor (the task's layer's input spikes): such a GEMM performs
+    # accumulates (AC) at the measured spike activity instead of MACs (costs.ops_split); cycles stay dense
+    binary_operand: Literal["a"] | None = None
 
     def scaled(self, fraction: float) -> Gemm:
         if fraction == 1.0:
@@ -549,7 +552,7 @@ class Schedule:
 
 
 def slot_lag_delays(slots: Iterable[Slot], num_layers: int, period_cycles: int) -> tuple[int, ...]:
-    """Gradient delay of every layer, derived from the slots of F_l and W_l (DESIGN.md section 4).
+    """Gradient delay of every layer, derived from the slots of F_l and W_l (docs/design.md section 4).
 
     F_l(n) reads its weights at (n + r_F) * period + s_F. The update of minibatch n' is applied when W_l(n')
     ends, at (n' + r_W) * period + s_W + d_W. The newest update F_l(n) sees is n* = max n' with that end

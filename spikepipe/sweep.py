@@ -39,10 +39,12 @@ from spikepipe.ir import SpikePipeError
 log = logging.getLogger(__name__)
 
 KINDS = ("simulate", "train")
+# the training-method keys are the same for both kinds (spikepipe.cli.method_args.METHOD_KEYS)
+METHOD_KEYS = {"method", "checkpoint_every", "skip", "window", "blocks", "hard_fraction", "skipper_gradient"}
 SIMULATE_KEYS = {"network", "processors", "schedule", "batch", "timesteps", "hardware", "array", "dataflow",
-                 "iterations", "time_limit_s", "seed", "split"}
+                 "iterations", "time_limit_s", "seed", "split"} | METHOD_KEYS
 TRAIN_KEYS = {"network", "dataset", "schedule", "processors", "epochs", "batch", "timesteps", "seed", "lr",
-              "optimizer", "stash", "compensation", "data_dir", "limit_train", "method"}
+              "optimizer", "stash", "compensation", "data_dir", "limit_train"} | METHOD_KEYS
 
 
 class SweepError(SpikePipeError):
@@ -136,6 +138,16 @@ def _check_value(kind: str, key: str, value: Any, source: str) -> None:
         valid = names() + (["none"] if kind == "train" else [])
         if not isinstance(value, str) or value not in valid:
             raise SweepError(f"{where} is not a schedule; valid names: {', '.join(valid)}")
+    if key in METHOD_KEYS:
+        from spikepipe.methods.registry import TRAINER_METHODS, TRANSFORM_METHODS, MethodError, MethodOptions
+
+        valid = TRAINER_METHODS if kind == "train" else TRANSFORM_METHODS
+        if key == "method" and value not in valid:
+            raise SweepError(f"{where} is not a training method; valid: {', '.join(valid)}")
+        try:
+            MethodOptions.of("bptt", **({} if key == "method" else {key: value}))
+        except (MethodError, TypeError) as exc:
+            raise SweepError(f"{where}: {exc}") from None
     if key == "dataset" and value not in ("digits", "fashion-mnist"):
         raise SweepError(f"{where} is not a dataset; use digits or fashion-mnist")
     if key == "dataflow" and value not in ("os", "ws", "is"):
@@ -205,25 +217,36 @@ def run_point(kind: str, point: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _run_simulate(point: dict[str, Any]) -> dict[str, Any]:
-    from spikepipe.sim.evaluate import evaluate_schedules
+    from hwmodels.config import load_cluster
+    from spikepipe.methods.registry import MethodOptions
+    from spikepipe.methods.transforms import transform
+    from spikepipe.sim.evaluate import evaluate_graph, load_graph
 
-    report = evaluate_schedules(
-        network=point["network"], processors=int(point["processors"]), schedules=[point.get("schedule", "spikepipe")],
-        batch=point.get("batch"), timesteps=point.get("timesteps"), hardware=point.get("hardware"),
-        array=point.get("array"), dataflow=point.get("dataflow"),
+    cluster = load_cluster(point.get("hardware"), processors=int(point["processors"]), array=point.get("array"),
+                           dataflow=point.get("dataflow"))
+    graph = load_graph(point["network"], cluster, point.get("batch"), point.get("timesteps"))
+    method = MethodOptions.of(str(point.get("method", "bptt")),
+                              **{k: point[k] for k in METHOD_KEYS - {"method"} if k in point})
+    report, _ = evaluate_graph(
+        transform(graph, method), cluster, [point.get("schedule", "spikepipe")],
         # no iterations given: the simulator runs enough for its lags to reach and measure the steady state
         iterations=int(point["iterations"]) if "iterations" in point else None,
         options={k: point[k] for k in ("time_limit_s", "seed", "split") if k in point},
+        record=False, keep_going=False,
     )
     row = dict(report["results"][0])
     row["lower_bound_cycles"] = report["lower_bound_cycles"]
     row["sequential_cycles"] = report.get("sequential_cycles")
     row.pop("schedule", None)
+    # a sweep row's `status` is the point's (ok | error): the schedule's certificate status goes beside it
+    row["certificate_status"] = row.pop("status", None)
     if isinstance(row.get("gradient_delays"), (list, tuple)):
         delays = list(row["gradient_delays"])
         row["max_delay"] = max(delays, default=0)
         row["total_delay"] = sum(delays)
         row["gradient_delays"] = json.dumps(delays)
+    for cat, joules in (row.get("energy_breakdown_joules") or {}).items():  # energy columns, one per category
+        row[f"energy_{cat}_joules"] = joules
     return {k: v for k, v in row.items() if not isinstance(v, (dict, list, tuple))}
 
 

@@ -47,8 +47,10 @@ def test_hand_computed_costs(batch: int, timesteps: int) -> None:
     # W needs dY at the synaptic output: B*T*E*F*C_out gradients
     assert (e[("B0", "W0")], e[("B1", "W1")], e[("B2", "W2")]) == (256 * bt * word, 16 * bt * word, 10 * bt * word)
     assert len(e) == 8
-    # what BPTT keeps per in-flight minibatch: input (bits if spikes), membrane potentials, BN input
-    assert f0.activation_bytes == 3 * 64 * bt * word + 256 * bt * word + 256 * bt * word
+    # what BPTT keeps per in-flight minibatch: input (bits if spikes), membrane potentials, BN input and its two
+    # statistics per channel, the 2x2 max-pool winners (2 bits per output; spikepipe.layer_memory)
+    assert f0.activation_bytes == (3 * 64 * bt * word + 256 * bt * word + 256 * bt * word + 2 * 4 * word
+                                   + ceil(64 * bt * 2 / 8))
     assert g.task("F1").activation_bytes == ceil(64 * bt / 8) + 16 * bt * word
     assert g.memory[2].weight_bytes == (16 * 10 + 10) * word
     assert g.memory[0].weight_bytes == (4 * 27 + 2 * 4) * word and g.memory[0].optimizer_bytes == \

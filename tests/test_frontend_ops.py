@@ -11,7 +11,6 @@ from torch import nn
 
 from hwmodels.vector import DEFAULT_OPS_PER_ELEMENT, VectorUnit
 from spikepipe.costs import build_task_graph
-from spikepipe.frontend import trace_model
 from spikepipe.snn import LIF, TimeDistributed
 
 sj = pytest.importorskip("spikingjelly.activation_based")

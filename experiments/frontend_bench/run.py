@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import argparse
 import platform
-import sys
 import statistics
+import sys
 import time
 from pathlib import Path
 

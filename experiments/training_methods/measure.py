@@ -4,13 +4,12 @@ process peak RSS in a fresh subprocess, and the simulator rows. Used by run.py."
 from __future__ import annotations
 
 import json
-import math
 import os
 import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,43 +17,37 @@ import torch
 
 from spikepipe import zoo
 from spikepipe.methods.bloctrain import BlocTrain
-from spikepipe.methods.checkpoint import CheckpointedBPTT, Skipper
-from spikepipe.methods.ttl import TTL
-from spikepipe.train import OptimConfig, PlainBPTT
+from spikepipe.methods import make_trainer
+from spikepipe.methods.checkpoint import CheckpointedBPTT
+from spikepipe.methods.memory import kept_peak
+from spikepipe.methods.registry import MethodOptions
+from spikepipe.train import OptimConfig
 from spikepipe.train.data import Dataset, batch_order
 from spikepipe.train.encoders import encode
 
-METHODS = ("bptt", "bptt-stepped", "checkpoint", "skipper", "ttl", "bloctrain")
+# label -> the registry's options (defaults are MethodOptions', the ones `spikepipe train/simulate` use)
+OPTIONS = {"bptt": MethodOptions("bptt"), "checkpoint": MethodOptions("checkpoint"),
+           "skipper": MethodOptions("skipper"), "skipper-carry": MethodOptions("skipper", skipper_gradient="carry"),
+           "ttl": MethodOptions("ttl"), "bloctrain": MethodOptions("bloctrain")}
+METHODS = ("bptt", "bptt-stepped", "checkpoint", "skipper", "skipper-carry", "ttl", "bloctrain")
 
 
 @dataclass(frozen=True)
 class MethodSpec:
-    name: str
-    every: int = 0  # checkpoint / skipper interval (0: ceil(sqrt(T)), the classic sqrt(T) recomputation)
-    skip: int = -1  # skipper: steps skipped per segment (-1: half the interval)
-    window: int = 2  # ttl
+    name: str  # a label of OPTIONS, or bptt-stepped (BPTT on the time-chunked network: the exact reference)
     blocks: int = 2  # ttl / bloctrain
 
 
 def make(spec: MethodSpec, net: torch.nn.Module, example: torch.Tensor, total: int, epochs: int,
          lr: float) -> Any:
     opt = OptimConfig(lr=lr)
-    every = spec.every or max(2, math.ceil(math.sqrt(example.shape[0])))
-    skip = spec.skip if spec.skip >= 0 else every // 2
-    if spec.name == "bptt":
-        return PlainBPTT(net, opt, total_steps=total)
     if spec.name == "bptt-stepped":  # BPTT on the time-chunked network (per-timestep BN): the exact reference
         return CheckpointedBPTT(net, opt, total_steps=total, checkpoint_every=None)
-    if spec.name == "checkpoint":
-        return CheckpointedBPTT(net, opt, total_steps=total, checkpoint_every=every)
-    if spec.name == "skipper":
-        return Skipper(net, opt, total_steps=total, checkpoint_every=every, skip=skip)
-    if spec.name == "ttl":
-        return TTL(net, opt, total_steps=total, example=example, window=spec.window, blocks=spec.blocks)
-    if spec.name == "bloctrain":
-        return BlocTrain(net, opt, total_steps=total, example=example, epochs=max(epochs, spec.blocks),
-                         blocks=spec.blocks)
-    raise ValueError(spec.name)
+    if spec.name not in OPTIONS:
+        raise ValueError(spec.name)
+    opts = replace(OPTIONS[spec.name], blocks=spec.blocks)
+    return make_trainer(opts, net, example, opt, total_steps=total,
+                        epochs=max(epochs, spec.blocks) if opts.name == "bloctrain" else epochs)
 
 
 def one_step(tr: Any, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -63,49 +56,6 @@ def one_step(tr: Any, x: torch.Tensor, y: torch.Tensor) -> None:
         tr.train_step(x, y)
         return
     tr.run_epoch(lambda n: (x, y), 1)
-
-
-class SavedBytes:
-    """Peak bytes of tensors autograd keeps for the backward (saved_tensors_hooks), storages counted once,
-    parameters (leaf tensors that require grad) excluded: the activation memory the methods cut."""
-
-    def __init__(self) -> None:
-        self.live: dict[int, list[int]] = {}
-        self.cur = 0
-        self.peak = 0
-
-    def pack(self, t: torch.Tensor) -> Any:
-        if t.is_leaf and t.requires_grad:
-            return t
-        st = t.untyped_storage()
-        key, nb = st.data_ptr(), st.nbytes()
-        ent = self.live.get(key)
-        if ent:
-            ent[0] += 1
-        else:
-            self.live[key] = [1, nb]
-            self.cur += nb
-            self.peak = max(self.peak, self.cur)
-        return _Held(self, key, t)
-
-    @staticmethod
-    def unpack(h: Any) -> torch.Tensor:
-        return h.t if isinstance(h, _Held) else h
-
-    def release(self, key: int) -> None:
-        ent = self.live[key]
-        ent[0] -= 1
-        if ent[0] == 0:
-            self.cur -= ent[1]
-            del self.live[key]
-
-
-class _Held:
-    def __init__(self, owner: SavedBytes, key: int, t: torch.Tensor) -> None:
-        self.owner, self.key, self.t = owner, key, t
-
-    def __del__(self) -> None:
-        self.owner.release(self.key)
 
 
 def phases(tr: Any) -> list[int]:
@@ -122,7 +72,8 @@ def enter_phase(tr: Any, phase: int) -> None:
 
 
 def saved_peak(spec: MethodSpec, network: str, timesteps: int, batch: int, seed: int = 0) -> int:
-    """Peak saved-tensor bytes of one training step (max over BlocTrain's phases)."""
+    """Peak bytes kept for the backward during one training step (spikepipe.methods.memory: saved tensors and
+    state held outside autograd, each byte once; max over BlocTrain's phases)."""
     net, ex = zoo.build(network, timesteps=timesteps, batch=batch, seed=seed)
     x = (torch.rand(timesteps, batch, *ex.shape[2:], generator=torch.Generator().manual_seed(seed)) < 0.5).float()
     y = torch.arange(batch) % 10
@@ -130,10 +81,7 @@ def saved_peak(spec: MethodSpec, network: str, timesteps: int, batch: int, seed:
     best = 0
     for ph in phases(tr):
         enter_phase(tr, ph)
-        meter = SavedBytes()
-        with torch.autograd.graph.saved_tensors_hooks(meter.pack, meter.unpack):
-            one_step(tr, x, y)
-        best = max(best, meter.peak)
+        best = max(best, kept_peak(tr, x, y))
     return best
 
 

@@ -6,7 +6,7 @@
 
 Parts (each writes CSV + PNG under --out, default experiments/results/training_methods/{quick,full}):
   memory    per network and method, one training step at T, B: peak bytes of tensors saved for the backward
-            (torch.autograd.graph.saved_tensors_hooks, storages counted once, parameters excluded) and the
+            (spikepipe.methods.memory.kept_peak: saved tensors + state held outside autograd, each byte once) and the
             process's real peak RSS above its pre-step level (a fresh subprocess per method, /proc/self/statm
             sampled every 0.2 ms during 2 steps; includes the allocator and every temporary)
   time      seconds per step, all methods round-robin on the same minibatches, ratio to BPTT
@@ -67,9 +67,9 @@ def _progress(console: Console) -> Progress:
 def part_memory(args, out: Path, console: Console) -> list[dict]:
     rows = []
     with _progress(console) as prog:
-        task = prog.add_task("memory", total=len(NETWORKS) * len(METHODS))
+        task = prog.add_task("memory", total=len(args.networks) * len(args.methods))
         for net in args.networks:
-            for m in METHODS:
+            for m in args.methods:
                 spec = MethodSpec(m, blocks=args.blocks)
                 saved = saved_peak(spec, net, args.timesteps, args.batch)
                 rss = rss_in_subprocess(spec, net, args.timesteps, args.batch)
@@ -90,7 +90,7 @@ def part_memory(args, out: Path, console: Console) -> list[dict]:
 
 def part_time(args, out: Path, console: Console) -> list[dict]:
     rows = []
-    specs = [MethodSpec(m, blocks=args.blocks) for m in METHODS]
+    specs = [MethodSpec(m, blocks=args.blocks) for m in args.methods]
     with _progress(console) as prog:
         for net in args.networks:
             task = prog.add_task(f"step time {net}", total=args.rounds + 1)
@@ -110,10 +110,10 @@ def part_time(args, out: Path, console: Console) -> list[dict]:
 def part_maxt(args, out: Path, console: Console) -> list[dict]:
     rows = []
     with _progress(console) as prog:
-        task = prog.add_task("max T in budget", total=len(args.networks) * len(METHODS))
+        task = prog.add_task("max T in budget", total=len(args.networks) * len(args.methods))
         for net in args.networks:
             budget = saved_peak(MethodSpec("bptt"), net, args.budget_t, args.maxt_batch)
-            for m in METHODS:
+            for m in args.methods:
                 spec = MethodSpec(m, blocks=args.blocks)
                 best, t, seen = 0, 2, []
                 while t <= args.max_t:
@@ -149,7 +149,7 @@ def part_accuracy(args, out: Path, console: Console) -> list[dict]:
     rows = []
     with _progress(console) as prog:
         for net in args.acc_networks:
-            for m in METHODS:
+            for m in args.methods:
                 spec = MethodSpec(m, blocks=args.blocks)
                 epochs = max(args.epochs, args.blocks) if m == "bloctrain" else args.epochs
                 task = prog.add_task(f"train {net} {m}", total=epochs * (args.train_samples // args.batch))
@@ -331,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--parts", default="memory,time,maxt,accuracy,sim,pipeline")
     ap.add_argument("--out", default=None)
     ap.add_argument("--acc-networks", default=None, help="comma list of networks for the accuracy part")
+    ap.add_argument("--methods", default=None, help=f"comma list of methods (default all: {', '.join(METHODS)})")
     a = ap.parse_args(argv)
     q = a.quick
     args = argparse.Namespace(
@@ -340,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         acc_timesteps=4, lr=1e-3, procs=(4,) if q else (2, 4), cpsat_s=3 if q else 10, pipe_procs=4)
     if a.acc_networks:
         args.acc_networks = tuple(x for x in a.acc_networks.split(",") if x)
+    args.methods = tuple(x for x in a.methods.split(",") if x) if a.methods else METHODS
     out = Path(a.out) if a.out else ROOT / "experiments" / "results" / "training_methods" / ("quick" if q else "full")
     console = Console(stderr=True)
     torch.set_num_threads(1)

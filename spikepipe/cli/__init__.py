@@ -15,7 +15,8 @@ from collections.abc import Callable, Sequence
 
 from spikepipe.cli.common import CliError, Result
 
-COMMAND_MODULES = ("cycles", "networks", "tasks", "simulate", "compare", "train", "sweep")
+COMMAND_MODULES = ("cycles", "networks", "tasks", "simulate", "compare", "train", "sweep", "frontier",
+                   "activity")
 
 
 class _Parser(argparse.ArgumentParser):

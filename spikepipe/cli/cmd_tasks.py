@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from spikepipe.cli.common import Result, add_hardware, add_json, add_network, cluster_from_args
 
@@ -21,26 +20,9 @@ def run(args: argparse.Namespace) -> Result:
 
     proc = cluster_from_args(args, processors=1).processors[0]
     graph = load_workload(args.network, batch=args.batch, timesteps=args.timesteps, processor=proc)
-    data: dict[str, Any] = graph.to_dict()
-    by_id = {t.id: t for t in graph.tasks}
-    for row in data["tasks"]:
-        t = by_id[row["id"]]
-        row["gemms"] = [{"m": g.m, "k": g.k, "n": g.n, "groups": g.groups, "batch_dim": g.batch_dim}
-                        for g in t.gemms]
-        row["vector"] = [{"op": v.op, "elements": v.elements, "timesteps": v.timesteps} for v in t.vector]
-    data["layers"] = [{"index": s.index, "name": s.name, "op": s.op, "in_shape": list(s.in_shape),
-                       "out_shape": list(s.out_shape), "output_shape": list(s.output_shape),
-                       "kernel": list(s.kernel), "stride": list(s.stride), "padding": list(s.padding),
-                       "groups": s.groups, "inputs": list(s.inputs), "neuron": s.neuron is not None,
-                       "neuron_kind": s.neuron.kind if s.neuron is not None else None, "modules": list(s.modules),
-                       "has_weights": s.has_weights, "per_step": s.per_step,
-                       "post_ops": [p.kind if p.source is None else f"{p.kind}({p.source})" for p in s.post_ops],
-                       "weight_bytes": m.weight_bytes, "optimizer_bytes": m.optimizer_bytes}
-                      for s, m in zip(graph.layers, graph.memory, strict=True)]
-    arr = proc.array
-    data["processor"] = {"array": f"{arr.rows}x{arr.cols}", "dataflow": arr.dataflow.value,
-                         "vector_lanes": proc.vector.lanes, "word_bytes": proc.word_bytes}
-    data["total_cycles"] = graph.total_cycles()
+    from spikepipe.api.contract import tasks_report
+
+    data = tasks_report(graph, proc)
 
     def render() -> None:
         from rich.console import Console

@@ -7,50 +7,57 @@ Trainers (all spikepipe.train.bptt.TrainerBase subclasses, so `run_epoch(get_bat
   TTL               gradients truncated to windows of k timesteps, blocks of layers with local classifiers
   BlocTrain         blocks trained one after another, deeper blocks on hard classes, early exit
 Transforms: `transform(graph, method, **params)` and `aligned(graph, cluster, method, stages)`.
+One definition of each method's parameters and defaults: registry.MethodOptions (used by trainers, transforms
+and the CLI flags of simulate, train and sweep).
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
-from torch import nn
+from spikepipe.methods.registry import TRAINER_METHODS, MethodError, MethodOptions
 
-from spikepipe.methods.bloctrain import BlocTrain
-from spikepipe.methods.checkpoint import CheckpointedBPTT, Skipper
-from spikepipe.methods.stepped import MethodError
-from spikepipe.methods.transforms import METHODS as TRANSFORMS
-from spikepipe.methods.transforms import aligned, transform
-from spikepipe.methods.ttl import TTL
-from spikepipe.train.optim import OptimConfig
-
-TRAINER_METHODS = ("bptt", "checkpoint", "skipper", "ttl", "bloctrain")
+# torch-backed names load on first use, so `spikepipe.methods.registry` (the CLI's flags) stays light
+_LAZY = {"BlocTrain": "bloctrain", "CheckpointedBPTT": "checkpoint", "Skipper": "checkpoint", "TTL": "ttl",
+         "aligned": "transforms", "transform": "transforms"}
 
 
-def make_trainer(method: str, net: nn.Module, example: Any, optim: OptimConfig, *, total_steps: int,
-                 epochs: int, checkpoint_every: int = 0, skip: int = -1, window: int = 2,
-                 blocks: int | tuple[int, ...] = 2, hard_fraction: float = 0.5, seed: int = 0) -> Any:
-    """The trainer for `spikepipe train --method NAME` (the CLI wiring is the lead's; this is what it calls).
-    checkpoint_every 0 means ceil(sqrt(T)); skip -1 means half the interval."""
-    import math
+def __getattr__(name: str) -> Any:
+    if name == "TRANSFORMS":
+        return importlib.import_module("spikepipe.methods.registry").TRANSFORM_METHODS
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"spikepipe.methods.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'spikepipe.methods' has no attribute {name!r}")
 
+
+def make_trainer(method: str | MethodOptions, net: Any, example: Any, optim: Any, *,
+                 total_steps: int, epochs: int, seed: int = 0, **params: Any) -> Any:
+    """The trainer for `spikepipe train --method NAME`. `params` are MethodOptions fields (checkpoint_every,
+    skip, window, blocks, hard_fraction, skipper_gradient); their defaults are MethodOptions' and nowhere else."""
+    from spikepipe.methods.bloctrain import BlocTrain
+    from spikepipe.methods.checkpoint import CheckpointedBPTT, Skipper
+    from spikepipe.methods.ttl import TTL
     from spikepipe.train import PlainBPTT
 
+    opts = method if isinstance(method, MethodOptions) else MethodOptions.of(method, **params)
     t = int(example.shape[0])
-    every = checkpoint_every or max(2, math.ceil(math.sqrt(t)))
-    if method == "bptt":
+    if opts.name == "bptt":
         return PlainBPTT(net, optim, total_steps=total_steps)
-    if method == "checkpoint":
-        return CheckpointedBPTT(net, optim, total_steps=total_steps, checkpoint_every=every)
-    if method == "skipper":
-        return Skipper(net, optim, total_steps=total_steps, checkpoint_every=every,
-                       skip=skip if skip >= 0 else every // 2)
-    if method == "ttl":
-        return TTL(net, optim, total_steps=total_steps, example=example, window=window, blocks=blocks, seed=seed)
-    if method == "bloctrain":
-        return BlocTrain(net, optim, total_steps=total_steps, example=example, epochs=epochs, blocks=blocks,
-                         hard_fraction=hard_fraction, seed=seed)
-    raise MethodError(f"unknown training method {method!r}; valid: {', '.join(TRAINER_METHODS)}")
+    if opts.name == "checkpoint":
+        return CheckpointedBPTT(net, optim, total_steps=total_steps, checkpoint_every=opts.every(t))
+    if opts.name == "skipper":
+        return Skipper(net, optim, total_steps=total_steps, checkpoint_every=opts.every(t), skip=opts.skipped(t),
+                       carry=opts.skipper_gradient == "carry")
+    if opts.name == "ttl":
+        return TTL(net, optim, total_steps=total_steps, example=example, window=opts.window, blocks=opts.blocks,
+                   seed=seed)
+    if opts.name == "bloctrain":
+        return BlocTrain(net, optim, total_steps=total_steps, example=example, epochs=epochs, blocks=opts.blocks,
+                         hard_fraction=opts.hard_fraction, seed=seed)
+    raise MethodError(f"method {opts.name!r} has no trainer; valid: {', '.join(TRAINER_METHODS)}")
 
 
-__all__ = ["TRAINER_METHODS", "TRANSFORMS", "TTL", "BlocTrain", "CheckpointedBPTT", "MethodError", "Skipper",
+__all__ = ["TRAINER_METHODS", "TRANSFORMS", "TTL", "BlocTrain", "CheckpointedBPTT", "MethodError", "MethodOptions",
+           "Skipper",
            "aligned", "make_trainer", "transform"]

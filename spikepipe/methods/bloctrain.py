@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from spikepipe.methods.local import Heads, block_output_shapes, head_logits, partition
+from spikepipe.methods.memory import NO_PROBE, Probe
 from spikepipe.methods.stepped import MethodError, check_steppable, run_chunk
 from spikepipe.train.bptt import EpochStats, TrainerBase
 from spikepipe.train.optim import OptimConfig
@@ -55,6 +56,7 @@ class BlocTrain(TrainerBase):
         self.detectors = Heads(ends, shapes, 1, optim, seed + 1, out_features=1)
         self.class_sets: list[list[int]] = [list(range(self.classes))]  # C_g, grows as phases end
         self.exit_counts = [0] * len(self.ranges)
+        self.probe: Probe = NO_PROBE  # set by a memory measurement to see the state held outside autograd
         self._phase_hits: list[list[int]] = []
 
     @property
@@ -68,12 +70,17 @@ class BlocTrain(TrainerBase):
         return m
 
     def _frozen_features(self, x: torch.Tensor, upto: int) -> dict[int, torch.Tensor]:
-        """Outputs of every block before block range `upto` (no graph)."""
+        """The outputs of the frozen blocks before block range `upto` (no graph) that block range `upto` or the
+        previous block's detector reads; the others are freed at once."""
         if upto == 0:
             return {}
+        a, b = self.ranges[upto]
+        net = self.net
+        needed = {r for i in range(a, b) for r in (net.sources[i], net.residuals[i]) if r is not None and 0 <= r < a}
+        needed.add(a - 1)
         with torch.no_grad():
-            outs, _ = run_chunk(self.net, self.weights, x, None, layers=range(0, self.ranges[upto][0]))
-        return {i: o for i, o in enumerate(outs) if o is not None}
+            outs, _ = run_chunk(net, self.weights, x, None, layers=range(0, a))
+        return {i: o for i, o in enumerate(outs) if o is not None and i in needed}
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One minibatch of the current phase; returns (loss, logits over the phase's samples, their labels)."""
@@ -92,6 +99,7 @@ class BlocTrain(TrainerBase):
             return torch.zeros(()), torch.zeros(0, self.classes), y[:0]
         xs, ys = x[:, keep], y[keep]
         given = {i: v[:, keep] for i, v in given.items()}
+        token = self.probe.hold(given.values())
         leaves = [{k: w.detach().requires_grad_() for k, w in ws.items()} if a <= i < b else ws
                   for i, ws in enumerate(self.weights)]
         outs, _ = run_chunk(self.net, leaves, xs, None, layers=range(a, b), inputs=given)
@@ -106,6 +114,7 @@ class BlocTrain(TrainerBase):
             self.apply(i, {k: next(gs) for k in leaves[i]}, self.step)
         if head:
             self.heads.apply(b - 1, {k: next(gs) for k in head}, self.lr(b - 1, self.step))
+        self.probe.drop(token)
         return loss.detach(), out.detach(), ys
 
     def run_epoch(self, get_batch: GetBatch, num_batches: int, progress: Callable[[], None] | None = None,

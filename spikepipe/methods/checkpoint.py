@@ -9,9 +9,13 @@ Checkpointed BPTT with interval c (Skipper's baseline, Singh et al., MICRO 2022)
      O(T) to O(c + T/c) at the cost of one extra forward. The gradients equal BPTT's exactly.
 
 Skipper (our reading of the time-skipped approximation): in every segment only the first c - s steps are
-recomputed and backpropagated; the last s steps are skipped, so their loss terms and the gradient arriving from
-the later segment are dropped (that gradient would have to pass through the skipped steps). It cuts recomputation
-and backward work by s/c. With s = 0 it is checkpointed BPTT.
+recomputed and backpropagated; the last s steps are skipped and their loss terms dropped. It cuts recomputation
+and backward work by s/c. With s = 0 it is checkpointed BPTT. Two variants for the gradient that reaches a
+segment's end state from the later segment (it would have to pass through the skipped steps):
+  drop   (default) it is dropped; the start-state gradient is then never needed and never computed;
+  carry  it is applied at the last kept step, as if the skipped steps passed it on unchanged (identity), so
+         temporal credit crosses every segment border; costs one membrane-sized gradient per segment.
+The segments, and so the work the task-graph transform prices, are `registry.segments`.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from spikepipe.methods.memory import NO_PROBE, Probe
+from spikepipe.methods.registry import segments
 from spikepipe.methods.stepped import MethodError, State, check_steppable, logits, run_chunk
 from spikepipe.train.bptt import EpochStats, TrainerBase
 from spikepipe.train.optim import OptimConfig
@@ -47,10 +53,13 @@ def _collect(leaves: list[dict[str, torch.Tensor]], grads: list[torch.Tensor | N
 
 
 def checkpointed_grads(net: nn.Module, weights: list[dict[str, torch.Tensor]], x: torch.Tensor, y: torch.Tensor,
-                       every: int | None, skip: int = 0,
+                       every: int | None, skip: int = 0, probe: Probe = NO_PROBE, carry: bool = False,
                        ) -> tuple[torch.Tensor, torch.Tensor, list[dict[str, torch.Tensor | None]]]:
     """(loss, logits, per-block gradients) with checkpoints every `every` steps (None: one graph, plain BPTT on
-    the time-chunked network) and the last `skip` steps of every segment skipped in the backward."""
+    the time-chunked network) and the last `skip` steps of every segment skipped in the backward
+    (registry.segments). `carry`: the gradient reaching a segment's end state is applied at its last kept step,
+    as if the skipped steps passed it on unchanged; otherwise it is dropped. What is held outside autograd
+    (checkpoints, the gradient passed between segments) is reported to `probe`."""
     t_total = x.shape[0]
     leaves = _leaves(weights)
     flat = [w for ws in leaves for w in ws.values()]
@@ -61,42 +70,55 @@ def checkpointed_grads(net: nn.Module, weights: list[dict[str, torch.Tensor]], x
         loss = F.cross_entropy(out, y)
         grads = torch.autograd.grad(loss, flat, allow_unused=True)
         return loss.detach(), out.detach(), _collect(leaves, list(grads), None)
-    if not 1 <= every or not 0 <= skip < every:
-        raise MethodError(f"need checkpoint_every >= 1 and 0 <= skip < checkpoint_every, got {every}, {skip}")
-    starts = list(range(0, t_total, every))
+    segs = segments(t_total, every, skip)
     checkpoints: list[State | None] = []
+    held: list[object] = []  # probe tokens of the checkpoints, released as their segments are done
     state: State | None = None
     acc_out = None
     with torch.no_grad():
-        for t0 in starts:
+        for t0 in (sg.start for sg in segs):
             checkpoints.append(state)
+            held.append(probe.hold(state or ()))
             outs, state = run_chunk(net, weights, x[t0:t0 + every], state)
             part = outs[-1].sum(0)
             acc_out = part if acc_out is None else acc_out + part
+    del state  # the end state is not needed: nothing flows back from after the last step
     out = (acc_out / t_total).requires_grad_()
     loss = F.cross_entropy(out, y)
     (g_out,) = torch.autograd.grad(loss, out)
     g_out = g_out / t_total  # d loss / d (last block output at any one timestep)
+    g_out_token = probe.hold([g_out])
     acc: list[dict[str, torch.Tensor | None]] | None = None
     g_state: State | None = None  # gradient reaching the end state of the segment being processed
-    for k in reversed(range(len(starts))):
-        t0 = starts[k]
-        t1 = min(t_total, t0 + every)
-        keep = t1 - skip if t1 - t0 > skip else t0 + 1  # a short last segment keeps at least one step
+    g_token: object = None
+    # the gradient of a segment's start state is wanted when the earlier segment uses it: always without
+    # skipping or when carrying; with skip > 0 and dropping, every earlier segment (full length) skips and drops it
+    want = skip == 0 or carry
+    for k in reversed(range(len(segs))):
+        t0, keep, t1 = segs[k].start, segs[k].kept_end, segs[k].end
         s0 = checkpoints[k]
-        s0_leaf = None if s0 is None else [None if s is None else s.detach().requires_grad_() for s in s0]
+        checkpoints[k] = None
+        s0_leaf = None if s0 is None else [None if s is None else s.detach().requires_grad_(want) for s in s0]
         outs, s1 = run_chunk(net, leaves, x[t0:keep], s0_leaf)
         objective = (outs[-1].sum(0) * g_out).sum()
-        if g_state is not None and keep == t1:  # the later segment's gradient only flows if nothing was skipped
+        if g_state is not None and (keep == t1 or carry):  # dropped across skipped steps unless carried
             for s, g in zip(s1, g_state, strict=True):
                 if s is not None and g is not None:
                     objective = objective + (s * g).sum()
-        state_leaves = [s for s in (s0_leaf or []) if s is not None]
+        state_leaves = [s for s in (s0_leaf or []) if s is not None and want]
         grads = torch.autograd.grad(objective, flat + state_leaves, allow_unused=True)
         acc = _collect(leaves, list(grads[:len(flat)]), acc)
-        if s0_leaf is not None:
+        del outs, s1, objective
+        probe.drop(g_token)
+        g_state, g_token = None, None
+        if s0_leaf is not None and want:
             it = iter(grads[len(flat):])
             g_state = [None if s is None else next(it) for s in s0_leaf]
+            g_token = probe.hold(g_state)
+        del s0, s0_leaf, grads
+        probe.drop(held[k])
+    probe.drop(g_token)
+    probe.drop(g_out_token)
     assert acc is not None
     return loss.detach(), out.detach(), acc
 
@@ -107,16 +129,18 @@ class CheckpointedBPTT(TrainerBase):
     mode = "checkpoint"
 
     def __init__(self, net: nn.Module, optim: OptimConfig, *, total_steps: int, checkpoint_every: int | None = 2,
-                 skip: int = 0, weights: list | None = None) -> None:
+                 skip: int = 0, weights: list | None = None, carry: bool = False) -> None:
         check_steppable(net)
         super().__init__(net, optim, total_steps=total_steps, weights=weights)
         self.every = checkpoint_every
         self.skip = skip
+        self.carry = carry
+        self.probe: Probe = NO_PROBE  # set by a memory measurement to see the state held outside autograd
         if checkpoint_every is not None and not 0 <= skip < checkpoint_every:
             raise MethodError(f"skip must be in [0, checkpoint_every), got skip={skip}, every={checkpoint_every}")
 
     def grads(self, x: torch.Tensor, y: torch.Tensor):
-        return checkpointed_grads(self.net, self.weights, x, y, self.every, self.skip)
+        return checkpointed_grads(self.net, self.weights, x, y, self.every, self.skip, self.probe, self.carry)
 
     def run_epoch(self, get_batch: GetBatch, num_batches: int, progress: Callable[[], None] | None = None,
                   ) -> EpochStats:
@@ -143,6 +167,6 @@ class Skipper(CheckpointedBPTT):
     mode = "skipper"
 
     def __init__(self, net: nn.Module, optim: OptimConfig, *, total_steps: int, checkpoint_every: int = 4,
-                 skip: int = 1, weights: list | None = None) -> None:
+                 skip: int = 1, weights: list | None = None, carry: bool = False) -> None:
         super().__init__(net, optim, total_steps=total_steps, checkpoint_every=checkpoint_every, skip=skip,
-                         weights=weights)
+                         weights=weights, carry=carry)

@@ -41,6 +41,16 @@ def head_features(shape: Sequence[int]) -> int:
     return int(torch.Size(shape).numel())
 
 
+def head_input_shape(layer: object) -> tuple[int, ...]:
+    """Per-sample shape of a LayerSpec's output as the local classifier reads it: after its post ops except a
+    trailing flatten (the next block flattens its input; the classifier pools the map first)."""
+    shape = tuple(layer.out_shape)  # type: ignore[attr-defined]
+    for p in layer.post_ops:  # type: ignore[attr-defined]
+        if p.kind != "flatten":
+            shape = tuple(p.out_shape)
+    return shape
+
+
 def head_logits(head: dict[str, torch.Tensor], out: torch.Tensor) -> torch.Tensor:
     """Local classifier on a block output [c, B, ...]: time mean, 2x2 pool for maps, linear."""
     m = out.mean(0)

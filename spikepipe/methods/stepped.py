@@ -22,16 +22,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from spikepipe.ir import SpikePipeError
+from spikepipe.methods.registry import MethodError
 from spikepipe.snn import spike
 from spikepipe.train import netfn
 
 State = list[torch.Tensor | None]  # membrane potential of every block at a chunk border (None: no neuron / zero)
 Weights = dict[str, torch.Tensor]
-
-
-class MethodError(SpikePipeError):
-    """A training method cannot run on this network or with these options."""
 
 
 def check_steppable(net: nn.Module) -> None:

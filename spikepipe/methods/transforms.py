@@ -2,13 +2,13 @@
 minibatch, so the schedulers and the simulator see its cost. `transform(graph, method, **params)` returns a new,
 valid graph (every layer keeps F, B and W; acyclic; positive costs).
 
-checkpoint (every=c)
+checkpoint (checkpoint_every=c; default ceil(sqrt(T)), registry.MethodOptions)
     B_l re-runs F_l's work first (one extra forward: the recomputation). F_l holds only the membrane state at
-    the ceil(T/c) checkpoints instead of every timestep's activations; B_l holds the c/T share of the
-    activations that one recomputed segment needs until W_l is done.
-skipper (every=c, skip=s)
-    as checkpoint, but only the kept (c-s)/c of the timesteps are recomputed, backpropagated and enter W:
-    the recomputation, B's own work and W's GEMM shrink by that fraction, and so does the segment memory.
+    the ceil(T/c) - 1 non-zero checkpoints instead of every timestep's activations; B_l holds one recomputed
+    segment's share of the activations (and the start-state gradient passed on) until W_l is done.
+skipper (checkpoint_every=c, skip=s; default s = c // 2)
+    as checkpoint, but only the kept steps of every segment (registry.segments, the steps the trainer runs)
+    are recomputed, backpropagated and enter W: recomputation, B's own work and W's GEMM cover exactly those.
 ttl (window=k, blocks=...)
     local losses (below) plus truncation in time: windows of k steps run forward and backward in turn, so a
     layer holds k/T of its activations. The per-step backward work of the IIR is unchanged in the cost model
@@ -32,10 +32,10 @@ from math import ceil, prod
 
 from hwmodels import Cluster
 from spikepipe.ir import Gemm, LayerMemory, Task, TaskGraph, TaskKind, VectorWork, task_id
-from spikepipe.methods.local import HEAD_POOL, partition
+from spikepipe.methods.local import head_features, head_input_shape, partition
+from spikepipe.methods.registry import TRANSFORM_METHODS as METHODS
+from spikepipe.methods.registry import MethodOptions, segments
 from spikepipe.methods.stepped import MethodError
-
-METHODS = ("bptt", "checkpoint", "skipper", "ttl", "local", "bloctrain")
 
 
 def _elems(shape: Sequence[int]) -> int:
@@ -50,18 +50,17 @@ def _state_bytes(graph: TaskGraph, layer: int) -> int:
     return _elems(spec.out_shape) * graph.batch * graph.reference.word_bytes
 
 
-def _scale_time(v: VectorWork, keep: float) -> VectorWork:
-    """Vector work over fewer timesteps (work done once per minibatch is left alone)."""
-    if not v.per_batch:
+def _steps_vector(v: VectorWork, kept: int, t_total: int) -> VectorWork:
+    """Vector work over `kept` of the T timesteps (work done once per minibatch, or not over T, is left alone)."""
+    if not v.per_batch or v.timesteps != t_total:
         return v
-    if v.timesteps > 1:
-        return replace(v, timesteps=max(1, ceil(v.timesteps * keep)))
-    return v
+    return replace(v, timesteps=kept)
 
 
-def _scale_gemm(g: Gemm, keep: float) -> Gemm:
-    # M (F, B) and K (W) hold B*T: fewer timesteps shrink exactly the batch dimension
-    return g.scaled(keep)
+def _steps_gemm(g: Gemm, kept: int, t_total: int) -> Gemm:
+    """The GEMM over `kept` of the T timesteps: M (F, B) or K (W) holds B*T*E*F, exactly divisible by T."""
+    dim = getattr(g, g.batch_dim)
+    return replace(g, **{g.batch_dim: max(1, -(-dim * kept // t_total))})
 
 
 def _rebuild(graph: TaskGraph, tasks: dict[str, Task], edges: list[tuple[str, str, int]],
@@ -76,36 +75,37 @@ def _tasks(graph: TaskGraph) -> dict[str, Task]:
     return {t.id: t for t in graph.tasks}
 
 
-def checkpoint(graph: TaskGraph, every: int = 2, skip: int = 0) -> TaskGraph:
+def checkpoint(graph: TaskGraph, every: int, skip: int = 0, carry: bool = False) -> TaskGraph:
+    """Checkpointing (skip 0) or Skipper, pricing exactly the steps the trainer recomputes (registry.segments)."""
     t_total = graph.timesteps
-    if not 1 <= every or not 0 <= skip < every:
-        raise MethodError(f"need every >= 1 and 0 <= skip < every, got every={every}, skip={skip}")
-    keep = (every - skip) / every
-    seg = min(every, t_total) / t_total
+    segs = segments(t_total, every, skip)
+    kept = sum(sg.kept for sg in segs)
+    longest = max(sg.kept for sg in segs)
     tasks = _tasks(graph)
     for layer in range(graph.num_layers):
         f, b, w = (tasks[task_id(k, layer)] for k in TaskKind)
         if not f.gemms and not f.vector:  # a bare-cycle graph: recompute F's cycles, shrink by the kept share
-            tasks[b.id] = replace(b, cycles=ceil((f.cycles + b.cycles) * keep))
-            tasks[w.id] = replace(w, cycles=max(1, ceil(w.cycles * keep)))
+            tasks[b.id] = replace(b, cycles=ceil((f.cycles + b.cycles) * kept / t_total))
+            tasks[w.id] = replace(w, cycles=max(1, ceil(w.cycles * kept / t_total)))
             continue
-        recompute_g = tuple(_scale_gemm(g, keep) for g in f.gemms)
-        recompute_v = tuple(_scale_time(v, keep) for v in f.vector)
-        own_g = tuple(_scale_gemm(g, keep) for g in b.gemms)
-        own_v = tuple(_scale_time(v, keep) if v.op != "loss" else v for v in b.vector)
+        recompute_g = tuple(_steps_gemm(g, kept, t_total) for g in f.gemms)
+        recompute_v = tuple(_steps_vector(v, kept, t_total) for v in f.vector)
+        own_g = tuple(_steps_gemm(g, kept, t_total) for g in b.gemms)
+        own_v = tuple(_steps_vector(v, kept, t_total) for v in b.vector)
+        # held for the backward: the checkpoints (the first is the zero state) until their segment is done, the
+        # start-state gradient handed to the earlier segment when it is used, and one segment's activations
+        handed = _state_bytes(graph, layer) if (skip == 0 or carry) and len(segs) > 1 else 0
         tasks[b.id] = replace(b, gemms=recompute_g + own_g, vector=recompute_v + own_v,
-                              activation_bytes=b.activation_bytes + ceil(f.activation_bytes * seg * keep))
-        tasks[f.id] = replace(f, activation_bytes=_state_bytes(graph, layer) * ceil(t_total / every))
-        tasks[w.id] = replace(w, gemms=tuple(_scale_gemm(g, keep) for g in w.gemms))
-    name = f"ckpt{every}" if not skip else f"skipper{every}-{skip}"
+                              activation_bytes=b.activation_bytes + handed
+                              + ceil(f.activation_bytes * longest / t_total))
+        tasks[f.id] = replace(f, activation_bytes=_state_bytes(graph, layer) * (len(segs) - 1))
+        tasks[w.id] = replace(w, gemms=tuple(_steps_gemm(g, kept, t_total) for g in w.gemms))
+    name = f"ckpt{every}" if not skip else f"skipper{every}-{skip}" + ("c" if carry else "")
     return _rebuild(graph, tasks, list(graph.edges), suffix=name)
 
 
 def _head_features(graph: TaskGraph, layer: int) -> int:
-    shape = graph.layers[layer].output_shape
-    if len(shape) == 3:
-        return shape[0] * min(HEAD_POOL, shape[1]) * min(HEAD_POOL, shape[2])
-    return _elems(shape)
+    return head_features(head_input_shape(graph.layers[layer]))
 
 
 def local(graph: TaskGraph, blocks: int | Sequence[int] = 2, *, classes: int | None = None,
@@ -189,22 +189,17 @@ def aligned(graph: TaskGraph, cluster: Cluster, method: str = "local", stages: i
     return h, cuts, False
 
 
-def transform(graph: TaskGraph, method: str, **params: object) -> TaskGraph:
-    """The task graph of one minibatch trained with `method` (see the module docstring for each one)."""
-    if method == "bptt":
+def transform(graph: TaskGraph, method: str | MethodOptions, **params: object) -> TaskGraph:
+    """The task graph of one minibatch trained with `method` (see the module docstring for each one); the
+    parameters and their defaults are registry.MethodOptions', the same the trainer uses."""
+    opts = method if isinstance(method, MethodOptions) else MethodOptions.of(method, **params)
+    t = graph.timesteps
+    if opts.name == "bptt":
         return graph
-    if method == "checkpoint":
-        return checkpoint(graph, int(params.get("every", 2)))  # type: ignore[arg-type]
-    if method == "skipper":
-        return checkpoint(graph, int(params.get("every", 4)), int(params.get("skip", 1)))  # type: ignore[arg-type]
-    if method == "ttl":
-        return ttl(graph, int(params.get("window", 2)), params.get("blocks", 2))  # type: ignore[arg-type]
-    if method == "local":
-        return local(graph, params.get("blocks", 2))  # type: ignore[arg-type]
-    if method == "bloctrain":
-        h = float(params.get("hard_fraction", 0.5))  # type: ignore[arg-type]
-        if not 0.0 < h <= 1.0:
-            raise MethodError(f"hard_fraction must be in (0, 1], got {h}")
-        return local(graph, params.get("blocks", 2), detector=True, hard_fraction=h,  # type: ignore[arg-type]
-                     suffix="bloctrain")
-    raise MethodError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
+    if opts.name in ("checkpoint", "skipper"):
+        return checkpoint(graph, opts.every(t), opts.skipped(t), carry=opts.skipper_gradient == "carry")
+    if opts.name == "ttl":
+        return ttl(graph, opts.window, opts.blocks)
+    if opts.name == "local":
+        return local(graph, opts.blocks)
+    return local(graph, opts.blocks, detector=True, hard_fraction=opts.hard_fraction, suffix="bloctrain")

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from spikepipe.methods.local import Heads, block_output_shapes, head_logits, partition
+from spikepipe.methods.memory import NO_PROBE, Probe
 from spikepipe.methods.stepped import MethodError, State, check_steppable, logits, run_chunk
 from spikepipe.train.bptt import EpochStats, TrainerBase
 from spikepipe.train.optim import OptimConfig
@@ -37,6 +38,7 @@ class TTL(TrainerBase):
         if window < 1:
             raise MethodError(f"TTL window must be at least 1 timestep, got {window}")
         self.window = window
+        self.probe: Probe = NO_PROBE  # set by a memory measurement to see the state held outside autograd
         self.ranges = partition(self.num_layers, blocks)
         shapes = block_output_shapes(net, self.weights, example)
         classes = int(torch.Size(shapes[-1]).numel())
@@ -56,11 +58,13 @@ class TTL(TrainerBase):
         state: State = [None] * n
         out_sum = None
         loss_sum = torch.zeros(())
+        state_token: object = None
         for t0 in range(0, t_total, self.window):
             xw = x[t0:t0 + self.window]
             share = xw.shape[0] / t_total
             given: dict[int, torch.Tensor] = {}
             new_state: State = [None] * n
+            window_tokens = []  # this window's block outputs and new states, alive until the window ends
             for a, b in self.ranges:
                 leaves = [{k: w.detach().requires_grad_() for k, w in ws.items()} if a <= i < b else ws
                           for i, ws in enumerate(self.weights)]
@@ -96,7 +100,14 @@ class TTL(TrainerBase):
                 for i in range(a, b):
                     given[i] = outs[i].detach()
                     new_state[i] = None if s1[i] is None else s1[i].detach()
+                del outs, s1, loss, gs, it
+                window_tokens.append(self.probe.hold([t for i in range(a, b) for t in (given[i], new_state[i])]))
+            for tok in window_tokens:
+                self.probe.drop(tok)
+            self.probe.drop(state_token)
             state = new_state
+            state_token = self.probe.hold(state)
+        self.probe.drop(state_token)
         out = out_sum / t_total
         return F.cross_entropy(out, y).detach(), out, acc, head_acc
 

@@ -19,7 +19,8 @@ from torch.overrides import TorchFunctionMode
 from spikepipe.ir import LayerSpec, NeuronSpec, PostOp
 from spikepipe.tracer.errors import TraceError, UnsupportedLayerError
 from spikepipe.tracer.layout import LayerRun
-from spikepipe.tracer.neurons import SUPPORTED as NEURONS, library_class
+from spikepipe.tracer.neurons import SUPPORTED as NEURONS
+from spikepipe.tracer.neurons import library_class
 
 INPUT = -1  # tag of the network input (and anything computed from it before the first synaptic op)
 

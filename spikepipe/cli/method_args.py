@@ -1,0 +1,72 @@
+"""The training-method flags shared by `simulate`, `compare`, `train` (and the keys of `sweep` files): one set of
+names, one set of defaults (spikepipe.methods.registry.MethodOptions)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from typing import Any
+
+from spikepipe.cli.common import positive_int
+
+# sweep-file keys (and TrainConfig fields) that name method parameters; values are MethodOptions fields
+METHOD_KEYS = ("method", "checkpoint_every", "skip", "window", "blocks", "hard_fraction", "skipper_gradient")
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return v
+
+
+def _skip(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0 (or -1), got {text!r}") from None
+    if v < -1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0 (or -1 for half the interval), got {text!r}")
+    return v
+
+
+def _fraction(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], got {text!r}") from None
+    if not 0 < v <= 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], got {text!r}")
+    return v
+
+
+def add_method_arguments(p: Any, methods: Sequence[str]) -> None:
+    """--method and its parameters on parser or argument group `p`."""
+    from spikepipe.methods.registry import SKIPPER_GRADIENTS, MethodOptions
+
+    d = MethodOptions()
+    p.add_argument("--method", default=d.name, choices=tuple(methods),
+                   help=f"training method (spikepipe.methods; default {d.name})")
+    p.add_argument("--checkpoint-every", type=_non_negative_int, default=d.checkpoint_every, metavar="C",
+                   help="checkpoint/skipper: checkpoint interval in timesteps (default 0: ceil(sqrt(T)), at least 2)")
+    p.add_argument("--skip", type=_skip, default=d.skip, metavar="S",
+                   help="skipper: timesteps skipped at the end of every interval (default -1: half the interval)")
+    p.add_argument("--skipper-gradient", choices=SKIPPER_GRADIENTS, default=d.skipper_gradient,
+                   help="skipper: drop the gradient arriving across skipped steps, or carry it to the last kept "
+                        f"step (default {d.skipper_gradient})")
+    p.add_argument("--window", type=positive_int, default=d.window, metavar="K",
+                   help=f"ttl: truncation window in timesteps (default {d.window})")
+    p.add_argument("--blocks", "--method-blocks", dest="blocks", type=positive_int, default=d.blocks, metavar="N",
+                   help=f"ttl/local/bloctrain: number of local-loss blocks (default {d.blocks})")
+    p.add_argument("--hard-fraction", type=_fraction, default=d.hard_fraction, metavar="H",
+                   help=f"bloctrain: share of a block's classes passed to the next block (default {d.hard_fraction})")
+
+
+def method_options(args: argparse.Namespace) -> Any:
+    """The MethodOptions the flags describe (raises MethodError, a SpikePipeError, on inconsistent values)."""
+    from spikepipe.methods.registry import MethodOptions
+
+    return MethodOptions.of(getattr(args, "method", "bptt"), **{k: getattr(args, k, None) for k in METHOD_KEYS[1:]})

@@ -119,7 +119,9 @@ def task_counts(task: Task, proc: Processor, activity: Sequence[float] | None = 
         s_b, d_b = _gemm_memory(proc, g)
         sram += g.groups * s_b
         dram += g.groups * d_b
-    vec = sum(v.elements * v.timesteps * proc.vector.ops_per_element[v.op] for v in scaled.vector)
+    # a measured neuron carries its own ops per element (VectorWork.ops_per_element), others use the unit's table
+    vec = sum(v.elements * v.timesteps * (v.ops_per_element or proc.vector.ops_per_element[v.op])
+              for v in scaled.vector)
     return EnergyCounts(split.macs, split.acs, vec, sram, dram, 0.0)
 
 

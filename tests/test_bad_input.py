@@ -113,6 +113,18 @@ def inputs(tmp_path: Path) -> Path:
     }
     for name, text in hw.items():
         (d / name).write_text(text)
+    (d / "garbage.nir").write_bytes(b"not an hdf5 file")
+    try:
+        import nir
+        import numpy as np
+
+        nodes = {"input": nir.Input(input_type={"input": np.array([4])}),
+                 "fc": nir.Affine(weight=np.zeros((3, 4)), bias=np.zeros(3)), "delay": nir.Delay(delay=np.ones(3)),
+                 "output": nir.Output(output_type={"output": np.array([3])})}
+        edges = [("input", "fc"), ("fc", "delay"), ("delay", "output")]
+        nir.write(str(d / "delay.nir"), nir.NIRGraph(nodes=nodes, edges=edges))
+    except ImportError:
+        pass
     head = '[sweep]\nname = "bad"\n'
     sweeps = {
         "sw_malformed.toml": "[sweep\nname = 1\n",
@@ -273,6 +285,13 @@ CASES: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
      ("module 1 (snntorch.rleaky)", "recurrent", "supported:")),
     ("tasks-conv-transpose", ("tasks", "--network", "{d}/nets.py:conv_transpose"),
      ("module 1 (convtranspose2d)", "supported: conv1d")),
+    ("tasks-nir-needs-t-and-b", ("tasks", "--network", "{d}/delay.nir"), ("no timesteps", "--timesteps and --batch")),
+    ("tasks-nir-unsupported-node", ("tasks", "--network", "{d}/delay.nir", "--timesteps", "2", "--batch", "1"),
+     ("nir node 'delay' (delay)", "supported: input")),
+    ("tasks-nir-unreadable", ("tasks", "--network", "{d}/garbage.nir", "--timesteps", "2", "--batch", "1"),
+     ("garbage.nir", "not a readable nir graph")),
+    ("tasks-nir-missing", ("tasks", "--network", "{d}/nowhere.nir", "--timesteps", "2", "--batch", "1"),
+     ("nowhere.nir", "not found")),
     # -- sizes
     ("simulate-zero-processors", ("simulate", *N, "-P", "0"), ("--processors", "positive integer")),
     ("simulate-negative-processors", ("simulate", *N, "-P=-2"), ("--processors",)),

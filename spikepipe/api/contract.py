@@ -87,6 +87,7 @@ def tasks_report(graph: TaskGraph, processor: Processor) -> dict[str, Any]:
                        "kernel": list(s.kernel), "stride": list(s.stride), "padding": list(s.padding),
                        "groups": s.groups, "inputs": list(s.inputs), "neuron": s.neuron is not None,
                        "neuron_kind": s.neuron.kind if s.neuron is not None else None, "modules": list(s.modules),
+                       "has_weights": s.has_weights, "per_step": s.per_step,
                        "post_ops": [p.kind if p.source is None else f"{p.kind}({p.source})" for p in s.post_ops],
                        "weight_bytes": m.weight_bytes, "optimizer_bytes": m.optimizer_bytes}
                       for s, m in zip(graph.layers, graph.memory, strict=True)]

@@ -51,6 +51,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--window", type=positive_int, default=2, help="ttl: truncation window in timesteps")
     p.add_argument("--blocks", type=positive_int, default=2, help="ttl/bloctrain: number of local-loss blocks")
     p.add_argument("--limit-train", type=positive_int, default=None, help="use only the first N training samples")
+    p.add_argument("--limit-val", type=positive_int, default=None,
+                   help="validate each epoch on only the first N validation samples")
+    p.add_argument("--limit-test", type=positive_int, default=None,
+                   help="test on only the first N test samples (reported as test_samples)")
     p.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads (results depend on it)")
     p.add_argument("--out", default=None, help="directory for checkpoint, metrics.json/csv, curves.png, result.json")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out, bit-identically")
@@ -109,7 +113,8 @@ def run(args: argparse.Namespace) -> Result:
         hardware=args.hardware, epochs=args.epochs, batch=args.batch or 32, timesteps=args.timesteps,
         optimizer=args.optimizer, lr=args.lr, lr_schedule=args.lr_schedule, weight_decay=args.weight_decay,
         seed=args.seed, encoder=args.encoder, stash=args.stash, compensation=args.compensation, mode=args.mode,
-        data_dir=args.data_dir, limit_train=args.limit_train, threads=args.threads, out=args.out,
+        data_dir=args.data_dir, limit_train=args.limit_train, limit_val=args.limit_val,
+        limit_test=args.limit_test, threads=args.threads, out=args.out,
         resume=args.resume, method=args.method, checkpoint_every=args.checkpoint_every or 0, skip=args.skip,
         window=args.window, blocks=args.blocks)
     if args.period_slack and args.schedule != "spikepipe":

@@ -264,7 +264,7 @@ def load_npz(path: str | Path, *, val_size: int = 5000) -> Dataset:
             raise DatasetFormatError(f"{path}: x_{n} has {len(x)} samples but y_{n} has {len(y)} labels")
         if len(y) == 0:
             raise DatasetFormatError(f"{path}: the {n} split is empty")
-        labels = torch.from_numpy(np.asarray(y, dtype=np.int64))
+        labels = torch.from_numpy(np.array(y, dtype=np.int64))  # a copy: labels are small, and writable
         if int(labels.min()) < 0:
             raise DatasetFormatError(f"{path}: y_{n} has the negative label {int(labels.min())}")
         splits[n] = (x, labels)

@@ -127,3 +127,45 @@ def test_user_models_learn_fashion_mnist(capsys, model, schedule):
                 "--limit-val", "500", "--limit-test", "2000"], capsys)
     assert res["measured_delays"] == res["gradient_delays"] and max(res["gradient_delays"]) > 0
     assert res["test_accuracy"] > 0.4  # chance 0.1; 50 steps of 32 images
+
+
+@pytest.mark.parametrize("schedule,stash", [("none", True), ("pipedream", True), ("spikepipe", False)])
+def test_resume_of_a_user_model_is_bit_identical(tmp_path, schedule, stash):
+    """SpikingJelly with BatchNorm: weights, optimiser state and running statistics all survive a resume."""
+    pytest.importorskip("spikingjelly")
+    data = write_set(tmp_path / "q.npz", n_train=96, n_test=32)
+    common = dict(network=f"{MODELS}:spikingjelly_cnn", dataset=str(data), schedule=schedule, processors=2,
+                  batch=16, stash=stash)
+    whole = run(TrainConfig(**common, epochs=2, out=str(tmp_path / "whole")))
+    with pytest.raises(_Interrupted):
+        run(TrainConfig(**common, epochs=2, out=str(tmp_path / "cut")), progress=_StopAfter(1))
+    resumed = run(TrainConfig(**common, epochs=2, out=str(tmp_path / "cut"), resume=True))
+    def timeless(h: list[dict]) -> list[dict]:
+        return [{k: v for k, v in row.items() if "seconds" not in k} for row in h]
+
+    assert resumed["test_loss"] == whole["test_loss"]
+    assert timeless(resumed["history"]) == timeless(whole["history"])
+    a = torch.load(tmp_path / "whole" / "model.pt", weights_only=True)
+    b = torch.load(tmp_path / "cut" / "model.pt", weights_only=True)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+class _Interrupted(Exception):
+    pass
+
+
+class _StopAfter:
+    """A progress hook that interrupts the run after `epochs` epochs (their checkpoint is written first)."""
+
+    def __init__(self, epochs: int) -> None:
+        self.epochs, self.done = epochs, 0
+
+    def epoch_start(self, epoch: int, epochs: int, batches: int) -> None:
+        if epoch >= self.epochs:
+            raise _Interrupted
+
+    def batch_done(self) -> None:
+        pass
+
+    def epoch_end(self, row: dict) -> None:
+        pass

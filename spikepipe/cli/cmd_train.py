@@ -54,6 +54,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     add_method_arguments(p, TRAINER_METHODS)  # needs --schedule none unless bptt
     p.add_argument("--limit-train", type=positive_int, default=None, help="use only the first N training samples")
+    p.add_argument("--limit-val", type=positive_int, default=None,
+                   help="validate each epoch on only the first N validation samples")
+    p.add_argument("--limit-test", type=positive_int, default=None,
+                   help="test on only the first N test samples (reported as test_samples)")
     p.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads (results depend on it)")
     p.add_argument("--out", default=None, help="directory for checkpoint, metrics.json/csv, curves.png, result.json")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out, bit-identically")
@@ -118,7 +122,8 @@ def run(args: argparse.Namespace) -> Result:
         optimizer=args.optimizer, lr=args.lr, lr_schedule=args.lr_schedule, weight_decay=args.weight_decay,
         seed=args.seed, encoder=args.encoder, stash=args.stash, compensation=args.compensation, mode=args.mode,
         backend=args.backend,
-        data_dir=args.data_dir, limit_train=args.limit_train, threads=args.threads, out=args.out,
+        data_dir=args.data_dir, limit_train=args.limit_train, limit_val=args.limit_val,
+        limit_test=args.limit_test, threads=args.threads, out=args.out,
         resume=args.resume, method=args.method, checkpoint_every=args.checkpoint_every, skip=args.skip,
         window=args.window, blocks=args.blocks, hard_fraction=args.hard_fraction,
         skipper_gradient=args.skipper_gradient,

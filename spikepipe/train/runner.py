@@ -23,6 +23,7 @@ from spikepipe.train.pipelined import ExactPipeline, GradientQueue, TrainerError
 
 log = logging.getLogger(__name__)
 MODES = ("exact", "queue")
+HOLDOUT_SAMPLES = 1000  # validation samples a method may hold out for its own choices (BlocTrain's hard classes)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class TrainConfig:
     blocks: int | None = None  # ttl/bloctrain: local-loss blocks
     hard_fraction: float | None = None  # bloctrain
     skipper_gradient: str | None = None  # skipper: "drop" or "carry"
+    exit_confidence: float | None = None  # bloctrain
 
     def optim(self) -> OptimConfig:
         return OptimConfig(name=self.optimizer, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
@@ -137,7 +139,8 @@ def _make_trainer(cfg: TrainConfig, net: nn.Module, schedule: Schedule | None, t
         return make_trainer(cfg.method, net, example, opt, total_steps=total, epochs=cfg.epochs,
                             checkpoint_every=cfg.checkpoint_every, skip=cfg.skip, window=cfg.window,
                             blocks=cfg.blocks, hard_fraction=cfg.hard_fraction,
-                            skipper_gradient=cfg.skipper_gradient, seed=cfg.seed)
+                            skipper_gradient=cfg.skipper_gradient, exit_confidence=cfg.exit_confidence,
+                            seed=cfg.seed)
     if schedule is None or schedule.kind == "flush":  # flush schedules have no delays: plain BPTT
         return PlainBPTT(net, opt, total_steps=total)
     if cfg.mode == "queue":
@@ -173,6 +176,9 @@ def run(cfg: TrainConfig, *, model: tuple[nn.Module, torch.Tensor] | None = None
     steps_per_epoch = len(order0)
     total = steps_per_epoch * cfg.epochs
     trainer = _make_trainer(cfg, net, schedule, total, steps_per_epoch, example)
+    if hasattr(trainer, "set_holdout") and len(data.val):  # BlocTrain: hard classes from held-out accuracy
+        hold = data.val.x[:HOLDOUT_SAMPLES]
+        trainer.set_holdout(encode(cfg.encoder, hold, timesteps, seed=cfg.seed), data.val.y[:HOLDOUT_SAMPLES])
     config = {**asdict(cfg), "timesteps": timesteps}
     out = Path(cfg.out) if cfg.out else None
     ck_path = out / "checkpoint.pt" if out else None
@@ -260,7 +266,7 @@ def run_from_options(point: dict[str, Any]) -> dict[str, Any]:
                 "threads", "checkpoint_every", "skip", "window", "blocks"):
         if key in opts:
             opts[key] = int(opts[key])
-    for key in ("lr", "period_slack", "hard_fraction"):
+    for key in ("lr", "period_slack", "hard_fraction", "exit_confidence"):
         if key in opts:
             opts[key] = float(opts[key])
     if isinstance(opts.get("stash"), str):

@@ -111,3 +111,16 @@ def test_early_exit_needs_detector_and_confidence(trained):
     assert mean == pytest.approx((counts[1] * first + (n - counts[1]) * (first + layer_macs[1])) / n)
     weights = 64 * 128 + 128 * 10 + 10
     assert tr.classifier_overhead() == pytest.approx((weights + 128 * 10 + 10 + 128 + 1) / weights)
+
+
+@pytest.mark.parametrize("schedule", ["gpipe", "pipedream", "layerpipe"])
+def test_phase_graphs_schedule_and_replay(schedule):
+    import schedules
+    from hwmodels.config import load_cluster
+    from spikepipe.sim.engine import simulate
+
+    cluster = load_cluster(None, processors=4)
+    for h in phase_graphs(load_workload("vgg11-28", batch=8, timesteps=2), 2, 0.5):
+        sched = schedules.generate(schedule, h, cluster)
+        sim = simulate(sched, cluster, graph=h, record=False)
+        assert sim.simulated_period_cycles > 0

@@ -113,6 +113,19 @@ def saved_peak(spec: MethodSpec, network: str, timesteps: int, batch: int, seed:
     return best
 
 
+def saved_per_phase(spec: MethodSpec, network: str, timesteps: int, batch: int, seed: int = 0) -> list[int]:
+    """BlocTrain: kept bytes of one training step in each phase."""
+    net, ex = zoo.build(network, timesteps=timesteps, batch=batch, seed=seed)
+    x = (torch.rand(timesteps, batch, *ex.shape[2:], generator=torch.Generator().manual_seed(seed)) < 0.5).float()
+    y = torch.arange(batch) % 10
+    tr = make(spec, net, ex, 10, 4, 1e-3)
+    out = []
+    for ph in phases(tr):
+        enter_phase(tr, ph)
+        out.append(kept_peak(tr, x, y))
+    return out
+
+
 def step_times(specs: list[MethodSpec], network: str, timesteps: int, batch: int, rounds: int,
                progress: Any = None) -> dict[str, list[float]]:
     """Seconds per step of every method, measured round-robin (one step of each method per round) so that
@@ -148,6 +161,8 @@ def train_accuracy(spec: MethodSpec, network: str, data: Dataset, *, timesteps: 
     # it the real (analog, direct-encoded) input, or it would binarise the first layer's input
     ex = encode("direct", data.train.x[:batch], timesteps)
     tr = make(spec, net, ex, steps * ep_total, ep_total, lr)
+    if isinstance(tr, BlocTrain):  # hard classes from held-out data, as `spikepipe train` does
+        tr.set_holdout(encode("direct", data.val.x[:1000], timesteps), data.val.y[:1000])
     losses = []
     t0 = time.perf_counter()
     for ep in range(ep_total):
@@ -165,8 +180,17 @@ def train_accuracy(spec: MethodSpec, network: str, data: Dataset, *, timesteps: 
            "test_samples": len(yt), "test_accuracy": correct / max(1, len(yt)),
            "first_epoch_loss": losses[0], "last_epoch_loss": losses[-1], "train_seconds": round(seconds, 2)}
     if isinstance(tr, BlocTrain):
+        from spikepipe.workload import load_workload
+
+        one = load_workload(network, batch=1, timesteps=timesteps)
+        mean, full = tr.inference_macs_per_sample([one.task(f"F{i}").gemms[0].macs for i in range(one.num_layers)])
         row["exit_fractions"] = [c / max(1, sum(tr.exit_counts)) for c in tr.exit_counts]
         row["hard_classes"] = tr.class_sets[-1]
+        row["hard_class_source"] = tr.hard_class_source
+        row["inference_macs_per_sample"] = round(mean)
+        row["end_to_end_macs_per_sample"] = full
+        row["inference_efficiency"] = round(full / mean, 3)
+        row["classifier_memory_overhead"] = round(tr.classifier_overhead(), 3)
     return row
 
 

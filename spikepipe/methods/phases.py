@@ -73,8 +73,7 @@ def phase_graphs(graph: TaskGraph, blocks: int | Sequence[int] = 2, hard_fractio
             edges.append((u, v, ceil(nbytes * share) if tv.layer >= a else nbytes))
         if b < n:
             edges.append((task_id(TaskKind.F, b - 1), task_id(TaskKind.B, b - 1), 0))  # the local loss
-        if g > 0:
-            e = a - 1
+        for e in range(a):  # frozen layers (and the detector on a-1): B and W follow their F, as schedules expect
             edges += [(task_id(TaskKind.F, e), task_id(TaskKind.B, e), 0),
                       (task_id(TaskKind.B, e), task_id(TaskKind.W, e), 0)]
         tasks = {k: (replace(t, cycles=0) if (t.gemms or t.vector) else t) for k, t in tasks.items()}

@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 
 KINDS = ("simulate", "train")
 # the training-method keys are the same for both kinds (spikepipe.cli.method_args.METHOD_KEYS)
-METHOD_KEYS = {"method", "checkpoint_every", "skip", "window", "blocks", "hard_fraction", "skipper_gradient"}
+METHOD_KEYS = {"method", "checkpoint_every", "skip", "window", "blocks", "hard_fraction", "skipper_gradient",
+               "exit_confidence"}
 SIMULATE_KEYS = {"network", "processors", "schedule", "batch", "timesteps", "hardware", "array", "dataflow",
                  "iterations", "time_limit_s", "seed", "split"} | METHOD_KEYS
 TRAIN_KEYS = {"network", "dataset", "schedule", "processors", "epochs", "batch", "timesteps", "seed", "lr",

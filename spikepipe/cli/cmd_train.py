@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> Result:
         limit_test=args.limit_test, threads=args.threads, out=args.out,
         resume=args.resume, method=args.method, checkpoint_every=args.checkpoint_every, skip=args.skip,
         window=args.window, blocks=args.blocks, hard_fraction=args.hard_fraction,
-        skipper_gradient=args.skipper_gradient,
+        skipper_gradient=args.skipper_gradient, exit_confidence=args.exit_confidence,
         activity_out=args.activity_out)
     if args.period_slack and args.schedule != "spikepipe":
         from spikepipe.cli.common import CliError

@@ -163,11 +163,11 @@ class DistributedPipeline(TrainerBase):
         job = worker.Job(
             backend=self.backend, port=free_port(), epoch=self.step // max(1, num_batches), net=self.net,
             optim=self.cfg, total_steps=self.total_steps, base_step=self.step, weights=self.weights,
-            opt_states=[o.state_dict() for o in self.opts], plan=plan, xs=xs, ys=ys,
+            opt_states=[o.state_dict() for o in self.opts], plan=plan, xs=None, ys=None, batch=int(ys.shape[1]),
             shapes=self._shapes(plan, xs[0], slices), chunk_slices=slices, stash=self.stash,
             compensation=self.compensation, delays=self.delays, anneal_steps=self.anneal_steps, threads=self.threads,
             timeout_s=self.timeout_s + 60.0, fault=os.environ.get(FAULT_ENV) or None)
-        launch = Launch(plan, job, self.timeout_s, progress)
+        launch = Launch(plan, job, self.timeout_s, progress, xs.share_memory_(), ys.share_memory_())
         self.last_port = job.port
         try:
             results = launch.run()
@@ -175,6 +175,7 @@ class DistributedPipeline(TrainerBase):
             self.last_pids = launch.pids
         stats = self._merge(plan, results, num_batches)
         self.step += num_batches
+        self.check_delays()  # every epoch fills and drains the same way, so one epoch's count is the run's
         return stats
 
     def _merge(self, plan: Plan, results: dict[int, dict], num_batches: int) -> EpochStats:
@@ -241,8 +242,10 @@ class DistributedPipeline(TrainerBase):
 class Launch:
     """Start the ranks of one epoch, watch them, and always clean up (see the module docstring)."""
 
-    def __init__(self, plan: Plan, job: worker.Job, timeout_s: float, progress: Callable[[], None] | None) -> None:
+    def __init__(self, plan: Plan, job: worker.Job, timeout_s: float, progress: Callable[[], None] | None,
+                 xs: torch.Tensor, ys: torch.Tensor) -> None:
         self.plan, self.job, self.timeout_s, self.progress = plan, job, timeout_s, progress
+        self.xs, self.ys = xs, ys  # in shared memory: each rank maps them, nobody copies an epoch of inputs
         self.pids: list[int] = []
 
     def run(self) -> dict[int, dict]:
@@ -253,7 +256,10 @@ class Launch:
             status[r * worker.STATUS_FIELDS + 2] = 0
         q = ctx.Queue()
         job = worker.dumps(self.job)
-        procs = [ctx.Process(target=worker.main, args=(r, job, status, q), daemon=True) for r in range(P)]
+        x_ranks, y_ranks = worker.input_ranks(self.plan, self.job.net)
+        procs = [ctx.Process(target=worker.main, daemon=True,
+                             args=(r, job, self.xs if r in x_ranks else None, self.ys if r in y_ranks else None,
+                                   status, q)) for r in range(P)]
         try:
             for p in procs:
                 p.start()
@@ -336,10 +342,10 @@ class Launch:
         epoch = f"epoch {self.job.epoch + 1}"
         P = self.plan.processors
         tail = f"all {P} workers stopped"
-        for rank, (event, typ, text, _tb) in sorted(errors.items()):
+        for rank, (_event, typ, text, _tb) in sorted(errors.items()):
             if typ == "NonFiniteLossError":
                 return NonFiniteLossError(f"{text} (rank {rank})")
-        for rank, (event, typ, text, _tb) in sorted(errors.items()):
+        for rank, (_event, typ, text, _tb) in sorted(errors.items()):
             if typ not in _COMM_ERRORS:
                 return DistributedError(f"rank {rank} failed {self._where(status, rank)} ({epoch}): {typ}: "
                                         f"{text}; {tail}")

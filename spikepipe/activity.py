@@ -1,4 +1,4 @@
-"""Measured spike activity per layer, with forward hooks on any torch model (DESIGN.md section 4).
+"""Measured spike activity per layer, with forward hooks on any torch model (docs/design.md section 4).
 
 For every traced layer (a synaptic op: conv or linear, named by its module path) the meter counts, over every call
 the model makes (a time-looped model calls once per step, a multi-step one once):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
@@ -27,6 +27,9 @@ from spikepipe.api.results import (
     _frozen,
 )
 from spikepipe.ir import Schedule, TaskGraph
+
+if TYPE_CHECKING:
+    from spikepipe.activity import ActivityReport
 
 NetworkArg = Workload | str | Path | nn.Module
 HardwareArg = Hardware | str | Path | Cluster | None
@@ -73,6 +76,20 @@ def _eval_kwargs(iterations: int | None, options: Mapping[str, Any], strict: boo
             "link_contention": link_contention}
 
 
+def layer_activity(activity: str | Path | ActivityReport | None, graph: TaskGraph) -> list[float | None] | None:
+    """Every layer's measured input activity from an activity file or report (as `--activity`; None: dense)."""
+    if activity is None:
+        return None
+    from spikepipe.activity import ActivityReport, read_report
+
+    if isinstance(activity, ActivityReport):
+        return activity.for_graph(graph, source=f"activity report of {activity.model}")
+    if not isinstance(activity, (str, Path)):
+        raise ApiArgumentError(f"activity must be an activity file's path or an ActivityReport, got "
+                               f"{type(activity).__name__}")
+    return read_report(activity).for_graph(graph, source=f"activity file {activity}")
+
+
 def schedule(network: NetworkArg, hardware: HardwareArg = None, *, name: str = "spikepipe",
              processors: int | None = None, method: str = "bptt", method_blocks: int = 2,
              **options: Any) -> Schedule:
@@ -99,21 +116,28 @@ def simulate(network: NetworkArg, hardware: HardwareArg = None, *, processors: i
              time_limit_s: float | None = None, microbatches: int | None = None, split: bool = False,
              period_slack: float | None = None, strict: bool = False, overlap_comm: bool = True,
              link_contention: bool = True, method: str = "bptt", method_blocks: int = 2,
+             activity: str | Path | ActivityReport | None = None, given: Schedule | Sequence[Schedule] = (),
              progress: ProgressArg = None) -> SimulateResult:
     """Schedule the network on `processors` processors of the hardware with each requested generator and replay
     every schedule (`spikepipe simulate`). A generator that fails is reported as a row with `error` when several
-    were asked for; with one, its error is raised."""
+    were asked for; with one, its error is raised. `given` are schedules made elsewhere (`read_schedule`, as
+    `--schedule-file`), replayed as they are after the generated ones (`schedules=()` for those alone);
+    `activity` a measured-activity file or report (`--activity`): spike GEMMs cost ACs in the energy."""
     from spikepipe.sim.evaluate import resolve_schedules
 
     positive("processors", processors)
+    plans = (given,) if isinstance(given, Schedule) else tuple(given)
+    if plans and processors is None:
+        processors = plans[0].processors
     names = resolve_schedules(schedules)
     kwargs = _eval_kwargs(iterations, schedule_options(time_limit_s=time_limit_s, microbatches=microbatches,
                                                        split=split, period_slack=period_slack),
                           strict, overlap_comm, link_contention)
     hw = as_hardware(hardware, processors)
     graph = method_graph(as_workload(network).task_graph(hw), method, method_blocks)
+    kwargs["activity"] = layer_activity(activity, graph)
     with reporter(progress, "simulate", len(names)) as report_to:
-        return simulate_graph(graph, hw.cluster, names, eval_kwargs=kwargs, progress=report_to)
+        return simulate_graph(graph, hw.cluster, names, eval_kwargs=kwargs, progress=report_to, given=plans)
 
 
 def simulate_graph(graph: TaskGraph, cluster: Cluster, names: Sequence[str], *, eval_kwargs: Mapping[str, Any],
@@ -198,10 +222,11 @@ def compare(network: NetworkArg, hardware: HardwareArg = None, *, processors: Se
             gantt_processors: int | None = None, iterations: int | None = None, time_limit_s: float | None = None,
             microbatches: int | None = None, split: bool = False, period_slack: float | None = None,
             strict: bool = False, overlap_comm: bool = True, link_contention: bool = True, method: str = "bptt",
-            method_blocks: int = 2, progress: ProgressArg = None) -> CompareResult:
+            method_blocks: int = 2, activity: str | Path | ActivityReport | None = None, progress: ProgressArg = None) -> CompareResult:
     """Every schedule at several processor counts (`spikepipe compare`). With `out`, also the files the command
     writes there (Gantt charts at `gantt_processors`, default the largest P; trace; speedup plot; CSV; JSON);
-    without, nothing is written and the figures come from the result's `.plot()` and `.plot_gantt()`."""
+    without, nothing is written and the figures come from the result's `.plot()` and `.plot_gantt()`.
+    `activity` is a measured-activity file or report, as `--activity`."""
     from spikepipe.io import check_writable
     from spikepipe.sim.evaluate import resolve_schedules
 
@@ -225,6 +250,7 @@ def compare(network: NetworkArg, hardware: HardwareArg = None, *, processors: Se
     hw = as_hardware(hardware)
     clusters = {p: hw.with_processors(p).cluster for p in procs}
     graph = method_graph(as_workload(network).task_graph(clusters[procs[0]]), method, method_blocks)
+    kwargs["activity"] = layer_activity(activity, graph)
     if out_dir is not None:
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -300,35 +326,6 @@ def _train_schedule(workload: Workload, hw: Hardware | None, cfg: Any) -> Schedu
     graph = workload.task_graph(cluster_hw)
     options = {"period_slack": cfg.period_slack} if cfg.period_slack else {}
     return schedules.generate(cfg.schedule, graph, cluster_hw.cluster, **options)
-
-
-def write_schedule(plan: Schedule, path: str | Path) -> Path:
-    """Write a schedule as plain JSON data (atomically). Provisional: not in __all__ until the CLI's
-    `--schedule-out` file format is fixed (docs/api.md section 5)."""
-    from spikepipe.io import write_atomic
-
-    return write_atomic(path, plan.to_json() + "\n")
-
-
-def read_schedule(path: str | Path, network: NetworkArg | None = None, hardware: HardwareArg = None) -> Schedule:
-    """Read a schedule written by write_schedule; with a network, validate it against that network's task graph
-    on the hardware (a broken slot raises ScheduleError naming it). Provisional, like write_schedule."""
-    import json
-
-    from spikepipe.ir import Schedule as _Schedule
-    from spikepipe.ir import ScheduleError
-
-    try:
-        plan = _Schedule.from_dict(json.loads(Path(path).read_text()))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ScheduleError(f"cannot read schedule file {path}: {type(exc).__name__}: {exc}") from None
-    if network is not None:
-        from schedules.validate import validate
-
-        hw = as_hardware(hardware, plan.processors)
-        validate(plan, as_workload(network).task_graph(hw), hw.cluster)
-    return plan
-
 
 
 def cycles(m: int, k: int, n: int, hardware: HardwareArg = None, *, model: str = "analytic") -> CyclesResult:

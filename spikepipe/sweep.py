@@ -211,7 +211,7 @@ def run_point(kind: str, point: Mapping[str, Any]) -> dict[str, Any]:
         status, error = "ok", ""
     except Exception as exc:  # noqa: BLE001 - one failing point must not stop the sweep
         metrics, status = {}, "error"
-        error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        error = f"{type(exc).__name__}: {exc}"  # whole: a grid or hint on later lines is the reason
         log.debug("point failed: %s", traceback.format_exc())
     return {**point, **metrics, "status": status, "error": error, "wall_s": round(time.perf_counter() - t0, 3)}
 
@@ -365,7 +365,7 @@ def _execute(kind: str, todo: list[tuple[str, dict[str, Any]]], scheduler: str |
                 row = fut.result()
             except Exception as exc:  # noqa: BLE001 - a lost worker is one failed point, not a lost sweep
                 row = {**dict(todo[[k for k, _ in todo].index(key)][1]), "status": "error",
-                       "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+                       "error": f"{type(exc).__name__}: {exc}"}
             yield key, row
     finally:
         client.close()

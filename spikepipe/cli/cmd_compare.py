@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> Result:
     with progress_bar(len(procs) * len(names), "compare") as bar:
         task = bar.add_task("compare", total=len(procs) * len(names))
         result = compare_graph(graph, clusters, names, out=out, gantt_processors=gantt_p,
-                               eval_kwargs=sim_kwargs(args, activity_for(args, graph)),
+                               eval_kwargs=sim_kwargs(args, activity),
                                progress=lambda ev: bar.update(task, description=ev.description, completed=ev.completed))
     summary, files = result.to_dict(), result.files
     reports = summary["reports"]

@@ -47,6 +47,14 @@ TRAIN_KEYS = {"network", "dataset", "schedule", "processors", "epochs", "batch",
               "optimizer", "stash", "compensation", "data_dir", "limit_train"} | METHOD_KEYS
 
 
+def simulate_keys() -> set[str]:
+    """What a simulate point may set: SIMULATE_KEYS and every schedule option a generator takes, routed to the
+    generators that take it as `simulate` routes them (sim.evaluate.OPTION_TARGETS: one list, not a copy)."""
+    from spikepipe.sim.evaluate import OPTION_TARGETS
+
+    return SIMULATE_KEYS | set(OPTION_TARGETS)
+
+
 class SweepError(SpikePipeError):
     """A sweep file is invalid or a sweep cannot run."""
 
@@ -99,7 +107,7 @@ def spec_from_dict(data: Mapping[str, Any], source: str = "sweep") -> SweepSpec:
             raise SweepError(f"{source}: grid parameter {k!r} has no values")
         grid[k] = vals
     fixed = dict(data.get("fixed", {}))
-    allowed = SIMULATE_KEYS if kind == "simulate" else TRAIN_KEYS
+    allowed = simulate_keys() if kind == "simulate" else TRAIN_KEYS
     bad = (set(grid) | set(fixed)) - allowed
     if bad:
         raise SweepError(f"{source}: unknown parameters {sorted(bad)} for kind {kind}; known: {sorted(allowed)}")
@@ -220,7 +228,7 @@ def _run_simulate(point: dict[str, Any]) -> dict[str, Any]:
     from hwmodels.config import load_cluster
     from spikepipe.methods.registry import MethodOptions
     from spikepipe.methods.transforms import transform
-    from spikepipe.sim.evaluate import evaluate_graph, load_graph
+    from spikepipe.sim.evaluate import OPTION_TARGETS, evaluate_graph, load_graph
 
     cluster = load_cluster(point.get("hardware"), processors=int(point["processors"]), array=point.get("array"),
                            dataflow=point.get("dataflow"))
@@ -231,7 +239,7 @@ def _run_simulate(point: dict[str, Any]) -> dict[str, Any]:
         transform(graph, method), cluster, [point.get("schedule", "spikepipe")],
         # no iterations given: the simulator runs enough for its lags to reach and measure the steady state
         iterations=int(point["iterations"]) if "iterations" in point else None,
-        options={k: point[k] for k in ("time_limit_s", "seed", "split") if k in point},
+        options={k: point[k] for k in OPTION_TARGETS if k in point},
         record=False, keep_going=False,
     )
     row = dict(report["results"][0])

@@ -28,6 +28,7 @@ _PUBLIC = {
     "NetworksResult": "spikepipe.api.results", "FrontierResult": "spikepipe.api.results",
     "compute_frontier": "spikepipe.api.plans", "read_schedule": "spikepipe.api.plans",
     "write_schedule": "spikepipe.api.plans", "FrontierPoint": "spikepipe.frontier",
+    "MethodOptions": "spikepipe.methods.registry",
     "Schedule": "spikepipe.ir", "TaskGraph": "spikepipe.ir", "SpikePipeError": "spikepipe.ir",
     "ScheduleError": "spikepipe.ir",
 }

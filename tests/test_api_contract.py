@@ -201,3 +201,19 @@ def test_activity_reaches_the_same_json(capsys, tmp_path: Path):
     # compare takes it too, per processor count
     cmp = sp.compare(SMALL["network"], processors=[2], schedules=["gpipe", "spikepipe"], activity=act)
     assert as_bytes(cmp[2].to_dict()) == want
+
+
+@pytest.mark.parametrize("flags,options", [
+    (["--method", "skipper", "--checkpoint-every", "3", "--skip", "1"],
+     {"name": "skipper", "checkpoint_every": 3, "skip": 1}),
+    (["--method", "ttl", "--window", "3", "--blocks", "2"], {"name": "ttl", "window": 3, "blocks": 2}),
+])
+def test_method_options_reach_the_same_json(capsys, flags, options):
+    want, _ = cli_json(capsys, ["simulate", "--network", "snn-cnn", "--processors", "2", "--schedule", "gpipe,list",
+                                "--timesteps", "6", "--batch", "8", *flags])
+    method = sp.MethodOptions.of(options.pop("name"), **options)
+    res = sp.simulate(sp.load_network("snn-cnn", batch=8, timesteps=6), processors=2, schedules="gpipe,list",
+                      method=method)
+    assert as_bytes(res.to_dict()) == want
+    plain = sp.simulate(sp.load_network("snn-cnn", batch=8, timesteps=6), processors=2, schedules="gpipe,list")
+    assert as_bytes(plain.to_dict()) != want  # the method changed the priced graph

@@ -322,3 +322,70 @@ def test_network_names_agree_everywhere(capsys):
         _check_value("simulate", "network", name, "test")
     with pytest.raises(SweepError):
         _check_value("simulate", "network", "no-such-net", "test")
+
+
+# ---------------------------------------------------------------- the CLI's flags and the API's keywords
+
+# a command's flag -> where the Python API takes it, when not a keyword of the same name on the same call:
+# "call:keyword" (another call's keyword), "Result.member" (a member of the command's result class)
+ELSEWHERE = {
+    "array": "hardware:array", "dataflow": "hardware:dataflow", "batch": "load_network:batch",
+    "timesteps": "load_network:timesteps", "time_limit": "simulate:time_limit_s",
+    "no_overlap": "simulate:overlap_comm", "no_contention": "simulate:link_contention",
+    "schedule_file": "read_schedule:path", "schedule_out": "write_schedule:path",
+    "json": "{result}.to_dict", "csv": "{result}.to_pandas", "gantt": "{result}.plot",
+    "gantt_schedule": "SimulateResult.plot", "trace": "ScheduleResult.replay", "no_progress": "simulate:progress",
+    "deterministic_time": "compute_frontier:deterministic_time_s", "out": "{result}.plot",
+    # the method's parameters travel as one MethodOptions (its fields), the registry's single definition
+    **{k: f"MethodOptions.{k}" for k in ("checkpoint_every", "skip", "skipper_gradient", "window", "blocks",
+                                         "hard_fraction")},
+}
+COMMANDS = {"simulate": ("simulate", "SimulateResult", {"schedule": "schedules"}),
+            "compare": ("compare", "CompareResult", {"schedules": "schedules", "gantt": "gantt_processors"}),
+            "train": ("train_network", "TrainResult", {}),
+            "frontier": ("compute_frontier", "FrontierResult", {}),
+            "tasks": ("tasks", "TasksResult", {"network": "network"}),
+            "cycles": ("cycles", "CyclesResult", {}),
+            "sweep": ("run_sweep", "SweepResult", {})}
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_flag_of_a_command_has_a_place_in_the_api(command):
+    import inspect
+
+    import spikepipe as sp
+
+    call, result, renamed = COMMANDS[command]
+    params = set(inspect.signature(getattr(sp, call)).parameters)
+    missing = []
+    for action in _subcommand(command)._actions:  # noqa: SLF001
+        dest = action.dest
+        if dest == "help" or dest in params or renamed.get(dest) in params:
+            continue
+        where = ELSEWHERE.get(dest, "").replace("{result}", result)
+        if ":" in where:
+            other, kw = where.split(":")
+            if kw in inspect.signature(getattr(sp, other)).parameters:
+                continue
+        elif "." in where:
+            owner, member = where.split(".")
+            cls = getattr(sp, owner)
+            if member in {f.name for f in dataclasses.fields(cls)} or hasattr(cls, member):
+                continue
+        missing.append(dest)
+    assert not missing, f"`spikepipe {command}` flags the API has no place for: {missing}"
+
+
+def test_train_network_method_defaults_are_the_registry_ones():
+    import inspect
+
+    import spikepipe as sp
+
+    sig = inspect.signature(sp.train_network).parameters
+    defaults = sp.MethodOptions()
+    for f in dataclasses.fields(sp.MethodOptions):
+        key = "method" if f.name == "name" else f.name
+        given = sig[key].default
+        # None (and checkpoint_every's 0) mean "the registry's default"
+        assert given is None or given == getattr(defaults, f.name) or (key == "checkpoint_every" and given == 0), \
+            (key, given, getattr(defaults, f.name))

@@ -30,6 +30,7 @@ from spikepipe.ir import Schedule, TaskGraph
 
 if TYPE_CHECKING:
     from spikepipe.activity import ActivityReport
+    from spikepipe.methods.registry import MethodOptions
 
 NetworkArg = Workload | str | Path | nn.Module
 HardwareArg = Hardware | str | Path | Cluster | None
@@ -39,12 +40,17 @@ def as_workload(network: NetworkArg) -> Workload:
     return network if isinstance(network, Workload) else load_network(network)
 
 
-def method_graph(graph: TaskGraph, method: str = "bptt", method_blocks: int = 2) -> TaskGraph:
-    """The task graph as a training method runs it (as `simulate --method`; bptt leaves it unchanged)."""
+def method_graph(graph: TaskGraph, method: str | MethodOptions = "bptt", method_blocks: int = 2) -> TaskGraph:
+    """The task graph as a training method runs it (as `simulate --method`; bptt leaves it unchanged). `method` is
+    a name (its parameters the registry's defaults, `method_blocks` local-loss blocks) or a MethodOptions with every
+    parameter, as `--method` with `--checkpoint-every`, `--skip`, `--window`, `--blocks`, ..."""
     if method == "bptt":
         return graph
+    from spikepipe.methods.registry import MethodOptions
     from spikepipe.methods.transforms import transform
 
+    if isinstance(method, MethodOptions):
+        return transform(graph, method)
     params = {"blocks": method_blocks} if method in ("ttl", "local", "bloctrain") else {}
     return transform(graph, method, **params)
 
@@ -91,7 +97,7 @@ def layer_activity(activity: str | Path | ActivityReport | None, graph: TaskGrap
 
 
 def schedule(network: NetworkArg, hardware: HardwareArg = None, *, name: str = "spikepipe",
-             processors: int | None = None, method: str = "bptt", method_blocks: int = 2,
+             processors: int | None = None, method: str | MethodOptions = "bptt", method_blocks: int = 2,
              **options: Any) -> Schedule:
     """One schedule of the network's task graph on the hardware, by generator name (`schedule_names()`).
     `options` are the generator's own (e.g. time_limit_s, period_slack, split for spikepipe; microbatches for
@@ -115,7 +121,7 @@ def simulate(network: NetworkArg, hardware: HardwareArg = None, *, processors: i
              schedules: str | Sequence[str] = "all", iterations: int | None = None,
              time_limit_s: float | None = None, microbatches: int | None = None, split: bool = False,
              period_slack: float | None = None, strict: bool = False, overlap_comm: bool = True,
-             link_contention: bool = True, method: str = "bptt", method_blocks: int = 2,
+             link_contention: bool = True, method: str | MethodOptions = "bptt", method_blocks: int = 2,
              activity: str | Path | ActivityReport | None = None, given: Schedule | Sequence[Schedule] = (),
              progress: ProgressArg = None) -> SimulateResult:
     """Schedule the network on `processors` processors of the hardware with each requested generator and replay
@@ -221,8 +227,9 @@ def compare(network: NetworkArg, hardware: HardwareArg = None, *, processors: Se
             schedules: str | Sequence[str] = "all", out: str | Path | None = None,
             gantt_processors: int | None = None, iterations: int | None = None, time_limit_s: float | None = None,
             microbatches: int | None = None, split: bool = False, period_slack: float | None = None,
-            strict: bool = False, overlap_comm: bool = True, link_contention: bool = True, method: str = "bptt",
-            method_blocks: int = 2, activity: str | Path | ActivityReport | None = None, progress: ProgressArg = None) -> CompareResult:
+            strict: bool = False, overlap_comm: bool = True, link_contention: bool = True,
+            method: str | MethodOptions = "bptt", method_blocks: int = 2,
+            activity: str | Path | ActivityReport | None = None, progress: ProgressArg = None) -> CompareResult:
     """Every schedule at several processor counts (`spikepipe compare`). With `out`, also the files the command
     writes there (Gantt charts at `gantt_processors`, default the largest P; trace; speedup plot; CSV; JSON);
     without, nothing is written and the figures come from the result's `.plot()` and `.plot_gantt()`.
@@ -268,12 +275,16 @@ def train_network(network: NetworkArg, *, dataset: str = "digits", schedule: str
           seed: int = 0, encoder: str = "direct", stash: bool = True, compensation: str = "none",
           mode: str = "exact", period_slack: float | None = None, method: str = "bptt",
           checkpoint_every: int | None = None, skip: int = -1, window: int = 2, blocks: int = 2,
+          hard_fraction: float | None = None, skipper_gradient: str | None = None, backend: str = "emulate",
           data_dir: str | Path | None = None, limit_train: int | None = None, threads: int = 1,
-          out: str | Path | None = None, resume: bool = False, progress: ProgressArg = None) -> TrainResult:
+          out: str | Path | None = None, resume: bool = False, activity_out: str | Path | None = None,
+          progress: ProgressArg = None) -> TrainResult:
     """Train the network on real data (`spikepipe train`): plain BPTT with `schedule="none"`, or exactly the
     gradient delays of a schedule: a generator name, solved for `processors` processors of the hardware, or a
     Schedule already made (e.g. `simulate(...)["spikepipe"].plan`), whose own processors count. A torch module
-    is not modified: a copy is trained and returned as the result's `model`."""
+    is not modified: a copy is trained and returned as the result's `model`. `backend="gloo"` runs the schedule
+    on P processes (spikepipe.distributed) instead of emulating it in one; `activity_out` writes the spike
+    activity measured after every epoch (for `simulate(activity=...)`)."""
     from spikepipe.train.runner import TrainConfig
     from spikepipe.train.runner import run as run_training
 
@@ -297,11 +308,15 @@ def train_network(network: NetworkArg, *, dataset: str = "digits", schedule: str
         encoder=encoder, stash=stash, compensation=compensation, mode=mode,
         data_dir=None if data_dir is None else str(data_dir), limit_train=limit_train, threads=threads,
         out=None if out is None else str(out), resume=resume, method=method,
-        checkpoint_every=checkpoint_every or 0, skip=skip, window=window, blocks=blocks)
-    if out is not None:
-        from spikepipe.io import check_writable
+        checkpoint_every=checkpoint_every or 0, skip=skip, window=window, blocks=blocks,
+        hard_fraction=hard_fraction, skipper_gradient=skipper_gradient, backend=backend,
+        activity_out=None if activity_out is None else str(activity_out))
+    from spikepipe.io import check_writable
 
+    if out is not None:
         check_writable(Path(out) / "result.json")
+    if activity_out is not None:
+        check_writable(activity_out)
     model = None
     plan = given_plan
     if workload.spec is None:  # the user's own module: train it, and schedule its own task graph

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -289,15 +290,18 @@ def train_network(network: NetworkArg, *, dataset: str = "digits", schedule: str
     from spikepipe.train.runner import run as run_training
 
     for key, v in (("processors", processors), ("epochs", epochs), ("batch", batch), ("threads", threads),
-                   ("window", window), ("blocks", blocks), ("limit_train", limit_train),
-                   ("checkpoint_every", checkpoint_every)):
+                   ("window", window), ("blocks", blocks), ("limit_train", limit_train)):
         positive(key, v)
+    if checkpoint_every is not None and (not isinstance(checkpoint_every, int) or checkpoint_every < 0):
+        raise ApiArgumentError(f"checkpoint_every must be a whole number >= 0 (0: ceil(sqrt(T))), "
+                               f"got {checkpoint_every!r}")
     given_plan = schedule if isinstance(schedule, Schedule) else None
     if given_plan is not None:
         schedule, processors = given_plan.name, given_plan.processors
     if period_slack and schedule != "spikepipe":
         raise ApiArgumentError(f"period_slack applies to schedule='spikepipe' only, not {schedule!r}")
-    workload = as_workload(network)
+    # a name or path is given to the trainer as it is (it builds the model once, as `spikepipe train` does)
+    workload = Workload(str(network), str(network)) if isinstance(network, (str, Path)) else as_workload(network)
     hw = None if hardware is None else as_hardware(hardware)
     spec_hw = hw is None or (hw.is_plain_spec and hw.spec is not None)
     cfg = TrainConfig(
@@ -327,7 +331,7 @@ def train_network(network: NetworkArg, *, dataset: str = "digits", schedule: str
             sized = load_network(workload.model, workload.example_input, batch=cfg.batch, name=workload.name)
             plan = _train_schedule(sized, hw, cfg)
     elif schedule != "none" and plan is None and not spec_hw:  # keyword hardware: the trainer cannot rebuild it from a name
-        plan = _train_schedule(workload, hw, cfg)
+        plan = _train_schedule(replace(workload, batch=cfg.batch, timesteps=cfg.timesteps), hw, cfg)
     with reporter(progress, "train", epochs) as report_to:
         hook = TrainProgress(report_to, epochs) if report_to else None
         data = run_training(cfg, model=model, schedule=plan, progress=hook)

@@ -448,6 +448,9 @@ CASES += [
      ("made for", "batch 32", "batch 4")),
     ("train-schedule-file-and-schedule", (*TRAIN, "--processors", "2", "--schedule", "pipedream",
                                           "--schedule-file", "{d}/sched_overlap.json"), ("--schedule-file",)),
+    ("activity-unknown-network", ("activity", "--network", "no-such-net"), ("no-such-net",)),
+    ("activity-zero-samples", ("activity", *N, "--samples", "0"), ("--samples", "positive integer")),
+    ("activity-out-under-file", ("activity", *N, "--samples", "4", "--out", "{d}/afile/act.json"), ("afile",)),
 ]
 
 
@@ -485,8 +488,6 @@ def _param(case_id, argv, expect):
 
 @pytest.mark.parametrize(("argv", "expect"), [_param(*c) for c in CASES])
 def test_bad_input_is_one_error_line_status_2_and_no_output(argv, expect, inputs, tmp_path, capsys, monkeypatch):
-    if argv[0] in ("tasks", "networks") and argv[0] not in REGISTERED:
-        pytest.skip(f"`spikepipe {argv[0]}` is not registered yet (H7)")
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     monkeypatch.chdir(out_dir)  # default output folders (results/...) would land here
@@ -507,8 +508,12 @@ def test_bad_input_is_one_error_line_status_2_and_no_output(argv, expect, inputs
 
 
 def test_matrix_covers_every_command():
-    assert {a[0] for _, a, _ in CASES if not a[0].startswith("-")} >= {
-        "cycles", "networks", "tasks", "simulate", "compare", "train", "sweep"}
+    # every command module is registered (a broken one fails build_parser, never drops out), and every command
+    # has bad-input cases here
+    from spikepipe.cli import COMMAND_MODULES
+
+    assert REGISTERED == set(COMMAND_MODULES)
+    assert {a[0] for _, a, _ in CASES if not a[0].startswith("-")} >= set(COMMAND_MODULES)
 
 
 # ---------------------------------------------------------------- end to end, through a real process

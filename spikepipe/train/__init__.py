@@ -9,8 +9,15 @@ event reads and writes)."""
 from spikepipe.train.bptt import EpochStats, NonFiniteLossError, PlainBPTT
 from spikepipe.train.model import ModelFn
 from spikepipe.train.optim import OptimConfig
-from spikepipe.train.pipelined import (Event, ExactPipeline, GradientQueue, LayerTiming, TrainerError, event_order,
-                                       layer_timings)
+from spikepipe.train.pipelined import (
+    Event,
+    ExactPipeline,
+    GradientQueue,
+    LayerTiming,
+    TrainerError,
+    event_order,
+    layer_timings,
+)
 
 
 def run_from_options(point: dict) -> dict:

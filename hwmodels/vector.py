@@ -39,6 +39,12 @@ DEFAULT_OPS_PER_ELEMENT: dict[str, int] = {
     "synaptic_bwd": 6,
     "alpha_fwd": 8,
     "alpha_bwd": 9,
+    "li_fwd": 1,  # leaky integrator without spikes (NIR LI): one FMA; backward one FMA back through time
+    "li_bwd": 1,
+    "integrator_fwd": 1,  # NIR I: one add; backward one add
+    "integrator_bwd": 1,
+    "threshold_fwd": 1,  # a bare spike function (NIR Threshold): compare; backward: the surrogate (2)
+    "threshold_bwd": 2,
     "neuron_fwd": 3,
     "neuron_bwd": 5,
     "maxpool": 1,  # per input element: one compare

@@ -393,9 +393,16 @@ def _spikepipe_whole(graph: TaskGraph, cluster: Cluster, budget: _Budget, **opti
 
     info["solve_s"] = time.perf_counter() - t0
     # a search the wall clock stopped is not reproducible: say so rather than claim it
-    info["reproducible"] = deterministic and not budget.skipped and all(
-        r.wall_s < r.time_limit_s or r.status == "OPTIMAL" for r in (rep1, rep2))
-    info["wall_guard_fired"] = mode == "deterministic" and not info["reproducible"]
+    # anything the clock cut (a search stopped, a phase or baseline skipped); a model too big to build is not
+    walled = (any(r.wall_s >= r.time_limit_s and r.status != "OPTIMAL" for r in (rep1, rep2))
+              or any("too big" not in note for note in budget.skipped))
+    if mode == "deterministic":  # size-based cuts (a model too big to build) are the same on every machine
+        info["wall_guard_fired"] = walled
+        info["reproducible"] = deterministic and not walled
+    else:
+        info["wall_guard_fired"] = False
+        info["reproducible"] = deterministic and not budget.skipped and all(
+            r.wall_s < r.time_limit_s or r.status == "OPTIMAL" for r in (rep1, rep2))
     info["status"] = rep2.status if rep2.found else rep1.status
     info["objective_total_delay"] = sum(sched.gradient_delays)
     info["delay_gap"] = ((info["objective_total_delay"]

@@ -17,12 +17,11 @@ fires), B_l's is dense; `ops_split` turns a GEMM into MACs and spike-driven ACs 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from math import ceil, prod
 from typing import Any
 
-from hwmodels import Processor
-from spikepipe.layer_memory import kept_bytes, kept_items
+from hwmodels import Dataflow, Processor, SystolicArray
 from spikepipe.ir import (
     Gemm,
     LayerMemory,
@@ -34,6 +33,7 @@ from spikepipe.ir import (
     VectorWork,
     task_id,
 )
+from spikepipe.layer_memory import kept_bytes, kept_items
 
 
 class CostModelError(SpikePipeError):
@@ -57,10 +57,12 @@ class GemmShape:
 
 def gemm_shape(layer: LayerSpec) -> GemmShape:
     """The forward GEMM of one sample at one timestep, before multiplying M by B*T."""
-    if layer.op == "linear":
-        if len(layer.in_shape) != 1 or len(layer.out_shape) != 1:
-            raise CostModelError(f"layer {layer.name}: linear layer needs flat shapes, got {layer.in_shape}")
-        return GemmShape(1, layer.in_shape[0], layer.out_shape[0], 1)
+    if layer.op == "linear":  # (features,), or (tokens, features) for a Linear applied per token
+        if not 1 <= len(layer.in_shape) <= 2 or layer.in_shape[:-1] != layer.out_shape[:-1]:
+            raise CostModelError(f"layer {layer.name}: linear layer needs (features,) or (tokens, features) "
+                                 f"shapes, got {layer.in_shape} -> {layer.out_shape}")
+        rows = layer.in_shape[0] if len(layer.in_shape) == 2 else 1
+        return GemmShape(rows, layer.in_shape[-1], layer.out_shape[-1], 1)
     if layer.op == "conv":
         if len(layer.in_shape) != 3 or len(layer.out_shape) != 3:
             raise CostModelError(f"layer {layer.name}: conv layer needs (C, H, W) shapes, got {layer.in_shape}")
@@ -69,7 +71,7 @@ def gemm_shape(layer: LayerSpec) -> GemmShape:
             raise CostModelError(f"layer {layer.name}: channels {c_in}->{c_out} not divisible by groups {g}")
         e, f = layer.out_shape[1], layer.out_shape[2]
         return GemmShape(e * f, layer.kernel[0] * layer.kernel[1] * c_in // g, c_out // g, g)
-    if layer.op == "mul":  # element-wise, on the vector unit: no GEMM (see build_task_graph)
+    if layer.op in ("mul", "concat"):  # element-wise or a copy, on the vector unit: no GEMM
         return GemmShape(0, 0, 0, 1)
     if layer.op == "matmul":  # per sample-step: `heads` products (M x K) . (K x N)
         if len(layer.in_shape) != 3 or len(layer.out_shape) != 3 or layer.in_shape[:2] != layer.out_shape[:2]:
@@ -130,6 +132,36 @@ def graph_ops_split(graph: TaskGraph, activity: Sequence[float | None] | None = 
     return total
 
 
+def zero_skip_gemm(gemm: Gemm, activity: float | None, array: SystolicArray) -> Gemm:
+    """The GEMM as an array that skips all-zero streamed steps computes it (the explicit zero-skipping mode; the
+    default cycle model stays dense). Model: the array skips a streamed step of a fold when every entry of the
+    binary operand A entering in that step is zero, spikes independent at rate `activity`. OS streams K and feeds
+    min(R, M) entries of A per step; WS streams M and feeds min(R, K); IS holds A stationary and skips nothing.
+    The streamed dimension shrinks to its expected share of steps with a spike, 1 - (1 - a)^entries."""
+    if gemm.binary_operand is None or activity is None:
+        return gemm
+    if array.dataflow is Dataflow.OS:
+        dim, entries = "k", min(array.rows, gemm.m)
+    elif array.dataflow is Dataflow.WS:
+        dim, entries = "m", min(array.rows, gemm.k)
+    else:
+        return gemm
+    busy = 1.0 - (1.0 - activity) ** entries
+    return replace(gemm, **{dim: max(1, ceil(getattr(gemm, dim) * busy))})
+
+
+def zero_skip_graph(graph: TaskGraph, activity: Sequence[float | None]) -> TaskGraph:
+    """The task graph with every binary-operand GEMM priced by `zero_skip_gemm` on the graph's reference array
+    (for cycles only: energy is counted on the dense graph's work)."""
+    array = graph.reference.array
+    tasks = []
+    for t in graph.tasks:
+        gemms = tuple(zero_skip_gemm(g, activity[t.layer], array) for g in t.gemms)
+        tasks.append(t if gemms == t.gemms else replace(t, gemms=gemms, cycles=0))
+    return TaskGraph(graph.layers, tasks, graph.edges, batch=graph.batch, timesteps=graph.timesteps,
+                     memory=graph.memory, reference=graph.reference, name=graph.name)
+
+
 def _keeps_binary(layer: LayerSpec) -> bool:
     """Whether the spikes survive the post ops after the neuron: an average over more than one input makes values
     between 0 and 1 (a ResNet's global pool before its classifier); max pooling, flattening and an adaptive pool
@@ -158,7 +190,7 @@ def _post_vector(layer: LayerSpec, batch: int, timesteps: int, backward: bool) -
         if p.kind in ("batchnorm", "layernorm"):
             work.append(VectorWork(f"{p.kind}_bwd" if backward else f"{p.kind}_fwd", _elems(p.in_shape) * batch,
                                    timesteps))
-        elif p.kind in ("add", "mul"):
+        elif p.kind == "add":
             work.append(VectorWork(f"{p.kind}_bwd" if backward else p.kind, _elems(p.in_shape) * batch, timesteps))
     n = layer.neuron
     if n is not None:
@@ -188,7 +220,8 @@ def build_task_graph(layers: Sequence[LayerSpec], *, batch: int, timesteps: int,
     tasks: list[Task] = []
     edges: list[tuple[str, str, int]] = []
     memory: list[LayerMemory] = []
-    fires = [layer.neuron is not None for layer in layers]
+    # integrators without a spike function (NIR LI, I) send values, not spikes
+    fires = [layer.neuron is not None and layer.neuron.kind not in ("li", "integrator") for layer in layers]
     spikes_out = [f and _keeps_binary(layer) for f, layer in zip(fires, layers, strict=True)]
 
     def out_bytes(i: int) -> int:
@@ -209,14 +242,17 @@ def build_task_graph(layers: Sequence[LayerSpec], *, batch: int, timesteps: int,
         fwd = Gemm(m, s.k, s.n, "m", s.groups, binary)
         # F
         f_vec = _post_vector(layer, batch, steps, backward=False)
-        product = layer.op == "mul"  # element-wise product of two layers' outputs: vector work only
+        # an element-wise product or a concatenation of layers' outputs: vector work only (a product, a copy)
+        product = layer.op in ("mul", "concat")
+        vop = "mul" if layer.op == "mul" else "copy"
         if product:
-            f_vec.insert(0, VectorWork("mul", _elems(layer.out_shape) * batch, steps))
+            f_vec.insert(0, VectorWork(vop, _elems(layer.out_shape) * batch, steps))
         # kept for B and W, item by item (spikepipe.layer_memory: spikes as bits, u_t, BN input, pool winners)
         saved = kept_bytes(kept_items(layer, fires, batch=batch, timesteps=steps, word_bytes=prec.word_bytes,
                                       last=i == last))
         # a product of two activations keeps its second operand too (for the gradient of the first)
-        second = s.groups * s.k * s.n * bt if layer.op == "matmul" else _elems(layer.in_shape) * bt if product else 0
+        second = (s.groups * s.k * s.n * bt if layer.op == "matmul" else
+                  _elems(layer.in_shape) * bt if layer.op == "mul" else 0)
         saved += ceil(second / 8) if input_spikes else second * prec.word_bytes
         tasks.append(Task(task_id(TaskKind.F, i), i, TaskKind.F, () if product else (fwd,), tuple(f_vec),
                           activation_bytes=saved))
@@ -227,13 +263,13 @@ def build_task_graph(layers: Sequence[LayerSpec], *, batch: int, timesteps: int,
         b_gemms = () if feeds_from_network_only else (Gemm(m, s.n, s.k, "m", s.groups),)
         if layer.op == "matmul":  # C = A B: dA = dC B^T and dB = A^T dC, per sample-step (batch in M)
             b_gemms = (Gemm(m, s.n, s.k, "m", s.groups), Gemm(s.k * bt, s.m_per_sample_step, s.n, "m", s.groups))
-        elif product:  # dA = dC * B and dB = dC * A
+        elif product:  # mul: dA = dC * B and dB = dC * A; concat: the gradient split back (a copy)
             b_gemms = ()
-            b_vec.append(VectorWork("mul_bwd", _elems(layer.out_shape) * batch, steps))
+            b_vec.append(VectorWork("mul_bwd" if vop == "mul" else "copy", _elems(layer.out_shape) * batch, steps))
         tasks.append(Task(task_id(TaskKind.B, i), i, TaskKind.B, b_gemms, tuple(b_vec)))
         # W
         weights = layer.weight_count
-        if layer.op in ("matmul", "mul"):
+        if not layer.has_weights:
             # no weights, so no weight gradient: an empty W (1 cycle, no bytes, no memory) keeps the F/B/W
             # structure every scheduler relies on until the schedules accept layers without W
             tasks.append(Task(task_id(TaskKind.W, i), i, TaskKind.W, cycles=1))
@@ -248,8 +284,7 @@ def build_task_graph(layers: Sequence[LayerSpec], *, batch: int, timesteps: int,
         memory.append(LayerMemory(wb, wb * prec.optimizer_state_words))
         # edges
         srcs = {src for src in layer.inputs if src >= 0}
-        srcs |= {p.source for p in layer.post_ops if p.kind in ("add", "mul") and p.source is not None
-                 and p.source >= 0}
+        srcs |= {p.source for p in layer.post_ops if p.kind == "add" and p.source is not None and p.source >= 0}
         for src in sorted(srcs):
             if src >= i:
                 raise CostModelError(f"layer {layer.name} reads layer {src}, which is not earlier")
@@ -258,7 +293,7 @@ def build_task_graph(layers: Sequence[LayerSpec], *, batch: int, timesteps: int,
             edges.append((task_id(TaskKind.B, i), task_id(TaskKind.B, src), grad))
         # W needs dY, the gradient at the synaptic op's output (free when W runs where B ran). It also needs the
         # input X that F saved; the contract has no F->W edge, so X is counted in F's activation_bytes only.
-        dy_bytes = 0 if layer.op in ("matmul", "mul") else m * s.n * s.groups * prec.word_bytes
+        dy_bytes = m * s.n * s.groups * prec.word_bytes if layer.has_weights else 0
         edges.append((task_id(TaskKind.B, i), task_id(TaskKind.W, i), dy_bytes))
     # the loss (folded into B_last) reads the last layer's output over all T
     edges.append((task_id(TaskKind.F, last), task_id(TaskKind.B, last), out_bytes(last)))

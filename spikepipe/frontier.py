@@ -145,15 +145,23 @@ def frontier(graph: TaskGraph, cluster: Cluster, *, slacks: Sequence[float] = SL
 
 
 def save_frontier_plot(path: Any, fr: Frontier) -> Any:
-    """Speedup against total delay: the frontier as a staircase, every candidate baseline marked by name."""
-    from matplotlib.figure import Figure
-
+    """frontier_figure written to `path`."""
     from spikepipe.io import save_figure
+
+    return save_figure(frontier_figure(fr), path)
+
+
+def frontier_figure(fr: Frontier) -> Any:
+    """Speedup against total delay: the frontier as a staircase, every candidate baseline marked by name (a
+    matplotlib Figure, no pyplot state)."""
+    from matplotlib.figure import Figure
 
     fig = Figure(figsize=(7, 4.5))
     ax = fig.add_subplot()
-    xs = [p.total_delay for p in fr.points]
-    ys = [p.speedup for p in fr.points]
+    # in delay order: the best speedup within a delay budget d holds from each point to the next larger delay
+    pts = sorted(fr.points, key=lambda p: (p.total_delay, p.speedup))
+    xs = [p.total_delay for p in pts]
+    ys = [p.speedup for p in pts]
     ax.step(xs, ys, where="post", color="tab:blue", lw=1.5, label="frontier (Pareto: period vs total delay)")
     ax.plot(xs, ys, "o", color="tab:blue")
     if fr.points:
@@ -168,4 +176,4 @@ def save_frontier_plot(path: Any, fr: Frontier) -> Any:
     ax.set_title(f"{fr.network}, P={fr.processors}: period/delay frontier")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
-    return save_figure(fig, path)
+    return fig

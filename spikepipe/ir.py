@@ -74,7 +74,7 @@ class PostOp:
     out_shape: tuple[int, ...]
     kernel: tuple[int, int] = (1, 1)
     stride: tuple[int, int] = (1, 1)
-    source: int | None = None  # for "add" / "mul": the layer whose output is added / multiplied (-1: the input)
+    source: int | None = None  # for "add": the layer whose output is added (-1: the network input)
 
 
 @dataclass(frozen=True)
@@ -85,8 +85,9 @@ class LayerSpec:
     name: str  # module path of the synaptic op, e.g. "layers.3.conv"
     # "matmul": a product of two activations (spiking self-attention), shapes (heads, M, K) -> (heads, M, N),
     # with no weights: its inputs are the two operands' layers (one if both come from the same layer)
-    # "mul": an element-wise product of two layers' outputs (Spike-driven Transformer), vector work only
-    op: Literal["conv", "linear", "matmul", "mul"]
+    # "mul": an element-wise product of two layers' outputs (Spike-driven Transformer), "concat": a
+    # concatenation of several (along channels): both vector work only, no weights
+    op: Literal["conv", "linear", "matmul", "mul", "concat"]
     in_shape: tuple[int, ...]
     out_shape: tuple[int, ...]  # of the synaptic op itself (before post ops)
     kernel: tuple[int, int] = (1, 1)
@@ -110,21 +111,25 @@ class LayerSpec:
         return self.post_ops[-1].out_shape if self.post_ops else self.out_shape
 
     @property
+    def has_weights(self) -> bool:
+        """False for a product of two activations: no weight gradient, so its W task does no work."""
+        return self.op not in ("matmul", "mul", "concat")
+
+    @property
     def weight_count(self) -> int:
-        if self.op in ("matmul", "mul"):
+        if not self.has_weights:
             return 0
-        c_in = self.in_shape[0]
-        c_out = self.out_shape[0]
-        if self.op == "linear":
+        if self.op == "linear":  # (features,) or (tokens, features): the weights see the features
+            c_in, c_out = self.in_shape[-1], self.out_shape[-1]
             return c_in * c_out + (c_out if self.bias else 0)
+        c_in, c_out = self.in_shape[0], self.out_shape[0]
         return c_out * (c_in // self.groups) * self.kernel[0] * self.kernel[1] + (c_out if self.bias else 0)
 
     @property
     def skip_sources(self) -> tuple[int, ...]:
         """Layers whose outputs reach this layer other than by plain chaining (inputs and residual adds)."""
         srcs = [i for i in self.inputs if i != self.index - 1 and i >= 0]
-        srcs += [p.source for p in self.post_ops if p.kind in ("add", "mul") and p.source is not None
-                 and p.source >= 0]
+        srcs += [p.source for p in self.post_ops if p.kind == "add" and p.source is not None and p.source >= 0]
         return tuple(sorted(set(srcs)))
 
 
@@ -494,9 +499,6 @@ class Schedule:
         for lst in out.values():
             lst.sort(key=lambda s: (s.start_cycles, s.id))
         return out
-
-    def busy_cycles(self) -> dict[int, int]:
-        return {p: sum(s.duration_cycles for s in lst) for p, lst in self.by_processor().items()}
 
     @property
     def max_lag(self) -> int:

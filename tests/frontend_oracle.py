@@ -33,7 +33,7 @@ def check_oracle(model: nn.Module, x: torch.Tensor, t: int, b: int, **overrides:
     assert sum(macs["F"].values()) == torch_macs(model, x)
     for s in g.layers:
         f = macs["F"][s.index]
-        assert macs["W"][s.index] == (0 if s.op in ("matmul", "mul") else f)
+        assert macs["W"][s.index] == (f if s.has_weights else 0)
         want_b = 2 * f if s.op == "matmul" else (0 if all(i < 0 for i in s.inputs) else f)
         assert macs["B"][s.index] == want_b
     return traced

@@ -1,6 +1,6 @@
 """The block-wise exact pipelined trainer that spikepipe used before the whole-model one, kept as an independent
 reference: it cuts a block-protocol network (blocks/sources/residuals) into autograd segments and runs F_l, B_l
-and W_l of every minibatch at their own times, with the weights current then (DESIGN.md section 4):
+and W_l of every minibatch at their own times, with the weights current then (docs/design.md section 4):
   F_l(n)  reads layer l's weights as they are then, runs block l on minibatch n
   B_l(n)  the loss (last layer) or the summed gradients from l's consumers, backpropagated through block l; with
           weight stashing through the graph F_l(n) built, without stashing through block l recomputed with the

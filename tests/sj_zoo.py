@@ -1,37 +1,15 @@
-"""SpikingJelly's model zoo without torchvision: its modules import torchvision only for a URL loader (of
-pretrained weights, never used here), and torchvision cannot load beside the CPU torch in this environment."""
+"""The real-model catalogue of experiments/frontend_bench/models.py for the tests: SpikingJelly's zoo (with a
+stand-in for torchvision, which its modules import only for a URL loader and which cannot load here) and the
+snnTorch tutorial CNN."""
 
 from __future__ import annotations
 
-import importlib
 import sys
-import types
+from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments" / "frontend_bench"))
 
-def stand_in_torchvision() -> None:
-    """Put a minimal torchvision (only `load_state_dict_from_url`) in sys.modules unless a real one imports."""
-    if "torchvision" in sys.modules:
-        return
-    try:
-        importlib.import_module("torchvision")
-        return
-    except Exception:  # noqa: BLE001 - any failure to import means: use the stand-in
-        for name in [n for n in sys.modules if n == "torchvision" or n.startswith("torchvision.")]:
-            del sys.modules[name]
+from models import SnnTorchTutorialCNN, sj_zoo, stand_in_torchvision  # noqa: E402
 
-    def load_state_dict_from_url(*_args: object, **_kwargs: object) -> None:
-        raise RuntimeError("pretrained weights are not available offline")
-
-    root = types.ModuleType("torchvision")
-    models = types.ModuleType("torchvision.models")
-    utils = types.ModuleType("torchvision.models.utils")
-    utils.load_state_dict_from_url = load_state_dict_from_url  # type: ignore[attr-defined]
-    root.models = models  # type: ignore[attr-defined]
-    models.utils = utils  # type: ignore[attr-defined]
-    sys.modules.update({"torchvision": root, "torchvision.models": models, "torchvision.models.utils": utils})
-
-
-def zoo_module(name: str) -> types.ModuleType:
-    """spikingjelly.activation_based.model.<name>, importable with the stand-in."""
-    stand_in_torchvision()
-    return importlib.import_module(f"spikingjelly.activation_based.model.{name}")
+zoo_module = sj_zoo
+__all__ = ["SnnTorchTutorialCNN", "stand_in_torchvision", "zoo_module"]

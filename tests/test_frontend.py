@@ -223,7 +223,7 @@ def test_joining_branches_other_than_by_add_is_refused() -> None:
             self.lif = LIF()
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.lif(torch.cat([self.a(x), self.b(x)], dim=-1))
+            return self.lif(torch.stack([self.a(x), self.b(x)], dim=-1))  # a new axis, not a concatenation
 
     with pytest.raises(UnsupportedLayerError, match="combines the outputs of layers a, b"):
         trace(Cat(), torch.rand(2, 1, 4))

@@ -20,43 +20,8 @@ from spikepipe.snn import LIF, TimeDistributed
 
 snn = pytest.importorskip("snntorch")
 sj = pytest.importorskip("spikingjelly.activation_based")
+from sj_zoo import SnnTorchTutorialCNN  # noqa: E402  (snnTorch tutorial 6: static input, steps in forward)
 from spikingjelly.activation_based import functional, layer, neuron  # noqa: E402
-
-
-class SnnTorchTutorialCNN(nn.Module):
-    """snnTorch tutorial 6: static input [B, C, H, W], `num_steps` steps inside forward, pool before the neuron."""
-
-    def __init__(self, channels: int, size: int, steps: int, neuron_cls: str = "Leaky") -> None:
-        super().__init__()
-        self.steps = steps
-        make = {"Leaky": lambda: snn.Leaky(beta=0.5), "Synaptic": lambda: snn.Synaptic(alpha=0.8, beta=0.5),
-                "Alpha": lambda: snn.Alpha(alpha=0.8, beta=0.5), "Lapicque": lambda: snn.Lapicque(beta=0.5)}[neuron_cls]
-        self.conv1, self.lif1 = nn.Conv2d(channels, 12, 5), make()
-        self.conv2, self.lif2 = nn.Conv2d(12, 16, 5), make()
-        side = ((size - 4) // 2 - 4) // 2
-        self.fc1, self.lif3 = nn.Linear(16 * side * side, 10), make()
-        self.kind = neuron_cls
-
-    def _init(self, lif: nn.Module) -> tuple:
-        if self.kind == "Synaptic":
-            return tuple(lif.init_synaptic())
-        if self.kind == "Alpha":
-            return tuple(lif.init_alpha())
-        return (lif.init_lapicque() if self.kind == "Lapicque" else lif.init_leaky(),)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        lifs = (self.lif1, self.lif2, self.lif3)
-        states = [self._init(lif) for lif in lifs]
-        out = []
-        for _ in range(self.steps):
-            cur = nn.functional.max_pool2d(self.conv1(x), 2)
-            for i, nxt in enumerate((lambda s: nn.functional.max_pool2d(self.conv2(s), 2),
-                                     lambda s: self.fc1(s.flatten(1)), None)):
-                spk, *rest = lifs[i](cur, *states[i])
-                states[i] = tuple(rest)
-                cur = nxt(spk) if nxt is not None else spk
-            out.append(cur)
-        return torch.stack(out)
 
 
 @pytest.mark.parametrize(("channels", "size", "batch", "steps"), [(1, 28, 32, 8), (3, 32, 16, 8), (2, 28, 1, 5),
@@ -213,3 +178,101 @@ def test_one_call_of_a_single_step_network_asks_for_t_and_multi_step_batch_one_d
     functional.set_step_mode(net, "m")
     lay = trace_model(net, torch.rand(8, 1, 1, 28, 28)).layout
     assert (lay.style, lay.timesteps, lay.batch) == ("multi-step", 8, 1)
+
+
+class Tutorial5(nn.Module):
+    """snnTorch tutorial 5: a fully connected net, 25 steps over a flat [B, 784] input, spikes and membranes out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.lif1 = nn.Linear(784, 100), snn.Leaky(beta=0.95)
+        self.fc2, self.lif2 = nn.Linear(100, 10), snn.Leaky(beta=0.95)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mem1, mem2 = self.lif1.init_leaky(), self.lif2.init_leaky()
+        spikes, mems = [], []
+        for _ in range(25):
+            spk1, mem1 = self.lif1(self.fc1(x), mem1)
+            spk2, mem2 = self.lif2(self.fc2(spk1), mem2)
+            spikes.append(spk2)
+            mems.append(mem2)
+        return torch.stack(spikes, dim=0), torch.stack(mems, dim=0)
+
+
+def _tutorial7_net() -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(1, 8, 5), nn.MaxPool2d(2), snn.Leaky(beta=0.5, init_hidden=True),
+                         nn.Conv2d(8, 16, 5), nn.MaxPool2d(2), snn.Leaky(beta=0.5, init_hidden=True), nn.Flatten(),
+                         nn.Linear(16 * 4 * 4, 10), snn.Leaky(beta=0.5, init_hidden=True, output=True))
+
+
+class Tutorial7(nn.Module):
+    """snnTorch tutorial 7: an nn.Sequential with init_hidden neurons, looped over dim 0 of [T, B, ...] data."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = _tutorial7_net()
+
+    def forward(self, data: torch.Tensor) -> torch.Tensor:
+        from snntorch import utils
+
+        utils.reset(self.net)
+        return torch.stack([self.net(data[step])[0] for step in range(data.size(0))])
+
+
+class RateCoded(nn.Module):
+    """Rate coding inside forward (snntorch.spikegen.rate), then the tutorial-7 net over the generated steps."""
+
+    def __init__(self, steps: int) -> None:
+        super().__init__()
+        self.net, self.steps = _tutorial7_net(), steps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from snntorch import spikegen, utils
+
+        data = spikegen.rate(x, num_steps=self.steps)
+        utils.reset(self.net)
+        return torch.stack([self.net(data[t])[0] for t in range(self.steps)])
+
+
+class MultiStepForward(nn.Module):
+    """SpikingJelly's functional.multi_step_forward of a single-step net over [T, B, ...]."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(layer.Conv2d(1, 8, 3, padding=1), neuron.LIFNode(), layer.Flatten(),
+                                 layer.Linear(8 * 28 * 28, 10), neuron.LIFNode())
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        out = functional.multi_step_forward(x_seq, self.net)
+        functional.reset_net(self.net)
+        return out.mean(0)
+
+
+@pytest.mark.parametrize(("build", "x", "t", "b", "style"), [
+    (Tutorial5, torch.rand(16, 784), 25, 16, "loop-in-forward"),
+    (Tutorial7, torch.rand(10, 4, 1, 28, 28), 10, 4, "loop-over-input"),
+    (lambda: RateCoded(6), torch.rand(4, 1, 28, 28), 6, 4, "loop-in-forward"),
+    (MultiStepForward, torch.rand(5, 3, 1, 28, 28), 5, 3, "loop-over-input"),
+], ids=["tutorial5-fc", "tutorial7-sequential", "rate-coded-in-forward", "sj-multi-step-forward"])
+def test_documentation_style_models(build, x: torch.Tensor, t: int, b: int, style: str) -> None:
+    assert check_oracle(build(), x, t, b).layout.style == style
+
+
+class BatchFirstLoop(nn.Module):
+    """Audio / SHD style: [B, T, F] with forward looping over x[:, t]."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.lif1 = nn.Linear(20, 16), snn.Leaky(beta=0.9, init_hidden=True)
+        self.fc2, self.lif2 = nn.Linear(16, 4), snn.Leaky(beta=0.9, init_hidden=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.lif1.reset_hidden()
+        self.lif2.reset_hidden()
+        return torch.stack([self.lif2(self.fc2(self.lif1(self.fc1(x[:, t])))) for t in range(x.shape[1])], 1)
+
+
+@pytest.mark.parametrize(("b", "t"), [(3, 7), (5, 2), (4, 4)])
+def test_batch_first_loop_over_input(b: int, t: int) -> None:
+    lay = check_oracle(BatchFirstLoop(), torch.rand(b, t, 20), t, b).layout
+    assert lay.style == "loop-over-input" and (lay.timesteps, lay.batch) == (t, b)

@@ -1,13 +1,13 @@
 """Wall time of the front end (tracing) and the costing (TaskGraph) for vgg16 and resnet18.
 
-    .venv/bin/python experiments/frontend_bench/run.py [--networks vgg16,resnet18] [--repeat 7]
+    .venv/bin/python experiments/frontend_bench/run.py [--networks vgg16,resnet18,sj-spikformer] [--repeat 7]
 
-Per network, the median over --repeat runs (after one warm-up run) of:
-  build      zoo.build (model construction and init, not part of the front end; shown for scale)
-  trace      spikepipe.frontend.trace on one sample (what load_workload does)
-  tracer     spikepipe.tracer.trace_generic, the independent second tracer used as a cross-check
+Per network (a zoo name, or a case of experiments/frontend_bench/models.py such as sj-spikformer), the median
+over --repeat runs (after one warm-up run) of:
+  build      building the torch model (not part of the front end; shown for scale)
+  trace      spikepipe.frontend.trace_model: layers, T and B (zoo networks: at T=2, B=1, as load_workload does)
   costs      spikepipe.costs.build_task_graph (GEMM lowering, cycles on the default processor, bytes, memory)
-  workload   spikepipe.workload.load_workload end to end (build + trace + costs)
+  workload   end to end: spikepipe.workload.load_workload for a zoo name, build + trace + costs for a case
 Writes results/frontend_bench/bench.json and .csv (git-ignored).
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -27,13 +28,15 @@ from rich.table import Table
 from hwmodels.config import load_cluster
 from spikepipe import zoo
 from spikepipe.costs import build_task_graph
-from spikepipe.frontend import trace
+from spikepipe.frontend import trace_model
 from spikepipe.io import write_csv, write_json
-from spikepipe.tracer import trace_generic
 from spikepipe.workload import load_workload
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from models import CASES  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
-STAGES = ("build", "trace", "tracer", "costs", "workload")
+STAGES = ("build", "trace", "costs", "workload")
 
 
 def _time(fn) -> float:
@@ -42,29 +45,42 @@ def _time(fn) -> float:
     return time.perf_counter() - t0
 
 
+def _network(name: str):
+    """(build, T, B): a zoo network is built and traced at T=2, B=1 and costed at its defaults; a case as written."""
+    cases = {c.name: c for c in CASES}
+    if name in cases:
+        return cases[name].build, None, None
+    meta = zoo.info(name)
+    return (lambda: zoo.build(name, timesteps=2, batch=1)), meta.timesteps, meta.batch
+
+
 def bench(name: str, repeat: int, progress: Progress, task) -> dict:
     proc = load_cluster(None, processors=1).processors[0]
-    meta = zoo.info(name)
-    model, x = zoo.build(name)
-    layers = trace(model, x[:, :1])
-    assert trace_generic(model, x[:, :1]) == layers  # the two tracers agree before we time them
+    build, t_cost, b_cost = _network(name)
+    model, x = build()
+    traced = trace_model(model, x)
+    t, b = t_cost or traced.layout.timesteps, b_cost or traced.layout.batch
+
+    def costs(layers=traced.layers):
+        return build_task_graph(layers, batch=b, timesteps=t, processor=proc, name=name)
+
+    def workload():
+        if t_cost is not None:
+            return load_workload(name, processor=proc)
+        m, ex = build()
+        return costs(trace_model(m, ex).layers)
+
     runs: dict[str, list[float]] = {s: [] for s in STAGES}
     for i in range(repeat + 1):  # run 0 is a warm-up
-        sample = {
-            "build": _time(lambda: zoo.build(name)),
-            "trace": _time(lambda: trace(model, x[:, :1])),
-            "tracer": _time(lambda: trace_generic(model, x[:, :1])),
-            "costs": _time(lambda: build_task_graph(layers, batch=meta.batch, timesteps=meta.timesteps,
-                                                    processor=proc, name=name)),
-            "workload": _time(lambda: load_workload(name, processor=proc)),
-        }
+        sample = {"build": _time(build), "trace": _time(lambda: trace_model(model, x)), "costs": _time(costs),
+                  "workload": _time(workload)}
         if i:
             for s in STAGES:
                 runs[s].append(sample[s])
         progress.advance(task)
-    graph = build_task_graph(layers, batch=meta.batch, timesteps=meta.timesteps, processor=proc)
-    row = {"network": name, "layers": len(layers), "tasks": len(graph.tasks), "batch": meta.batch,
-           "timesteps": meta.timesteps, "repeat": repeat}
+    graph = costs()
+    row = {"network": name, "layers": len(traced.layers), "tasks": len(graph.tasks), "batch": b, "timesteps": t,
+           "repeat": repeat}
     for s in STAGES:
         row[f"{s}_median_s"] = round(statistics.median(runs[s]), 4)
         row[f"{s}_min_s"] = round(min(runs[s]), 4)
@@ -74,7 +90,7 @@ def bench(name: str, repeat: int, progress: Progress, task) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--networks", default="vgg16,resnet18")
+    ap.add_argument("--networks", default="vgg16,resnet18,sj-spikformer")
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "frontend_bench")
     args = ap.parse_args()

@@ -84,3 +84,37 @@ class MemoptBPTT(TrainerBase):
         self._load()
         self.net.train()  # batch statistics, as PlainBPTT's functional forward uses them
         return self.net(x)
+
+
+def memopt_kept_peak(tr: MemoptBPTT, x: torch.Tensor, y: torch.Tensor) -> int:
+    """Peak bytes kept for the backward by memopt, reconstructed where the hooks cannot see.
+
+    saved_tensors_hooks see what memopt stores in the forward (every checkpointed block's input, compressed to
+    bits when memopt compresses it, and the loss) but not the graph torch's checkpoint recomputes during the
+    backward: it stores those tensors in its own frame. Block i's backward needs the inputs of blocks 0..i (the
+    later ones are freed) and its own recomputed graph, measured by running the bare block under the meter:
+        peak = seen - sum_j in_j + max_i (sum_{j<=i} in_j + graph_i)."""
+    from spikepipe.methods.memory import KeptBytes, kept_peak, trainer_parameters
+
+    seen = kept_peak(tr, x, y)
+    tr._load()
+    params = trainer_parameters(tr) + [p for ps in tr.params for p in ps.values()]
+    net = tr.net
+    outs: list[torch.Tensor] = []
+    stored, graphs = [], []
+    for i, wrapped in enumerate(net.blocks):
+        src, res = net.sources[i], net.residuals[i]
+        xin = x if src == -1 else outs[src].detach().requires_grad_()
+        rin = None if res is None else (x if res == -1 else outs[res].detach().requires_grad_())
+        kw = {} if rin is None else {"residual": rin}
+        with KeptBytes(exclude=params) as m:
+            out = wrapped(xin, **kw)
+        stored.append(m.peak)
+        del out
+        with KeptBytes(exclude=params) as m:
+            out = wrapped._checkpoint_wrapped_module(xin, **kw)
+        graphs.append(m.peak)
+        outs.append(out.detach())
+        del out
+    prefix = [sum(stored[:i + 1]) for i in range(len(stored))]
+    return seen - sum(stored) + max(p + g for p, g in zip(prefix, graphs, strict=True))

@@ -87,6 +87,7 @@ def tasks_report(graph: TaskGraph, processor: Processor) -> dict[str, Any]:
                        "kernel": list(s.kernel), "stride": list(s.stride), "padding": list(s.padding),
                        "groups": s.groups, "inputs": list(s.inputs), "neuron": s.neuron is not None,
                        "neuron_kind": s.neuron.kind if s.neuron is not None else None, "modules": list(s.modules),
+                       "has_weights": s.has_weights, "per_step": s.per_step,
                        "post_ops": [p.kind if p.source is None else f"{p.kind}({p.source})" for p in s.post_ops],
                        "weight_bytes": m.weight_bytes, "optimizer_bytes": m.optimizer_bytes}
                       for s, m in zip(graph.layers, graph.memory, strict=True)]
@@ -111,3 +112,14 @@ def sweep_report(spec: SweepSpec, outcome: SweepOutcome) -> dict[str, Any]:
         "table_parquet": str(outcome.table_parquet) if outcome.table_parquet else None,
         "wall_s": outcome.wall_s,
     }
+
+
+def networks_report() -> dict[str, Any]:
+    """The `networks --json` object: the built-in networks' names, and each one's description, input shape,
+    classes, default timesteps and batch."""
+    from spikepipe import zoo
+
+    infos = [zoo.info(n) for n in zoo.names()]
+    return {"networks": [i.name for i in infos],
+            "details": [{"name": i.name, "description": i.description, "input_shape": list(i.input_shape),
+                         "num_classes": i.num_classes, "timesteps": i.timesteps, "batch": i.batch} for i in infos]}

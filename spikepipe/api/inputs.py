@@ -7,13 +7,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from hwmodels import Cluster, HardwareConfigError
 from spikepipe.ir import SpikePipeError, TaskGraph
+
+if TYPE_CHECKING:
+    from spikepipe.api.results import NetworksResult
 
 
 class HardwareError(SpikePipeError, HardwareConfigError):
@@ -167,13 +170,15 @@ class Workload:
 
             return load_graph(self.spec, cluster, self.batch, self.timesteps)
         from spikepipe.costs import build_task_graph
-        from spikepipe.frontend import trace
+        from spikepipe.frontend import trace_model
 
         assert self.model is not None and self.example_input is not None
-        example = self.example_input
-        layers = trace(self.model, example[:, :1])
-        return build_task_graph(layers, batch=int(example.shape[1]), timesteps=int(example.shape[0]),
-                                processor=cluster.processors[0], name=self.name)
+        # the front end reads T and B from how the model runs on its example ([T, B, ...] multi-step or
+        # [B, ...] with the time loop in forward); batch/timesteps override where the model allows it
+        traced = trace_model(self.model, self.example_input, timesteps=self.timesteps, batch=self.batch)
+        lay = traced.layout
+        return build_task_graph(traced.layers, batch=lay.batch, timesteps=lay.timesteps,
+                                processor=cluster.processors[0], name=self.name, layout=lay.to_dict())
 
 
 def load_network(network: str | Path | nn.Module, example_input: torch.Tensor | None = None, *,
@@ -184,15 +189,11 @@ def load_network(network: str | Path | nn.Module, example_input: torch.Tensor | 
     positive("batch", batch)
     positive("timesteps", timesteps)
     if isinstance(network, nn.Module):
-        if not isinstance(example_input, torch.Tensor) or example_input.dim() < 3:
-            raise ApiArgumentError("a model needs an example input tensor shaped [T, B, ...]")
-        example = example_input
-        if batch is not None or timesteps is not None:
-            from spikepipe.workload import _resize
-
-            example = _resize(example, timesteps or example.shape[0], batch or example.shape[1])
+        if not isinstance(example_input, torch.Tensor):
+            raise ApiArgumentError("a model needs an example input tensor: [T, B, ...] for a multi-step model, "
+                                   "[B, ...] for one that runs its time loop in forward")
         label = name or type(network).__name__
-        return Workload(label, None, network, example, int(example.shape[1]), int(example.shape[0]))
+        return Workload(label, None, network, example_input, batch, timesteps)
     if example_input is not None:
         raise ApiArgumentError("example_input goes with a model; a named network brings its own")
     spec = str(network)
@@ -208,7 +209,18 @@ def load_network(network: str | Path | nn.Module, example_input: torch.Tensor | 
 
 
 def networks() -> list[str]:
-    """Names of the built-in networks."""
+    """Names of the built-in networks (`network_details()` for what `spikepipe networks --json` says of each)."""
     from spikepipe import zoo
 
     return zoo.names()
+
+
+def network_details() -> NetworksResult:
+    """The built-in networks with what `spikepipe networks --json` says of each (description, input shape,
+    classes, default timesteps and batch); `.to_dict()` is that object."""
+    from spikepipe import zoo
+    from spikepipe.api.contract import networks_report
+    from spikepipe.api.results import NetworksResult, _frozen
+
+    data = networks_report()
+    return NetworksResult(tuple(data["networks"]), tuple(zoo.info(n) for n in data["networks"]), _frozen(data))

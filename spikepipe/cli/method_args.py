@@ -10,7 +10,8 @@ from typing import Any
 from spikepipe.cli.common import positive_int
 
 # sweep-file keys (and TrainConfig fields) that name method parameters; values are MethodOptions fields
-METHOD_KEYS = ("method", "checkpoint_every", "skip", "window", "blocks", "hard_fraction", "skipper_gradient")
+METHOD_KEYS = ("method", "checkpoint_every", "skip", "window", "blocks", "hard_fraction", "skipper_gradient",
+               "exit_confidence")
 
 
 def _non_negative_int(text: str) -> int:
@@ -43,6 +44,16 @@ def _fraction(text: str) -> float:
     return v
 
 
+def _unit(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0 <= v <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
+    return v
+
+
 def add_method_arguments(p: Any, methods: Sequence[str]) -> None:
     """--method and its parameters on parser or argument group `p`."""
     from spikepipe.methods.registry import SKIPPER_GRADIENTS, MethodOptions
@@ -63,6 +74,9 @@ def add_method_arguments(p: Any, methods: Sequence[str]) -> None:
                    help=f"ttl/local/bloctrain: number of local-loss blocks (default {d.blocks})")
     p.add_argument("--hard-fraction", type=_fraction, default=d.hard_fraction, metavar="H",
                    help=f"bloctrain: share of a block's classes passed to the next block (default {d.hard_fraction})")
+    p.add_argument("--exit-confidence", type=_unit, default=d.exit_confidence, metavar="P",
+                   help="bloctrain: softmax confidence an easy sample needs to exit early (default "
+                        f"{d.exit_confidence})")
 
 
 def method_options(args: argparse.Namespace) -> Any:

@@ -19,7 +19,8 @@ from torch.overrides import TorchFunctionMode
 from spikepipe.ir import LayerSpec, NeuronSpec, PostOp
 from spikepipe.tracer.errors import TraceError, UnsupportedLayerError
 from spikepipe.tracer.layout import LayerRun
-from spikepipe.tracer.neurons import SUPPORTED as NEURONS, library_class
+from spikepipe.tracer.neurons import SUPPORTED as NEURONS
+from spikepipe.tracer.neurons import library_class
 
 INPUT = -1  # tag of the network input (and anything computed from it before the first synaptic op)
 
@@ -37,6 +38,7 @@ _POOL_FUNCS = {"max_pool2d": "maxpool", "avg_pool2d": "avgpool", "adaptive_avg_p
                "adaptive_avg_pool1d": "adaptiveavgpool", "adaptive_max_pool1d": "maxpool"}
 _NORM_FUNCS = {"batch_norm": "batchnorm", "layer_norm": "layernorm"}
 _MATMUL = frozenset({"matmul", "__matmul__", "bmm"})
+_CAT = frozenset({"cat", "concat", "concatenate"})
 _SCALE = frozenset({"mul", "__mul__", "__rmul__", "mul_", "__imul__", "div", "__truediv__", "div_", "__itruediv__"})
 _DROPOUT_FUNCS = frozenset({"dropout", "dropout2d", "dropout1d", "feature_dropout", "alpha_dropout"})
 SUPPORTED_OPS = (f"Conv1d, Conv2d, Linear (modules or functional), BatchNorm1d/2d, LayerNorm, max/avg/adaptive "
@@ -172,6 +174,9 @@ class _Tracer(TorchFunctionMode):
         in_shape, out_shape = per_sample(x, op), per_sample(out, op)
         op = "conv" if op == "conv1d" else op
         lead = x.numel() // max(1, prod(in_shape))
+        tokens = self.tokens(op, lead)
+        if tokens > 1:  # a Linear applied per token: tokens are per-sample rows of its GEMM, not samples
+            in_shape, out_shape, lead = (tokens, *in_shape), (tokens, *out_shape), lead // tokens
         if key in self.by_site:
             idx = self.by_site[key]
             self.layers[idx].calls += 1
@@ -195,6 +200,18 @@ class _Tracer(TorchFunctionMode):
                                   leads={lead}, first_shape=tuple(int(d) for d in x.shape), sample_rank=nd - 1))
         self.by_site[key] = idx
         return idx
+
+    def sample_lead(self) -> int:
+        """Samples x steps per call, as the first layer (fed by the network input) defines them."""
+        return max(self.layers[0].leads) if self.layers else 0
+
+    def tokens(self, op: str, lead: int) -> int:
+        """Rows per sample of a Linear applied to [..., tokens, features] in a model that runs every layer once
+        per forward (multi-step): its leading elements are a multiple of the first layer's."""
+        base = self.sample_lead()
+        if op != "linear" or not base or self.layers[0].calls != 1 or lead <= base or lead % base:
+            return 1
+        return lead // base
 
     def post_op(self, site: Any, layer: int, op: PostOp | None, neuron: NeuronSpec | None = None) -> None:
         lay = self.layers[layer]
@@ -308,10 +325,12 @@ class _Tracer(TorchFunctionMode):
             return out
         if name in ("conv2d", "conv1d", "linear"):
             self.functional_synapse(name, args, kwargs, out)
+        elif tags == [INPUT]:  # encoding the input (spikegen.rate, repeats, scaling): the data pipeline, free
+            self.tag_all(out, INPUT)
         elif name in _ADD:
             self.add(tags, out)
-        elif tags == [INPUT]:
-            self.tag_all(out, INPUT)
+        elif name in _CAT and len(tags) > 1 and INPUT not in tags:
+            self.weightless("concat", tags, out)
         elif name in _REDUCE:
             self.reduce(name, tags, args, kwargs, out)
         elif name in _PASSTHROUGH:
@@ -323,7 +342,7 @@ class _Tracer(TorchFunctionMode):
         elif name in _SCALE and len(tags) == 1 and _is_constant(args[1] if len(args) > 1 else kwargs.get("other")):
             self.functional_post("scale", tags, out)
         elif name in _SCALE and len(tags) == 2 and INPUT not in tags and name.startswith(("mul", "__mul", "__rmul")):
-            self.product(tags, out)
+            self.weightless("mul", tags, out)
         else:
             what = "a product of two layers' outputs (spiking self-attention)" if len(tags) > 1 and name in (
                 "matmul", "__matmul__", "bmm", "mul", "__mul__", "einsum") else f"operation {name!r}"
@@ -392,8 +411,9 @@ class _Tracer(TorchFunctionMode):
             raise UnsupportedLayerError(f"{self.where()}: {name} of a layer's output with a parameter, a constant or "
                                         f"the raw input is not supported (use nn.Linear for a weight; supported: "
                                         f"{SUPPORTED_OPS})")
-        site = ("matmul", id(self.stack[-1][1]), self.call_site())  # one layer per module instance and line
-        lead = max(self.layers[ta].leads)  # samples x steps per call of the producer
+        # one layer per module instance, line and operands (a time loop repeats all three)
+        site = ("matmul", id(self.stack[-1][1]), self.call_site(), ta, tb)
+        lead = self.sample_lead()  # samples x steps per call
         if a.dim() < 2 or b.dim() < 2:
             raise UnsupportedLayerError(f"{self.where()}: {name} of vectors is not supported")
         m, k, n = int(a.shape[-2]), int(a.shape[-1]), int(b.shape[-1])
@@ -435,12 +455,13 @@ class _Tracer(TorchFunctionMode):
         self.post_op((kind, self.call_site(), src), dst, PostOp(kind, lay.cur_shape, lay.cur_shape, source=src))
         self.tag_all(out, dst)
 
-    def product(self, tags: list[int], out: torch.Tensor) -> None:
-        """An element-wise product of two layers' outputs (Spike-driven Transformer's K * V and Q * KV): a layer
-        of its own with no weights and no GEMM, on the vector unit, so that a neuron may follow it."""
-        site = ("mul", id(self.stack[-1][1]), self.call_site())
+    def weightless(self, op: str, tags: list[int], out: torch.Tensor) -> None:
+        """An element-wise product of two layers' outputs (op "mul": Spike-driven Transformer's K * V and Q * KV)
+        or a concatenation of several (op "concat": DenseNet / U-Net skips along channels): a layer of its own with
+        no weights and no GEMM, on the vector unit, so that a neuron or a norm may follow it."""
         srcs = tuple(sorted(tags))
-        lead = max(max(self.layers[t].leads) for t in srcs)
+        site = (op, id(self.stack[-1][1]), self.call_site(), srcs)
+        lead = self.sample_lead()
         if site in self.by_site:
             idx = self.by_site[site]
             self.layers[idx].calls += 1
@@ -448,11 +469,18 @@ class _Tracer(TorchFunctionMode):
         else:
             per = out.numel() // max(1, lead)
             cur = next((self.layers[t].cur_shape for t in reversed(srcs) if prod(self.layers[t].cur_shape) == per),
-                       None) or tuple(int(d) for d in out.shape[-1:])
+                       None)
+            if cur is None:  # a concatenation: the sources' rank, along the dim that grew
+                rank = len(self.layers[srcs[-1]].cur_shape)
+                cur = tuple(int(d) for d in out.shape[-rank:])
+                if prod(cur) != per:
+                    raise UnsupportedLayerError(f"{self.where()}: {op} of layers "
+                                                f"{', '.join(self.layers[t].name for t in srcs)} joins along a batch "
+                                                f"or time dim")
             idx = len(self.layers)
             path = self.stack[-1][0]
-            label = f"{path + '.' if path else ''}mul{sum(1 for x in self.layers if x.op == 'mul')}"
-            self.layers.append(_Layer(idx, label, "mul", cur, cur, {}, srcs, cur, calls=1, leads={lead},
+            label = f"{path + '.' if path else ''}{op}{sum(1 for x in self.layers if x.op == op)}"
+            self.layers.append(_Layer(idx, label, op, cur, cur, {}, srcs, cur, calls=1, leads={lead},
                                       first_shape=tuple(int(d) for d in out.shape), sample_rank=len(cur)))
             self.by_site[site] = idx
         self.tag_all(out, idx)

@@ -5,6 +5,7 @@ The first layer (the synaptic op reading the network input) was called `calls` t
 per-sample shape):
   [T, B, ...]  called once on T*B            multi-step (the project's convention; T and B from the input)
   [T, B, ...]  called T times on B each      loop-over-input: forward loops over dim 0 (T from the input)
+  [B, T, ...]  called T times on B each      loop-over-input, batch first: forward loops over x[:, t]
   [B, ...]     called n > 1 times on B each  loop-in-forward: T = n steps run inside forward (fixed by the model)
   [B, ...]     called once on n*B            time-in-forward: the model repeats its input n times (Spikformer)
   [B, ...]     called once on B              single-step: one call is one step; T must be given (--timesteps)
@@ -126,6 +127,9 @@ def _split(first: LayerRun, shape: tuple[int, ...], k: int, n: int, lead: int, r
         if n == t and lead == b:
             return Layout("loop-over-input", t, b, f"input dim 0 (forward loops over it: {where} called {n} "
                                                   f"times)", "input dim 1")
+        if n == b and lead == t:  # batch first, [B, T, ...], with forward looping over x[:, t]
+            return Layout("loop-over-input", b, t, f"input dim 1 (forward loops over it: {where} called {n} "
+                                                  f"times)", "input dim 0")
         return None
     if k == 1:
         b = shape[0]

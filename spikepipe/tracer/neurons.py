@@ -16,6 +16,7 @@ forward and backward through time); `kind` picks the row, `state_vars` counts wh
     ParametricLIFNode  as LIFNode with 1/tau = sigmoid(w) learnt             kind plif (+ dL/dw per step)
     other BaseNode     ops counted by running one single step of the real neuron on one element (see
                        counted_ops): kind "neuron" with ops_fwd / ops_bwd carried in the spec.
+- any module with a `spikepipe_neuron` attribute holding a NeuronSpec states its own (spikepipe.nir_import).
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def is_neuron(module: nn.Module) -> bool:
     """Any spiking neuron of the three libraries, supported or not."""
     from spikepipe.snn import LIF
 
-    if isinstance(module, LIF):
+    if isinstance(module, LIF) or isinstance(getattr(module, "spikepipe_neuron", None), NeuronSpec):
         return True
     lib, _ = library_class(module)
     names = {c.__name__ for c in type(module).__mro__}
@@ -79,6 +80,9 @@ def neuron_spec(module: nn.Module, path: str = "") -> NeuronSpec | None:
         return NeuronSpec(beta=round(float(module.beta), 6), threshold=float(module.threshold), reset=module.reset,
                           surrogate=module.surrogate, learn_beta=module.learn_beta,
                           fire_on_equal=module.fire_on_equal)
+    own = getattr(module, "spikepipe_neuron", None)
+    if isinstance(own, NeuronSpec):  # a module that states its own neuron (the NIR reader's, or a user's)
+        return own
     if not is_neuron(module):
         return None
     lib, cls = library_class(module)

@@ -30,9 +30,9 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from oracle_tracer.neurons import is_spiking_neuron, neuron_spec_of
 from spikepipe.frontend import TraceError, UnsupportedLayerError
 from spikepipe.ir import LayerSpec, NeuronSpec, PostOp, SpikePipeError
-from oracle_tracer.neurons import is_spiking_neuron, neuron_spec_of
 
 log = logging.getLogger(__name__)
 

@@ -156,12 +156,13 @@ def _marked(marker: str) -> list[int]:
     return found
 
 
-COMMON = ("--network", "snn-mlp", "--batch", "16", "--limit-train", "96", "--no-progress", "--json")
+COMMON = ("--batch", "16", "--limit-train", "96", "--no-progress", "--json")
+NET = ("--network", "snn-mlp")
 
 
 def test_cli_rank_killed_mid_epoch_exits_nonzero_with_one_line():
     marker = f"SPIKEPIPE_TEST_MARK_{uuid.uuid4().hex}"
-    r = _cli(*COMMON, "--schedule", "pipedream", "--processors", "2", "--backend", "gloo", "--epochs", "1",
+    r = _cli(*NET, *COMMON, "--schedule", "pipedream", "--processors", "2", "--backend", "gloo", "--epochs", "1",
              env={FAULT_ENV: "0:F0:2:exit", marker: "1"})
     assert r.returncode != 0
     lines = r.stderr.strip().splitlines()
@@ -178,7 +179,7 @@ def test_cli_rank_killed_mid_epoch_exits_nonzero_with_one_line():
 ])
 def test_cli_refuses_what_it_cannot_run(args, message):
     backend = () if "--backend" in args else ("--backend", "gloo")
-    r = _cli(*COMMON, "--processors", "2", *backend, *args)
+    r = _cli(*NET, *COMMON, "--processors", "2", *backend, *args)
     assert r.returncode == 2
     assert r.stderr.startswith("error:") and message in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
@@ -194,13 +195,13 @@ def test_resume_after_a_fault_is_bit_identical(tmp_path):
     s = schedules.generate("spikepipe", load_workload("snn-mlp", batch=16, timesteps=None),
                            load_cluster(None, processors=2))
     slot = next(sl for sl in s.slots if sl.processor == 1)
-    common = (*COMMON, "--schedule", "spikepipe", "--processors", "2", "--epochs", "2", "--out", str(tmp_path))
+    common = (*NET, *COMMON, "--schedule", "spikepipe", "--processors", "2", "--epochs", "2", "--out", str(tmp_path))
     r = _cli(*common, "--backend", "gloo", env={FAULT_ENV: f"1:{slot.id}:1:exit:1"})
     assert r.returncode != 0 and "epoch 2" in r.stderr
     r = _cli(*common, "--backend", "gloo", "--resume")
     assert r.returncode == 0, r.stderr
     resumed = json.loads(r.stdout)
-    r = _cli(*COMMON, "--schedule", "spikepipe", "--processors", "2", "--epochs", "2", "--out",
+    r = _cli(*NET, *COMMON, "--schedule", "spikepipe", "--processors", "2", "--epochs", "2", "--out",
              str(tmp_path / "emu"))
     emulated = json.loads(r.stdout)
     ours = torch.load(tmp_path / "model.pt", weights_only=True)  # the trained module's state_dict
@@ -258,3 +259,27 @@ def test_a_rank_that_dies_while_starting_is_retried_then_reported(monkeypatch):
     with pytest.raises(DistributedError, match=r"^rank 1 died \(exit code 17\) before its first slot"):
         trainer.run_epoch(get_batch, 6)
     assert _spawned_children() == []
+
+
+def test_user_model_file(tmp_path):
+    """A network given as file.py:function: one with the block protocol runs on the ranks with the emulation's
+    weights; a plain module (no blocks to place) is refused with one line."""
+    (tmp_path / "blocks.py").write_text(
+        "from spikepipe import zoo\n\n\ndef build():\n"
+        "    return zoo.build('snn-mlp', batch=16, num_classes=10, seed=3)\n")
+    (tmp_path / "plain.py").write_text(
+        "import torch\nfrom torch import nn\nfrom spikepipe.snn import LIF\n\n\ndef build():\n"
+        "    torch.manual_seed(0)\n"
+        "    return nn.Sequential(nn.Linear(64, 32), LIF(), nn.Linear(32, 10)), torch.zeros(4, 16, 64)\n")
+    common = (*COMMON, "--schedule", "spikepipe", "--processors", "2", "--epochs", "1")
+    models = {}
+    for backend in ("emulate", "gloo"):
+        r = _cli(*common, "--network", f"{tmp_path / 'blocks.py'}:build", "--backend", backend, "--out",
+                 str(tmp_path / backend))
+        assert r.returncode == 0, r.stderr
+        models[backend] = torch.load(tmp_path / backend / "model.pt", weights_only=True)
+    for k, v in models["emulate"].items():
+        if v.is_floating_point():
+            assert float((v - models["gloo"][k]).abs().max()) <= 1e-6, k
+    r = _cli(*common, "--network", f"{tmp_path / 'plain.py'}:build", "--backend", "gloo")
+    assert r.returncode == 2 and r.stderr.startswith("error:") and "no blocks" in r.stderr

@@ -3,16 +3,19 @@
 numpy only; no imports from the rest of the project.
 """
 
+from hwmodels.energy import EnergyTable
 from hwmodels.errors import HardwareConfigError
-from hwmodels.interconnect import Interconnect
+from hwmodels.interconnect import AllReducePhase, Interconnect
 from hwmodels.memory import Memory
 from hwmodels.processor import Cluster, GemmCost, Processor
 from hwmodels.systolic import Dataflow, SystolicArray
 from hwmodels.vector import VectorUnit
 
 __all__ = [
+    "AllReducePhase",
     "Cluster",
     "Dataflow",
+    "EnergyTable",
     "GemmCost",
     "HardwareConfigError",
     "Interconnect",

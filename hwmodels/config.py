@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from hwmodels.energy import EnergyTable
 from hwmodels.errors import HardwareConfigError
 from hwmodels.interconnect import Interconnect
 from hwmodels.memory import Memory
@@ -71,11 +72,14 @@ _PROC_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "dram_bytes": ((int,), "a positive integer"),
     "double_buffered": ((bool,), "true or false"),
     "count": ((int,), "a positive integer"),
+    "energy": ((dict,), "a table of energies (the keys of [energy])"),
 }
 _LINK_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "link_bytes_per_cycle": ((int, float), "a number > 0"),
     "link_latency_cycles": ((int,), "an integer >= 0"),
-    "topology": ((str,), "all-to-all or ring"),
+    "topology": ((str,), "all-to-all, ring, mesh, torus or switch"),
+    "grid": ((list,), "[rows, cols] (mesh and torus)"),
+    "placement": ((list,), "the grid position of every processor, a permutation of 0..P-1"),
 }
 _MEM_KEYS = ("ifmap_sram_bytes", "filter_sram_bytes", "ofmap_sram_bytes", "dram_bytes_per_cycle", "dram_bytes",
              "double_buffered")
@@ -94,7 +98,7 @@ def _check_table(d: Any, known: dict[str, tuple[tuple[type, ...], str]], where: 
     return d
 
 
-def _processor(d: Any, where: str) -> tuple[Processor, int]:
+def _processor(d: Any, where: str, energy: EnergyTable) -> tuple[Processor, int]:
     d = _check_table(d, _PROC_KEYS, where)
     missing = [key for key in ("rows", "cols") if key not in d]
     if missing:
@@ -107,6 +111,8 @@ def _processor(d: Any, where: str) -> tuple[Processor, int]:
             memory=Memory(**{k: d[k] for k in _MEM_KEYS if k in d}),
             freq_hz=float(d.get("freq_hz", 1e9)),
             word_bytes=d.get("word_bytes", 2),
+            # a processor's own [processor.energy] overrides the file's [energy] key by key
+            energy=EnergyTable.from_dict(d["energy"], f"{where}.energy", base=energy) if "energy" in d else energy,
         )
     except HardwareConfigError as exc:
         raise HardwareConfigError(f"{where}: {exc}") from None
@@ -118,10 +124,13 @@ def _processor(d: Any, where: str) -> tuple[Processor, int]:
 
 def cluster_from_dict(data: dict[str, Any], source: str = "hardware") -> Cluster:
     """A Cluster from parsed TOML: one or more [[processor]] tables (each with a count; different tables make
-    a heterogeneous cluster, in file order) and an optional [interconnect] table."""
-    unknown = set(data) - {"processor", "interconnect"}
+    a heterogeneous cluster, in file order), an optional [interconnect] table and an optional [energy] table
+    (per-operation energies of every processor; a [[processor]]'s own `energy` table overrides it)."""
+    unknown = set(data) - {"processor", "interconnect", "energy"}
     if unknown:
-        raise HardwareConfigError(f"{source}: unknown sections {sorted(unknown)}; expected [[processor]] and [interconnect]")
+        raise HardwareConfigError(f"{source}: unknown sections {sorted(unknown)}; expected [[processor]], "
+                                  "[interconnect] and [energy]")
+    energy = EnergyTable.from_dict(data.get("energy", {}), f"{source}: [energy]")
     procs_raw = data.get("processor")
     if not procs_raw:
         raise HardwareConfigError(f"{source}: needs at least one [[processor]] table")
@@ -131,7 +140,7 @@ def cluster_from_dict(data: dict[str, Any], source: str = "hardware") -> Cluster
         raise HardwareConfigError(f"{source}: processor must be a [[processor]] table, got {procs_raw!r}")
     procs: list[Processor] = []
     for i, d in enumerate(procs_raw):
-        proc, count = _processor(d, f"{source}: [[processor]] #{i + 1}")
+        proc, count = _processor(d, f"{source}: [[processor]] #{i + 1}", energy)
         procs.extend([proc] * count)
     link = _check_table(data.get("interconnect", {}), _LINK_KEYS, f"{source}: [interconnect]")
     try:

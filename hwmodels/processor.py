@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from hwmodels.energy import EnergyTable
 from hwmodels.errors import HardwareConfigError
 from hwmodels.interconnect import Interconnect
 from hwmodels.memory import Memory
@@ -30,6 +31,7 @@ class Processor:
     memory: Memory = field(default_factory=Memory)
     freq_hz: float = 1e9
     word_bytes: int = 2  # operand precision on the array (bf16/fp16 by default)
+    energy: EnergyTable = field(default_factory=EnergyTable)  # per-operation energies (all 0: not priced)
 
     def __post_init__(self) -> None:
         if not self.freq_hz > 0:
@@ -59,6 +61,8 @@ class Cluster:
         if len(self.processors) < 1:
             raise HardwareConfigError("a cluster needs at least one processor")
         object.__setattr__(self, "processors", tuple(self.processors))
+        if len(self.processors) > 1:  # one processor has no links; a file's grid may be for the resized cluster
+            self.interconnect.check_size(len(self.processors))
 
     @classmethod
     def homogeneous(cls, count: int, processor: Processor | None = None,
@@ -91,3 +95,6 @@ class Cluster:
 
     def allreduce_cycles(self, nbytes: int) -> int:
         return self.interconnect.allreduce_cycles(nbytes, self.size)
+
+    def links(self) -> tuple[tuple[int, int], ...]:
+        return self.interconnect.links(self.size)

@@ -230,10 +230,8 @@ def link_loads(schedule: Schedule, cluster: Cluster, graph: TaskGraph | None = N
             load[link] += occ
     coll = sum(c.duration_cycles for c in schedule.collectives)
     if coll and cluster.size > 1:
-        for a in range(cluster.size):
-            for b in range(cluster.size):
-                if a != b and len(cluster.route(a, b)) == 1:
-                    load[(a, b)] += coll
+        for link in cluster.links():
+            load[link] += coll
     return dict(load)
 
 
@@ -272,7 +270,7 @@ def lower_bound(graph: TaskGraph, cluster: Cluster, microbatches: Iterable[int] 
 
 def pack_back_to_back(graph: TaskGraph, cluster: Cluster, assignment: Mapping[str, int],
                       order: Sequence[str]) -> tuple[list[Slot], int]:
-    """Each processor runs its tasks in `order`, back to back from 0: the greedy seed of DESIGN.md section 7.
+    """Each processor runs its tasks in `order`, back to back from 0: the greedy seed of docs/design.md section 7.
     Returns the slots (lag 0; derive lags afterwards) and the busiest processor's load."""
     t = defaultdict(int)
     slots = []

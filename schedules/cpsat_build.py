@@ -197,7 +197,7 @@ def build_phase2_free(graph: TaskGraph, cluster: Cluster, period: int, max_lag: 
     """Phase 2 with re-assignment: period fixed, processor, offset and lag of every task free; minimise the total
     delay. Only for homogeneous all-to-all clusters whose links cannot bind (then a transfer costs the same
     between any two processors, so one bool per edge says whether it crosses). Needs a feasible hint to start
-    from: with the period packed exactly CP-SAT rarely finds a first solution alone (DESIGN.md section 7).
+    from: with the period packed exactly CP-SAT rarely finds a first solution alone (docs/design.md section 7).
     `candidates` (each must hold the hint's processor) restricts the processors per task, as in build_phase1."""
     m = cp_model.CpModel()
     procs = range(cluster.size)

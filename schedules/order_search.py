@@ -27,7 +27,7 @@ from spikepipe.ir import Dependency, Slot, TaskGraph, TaskKind, task_id
 
 def delay_lower_bounds(graph: TaskGraph, cluster: Cluster, period: int,
                        assignment: Mapping[str, int] | None = None) -> tuple[int, ...]:
-    """delay_l >= ceil(longest path from F_l's start to W_l's end / period) - 1 (DESIGN.md section 4 formula:
+    """delay_l >= ceil(longest path from F_l's start to W_l's end / period) - 1 (docs/design.md section 4 formula:
     the span of one minibatch from F_l to W_l is a whole number of periods plus offsets). Durations are the
     fastest processor's and transfers 0, unless an assignment is given (then both are exact for it)."""
     order = graph.topological_order()

@@ -20,6 +20,7 @@ _GENERATORS: dict[str, str] = {
     "1f1b": "schedules.flush:one_f_one_b",
     "interleaved-1f1b": "schedules.flush:interleaved_1f1b",
     "zero-bubble": "schedules.flush:zero_bubble",
+    "zb-v": "schedules.flush:zb_v",
     "pipedream": "schedules.pipedream:pipedream",
     "layerpipe": "schedules.pipedream:layerpipe",
     "list": "schedules.listsched:list_schedule",
@@ -27,7 +28,8 @@ _GENERATORS: dict[str, str] = {
 }
 
 # the standard schedules that pipeline whole tasks (no batch split across processors): what spikepipe must beat
-PIPELINING = ("sequential", "gpipe", "1f1b", "interleaved-1f1b", "zero-bubble", "pipedream", "layerpipe")
+PIPELINING = ("sequential", "gpipe", "1f1b", "interleaved-1f1b", "zero-bubble", "zb-v", "pipedream",
+              "layerpipe")
 
 
 class UnknownScheduleError(SpikePipeError):

@@ -1,4 +1,4 @@
-"""`spikepipe`: any F, B, W task of any layer on any processor, by CP-SAT in two phases (DESIGN.md section 7).
+"""`spikepipe`: any F, B, W task of any layer on any processor, by CP-SAT in two phases (docs/design.md section 7).
 
 1. The baselines are built first. The best assignment among the pipeline's contiguous stages and a greedy
    load/link balance is the phase-1 hint, and its period the horizon.
@@ -15,7 +15,12 @@
    re-labelled, with the reason in info. With period_slack the comparison is on delay among baselines within
    the longer period, and a slack that buys no delay over the tight seeds keeps the tight period.
 
-Time: `time_limit_s` bounds the whole call (baselines, model builds, both solves, order search, extraction and,
+Time: by default the budget is counted in work, not seconds: DEFAULT_DETERMINISTIC_S of CP-SAT deterministic time
+(fixed worker count, interleaved workers) and `search_evaluations` order-search moves, so the same call gives the
+same schedule on an idle and on a loaded machine; a wall guard of WALL_GUARD_S only stops a runaway call, and
+when it cuts anything info["reproducible"] is false and info["wall_guard_fired"] true. An explicit
+`time_limit_s` (the CLI's --time-limit) is a wall-clock limit instead, and not reproducible under load: it bounds
+the whole call (baselines, model builds, both solves, order search, extraction and,
 with split=True, the split path), through one Deadline started at entry that every phase reads. What is cut
 for time is said in info["budget"] (seconds per phase, "skipped_for_time" notes): the flush baselines beyond
 a share of the limit (the periodic ones, which seed phase 2, are always built), the link re-solve, phase 1 or
@@ -62,8 +67,14 @@ from spikepipe.ir import Schedule, TaskGraph
 log = logging.getLogger(__name__)
 
 _OPTIONS = ("time_limit_s", "workers", "seed", "period_slack", "compare", "deterministic", "deterministic_time_s",
-            "search_evaluations", "split", "max_parts")
-_COMPARE = ("sequential", "gpipe", "1f1b", "interleaved-1f1b", "zero-bubble", "pipedream", "layerpipe")
+            "search_evaluations", "split", "max_parts", "budget_mode")
+# the default budget (no time_limit_s): CP-SAT deterministic seconds of both phases together (with the default
+# 2 interleaved workers about 10 s of wall time on an idle 2-core machine, phase 1 usually proves its period)...
+DEFAULT_DETERMINISTIC_S = 2.0
+# ...and a wall-clock guard that only a pathological case reaches; when it cuts anything, info says
+# reproducible: false and names what was cut
+WALL_GUARD_S = 300.0
+_COMPARE = ("sequential", "gpipe", "1f1b", "interleaved-1f1b", "zero-bubble", "zb-v", "pipedream", "layerpipe")
 # cheap periodic baselines, always built whatever the time: phase 2 is seeded from them and the guarantee rests
 # on them; the flush ones cost seconds at a few hundred tasks (a whole iteration is replayed per micro-batch count)
 _ALWAYS = ("sequential", "pipedream", "layerpipe")
@@ -149,12 +160,24 @@ def _skipped_report(workers: int, seed: int) -> SolveReport:
 
 
 def spikepipe(graph: TaskGraph, cluster: Cluster, **options: Any) -> Schedule:
-    """Options: time_limit_s (10: the whole call's wall time, split path included), workers (2), seed (0),
-    deterministic (True), deterministic_time_s, period_slack, compare, search_evaluations, split (False:
-    intra-layer batch splitting, schedules.split), max_parts."""
-    time_limit = options.get("time_limit_s", 10.0)
-    if not isinstance(time_limit, (int, float)) or isinstance(time_limit, bool) or not time_limit > 0:
+    """Options: time_limit_s (the whole call's wall time, split path included; not reproducible under load: by
+    default the budget is DEFAULT_DETERMINISTIC_S of CP-SAT deterministic time and search_evaluations moves, under
+    a wall guard of WALL_GUARD_S), workers (2), seed (0), deterministic (True), deterministic_time_s,
+    period_slack, compare, search_evaluations, split (False: intra-layer batch splitting, schedules.split),
+    max_parts."""
+    time_limit = options.get("time_limit_s")
+    if time_limit is None:
+        # the default budget is counted in CP-SAT's deterministic time and search moves, not in seconds, so the
+        # answer does not depend on the machine's load; the wall clock only guards against a runaway call
+        options = {"deterministic": True, **options,
+                   "deterministic_time_s": options.get("deterministic_time_s", DEFAULT_DETERMINISTIC_S),
+                   "budget_mode": "deterministic"}
+        time_limit = WALL_GUARD_S
+    elif not isinstance(time_limit, (int, float)) or isinstance(time_limit, bool) or not time_limit > 0:
         raise ScheduleOptionError(f"spikepipe: time_limit_s must be a number of seconds > 0, got {time_limit!r}")
+    else:
+        options = {**options, "budget_mode": "wall-clock"}
+    options.pop("time_limit_s", None)
     deadline = Deadline.start(float(time_limit))
     split = bool(options.pop("split", False)) if "split" in options else False
     max_parts = options.pop("max_parts", None)
@@ -189,6 +212,7 @@ def spikepipe(graph: TaskGraph, cluster: Cluster, **options: Any) -> Schedule:
 def _spikepipe_whole(graph: TaskGraph, cluster: Cluster, budget: _Budget, **options: Any) -> Schedule:
     check_options("spikepipe", options, _OPTIONS)
     time_limit = budget.deadline.limit_s
+    mode = options.get("budget_mode", "wall-clock")
     workers = int(options.get("workers", 2))
     seed = int(options.get("seed", 0))
     slack = float(options.get("period_slack", 0.0))
@@ -230,7 +254,8 @@ def _spikepipe_whole(graph: TaskGraph, cluster: Cluster, budget: _Budget, **opti
                             "best_baseline": best_base.name if best_base else None,
                             "best_baseline_period_cycles": best_base.period_cycles if best_base else None,
                             "baselines_compared": sorted(baselines),
-                            "time_limit_s": time_limit, "workers": workers, "seed": seed,
+                            "time_limit_s": time_limit, "workers": workers, "seed": seed, "budget_mode": mode,
+                            "deterministic_time_s": det_total,
                             "deterministic": deterministic, "fallback": None}
     per_task = _candidates_per_task(graph, cluster)
     info["candidate_processors_per_task"] = per_task
@@ -370,6 +395,7 @@ def _spikepipe_whole(graph: TaskGraph, cluster: Cluster, budget: _Budget, **opti
     # a search the wall clock stopped is not reproducible: say so rather than claim it
     info["reproducible"] = deterministic and not budget.skipped and all(
         r.wall_s < r.time_limit_s or r.status == "OPTIMAL" for r in (rep1, rep2))
+    info["wall_guard_fired"] = mode == "deterministic" and not info["reproducible"]
     info["status"] = rep2.status if rep2.found else rep1.status
     info["objective_total_delay"] = sum(sched.gradient_delays)
     info["delay_gap"] = ((info["objective_total_delay"]

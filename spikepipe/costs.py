@@ -1,6 +1,6 @@
 """From LayerSpecs to a costed TaskGraph: GEMM lowering, vector work, bytes on edges, memory held.
 
-Per layer l and minibatch of B samples over T timesteps (DESIGN.md section 4):
+Per layer l and minibatch of B samples over T timesteps (docs/design.md section 4):
   F_l  synaptic GEMM over B*T (conv lowered: M = B*T*E*F, K = R*S*C_in/groups, N = C_out/groups), then the
        post ops on the vector unit (norm, residual add, LIF forward IIR over T, pooling).
   B_l  post ops backward (pooling, LIF backward through time with the surrogate, add, norm), then the
@@ -10,13 +10,16 @@ Per layer l and minibatch of B samples over T timesteps (DESIGN.md section 4):
 Bytes: forward edges carry spikes packed as bits when the producer fires, otherwise values at `word_bytes`;
 backward edges carry gradients at `word_bytes`; B_l -> W_l carries dY_l (B*T*E*F*C_out words), which costs
 nothing when both run on one processor.
+AC vs MAC: F_l's and W_l's GEMMs read the layer's input spikes (Gemm.binary_operand = "a" when every producer
+fires), B_l's is dense; `ops_split` turns a GEMM into MACs and spike-driven ACs at a measured activity.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from math import ceil, prod
+from typing import Any
 
 from hwmodels import Processor
 from spikepipe.layer_memory import kept_bytes, kept_items
@@ -66,6 +69,14 @@ def gemm_shape(layer: LayerSpec) -> GemmShape:
             raise CostModelError(f"layer {layer.name}: channels {c_in}->{c_out} not divisible by groups {g}")
         e, f = layer.out_shape[1], layer.out_shape[2]
         return GemmShape(e * f, layer.kernel[0] * layer.kernel[1] * c_in // g, c_out // g, g)
+    if layer.op == "mul":  # element-wise, on the vector unit: no GEMM (see build_task_graph)
+        return GemmShape(0, 0, 0, 1)
+    if layer.op == "matmul":  # per sample-step: `heads` products (M x K) . (K x N)
+        if len(layer.in_shape) != 3 or len(layer.out_shape) != 3 or layer.in_shape[:2] != layer.out_shape[:2]:
+            raise CostModelError(f"layer {layer.name}: matmul needs (heads, M, K) -> (heads, M, N) shapes, got "
+                                 f"{layer.in_shape} -> {layer.out_shape}")
+        g, m, k = layer.in_shape
+        return GemmShape(m, k, layer.out_shape[2], g)
     raise CostModelError(f"layer {layer.name}: unknown op {layer.op!r}")
 
 
@@ -73,6 +84,64 @@ def forward_macs(layer: LayerSpec, samples: int) -> int:
     """MACs of the synaptic op for `samples` sample-timesteps (the oracle tests compare with torch's counter)."""
     s = gemm_shape(layer)
     return s.m_per_sample_step * samples * s.k * s.n * s.groups
+
+
+@dataclass(frozen=True)
+class OpsSplit:
+    """Arithmetic of some GEMMs: dense multiply-accumulates and spike-driven accumulates (expected count)."""
+
+    macs: int = 0
+    acs: float = 0.0
+
+    def __add__(self, other: OpsSplit) -> OpsSplit:
+        return OpsSplit(self.macs + other.macs, self.acs + other.acs)
+
+
+def ops_split(gemm: Gemm, activity: float | None = None) -> OpsSplit:
+    """MACs and ACs of one GEMM (all `groups`). A GEMM whose A operand is binary (`gemm.binary_operand`) does one
+    accumulate per non-zero spike and output column: dense MACs x activity ACs. `activity=None` means no
+    measurement, the dense model: every operation is a MAC (what the cycle model assumes). Activity 0 gives the
+    AC-free bound, 1 the all-AC bound."""
+    if gemm.binary_operand is None or activity is None:
+        return OpsSplit(gemm.macs, 0.0)
+    if not 0.0 <= activity <= 1.0:
+        raise CostModelError(f"spike activity must be in [0, 1], got {activity!r}")
+    return OpsSplit(0, gemm.macs * activity)
+
+
+def task_ops_split(task: Task, activity: Sequence[float | None] | None = None, fraction: float = 1.0) -> OpsSplit:
+    """MACs and ACs of (a batch fraction of) a task; `activity[l]` is the input-spike activity of layer l (None:
+    that layer dense)."""
+    a = None if activity is None else activity[task.layer]
+    total = OpsSplit()
+    for g in task.scaled(fraction).gemms:
+        total += ops_split(g, a)
+    return total
+
+
+def graph_ops_split(graph: TaskGraph, activity: Sequence[float | None] | None = None,
+                    kinds: Sequence[TaskKind | str] = tuple(TaskKind)) -> OpsSplit:
+    """MACs and ACs of one minibatch over the tasks of the given kinds (default F, B and W)."""
+    wanted = {TaskKind(k) for k in kinds}
+    total = OpsSplit()
+    for t in graph.tasks:
+        if t.kind in wanted:
+            total += task_ops_split(t, activity)
+    return total
+
+
+def _keeps_binary(layer: LayerSpec) -> bool:
+    """Whether the spikes survive the post ops after the neuron: an average over more than one input makes values
+    between 0 and 1 (a ResNet's global pool before its classifier); max pooling, flattening and an adaptive pool
+    whose every window holds one input (e.g. 1x1 -> 7x7) keep them 0 or 1."""
+    for p in layer.post_ops:
+        if p.kind == "avgpool" and p.kernel != (1, 1):
+            return False
+        if p.kind == "adaptiveavgpool" and len(p.in_shape) == 3 and len(p.out_shape) == 3:
+            for n_in, n_out in zip(p.in_shape[1:], p.out_shape[1:], strict=True):
+                if any(-(-(i + 1) * n_in // n_out) - (i * n_in // n_out) > 1 for i in range(n_out)):
+                    return False
+    return True
 
 
 def _elems(shape: Sequence[int]) -> int:
@@ -84,14 +153,18 @@ def _post_vector(layer: LayerSpec, batch: int, timesteps: int, backward: bool) -
     work: list[VectorWork] = []
     out_e = _elems(layer.out_shape) * batch
     for p in layer.post_ops:
-        if p.kind == "batchnorm":
-            work.append(VectorWork("batchnorm_bwd" if backward else "batchnorm_fwd", _elems(p.in_shape) * batch,
+        if p.kind == "scale":
+            work.append(VectorWork("scale_bwd" if backward else "scale", _elems(p.in_shape) * batch, timesteps))
+        if p.kind in ("batchnorm", "layernorm"):
+            work.append(VectorWork(f"{p.kind}_bwd" if backward else f"{p.kind}_fwd", _elems(p.in_shape) * batch,
                                    timesteps))
-        elif p.kind == "add":
-            work.append(VectorWork("add_bwd" if backward else "add", _elems(p.in_shape) * batch, timesteps))
-    if layer.neuron is not None:
-        # the IIR runs sequentially over T: elements per step, T steps
-        work.append(VectorWork("lif_bwd" if backward else "lif_fwd", out_e, timesteps))
+        elif p.kind in ("add", "mul"):
+            work.append(VectorWork(f"{p.kind}_bwd" if backward else p.kind, _elems(p.in_shape) * batch, timesteps))
+    n = layer.neuron
+    if n is not None:
+        # the neuron's recurrence runs sequentially over T: elements per step, T steps (hwmodels.vector per kind)
+        ops = n.ops_bwd if backward else n.ops_fwd
+        work.append(VectorWork(f"{n.kind}_{'bwd' if backward else 'fwd'}", out_e, timesteps, ops_per_element=ops))
     for p in layer.post_ops:
         if p.kind in ("maxpool", "avgpool", "adaptiveavgpool"):
             op = "maxpool" if p.kind == "maxpool" else "avgpool"
@@ -100,7 +173,8 @@ def _post_vector(layer: LayerSpec, batch: int, timesteps: int, backward: bool) -
 
 
 def build_task_graph(layers: Sequence[LayerSpec], *, batch: int, timesteps: int, processor: Processor | None = None,
-                     name: str = "network", precision: Precision | None = None) -> TaskGraph:
+                     name: str = "network", precision: Precision | None = None,
+                     layout: Mapping[str, Any] | None = None) -> TaskGraph:
     """The costed task graph of one minibatch of `batch` samples over `timesteps` steps."""
     if batch < 1 or timesteps < 1:
         raise CostModelError(f"batch and timesteps must be positive, got B={batch}, T={timesteps}")
@@ -108,56 +182,85 @@ def build_task_graph(layers: Sequence[LayerSpec], *, batch: int, timesteps: int,
         raise CostModelError("the network has no trainable (conv/linear) layers")
     proc = processor or Processor()
     prec = precision or Precision(word_bytes=proc.word_bytes, weight_bytes=proc.word_bytes)
-    bt = batch * timesteps
+    def bt_of(i: int) -> int:
+        return batch * (timesteps if layers[i].per_step else 1)
     last = len(layers) - 1
     tasks: list[Task] = []
     edges: list[tuple[str, str, int]] = []
     memory: list[LayerMemory] = []
     fires = [layer.neuron is not None for layer in layers]
+    spikes_out = [f and _keeps_binary(layer) for f, layer in zip(fires, layers, strict=True)]
 
     def out_bytes(i: int) -> int:
-        e = _elems(layers[i].output_shape) * bt
+        e = _elems(layers[i].output_shape) * bt_of(i)
         return ceil(e / 8) if fires[i] else e * prec.word_bytes
 
     for layer in layers:
         i = layer.index
+        # a layer after a reduction over time (a readout on mean spikes) runs once per sample, not per step
+        steps = timesteps if layer.per_step else 1
+        bt = batch * steps
         s = gemm_shape(layer)
         m = s.m_per_sample_step * bt
-        fwd = Gemm(m, s.k, s.n, "m", s.groups)
         feeds_from_network_only = all(src < 0 for src in layer.inputs)
+        input_spikes = all(src >= 0 and fires[src] for src in layer.inputs)
+        # the forward GEMM (A = X) and the weight-gradient GEMM (A = X^T) read the input spikes; B's is dense
+        binary = "a" if all(src >= 0 and spikes_out[src] for src in layer.inputs) else None
+        fwd = Gemm(m, s.k, s.n, "m", s.groups, binary)
         # F
-        f_vec = _post_vector(layer, batch, timesteps, backward=False)
+        f_vec = _post_vector(layer, batch, steps, backward=False)
+        product = layer.op == "mul"  # element-wise product of two layers' outputs: vector work only
+        if product:
+            f_vec.insert(0, VectorWork("mul", _elems(layer.out_shape) * batch, steps))
         # kept for B and W, item by item (spikepipe.layer_memory: spikes as bits, u_t, BN input, pool winners)
-        saved = kept_bytes(kept_items(layer, fires, batch=batch, timesteps=timesteps, word_bytes=prec.word_bytes,
+        saved = kept_bytes(kept_items(layer, fires, batch=batch, timesteps=steps, word_bytes=prec.word_bytes,
                                       last=i == last))
-        tasks.append(Task(task_id(TaskKind.F, i), i, TaskKind.F, (fwd,), tuple(f_vec), activation_bytes=saved))
+        # a product of two activations keeps its second operand too (for the gradient of the first)
+        second = s.groups * s.k * s.n * bt if layer.op == "matmul" else _elems(layer.in_shape) * bt if product else 0
+        saved += ceil(second / 8) if input_spikes else second * prec.word_bytes
+        tasks.append(Task(task_id(TaskKind.F, i), i, TaskKind.F, () if product else (fwd,), tuple(f_vec),
+                          activation_bytes=saved))
         # B
-        b_vec = _post_vector(layer, batch, timesteps, backward=True)
+        b_vec = _post_vector(layer, batch, steps, backward=True)
         if i == last:
             b_vec.insert(0, VectorWork("loss", _elems(layer.output_shape) * batch, 1))
         b_gemms = () if feeds_from_network_only else (Gemm(m, s.n, s.k, "m", s.groups),)
+        if layer.op == "matmul":  # C = A B: dA = dC B^T and dB = A^T dC, per sample-step (batch in M)
+            b_gemms = (Gemm(m, s.n, s.k, "m", s.groups), Gemm(s.k * bt, s.m_per_sample_step, s.n, "m", s.groups))
+        elif product:  # dA = dC * B and dB = dC * A
+            b_gemms = ()
+            b_vec.append(VectorWork("mul_bwd", _elems(layer.out_shape) * batch, steps))
         tasks.append(Task(task_id(TaskKind.B, i), i, TaskKind.B, b_gemms, tuple(b_vec)))
         # W
         weights = layer.weight_count
-        w_gemm = Gemm(s.k, m, s.n, "k", s.groups)
-        tasks.append(Task(task_id(TaskKind.W, i), i, TaskKind.W, (w_gemm,),
-                          (VectorWork("sgd_update", weights, 1, per_batch=False),)))
-        norm_params = sum(2 * p.in_shape[0] for p in layer.post_ops if p.kind == "batchnorm")
+        if layer.op in ("matmul", "mul"):
+            # no weights, so no weight gradient: an empty W (1 cycle, no bytes, no memory) keeps the F/B/W
+            # structure every scheduler relies on until the schedules accept layers without W
+            tasks.append(Task(task_id(TaskKind.W, i), i, TaskKind.W, cycles=1))
+        else:
+            w_gemm = Gemm(s.k, m, s.n, "k", s.groups, binary)
+            tasks.append(Task(task_id(TaskKind.W, i), i, TaskKind.W, (w_gemm,),
+                              (VectorWork("sgd_update", weights, 1, per_batch=False),)))
+        # affine parameters: per channel for batchnorm, per element of the last dim for layernorm
+        norm_params = sum(2 * (p.in_shape[0] if p.kind == "batchnorm" else p.in_shape[-1])
+                          for p in layer.post_ops if p.kind in ("batchnorm", "layernorm"))
         wb = (weights + norm_params) * prec.weight_bytes
         memory.append(LayerMemory(wb, wb * prec.optimizer_state_words))
         # edges
         srcs = {src for src in layer.inputs if src >= 0}
-        srcs |= {p.source for p in layer.post_ops if p.kind == "add" and p.source is not None and p.source >= 0}
+        srcs |= {p.source for p in layer.post_ops if p.kind in ("add", "mul") and p.source is not None
+                 and p.source >= 0}
         for src in sorted(srcs):
             if src >= i:
                 raise CostModelError(f"layer {layer.name} reads layer {src}, which is not earlier")
-            grad = _elems(layers[src].output_shape) * bt * prec.word_bytes
+            grad = _elems(layers[src].output_shape) * bt_of(src) * prec.word_bytes
             edges.append((task_id(TaskKind.F, src), task_id(TaskKind.F, i), out_bytes(src)))
             edges.append((task_id(TaskKind.B, i), task_id(TaskKind.B, src), grad))
         # W needs dY, the gradient at the synaptic op's output (free when W runs where B ran). It also needs the
         # input X that F saved; the contract has no F->W edge, so X is counted in F's activation_bytes only.
-        edges.append((task_id(TaskKind.B, i), task_id(TaskKind.W, i), m * s.n * s.groups * prec.word_bytes))
+        dy_bytes = 0 if layer.op in ("matmul", "mul") else m * s.n * s.groups * prec.word_bytes
+        edges.append((task_id(TaskKind.B, i), task_id(TaskKind.W, i), dy_bytes))
     # the loss (folded into B_last) reads the last layer's output over all T
     edges.append((task_id(TaskKind.F, last), task_id(TaskKind.B, last), out_bytes(last)))
     return TaskGraph(layers, tasks, edges, batch=batch, timesteps=timesteps, memory=memory, reference=proc,
-                     name=name)
+                     name=name, layout=layout)

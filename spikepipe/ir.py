@@ -55,6 +55,13 @@ class NeuronSpec:
     surrogate: str = "atan"
     learn_beta: bool = False
     fire_on_equal: bool = False  # SpingJelly fires at u >= threshold, snnTorch and ours at u > threshold
+    # which state update (hwmodels.vector prices "<kind>_fwd" / "<kind>_bwd"): lif, if, plif, lapicque, synaptic,
+    # alpha; "neuron" is a measured one whose ops per element per step are ops_fwd / ops_bwd
+    kind: str = "lif"
+    state_vars: int = 1  # state values per neuron kept per step for BPTT (membrane, synaptic current, ...)
+    alpha: float = 0.0  # synaptic-current decay (snnTorch Synaptic / Alpha)
+    ops_fwd: int = 0
+    ops_bwd: int = 0
 
 
 @dataclass(frozen=True)
@@ -67,7 +74,7 @@ class PostOp:
     out_shape: tuple[int, ...]
     kernel: tuple[int, int] = (1, 1)
     stride: tuple[int, int] = (1, 1)
-    source: int | None = None  # for "add": the layer whose output is added (-1: the network input)
+    source: int | None = None  # for "add" / "mul": the layer whose output is added / multiplied (-1: the input)
 
 
 @dataclass(frozen=True)
@@ -76,7 +83,10 @@ class LayerSpec:
 
     index: int
     name: str  # module path of the synaptic op, e.g. "layers.3.conv"
-    op: Literal["conv", "linear"]
+    # "matmul": a product of two activations (spiking self-attention), shapes (heads, M, K) -> (heads, M, N),
+    # with no weights: its inputs are the two operands' layers (one if both come from the same layer)
+    # "mul": an element-wise product of two layers' outputs (Spike-driven Transformer), vector work only
+    op: Literal["conv", "linear", "matmul", "mul"]
     in_shape: tuple[int, ...]
     out_shape: tuple[int, ...]  # of the synaptic op itself (before post ops)
     kernel: tuple[int, int] = (1, 1)
@@ -88,6 +98,11 @@ class LayerSpec:
     neuron: NeuronSpec | None = None
     post_ops: tuple[PostOp, ...] = ()
     inputs: tuple[int, ...] = (-1,)  # layers feeding the synaptic op; -1 is the network input
+    # module paths that make up the layer in the user's model (synaptic op, its neuron, norm / pool modules it
+    # owns), in call order: the trainer reads which parameters belong to which layer from these
+    modules: tuple[str, ...] = ()
+    # False: the layer runs once per sample, after a reduction over time (a readout on spikes averaged over T)
+    per_step: bool = True
 
     @property
     def output_shape(self) -> tuple[int, ...]:
@@ -96,6 +111,8 @@ class LayerSpec:
 
     @property
     def weight_count(self) -> int:
+        if self.op in ("matmul", "mul"):
+            return 0
         c_in = self.in_shape[0]
         c_out = self.out_shape[0]
         if self.op == "linear":
@@ -106,7 +123,8 @@ class LayerSpec:
     def skip_sources(self) -> tuple[int, ...]:
         """Layers whose outputs reach this layer other than by plain chaining (inputs and residual adds)."""
         srcs = [i for i in self.inputs if i != self.index - 1 and i >= 0]
-        srcs += [p.source for p in self.post_ops if p.kind == "add" and p.source is not None and p.source >= 0]
+        srcs += [p.source for p in self.post_ops if p.kind in ("add", "mul") and p.source is not None
+                 and p.source >= 0]
         return tuple(sorted(set(srcs)))
 
 
@@ -123,6 +141,9 @@ class Gemm:
     n: int
     batch_dim: Literal["m", "k", "n"] = "m"
     groups: int = 1  # grouped convolutions run `groups` independent GEMMs of this shape
+    # "a" when the A operand is a binary spike tensor (the task's layer's input spikes): such a GEMM performs
+    # accumulates (AC) at the measured spike activity instead of MACs (costs.ops_split); cycles stay dense
+    binary_operand: Literal["a"] | None = None
 
     def scaled(self, fraction: float) -> Gemm:
         if fraction == 1.0:
@@ -144,6 +165,7 @@ class VectorWork:
     elements: int
     timesteps: int = 1
     per_batch: bool = True  # False for work done once per minibatch whatever its size (the optimiser update)
+    ops_per_element: int = 0  # > 0: ops per element per step given here (a measured neuron), not by the unit
 
     def scaled(self, fraction: float) -> VectorWork:
         if fraction == 1.0 or not self.per_batch:
@@ -185,7 +207,7 @@ def task_cycles(task: Task, processor: Processor, fraction: float = 1.0) -> int:
     for g in t.gemms:
         total += g.groups * processor.gemm_cycles(g.m, g.k, g.n)
     for v in t.vector:
-        total += processor.vector.cycles(v.op, v.elements, v.timesteps)
+        total += processor.vector.cycles(v.op, v.elements, v.timesteps, ops=v.ops_per_element or None)
     return max(1, total)
 
 
@@ -214,8 +236,12 @@ class TaskGraph:
         reference: Processor | None = None,
         name: str = "network",
         validate: bool = True,
+        layout: Mapping[str, Any] | None = None,
     ) -> None:
         self.name = name
+        # how the front end found T and B ({"layout": "multi-step", "timesteps_source": ..., ...}); reported
+        # beside timesteps and batch wherever they are
+        self.layout: dict[str, Any] = dict(layout or {})
         self.layers: tuple[LayerSpec, ...] = tuple(layers)
         self.batch = batch
         self.timesteps = timesteps
@@ -334,8 +360,12 @@ class TaskGraph:
                 "activation_bytes": t.activation_bytes,
             })
         edges = [{"src": u, "dst": v, "bytes": b} for u, v, b in self.edges]
-        return {"network": self.name, "batch": self.batch, "timesteps": self.timesteps,
+        return {"network": self.name, "batch": self.batch, "timesteps": self.timesteps, **self.layout_info(),
                 "tasks": tasks, "edges": edges}
+
+    def layout_info(self) -> dict[str, Any]:
+        """How T and B were found (empty for graphs not built by the front end)."""
+        return {k: v for k, v in self.layout.items() if k not in ("timesteps", "batch")}
 
     def __repr__(self) -> str:
         return f"TaskGraph({self.name!r}, layers={len(self.layers)}, tasks={self._g.number_of_nodes()})"
@@ -517,7 +547,7 @@ class Schedule:
 
 
 def slot_lag_delays(slots: Iterable[Slot], num_layers: int, period_cycles: int) -> tuple[int, ...]:
-    """Gradient delay of every layer, derived from the slots of F_l and W_l (DESIGN.md section 4).
+    """Gradient delay of every layer, derived from the slots of F_l and W_l (docs/design.md section 4).
 
     F_l(n) reads its weights at (n + r_F) * period + s_F. The update of minibatch n' is applied when W_l(n')
     ends, at (n' + r_W) * period + s_W + d_W. The newest update F_l(n) sees is n* = max n' with that end

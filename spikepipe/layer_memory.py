@@ -66,8 +66,14 @@ def kept_items(layer: LayerSpec, fires: Sequence[bool], *, batch: int, timesteps
             items.append(KeptItem("norm_input", n, n))
             stats = 2 * p.in_shape[0] * w
             items.append(KeptItem("norm_stats", stats, stats))
+        elif p.kind == "layernorm":  # input, and a mean and 1/std per normalised row (the last dim)
+            n = _elems(p.in_shape) * bt * w
+            items.append(KeptItem("norm_input", n, n))
+            stats = 2 * _elems(p.in_shape[:-1]) * bt * w
+            items.append(KeptItem("norm_stats", stats, stats))
     if layer.neuron is not None:
-        n = _elems(layer.out_shape) * bt * w
+        # u_t (or the surrogate's input) and every other state variable of the neuron, per step, for BPTT
+        n = _elems(layer.out_shape) * bt * w * layer.neuron.state_vars
         items.append(KeptItem("membrane", n, n))
     for p in layer.post_ops:
         if p.kind == "maxpool":

@@ -136,3 +136,58 @@ def speedup_figure(rows: Sequence[Mapping[str, Any]], ideal: Mapping[int, float]
 def save_speedup(path: str | Path, rows: Sequence[Mapping[str, Any]], ideal: Mapping[int, float], *,
                  network: str = "", subtitle: str = "") -> Path:
     return save_figure(speedup_figure(rows, ideal, network=network, subtitle=subtitle), path)
+
+
+def energy_figure(rows: Sequence[Mapping[str, Any]], *, network: str = "", subtitle: str = ""):
+    """Energy per minibatch against P for every schedule, beside speedup (rows as for speedup_figure, with
+    energy_joules)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(13, 5.5))
+    ax_s, ax_e = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    names = list(dict.fromkeys(r["schedule"] for r in rows))
+    procs = sorted({int(r["processors"]) for r in rows})
+    markers = "osD^v<>pPXh*"
+    for i, name in enumerate(names):
+        mine = sorted((int(r["processors"]), r) for r in rows if r["schedule"] == name)
+        style = {"linewidth": 2.6, "color": "black", "zorder": 5} if name == "spikepipe" else {"linewidth": 1.3}
+        xs = [p for p, _ in mine]
+        ax_s.plot(xs, [float(r["speedup"]) for _, r in mine], marker=markers[i % len(markers)], label=name, **style)
+        ax_e.plot(xs, [1e3 * float(r["energy_joules"]) for _, r in mine], marker=markers[i % len(markers)],
+                  label=name, **style)
+    for ax, label in ((ax_s, "speedup over 1-processor sequential"), (ax_e, "energy per minibatch (mJ)")):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(procs, [str(p) for p in procs])
+        ax.set_xlabel("processors P")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3, which="both")
+    ax_e.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    fig.suptitle(f"{network + ': ' if network else ''}speedup and energy per minibatch"
+                 + (f"\n{subtitle}" if subtitle else ""), fontsize=10)
+    return fig
+
+
+def save_energy(path: str | Path, rows: Sequence[Mapping[str, Any]], *, network: str = "", subtitle: str = "") -> Path:
+    return save_figure(energy_figure(rows, network=network, subtitle=subtitle), path)
+
+
+def curves_figure(rows: Sequence[Mapping[str, Any]], title: str = ""):
+    """Loss and accuracy per epoch, training and validation; rows: {"epoch", "train_loss", "val_loss",
+    "train_accuracy", "val_accuracy"}."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 3.4))
+    a, b = fig.subplots(1, 2)
+    ep = [r["epoch"] for r in rows]
+    a.plot(ep, [r["train_loss"] for r in rows], "o-", label="train")
+    a.plot(ep, [r["val_loss"] for r in rows], "s--", label="validation")
+    a.set_xlabel("epoch")
+    a.set_ylabel("cross-entropy loss")
+    a.legend()
+    b.plot(ep, [100 * r["train_accuracy"] for r in rows], "o-", label="train")
+    b.plot(ep, [100 * r["val_accuracy"] for r in rows], "s--", label="validation")
+    b.set_xlabel("epoch")
+    b.set_ylabel("accuracy (%)")
+    b.legend()
+    fig.suptitle(title, fontsize=9)
+    return fig

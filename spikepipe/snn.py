@@ -2,7 +2,7 @@
 
 Multi-step form: one call takes a whole [T, B, ...] tensor and returns spikes [T, B, ...]. The membrane potential
 lives only inside the call, never in the module, so a pipelined trainer can interleave minibatches without one
-corrupting another (DESIGN.md section 7).
+corrupting another (docs/design.md section 7).
 
     u_t = beta * u_{t-1} + x_t          (first-order IIR)
     s_t = H(u_t - threshold)            (u > threshold fires; optionally u >= threshold, as SpikingJelly)

@@ -239,11 +239,15 @@ def _run_simulate(point: dict[str, Any]) -> dict[str, Any]:
     row["lower_bound_cycles"] = report["lower_bound_cycles"]
     row["sequential_cycles"] = report.get("sequential_cycles")
     row.pop("schedule", None)
+    # a sweep row's `status` is the point's (ok | error): the schedule's certificate status goes beside it
+    row["certificate_status"] = row.pop("status", None)
     if isinstance(row.get("gradient_delays"), (list, tuple)):
         delays = list(row["gradient_delays"])
         row["max_delay"] = max(delays, default=0)
         row["total_delay"] = sum(delays)
         row["gradient_delays"] = json.dumps(delays)
+    for cat, joules in (row.get("energy_breakdown_joules") or {}).items():  # energy columns, one per category
+        row[f"energy_{cat}_joules"] = joules
     return {k: v for k, v in row.items() if not isinstance(v, (dict, list, tuple))}
 
 

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from hwmodels import Processor
+from spikepipe.frontend import Traced
 from spikepipe.ir import SpikePipeError, TaskGraph
 
 
@@ -19,25 +20,53 @@ class WorkloadError(SpikePipeError):
 
 def load_model(network: str, *, batch: int | None = None, timesteps: int | None = None,
                seed: int = 0) -> tuple[nn.Module, torch.Tensor]:
-    """(model, example input [T, B, ...]) for a zoo name or a file.py:function."""
-    if ":" in network and network.split(":", 1)[0].endswith(".py"):
-        model, example = _from_file(network)
-        if timesteps is not None or batch is not None:
-            t = timesteps or example.shape[0]
-            b = batch or example.shape[1]
-            example = _resize(example, t, b)
-        return model, example
+    """(model, example input) for a zoo name (example [T, B, ...] at the given or default T and B) or a
+    file.py:function (the user's own example, as returned: its layout is read by the front end)."""
+    if _is_file(network):
+        return _from_file(network)
     from spikepipe import zoo
 
     meta = zoo.info(network)
     return zoo.build(network, timesteps=timesteps or meta.timesteps, batch=batch or meta.batch, seed=seed)
 
 
-def _resize(example: torch.Tensor, t: int, b: int) -> torch.Tensor:
-    if example.dim() < 3:
-        raise WorkloadError(f"example input must be [T, B, ...], got shape {tuple(example.shape)}")
-    reps = [-(-t // example.shape[0]), -(-b // example.shape[1])] + [1] * (example.dim() - 2)
-    return example.repeat(*reps)[:t, :b]
+def _is_file(network: str) -> bool:
+    return ":" in network and network.split(":", 1)[0].endswith(".py")
+
+
+# the zoo's networks are multi-step and linear in T and B: they are traced at this size and costed at any
+_ZOO_TRACE_TIMESTEPS = 2
+
+
+def load_traced(network: str, *, batch: int | None = None, timesteps: int | None = None) -> tuple[Traced, str]:
+    """Layers and layout of `network` with T and B as the model runs them (overrides checked), and its label.
+
+    Costing is analytic, so nothing is run at full size: a zoo network is traced at T=2, B=1 and costed at the
+    T and B asked for; a user's model is traced on its own example on the meta device (no memory), and scaled
+    to --timesteps / --batch only where its layout allows it (a T fixed inside forward is refused, not faked).
+    """
+    from spikepipe.frontend import Layout, trace_model
+
+    for name, v in (("batch", batch), ("timesteps", timesteps)):
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+            raise WorkloadError(f"{name} must be a positive integer, got {v!r}")
+    if network.endswith(".nir"):
+        from spikepipe.nir_import import load_nir
+
+        return load_nir(network, timesteps=timesteps, batch=batch), Path(network).stem
+    if _is_file(network):
+        model, example = _from_file(network)
+        label = Path(network.split(":")[0]).stem + ":" + network.split(":")[1]
+        return trace_model(model, example, timesteps=timesteps, batch=batch), label
+    from spikepipe import zoo
+
+    meta = zoo.info(network)
+    model, example = zoo.build(network, timesteps=_ZOO_TRACE_TIMESTEPS, batch=1)
+    traced = trace_model(model, example)
+    t, b = timesteps or meta.timesteps, batch or meta.batch
+    layout = Layout("multi-step", t, b, "--timesteps" if timesteps else f"network default ({network})",
+                    "--batch" if batch else f"network default ({network})")
+    return Traced(traced.layers, layout), network
 
 
 def _from_file(spec: str) -> tuple[nn.Module, torch.Tensor]:
@@ -68,27 +97,22 @@ def _from_file(spec: str) -> tuple[nn.Module, torch.Tensor]:
         raise WorkloadError(f"{path}:{func}() raised {type(exc).__name__}: {exc}") from None
     if (not isinstance(out, tuple) or len(out) != 2 or not isinstance(out[0], nn.Module)
             or not isinstance(out[1], torch.Tensor)):
-        raise WorkloadError(f"{path}:{func}() must return (model: nn.Module, example_input: Tensor [T, B, ...]), "
-                            f"got {type(out).__name__}")
+        raise WorkloadError(f"{path}:{func}() must return (model: nn.Module, example_input: Tensor [T, B, ...] "
+                            f"or [B, ...]), got {type(out).__name__}")
     return out[0], out[1]
 
 
 def load_workload(network: str, *, batch: int | None = None, timesteps: int | None = None,
                   processor: Processor | None = None) -> TaskGraph:
-    """The costed task graph of one minibatch of `network` on `processor`."""
+    """The costed task graph of one minibatch of `network` on `processor`, at the T and B the model runs
+    (graph.layout says how they were found)."""
     from spikepipe.costs import build_task_graph
-    from spikepipe.frontend import trace
 
-    for name, v in (("batch", batch), ("timesteps", timesteps)):
-        if v is not None and (not isinstance(v, int) or v < 1):
-            raise WorkloadError(f"{name} must be a positive integer, got {v!r}")
     if processor is None:  # the default hardware preset, so bare calls agree with the CLI's defaults
         from hwmodels.config import load_cluster
 
         processor = load_cluster(None, processors=1).processors[0]
-    model, example = load_model(network, batch=batch, timesteps=timesteps)
-    t, b = int(example.shape[0]), int(example.shape[1])
-    # trace on a single sample: shapes are per sample, and it keeps tracing cheap for big batches
-    layers = trace(model, example[:, :1])
-    label = Path(network.split(":")[0]).stem + ":" + network.split(":")[1] if ":" in network else network
-    return build_task_graph(layers, batch=b, timesteps=t, processor=processor, name=label)
+    traced, label = load_traced(network, batch=batch, timesteps=timesteps)
+    lay = traced.layout
+    return build_task_graph(traced.layers, batch=lay.batch, timesteps=lay.timesteps, processor=processor,
+                            name=label, layout=lay.to_dict())

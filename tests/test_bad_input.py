@@ -1,4 +1,4 @@
-"""Bad-input matrix: every CLI command and every input file, each bad in one way (DESIGN.md section 5).
+"""Bad-input matrix: every CLI command and every input file, each bad in one way (docs/design.md section 5).
 
 Each case must exit with status 2, print nothing on stdout, print exactly one stderr line that starts with
 `error:` and names the problem and a fix (checked by substrings), no traceback, and leave no file behind.
@@ -39,6 +39,50 @@ def attention():
 
 def flat_input():
     return nn.Linear(4, 4), torch.zeros(4)
+
+
+class _Loop(nn.Module):  # the time loop inside forward: T = 3 is the model's own
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return torch.stack([self.fc(x) for _ in range(3)])
+
+
+def loop_fixed_t():
+    return _Loop(), torch.zeros(5, 4)
+
+
+def single_step():  # one call of a single-step network on [B, 1, 4, 4]: its neuron steps once
+    import snntorch as snn
+    return nn.Sequential(nn.Flatten(), nn.Linear(16, 4), snn.Leaky(beta=0.5, init_hidden=True)), torch.zeros(5, 1, 4, 4)
+
+
+class _Readout(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(4, 4), nn.Linear(4, 2)
+
+    def forward(self, x):  # fc2 on two of four steps: neither every step nor once per sample
+        return torch.stack([self.fc2(s) for s in torch.stack([self.fc1(x) for _ in range(4)])[::2]])
+
+
+def readout_outside_loop():
+    return _Readout(), torch.zeros(5, 4)
+
+
+def undecidable():
+    return nn.Sequential(nn.Flatten(0, 2), nn.Linear(4, 4)), torch.zeros(2, 3, 2, 4)
+
+
+def recurrent_neuron():
+    import snntorch as snn
+    return nn.Sequential(nn.Linear(4, 4), snn.RLeaky(beta=0.5, linear_features=4, init_hidden=True)), torch.zeros(2, 1, 4)
+
+
+def conv_transpose():
+    return nn.Sequential(nn.Conv2d(1, 2, 3), nn.ConvTranspose2d(2, 2, 3)), torch.zeros(2, 1, 6, 6)
 '''
 
 
@@ -103,6 +147,7 @@ def inputs(tmp_path: Path) -> Path:
         "idx_truncated_gz": {files[0] + ".gz": gzip.compress(good[files[0]])[:40], files[0]: None},
         "idx_is_dir": {files[0]: "DIR"},
     }
+    _write_schedule_files(d)
     for vname, changes in variants.items():
         vd = d / vname
         vd.mkdir()
@@ -114,6 +159,41 @@ def inputs(tmp_path: Path) -> Path:
             else:
                 (vd / fname).write_bytes(data)
     return d
+
+
+def _write_schedule_files(d: Path) -> None:
+    """Schedule files for snn-mlp on 2 processors (the CLI's default hardware), each broken in one way."""
+    import json
+
+    from hwmodels.config import load_cluster
+    from schedules import generate
+    from spikepipe.schedule_file import to_data, to_text
+    from spikepipe.sim.evaluate import load_graph
+
+    c = load_cluster(None, processors=2)
+    g = load_graph("snn-mlp", c)
+    good = to_data(generate("pipedream", g, c), g, c)
+
+    def broken(name: str, change) -> None:
+        data = json.loads(json.dumps(good))
+        change(data)
+        (d / name).write_text(json.dumps(data))
+
+    slot = {x["task"]: i for i, x in enumerate(good["slots"])}
+    f1 = slot["F1"]
+    broken("sched_overlap.json", lambda x: x["slots"][f1].update(processor=x["slots"][slot["F0"]]["processor"],
+                                                                   start_cycles=0))
+    broken("sched_dependency.json", lambda x: x["slots"][slot["B0"]].update(lag=0))  # B0 before B1's gradient
+    broken("sched_lag.json", lambda x: x["slots"][slot["W0"]].update(lag=-1))
+    broken("sched_processor.json", lambda x: x["slots"][f1].update(processor=7))
+    broken("sched_task.json", lambda x: x["slots"][f1].update(task="F99"))
+    broken("sched_duration.json", lambda x: x["slots"][f1].update(duration_cycles=1))
+    broken("sched_network.json", lambda x: x.update(network="vgg11"))
+    broken("sched_missing_start.json", lambda x: x["slots"][f1].pop("start_cycles"))
+    broken("sched_no_slots.json", lambda x: x.update(slots=[]))
+    (d / "sched_not_json.json").write_text('{"slots": [')
+    text = to_text(generate("pipedream", g, c), g)
+    (d / "sched_bad_token.txt").write_text(text.replace("F1@p", "F1@q", 1))
 
 
 def _registered() -> set[str]:
@@ -177,9 +257,22 @@ CASES: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
           ("unsupported-op", ("--network", "{d}/nets.py:attention"), ("not supported",)),
       )
       if not (cmd == "train" and label in ("unsupported-layer", "unsupported-op"))],
-    ("train-plain-module", ("train", "--network", "{d}/nets.py:lstm", "--no-progress"), ("blocks",)),
+    ("train-plain-module", ("train", "--network", "{d}/nets.py:lstm", "--no-progress"), ("lstm",)),  # a plain module trains now; the LSTM is what the front end rejects
     ("simulate-flat-input", ("simulate", "--network", "{d}/nets.py:flat_input", "-P", "2", "--batch", "2"),
      ("[t, b, ...]",)),
+    # -- time and batch that the example cannot give, or that contradict the model; unsupported modules
+    ("tasks-fixed-t-override", ("tasks", "--network", "{d}/nets.py:loop_fixed_t", "--timesteps", "4"),
+     ("fixes t=3", "--timesteps 4")),
+    ("tasks-single-step-needs-t", ("tasks", "--network", "{d}/nets.py:single_step"), ("single-step", "--timesteps")),
+    ("tasks-readout-outside-loop", ("tasks", "--network", "{d}/nets.py:readout_outside_loop"),
+     ("module fc2", "neither at every step nor once per sample")),
+    ("tasks-undecidable-layout", ("tasks", "--network", "{d}/nets.py:undecidable"), ("--timesteps and --batch",)),
+    ("tasks-undecidable-wrong-product", ("tasks", "--network", "{d}/nets.py:undecidable", "--timesteps", "5",
+                                         "--batch", "2"), ("= 10", "12")),
+    ("tasks-recurrent-neuron", ("tasks", "--network", "{d}/nets.py:recurrent_neuron"),
+     ("module 1 (snntorch.rleaky)", "recurrent", "supported:")),
+    ("tasks-conv-transpose", ("tasks", "--network", "{d}/nets.py:conv_transpose"),
+     ("module 1 (convtranspose2d)", "supported: conv1d")),
     # -- sizes
     ("simulate-zero-processors", ("simulate", *N, "-P", "0"), ("--processors", "positive integer")),
     ("simulate-negative-processors", ("simulate", *N, "-P=-2"), ("--processors",)),
@@ -275,6 +368,40 @@ CASES: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
     ("simulate-gantt-schedule-not-run", (*SIM, "--gantt", "{o}/g.png", "--gantt-schedule", "gpipe"),
      ("gpipe", "--schedule")),
     ("compare-gantt-not-in-list", (*CMP, "--gantt", "3", "--out", "{o}/cmp"), ("--gantt 3", "--processors")),
+]
+
+# -- the frontier command
+FRONTIER = ("frontier", *N, "-P", "2")
+CASES += [
+    ("frontier-slack-too-big", (*FRONTIER, "--slacks", "0,1.5"), ("--slacks", "[0, 1)")),
+    ("frontier-slack-garbled", (*FRONTIER, "--slacks", "a,b"), ("--slacks", "fractions")),
+    ("frontier-zero-deterministic-time", (*FRONTIER, "--deterministic-time", "0"), ("--deterministic-time",)),
+    ("frontier-missing-processors", ("frontier", *N), ("--processors", "required")),
+    ("frontier-unknown-network", ("frontier", "--network", "no-such-net", "-P", "2"), ("no-such-net",)),
+    ("frontier-out-under-file", (*FRONTIER, "--out", "{d}/afile/fr"), ("afile",)),
+]
+
+# -- schedule files (simulate --schedule-file, train --schedule-file): the first broken slot is named
+SCHED_FILE = ("simulate", *N, "-P", "2", "--schedule-file")
+CASES += [
+    ("simulate-schedule-file-overlap", (*SCHED_FILE, "{d}/sched_overlap.json"), ("invalid schedule file", "at once",
+                                                                                  "f1")),
+    ("simulate-schedule-file-dependency", (*SCHED_FILE, "{d}/sched_dependency.json"), ("edge b1->b0 violated",)),
+    ("simulate-schedule-file-lag", (*SCHED_FILE, "{d}/sched_lag.json"), ("w0", "negative lag")),
+    ("simulate-schedule-file-processor", (*SCHED_FILE, "{d}/sched_processor.json"), ("f1", "processor 7")),
+    ("simulate-schedule-file-task", (*SCHED_FILE, "{d}/sched_task.json"), ("f99", "snn-mlp")),
+    ("simulate-schedule-file-duration", (*SCHED_FILE, "{d}/sched_duration.json"), ("f1", "cost model")),
+    ("simulate-schedule-file-network", (*SCHED_FILE, "{d}/sched_network.json"), ("made for", "vgg11")),
+    ("simulate-schedule-file-missing-start", (*SCHED_FILE, "{d}/sched_missing_start.json"),
+     ("f1", "missing start_cycles")),
+    ("simulate-schedule-file-no-slots", (*SCHED_FILE, "{d}/sched_no_slots.json"), ("slots", "non-empty")),
+    ("simulate-schedule-file-not-json", (*SCHED_FILE, "{d}/sched_not_json.json"), ("not valid json",)),
+    ("simulate-schedule-file-bad-token", (*SCHED_FILE, "{d}/sched_bad_token.txt"), ("f1@q",)),
+    ("simulate-schedule-file-missing", (*SCHED_FILE, "{d}/nowhere.json"), ("cannot read", "nowhere.json")),
+    ("train-schedule-file-other-batch", (*TRAIN, "--processors", "2", "--schedule-file", "{d}/sched_overlap.json"),
+     ("made for", "batch 32", "batch 4")),
+    ("train-schedule-file-and-schedule", (*TRAIN, "--processors", "2", "--schedule", "pipedream",
+                                          "--schedule-file", "{d}/sched_overlap.json"), ("--schedule-file",)),
 ]
 
 

@@ -1,4 +1,4 @@
-"""`spikepipe networks` and `spikepipe tasks`: the JSON contract of DESIGN.md section 5 and one-line errors."""
+"""`spikepipe networks` and `spikepipe tasks`: the JSON contract of docs/design.md section 5 and one-line errors."""
 
 from __future__ import annotations
 

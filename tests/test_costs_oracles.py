@@ -1,6 +1,6 @@
 """Costed task graphs of the zoo, checked against oracles outside spikepipe.costs: tensor sizes produced by the
 real torch modules (bytes on edges), torch's own parameter counts (memory), the declared SNNNet structure (the
-edges of DESIGN.md section 4) and the conv arithmetic (MACs)."""
+edges of docs/design.md section 4) and the conv arithmetic (MACs)."""
 
 from __future__ import annotations
 

@@ -194,17 +194,19 @@ class _Seq(nn.Module):
         return self.lif(self.middle(self.conv(x)))
 
 
-class _Doubler(nn.Module):
+class _Squarer(nn.Module):  # x * 2 is a supported scale; x * x (one layer times itself) is not
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * 2
+        return x * x
 
 
 @pytest.mark.parametrize(("middle", "pattern"), [
     (TimeDistributed(nn.ReLU()), r"middle\.module \(ReLU\).*'relu'"),
-    (TimeDistributed(nn.Conv1d(4, 4, 3)), r"middle\.module \(Conv1d\) has weights"),
+    (TimeDistributed(nn.ConvTranspose2d(4, 4, 3)), r"middle\.module \(ConvTranspose2d\) has "
+                                                   r"weights.*supported: Conv1d, Conv2d"),
     (nn.LSTM(4, 4), r"middle \(LSTM\) has weights"),
-    (_Doubler(), r"middle \(_Doubler\).*'mul'"),
-    (TimeDistributed(nn.LayerNorm([4, 6, 6])), r"middle\.module \(LayerNorm\) has weights"),
+    (_Squarer(), r"middle \(_Squarer\).*'mul'"),
+    (TimeDistributed(nn.GroupNorm(2, 4)), r"middle\.module \(GroupNorm\) has "
+                                          r"weights"),
 ])
 def test_unsupported_modules_give_a_clear_error(middle: nn.Module, pattern: str) -> None:
     with pytest.raises(UnsupportedLayerError, match=pattern) as info:
@@ -233,3 +235,18 @@ def test_model_that_fails_on_its_input_is_a_trace_error() -> None:
         trace(model, torch.rand(2, 1, 4))
     with pytest.raises(TraceError, match="nn.Module"):
         trace(object(), torch.rand(2))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", zoo.names())
+def test_layer_modules_cover_every_parameter_once(name):
+    """LayerSpec.modules names the modules of each layer: together they own every parameter of the model
+    (the trainer groups parameters per layer from them), and no module belongs to two layers."""
+    model, x = zoo.build(name, timesteps=T, batch=B)
+    layers = trace(model, x)
+    owned = [p for s in layers for p in s.modules]
+    assert len(owned) == len(set(owned))
+    for s in layers:
+        assert s.modules[0] == s.name
+    params = {n for n, _ in model.named_parameters()}
+    covered = {n for n in params if any(n.startswith(m + ".") for m in owned)}
+    assert covered == params

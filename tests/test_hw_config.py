@@ -79,7 +79,7 @@ BAD = [
     ("[[processor]]\nrows = 8\ncols = 8\ndram_bytes_per_cycle = -2\n", "dram_bytes_per_cycle must be"),
     ("[[processor]]\nrows = 8\ncols = 8\nword_bytes = 3\n", "word_bytes"),
     ("[[processor]]\nrows = 8\ncols = 8\nfreq_hz = 0\n", "freq_hz"),
-    ("[[processor]]\nrows = 8\ncols = 8\n[interconnect]\ntopology = 'torus'\n", "unknown topology"),
+    ("[[processor]]\nrows = 8\ncols = 8\n[interconnect]\ntopology = 'hypercube'\n", "unknown topology"),
     ("[[processor]]\nrows = 8\ncols = 8\n[interconnect]\nspeed = 3\n", "unknown keys ['speed']"),
     ("[[processor]]\nrows = 8\ncols = 8\n[interconnect]\nlink_latency_cycles = 1.5\n", "link_latency_cycles"),
     ("[[processor]]\nrows = 8\ncols = 8\n[network]\nx = 1\n", "unknown sections"),

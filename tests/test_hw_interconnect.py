@@ -68,7 +68,7 @@ def test_more_bandwidth_never_slower():
 
 @pytest.mark.parametrize("kwargs", [dict(link_bytes_per_cycle=0), dict(link_bytes_per_cycle=True),
                                     dict(link_latency_cycles=-1), dict(link_latency_cycles=1.5),
-                                    dict(topology="mesh")])
+                                    dict(topology="hypercube")])
 def test_bad_interconnect(kwargs):
     with pytest.raises(HardwareConfigError):
         Interconnect(**kwargs)

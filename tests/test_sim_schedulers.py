@@ -26,11 +26,9 @@ def test_simulated_period_equals_the_claimed_period(name, graph_name, procs):
     assert r.simulated_period_cycles == s.period_cycles
     assert r.late_slots == 0
     assert r.gradient_delays == s.gradient_delays  # observed weight versions agree with the lags
-    # shared links: contention can only delay
+    # shared links: the claim already counts the queueing (periodic lags and flush executor serve them FCFS)
     shared = simulate(s, c, graph=g)
-    assert shared.simulated_period_cycles >= s.period_cycles
-    if s.kind == "periodic" or "skip" not in graph_name:
-        assert shared.simulated_period_cycles == s.period_cycles
+    assert shared.simulated_period_cycles == s.period_cycles
 
 
 def bubble(tf: int, tb: int, tw: int, p: int, m: int) -> float:
@@ -100,7 +98,7 @@ def test_gantt_png_and_chrome_trace(tmp_path):
 @pytest.mark.parametrize("procs", [2, 4, 8])
 @pytest.mark.parametrize("name", ["pipedream", "layerpipe"])
 def test_stashed_weight_versions_are_delay_plus_one(name, procs):
-    """PipeDream keeps p - s weight versions at stage s (DESIGN.md section 4); in general a layer needs one copy
+    """PipeDream keeps p - s weight versions at stage s (docs/design.md section 4); in general a layer needs one copy
     per in-flight minibatch, which is its gradient delay + 1 when one layer sits on each processor."""
     from spikepipe.ir import LayerMemory, TaskGraph
 

@@ -82,8 +82,8 @@ def test_zero_lag_pipeline_equals_plain_bptt(opt, schedule, stash, compensation)
     assert pipe.measured_delays == (0, 0, 0)
     assert s_pipe.losses == pytest.approx(s_ref.losses, rel=1e-5, abs=1e-6)
     for a, b in zip(ref.weights, pipe.weights, strict=True):
-        for k in a:
-            torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
+        for wa, wb in zip(a.values(), b.values(), strict=True):  # block-relative vs model paths: same order
+            torch.testing.assert_close(wa, wb, rtol=1e-5, atol=1e-6)
 
 
 def test_zero_delay_gradient_queue_equals_plain_bptt():
@@ -94,8 +94,8 @@ def test_zero_delay_gradient_queue_equals_plain_bptt():
     q = GradientQueue(TinySNN(), cfg, (0, 0, 0), total_steps=STEPS)
     q.run_epoch(lambda n: data[n], STEPS)
     for a, b in zip(ref.weights, q.weights, strict=True):
-        for k in a:
-            torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+        for wa, wb in zip(a.values(), b.values(), strict=True):
+            torch.testing.assert_close(wa, wb, rtol=0, atol=0)
 
 
 def _oracle(n_steps: int, xs: list[float], ys: list[int], lr: float, stash: bool) -> list[list[float]]:
@@ -143,8 +143,8 @@ def test_known_delay_pattern_gives_hand_computed_weights(stash):
     data = [(torch.tensor([[[xs[i]]]], dtype=torch.float64), torch.tensor([ys[i]])) for i in range(n)]
     pipe.run_epoch(lambda i: data[i], n)
     want = _oracle(n, xs, ys, lr, stash)[-1]
-    got = [float(pipe.weights[0]["weight"]), float(pipe.weights[1]["weight"]),
-           *pipe.weights[2]["weight"].flatten().tolist()]
+    got = [float(pipe.weights[0]["blocks.0.weight"]), float(pipe.weights[1]["blocks.1.weight"]),
+           *pipe.weights[2]["blocks.2.weight"].flatten().tolist()]
     assert got == pytest.approx(want, rel=1e-12, abs=1e-14)
     # stashing matters here (layer 1 has delay 2), so the two oracles differ: the test can tell them apart
     other = _oracle(n, xs, ys, lr, not stash)[-1]
@@ -191,11 +191,11 @@ def test_gradient_queue_equals_exact_stashing_but_not_no_stashing(opt):
         t.run_epoch(lambda i: data[i], 12)
         runs[mode] = t.weights
         assert all(torch.isfinite(w).all() for ws in t.weights for w in ws.values())
-        assert not torch.equal(t.weights[0]["fc.weight"], ref.weights[0]["fc.weight"])
+        assert not torch.equal(next(iter(t.weights[0].values())), ref.weights[0]["fc.weight"])
     for a, b in zip(runs["stash"], runs["queue"], strict=True):
-        for k in a:
-            torch.testing.assert_close(a[k], b[k], rtol=1e-6, atol=1e-7)
-    assert not torch.allclose(runs["no-stash"][0]["fc.weight"], runs["queue"][0]["fc.weight"])
+        for wa, wb in zip(a.values(), b.values(), strict=True):
+            torch.testing.assert_close(wa, wb, rtol=1e-6, atol=1e-7)
+    assert not torch.allclose(runs["no-stash"][0]["blocks.0.fc.weight"], runs["queue"][0]["fc.weight"])
 
 
 def test_schedule_for_other_network_is_rejected():

@@ -15,7 +15,8 @@ from collections.abc import Callable, Sequence
 
 from spikepipe.cli.common import CliError, Result
 
-COMMAND_MODULES = ("cycles", "networks", "tasks", "simulate", "compare", "train", "sweep")
+COMMAND_MODULES = ("cycles", "networks", "tasks", "simulate", "compare", "train", "sweep", "frontier",
+                   "activity")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -40,6 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# torch warns "Triton not available" when SpikingJelly registers its kernels on a CPU-only build
+_NOISY_LOGGERS = ("torch._library.triton",)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -47,6 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                             format="%(levelname)s %(name)s: %(message)s")
+        for noisy in _NOISY_LOGGERS:  # library chatter that says nothing about the user's input
+            logging.getLogger(noisy).setLevel(logging.INFO if args.verbose else logging.ERROR)
         handler: Callable[[argparse.Namespace], Result] | None = getattr(args, "handler", None)
         if handler is None:
             parser.print_help(sys.stderr)

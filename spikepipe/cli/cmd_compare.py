@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from spikepipe.cli.cmd_simulate import (
+    activity_for,
     add_sim_options,
     apply_method,
-    contract_report,
     progress_bar,
     results_table,
     sim_kwargs,
@@ -34,10 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> Result:
     from spikepipe.cli.common import CliError
-    from spikepipe.io import check_writable, write_csv, write_json
-    from spikepipe.plots import save_gantt, save_speedup
-    from spikepipe.sim.evaluate import evaluate_graph, load_graph, resolve_schedules
-    from spikepipe.trace import write_trace
+    from spikepipe.io import check_writable
+    from spikepipe.sim.evaluate import load_graph, resolve_schedules
 
     procs = sorted(set(args.processors))
     if not procs:
@@ -52,47 +49,20 @@ def run(args: argparse.Namespace) -> Result:
     # unwritable folder before minutes of solving
     clusters = {p: cluster_from_args(args, processors=p) for p in procs}
     graph = apply_method(load_graph(args.network, clusters[procs[0]], args.batch, args.timesteps), args)
+    activity = activity_for(args, graph)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CliError(f"cannot create output folder {out}: {exc.strerror or exc}; choose a writable --out") from None
-    reports: list[dict[str, Any]] = []
-    rows: list[dict[str, Any]] = []
-    files: dict[str, Any] = {"gantt": []}
-    ideal: dict[int, float] = {}
+    from spikepipe.api.ops import compare_graph
+
     with progress_bar(len(procs) * len(names), "compare") as bar:
         task = bar.add_task("compare", total=len(procs) * len(names))
-        for i, p in enumerate(procs):
-            cluster = clusters[p]
-            label = f"{graph.name} P={p}"
-
-            def step(name: str, label: str = label, base: int = i * len(names)) -> None:
-                bar.update(task, description=f"{label}: {name}", completed=base + names.index(name))
-
-            report, evals = evaluate_graph(graph, cluster, names, progress=step, **sim_kwargs(args))
-            data = contract_report(report)
-            reports.append({**data, "sequential_cycles": report["sequential_cycles"]})
-            rows += [{"network": graph.name, "processors": p, "lower_bound_cycles": data["lower_bound_cycles"], **r}
-                     for r in data["results"]]
-            ideal[p] = report["ideal_speedup"]
-            bar.update(task, completed=(i + 1) * len(names))
-            if p == gantt_p:
-                bar.update(task, description=f"{label}: plots")
-                for e in evals:
-                    path = out / f"gantt_{e.schedule.name}_P{p}.png"
-                    files["gantt"].append(str(save_gantt(path, e.schedule, e.sim, network=graph.name,
-                                                         num_layers=graph.num_layers)))
-                files["trace"] = str(write_trace(out / f"trace_P{p}.json",
-                                                 [(f"{e.schedule.name} P={p}", e.sim) for e in evals],
-                                                 freq_hz=cluster.processors[0].freq_hz))
-    ok_rows = [r for r in rows if not r.get("error")]
-    files["speedup"] = str(save_speedup(out / "speedup.png", ok_rows, ideal, network=graph.name,
-                                        subtitle=f"B={graph.batch}, T={graph.timesteps}, "
-                                                 f"{len(names)} schedules, replayed in SimPy"))
-    files["csv"] = str(write_csv(out / "results.csv", rows))
-    summary = {"network": graph.name, "processors": procs, "batch": graph.batch, "timesteps": graph.timesteps,
-               "reports": reports, "files": files}
-    files["json"] = str(write_json(out / "results.json", summary))
+        result = compare_graph(graph, clusters, names, out=out, gantt_processors=gantt_p,
+                               eval_kwargs=sim_kwargs(args, activity_for(args, graph)),
+                               progress=lambda ev: bar.update(task, description=ev.description, completed=ev.completed))
+    summary, files = result.to_dict(), result.files
+    reports = summary["reports"]
 
     def render() -> None:
         from spikepipe.cli.cmd_simulate import wide_console
@@ -103,6 +73,6 @@ def run(args: argparse.Namespace) -> Result:
         console.print(f"wrote {len(files['gantt'])} Gantt charts, speedup plot, trace, CSV and JSON to "
                       f"[bold]{out.resolve()}[/bold]")
         console.print(f"  speedup plot: {files['speedup']}\n  trace (open in ui.perfetto.dev): {files['trace']}\n"
-                      f"  table: {files['csv']}")
+                      f"  energy plot: {files['energy']}\n  table: {files['csv']}")
 
     return Result(summary, render)

@@ -21,31 +21,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> Result:
     proc = cluster_from_args(args, processors=1).processors[0]
-    arr = proc.array
-    cost = proc.gemm_cost(args.m, args.k, args.n)
-    if args.model == "stepping":
-        from hwmodels.stepping import step_gemm_cycles
+    from spikepipe.api.contract import cycles_report
 
-        cycles = step_gemm_cycles(arr, args.m, args.k, args.n)
-    else:
-        cycles = cost.compute_cycles
-    row_folds, col_folds = arr.folds(args.m, args.k, args.n)
-    data = {
-        "cycles": cycles,
-        "model": args.model,
-        "stall_cycles": cost.stall_cycles,
-        "total_cycles": cycles + cost.stall_cycles,
-        "m": args.m, "k": args.k, "n": args.n,
-        "array": f"{arr.rows}x{arr.cols}",
-        "dataflow": arr.dataflow.value,
-        "folds": row_folds * col_folds,
-        "utilization": round(args.m * args.k * args.n / (arr.rows * arr.cols * cycles), 6),
-        "dram_bytes": cost.dram_bytes,
-    }
+    data = cycles_report(proc, args.m, args.k, args.n, args.model)
+    cycles = data["cycles"]
 
     def render() -> None:
         print(f"GEMM {args.m}x{args.k}x{args.n} on {data['array']} {data['dataflow'].upper()}: "
               f"{cycles} compute cycles ({data['folds']} folds, utilisation {data['utilization']:.1%}), "
-              f"{cost.stall_cycles} stall cycles")
+              f"{data['stall_cycles']} stall cycles")
 
     return Result(data, render)

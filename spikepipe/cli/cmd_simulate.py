@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
+from spikepipe.api.contract import CONTRACT_KEYS, contract_report  # noqa: F401 - the JSON contract lives in the library
 from spikepipe.cli.common import (
     CliError,
     Result,
@@ -15,9 +17,6 @@ from spikepipe.cli.common import (
     cluster_from_args,
     positive_int,
 )
-
-CONTRACT_KEYS = ("schedule", "period_cycles", "simulated_period_cycles", "speedup", "comm_fraction",
-                 "gradient_delays", "peak_memory_bytes")
 
 
 def positive_float(text: str) -> float:
@@ -35,7 +34,9 @@ def add_sim_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--iterations", type=positive_int, default=None,
                    help="minibatches to replay (default: enough to measure the steady state)")
     g.add_argument("--time-limit", type=positive_float, default=None, metavar="SECONDS",
-                   help="time limit per schedule for solver-based schedulers (spikepipe's CP-SAT; default 10 s)")
+                   help="wall-clock limit per schedule for spikepipe's CP-SAT search; not reproducible under machine "
+                        "load (default: a budget in CP-SAT deterministic time and search moves, which gives "
+                        "the same schedule on an idle or a busy machine)")
     g.add_argument("--microbatches", type=positive_int, default=None,
                    help="micro-batches for flush schedules (default: the best of P, 2P, 4P)")
     g.add_argument("--strict", action="store_true",
@@ -52,6 +53,9 @@ def add_sim_options(p: argparse.ArgumentParser) -> None:
 
     add_method_arguments(p.add_argument_group("training method (its task graph is what gets scheduled)"),
                          TRANSFORM_METHODS)
+    g.add_argument("--activity", default=None, metavar="FILE.json",
+                   help="measured spike activity (spikepipe activity / train --activity-out): GEMMs with a spike "
+                        "operand cost ACs at the measured rate instead of MACs in the energy (cycles stay dense)")
 
 
 def slack_fraction(text: str) -> float:
@@ -80,7 +84,17 @@ def apply_method(graph: Any, args: argparse.Namespace) -> Any:
     return transform(graph, method_options(args))
 
 
-def sim_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+def activity_for(args: argparse.Namespace, graph: Any) -> list[float] | None:
+    """The input activity of every layer of `graph` from --activity (None: dense)."""
+    if not getattr(args, "activity", None):
+        return None
+    from spikepipe.activity import read_report
+
+    return read_report(args.activity).for_graph(graph, source=f"activity file {args.activity}")
+
+
+def sim_kwargs(args: argparse.Namespace, activity: list[float] | None = None) -> dict[str, Any]:
+    """evaluate_graph's keywords from the command line; `activity` (activity_for) prices spike GEMMs as ACs."""
     options: dict[str, Any] = {}
     if args.time_limit is not None:
         options["time_limit_s"] = args.time_limit
@@ -91,7 +105,7 @@ def sim_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     if getattr(args, "period_slack", None):
         options["period_slack"] = args.period_slack
     return {"iterations": args.iterations, "options": options, "strict": args.strict,
-            "overlap_comm": not args.no_overlap, "link_contention": not args.no_contention}
+            "overlap_comm": not args.no_overlap, "link_contention": not args.no_contention, "activity": activity}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -100,8 +114,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--processors", "-P", type=positive_int, required=True, help="number of processors P")
     from schedules.registry import names
 
-    p.add_argument("--schedule", default="all", metavar="NAME|all",
-                   help=f"schedule generator, a comma list, or all (default): {', '.join(names())}")
+    p.add_argument("--schedule", default=None, metavar="NAME|all",
+                   help=f"schedule generator, a comma list, or all (default; none with --schedule-file): "
+                        f"{', '.join(names())}")
+    p.add_argument("--schedule-file", default=None, metavar="S.json|S.txt",
+                   help="replay a saved or hand-written schedule (JSON or the compact text form), validated "
+                        "against the network and hardware at load; -v prints its grid with a broken slot marked")
     add_hardware(p)
     add_sim_options(p)
     g = p.add_argument_group("outputs")
@@ -110,21 +128,24 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="which schedule the Gantt chart and trace show (default: spikepipe if run, else the first)")
     g.add_argument("--trace", default=None, metavar="OUT.json", help="Chrome trace (open in ui.perfetto.dev)")
     g.add_argument("--csv", default=None, metavar="OUT.csv", help="one row per schedule")
+    g.add_argument("--schedule-out", default=None, metavar="S.json|S.txt",
+                   help="write the shown schedule (spikepipe if run, else the first; --gantt-schedule picks) as "
+                        "plain data: JSON, or the compact text form (one token per slot) for .txt")
     add_json(p)
     p.set_defaults(handler=run)
 
 
-def contract_report(report: dict[str, Any]) -> dict[str, Any]:
-    """The `--json` object: exactly network, processors, lower_bound_cycles and results (failed generators appear
-    as rows with null numbers and an `error`)."""
-    rows = []
-    for r in report["results"]:
-        rows.append({**{k: r[k] for k in CONTRACT_KEYS}, **{k: v for k, v in r.items() if k not in CONTRACT_KEYS},
-                     "sequential_cycles": report["sequential_cycles"]})
-    for e in report["errors"]:
-        rows.append({**dict.fromkeys(CONTRACT_KEYS), "schedule": e["schedule"], "error": e["error"]})
-    return {"network": report["network"], "processors": report["processors"],
-            "lower_bound_cycles": report["lower_bound_cycles"], "results": rows}
+def load_schedule_file(path: str, graph, cluster, args: argparse.Namespace):
+    """The file's schedule, validated; on a bad file -v prints the grid with the broken slot marked, then the
+    one `error:` line follows."""
+    from spikepipe.schedule_file import ScheduleFileError, load_schedule
+
+    try:
+        return load_schedule(path, graph, cluster)
+    except ScheduleFileError as exc:
+        if getattr(args, "verbose", False) and exc.grid:
+            print(exc.grid, file=sys.stderr)
+        raise
 
 
 def pick(evals: list, name: str | None):
@@ -141,7 +162,7 @@ def pick(evals: list, name: str | None):
 def check_outputs(args: argparse.Namespace) -> None:
     from spikepipe.io import check_writable
 
-    for opt in ("gantt", "trace", "csv"):
+    for opt in ("gantt", "trace", "csv", "schedule_out"):
         path = getattr(args, opt, None)
         if path:
             check_writable(path)
@@ -156,24 +177,26 @@ def progress_bar(total: int, description: str):
 
 
 def run(args: argparse.Namespace) -> Result:
+    from spikepipe.api.ops import simulate_graph
     from spikepipe.io import write_csv
-    from spikepipe.sim.evaluate import evaluate_graph, load_graph, resolve_schedules
+    from spikepipe.sim.evaluate import Evaluation, load_graph, resolve_schedules
 
-    names = resolve_schedules(None if args.schedule == "all" else args.schedule)
+    wanted = args.schedule if args.schedule is not None else (None if args.schedule_file is None else "")
+    names = resolve_schedules(None if wanted == "all" else wanted) if wanted != "" else []
     check_outputs(args)
     cluster = cluster_from_args(args, processors=args.processors)
     graph = apply_method(load_graph(args.network, cluster, args.batch, args.timesteps), args)
+    given = [load_schedule_file(args.schedule_file, graph, cluster, args)] if args.schedule_file else []
     with progress_bar(len(names), "simulate") as bar:
         task = bar.add_task(f"{graph.name} P={cluster.size}", total=len(names))
 
-        def step(name: str) -> None:
-            bar.update(task, description=f"{graph.name} P={cluster.size}: {name}",
-                       completed=names.index(name))
-
-        report, evals = evaluate_graph(graph, cluster, names, progress=step,
-                                       keep_going=len(names) > 1, **sim_kwargs(args))
-        bar.update(task, completed=len(names))
-    data = contract_report(report)
+        res = simulate_graph(graph, cluster, names, eval_kwargs=sim_kwargs(args, activity_for(args, graph)),
+                             given=given, keep_going=len(names) > 1,
+                             progress=lambda ev: bar.update(task, description=ev.description, completed=ev.completed))
+    data = res.to_dict()
+    report = {"sequential_cycles": res.sequential_cycles, "timesteps": graph.timesteps, "batch": graph.batch,
+              **graph.layout_info()}
+    evals = [Evaluation(r.plan, r.replay, dict(r.row)) for r in res.results if r.ok]
     files: dict[str, str] = {}
     shown = pick(evals, args.gantt_schedule)
     if args.gantt and shown is not None:
@@ -186,6 +209,10 @@ def run(args: argparse.Namespace) -> Result:
 
         files["trace"] = str(write_trace(args.trace, [(f"{e.schedule.name} P={cluster.size}", e.sim) for e in evals],
                                          freq_hz=cluster.processors[0].freq_hz))
+    if args.schedule_out and shown is not None:
+        from spikepipe.schedule_file import write_schedule
+
+        files["schedule"] = str(write_schedule(args.schedule_out, shown.schedule, graph, cluster))
     if args.csv:
         files["csv"] = str(write_csv(args.csv, [{"network": graph.name, **r} for r in data["results"]]))
 
@@ -206,24 +233,35 @@ def wide_console():
     return console if console.is_terminal else Console(width=150)
 
 
+def gap_cell(row: dict[str, Any]) -> str:
+    """Period gap / delay gap to their lower bounds, e.g. `0.0%/25%`: how far from best the row may be."""
+    if row.get("period_gap") is None:
+        return "-"
+    return f"{row['period_gap']:.1%}/{row['delay_gap']:.0%}"
+
+
 def results_table(data: dict[str, Any], report: dict[str, Any]):
     from rich.table import Table
 
     seq = report["sequential_cycles"]
     lb = data["lower_bound_cycles"]
-    t = Table(title=f"{data['network']} on P={data['processors']}: sequential {seq:,.0f} cycles/minibatch, "
+    how = f", {report['layout']}" if report.get("layout") else ""
+    t = Table(title=f"{data['network']} (T={report.get('timesteps')}, B={report.get('batch')}{how}) on "
+                    f"P={data['processors']}: sequential {seq:,.0f} cycles/minibatch, "
                     f"lower bound {lb:,} (speedup at most {seq / lb if lb else 0:.2f}x)")
-    for col in ("schedule", "kind", "period", "simulated", "speedup", "util", "comm", "max delay", "peak mem",
-                "late"):
+    for col in ("schedule", "kind", "period", "simulated", "speedup", "util", "comm", "max delay", "gap P/D",
+                "status", "peak mem", "energy", "EDP", "late"):
         t.add_column(col, justify="left" if col in ("schedule", "kind") else "right", no_wrap=True)
     for r in data["results"]:
         if r.get("error"):
-            t.add_row(r["schedule"], "-", "-", "-", "-", "-", "-", "-", "-", f"[red]{r['error'][:60]}[/red]")
+            t.add_row(r["schedule"], "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", f"[red]{r['error'][:60]}[/red]")
             continue
         best = r["schedule"] == "spikepipe"
         t.add_row(
             f"[bold]{r['schedule']}[/bold]" if best else r["schedule"], r["kind"], f"{r['period_cycles']:,}",
             f"{r['simulated_period_cycles']:,.0f}", f"{r['speedup']:.2f}x", f"{r['mean_utilisation']:.0%}",
-            f"{r['comm_fraction']:.1%}", str(r["max_delay"]), f"{r['peak_memory_bytes'] / 2**20:,.1f} MiB",
+            f"{r['comm_fraction']:.1%}", str(r["max_delay"]), gap_cell(r), r.get("status", "-"),
+            f"{r['peak_memory_bytes'] / 2**20:,.1f} MiB",
+            f"{r.get('energy_joules', 0.0) * 1e3:,.3f} mJ", f"{r.get('energy_delay_product', 0.0):.3g} Js",
             str(r["late_slots"]))
     return t

@@ -40,13 +40,9 @@ def run(args: argparse.Namespace) -> Result:
             outcome = run_sweep(spec, out, scheduler=args.scheduler, workers=args.workers,
                                 max_points=args.max_points,
                                 progress=lambda done, _total: bar.update(task, completed=done))
-    data = {
-        "sweep": spec.name, "kind": spec.kind, "points": outcome.total_points,
-        "computed": outcome.computed_points, "cached": outcome.cached_points, "failed": outcome.failed_points,
-        "table_csv": str(outcome.table_csv),
-        "table_parquet": str(outcome.table_parquet) if outcome.table_parquet else None,
-        "wall_s": outcome.wall_s,
-    }
+    from spikepipe.api.contract import sweep_report
+
+    data = sweep_report(spec, outcome)
 
     def render() -> None:
         print(f"sweep {spec.name}: {outcome.total_points} points, {outcome.computed_points} computed, "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from spikepipe.cli.common import Result, add_hardware, add_json, add_network, cluster_from_args
 
@@ -21,29 +20,9 @@ def run(args: argparse.Namespace) -> Result:
 
     proc = cluster_from_args(args, processors=1).processors[0]
     graph = load_workload(args.network, batch=args.batch, timesteps=args.timesteps, processor=proc)
-    data: dict[str, Any] = graph.to_dict()
-    by_id = {t.id: t for t in graph.tasks}
-    for row in data["tasks"]:
-        t = by_id[row["id"]]
-        row["gemms"] = [{"m": g.m, "k": g.k, "n": g.n, "groups": g.groups, "batch_dim": g.batch_dim}
-                        for g in t.gemms]
-        row["vector"] = [{"op": v.op, "elements": v.elements, "timesteps": v.timesteps} for v in t.vector]
-    data["layers"] = [{"index": s.index, "name": s.name, "op": s.op, "in_shape": list(s.in_shape),
-                       "out_shape": list(s.out_shape), "output_shape": list(s.output_shape),
-                       "kernel": list(s.kernel), "stride": list(s.stride), "padding": list(s.padding),
-                       "groups": s.groups, "inputs": list(s.inputs), "neuron": s.neuron is not None,
-                       "post_ops": [p.kind if p.source is None else f"{p.kind}({p.source})" for p in s.post_ops],
-                       "weight_bytes": m.weight_bytes, "optimizer_bytes": m.optimizer_bytes}
-                      for s, m in zip(graph.layers, graph.memory, strict=True)]
-    from spikepipe.layer_memory import graph_items
+    from spikepipe.api.contract import tasks_report
 
-    items = graph_items(graph.layers, batch=graph.batch, timesteps=graph.timesteps, word_bytes=proc.word_bytes)
-    for row, kept in zip(data["layers"], items, strict=True):
-        row["kept_for_backward"] = [k.to_json() for k in kept]  # what F_l holds for B_l/W_l, item by item
-    arr = proc.array
-    data["processor"] = {"array": f"{arr.rows}x{arr.cols}", "dataflow": arr.dataflow.value,
-                         "vector_lanes": proc.vector.lanes, "word_bytes": proc.word_bytes}
-    data["total_cycles"] = graph.total_cycles()
+    data = tasks_report(graph, proc)
 
     def render() -> None:
         from rich.console import Console
@@ -51,6 +30,7 @@ def run(args: argparse.Namespace) -> Result:
 
         table = Table(title=f"{graph.name}: B={graph.batch}, T={graph.timesteps}, {data['processor']['array']} "
                             f"{data['processor']['dataflow'].upper()}")
+        how = graph.layout_info()
         for col, just in (("layer", "right"), ("name", "left"), ("shape", "left"), ("F cycles", "right"),
                           ("B cycles", "right"), ("W cycles", "right"), ("out bytes", "right"),
                           ("held bytes", "right")):
@@ -63,6 +43,9 @@ def run(args: argparse.Namespace) -> Result:
                           f"{graph.cycles(f'W{i}'):,}", f"{out_bytes.get(f'F{i}', 0):,}",
                           f"{graph.task(f'F{i}').activation_bytes:,}")
         con = Console()
+        if how:
+            con.print(f"layout {how.get('layout')}: T={graph.timesteps} from {how.get('timesteps_source')}; "
+                      f"B={graph.batch} from {how.get('batch_source')}")
         con.print(table)
         skips = [f"{u}->{v}" for u, v, _ in graph.edges if u[0] == v[0] == "F" and int(v[1:]) != int(u[1:]) + 1]
         con.print(f"{len(data['tasks'])} tasks, {len(data['edges'])} edges, total {data['total_cycles']:,} cycles"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from spikepipe.cli.cmd_simulate import add_period_slack
@@ -10,16 +11,23 @@ from spikepipe.cli.common import Result, add_hardware, add_json, add_network, po
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train on digits or Fashion-MNIST, plain BPTT or with a schedule's delays")
+    p = sub.add_parser("train", help="train on your data, digits or Fashion-MNIST, plain BPTT or with a schedule's "
+                                     "delays")
     add_network(p)
-    p.add_argument("--dataset", choices=("digits", "fashion-mnist"), default="digits",
-                   help="digits: scikit-learn's bundled 8x8 digits (tiny); fashion-mnist: the original IDX files")
+    p.add_argument("--dataset", default="digits", metavar="NAME|FILE.npz|DIR",
+                   help="digits: scikit-learn's bundled 8x8 digits (tiny); fashion-mnist: the original IDX files; "
+                        "FILE.npz: your data (x_train, y_train, x_test, y_test, optional x_val, y_val; samples "
+                        "shaped like one sample of the model's input, or [T, ...] binned events); DIR: IDX files "
+                        "in Fashion-MNIST's layout")
     p.add_argument("--data-dir", default=None, help="directory with the Fashion-MNIST IDX files "
                    "(default /usr/share/datasets/fashion-mnist)")
     p.add_argument("--schedule", default="none",
                    help="'none' for plain BPTT, or a schedule name (see `spikepipe simulate`) solved for "
                         "--processors; its per-layer gradient delays are trained exactly")
     p.add_argument("--processors", type=positive_int, default=4, help="processors the schedule is solved for")
+    p.add_argument("--schedule-file", default=None, metavar="S.json|S.txt",
+                   help="train with a saved or hand-written schedule (see `simulate --schedule-out`), validated "
+                        "against the network and --hardware/--processors at load; instead of --schedule")
     add_period_slack(p)
     add_hardware(p)
     p.add_argument("--epochs", type=positive_int, default=5)
@@ -38,6 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=("exact", "queue"), default="exact",
                    help="exact: execute the schedule's F/B/W events; queue: APPROXIMATION, gradients at current "
                         "weights applied d_l updates later")
+    p.add_argument("--backend", choices=("emulate", "gloo", "nccl"), default="emulate",
+                   help="emulate: the schedule in one process; gloo (CPU) or nccl (GPU): on --processors "
+                        "torch.distributed ranks, with the same final weights (spikepipe.distributed)")
     from spikepipe.cli.method_args import add_method_arguments
     from spikepipe.methods.registry import TRAINER_METHODS
 
@@ -46,6 +57,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads (results depend on it)")
     p.add_argument("--out", default=None, help="directory for checkpoint, metrics.json/csv, curves.png, result.json")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out, bit-identically")
+    p.add_argument("--activity-out", default=None, metavar="FILE.json",
+                   help="write the spike activity per layer measured after every epoch on the validation split "
+                        "(for simulate --activity)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_json(p)
     p.set_defaults(handler=run)
@@ -89,16 +103,26 @@ def run(args: argparse.Namespace) -> Result:
 
     if args.out:
         check_writable(f"{args.out}/result.json")
+    if args.activity_out:
+        check_writable(args.activity_out)
+    if args.dataset not in ("digits", "fashion-mnist") and not args.dataset.endswith(".npz") \
+            and not Path(args.dataset).is_dir():
+        from spikepipe.cli.common import CliError
+
+        raise CliError(f"argument --dataset: invalid choice: {args.dataset!r} (choose digits, fashion-mnist, a "
+                       f"FILE.npz or a directory of IDX files)")
     cfg = TrainConfig(
         network=args.network, dataset=args.dataset, schedule=args.schedule, processors=args.processors,
         period_slack=args.period_slack or 0.0,
         hardware=args.hardware, epochs=args.epochs, batch=args.batch or 32, timesteps=args.timesteps,
         optimizer=args.optimizer, lr=args.lr, lr_schedule=args.lr_schedule, weight_decay=args.weight_decay,
         seed=args.seed, encoder=args.encoder, stash=args.stash, compensation=args.compensation, mode=args.mode,
+        backend=args.backend,
         data_dir=args.data_dir, limit_train=args.limit_train, threads=args.threads, out=args.out,
         resume=args.resume, method=args.method, checkpoint_every=args.checkpoint_every, skip=args.skip,
         window=args.window, blocks=args.blocks, hard_fraction=args.hard_fraction,
-        skipper_gradient=args.skipper_gradient, exit_confidence=args.exit_confidence)
+        skipper_gradient=args.skipper_gradient, exit_confidence=args.exit_confidence,
+        activity_out=args.activity_out)
     if args.period_slack and args.schedule != "spikepipe":
         from spikepipe.cli.common import CliError
 
@@ -107,17 +131,34 @@ def run(args: argparse.Namespace) -> Result:
         from spikepipe.cli.common import CliError
 
         raise CliError("train takes --hardware for the schedule's cluster; --array/--dataflow are not supported here")
+    given = _schedule_from_file(args, cfg)
     if args.no_progress:
-        data = train(cfg)
+        data = train(cfg, schedule=given)
     else:
         with RichProgress() as prog:
-            data = train(cfg, progress=prog)
+            data = train(cfg, progress=prog, schedule=given)
 
     def render() -> None:
         print(f"{data['network']} on {data['dataset']}, schedule {data['schedule']} "
               f"({data['trainer']}, delays {data['gradient_delays']}): test accuracy "
               f"{100 * data['test_accuracy']:.2f}% after {data['epochs']} epochs")
         if args.out:
-            print(f"metrics, curves and checkpoint in {args.out}")
+            print(f"metrics, curves, checkpoint and the trained model (model.pt) in {args.out}")
 
     return Result(data, render)
+
+
+def _schedule_from_file(args: argparse.Namespace, cfg):
+    """The --schedule-file schedule for the network as train builds it, validated; None without the option."""
+    if not getattr(args, "schedule_file", None):
+        return None
+    from spikepipe.cli.cmd_simulate import load_schedule_file
+    from spikepipe.cli.common import CliError
+
+    if args.schedule != "none":
+        raise CliError("give --schedule or --schedule-file, not both")
+    from hwmodels.config import load_cluster
+    from spikepipe.workload import load_workload
+
+    graph = load_workload(cfg.network, batch=cfg.batch, timesteps=cfg.timesteps)
+    return load_schedule_file(args.schedule_file, graph, load_cluster(cfg.hardware, processors=cfg.processors), args)

@@ -68,7 +68,7 @@ def _rebuild(graph: TaskGraph, tasks: dict[str, Task], edges: list[tuple[str, st
     fresh = [replace(t, cycles=0) if (t.gemms or t.vector) else t for t in tasks.values()]
     return TaskGraph(graph.layers, fresh, edges, batch=graph.batch, timesteps=graph.timesteps,
                      memory=memory if memory is not None else graph.memory, reference=graph.reference,
-                     name=f"{graph.name}+{suffix}" if suffix else graph.name)
+                     name=f"{graph.name}+{suffix}" if suffix else graph.name, layout=graph.layout)
 
 
 def _tasks(graph: TaskGraph) -> dict[str, Task]:

@@ -6,7 +6,7 @@ and it waits for its processor and for the data of its own minibatch (and micro-
 measures the schedule, it does not re-schedule it. Links are SimPy resources: a transfer holds each hop of its
 route for ceil(bytes / bandwidth) cycles, then pays the hop latency (store-and-forward, the same cost the
 schedulers use), and runs beside compute (DMA) unless `overlap_comm=False`, when the sender is busy for it.
-Collectives hold every single-hop link for their duration.
+Collectives hold every link of the topology for their duration.
 
 The dependencies come from the schedule and, when the graph is given, also from the graph's own edges, so a
 schedule that dropped or mis-lagged a dependency is caught here without the validator's help.
@@ -287,8 +287,7 @@ class _Replay:
     def collectives(self):
         env = self.env
         colls = sorted(self.s.collectives, key=lambda c: (c.start_cycles, c.id))
-        hop_links = sorted({ln for a in range(self.cluster.size) for b in range(self.cluster.size)
-                            if a != b and len(ln_route := self.cluster.route(a, b)) == 1 for ln in ln_route})
+        hop_links = list(self.cluster.links())
         for k in range(self.periods):
             for c in colls:
                 n = k - c.lag
@@ -365,6 +364,17 @@ class _Replay:
         total_bytes = sum(d.bytes for d in self.deps) + bcast
         coll_bytes = sum(c.bytes for c in self.s.collectives) if self.cluster.size > 1 else 0
         mem = self.memory.peaks(self.s.processors)
+        link_bytes = [0] * self.s.processors
+        for d in self.deps:
+            if d.route:
+                link_bytes[self.slots[d.src].processor] += d.bytes * len(d.route)
+        for ds in self.bcasts.values():
+            for d in ds:
+                link_bytes[d.route[0][0]] += d.bytes * len(d.route)
+        for c in self.s.collectives:  # every processor sends the same share of a collective
+            total = self.cluster.interconnect.allreduce_link_bytes(c.bytes, self.cluster.size)
+            for p in range(self.s.processors):
+                link_bytes[p] += total // self.s.processors + (p < total % self.s.processors)
         first_start = min((r.start_cycles for r in self.slot_recs), default=0)
         return SimResult(
             schedule=self.s.name, kind=self.s.kind, processors=self.s.processors, iterations=n,
@@ -378,7 +388,7 @@ class _Replay:
             peak_memory_bytes=mem.total, weight_bytes=mem.weights, peak_stash_bytes=mem.stash,
             peak_activation_bytes=mem.activations, gradient_delays=self._delays(steady),
             late_slots=self.late, max_late_cycles=self.max_late, violations=tuple(self.violations),
-            events=self.events, wall_s=wall_s,
+            events=self.events, wall_s=wall_s, link_bytes_per_processor=tuple(link_bytes),
             slot_records=tuple(self.slot_recs), transfer_records=tuple(self.xfer_recs))
 
     def steady_range(self) -> tuple[int, int]:

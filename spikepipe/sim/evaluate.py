@@ -1,7 +1,7 @@
 """Schedule + replay + speedup for one network on one cluster: the rows `spikepipe simulate` and `compare` print.
 
 Speedup is measured, on the same minibatch: the simulated period of the 1-processor sequential run divided by the
-simulated period of the schedule (DESIGN.md section 4).
+simulated period of the schedule (docs/design.md section 4).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ OPTION_TARGETS: dict[str, tuple[str, ...]] = {
     "max_parts": ("spikepipe",),
     "deterministic_time_s": ("spikepipe",),
     "search_evaluations": ("spikepipe",),
-    "microbatches": ("gpipe", "1f1b", "interleaved-1f1b", "zero-bubble"),
+    "microbatches": ("gpipe", "1f1b", "interleaved-1f1b", "zero-bubble", "zb-v"),
     "stages": ("pipedream", "layerpipe"),
 }
 
@@ -81,12 +81,25 @@ def sequential_period(graph: TaskGraph, cluster: Cluster, iterations: int = 3) -
 
 def evaluate_one(name: str, graph: TaskGraph, cluster: Cluster, *, sequential_cycles: float,
                  iterations: int | None = None, options: Mapping[str, Any] | None = None, strict: bool = False,
-                 overlap_comm: bool = True, link_contention: bool = True, record: bool = True) -> Evaluation:
+                 overlap_comm: bool = True, link_contention: bool = True, record: bool = True,
+                 activity: Sequence[float] | None = None) -> Evaluation:
     from schedules import generate
 
     t0 = time.perf_counter()
     sched = generate(name, graph, cluster, **options_for(name, options or {}))
-    gen_s = time.perf_counter() - t0
+    return evaluate_given(sched, graph, cluster, sequential_cycles=sequential_cycles, iterations=iterations,
+                          strict=strict, overlap_comm=overlap_comm, link_contention=link_contention, record=record,
+                          schedule_wall_s=time.perf_counter() - t0, activity=activity)
+
+
+def evaluate_given(sched: Schedule, graph: TaskGraph, cluster: Cluster, *, sequential_cycles: float,
+                   iterations: int | None = None, strict: bool = False, overlap_comm: bool = True,
+                   link_contention: bool = True, record: bool = True, schedule_wall_s: float = 0.0,
+                   activity: Sequence[float] | None = None) -> Evaluation:
+    """Replay a schedule made elsewhere (a generator, a schedule file) and build its row."""
+    from spikepipe.energy import schedule_energy
+
+    name, gen_s = sched.name, schedule_wall_s
     sim = simulate(sched, cluster, iterations=iterations, graph=graph, strict=strict, overlap_comm=overlap_comm,
                    link_contention=link_contention, record=record)
     peak = max(sim.peak_memory_bytes, default=0)
@@ -117,6 +130,12 @@ def evaluate_one(name: str, graph: TaskGraph, cluster: Cluster, *, sequential_cy
         "schedule_wall_s": round(gen_s, 3),
         "sim_wall_s": round(sim.wall_s, 3),
     }
+    # energy per minibatch; activity None prices every GEMM as dense MACs
+    row.update(schedule_energy(sched, graph, cluster, sim, activity).row())
+    row["energy_activity"] = "dense" if activity is None else "measured"
+    from schedules.certificate import certify
+
+    row.update(certify(sched, graph, cluster).to_dict())  # status, bounds and gaps (docs/design.md section 5)
     for key in ("phase1", "phase2", "fallback", "gap", "solve_s", "stages"):
         if key in sched.info and isinstance(sched.info[key], (int, float, str, bool, type(None))):
             row[f"info_{key}"] = sched.info[key]
@@ -126,21 +145,30 @@ def evaluate_one(name: str, graph: TaskGraph, cluster: Cluster, *, sequential_cy
 def evaluate_graph(graph: TaskGraph, cluster: Cluster, schedules: Sequence[str] | str | None = None, *,
                    iterations: int | None = None, options: Mapping[str, Any] | None = None, strict: bool = False,
                    overlap_comm: bool = True, link_contention: bool = True, record: bool = True,
-                   progress: Progress | None = None, keep_going: bool = True) -> tuple[dict[str, Any], list[Evaluation]]:
-    """Every requested schedule on the cluster. Returns the report (the `simulate --json` object) and the
+                   progress: Progress | None = None, keep_going: bool = True,
+                   activity: Sequence[float] | None = None,
+                   given: Sequence[Schedule] = ()) -> tuple[dict[str, Any], list[Evaluation]]:
+    """Every requested schedule on the cluster (none when `schedules` is [], for `given` ones only). Returns the
+    report (the `simulate --json` object) and the
     evaluations (schedules and replays, for plots and traces). A generator that fails is reported under
     "errors" when `keep_going`, else its error propagates."""
-    names = resolve_schedules(schedules)
+    names = resolve_schedules(schedules) if schedules != [] else []
     seq = sequential_period(graph, cluster)
     lb = lower_bound_cycles(graph, cluster)
     results, evals, errors = [], [], []
+    for sched in given:  # schedules made elsewhere (schedule files), replayed as they are
+        ev = evaluate_given(sched, graph, cluster, sequential_cycles=seq, iterations=iterations, strict=strict,
+                            overlap_comm=overlap_comm, link_contention=link_contention, record=record,
+                            activity=activity)
+        results.append(ev.row)
+        evals.append(ev)
     for name in names:
         if progress:
             progress(name)
         try:
             ev = evaluate_one(name, graph, cluster, sequential_cycles=seq, iterations=iterations, options=options,
                               strict=strict, overlap_comm=overlap_comm, link_contention=link_contention,
-                              record=record)
+                              record=record, activity=activity)
         except SpikePipeError as exc:
             if not keep_going:
                 raise
@@ -158,6 +186,7 @@ def evaluate_graph(graph: TaskGraph, cluster: Cluster, schedules: Sequence[str] 
         "ideal_speedup": seq / lb if lb else None,
         "batch": graph.batch,
         "timesteps": graph.timesteps,
+        **graph.layout_info(),
         "errors": errors,
     }
     return report, evals

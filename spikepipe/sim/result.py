@@ -83,6 +83,9 @@ class SimResult:
     violations: tuple[Violation, ...]  # the first few, for the report
     events: int  # slot executions + transfer hops + collectives simulated
     wall_s: float
+    # bytes x hops every processor put on links per iteration (transfers it sent, its share of collectives, weight
+    # broadcasts it sent): what link energy is priced on
+    link_bytes_per_processor: tuple[int, ...] = ()
     slot_records: tuple[SlotRecord, ...] = field(default=(), repr=False)
     transfer_records: tuple[TransferRecord, ...] = field(default=(), repr=False)
 
@@ -105,6 +108,7 @@ class SimResult:
             "peak_memory_bytes": list(self.peak_memory_bytes), "weight_bytes": list(self.weight_bytes),
             "peak_stash_bytes": list(self.peak_stash_bytes),
             "peak_activation_bytes": list(self.peak_activation_bytes),
+            "link_bytes_per_iteration": sum(self.link_bytes_per_processor),
             "simulated_gradient_delays": list(self.gradient_delays), "late_slots": self.late_slots,
             "max_late_cycles": self.max_late_cycles, "events": self.events, "sim_wall_s": self.wall_s,
         }

@@ -1,6 +1,6 @@
-"""Generic front end for any nn.Module: see spikepipe.tracer.core (tracing) and .neurons (library neurons)."""
+"""The front end's tracer (one for the product): spikepipe.frontend is its entry point.
 
-from spikepipe.tracer.core import trace_generic
-from spikepipe.tracer.neurons import neuron_spec_of
-
-__all__ = ["trace_generic", "neuron_spec_of"]
+core     the TorchFunctionMode + forward hooks that turn one run of the model into layers
+neurons  spiking neurons of our library, snnTorch and SpikingJelly -> NeuronSpec
+layout   how the model uses time and batch (multi-step [T, B, ...] or a time loop inside forward)
+"""

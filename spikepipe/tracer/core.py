@@ -1,27 +1,13 @@
-"""Generic tracer: any nn.Module and an example input [T, B, ...] -> list[LayerSpec].
+"""The tracer: one run of the model under a TorchFunctionMode that tags every tensor with the layer whose output
+it is, plus forward hooks on the modules (see spikepipe.frontend for the rules).
 
-The model runs once (eval mode, no grad). Forward hooks see every module call; a TorchFunctionMode sees every
-torch function and tensor method called outside the recognised ("leaf") modules. Every tensor on the data path is
-mapped to the graph node that produced it, so functional ops (x + y, F.max_pool2d, flatten, torch.stack of
-per-step outputs) are followed by provenance, whatever python code sits between the modules.
-
-Nodes are identified structurally, not per call: a module by its path, a functional op by (op, arguments, input
-nodes). A time loop that calls a Conv2d T times (snnTorch's tutorial style) therefore yields ONE layer, and shapes
-are per sample per timestep (leading batch/time dims dropped). Indexing a timestep, stacking per-step outputs,
-reshapes, and reductions over leading dims (the readout's mean over T) are free and not recorded; a layer's
-output_shape and its consumer's in_shape then have equal element counts (as in the structural trace of SNNNet).
-
-Anything the costs cannot represent raises UnsupportedLayerError naming the module path and type (or the
-operation and the module it ran in): unknown modules with parameters, unknown ops on the data path, weight sharing
-between different inputs, channel concatenation, branching inside a layer's post-op chain.
-Known blind spot: the trace runs in eval mode, where dropout returns its input tensor itself, so a skip taken
-just before a dropout cannot be told from one taken after it.
+Per layer it also counts how the model runs it: calls per forward and the sample-steps (leading elements) of each
+call, from which spikepipe.tracer.layout reads T and B.
 """
 
 from __future__ import annotations
 
-import copy
-import logging
+import sys
 from dataclasses import dataclass, field
 from math import prod
 from typing import Any
@@ -30,470 +16,526 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from spikepipe.frontend import TraceError, UnsupportedLayerError
-from spikepipe.ir import LayerSpec, NeuronSpec, PostOp, SpikePipeError
-from spikepipe.tracer.neurons import is_spiking_neuron, neuron_spec_of
+from spikepipe.ir import LayerSpec, NeuronSpec, PostOp
+from spikepipe.tracer.errors import TraceError, UnsupportedLayerError
+from spikepipe.tracer.layout import LayerRun
+from spikepipe.tracer.neurons import SUPPORTED as NEURONS, library_class
 
-log = logging.getLogger(__name__)
+INPUT = -1  # tag of the network input (and anything computed from it before the first synaptic op)
 
-INPUT_NODE = 0
-
-_LAYOUT = frozenset({
-    "view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze", "permute", "transpose", "movedim",
-    "contiguous", "clone", "detach", "to", "float", "double", "half", "type", "type_as", "expand", "expand_as",
-    "repeat", "__getitem__", "select", "narrow", "unbind", "split", "chunk", "requires_grad_", "cpu", "view_as",
-    "reshape_as", "detach_", "clone_", "squeeze_", "unsqueeze_",
+# ops that only move, select or reduce values: the result is still "the output of layer l"
+_PASSTHROUGH = frozenset({
+    "reshape", "view", "view_as", "reshape_as", "flatten", "unflatten", "squeeze", "unsqueeze", "permute",
+    "transpose", "contiguous", "clone", "detach", "detach_", "to", "float", "double", "half", "type", "type_as",
+    "cpu", "__getitem__", "select", "narrow", "stack", "cat", "concat", "concatenate", "repeat", "expand",
+    "expand_as", "unbind", "chunk", "split", "requires_grad_", "movedim", "index_select",
 })
-_RESHAPE = frozenset({"view", "reshape", "flatten", "unflatten", "view_as", "reshape_as", "squeeze", "unsqueeze",
-                      "squeeze_", "unsqueeze_"})
-_CREATE_LIKE = frozenset({"zeros_like", "ones_like", "empty_like", "full_like", "rand_like", "randn_like",
-                          "new_zeros", "new_ones", "new_empty", "new_full", "new_tensor", "randint_like"})
-_ADD = frozenset({"add", "add_", "__add__", "__radd__", "__iadd__"})
-_STACK = frozenset({"stack", "cat", "concat", "concatenate"})
 _REDUCE = frozenset({"mean", "sum"})
-_POOL_FN = {"max_pool2d": "maxpool", "avg_pool2d": "avgpool", "adaptive_avg_pool2d": "adaptiveavgpool",
-            "adaptive_max_pool2d": "adaptiveavgpool", "max_pool2d_with_indices": "maxpool"}
-_DROPOUT_FN = frozenset({"dropout", "dropout2d", "feature_dropout", "alpha_dropout"})
-
-
-@dataclass
-class _Node:
-    id: int
-    kind: str  # input | synapse | neuron | batchnorm | maxpool | avgpool | adaptiveavgpool | dropout | add
-    layer: int  # owner layer; -1 for the network input
-    inputs: tuple[int, ...]
-    where: str  # module path (and type) for messages
-
-
-@dataclass
-class _Layer:
-    synapse: int  # node id
-    spec: LayerSpec
-    neuron: NeuronSpec | None = None
-    post: list[PostOp] = field(default_factory=list)
-    tip: int = 0  # node whose output the layer currently ends with
-
-
-@dataclass(frozen=True)
-class _Value:
-    node: int
-    sample: tuple[int, ...]  # per-sample-per-step shape
-
-
-def _classify(module: nn.Module) -> str | None:
-    """Leaf kind of a module, or None for a container whose own code is traced."""
-    if isinstance(module, (nn.Conv2d, nn.Linear)):
-        return "synapse"
-    if is_spiking_neuron(module):
-        return "neuron"
-    if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
-        return "batchnorm"
-    if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
-        return "pool"
-    if isinstance(module, (nn.Dropout, nn.Dropout2d)):
-        return "dropout"
-    if type(module).__module__.startswith("spikingjelly") and type(module).__name__ in ("Dropout", "Dropout2d"):
-        return "dropout"
-    if isinstance(module, (nn.Flatten, nn.Unflatten, nn.Identity)):
-        return "reshape"
-    return None
+_ADD = frozenset({"add", "__add__", "__radd__", "add_", "__iadd__"})
+_POOL_FUNCS = {"max_pool2d": "maxpool", "avg_pool2d": "avgpool", "adaptive_avg_pool2d": "adaptiveavgpool",
+               "adaptive_max_pool2d": "maxpool", "max_pool1d": "maxpool", "avg_pool1d": "avgpool",
+               "adaptive_avg_pool1d": "adaptiveavgpool", "adaptive_max_pool1d": "maxpool"}
+_NORM_FUNCS = {"batch_norm": "batchnorm", "layer_norm": "layernorm"}
+_MATMUL = frozenset({"matmul", "__matmul__", "bmm"})
+_SCALE = frozenset({"mul", "__mul__", "__rmul__", "mul_", "__imul__", "div", "__truediv__", "div_", "__itruediv__"})
+_DROPOUT_FUNCS = frozenset({"dropout", "dropout2d", "dropout1d", "feature_dropout", "alpha_dropout"})
+SUPPORTED_OPS = (f"Conv1d, Conv2d, Linear (modules or functional), BatchNorm1d/2d, LayerNorm, max/avg/adaptive "
+                 f"pooling 1-d and 2-d, dropout, flatten/reshape, mean over a layer's own dims, residual add, "
+                 f"scaling by a constant, matmul of two layers' outputs (spiking self-attention); "
+                 f"neurons: {NEURONS}")
 
 
 def _pair(v: Any) -> tuple[int, int]:
     return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
 
-def synapse_spec(index: int, name: str, module: nn.Module, in_shape: tuple[int, ...],
-                 out_shape: tuple[int, ...], inputs: tuple[int, ...]) -> LayerSpec:
-    if isinstance(module, nn.Conv2d):
-        k, d = _pair(module.kernel_size), _pair(module.dilation)
-        if module.padding_mode != "zeros":
-            raise UnsupportedLayerError(f"module {name!r} (Conv2d) uses padding_mode={module.padding_mode!r}; "
-                                        f"only zero padding is modelled")
-        if isinstance(module.padding, str):  # 'same' pads (d*(k-1))/2 each side, 'valid' none
-            pad = (d[0] * (k[0] - 1) // 2, d[1] * (k[1] - 1) // 2) if module.padding == "same" else (0, 0)
-        else:
-            pad = _pair(module.padding)
-        return LayerSpec(index, name, "conv", in_shape, out_shape, kernel=k, stride=_pair(module.stride),
-                         padding=pad, dilation=d, groups=module.groups, bias=module.bias is not None, inputs=inputs)
-    return LayerSpec(index, name, "linear", in_shape, out_shape, bias=module.bias is not None, inputs=inputs)
+# ---------------------------------------------------------------- trace state
 
 
-def pool_op(module: nn.Module, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> PostOp:
-    if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
-        kind = "maxpool" if isinstance(module, nn.MaxPool2d) else "avgpool"
-        k = _pair(module.kernel_size)
-        return PostOp(kind, in_shape, out_shape, k, _pair(module.stride) if module.stride else k)
-    k = (in_shape[1] // out_shape[1], in_shape[2] // out_shape[2]) if len(in_shape) == 3 else (1, 1)
-    return PostOp("adaptiveavgpool", in_shape, out_shape, k, k)
+@dataclass
+class _Layer:
+    index: int
+    name: str
+    op: str
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    params: dict[str, Any]
+    inputs: tuple[int, ...]
+    cur_shape: tuple[int, ...]
+    neuron: NeuronSpec | None = None
+    post: list[PostOp] = field(default_factory=list)
+    sites: set[Any] = field(default_factory=set)
+    modules: list[str] = field(default_factory=list)
+    calls: int = 0  # calls of the synaptic op in one forward (T for a time loop in forward)
+    leads: set[int] = field(default_factory=set)  # leading elements (samples x steps) per call
+    first_shape: tuple[int, ...] = ()
+    sample_rank: int = 1
+    neuron_lead_rank: int = 0  # leading (time / batch) dims of the neuron's input on its first call; 0 unknown
+
+    def own(self, path: str) -> None:
+        if path and path not in self.modules:
+            self.modules.append(path)
+
+    def run(self) -> LayerRun:
+        return LayerRun(self.name, self.in_shape, self.calls, frozenset(self.leads), self.first_shape,
+                        self.sample_rank, self.neuron_lead_rank)
+
+    def spec(self) -> LayerSpec:
+        return LayerSpec(self.index, self.name, self.op, self.in_shape, self.out_shape,  # type: ignore[arg-type]
+                         neuron=self.neuron, post_ops=tuple(self.post), inputs=self.inputs,
+                         modules=tuple(self.modules), **self.params)
 
 
-def _tensors(obj: Any) -> list[torch.Tensor]:
-    if isinstance(obj, torch.Tensor):
-        return [obj]
-    if isinstance(obj, (tuple, list)):
-        return [t for o in obj for t in _tensors(o)]
-    return []
+def _as_2d(v: Any, one_d: bool) -> tuple[int, int]:
+    """A conv parameter as (height, width); a Conv1d is a conv over (C, 1, L) with a 1 x k kernel."""
+    if not one_d:
+        return _pair(v)
+    return (1, int(v if isinstance(v, int) else v[0]))
 
 
-def _reshaped_sample(out_shape: tuple[int, ...], lead: int, sample: tuple[int, ...]) -> tuple[int, ...] | None:
-    """Per-sample shape after a reshape: split the output into leading dims of `lead` elements and a sample of
-    prod(sample) elements. With batch 1 several splits fit; keep the input's sample if it is one of them, else
-    the shortest sample (a flatten)."""
-    p = prod(sample)
-    cands = [i for i in range(len(out_shape) + 1) if prod(out_shape[:i]) == lead and prod(out_shape[i:]) == p]
-    if not cands:
-        return None
-    for i in cands:
-        if tuple(out_shape[i:]) == sample:
-            return sample
-    return tuple(out_shape[max(cands):])
+def _conv_params(m: Any, name: str, one_d: bool = False) -> dict[str, Any]:
+    k, d = _as_2d(m["kernel"], one_d), _as_2d(m["dilation"], one_d)
+    padding = m["padding"]
+    if isinstance(padding, str):
+        padding = (d[0] * (k[0] - 1) // 2, d[1] * (k[1] - 1) // 2) if padding == "same" else (0, 0)
+    elif one_d:
+        padding = (0, int(padding if isinstance(padding, int) else padding[0]))
+    stride = _as_2d(m["stride"], one_d)
+    return {"kernel": k, "stride": stride, "padding": _pair(padding), "dilation": d, "groups": int(m["groups"]),
+            "bias": bool(m["bias"])}
 
 
-class _Mode(TorchFunctionMode):
-    def __init__(self, tracer: _Tracer) -> None:
+def per_sample(t: torch.Tensor, op: str) -> tuple[int, ...]:
+    """Per-sample, per-step shape of a synaptic op's input or output: (C, H, W), (C, 1, L) or (F,)."""
+    if op == "conv1d":
+        return (int(t.shape[-2]), 1, int(t.shape[-1]))
+    nd = 3 if op == "conv" else 1
+    return tuple(int(s) for s in t.shape[-nd:])
+
+
+class _Tracer(TorchFunctionMode):
+    def __init__(self, model: nn.Module, neurons: dict[str, NeuronSpec]) -> None:
         super().__init__()
-        self.tracer = tracer
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
-        kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        tr = self.tracer
-        if tr.leaf_depth == 0 and not tr.in_hook:
-            tr.on_function(func, args, kwargs, out)
-        return out
-
-
-class _Tracer:
-    def __init__(self, model: nn.Module, example: torch.Tensor, neurons: dict[str, NeuronSpec]) -> None:
-        self.model = model
         self.neurons = neurons
-        self.paths = {id(m): p or "<model>" for p, m in model.named_modules()}
-        self.nodes: list[_Node] = [_Node(INPUT_NODE, "input", -1, (), "<input>")]
+        self.tags: dict[int, int] = {}
+        self.keep: list[torch.Tensor] = []  # keeps tagged tensors alive so their ids are not reused
         self.layers: list[_Layer] = []
-        self.values: dict[int, _Value] = {}
-        self.keep: list[torch.Tensor] = []  # keeps traced tensors alive so their ids stay unique
-        self.keys: dict[Any, int] = {}
-        self.leaf_depth = 0
-        self.in_hook = False
-        self.stack: list[tuple[nn.Module, str | None]] = []
-        self.reads: list[tuple[int, str]] = []  # (node read by a later layer or add, where) checked at the end
-        sample = tuple(example.shape[2:]) if example.dim() >= 3 else tuple(example.shape[1:])
-        self._map(example, INPUT_NODE, sample)
+        self.by_site: dict[Any, int] = {}
+        self.opaque_depth = 0
+        self.stack: list[tuple[str, nn.Module]] = [("", model)]
+        self.kinds: list[str | None] = []
+        self.names = {id(m): n for n, m in model.named_modules()}
+        self.param_names = {id(p): n for n, p in model.named_parameters()}
 
-    # -- values
-    def _map(self, t: torch.Tensor, node: int, sample: tuple[int, ...]) -> None:
-        self.values[id(t)] = _Value(node, sample)
-        self.keep.append(t)
+    # -- tags
+    def tag_of(self, obj: Any) -> int | None:
+        return self.tags.get(id(obj)) if isinstance(obj, torch.Tensor) else None
 
-    def _value(self, t: Any) -> _Value | None:
-        return self.values.get(id(t)) if isinstance(t, torch.Tensor) else None
+    def tag_all(self, obj: Any, tag: int) -> None:
+        if isinstance(obj, torch.Tensor):
+            self.tags[id(obj)] = tag
+            self.keep.append(obj)
+        elif isinstance(obj, (tuple, list)):
+            for o in obj:
+                self.tag_all(o, tag)
 
-    def _where(self) -> str:
-        for mod, _ in reversed(self.stack):
-            return f"module {self.paths.get(id(mod), '?')!r} ({type(mod).__name__})"
-        return "the model's forward()"
+    def arg_tags(self, args: Any, kwargs: dict[str, Any] | None = None) -> list[int]:
+        found: list[int] = []
 
-    # -- module hooks
-    def pre_hook(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
-        if self.leaf_depth > 0:
-            return
-        self.in_hook = True
-        try:
-            kind = _classify(module)
-            path = self.paths.get(id(module), "?")
-            if kind is None and (any(True for _ in module.parameters(recurse=False))):
-                raise UnsupportedLayerError(
-                    f"module {path!r} ({type(module).__module__}.{type(module).__name__}) has parameters but is "
-                    f"not a supported layer (Conv2d, Linear, BatchNorm, pooling, dropout, LIF neurons)")
-            self.stack.append((module, kind))
-            if kind is not None:
-                self.leaf_depth += 1
-        finally:
-            self.in_hook = False
+        def walk(o: Any) -> None:
+            if isinstance(o, torch.Tensor):
+                t = self.tags.get(id(o))
+                if t is not None and t not in found:
+                    found.append(t)
+            elif isinstance(o, (tuple, list)):
+                for x in o:
+                    walk(x)
+            elif isinstance(o, dict):
+                for x in o.values():
+                    walk(x)
 
-    def post_hook(self, module: nn.Module, args: tuple, kwargs: dict, out: Any) -> None:
-        if not self.stack or self.stack[-1][0] is not module:
-            return  # a call nested inside a leaf
-        _, kind = self.stack.pop()
-        if kind is None:
-            return
-        self.leaf_depth -= 1
-        self.in_hook = True
-        try:
-            x = args[0] if args else next(iter(kwargs.values()), None)
-            self._leaf(module, kind, x, out)
-        finally:
-            self.in_hook = False
+        walk(args)
+        walk(kwargs or {})
+        return found
 
-    def _leaf(self, module: nn.Module, kind: str, x: Any, out: Any) -> None:
-        path = self.paths.get(id(module), "?")
-        where = f"module {path!r} ({type(module).__name__})"
-        v = self._value(x)
-        if v is None:
-            raise UnsupportedLayerError(f"{where} reads a tensor that does not come from the network input")
-        outs = _tensors(out)
-        if kind == "reshape":
-            for t in outs:
-                self._map(t, v.node, self._reshape_sample(t, x, v, where))
-            return
-        key = ("module", id(module))
-        if key in self.keys:  # the same module again: a time loop, or weight sharing
-            node = self.nodes[self.keys[key]]
-            if node.inputs != (v.node,):
-                raise UnsupportedLayerError(f"{where} is applied to two different inputs (weight sharing is not "
-                                            f"supported); use one module per layer")
-            sample = self._node_sample[node.id]
-        elif kind == "synapse":
-            node, sample = self._new_synapse(module, path, x, out, v)
-        else:
-            sample = tuple(outs[0].shape[len(outs[0].shape) - len(v.sample):]) if kind == "pool" else v.sample
-            post: PostOp | None = None
-            neuron: NeuronSpec | None = None
-            if kind == "neuron":
-                neuron = self.neurons[path]
-            elif kind == "pool":
-                post = pool_op(module, v.sample, sample)
-            else:
-                post = PostOp(kind, v.sample, v.sample)
-            node = self._new_post(kind, v, where, post, neuron, key=key)
-        self._node_sample[node.id] = sample
-        for t in outs:
-            self._map(t, node.id, sample)
+    def where(self) -> str:
+        path, mod = self.stack[-1]
+        return f"module {path or '<root>'} ({type(mod).__name__})"
 
-    @property
-    def _node_sample(self) -> dict[int, tuple[int, ...]]:
-        if not hasattr(self, "_samples"):
-            self._samples: dict[int, tuple[int, ...]] = {}
-        return self._samples
-
-    def _new_synapse(self, module: nn.Module, path: str, x: torch.Tensor, out: torch.Tensor,
-                     v: _Value) -> tuple[_Node, tuple[int, ...]]:
-        if isinstance(module, nn.Conv2d):
-            if x.dim() < 3:
-                raise UnsupportedLayerError(f"module {path!r} (Conv2d) got an input of shape {tuple(x.shape)}")
-            in_shape, out_shape = tuple(x.shape[-3:]), tuple(out.shape[-3:])
-        else:
-            in_shape, out_shape = (module.in_features,), (module.out_features,)
-        if prod(in_shape) != prod(v.sample):
-            raise UnsupportedLayerError(
-                f"module {path!r} ({type(module).__name__}) mixes samples or timesteps: input per sample "
-                f"{v.sample}, layer expects {in_shape}")
-        src = self.nodes[v.node].layer
-        self.reads.append((v.node, f"module {path!r}"))
-        if src >= 0 and self.layers[src].tip == v.node:
+    # -- layers and post ops
+    def synapse(self, key: Any, name: str, op: str, x: torch.Tensor, out: torch.Tensor, params: dict[str, Any],
+                src: int) -> int:
+        nd = {"conv": 4, "conv1d": 3}.get(op, 2)  # per-sample dims plus at least one batch dim
+        if x.dim() < nd or out.dim() < nd:
+            raise TraceError(f"{name}: {op} input of shape {tuple(x.shape)} has no batch dimension; the front end "
+                             f"needs batched inputs ([T, B, ...] or [B, ...])")
+        in_shape, out_shape = per_sample(x, op), per_sample(out, op)
+        op = "conv" if op == "conv1d" else op
+        lead = x.numel() // max(1, prod(in_shape))
+        if key in self.by_site:
+            idx = self.by_site[key]
+            self.layers[idx].calls += 1
+            self.layers[idx].leads.add(lead)
+            if self.layers[idx].inputs != (src,):
+                raise UnsupportedLayerError(f"{name} ({op}) is applied to two different inputs (layers "
+                                            f"{self.layers[idx].inputs[0]} and {src}): shared weights are not "
+                                            f"supported")
+            return idx
+        if src >= 0:
             prev = self.layers[src]
-            cur = prev.post[-1].out_shape if prev.post else prev.spec.out_shape
-            if cur != in_shape:  # a flatten between layers is recorded on the producer (PostOp kind "flatten")
-                prev.post.append(PostOp("flatten", cur, in_shape))
-        index = len(self.layers)
-        spec = synapse_spec(index, path, module, in_shape, out_shape, (src,))
-        node = self._add_node("synapse", index, (v.node,), path, ("module", id(module)))
-        self.layers.append(_Layer(node.id, spec, tip=node.id))
-        return node, out_shape
+            if prev.cur_shape != in_shape:
+                if prod(prev.cur_shape) != prod(in_shape):
+                    raise TraceError(f"{name} receives per-sample shape {in_shape} from layer {prev.name}, which "
+                                     f"produces {prev.cur_shape}; the front end expects [T, B, ...] or [B, ...] "
+                                     f"tensors")
+                prev.post.append(PostOp("flatten", prev.cur_shape, in_shape))
+                prev.cur_shape = in_shape
+        idx = len(self.layers)
+        self.layers.append(_Layer(idx, name, op, in_shape, out_shape, params, (src,), out_shape, calls=1,
+                                  leads={lead}, first_shape=tuple(int(d) for d in x.shape), sample_rank=nd - 1))
+        self.by_site[key] = idx
+        return idx
 
-    def _add_node(self, kind: str, layer: int, inputs: tuple[int, ...], where: str, key: Any) -> _Node:
-        node = _Node(len(self.nodes), kind, layer, inputs, where)
-        self.nodes.append(node)
-        self.keys[key] = node.id
-        return node
-
-    def _new_post(self, kind: str, v: _Value, where: str, post: PostOp | None, neuron: NeuronSpec | None,
-                  key: Any, extra_inputs: tuple[int, ...] = ()) -> _Node:
-        owner = self.nodes[v.node].layer
-        if owner < 0:
-            raise UnsupportedLayerError(f"{where}: {kind} before the first Conv2d/Linear layer cannot be costed")
-        lay = self.layers[owner]
-        if lay.tip != v.node:
-            raise UnsupportedLayerError(
-                f"{where}: {kind} reads layer {lay.spec.name!r} before the end of its chain of post ops "
-                f"(branching inside a layer is not supported)")
+    def post_op(self, site: Any, layer: int, op: PostOp | None, neuron: NeuronSpec | None = None) -> None:
+        lay = self.layers[layer]
+        if site in lay.sites:  # a time loop calling the same op again
+            return
+        lay.sites.add(site)
         if neuron is not None:
             if lay.neuron is not None:
-                raise UnsupportedLayerError(f"{where}: a second neuron in layer {lay.spec.name!r} without a "
-                                            f"synaptic op between them")
+                raise UnsupportedLayerError(f"{self.where()}: layer {lay.name} has two spiking neurons in a row; "
+                                            f"put a synaptic op between them")
             lay.neuron = neuron
-        if post is not None:
-            lay.post.append(post)
-        node = self._add_node(kind, owner, (v.node, *extra_inputs), where, key)
-        lay.tip = node.id
-        return node
+        if op is not None:
+            lay.post.append(op)
+            lay.cur_shape = op.out_shape
 
-    def _reshape_sample(self, t: torch.Tensor, x: torch.Tensor, v: _Value, where: str) -> tuple[int, ...]:
-        lead = x.numel() // max(1, prod(v.sample))
-        s = _reshaped_sample(tuple(t.shape), lead, v.sample)
-        if s is None:
-            raise UnsupportedLayerError(f"{where}: a reshape from {tuple(x.shape)} to {tuple(t.shape)} mixes the "
-                                        f"batch/time dims with the per-sample dims {v.sample}")
-        return s
+    def call_site(self) -> tuple[str, int]:
+        f = sys._getframe(2)
+        while f is not None and ("/torch/" in f.f_code.co_filename or f.f_code.co_filename == __file__):
+            f = f.f_back  # type: ignore[assignment]
+        return (f.f_code.co_filename, f.f_lineno) if f is not None else ("?", 0)
 
-    # -- functional ops
-    def on_function(self, func: Any, args: tuple, kwargs: dict, out: Any) -> None:
-        outs = _tensors(out)
-        if not outs:
-            return
-        tracked = [(t, self.values[id(t)]) for t in _tensors(list(args) + list(kwargs.values()))
-                   if id(t) in self.values]
-        if not tracked:
-            return
-        name = getattr(func, "__name__", str(func))
-        where = self._where()
-        if name in _CREATE_LIKE:
-            return
-        x, v = tracked[0]
-        if name in _LAYOUT:
-            for t in outs:
-                if len(v.sample) <= t.dim() and tuple(t.shape[t.dim() - len(v.sample):]) == v.sample:
-                    self._map(t, v.node, v.sample)
-                elif name in _RESHAPE:
-                    self._map(t, v.node, self._reshape_sample(t, x, v, f"{name} in {where}"))
-                else:
-                    raise UnsupportedLayerError(f"operation {name} in {where} changes the per-sample shape "
-                                                f"{v.sample} (only batch/time dims may be indexed or permuted)")
-            return
-        if name in _STACK:
-            nodes = {val.node for _, val in tracked}
-            n_tensors = len(_tensors(args[0] if args else kwargs.get("tensors", [])))
-            if len(nodes) > 1 or n_tensors != len(tracked):
-                raise UnsupportedLayerError(f"operation {name} in {where} joins outputs of different layers "
-                                            f"(concatenation is not supported; only per-timestep outputs of one "
-                                            f"layer may be stacked)")
-            t = outs[0]
-            if tuple(t.shape[t.dim() - len(v.sample):]) != v.sample:
-                raise UnsupportedLayerError(f"operation {name} in {where} concatenates along a per-sample dim")
-            self._map(t, v.node, v.sample)
-            return
-        if name in _REDUCE:
-            dims = kwargs.get("dim", args[1] if len(args) > 1 else None)
-            dims = [dims] if isinstance(dims, int) else list(dims or [])
-            lead_rank = x.dim() - len(v.sample)
-            if not dims or any(not (0 <= (d % x.dim()) < lead_rank) for d in dims):
-                raise UnsupportedLayerError(
-                    f"operation {name} in {where} reduces per-sample dims of {tuple(x.shape)}; only the readout "
-                    f"over batch/time dims is free (use nn.AdaptiveAvgPool2d for global pooling)")
-            self._map(outs[0], v.node, v.sample)
-            return
-        if name in _ADD:
-            self._add(name, args, kwargs, tracked, outs[0], where)
-            return
-        if name in _POOL_FN or name in _DROPOUT_FN:
-            kind = _POOL_FN.get(name, "dropout")
-            t = outs[0]
-            sample = tuple(t.shape[t.dim() - len(v.sample):])
-            if kind == "dropout":
-                post = PostOp("dropout", v.sample, v.sample)
-                key: Any = ("dropout", v.node)
-            elif kind == "adaptiveavgpool":
-                k = (v.sample[1] // sample[1], v.sample[2] // sample[2]) if len(sample) == 3 else (1, 1)
-                post = PostOp(kind, v.sample, sample, k, k)
-                key = (kind, sample, v.node)
-            else:
-                ks = kwargs.get("kernel_size", args[1] if len(args) > 1 else None)
-                st = kwargs.get("stride", args[2] if len(args) > 2 else None) or ks
-                post = PostOp(kind, v.sample, sample, _pair(ks), _pair(st))
-                key = (kind, post.kernel, post.stride, v.node)
-            node_id = self.keys.get(key)
-            if node_id is None:
-                node_id = self._new_post(kind, v, f"{name} in {where}", post, None, key=key).id
-            self._map(t, node_id, sample)
-            return
-        raise UnsupportedLayerError(
-            f"operation {name} in {where} is on the data path and is not supported (supported: Conv2d, Linear, "
-            f"BatchNorm, pooling, dropout, flatten/reshape, residual add, LIF neurons)")
+    def single_source(self, tags: list[int], what: str) -> int:
+        tags = [t for t in tags if t != INPUT] or [INPUT]
+        if len(tags) > 1:
+            raise UnsupportedLayerError(f"{self.where()}: {what} combines the outputs of layers "
+                                        f"{', '.join(self.layers[t].name for t in tags)}; only residual adds may "
+                                        f"join branches")
+        return tags[0]
 
-    def _add(self, name: str, args: tuple, kwargs: dict, tracked: list, out: torch.Tensor, where: str) -> None:
-        operands = [a for a in list(args[:2]) + [kwargs.get("other")] if a is not None]
-        if len(tracked) != 2 or len(operands) != 2 or any(not isinstance(a, torch.Tensor) for a in operands):
-            raise UnsupportedLayerError(f"operation {name} in {where} adds a constant to the data path; only "
-                                        f"residual adds of two layers' outputs are supported")
-        (_, va), (_, vb) = tracked
-        la, lb = self.nodes[va.node].layer, self.nodes[vb.node].layer
-        if la == lb:
-            raise UnsupportedLayerError(f"operation {name} in {where} adds two tensors of the same layer")
-        cur, skip = (va, vb) if la > lb else (vb, va)
-        if prod(cur.sample) != prod(skip.sample):
-            raise UnsupportedLayerError(f"operation {name} in {where} broadcasts {skip.sample} onto {cur.sample}")
-        key = ("add", cur.node, skip.node)
-        node_id = self.keys.get(key)
-        if node_id is None:
-            src = self.nodes[skip.node].layer
-            self.reads.append((skip.node, f"add in {where}"))
-            post = PostOp("add", cur.sample, cur.sample, source=src)
-            node_id = self._new_post("add", cur, f"add in {where}", post, None, key=key,
-                                     extra_inputs=(skip.node,)).id
-        self._map(out, node_id, cur.sample)
+    # -- modules (forward hooks)
+    def pre_hook(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        path = self.names.get(id(module), "?")
+        kind = None if self.opaque_depth else ("neuron" if path in self.neurons else classify(module, path))
+        self.stack.append((self.names.get(id(module), "?"), module))
+        self.kinds.append(kind)
+        if kind is not None:
+            self.opaque_depth += 1
 
-    # -- result
-    def result(self) -> list[LayerSpec]:
-        if not self.layers:
-            raise UnsupportedLayerError("the model has no Conv2d/Linear layer on the path from its input")
-        for node_id, where in self.reads:
-            owner = self.nodes[node_id].layer
-            if owner >= 0 and self.layers[owner].tip != node_id:
-                lay = self.layers[owner]
-                raise UnsupportedLayerError(
-                    f"{where} reads layer {lay.spec.name!r} before its last post op ({self.nodes[lay.tip].kind}); "
-                    f"a layer's output must be taken after all its post ops")
-        out = []
-        for lay in self.layers:
-            d = dict(lay.spec.__dict__)
-            d.update(neuron=lay.neuron, post_ops=tuple(lay.post))
-            out.append(LayerSpec(**d))
+    def post_hook(self, module: nn.Module, args: tuple, kwargs: dict, out: Any) -> None:
+        path, _ = self.stack[-1]
+        kind = self.kinds.pop()
+        try:
+            if kind is not None:
+                self.opaque_depth -= 1
+                self.record_module(module, path, kind, args, kwargs, out)
+        finally:
+            self.stack.pop()
+
+    def record_module(self, module: nn.Module, path: str, kind: str, args: tuple, kwargs: dict, out: Any) -> None:
+        x = next((a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)), None)
+        if x is None:
+            raise TraceError(f"module {path} ({type(module).__name__}) was called without a tensor input")
+        y = out[0] if isinstance(out, (tuple, list)) else out
+        tags = self.arg_tags(x)
+        if kind == "identity":
+            self.tag_all(out, self.single_source(tags, "identity"))
+            return
+        src = self.single_source(tags, type(module).__name__)
+        if kind in ("conv", "conv1d", "linear"):
+            m: Any = module
+            if kind != "linear" and m.padding_mode != "zeros":
+                raise UnsupportedLayerError(f"module {path} ({type(module).__name__}) uses padding_mode="
+                                            f"{m.padding_mode!r}; only zero padding is modelled")
+            params = (_conv_params({"kernel": m.kernel_size, "stride": m.stride, "padding": m.padding,
+                                    "dilation": m.dilation, "groups": m.groups, "bias": m.bias is not None}, path,
+                                   one_d=kind == "conv1d")
+                      if kind != "linear" else {"bias": m.bias is not None})
+            idx = self.synapse(("module", id(module)), path, kind, x, y, params, src)
+            self.layers[idx].own(path)
+            self.tag_all(out, idx)
+            return
+        if src == INPUT:
+            if kind in ("flatten", "dropout"):
+                self.tag_all(out, INPUT)
+                return
+            raise UnsupportedLayerError(f"module {path} ({type(module).__name__}) acts on the network input "
+                                        f"before any synaptic layer; move it into the data pipeline")
+        lay = self.layers[src]
+        site = ("module", id(module))
+        self.tag_all(out, src)
+        if site in lay.sites:  # a time loop calling the same op again
+            return
+        lay.own(path)
+        if kind == "neuron":
+            if lay.cur_shape == lay.out_shape:  # straight after the synapse: its per-sample rank applies
+                lay.neuron_lead_rank = x.dim() - lay.sample_rank
+            self.post_op(site, src, None, self.neurons[path])
+        elif kind in ("batchnorm", "layernorm"):
+            self.post_op(site, src, PostOp(kind, lay.cur_shape, lay.cur_shape))
+        elif kind == "dropout":
+            self.post_op(site, src, PostOp("dropout", lay.cur_shape, lay.cur_shape))
+        elif kind == "flatten":
+            shape = (prod(lay.cur_shape),)
+            if shape != lay.cur_shape:
+                self.post_op(site, src, PostOp("flatten", lay.cur_shape, shape))
+        else:
+            one_d = "1d" in type(module).__name__.lower()
+            self.post_op(site, src, _pool_op(kind, module, lay.cur_shape, pooled_shape(lay.cur_shape, y, one_d)))
+
+    # -- functions
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if self.opaque_depth:
+            return out
+        tags = self.arg_tags(args, kwargs)
+        if not tags:
+            return out
+        name = getattr(func, "__name__", "")
+        if name in ("__get__", "__set__") or not _has_tensor(out):
+            return out
+        if name in ("conv2d", "conv1d", "linear"):
+            self.functional_synapse(name, args, kwargs, out)
+        elif name in _ADD:
+            self.add(tags, out)
+        elif tags == [INPUT]:
+            self.tag_all(out, INPUT)
+        elif name in _REDUCE:
+            self.reduce(name, tags, args, kwargs, out)
+        elif name in _PASSTHROUGH:
+            self.tag_all(out, self.single_source(tags, name))
+        elif name in _POOL_FUNCS or name in _NORM_FUNCS or name in _DROPOUT_FUNCS:
+            self.functional_post(name, tags, out)
+        elif name in _MATMUL:
+            self.matmul(name, args, out)
+        elif name in _SCALE and len(tags) == 1 and _is_constant(args[1] if len(args) > 1 else kwargs.get("other")):
+            self.functional_post("scale", tags, out)
+        elif name in _SCALE and len(tags) == 2 and INPUT not in tags and name.startswith(("mul", "__mul", "__rmul")):
+            self.product(tags, out)
+        else:
+            what = "a product of two layers' outputs (spiking self-attention)" if len(tags) > 1 and name in (
+                "matmul", "__matmul__", "bmm", "mul", "__mul__", "einsum") else f"operation {name!r}"
+            raise UnsupportedLayerError(f"{self.where()}: {what} on the output of layer "
+                                        f"{self.layers[tags[-1]].name if tags[-1] >= 0 else 'input'} is not "
+                                        f"supported (supported: {SUPPORTED_OPS})")
         return out
 
+    def reduce(self, name: str, tags: list[int], args: tuple, kwargs: dict, out: torch.Tensor) -> None:
+        """A mean or sum: over batch / time dims it is free (a readout); over the layer's own dims it is a global
+        average pool (Spikformer's mean over tokens), costed as one."""
+        src = self.single_source(tags, name)
+        x = args[0] if args else kwargs.get("input")
+        if not isinstance(out, torch.Tensor) or not isinstance(x, torch.Tensor) or src == INPUT:
+            self.tag_all(out, src)
+            return
+        lay = self.layers[src]
+        cur = lay.cur_shape
+        dim = kwargs.get("dim", args[1] if len(args) > 1 else None)
+        dims = set(range(x.dim())) if dim is None else {d % x.dim() for d in ((dim,) if isinstance(dim, int)
+                                                                             else dim)}
+        splits = [j for j in range(x.dim() + 1) if prod(x.shape[j:]) == prod(cur)]  # where one sample starts
+        if any(all(d < j for d in dims) for j in splits):
+            self.tag_all(out, src)  # over leading dims: the per-sample shape is untouched
+            return
+        j = next((j for j in splits if all(d >= j for d in dims)), None)
+        if j is None:
+            raise UnsupportedLayerError(f"{self.where()}: {name} of the output of layer {lay.name} mixes batch or "
+                                        f"time dims with its per-sample dims {cur}")
+        keep = [int(x.shape[i]) for i in range(j, x.dim()) if i not in dims] or [1]
+        shape = tuple(keep)
+        site = ("func", name, self.call_site())
+        self.tag_all(out, src)
+        if site not in lay.sites:
+            window = (1, max(1, prod(cur) // prod(shape)))
+            self.post_op(site, src, PostOp("avgpool", cur, shape, window, window))
 
-def trace_generic(model: nn.Module, example_input: torch.Tensor) -> list[LayerSpec]:
-    """LayerSpecs of any nn.Module on `example_input` ([T, B, ...] by the project's convention).
+    def functional_synapse(self, name: str, args: tuple, kwargs: dict, out: torch.Tensor) -> None:
+        x = args[0] if args else kwargs["input"]
+        w = args[1] if len(args) > 1 else kwargs["weight"]
+        b = args[2] if len(args) > 2 else kwargs.get("bias")
+        src = self.single_source(self.arg_tags(x), name)
+        pname = self.param_names.get(id(w), f"{self.stack[-1][0]}.{name}")
+        pname = pname[:-len(".weight")] if pname.endswith(".weight") else pname
+        if name in ("conv2d", "conv1d"):
+            def arg(i: int, key: str, default: Any) -> Any:
+                return args[i] if len(args) > i else kwargs.get(key, default)
 
-    The model itself is not run or changed: a deep copy runs on the meta device (shapes only, no arithmetic), or
-    on the CPU if the model cannot run on meta tensors. Neuron parameters are read from the real model first.
-    """
-    if not isinstance(model, nn.Module) or not isinstance(example_input, torch.Tensor):
-        raise TraceError("trace_generic needs an nn.Module and an example input tensor [T, B, ...]")
-    neurons = {p or "<model>": neuron_spec_of(m, p) for p, m in model.named_modules()
-               if is_spiking_neuron(m) and not _inside_leaf(model, p)}
-    try:
-        work = copy.deepcopy(model).to("meta")
-        return _run(work, example_input.to("meta"), neurons)
-    except _ModelFailed as exc:  # data-dependent code cannot run on meta tensors
-        log.info("meta-device trace failed (%s); tracing a CPU copy", exc)
-    try:
-        return _run(copy.deepcopy(model), example_input, neurons)
-    except _ModelFailed as exc:
-        raise TraceError(f"model failed on the example input of shape {tuple(example_input.shape)}: {exc}") from None
+            one_d = name == "conv1d"
+            params = _conv_params({"kernel": tuple(w.shape[2:]), "stride": arg(3, "stride", 1),
+                                   "padding": arg(4, "padding", 0), "dilation": arg(5, "dilation", 1),
+                                   "groups": arg(6, "groups", 1), "bias": b is not None}, pname, one_d=one_d)
+            idx = self.synapse(("weight", id(w)), pname, "conv1d" if one_d else "conv", x, out, params, src)
+        else:
+            idx = self.synapse(("weight", id(w)), pname, "linear", x, out, {"bias": b is not None}, src)
+        if id(w) in self.param_names:
+            self.layers[idx].own(pname)
+        self.tag_all(out, idx)
+
+    def matmul(self, name: str, args: tuple, out: torch.Tensor) -> None:
+        """A product of two activations (Q K^T, A V): a layer of its own, with no weights. Shapes per sample-step
+        are (heads, M, K) @ (heads, K, N); the leading dims beyond the producer's samples x steps are heads."""
+        a, b = args[0], args[1]
+        ta, tb = self.tag_of(a), self.tag_of(b)
+        if ta is None or tb is None or INPUT in (ta, tb):
+            raise UnsupportedLayerError(f"{self.where()}: {name} of a layer's output with a parameter, a constant or "
+                                        f"the raw input is not supported (use nn.Linear for a weight; supported: "
+                                        f"{SUPPORTED_OPS})")
+        site = ("matmul", id(self.stack[-1][1]), self.call_site())  # one layer per module instance and line
+        lead = max(self.layers[ta].leads)  # samples x steps per call of the producer
+        if a.dim() < 2 or b.dim() < 2:
+            raise UnsupportedLayerError(f"{self.where()}: {name} of vectors is not supported")
+        m, k, n = int(a.shape[-2]), int(a.shape[-1]), int(b.shape[-1])
+        g = a.numel() // max(1, lead * m * k)
+        if g < 1 or a.numel() != lead * g * m * k or b.numel() != lead * g * k * n:
+            raise UnsupportedLayerError(f"{self.where()}: {name} of {tuple(a.shape)} and {tuple(b.shape)} does not "
+                                        f"multiply per sample and step (the batch / time dims must be shared)")
+        if site in self.by_site:
+            idx = self.by_site[site]
+            self.layers[idx].calls += 1
+            self.layers[idx].leads.add(lead)
+        else:
+            idx = len(self.layers)
+            path = self.stack[-1][0]
+            label = f"{path + '.' if path else ''}matmul{sum(1 for x in self.layers if x.op == 'matmul')}"
+            srcs = (ta,) if ta == tb else (ta, tb)
+            self.layers.append(_Layer(idx, label, "matmul", (g, m, k), (g, m, n), {}, srcs, (g, m, n), calls=1,
+                                      leads={lead}, first_shape=tuple(int(d) for d in a.shape), sample_rank=3))
+            self.by_site[site] = idx
+        self.tag_all(out, idx)
+
+    def add(self, tags: list[int], out: torch.Tensor) -> None:
+        layers = sorted(t for t in tags if t >= 0)
+        if len(layers) == 1:
+            if INPUT in tags:
+                raise UnsupportedLayerError(f"{self.where()}: adding the raw network input to layer "
+                                            f"{self.layers[layers[0]].name} is not supported")
+            raise UnsupportedLayerError(f"{self.where()}: adding a constant or a parameter to the output of layer "
+                                        f"{self.layers[layers[0]].name} is not supported (only residual adds "
+                                        f"of two layers' outputs)")
+        if len(layers) != 2:
+            raise UnsupportedLayerError(f"{self.where()}: an add of {len(layers)} layers' outputs is not supported")
+        self.join("add", layers, out)
+
+    def join(self, kind: str, tags: list[int], out: torch.Tensor) -> None:
+        """A residual add: a post op of the later layer naming the earlier one."""
+        src, dst = sorted(tags)
+        lay = self.layers[dst]
+        self.post_op((kind, self.call_site(), src), dst, PostOp(kind, lay.cur_shape, lay.cur_shape, source=src))
+        self.tag_all(out, dst)
+
+    def product(self, tags: list[int], out: torch.Tensor) -> None:
+        """An element-wise product of two layers' outputs (Spike-driven Transformer's K * V and Q * KV): a layer
+        of its own with no weights and no GEMM, on the vector unit, so that a neuron may follow it."""
+        site = ("mul", id(self.stack[-1][1]), self.call_site())
+        srcs = tuple(sorted(tags))
+        lead = max(max(self.layers[t].leads) for t in srcs)
+        if site in self.by_site:
+            idx = self.by_site[site]
+            self.layers[idx].calls += 1
+            self.layers[idx].leads.add(lead)
+        else:
+            per = out.numel() // max(1, lead)
+            cur = next((self.layers[t].cur_shape for t in reversed(srcs) if prod(self.layers[t].cur_shape) == per),
+                       None) or tuple(int(d) for d in out.shape[-1:])
+            idx = len(self.layers)
+            path = self.stack[-1][0]
+            label = f"{path + '.' if path else ''}mul{sum(1 for x in self.layers if x.op == 'mul')}"
+            self.layers.append(_Layer(idx, label, "mul", cur, cur, {}, srcs, cur, calls=1, leads={lead},
+                                      first_shape=tuple(int(d) for d in out.shape), sample_rank=len(cur)))
+            self.by_site[site] = idx
+        self.tag_all(out, idx)
+
+    def functional_post(self, name: str, tags: list[int], out: torch.Tensor) -> None:
+        src = self.single_source(tags, name)
+        if src == INPUT:
+            raise UnsupportedLayerError(f"{self.where()}: {name} on the network input before any synaptic layer "
+                                        f"is not supported")
+        lay = self.layers[src]
+        site = ("func", name, self.call_site())
+        self.tag_all(out, src)
+        if site in lay.sites:
+            return
+        if name in _POOL_FUNCS:
+            y = out[0] if isinstance(out, (tuple, list)) else out
+            op = _pool_post(_POOL_FUNCS[name], lay.cur_shape, pooled_shape(lay.cur_shape, y, "1d" in name))
+        elif name in _NORM_FUNCS:
+            op = PostOp(_NORM_FUNCS[name], lay.cur_shape, lay.cur_shape)
+        elif name == "scale":
+            op = PostOp("scale", lay.cur_shape, lay.cur_shape)
+        else:
+            op = PostOp("dropout", lay.cur_shape, lay.cur_shape)
+        self.post_op(site, src, op)
 
 
-def _inside_leaf(model: nn.Module, path: str) -> bool:
-    """True if a module path lies inside a recognised (opaque) module, e.g. a neuron's surrogate."""
-    parts = path.split(".") if path else []
-    for i in range(1, len(parts)):
-        if _classify(model.get_submodule(".".join(parts[:i]))) is not None:
-            return True
-    return False
+def _is_constant(o: Any) -> bool:
+    """A python number or a one-element tensor (a scale such as attention's 1/sqrt(d))."""
+    return isinstance(o, (int, float)) or (isinstance(o, torch.Tensor) and o.numel() == 1)
 
 
-class _ModelFailed(Exception):
-    """The model raised on the example input (not a front-end verdict)."""
+def _has_tensor(o: Any) -> bool:
+    return isinstance(o, torch.Tensor) or (isinstance(o, (tuple, list)) and any(_has_tensor(x) for x in o))
 
 
-def _run(model: nn.Module, example: torch.Tensor, neurons: dict[str, NeuronSpec]) -> list[LayerSpec]:
-    tracer = _Tracer(model, example, neurons)
-    handles = []
-    for m in model.modules():
-        handles.append(m.register_forward_pre_hook(tracer.pre_hook, with_kwargs=True))
-        handles.append(m.register_forward_hook(tracer.post_hook, with_kwargs=True))
-    model.eval()
-    try:
-        with torch.no_grad(), _Mode(tracer):
-            model(example)
-    except SpikePipeError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - reported by the caller, or retried off the meta device
-        msg = str(exc).splitlines()[0] if str(exc) else ""
-        raise _ModelFailed(f"{type(exc).__name__}: {msg}") from None
-    finally:
-        for h in handles:
-            h.remove()
-    layers = tracer.result()
-    log.info("traced %d layers from %s", len(layers), type(model).__name__)
-    return layers
+_MODULES: tuple[tuple[type, str], ...] = (
+    (nn.Conv2d, "conv"), (nn.Conv1d, "conv1d"), (nn.Linear, "linear"),
+    (nn.BatchNorm1d, "batchnorm"), (nn.BatchNorm2d, "batchnorm"), (nn.LayerNorm, "layernorm"),
+    (nn.MaxPool2d, "maxpool"), (nn.MaxPool1d, "maxpool"), (nn.AvgPool2d, "avgpool"), (nn.AvgPool1d, "avgpool"),
+    (nn.AdaptiveAvgPool2d, "adaptiveavgpool"), (nn.AdaptiveAvgPool1d, "adaptiveavgpool"),
+    (nn.AdaptiveMaxPool2d, "maxpool"), (nn.AdaptiveMaxPool1d, "maxpool"),
+    (nn.Dropout, "dropout"), (nn.Dropout1d, "dropout"), (nn.Dropout2d, "dropout"), (nn.Flatten, "flatten"),
+    (nn.Identity, "identity"),
+)
+
+
+def classify(module: nn.Module, path: str) -> str | None:
+    """What a module is to the front end; None = transparent (look inside)."""
+    for cls, kind in _MODULES:
+        if isinstance(module, cls):
+            return kind
+    lib, cls_name = library_class(module)
+    if lib == "spikingjelly" and cls_name in ("Dropout", "Dropout2d"):
+        return "dropout"
+    has_children = next(module.children(), None) is not None
+    if not has_children and next(module.parameters(recurse=False), None) is not None:
+        raise UnsupportedLayerError(f"module {path or '<root>'} ({type(module).__name__})"
+                                    f" has weights but is not a supported layer (supported: {SUPPORTED_OPS})")
+    return None
+
+
+def pooled_shape(in_shape: tuple[int, ...], y: torch.Tensor, one_d: bool) -> tuple[int, ...]:
+    """Per-sample shape after pooling: a 1-d pool replaces the last dim, a 2-d pool the last two."""
+    n = 1 if one_d else 2
+    if len(in_shape) < n + (0 if one_d else 1):
+        raise UnsupportedLayerError(f"{n}-d pooling on a per-sample shape {in_shape} is not supported")
+    return tuple(in_shape[:-n]) + tuple(int(s) for s in y.shape[-n:])
+
+
+def _pool_post(kind: str, in_shape: tuple[int, ...], out_shape: tuple[int, ...],
+               kernel: tuple[int, int] | None = None, stride: tuple[int, int] | None = None) -> PostOp:
+    if kernel is None:  # functional or adaptive: infer the window from the shapes
+        ih, iw = (in_shape[-2], in_shape[-1]) if len(in_shape) > 1 else (1, in_shape[-1])
+        oh, ow = (out_shape[-2], out_shape[-1]) if len(out_shape) > 1 else (1, out_shape[-1])
+        kernel = (max(1, ih // max(1, oh)), max(1, iw // max(1, ow)))
+        stride = kernel
+    return PostOp(kind, in_shape, out_shape, kernel, stride or kernel)
+
+
+def _pool_op(kind: str, module: nn.Module, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> PostOp:
+    m: Any = module
+    if kind in ("maxpool", "avgpool") and hasattr(m, "kernel_size"):
+        one_d = isinstance(m, (nn.MaxPool1d, nn.AvgPool1d))
+        k = _as_2d(m.kernel_size, one_d)
+        return _pool_post(kind, in_shape, out_shape, k, _as_2d(m.stride, one_d) if m.stride else k)
+    return _pool_post(kind, in_shape, out_shape)

@@ -12,6 +12,7 @@ from torch import nn
 
 from spikepipe.ir import SpikePipeError
 from spikepipe.train import netfn
+from spikepipe.train.model import ModelFn
 from spikepipe.train.optim import LayerOptimizer, OptimConfig, lr_at
 
 GetBatch = Callable[[int], tuple[torch.Tensor, torch.Tensor]]  # minibatch index in epoch -> (x [T,B,...], y [B])
@@ -49,14 +50,18 @@ class EpochStats:
 
 
 class TrainerBase:
-    """Holds the current weights (one dict per block) and one optimiser per layer."""
+    """Holds the current weights (one dict per layer) and one optimiser per layer. `net` is either a module with
+    the block protocol (spikepipe.train.netfn, run block by block) or a ModelFn (any module, run whole)."""
 
     mode = "base"
 
-    def __init__(self, net: nn.Module, optim: OptimConfig, *, total_steps: int,
+    def __init__(self, net: nn.Module | ModelFn, optim: OptimConfig, *, total_steps: int,
                  weights: list[netfn.Weights] | None = None) -> None:
-        self.net = net
-        self.weights = weights if weights is not None else netfn.initial_weights(net)
+        self.fn = net if isinstance(net, ModelFn) else None
+        self.net = net.model if isinstance(net, ModelFn) else net
+        if weights is None:
+            weights = self.fn.initial_weights() if self.fn is not None else netfn.initial_weights(self.net)
+        self.weights = weights
         self.cfg = optim
         self.opts = [LayerOptimizer(optim, w) for w in self.weights]
         self.total_steps = total_steps
@@ -72,8 +77,25 @@ class TrainerBase:
     def run_epoch(self, get_batch: GetBatch, num_batches: int) -> EpochStats:
         raise NotImplementedError
 
+    def forward(self, weights: list[netfn.Weights], x: torch.Tensor) -> torch.Tensor:
+        """Logits of x in training mode with layer l's weights from weights[l]."""
+        return self.fn.call(weights, x) if self.fn is not None else netfn.forward(self.net, weights, x)
+
+    def loss_grads(self, weights: list[netfn.Weights], x: torch.Tensor, y: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor, list[dict]]:
+        """Loss, logits and per-layer weight gradients of one ordinary forward and backward with `weights`."""
+        leaves = [{k: w.detach().requires_grad_() for k, w in ws.items()} for ws in weights]
+        logits = self.forward(leaves, x)
+        loss = F.cross_entropy(logits, y)
+        flat = [t for ws in leaves for t in ws.values()]
+        gs = iter(torch.autograd.grad(loss, flat, allow_unused=True))
+        return loss.detach(), logits.detach(), [{k: next(gs) for k in ws} for ws in leaves]
+
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits for evaluation: a ModelFn runs in eval mode (BatchNorm statistics, no dropout)."""
+        if self.fn is not None:
+            return self.fn.eval_logits(self.weights, x)
         return netfn.forward(self.net, self.weights, x)
 
     def state_dict(self) -> dict:
@@ -92,12 +114,7 @@ class PlainBPTT(TrainerBase):
     mode = "bptt"
 
     def grads(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[dict]]:
-        leaves = [{k: w.detach().requires_grad_() for k, w in ws.items()} for ws in self.weights]
-        logits = netfn.forward(self.net, leaves, x)
-        loss = F.cross_entropy(logits, y)
-        flat = [t for ws in leaves for t in ws.values()]
-        gs = iter(torch.autograd.grad(loss, flat, allow_unused=True))
-        return loss.detach(), logits.detach(), [{k: next(gs) for k in ws} for ws in leaves]
+        return self.loss_grads(self.weights, x, y)
 
     def run_epoch(self, get_batch: GetBatch, num_batches: int, progress: Callable[[], None] | None = None) -> EpochStats:
         stats = EpochStats()

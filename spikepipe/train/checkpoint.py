@@ -13,7 +13,7 @@ from spikepipe.io import write_atomic
 from spikepipe.ir import SpikePipeError
 
 log = logging.getLogger(__name__)
-FORMAT = 1
+FORMAT = 2  # 2: weights keyed by the model's own parameter paths (whole-model trainer)
 # settings that may differ between a run and its resumption without changing the result
 _FREE = ("out", "resume", "epochs_note")
 
@@ -47,3 +47,10 @@ def load(path: Path, config: dict[str, Any]) -> dict:
                               f"{k}={ours.get(k)!r}; resume with the same settings or use another --out")
     log.info("resuming from %s after epoch %d", path, ck["epoch"])
     return ck
+
+
+def save_model(path: Path, model: torch.nn.Module) -> Path:
+    """The trained model's state_dict, as torch users load it: model.load_state_dict(torch.load(path))."""
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    return write_atomic(path, buf.getvalue())

@@ -1,8 +1,12 @@
-"""Datasets for training: Fashion-MNIST from its original IDX files and scikit-learn's bundled 8x8 digits.
+"""Datasets for training: Fashion-MNIST from its original IDX files (or any directory of IDX files in its layout),
+scikit-learn's bundled 8x8 digits, and the user's own data as a .npz file.
 
-Everything is held in memory as uint8/float tensors (Fashion-MNIST is 55 MB as uint8). Splits are deterministic:
-they depend on a fixed split seed, never on the training seed, so every run of an experiment sees the same
-train/validation/test samples.
+Fashion-MNIST and digits are held in memory as float tensors (Fashion-MNIST is 55 MB as uint8). A .npz file holds
+x_train, y_train, x_test, y_test and optionally x_val, y_val; saved uncompressed (np.savez) its inputs are
+memory-mapped straight out of the archive, so a set of a few GB is read minibatch by minibatch and never held
+twice (np.savez_compressed files must be decompressed into memory). uint8 inputs are scaled to [0, 1], other
+inputs are used as they are. Splits are deterministic: they depend on a fixed split seed, never on the training
+seed, so every run of an experiment sees the same train/validation/test samples.
 """
 
 from __future__ import annotations
@@ -10,8 +14,10 @@ from __future__ import annotations
 import gzip
 import logging
 import struct
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,13 +48,39 @@ class DatasetFormatError(DatasetError):
 
 @dataclass(frozen=True)
 class Split:
-    """Samples as float32 in [0, 1] with shape [N, *sample_shape], labels as int64 [N]."""
+    """Samples with shape [N, *sample_shape], labels as int64 [N]. `x` is a float32 tensor, or a numpy array
+    (possibly memory-mapped) read on demand: sample i is x[rows[i]] (x[i] without rows), times `scale`."""
 
-    x: torch.Tensor
+    x: Any
     y: torch.Tensor
+    rows: np.ndarray | None = None
+    scale: float = 1.0
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
+
+    def take(self, idx: torch.Tensor | slice) -> torch.Tensor:
+        """The samples idx (indices into this split) as a float32 tensor."""
+        if isinstance(self.x, torch.Tensor) and self.rows is None:
+            return self.x[idx]
+        i = np.arange(len(self))[idx] if isinstance(idx, slice) else np.asarray(idx)
+        if self.rows is not None:
+            i = self.rows[i]
+        a = np.asarray(self.x[i], dtype=np.float32)
+        return torch.from_numpy(a * np.float32(self.scale) if self.scale != 1.0 else a)
+
+    def head(self, n: int | None) -> Split:
+        """The first n samples (all if n is None)."""
+        if n is None:
+            return self
+        if isinstance(self.x, torch.Tensor) and self.rows is None:
+            return Split(self.x[:n], self.y[:n])
+        rows = self.rows if self.rows is not None else np.arange(len(self))
+        return Split(self.x, self.y[:n], rows[:n], self.scale)
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.x.shape[1:])
 
 
 @dataclass(frozen=True)
@@ -68,7 +100,7 @@ class Dataset:
                                f"values) but the network expects {shape} ({n}); pick a network built for {self.name}")
 
         def r(s: Split) -> Split:
-            return Split(s.x.reshape(len(s), *shape), s.y)
+            return Split(s.x.reshape(s.x.shape[0], *shape), s.y, s.rows, s.scale)
 
         return Dataset(self.name, r(self.train), r(self.val), r(self.test), self.num_classes, tuple(shape))
 
@@ -164,12 +196,110 @@ def load_digits(*, val_fraction: float = 0.1, test_fraction: float = 0.2) -> Dat
     return Dataset("digits", Split(x[tr], y[tr]), Split(x[va], y[va]), Split(x[te], y[te]), 10, (1, 8, 8))
 
 
+_NPZ_REQUIRED = ("x_train", "y_train", "x_test", "y_test")
+
+
+def _npz_member(path: Path, zf: zipfile.ZipFile, key: str) -> np.ndarray:
+    """One array of a .npz: memory-mapped where it is stored uncompressed, else read into memory."""
+    info = zf.getinfo(f"{key}.npy")
+    if info.compress_type != zipfile.ZIP_STORED:
+        log.info("%s: %s is compressed; reading it into memory", path, key)
+        with zf.open(info) as f:
+            return np.lib.format.read_array(f, allow_pickle=False)
+    with path.open("rb") as f:
+        f.seek(info.header_offset)
+        local = f.read(30)
+        if local[:4] != b"PK\x03\x04":
+            raise DatasetFormatError(f"{path}: damaged zip entry {key}")
+        name_len, extra_len = struct.unpack("<HH", local[26:30])
+        f.seek(info.header_offset + 30 + name_len + extra_len)
+        version = np.lib.format.read_magic(f)
+        shape, fortran, dtype = (np.lib.format.read_array_header_1_0(f) if version == (1, 0)
+                                 else np.lib.format.read_array_header_2_0(f))
+        offset = f.tell()
+    if dtype.hasobject:
+        raise DatasetFormatError(f"{path}: {key} holds Python objects; save plain numeric arrays")
+    if int(np.prod(shape)) == 0:
+        return np.zeros(shape, dtype)
+    return np.memmap(path, dtype=dtype, mode="r", shape=shape, order="F" if fortran else "C", offset=offset)
+
+
+def load_npz(path: str | Path, *, val_size: int = 5000) -> Dataset:
+    """The user's data set: x_train, y_train, x_test, y_test (and optionally x_val, y_val) in one .npz file.
+    Without x_val, a deterministic 10% of the training samples (at most val_size) is held out for validation."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetNotFoundError(f"data set file {path} not found")
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DatasetFormatError(f"{path}: not a .npz archive ({exc}); save it with numpy.savez") from None
+    with zf:
+        keys = {n[:-4] for n in zf.namelist() if n.endswith(".npy")}
+        missing = [k for k in _NPZ_REQUIRED if k not in keys]
+        if missing:
+            raise DatasetFormatError(f"{path} has no array {', '.join(missing)}; a data set .npz needs "
+                                     f"{', '.join(_NPZ_REQUIRED)} (and optionally x_val, y_val); it has "
+                                     f"{', '.join(sorted(keys)) or 'no arrays'}")
+        if ("x_val" in keys) != ("y_val" in keys):
+            raise DatasetFormatError(f"{path} has only one of x_val and y_val; give both or neither")
+        names = ["train", "test"] + (["val"] if "x_val" in keys else [])
+        try:
+            arrays = {k: _npz_member(path, zf, k) for n in names for k in (f"x_{n}", f"y_{n}")}
+        except (ValueError, OSError, zipfile.BadZipFile) as exc:
+            raise DatasetFormatError(f"{path}: cannot read its arrays ({exc})") from None
+    shape = arrays["x_train"].shape[1:]
+    splits: dict[str, tuple[np.ndarray, torch.Tensor]] = {}
+    for n in names:
+        x, y = arrays[f"x_{n}"], arrays[f"y_{n}"]
+        if x.ndim < 2 or x.dtype.kind not in "biuf":
+            raise DatasetFormatError(f"{path}: x_{n} has shape {x.shape} and dtype {x.dtype}; inputs must be "
+                                     f"numeric [N, ...] arrays")
+        if x.shape[1:] != shape:
+            raise DatasetFormatError(f"{path}: x_{n} samples have shape {x.shape[1:]}, x_train's have {shape}")
+        if y.ndim != 1 or y.dtype.kind not in "iu":
+            raise DatasetFormatError(f"{path}: y_{n} has shape {y.shape} and dtype {y.dtype}; labels must be a "
+                                     f"1-D integer array")
+        if len(y) != len(x):
+            raise DatasetFormatError(f"{path}: x_{n} has {len(x)} samples but y_{n} has {len(y)} labels")
+        if len(y) == 0:
+            raise DatasetFormatError(f"{path}: the {n} split is empty")
+        labels = torch.from_numpy(np.asarray(y, dtype=np.int64))
+        if int(labels.min()) < 0:
+            raise DatasetFormatError(f"{path}: y_{n} has the negative label {int(labels.min())}")
+        splits[n] = (x, labels)
+    scale = 1.0 / 255.0 if arrays["x_train"].dtype == np.uint8 else 1.0
+    x, y = splits["train"]
+    if "val" in splits:
+        train = Split(x, y, None, scale)
+        val = Split(splits["val"][0], splits["val"][1], None, scale)
+    else:
+        n_val = min(val_size, len(y) // 10)
+        if n_val < 1:
+            raise DatasetFormatError(f"{path}: {len(y)} training samples are too few to hold out a validation "
+                                     f"set; add x_val and y_val")
+        perm = np.random.default_rng(SPLIT_SEED).permutation(len(y))
+        tr, va = np.sort(perm[n_val:]), np.sort(perm[:n_val])
+        train, val = Split(x, y[tr], tr, scale), Split(x, y[va], va, scale)
+    test = Split(splits["test"][0], splits["test"][1], None, scale)
+    classes = 1 + max(int(s.y.max()) for s in (train, val, test))
+    log.info("%s: %d train, %d val, %d test samples of shape %s", path, len(train), len(val), len(test), shape)
+    return Dataset(path.stem, train, val, test, classes, tuple(int(d) for d in shape))
+
+
 def load_dataset(name: str, data_dir: str | Path | None = None, **options: object) -> Dataset:
+    """A named data set (digits, fashion-mnist), a .npz file, or a directory of IDX files in Fashion-MNIST's
+    layout (train-images-idx3-ubyte[.gz], ...)."""
     if name == "digits":
         return load_digits()
     if name == "fashion-mnist":
         return load_fashion_mnist(data_dir, **options)  # type: ignore[arg-type]
-    raise DatasetError(f"unknown dataset {name!r}; valid names: {', '.join(DATASETS)}")
+    if name.endswith(".npz"):
+        return load_npz(name)
+    if Path(name).is_dir():
+        return load_fashion_mnist(name, **options)  # type: ignore[arg-type]
+    raise DatasetError(f"unknown dataset {name!r}; give {', '.join(DATASETS)}, a FILE.npz or a directory of IDX "
+                       f"files")
 
 
 def batch_order(n: int, batch: int, *, seed: int, epoch: int, drop_last: bool = True) -> list[torch.Tensor]:

@@ -15,25 +15,6 @@ def write_metrics(out: Path, rows: list[dict], title: str) -> None:
 
 
 def write_curves(path: Path, rows: list[dict], title: str) -> Path:
-    import matplotlib
+    from spikepipe.plots import curves_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ep = [r["epoch"] for r in rows]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.4))
-    a.plot(ep, [r["train_loss"] for r in rows], "o-", label="train")
-    a.plot(ep, [r["val_loss"] for r in rows], "s--", label="validation")
-    a.set_xlabel("epoch")
-    a.set_ylabel("cross-entropy loss")
-    a.legend()
-    b.plot(ep, [100 * r["train_accuracy"] for r in rows], "o-", label="train")
-    b.plot(ep, [100 * r["val_accuracy"] for r in rows], "s--", label="validation")
-    b.set_xlabel("epoch")
-    b.set_ylabel("accuracy (%)")
-    b.legend()
-    fig.suptitle(title, fontsize=9)
-    try:
-        return save_figure(fig, path)
-    finally:
-        plt.close(fig)
+    return save_figure(curves_figure(rows, title), path)

@@ -7,7 +7,7 @@ A trainable network (spikepipe.zoo's SNNNet or anything shaped like it) has
   forward    logits [B, classes] = mean over T of the last block's output.
 Weights live outside the module as one dict per block (name -> tensor); torch.func.functional_call runs a block
 with any version of them. The neurons must keep no state between calls (one call covers a whole minibatch over T),
-so interleaving minibatches cannot mix their membrane potentials (DESIGN.md section 7).
+so interleaving minibatches cannot mix their membrane potentials (docs/design.md section 7).
 """
 
 from __future__ import annotations

@@ -1,16 +1,29 @@
 """Training that executes a periodic Schedule exactly, and a cheaper gradient-queue approximation.
 
-Exact mode (DESIGN.md section 4). A slot with lag r and start s runs, for minibatch n, at absolute time
-(n + r) * period + s. Every task of every minibatch of an epoch becomes an event at that time:
-  F_l(n)  at the start of F_l:  reads layer l's weights as they are then, runs block l on minibatch n
-  B_l(n)  at the start of B_l:  the loss (last layer) or the summed gradients from l's consumers, backpropagated
-                                through block l; with weight stashing through the graph F_l(n) built with the
-                                weights it read, without stashing through block l recomputed with the weights
-                                current at B time. Input gradients go to the blocks that fed l.
+Exact mode (docs/design.md section 4), on the user's whole module, never cut into pieces (spikepipe.train.model holds
+the weights outside it, one dict per layer). A slot with lag r and start s runs, for minibatch n, at absolute
+time (n + r) * period + s. Every task of every minibatch of an epoch becomes an event at that time
+(`event_order`), and events run in time order:
+  F_l(n)  at the start of F_l:  records the weight version layer l holds now (SpecTrain: the predicted one).
+  B_l(n)  at the start of B_l:  the first B of minibatch n computes its loss; without stashing, B_l records the
+                                weights layer l holds now.
   W_l(n)  at the end of W_l:    the weight gradient of minibatch n is applied (layer l's optimiser steps).
-An update that ends exactly when a read starts is visible to it (as in ir.slot_lag_delays). Events run in time
-order, so updates land in period order and each read sees exactly the versions the schedule implies. Each layer
-is its own autograd segment: its inputs are detached leaves, so F_l, B_l and W_l may sit in different periods.
+An update that ends exactly when a read starts is visible to it (as in ir.slot_lag_delays), so updates land in
+period order and each read sees exactly the versions the schedule implies.
+
+With weight stashing, B_l differentiates through the weights F_l read, so the gradient of minibatch n is one
+ordinary forward and backward of the whole model with layer l at the version its F_l read: computed once, at
+the first B of n (all F of n have run by then), and applied layer by layer at the W times.
+
+Without stashing, B_l differentiates through the weights current at B_l's time, at the activations F computed:
+a straight-through substitution. The model runs once with the F-time weights (no graph; the inputs of every
+layer are recorded at its entry module) and again with the B-time weights, where every layer's entry module
+gets value = its recorded F-time input, gradient = through the B-time run (x_B + (x_F - x_B).detach()); the
+logits get the same treatment, so the loss gradient is taken at the F-time output. Layer l's gradient depends
+only on the B-time weights of l and the layers after it, whose B have all run before B_l; it is computed at
+W_l's time if not yet known (each such computation serves every layer whose B has run). Dropout masks and
+BatchNorm statistics come from the F-time run (the B-time run replays the RNG and updates copies of buffers).
+
 At the end of an epoch the pipeline drains (the remaining tasks of that epoch's minibatches run in schedule
 order), so the next epoch starts from a flushed pipeline and checkpoints need no in-flight state.
 
@@ -24,9 +37,8 @@ layer with delay d is divided by d**p, p annealed from 1 to 0 over the first epo
 
 from __future__ import annotations
 
-import heapq
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -36,6 +48,7 @@ from torch import nn
 from spikepipe.ir import Schedule, SpikePipeError, TaskKind, slot_lag_delays
 from spikepipe.train import netfn
 from spikepipe.train.bptt import EpochStats, GetBatch, PlainBPTT, TrainerBase
+from spikepipe.train.model import ModelFn, Weights
 from spikepipe.train.optim import OptimConfig, lr_at, pipemare_scale
 
 COMPENSATIONS = ("none", "spectrain", "pipemare")
@@ -92,39 +105,124 @@ def layer_timings(schedule: Schedule, num_layers: int) -> tuple[LayerTiming, ...
     return tuple(out)
 
 
+@dataclass(frozen=True)
+class Event:
+    """One task of one minibatch: at absolute cycle `time` (period index * period + start), task `kind` of
+    `layer` works on minibatch `minibatch` of the epoch."""
+
+    time_cycles: int
+    kind: TaskKind
+    layer: int
+    minibatch: int
+
+
+def event_order(timing: Sequence[LayerTiming], period_cycles: int, num_batches: int) -> list[Event]:
+    """Every F, B and W of minibatches 0..num_batches-1 in the order the schedule runs them: by time, and at equal
+    times an ending update (W) before reads (F, then B), then by layer and minibatch. Combined with
+    `layer_timings` this is the whole event semantics the trainer (and a distributed backend) executes."""
+    ev = []
+    for layer, t in enumerate(timing):
+        for kind, lag, cyc in ((TaskKind.F, t.f_lag, t.f_cycles), (TaskKind.B, t.b_lag, t.b_cycles),
+                               (TaskKind.W, t.w_lag, t.w_cycles)):
+            for n in range(num_batches):
+                ev.append(((n + lag) * period_cycles + cyc, _RANK[kind], layer, n, kind))
+    ev.sort()
+    return [Event(t, kind, layer, n) for t, _, layer, n, kind in ev]
+
+
 class _Minibatch:
-    __slots__ = ("x", "y", "out", "leaves", "wleaves", "gout", "pending", "wgrad", "logits", "v_read")
+    __slots__ = ("x", "y", "w_f", "w_b", "v_read", "pending", "b_done", "grads", "logits_f", "rng", "inputs",
+                 "loss_done")
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, layers: int, consumers: list[int]) -> None:
         self.x, self.y = x, y
-        self.out: list[torch.Tensor | None] = [None] * layers
-        self.leaves: list[tuple[torch.Tensor, torch.Tensor | None] | None] = [None] * layers
-        self.wleaves: list[dict | None] = [None] * layers
-        self.gout: list[torch.Tensor | None] = [None] * layers
-        self.pending = list(consumers)
-        self.wgrad: list[dict | None] = [None] * layers
-        self.logits: torch.Tensor | None = None
+        self.w_f: list[Weights | None] = [None] * layers  # the version F_l read
+        self.w_b: list[Weights | None] = [None] * layers  # without stashing: the version B_l read
         self.v_read = [-1] * layers
+        self.pending = list(consumers)
+        self.b_done = [False] * layers
+        self.grads: list[dict | None] = [None] * layers
+        self.logits_f: torch.Tensor | None = None
+        self.rng: torch.Tensor | None = None
+        self.inputs: list[list] | None = None
+        self.loss_done = False
+
+
+class _EntryHooks:
+    """Forward pre-hooks on every layer's entry module: record its tensor inputs (F-time run) or replace them by
+    value = the recorded input, gradient = through the current run (B-time run)."""
+
+    def __init__(self, model: nn.Module, entries: Sequence[str | None], record: list[list] | None,
+                 replay: list[list] | None) -> None:
+        self.modules = dict(model.named_modules())
+        self.entries, self.record, self.replay = entries, record, replay
+        self.calls = [0] * len(entries)
+        self.handles: list = []
+
+    def __enter__(self) -> _EntryHooks:
+        for layer, path in enumerate(self.entries):
+            if path is not None:
+                self.handles.append(self.modules[path].register_forward_pre_hook(
+                    lambda _m, a, k, layer=layer: self._hook(layer, a, k), with_kwargs=True))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for h in self.handles:
+            h.remove()
+
+    def _hook(self, layer: int, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
+        if self.record is not None:
+            self.record[layer].append((args, kwargs))
+            return None
+        assert self.replay is not None
+        i = self.calls[layer]
+        self.calls[layer] += 1
+        rec_args, rec_kwargs = self.replay[layer][i]
+
+        def st(now: object, then: object) -> object:
+            if not isinstance(now, torch.Tensor) or not isinstance(then, torch.Tensor):
+                return now
+            return now + (then - now).detach() if now.requires_grad else then
+
+        return (tuple(st(a, r) for a, r in zip(args, rec_args, strict=True)),
+                {k: st(v, rec_kwargs.get(k)) for k, v in kwargs.items()})
+
+
+def as_model_fn(net: nn.Module | ModelFn) -> ModelFn:
+    """A ModelFn for `net`; a module with the block protocol needs no example (its layers are its blocks)."""
+    if isinstance(net, ModelFn):
+        return net
+    netfn.check_net(net)
+    return ModelFn(net, None)
 
 
 class ExactPipeline(TrainerBase):
-    """Executes the schedule's F/B/W events in time order (see the module docstring)."""
+    """Executes the schedule's F/B/W events in time order on the whole model (see the module docstring)."""
 
     mode = "exact"
 
-    def __init__(self, net: nn.Module, optim: OptimConfig, schedule: Schedule, *, total_steps: int,
+    def __init__(self, net: nn.Module | ModelFn, optim: OptimConfig, schedule: Schedule, *, total_steps: int,
                  stash: bool = True, compensation: str = "none", anneal_steps: int | None = None,
-                 weights: list[netfn.Weights] | None = None) -> None:
-        super().__init__(net, optim, total_steps=total_steps, weights=weights)
+                 weights: list[Weights] | None = None) -> None:
+        fn = as_model_fn(net)
+        super().__init__(fn, optim, total_steps=total_steps, weights=weights)
         if compensation not in COMPENSATIONS:
             raise TrainerError(f"unknown compensation {compensation!r}; valid: {', '.join(COMPENSATIONS)}")
+        if not stash:
+            if any(e is None for e in fn.map.entries):
+                raise TrainerError("--no-stash needs every layer's synaptic op to be a module (its input is where "
+                                   "the B-time recomputation starts); this model calls one functionally")
+            if fn.map.inner_adds:
+                raise TrainerError("--no-stash on a model with residual adds inside its layers is not supported: "
+                                   "the added tensor crosses a layer boundary that is not a module input; use "
+                                   "weight stashing (the default) or the block protocol of spikepipe.zoo")
         self.schedule = schedule
         self.period = schedule.period_cycles
         self.timing = layer_timings(schedule, self.num_layers)
         self.delays = tuple(slot_lag_delays(schedule.slots, self.num_layers, self.period))
         self.stash, self.compensation = stash, compensation
         self.anneal_steps = anneal_steps if anneal_steps is not None else max(1, total_steps // 10)
-        self.consumers = netfn.consumers(net)
+        self.consumers = fn.map.consumers()
         self.versions = [0] * self.num_layers  # updates applied per layer so far
         self.observed: list[dict[int, int]] = [{} for _ in range(self.num_layers)]  # delay -> count
 
@@ -135,7 +233,7 @@ class ExactPipeline(TrainerBase):
             base *= pipemare_scale(self.delays[layer], step, self.anneal_steps)
         return base
 
-    def _weights_for(self, layer: int, step: int) -> netfn.Weights:
+    def _weights_for(self, layer: int, step: int) -> Weights:
         """Layer `layer`'s weights as a task of global minibatch `step` should see them now."""
         w = self.weights[layer]
         ahead = step - self.versions[layer]  # updates still to land before this minibatch's own
@@ -147,100 +245,96 @@ class ExactPipeline(TrainerBase):
         return {k: w[k] - ahead * vel[k] for k in w}
 
     # -- events
-    def _events(self, num_batches: int) -> list[tuple[int, int, int, int, TaskKind]]:
-        ev = []
-        for layer, t in enumerate(self.timing):
-            for kind, lag, cyc in ((TaskKind.F, t.f_lag, t.f_cycles), (TaskKind.B, t.b_lag, t.b_cycles),
-                                   (TaskKind.W, t.w_lag, t.w_cycles)):
-                for n in range(num_batches):
-                    ev.append(((n + lag) * self.period + cyc, _RANK[kind], layer, n, kind))
-        heapq.heapify(ev)
-        return [heapq.heappop(ev) for _ in range(len(ev))]
-
-    def _input(self, mb: _Minibatch, src: int | None, task: str, n: int) -> torch.Tensor | None:
-        if src is None:
-            return None
-        if src == -1:
-            return mb.x
-        out = mb.out[src]
-        if out is None:
-            raise TrainerError(f"schedule runs {task} of minibatch {n} before F{src} produced its input")
-        return out.detach().requires_grad_()
-
     def _forward(self, mb: _Minibatch, layer: int, n: int, step: int) -> None:
-        block = self.net.blocks[layer]
-        xin = self._input(mb, self.net.sources[layer], f"F{layer}", n)
-        rin = self._input(mb, self.net.residuals[layer], f"F{layer}", n)
+        for p in self.fn.map.producers[layer]:
+            if p >= 0 and mb.w_f[p] is None:
+                raise TrainerError(f"schedule runs F{layer} of minibatch {n} before F{p} produced its input")
         mb.v_read[layer] = self.versions[layer]
-        w = self._weights_for(layer, step)
+        mb.w_f[layer] = self._weights_for(layer, step)
+
+    def _loss(self, mb: _Minibatch, n: int, step: int, stats: EpochStats) -> None:
+        """The first B of minibatch n: every F of n has run, so its forward (and with stashing its gradient) is
+        determined."""
+        missing = [i for i, w in enumerate(mb.w_f) if w is None]
+        if missing:
+            raise TrainerError(f"schedule runs a B task of minibatch {n} before F{missing[0]}")
         if self.stash:
-            wl = {k: v.detach().requires_grad_() for k, v in w.items()}
-            out = netfn.call_block(block, wl, xin, rin)
-            mb.wleaves[layer] = wl
+            loss, logits, grads = self.loss_grads(mb.w_f, mb.x, mb.y)  # type: ignore[arg-type]
+            mb.grads = grads
         else:
-            with torch.no_grad():
-                out = netfn.call_block(block, w, xin, rin)
-        mb.out[layer], mb.leaves[layer] = out, (xin, rin)
+            mb.rng = torch.get_rng_state()
+            mb.inputs = [[] for _ in range(self.num_layers)]
+            with torch.no_grad(), _EntryHooks(self.net, self.fn.map.entries, mb.inputs, None):
+                logits = self.fn.call(mb.w_f, mb.x)  # type: ignore[arg-type]
+            loss = F.cross_entropy(logits, mb.y)
+            mb.logits_f = logits
+        stats.add(loss.detach(), logits.detach(), mb.y, step)
+        mb.loss_done = True
 
     def _backward(self, mb: _Minibatch, layer: int, n: int, step: int, stats: EpochStats) -> None:
-        if mb.leaves[layer] is None:
+        if mb.w_f[layer] is None:
             raise TrainerError(f"schedule runs B{layer} of minibatch {n} before F{layer}")
         last = layer == self.num_layers - 1
         if mb.pending[layer] != (1 if last else 0):
-            raise TrainerError(f"schedule runs B{layer} of minibatch {n} before all blocks fed by layer {layer} "
+            raise TrainerError(f"schedule runs B{layer} of minibatch {n} before all layers fed by layer {layer} "
                                f"returned their gradients")
-        xin, rin = mb.leaves[layer]
-        out = mb.out[layer]
-        if last:  # the loss is computed from what F_last produced for this minibatch
-            o = out if self.stash else out.detach().requires_grad_()
-            logits = o.mean(0)
-            loss = F.cross_entropy(logits, mb.y)
-            stats.add(loss.detach(), logits.detach(), mb.y, step)
-            gout = torch.autograd.grad(loss, o, retain_graph=self.stash)[0]
-        else:
-            gout = mb.gout[layer]
-        if self.stash:
-            wl = mb.wleaves[layer]
-        else:  # recompute block l with the weights current now
-            wl = {k: v.detach().requires_grad_() for k, v in self._weights_for(layer, step).items()}
-            out = netfn.call_block(self.net.blocks[layer], wl, xin, rin)
-        names = list(wl)
-        inputs = [wl[k] for k in names]
-        xs = [t for t in (xin, rin) if t is not None and t.requires_grad]
-        grads = torch.autograd.grad(out, xs + inputs, grad_outputs=gout, allow_unused=True)
-        gx = dict(zip([id(t) for t in xs], grads[:len(xs)], strict=True))
-        for src, t in ((self.net.sources[layer], xin), (self.net.residuals[layer], rin)):
-            if src is not None and src >= 0:
-                g = gx[id(t)]
-                mb.gout[src] = g if mb.gout[src] is None else mb.gout[src] + g
-                mb.pending[src] -= 1
-        mb.wgrad[layer] = dict(zip(names, grads[len(xs):], strict=True))
-        mb.out[layer] = mb.leaves[layer] = mb.wleaves[layer] = mb.gout[layer] = None
+        if not mb.loss_done:
+            self._loss(mb, n, step, stats)
+        if not self.stash:
+            mb.w_b[layer] = self._weights_for(layer, step)
+        for p in self.fn.map.producers[layer]:
+            if p >= 0:
+                mb.pending[p] -= 1
+        mb.b_done[layer] = True
+
+    def _grads_no_stash(self, mb: _Minibatch) -> None:
+        """Gradients of every layer whose B has run and whose gradient is not known yet (module docstring)."""
+        todo = [i for i in range(self.num_layers) if mb.b_done[i] and mb.grads[i] is None]
+        weights = []
+        for i in range(self.num_layers):
+            w = mb.w_b[i] if mb.w_b[i] is not None else mb.w_f[i]
+            weights.append({k: v.detach().requires_grad_() for k, v in w.items()} if i in todo else w)
+        after = torch.get_rng_state()
+        torch.set_rng_state(mb.rng)  # the same dropout masks as the F-time run
+        try:
+            with _EntryHooks(self.net, self.fn.map.entries, None, mb.inputs):
+                logits = self.fn.call(weights, mb.x, buffers=self.fn.buffer_copies())
+        finally:
+            torch.set_rng_state(after)
+        logits = logits + (mb.logits_f - logits).detach()
+        loss = F.cross_entropy(logits, mb.y)
+        flat = [t for i in todo for t in weights[i].values()]
+        gs = iter(torch.autograd.grad(loss, flat, allow_unused=True))
+        for i in todo:
+            mb.grads[i] = {k: next(gs) for k in weights[i]}
 
     def _update(self, mb: _Minibatch, layer: int, n: int, step: int) -> None:
-        if mb.wgrad[layer] is None:
+        if not mb.b_done[layer]:
             raise TrainerError(f"schedule runs W{layer} of minibatch {n} before B{layer}")
         if self.versions[layer] != step:
             raise TrainerError(f"layer {layer}: update of minibatch {n} out of order")
+        if mb.grads[layer] is None:
+            self._grads_no_stash(mb)
         d = self.versions[layer] - mb.v_read[layer]
         self.observed[layer][d] = self.observed[layer].get(d, 0) + 1
-        self.apply(layer, mb.wgrad[layer], step)
+        self.apply(layer, mb.grads[layer], step)  # type: ignore[arg-type]
         self.versions[layer] += 1
-        mb.wgrad[layer] = None
+        mb.grads[layer] = None
 
     def run_epoch(self, get_batch: GetBatch, num_batches: int, progress: Callable[[], None] | None = None) -> EpochStats:
         stats = EpochStats()
         base = self.step
         live: dict[int, _Minibatch] = {}
         done = [0] * num_batches
-        for _, _, layer, n, kind in self._events(num_batches):
+        for ev in event_order(self.timing, self.period, num_batches):
+            n, layer = ev.minibatch, ev.layer
             mb = live.get(n)
             if mb is None:
                 x, y = get_batch(n)
                 mb = live[n] = _Minibatch(x, y, self.num_layers, self.consumers)
-            if kind is TaskKind.F:
+            if ev.kind is TaskKind.F:
                 self._forward(mb, layer, n, base + n)
-            elif kind is TaskKind.B:
+            elif ev.kind is TaskKind.B:
                 self._backward(mb, layer, n, base + n, stats)
             else:
                 self._update(mb, layer, n, base + n)
@@ -282,7 +376,7 @@ class GradientQueue(PlainBPTT):
     mode = "queue"
 
     def __init__(self, net: nn.Module, optim: OptimConfig, delays: tuple[int, ...], *, total_steps: int,
-                 weights: list[netfn.Weights] | None = None) -> None:
+                 weights: list[Weights] | None = None) -> None:
         super().__init__(net, optim, total_steps=total_steps, weights=weights)
         if len(delays) != self.num_layers:
             raise TrainerError(f"{len(delays)} delays for {self.num_layers} layers")

@@ -12,12 +12,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spikepipe.ir import Schedule
-from spikepipe.train import checkpoint, netfn
+from spikepipe.ir import LayerSpec, Schedule
+from spikepipe.train import checkpoint
 from spikepipe.train.bptt import NonFiniteLossError, PlainBPTT, TrainerBase
 from spikepipe.train.data import Dataset, Split, batch_order, load_dataset
-from spikepipe.train.encoders import encode
+from spikepipe.train.inputs import InputPlan, plan_inputs
 from spikepipe.train.metrics import write_metrics
+from spikepipe.train.model import ModelFn, has_blocks, one_sample, probe_layout
 from spikepipe.train.optim import OptimConfig, lr_at
 from spikepipe.train.pipelined import ExactPipeline, GradientQueue, TrainerError
 
@@ -47,6 +48,7 @@ class TrainConfig:
     stash: bool = True
     compensation: str = "none"
     mode: str = "exact"  # exact schedule execution, or the gradient-queue approximation
+    backend: str = "emulate"  # emulate: one process; gloo|nccl: the schedule on P ranks (spikepipe.distributed)
     data_dir: str | None = None
     limit_train: int | None = None  # use only the first N training samples (quick runs)
     limit_val: int | None = None  # evaluate per epoch on only the first N validation samples
@@ -64,6 +66,7 @@ class TrainConfig:
     hard_fraction: float | None = None  # bloctrain
     skipper_gradient: str | None = None  # skipper: "drop" or "carry"
     exit_confidence: float | None = None  # bloctrain
+    activity_out: str | None = None  # write measured spike activity per layer and epoch here (spikepipe.activity)
 
     def optim(self) -> OptimConfig:
         return OptimConfig(name=self.optimizer, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
@@ -89,9 +92,20 @@ def _from_file(spec: str) -> tuple[nn.Module, torch.Tensor]:
     return load_user_file(spec)
 
 
+def _with_timesteps(example: torch.Tensor, timesteps: int) -> torch.Tensor:
+    reps = -(-timesteps // example.shape[0])
+    return example.repeat(reps, *([1] * (example.dim() - 1)))[:timesteps]
+
+
 def build_model(cfg: TrainConfig, num_classes: int) -> tuple[nn.Module, torch.Tensor]:
     if ".py:" in cfg.network:
-        return _from_file(cfg.network)
+        model, example = _from_file(cfg.network)
+        if cfg.timesteps is not None:
+            if not probe_layout(model, example)[0]:
+                raise TrainerError(f"{cfg.network} takes [B, ...] and runs its own time loop; --timesteps does "
+                                   f"not apply to it")
+            example = _with_timesteps(example, cfg.timesteps)
+        return model, example
     try:
         from spikepipe import zoo
     except ImportError as exc:
@@ -101,34 +115,62 @@ def build_model(cfg: TrainConfig, num_classes: int) -> tuple[nn.Module, torch.Te
     return zoo.build(cfg.network, timesteps=cfg.timesteps, batch=cfg.batch, num_classes=num_classes, seed=cfg.seed)
 
 
-def build_schedule(cfg: TrainConfig, timesteps: int) -> Schedule:
+def trace_layers(model: nn.Module, example: torch.Tensor) -> list[LayerSpec]:
+    """The front end's layers of the model, traced on one sample of its example input."""
+    from spikepipe.frontend import trace
+
+    return trace(model, one_sample(example, probe_layout(model, example)[0]))
+
+
+def build_schedule(cfg: TrainConfig, timesteps: int, layers: list[LayerSpec] | None = None) -> Schedule:
+    """The schedule named by cfg for the network (the built-in one, or the given traced layers of a user's)."""
     import schedules
     from hwmodels.config import load_cluster
     from spikepipe.workload import load_workload
 
-    graph = load_workload(cfg.network, batch=cfg.batch, timesteps=timesteps)
+    if layers is not None:
+        from spikepipe.costs import build_task_graph
+
+        processor = load_cluster(None, processors=1).processors[0]  # costed as load_workload does
+        path, _, func = cfg.network.rpartition(":")
+        graph = build_task_graph(layers, batch=cfg.batch, timesteps=timesteps, processor=processor,
+                                 name=f"{Path(path).stem}:{func}" if path else cfg.network)
+    else:
+        graph = load_workload(cfg.network, batch=cfg.batch, timesteps=timesteps)
     cluster = load_cluster(cfg.hardware, processors=cfg.processors)
     options = {"period_slack": cfg.period_slack} if cfg.period_slack else {}
     return schedules.generate(cfg.schedule, graph, cluster, **options)
 
 
 @torch.no_grad()
-def evaluate(trainer: TrainerBase, split: Split, cfg: TrainConfig, timesteps: int) -> tuple[float, float]:
+def evaluate(trainer: TrainerBase, split: Split, cfg: TrainConfig, plan: InputPlan) -> tuple[float, float]:
     loss_sum, correct = 0.0, 0
     for i in range(0, len(split), cfg.eval_batch):
-        xb, yb = split.x[i:i + cfg.eval_batch], split.y[i:i + cfg.eval_batch]
-        logits = trainer.logits(encode(cfg.encoder, xb, timesteps, seed=cfg.seed * 7 + 99991 + i))
+        xb, yb = split.take(slice(i, i + cfg.eval_batch)), split.y[i:i + cfg.eval_batch]
+        logits = trainer.logits(plan.make(xb, seed=cfg.seed * 7 + 99991 + i))
         loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))
         correct += int((logits.argmax(1) == yb).sum())
     return loss_sum / max(1, len(split)), correct / max(1, len(split))
 
 
-def _make_trainer(cfg: TrainConfig, net: nn.Module, schedule: Schedule | None, total: int,
+def _make_trainer(cfg: TrainConfig, fn: ModelFn, schedule: Schedule | None, total: int,
                   steps_per_epoch: int, example: torch.Tensor | None = None) -> TrainerBase:
     opt = cfg.optim()
+    net = fn.model
     if cfg.mode not in MODES:
         raise TrainerError(f"unknown trainer mode {cfg.mode!r}; valid: {', '.join(MODES)}")
+    if cfg.backend != "emulate":  # the same schedule run for real on torch.distributed ranks
+        from spikepipe.distributed import make_trainer as distributed_trainer
+
+        return distributed_trainer(cfg, net, schedule, total, steps_per_epoch)
     if cfg.method != "bptt":
+        if not has_blocks(net):
+            # the methods re-run a block over windows of timesteps or attach local classifiers between blocks:
+            # both step a layer's neuron state by hand, which a user's module (its own time loop) does not expose
+            raise TrainerError(f"--method {cfg.method} needs a network with the block protocol "
+                               f"(blocks/sources/residuals, as the built-in networks have); "
+                               f"{type(net).__name__} runs its own forward, which the method would have to cut "
+                               f"into time windows and blocks")
         if schedule is not None and schedule.kind != "flush":
             # the memory-saving methods run synchronously; their effect on a pipeline is modelled by
             # `spikepipe simulate --method`, not trained here
@@ -142,10 +184,10 @@ def _make_trainer(cfg: TrainConfig, net: nn.Module, schedule: Schedule | None, t
                             skipper_gradient=cfg.skipper_gradient, exit_confidence=cfg.exit_confidence,
                             seed=cfg.seed)
     if schedule is None or schedule.kind == "flush":  # flush schedules have no delays: plain BPTT
-        return PlainBPTT(net, opt, total_steps=total)
+        return PlainBPTT(fn, opt, total_steps=total)
     if cfg.mode == "queue":
-        return GradientQueue(net, opt, tuple(schedule.gradient_delays), total_steps=total)
-    return ExactPipeline(net, opt, schedule, total_steps=total, stash=cfg.stash, compensation=cfg.compensation,
+        return GradientQueue(fn, opt, tuple(schedule.gradient_delays), total_steps=total)
+    return ExactPipeline(fn, opt, schedule, total_steps=total, stash=cfg.stash, compensation=cfg.compensation,
                          anneal_steps=steps_per_epoch)
 
 
@@ -157,28 +199,29 @@ def run(cfg: TrainConfig, *, model: tuple[nn.Module, torch.Tensor] | None = None
     data = dataset or load_dataset(cfg.dataset, cfg.data_dir,
                                    **({"limit_train": cfg.limit_train} if cfg.dataset == "fashion-mnist" else {}))
     if cfg.limit_train is not None and cfg.dataset != "fashion-mnist":
-        data = Dataset(data.name, Split(data.train.x[:cfg.limit_train], data.train.y[:cfg.limit_train]),
-                       data.val, data.test, data.num_classes, data.sample_shape)
+        data = Dataset(data.name, data.train.head(cfg.limit_train), data.val, data.test, data.num_classes,
+                       data.sample_shape)
     if cfg.limit_val is not None or cfg.limit_test is not None:
-        val, test = data.val, data.test
-        data = Dataset(data.name, data.train, Split(val.x[:cfg.limit_val], val.y[:cfg.limit_val]),
-                       Split(test.x[:cfg.limit_test], test.y[:cfg.limit_test]), data.num_classes, data.sample_shape)
+        data = Dataset(data.name, data.train, data.val.head(cfg.limit_val), data.test.head(cfg.limit_test),
+                       data.num_classes, data.sample_shape)
     net, example = model if model is not None else build_model(cfg, data.num_classes)
-    netfn.check_net(net)
-    timesteps = int(example.shape[0])
-    data = data.reshaped(tuple(example.shape[2:]))
+    # a built-in network is its blocks; a user's module is read through the front end's layers
+    layers = None if has_blocks(net) else trace_layers(net, example)
+    fn = ModelFn(net, example, layers)
+    plan = plan_inputs(fn, data, cfg.encoder, fn.timesteps)
+    timesteps = plan.timesteps
     if schedule is None and cfg.schedule != "none":
-        schedule = build_schedule(cfg, timesteps)
-    if schedule is not None and len(schedule.gradient_delays) != len(net.blocks):
+        schedule = build_schedule(cfg, timesteps, layers)
+    if schedule is not None and len(schedule.gradient_delays) != fn.num_layers:
         raise TrainerError(f"schedule {schedule.name} covers {len(schedule.gradient_delays)} layers but the network "
-                           f"has {len(net.blocks)} blocks")
+                           f"has {fn.num_layers}")
     order0 = batch_order(len(data.train), cfg.batch, seed=cfg.seed, epoch=0)
     steps_per_epoch = len(order0)
     total = steps_per_epoch * cfg.epochs
-    trainer = _make_trainer(cfg, net, schedule, total, steps_per_epoch, example)
+    trainer = _make_trainer(cfg, fn, schedule, total, steps_per_epoch, example)
     if hasattr(trainer, "set_holdout") and len(data.val):  # BlocTrain: hard classes from held-out accuracy
-        hold = data.val.x[:HOLDOUT_SAMPLES]
-        trainer.set_holdout(encode(cfg.encoder, hold, timesteps, seed=cfg.seed), data.val.y[:HOLDOUT_SAMPLES])
+        hold = data.val.head(HOLDOUT_SAMPLES)
+        trainer.set_holdout(plan.make(hold.take(slice(None)), seed=cfg.seed), hold.y)
     config = {**asdict(cfg), "timesteps": timesteps}
     out = Path(cfg.out) if cfg.out else None
     ck_path = out / "checkpoint.pt" if out else None
@@ -191,13 +234,14 @@ def run(cfg: TrainConfig, *, model: tuple[nn.Module, torch.Tensor] | None = None
         trainer.load_state_dict(ck["trainer"])
         history, start = list(ck["history"]), int(ck["epoch"])
     train = data.train
+    activity_epochs: list = []  # --activity-out: spike activity after every epoch, on the validation split
     for epoch in range(start, cfg.epochs):
         torch.manual_seed(cfg.seed * 7919 + epoch)  # dropout etc.: a function of (seed, epoch), so resume matches
         order = batch_order(len(train), cfg.batch, seed=cfg.seed, epoch=epoch)
 
         def get_batch(n: int, order: list = order, epoch: int = epoch) -> tuple[torch.Tensor, torch.Tensor]:
             idx = order[n]
-            x = encode(cfg.encoder, train.x[idx], timesteps, seed=(cfg.seed * 1_000_003 + epoch) * 100_003 + n)
+            x = plan.make(train.take(idx), seed=(cfg.seed * 1_000_003 + epoch) * 100_003 + n)
             return x, train.y[idx]
 
         if progress:
@@ -210,7 +254,13 @@ def run(cfg: TrainConfig, *, model: tuple[nn.Module, torch.Tensor] | None = None
                      if ck_path and history else "no checkpoint written")
             raise NonFiniteLossError(f"{exc}; stopped in epoch {epoch + 1}, {where}") from None
         seconds = time.perf_counter() - t0
-        val_loss, val_acc = evaluate(trainer, data.val, cfg, timesteps)
+        val_loss, val_acc = evaluate(trainer, data.val, cfg, plan)
+        if cfg.activity_out:
+            from spikepipe.activity import measure_split
+
+            activity_epochs.append(measure_split(net, example, data.val.x, encoder=cfg.encoder, seed=cfg.seed,
+                                                 model_name=cfg.network, dataset=cfg.dataset, epoch=epoch + 1,
+                                                 forward=trainer.logits))
         row = {"epoch": epoch + 1, "train_loss": stats.loss, "train_accuracy": stats.accuracy,
                "val_loss": val_loss, "val_accuracy": val_acc,
                "lr": lr_at(cfg.optim(), trainer.step - 1, total), "seconds": round(seconds, 3),
@@ -222,19 +272,23 @@ def run(cfg: TrainConfig, *, model: tuple[nn.Module, torch.Tensor] | None = None
             checkpoint.save(ck_path, config=config, epoch=epoch + 1, trainer_state=trainer.state_dict(),
                             history=history)
             write_metrics(out, history, f"{cfg.network} on {cfg.dataset}, schedule {cfg.schedule}")
+    if activity_epochs:
+        from spikepipe.activity import with_history, write_report
+
+        write_report(cfg.activity_out, with_history(activity_epochs))
     if isinstance(trainer, ExactPipeline):
         trainer.check_delays()
-    test_loss, test_acc = evaluate(trainer, data.test, cfg, timesteps)
+    test_loss, test_acc = evaluate(trainer, data.test, cfg, plan)
     delays = list(schedule.gradient_delays) if schedule is not None and schedule.kind == "periodic" else \
-        [0] * len(net.blocks)
-    measured = list(getattr(trainer, "measured_delays", [0] * len(net.blocks)))
+        [0] * fn.num_layers
+    measured = list(getattr(trainer, "measured_delays", [0] * fn.num_layers))
     result = {
         "network": cfg.network, "dataset": cfg.dataset,
         "schedule": cfg.schedule if schedule is None else schedule.name,
         "processors": cfg.processors if schedule is not None else 1,
         "period_cycles": schedule.period_cycles if schedule is not None else None,
         "period_slack": cfg.period_slack,
-        "trainer": trainer.mode, "stash": cfg.stash, "compensation": cfg.compensation,
+        "trainer": trainer.mode, "backend": cfg.backend, "stash": cfg.stash, "compensation": cfg.compensation,
         "seed": cfg.seed, "epochs": cfg.epochs, "batch": cfg.batch, "timesteps": timesteps,
         "optimizer": cfg.optimizer, "lr": cfg.lr, "encoder": cfg.encoder,
         "train_samples": len(data.train), "val_samples": len(data.val), "test_samples": len(data.test),
@@ -244,12 +298,23 @@ def run(cfg: TrainConfig, *, model: tuple[nn.Module, torch.Tensor] | None = None
         "step_seconds": history[-1]["step_seconds"] if history else None,
         "history": history,
     }
+    _load_trained(trainer, fn)
     if out is not None:
         from spikepipe.io import write_json
 
+        checkpoint.save_model(out / "model.pt", net)
         write_json(out / "result.json", result)
-    netfn.load_into(net, trainer.weights)
     return result
+
+
+def _load_trained(trainer: TrainerBase, fn: ModelFn) -> None:
+    """Hand the trained weights back to the user's module (its state_dict is the trained model)."""
+    if trainer.fn is not None:
+        fn.load_into(trainer.weights)
+    else:  # a method's trainer holds block-relative weights
+        from spikepipe.train import netfn
+
+        netfn.load_into(fn.model, trainer.weights)
 
 
 

@@ -1,0 +1,380 @@
+"""The operations of the Python API: the same as the `spikepipe` commands, with keyword arguments.
+
+Each function validates its arguments, calls the library functions the CLI calls (so `.to_dict()` of its result is
+the command's `--json` object) and returns a frozen result. Nothing here prints or exits: bad input raises a
+subclass of spikepipe.ir.SpikePipeError.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from hwmodels import Cluster
+from spikepipe.api.inputs import ApiArgumentError, Hardware, Workload, as_hardware, load_network, positive
+from spikepipe.api.progress import ProgressArg, ProgressCallback, ProgressEvent, TrainProgress, reporter
+from spikepipe.api.results import (
+    CompareResult,
+    CyclesResult,
+    SimulateResult,
+    SweepResult,
+    TasksResult,
+    TrainResult,
+    _frozen,
+)
+from spikepipe.ir import Schedule, TaskGraph
+
+NetworkArg = Workload | str | Path | nn.Module
+HardwareArg = Hardware | str | Path | Cluster | None
+
+
+def as_workload(network: NetworkArg) -> Workload:
+    return network if isinstance(network, Workload) else load_network(network)
+
+
+def method_graph(graph: TaskGraph, method: str = "bptt", method_blocks: int = 2) -> TaskGraph:
+    """The task graph as a training method runs it (as `simulate --method`; bptt leaves it unchanged)."""
+    if method == "bptt":
+        return graph
+    from spikepipe.methods.transforms import transform
+
+    params = {"blocks": method_blocks} if method in ("ttl", "local", "bloctrain") else {}
+    return transform(graph, method, **params)
+
+
+def schedule_options(*, time_limit_s: float | None = None, microbatches: int | None = None, split: bool = False,
+                     period_slack: float | None = None) -> dict[str, Any]:
+    """The generator options `simulate`/`compare` forward (only those set), as the CLI builds them."""
+    positive("microbatches", microbatches)
+    if time_limit_s is not None and not time_limit_s > 0:
+        raise ApiArgumentError(f"time_limit_s must be a positive number of seconds, got {time_limit_s!r}")
+    if period_slack is not None and not 0 <= period_slack < 1:
+        raise ApiArgumentError(f"period_slack must be a fraction in [0, 1), got {period_slack!r}")
+    options: dict[str, Any] = {}
+    if time_limit_s is not None:
+        options["time_limit_s"] = time_limit_s
+    if microbatches is not None:
+        options["microbatches"] = microbatches
+    if split:
+        options["split"] = True
+    if period_slack:
+        options["period_slack"] = period_slack
+    return options
+
+
+def _eval_kwargs(iterations: int | None, options: Mapping[str, Any], strict: bool, overlap_comm: bool,
+                 link_contention: bool) -> dict[str, Any]:
+    positive("iterations", iterations)
+    return {"iterations": iterations, "options": dict(options), "strict": strict, "overlap_comm": overlap_comm,
+            "link_contention": link_contention}
+
+
+def schedule(network: NetworkArg, hardware: HardwareArg = None, *, name: str = "spikepipe",
+             processors: int | None = None, method: str = "bptt", method_blocks: int = 2,
+             **options: Any) -> Schedule:
+    """One schedule of the network's task graph on the hardware, by generator name (`schedule_names()`).
+    `options` are the generator's own (e.g. time_limit_s, period_slack, split for spikepipe; microbatches for
+    the flush schedules); an option no generator takes is an error."""
+    import schedules
+    from spikepipe.sim.evaluate import options_for
+
+    hw = as_hardware(hardware, processors)
+    graph = method_graph(as_workload(network).task_graph(hw), method, method_blocks)
+    return schedules.generate(name, graph, hw.cluster, **options_for(name, options))
+
+
+def schedule_names() -> list[str]:
+    """Names of the schedule generators, in report order."""
+    from schedules.registry import names
+
+    return names()
+
+
+def simulate(network: NetworkArg, hardware: HardwareArg = None, *, processors: int | None = None,
+             schedules: str | Sequence[str] = "all", iterations: int | None = None,
+             time_limit_s: float | None = None, microbatches: int | None = None, split: bool = False,
+             period_slack: float | None = None, strict: bool = False, overlap_comm: bool = True,
+             link_contention: bool = True, method: str = "bptt", method_blocks: int = 2,
+             progress: ProgressArg = None) -> SimulateResult:
+    """Schedule the network on `processors` processors of the hardware with each requested generator and replay
+    every schedule (`spikepipe simulate`). A generator that fails is reported as a row with `error` when several
+    were asked for; with one, its error is raised."""
+    from spikepipe.sim.evaluate import resolve_schedules
+
+    positive("processors", processors)
+    names = resolve_schedules(schedules)
+    kwargs = _eval_kwargs(iterations, schedule_options(time_limit_s=time_limit_s, microbatches=microbatches,
+                                                       split=split, period_slack=period_slack),
+                          strict, overlap_comm, link_contention)
+    hw = as_hardware(hardware, processors)
+    graph = method_graph(as_workload(network).task_graph(hw), method, method_blocks)
+    with reporter(progress, "simulate", len(names)) as report_to:
+        return simulate_graph(graph, hw.cluster, names, eval_kwargs=kwargs, progress=report_to)
+
+
+def simulate_graph(graph: TaskGraph, cluster: Cluster, names: Sequence[str], *, eval_kwargs: Mapping[str, Any],
+                   keep_going: bool | None = None, progress: ProgressCallback | None = None,
+                   given: Sequence[Schedule] = ()) -> SimulateResult:
+    """`simulate` on a built task graph (what the CLI calls). A failing generator is a row with `error` when
+    `keep_going` (default: when several schedules were asked for), else its error is raised."""
+    from spikepipe.sim.evaluate import evaluate_graph
+
+    label = f"{graph.name} P={cluster.size}"
+
+    def step(name: str) -> None:
+        if progress:
+            progress(ProgressEvent("simulate", names.index(name), len(names), f"{label}: {name}"))
+
+    report, evals = evaluate_graph(graph, cluster, list(names), progress=step, given=given,
+                                   keep_going=len(names) > 1 if keep_going is None else keep_going, **eval_kwargs)
+    if progress:
+        progress(ProgressEvent("simulate", len(names), len(names), label))
+    return SimulateResult.from_report(report, evals, graph)
+
+
+def compare_graph(graph: TaskGraph, clusters: Mapping[int, Cluster], names: Sequence[str], *,
+                  out: Path | None, gantt_processors: int | None, eval_kwargs: Mapping[str, Any],
+                  progress: ProgressCallback | None = None) -> CompareResult:
+    """`compare` on a built task graph: every schedule at every processor count of `clusters`. With `out`, the
+    files `spikepipe compare` writes (Gantt charts at `gantt_processors`, trace, speedup plot, CSV, JSON)."""
+    from spikepipe.api.contract import compare_summary
+    from spikepipe.io import write_csv, write_json
+    from spikepipe.plots import save_energy, save_gantt, save_speedup
+    from spikepipe.sim.evaluate import evaluate_graph
+    from spikepipe.trace import write_trace
+
+    procs = sorted(clusters)
+    total = len(procs) * len(names)
+    reports: list[SimulateResult] = []
+    files: dict[str, Any] = {"gantt": []} if out is not None else {}
+    for i, p in enumerate(procs):
+        cluster = clusters[p]
+        label = f"{graph.name} P={p}"
+
+        def step(name: str, label: str = label, base: int = i * len(names)) -> None:
+            if progress:
+                progress(ProgressEvent("compare", base + names.index(name), total, f"{label}: {name}"))
+
+        report, evals = evaluate_graph(graph, cluster, names, progress=step, **eval_kwargs)
+        reports.append(SimulateResult.from_report(report, evals, graph))
+        if progress:
+            progress(ProgressEvent("compare", (i + 1) * len(names), total, label))
+        if out is not None and p == gantt_processors:
+            if progress:
+                progress(ProgressEvent("compare", (i + 1) * len(names), total, f"{label}: plots"))
+            for e in evals:
+                files["gantt"].append(str(save_gantt(out / f"gantt_{e.schedule.name}_P{p}.png", e.schedule, e.sim,
+                                                     network=graph.name, num_layers=graph.num_layers)))
+            files["trace"] = str(write_trace(out / f"trace_P{p}.json",
+                                             [(f"{e.schedule.name} P={p}", e.sim) for e in evals],
+                                             freq_hz=cluster.processors[0].freq_hz))
+    contract_reports = [{**r.to_dict(), "sequential_cycles": r.sequential_cycles} for r in reports]
+    result = CompareResult(graph.name, tuple(procs), graph.batch, graph.timesteps, tuple(reports), {}, {})
+    if out is not None:
+        ok_rows = [r for r in result.rows() if not r.get("error")]
+        ideal = {r.processors: r.ideal_speedup for r in reports}
+        files["speedup"] = str(save_speedup(out / "speedup.png", ok_rows, ideal, network=graph.name,
+                                            subtitle=f"B={graph.batch}, T={graph.timesteps}, "
+                                                     f"{len(names)} schedules, replayed in SimPy"))
+        files["energy"] = str(save_energy(out / "energy.png", ok_rows, network=graph.name,
+                                          subtitle=f"B={graph.batch}, T={graph.timesteps}, per-operation energies "
+                                                   "of the hardware's [energy] table"))
+        files["csv"] = str(write_csv(out / "results.csv", result.rows()))
+    summary = compare_summary(network=graph.name, processors=procs, batch=graph.batch, timesteps=graph.timesteps,
+                              reports=contract_reports, files=files)
+    if out is not None:  # results.json is the summary as it stands before its own path is added
+        files["json"] = str(write_json(out / "results.json", summary))
+        summary["files"]["json"] = files["json"]
+    return CompareResult(graph.name, tuple(procs), graph.batch, graph.timesteps, tuple(reports),
+                         dict(files), summary)
+
+
+def compare(network: NetworkArg, hardware: HardwareArg = None, *, processors: Sequence[int] = (2, 4, 8, 16),
+            schedules: str | Sequence[str] = "all", out: str | Path | None = None,
+            gantt_processors: int | None = None, iterations: int | None = None, time_limit_s: float | None = None,
+            microbatches: int | None = None, split: bool = False, period_slack: float | None = None,
+            strict: bool = False, overlap_comm: bool = True, link_contention: bool = True, method: str = "bptt",
+            method_blocks: int = 2, progress: ProgressArg = None) -> CompareResult:
+    """Every schedule at several processor counts (`spikepipe compare`). With `out`, also the files the command
+    writes there (Gantt charts at `gantt_processors`, default the largest P; trace; speedup plot; CSV; JSON);
+    without, nothing is written and the figures come from the result's `.plot()` and `.plot_gantt()`."""
+    from spikepipe.io import check_writable
+    from spikepipe.sim.evaluate import resolve_schedules
+
+    if isinstance(processors, int):
+        processors = [processors]
+    for p in processors:
+        positive("processors", p, optional=False)
+    procs = sorted(set(processors))
+    if not procs:
+        raise ApiArgumentError("processors needs at least one processor count, e.g. (2, 4, 8, 16)")
+    gantt_p = gantt_processors if gantt_processors is not None else procs[-1]
+    if gantt_p not in procs:
+        raise ApiArgumentError(f"gantt_processors={gantt_p} is not one of processors {procs}")
+    names = resolve_schedules(schedules)
+    kwargs = _eval_kwargs(iterations, schedule_options(time_limit_s=time_limit_s, microbatches=microbatches,
+                                                       split=split, period_slack=period_slack),
+                          strict, overlap_comm, link_contention)
+    out_dir = None if out is None else Path(out)
+    if out_dir is not None:
+        check_writable(out_dir / "results.json")
+    hw = as_hardware(hardware)
+    clusters = {p: hw.with_processors(p).cluster for p in procs}
+    graph = method_graph(as_workload(network).task_graph(clusters[procs[0]]), method, method_blocks)
+    if out_dir is not None:
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ApiArgumentError(f"cannot create output folder {out_dir}: {exc.strerror or exc}") from None
+    with reporter(progress, "compare", len(procs) * len(names)) as report_to:
+        return compare_graph(graph, clusters, names, out=out_dir, gantt_processors=gantt_p, eval_kwargs=kwargs,
+                             progress=report_to)
+
+
+def train_network(network: NetworkArg, *, dataset: str = "digits", schedule: str | Schedule = "none",
+                  processors: int = 4,
+          hardware: HardwareArg = None, epochs: int = 5, batch: int | None = None, timesteps: int | None = None,
+          lr: float = 1e-3, optimizer: str = "adam", lr_schedule: str = "cosine", weight_decay: float = 0.0,
+          seed: int = 0, encoder: str = "direct", stash: bool = True, compensation: str = "none",
+          mode: str = "exact", period_slack: float | None = None, method: str = "bptt",
+          checkpoint_every: int | None = None, skip: int = -1, window: int = 2, blocks: int = 2,
+          data_dir: str | Path | None = None, limit_train: int | None = None, threads: int = 1,
+          out: str | Path | None = None, resume: bool = False, progress: ProgressArg = None) -> TrainResult:
+    """Train the network on real data (`spikepipe train`): plain BPTT with `schedule="none"`, or exactly the
+    gradient delays of a schedule: a generator name, solved for `processors` processors of the hardware, or a
+    Schedule already made (e.g. `simulate(...)["spikepipe"].plan`), whose own processors count. A torch module
+    is not modified: a copy is trained and returned as the result's `model`."""
+    from spikepipe.train.runner import TrainConfig
+    from spikepipe.train.runner import run as run_training
+
+    for key, v in (("processors", processors), ("epochs", epochs), ("batch", batch), ("threads", threads),
+                   ("window", window), ("blocks", blocks), ("limit_train", limit_train),
+                   ("checkpoint_every", checkpoint_every)):
+        positive(key, v)
+    given_plan = schedule if isinstance(schedule, Schedule) else None
+    if given_plan is not None:
+        schedule, processors = given_plan.name, given_plan.processors
+    if period_slack and schedule != "spikepipe":
+        raise ApiArgumentError(f"period_slack applies to schedule='spikepipe' only, not {schedule!r}")
+    workload = as_workload(network)
+    hw = None if hardware is None else as_hardware(hardware)
+    spec_hw = hw is None or (hw.is_plain_spec and hw.spec is not None)
+    cfg = TrainConfig(
+        network=workload.spec if workload.spec is not None else workload.name, dataset=dataset, schedule=schedule,
+        processors=processors, period_slack=period_slack or 0.0, hardware=None if hw is None else hw.spec,
+        epochs=epochs, batch=batch or 32, timesteps=timesteps if workload.spec is not None else workload.timesteps,
+        optimizer=optimizer, lr=lr, lr_schedule=lr_schedule, weight_decay=weight_decay, seed=seed,
+        encoder=encoder, stash=stash, compensation=compensation, mode=mode,
+        data_dir=None if data_dir is None else str(data_dir), limit_train=limit_train, threads=threads,
+        out=None if out is None else str(out), resume=resume, method=method,
+        checkpoint_every=checkpoint_every or 0, skip=skip, window=window, blocks=blocks)
+    if out is not None:
+        from spikepipe.io import check_writable
+
+        check_writable(Path(out) / "result.json")
+    model = None
+    plan = given_plan
+    if workload.spec is None:  # the user's own module: train it, and schedule its own task graph
+        assert workload.model is not None and workload.example_input is not None
+        # a copy: two calls on one workload (delayed and plain, say) must not train the same weights in turn
+        model = (copy.deepcopy(workload.model), workload.example_input)
+        if schedule != "none" and plan is None:
+            sized = load_network(workload.model, workload.example_input, batch=cfg.batch, name=workload.name)
+            plan = _train_schedule(sized, hw, cfg)
+    elif schedule != "none" and plan is None and not spec_hw:  # keyword hardware: the trainer cannot rebuild it from a name
+        plan = _train_schedule(workload, hw, cfg)
+    with reporter(progress, "train", epochs) as report_to:
+        hook = TrainProgress(report_to, epochs) if report_to else None
+        data = run_training(cfg, model=model, schedule=plan, progress=hook)
+    return TrainResult.from_data(data, model[0] if model is not None else None)
+
+
+def _train_schedule(workload: Workload, hw: Hardware | None, cfg: Any) -> Schedule:
+    import schedules
+
+    cluster_hw = as_hardware(hw, cfg.processors)
+    graph = workload.task_graph(cluster_hw)
+    options = {"period_slack": cfg.period_slack} if cfg.period_slack else {}
+    return schedules.generate(cfg.schedule, graph, cluster_hw.cluster, **options)
+
+
+def write_schedule(plan: Schedule, path: str | Path) -> Path:
+    """Write a schedule as plain JSON data (atomically). Provisional: not in __all__ until the CLI's
+    `--schedule-out` file format is fixed (docs/api.md section 5)."""
+    from spikepipe.io import write_atomic
+
+    return write_atomic(path, plan.to_json() + "\n")
+
+
+def read_schedule(path: str | Path, network: NetworkArg | None = None, hardware: HardwareArg = None) -> Schedule:
+    """Read a schedule written by write_schedule; with a network, validate it against that network's task graph
+    on the hardware (a broken slot raises ScheduleError naming it). Provisional, like write_schedule."""
+    import json
+
+    from spikepipe.ir import Schedule as _Schedule
+    from spikepipe.ir import ScheduleError
+
+    try:
+        plan = _Schedule.from_dict(json.loads(Path(path).read_text()))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ScheduleError(f"cannot read schedule file {path}: {type(exc).__name__}: {exc}") from None
+    if network is not None:
+        from schedules.validate import validate
+
+        hw = as_hardware(hardware, plan.processors)
+        validate(plan, as_workload(network).task_graph(hw), hw.cluster)
+    return plan
+
+
+
+def cycles(m: int, k: int, n: int, hardware: HardwareArg = None, *, model: str = "analytic") -> CyclesResult:
+    """Cycles of one GEMM C[m x n] = A[m x k] B[k x n] on the first processor of the hardware
+    (`spikepipe cycles`); `model="stepping"` runs the cycle-stepping simulation instead (small shapes)."""
+    from spikepipe.api.contract import cycles_report
+
+    for key, v in (("m", m), ("k", k), ("n", n)):
+        positive(key, v, optional=False)
+    if model not in ("analytic", "stepping"):
+        raise ApiArgumentError(f"model must be 'analytic' or 'stepping', got {model!r}")
+    return CyclesResult.from_data(cycles_report(as_hardware(hardware).cluster.processors[0], m, k, n, model))
+
+
+def tasks(network: NetworkArg, hardware: HardwareArg = None) -> TasksResult:
+    """The costed F/B/W task graph of one minibatch on the hardware's first processor (`spikepipe tasks`)."""
+    from spikepipe.api.contract import tasks_report
+
+    hw = as_hardware(hardware)
+    graph = as_workload(network).task_graph(hw)
+    data = tasks_report(graph, hw.cluster.processors[0])
+    return TasksResult(graph.name, graph.batch, graph.timesteps, data["total_cycles"], graph.num_layers,
+                       _frozen(data), graph)
+
+
+def run_sweep(spec: str | Path, out: str | Path | None = None, *, scheduler: str | None = None, workers: int = 2,
+          max_points: int | None = None, progress: ProgressArg = None) -> SweepResult:
+    """Run a sweep file's grid on Dask (`spikepipe sweep`): cached by content, resumable, failures recorded.
+    `out` defaults to results/sweeps/<name>; `scheduler` is an existing Dask scheduler's address."""
+    from spikepipe.api.contract import sweep_report
+    from spikepipe.io import check_writable
+    from spikepipe.sweep import load_spec
+    from spikepipe.sweep import run_sweep as run_grid
+
+    positive("workers", workers, optional=False)
+    positive("max_points", max_points)
+    plan = load_spec(spec)
+    where = Path(out) if out is not None else Path("results") / "sweeps" / plan.name
+    check_writable(where / f"{plan.name}.csv")
+    total = len(plan.points())
+    with reporter(progress, "sweep", total) as report_to:
+        def step(done: int, of: int) -> None:
+            if report_to:
+                report_to(ProgressEvent("sweep", done, of, f"sweep {plan.name}"))
+
+        outcome = run_grid(plan, where, scheduler=scheduler, workers=workers, max_points=max_points, progress=step)
+    data = sweep_report(plan, outcome)
+    return SweepResult(**{k: data[k] for k in ("sweep", "kind", "points", "computed", "cached", "failed",
+                                               "table_csv", "table_parquet")}, data=_frozen(data))

@@ -1,0 +1,386 @@
+"""One rank of a distributed epoch: runs its events of the Plan in order, with point-to-point messages.
+
+The computations are the emulation's (spikepipe.train.pipelined), block by block with the same calls in the same
+order, so a rank reproduces the single-process numbers: F_l reads the weight version the schedule implies (sent by
+the layer's owner when another rank updates it), B_l backpropagates through the graph F_l built when both run on
+this rank with weight stashing, and otherwise rebuilds layer l's graph from the inputs and the weights it must use
+(the stashed version F read, or the version current at B time without stashing): the same values as the
+emulation. Input gradients are summed in the emulation's order. U applies the optimiser step of the layer
+(after an all-reduce of the gradient among the ranks that share the layer's W slots).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+import traceback
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from spikepipe.distributed.plan import Plan
+from spikepipe.train import netfn
+from spikepipe.train.bptt import EpochStats
+from spikepipe.train.optim import LayerOptimizer, OptimConfig, lr_at, pipemare_scale
+
+# phases a rank publishes in the shared status array (the launcher names a dead or hung rank's slot from them)
+STARTING, RECEIVING, COMPUTING, SENDING, FINISHED = range(5)
+STATUS_FIELDS = 3  # per rank: global event index, phase, minibatches finished
+
+
+@dataclass
+class Job:
+    """Everything a rank needs for one epoch (pickled to the spawned process; tensors go through shared memory)."""
+
+    backend: str
+    port: int
+    epoch: int
+    net: nn.Module
+    optim: OptimConfig
+    total_steps: int
+    base_step: int
+    weights: list[dict[str, torch.Tensor]]  # the epoch's start weights (the pipeline is drained between epochs)
+    opt_states: list[dict]
+    plan: Plan
+    xs: torch.Tensor  # [N, T, B, ...] the epoch's encoded inputs
+    ys: torch.Tensor  # [N, B]
+    shapes: dict[tuple[int, int], tuple[int, ...]]  # (layer, chunk) -> output shape
+    chunk_slices: tuple[tuple[int, int], ...]
+    stash: bool
+    compensation: str
+    delays: tuple[int, ...]
+    anneal_steps: int
+    threads: int
+    timeout_s: float
+    fault: str | None  # test hook "RANK:SLOT:N:exit|hang[:EPOCH]" (epoch counted from 0)
+
+
+def flat(ts: list[torch.Tensor | None], like: list[torch.Tensor]) -> torch.Tensor:
+    """Concatenate tensors (None as zeros) and append a presence mask, so None gradients survive the trip."""
+    parts = [(t if t is not None else torch.zeros_like(w)).reshape(-1) for t, w in zip(ts, like, strict=True)]
+    mask = torch.tensor([0.0 if t is None else 1.0 for t in ts], dtype=like[0].dtype if like else torch.float32)
+    return torch.cat(parts + [mask])
+
+
+def unflat(buf: torch.Tensor, like: list[torch.Tensor]) -> list[torch.Tensor | None]:
+    out, i = [], 0
+    mask = buf[buf.numel() - len(like):]
+    for j, w in enumerate(like):
+        t = buf[i:i + w.numel()].view_as(w)
+        i += w.numel()
+        out.append(t.clone() if mask[j] > 0 else None)
+    return out
+
+
+class Rank:
+    def __init__(self, rank: int, job: Job, status: Any) -> None:
+        self.rank, self.job, self.plan, self.status = rank, job, job.plan, status
+        self.net = job.net
+        self.names = [list(w) for w in job.weights]
+        self.like = [[w[k] for k in names] for w, names in zip(job.weights, self.names, strict=True)]
+        L = self.plan.num_layers
+        self.store: list[dict[int, dict[str, torch.Tensor]]] = [{0: dict(w)} for w in job.weights]
+        self.current = [dict(w) for w in job.weights]  # W ranks: the newest weights of their layers
+        self.version = [0] * L
+        self.opts: dict[int, LayerOptimizer] = {}
+        for layer, ranks in self.plan.w_ranks.items():
+            if rank in ranks:
+                opt = LayerOptimizer(job.optim, job.weights[layer])
+                opt.load_state_dict(job.opt_states[layer])
+                self.opts[layer] = opt
+        self.acts: dict[tuple, torch.Tensor] = {}
+        self.graphs: dict[tuple, tuple] = {}
+        self.grads: dict[tuple, torch.Tensor] = {}
+        self.wgrads: dict[tuple, list[torch.Tensor | None]] = {}
+        self.acc: dict[tuple, list[torch.Tensor | None]] = {}
+        self.meta: dict[tuple, int] = {}
+        self.observed: dict[int, dict[int, int]] = {}
+        self.stats: list[tuple[int, int, float, int, int]] = []  # (n, chunk, loss share, correct, samples)
+        self.pending: list[tuple[Any, torch.Tensor]] = []
+        self.timings: list[tuple[int, float, float]] = []
+        self.groups: dict[tuple[int, ...], Any] = {}
+
+    # -- status for the launcher
+    def _mark(self, event: int, phase: int) -> None:
+        base = self.rank * STATUS_FIELDS
+        self.status[base] = event
+        self.status[base + 1] = phase
+
+    # -- messages
+    def _buffer(self, key: tuple) -> torch.Tensor:
+        kind = key[0]
+        if kind == "act":
+            return torch.empty(self.job.shapes[(key[1], key[3])])
+        if kind == "grad":
+            k, role = key[1], key[2]
+            src = self.net.sources[k] if role == 0 else self.net.residuals[k]
+            return torch.empty(self.job.shapes[(src, key[4])])
+        if kind in ("wgrad", "ver"):
+            return torch.empty(sum(w.numel() for w in self.like[key[1]]) + (len(self.like[key[1]]) if kind ==
+                                                                            "wgrad" else 1))
+        return torch.empty(1)  # meta
+
+    def _payload(self, key: tuple) -> torch.Tensor:
+        kind = key[0]
+        if kind == "act":
+            return self.acts[key].detach().contiguous()
+        if kind == "grad":
+            return self.grads[key].contiguous()
+        if kind == "wgrad":
+            return flat(self.wgrads[key], self.like[key[1]])
+        if kind == "ver":
+            w = self.store[key[1]][key[2]]
+            return torch.cat([w[k].reshape(-1) for k in self.names[key[1]]] +
+                             [torch.tensor([float(key[2])])])
+        return torch.tensor([float(self.meta[key])])
+
+    def _accept(self, key: tuple, buf: torch.Tensor) -> None:
+        kind = key[0]
+        if kind == "act":
+            self.acts[key] = buf
+        elif kind == "grad":
+            self.grads[key] = buf
+        elif kind == "wgrad":
+            self.wgrads[key] = unflat(buf, self.like[key[1]])
+        elif kind == "ver":
+            layer, i, w = key[1], 0, {}
+            for k, ref in zip(self.names[layer], self.like[layer], strict=True):
+                w[k] = buf[i:i + ref.numel()].view_as(ref).clone()
+                i += ref.numel()
+            if int(buf[-1]) != key[2]:
+                raise RuntimeError(f"layer {layer}: received weight version {int(buf[-1])}, expected {key[2]}")
+            self.store[layer][key[2]] = w
+        else:
+            self.meta[key] = int(buf[0])
+
+    def _receive(self, event: int) -> None:
+        msgs = self.plan.recvs.get(event)
+        if not msgs:
+            return
+        self._mark(event, RECEIVING)
+        bufs = [(self.plan.messages[m], self._buffer(self.plan.messages[m].key)) for m in msgs]
+        ops = [dist.P2POp(dist.irecv, b, msg.src, tag=m) for m, (msg, b) in zip(msgs, bufs, strict=True)]
+        for work in dist.batch_isend_irecv(ops) if len(ops) > 1 else [dist.irecv(bufs[0][1], ops[0].peer, tag=msgs[0])]:
+            work.wait()
+        for msg, b in bufs:
+            self._accept(msg.key, b)
+
+    def _send(self, event: int) -> None:
+        msgs = self.plan.sends.get(event)
+        if not msgs:
+            return
+        self._mark(event, SENDING)
+        for m in msgs:
+            msg = self.plan.messages[m]
+            t = self._payload(msg.key)
+            self.pending.append((dist.isend(t, msg.dst, tag=m), t))
+        if len(self.pending) > 64:  # sends complete when their receiver gets to them; keep only live buffers
+            self.pending = [(w, t) for w, t in self.pending if not w.is_completed()]
+
+    # -- computations (the emulation's, see the module docstring)
+    def _input(self, src: int | None, n: int, c: int) -> torch.Tensor | None:
+        if src is None:
+            return None
+        if src == -1:
+            lo, hi = self.job.chunk_slices[c]
+            return self.job.xs[n][:, lo:hi]
+        return self.acts[("act", src, n, c)].detach().requires_grad_()
+
+    def _forward(self, event: int) -> None:
+        e = self.plan.events[event]
+        l, n, c = e.layer, e.n, e.chunk
+        block = self.net.blocks[l]
+        xin = self._input(self.net.sources[l], n, c)
+        rin = self._input(self.net.residuals[l], n, c)
+        v = self.plan.reads[event]
+        w = self.store[l][v]
+        local_b = not self.plan.recompute.get(self._b_event(l, n, c), True)
+        if self.job.stash and local_b:
+            wl = {k: t.detach().requires_grad_() for k, t in w.items()}
+            out = netfn.call_block(block, wl, xin, rin)
+            self.graphs[(l, n, c)] = (out, xin, rin, wl)
+        else:
+            with torch.no_grad():
+                out = netfn.call_block(block, w, xin, rin)
+        self.acts[("act", l, n, c)] = out
+        if c == 0:
+            self.meta[("meta", l, n)] = v
+
+    def _b_event(self, layer: int, n: int, c: int) -> int:
+        return self.b_index[(layer, n, c)]
+
+    def _backward(self, event: int) -> None:
+        e = self.plan.events[event]
+        l, n, c = e.layer, e.n, e.chunk
+        block = self.net.blocks[l]
+        last = l == self.plan.num_layers - 1
+        if self.plan.recompute[event]:
+            xin = self._input(self.net.sources[l], n, c)
+            rin = self._input(self.net.residuals[l], n, c)
+            wl = {k: t.detach().requires_grad_() for k, t in self.store[l][self.plan.reads[event]].items()}
+            out = netfn.call_block(block, wl, xin, rin)
+        else:
+            out, xin, rin, wl = self.graphs.pop((l, n, c))
+        if last:
+            o = out if self.job.stash else self.acts[("act", l, n, c)].detach().requires_grad_()
+            lo, hi = self.job.chunk_slices[c]
+            y = self.job.ys[n][lo:hi]
+            logits = o.mean(0)
+            loss = F.cross_entropy(logits, y)
+            if self.plan.chunks > 1:  # a shard's share of the minibatch mean
+                loss = loss * ((hi - lo) / self.job.ys.shape[1])
+            check = EpochStats()
+            check.add(loss.detach(), logits.detach(), y, self.job.base_step + n)  # raises on a diverged loss
+            self.stats.append((n, c, float(loss.detach()), check.correct, check.samples))
+            gout = torch.autograd.grad(loss, o, retain_graph=self.job.stash)[0]
+        else:
+            gout = None
+            for k, role in self.consumers[l]:
+                g = self.grads.pop(("grad", k, role, n, c))
+                gout = g if gout is None else gout + g
+        names = list(wl)
+        inputs = [wl[k] for k in names]
+        xs = [t for t in (xin, rin) if t is not None and t.requires_grad]
+        grads = torch.autograd.grad(out, xs + inputs, grad_outputs=gout, allow_unused=True)
+        gx = dict(zip([id(t) for t in xs], grads[:len(xs)], strict=True))
+        for role, (src, t) in enumerate(((self.net.sources[l], xin), (self.net.residuals[l], rin))):
+            if src is not None and src >= 0:
+                self.grads[("grad", l, role, n, c)] = gx[id(t)]
+        wg = dict(zip(names, grads[len(xs):], strict=True))
+        self.wgrads[("wgrad", l, n, c)] = [wg[k] for k in self.names[l]]
+
+    def _accumulate(self, event: int) -> None:
+        e = self.plan.events[event]
+        g = self.wgrads.pop(("wgrad", e.layer, e.n, e.chunk))
+        key = (e.layer, e.n)
+        acc = self.acc.get(key)
+        self.acc[key] = g if acc is None else [a if b is None else (b if a is None else a + b)
+                                               for a, b in zip(acc, g, strict=True)]
+
+    def _update(self, event: int) -> None:
+        e = self.plan.events[event]
+        l, n = e.layer, e.n
+        grads = self.acc.pop((l, n))
+        ranks = self.plan.w_ranks[l]
+        if len(ranks) > 1:  # the ranks sharing the layer's W slots sum their partial gradients
+            buf = flat(grads, self.like[l])
+            dist.all_reduce(buf, group=self.groups[ranks])
+            grads = unflat(buf, self.like[l])
+        step = self.job.base_step + n
+        lr = lr_at(self.job.optim, step, self.job.total_steps)
+        if self.job.compensation == "pipemare":
+            lr *= pipemare_scale(self.job.delays[l], step, self.job.anneal_steps)
+        new = self.opts[l].step(self.current[l], dict(zip(self.names[l], grads, strict=True)), lr)
+        if self.rank == self.plan.owner[l]:
+            d = self.version[l] - self.meta.pop(("meta", l, n))
+            obs = self.observed.setdefault(l, {})
+            obs[d] = obs.get(d, 0) + 1
+        self.version[l] += 1
+        self.current[l] = new
+        self.store[l][self.version[l]] = new
+
+    # -- the loop
+    def _fault(self, event: int) -> None:
+        if not self.job.fault:
+            return
+        rank, slot, n, action, *epoch = self.job.fault.split(":")
+        e = self.plan.events[event]
+        if int(rank) == self.rank and slot == e.slot and int(n) == e.n and int((epoch or [self.job.epoch])[0]) == \
+                self.job.epoch:
+            if action == "hang":
+                time.sleep(3600)
+            os._exit(17)
+
+    def run(self) -> dict[str, Any]:
+        plan = self.plan
+        self.consumers: dict[int, list[tuple[int, int]]] = {layer: [] for layer in range(plan.num_layers)}
+        for k in range(plan.num_layers):
+            for role, src in enumerate((self.net.sources[k], self.net.residuals[k])):
+                if src is not None and src >= 0:
+                    self.consumers[src].append((k, role))
+        self.b_index = {(e.layer, e.n, e.chunk): i for i, e in enumerate(plan.events) if e.kind == "B"}
+        for ranks in sorted(set(plan.w_ranks.values())):  # every rank creates every group, in one order
+            if len(ranks) > 1:
+                self.groups[ranks] = dist.new_group(list(ranks))
+        used = {plan.events[i].layer for i in plan.rank_events[self.rank]}
+        self.kept = {(layer, v) for (r, layer, v) in plan.kept if r == self.rank}
+        for layer in range(plan.num_layers):  # hold only the layers this rank works on
+            if layer not in used:
+                self.store[layer].clear()
+        t_epoch = time.perf_counter()
+        for event in plan.rank_events[self.rank]:
+            self._mark(event, STARTING)
+            self._fault(event)
+            self._receive(event)
+            self._mark(event, COMPUTING)
+            t0 = time.perf_counter()
+            kind = plan.events[event].kind
+            if kind == "F":
+                self._forward(event)
+            elif kind == "B":
+                self._backward(event)
+            elif kind == "W":
+                self._accumulate(event)
+            else:
+                self._update(event)
+            self.timings.append((event, t0, time.perf_counter()))
+            self._send(event)
+            if kind == "U" and (plan.events[event].layer, self.version[plan.events[event].layer]) not in self.kept:
+                self.store[plan.events[event].layer].pop(self.version[plan.events[event].layer], None)
+            for layer, v in plan.releases.get(event, ()):
+                self.store[layer].pop(v, None)
+            for n in plan.last_of_batch.get(event, ()):
+                self._forget(n)
+                self.status[self.rank * STATUS_FIELDS + 2] += 1
+        for work, _ in self.pending:
+            work.wait()
+        self._mark(-1, FINISHED)
+        owned = [layer for layer, r in plan.owner.items() if r == self.rank]
+        return {"rank": self.rank, "weights": {layer: self.current[layer] for layer in owned},
+                "opts": {layer: self.opts[layer].state_dict() for layer in owned},
+                "observed": self.observed, "stats": self.stats, "timings": self.timings,
+                "seconds": time.perf_counter() - t_epoch}
+
+    def _forget(self, n: int) -> None:
+        """Minibatch n is finished on this rank: drop what it kept for it (after its sends were posted)."""
+        for d in (self.acts, self.grads, self.graphs):
+            for key in [k for k in d if (k[2] if k[0] == "act" else k[3] if k[0] == "grad" else k[1]) == n]:
+                del d[key]
+
+
+def dumps(obj: Any) -> bytes:
+    """Plain bytes for the trip between processes: tensors sent through a multiprocessing queue as shared
+    memory need their sender alive until they are received, which a finished rank is not."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def loads(data: bytes) -> Any:
+    return torch.load(io.BytesIO(data), weights_only=False)
+
+
+def main(rank: int, job_bytes: bytes, status: Any, queue: Any) -> None:
+    """Entry point of a spawned rank: rendezvous on loopback, run the epoch, report, leave."""
+    job: Job = loads(job_bytes)
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    torch.set_num_threads(job.threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        dist.init_process_group(job.backend, init_method=f"tcp://127.0.0.1:{job.port}", rank=rank,
+                                world_size=job.plan.processors, timeout=timedelta(seconds=job.timeout_s))
+        worker = Rank(rank, job, status)
+        result = worker.run()
+        queue.put(("done", rank, dumps(result)))
+        dist.destroy_process_group()
+    except BaseException as exc:  # noqa: BLE001 - reported to the launcher, which names the rank and slot
+        event = int(status[rank * STATUS_FIELDS])
+        queue.put(("error", rank, event, type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "",
+                   traceback.format_exc(limit=3)))
+        raise SystemExit(1) from None

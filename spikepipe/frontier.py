@@ -1,0 +1,171 @@
+"""The period/delay frontier: the Pareto set of (period, total delay, max delay) over schedules of one network on
+one cluster, from the shortest period to the point where delay reaches its floor (zero).
+
+Candidates: spikepipe at a ladder of period slacks (each solve seeded also by the tight period's candidates, so
+a slack never adds delay over them), every periodic baseline (pipedream, layerpipe, list) and the zero-delay
+ones (sequential and the flush schedules), each replayed in the simulator for its speedup and certified
+(schedules.certificate). A schedule stays valid when its period is stretched, so a point at a longer period that
+has no less total delay than a shorter one is dominated: the frontier keeps, in period order, each point with
+less total delay than every shorter one (ties on total go to less max delay). The ladder stops once a solve
+reaches zero delay or the shortest zero-delay baseline's period. Every baseline is then dominated by a frontier
+point (it is a candidate itself). The knee is the point farthest below the straight line from the first point to
+the last in (period, total delay), both scaled to [0, 1].
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from hwmodels import Cluster
+from spikepipe.ir import TaskGraph
+
+log = logging.getLogger(__name__)
+
+SLACKS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 0.95)
+PERIODIC_BASELINES = ("pipedream", "layerpipe", "list")
+ZERO_DELAY_BASELINES = ("sequential", "gpipe", "1f1b", "interleaved-1f1b", "zero-bubble", "zb-v")
+# CP-SAT deterministic seconds per frontier solve (simulate's default spends 2.0 on one)
+DEFAULT_POINT_DETERMINISTIC_S = 1.0
+
+
+@dataclass(frozen=True)
+class FrontierPoint:
+    period_cycles: int
+    total_delay: int
+    max_delay: int
+    gradient_delays: tuple[int, ...]
+    speedup: float
+    simulated_period_cycles: float
+    status: str
+    period_lower_bound_cycles: int
+    period_gap: float
+    delay_lower_bound: int
+    delay_gap: float
+    source: str  # "spikepipe" or a baseline's name
+    kind: str
+    period_slack: float | None = None  # the slack spikepipe was asked for
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["gradient_delays"] = list(self.gradient_delays)
+        return d
+
+
+@dataclass(frozen=True)
+class Frontier:
+    network: str
+    processors: int
+    lower_bound_cycles: int
+    sequential_cycles: float
+    points: tuple[FrontierPoint, ...]
+    candidates: tuple[FrontierPoint, ...] = field(default=())
+    knee: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"network": self.network, "processors": self.processors,
+                "lower_bound_cycles": self.lower_bound_cycles, "sequential_cycles": self.sequential_cycles,
+                "knee": self.knee, "points": [p.to_dict() for p in self.points],
+                "candidates": [p.to_dict() for p in self.candidates]}
+
+
+def pareto(points: Sequence[FrontierPoint]) -> list[FrontierPoint]:
+    """Monotone staircase: in period order, each point with less total delay (or equal total and less max delay)
+    than every kept point of a shorter or equal period."""
+    out: list[FrontierPoint] = []
+    for p in sorted(points, key=lambda p: (p.period_cycles, p.total_delay, p.max_delay, p.source)):
+        if not out or (p.total_delay, p.max_delay) < (out[-1].total_delay, out[-1].max_delay):
+            if out and p.period_cycles == out[-1].period_cycles:
+                out[-1] = p
+            else:
+                out.append(p)
+    return out
+
+
+def knee(points: Sequence[FrontierPoint]) -> int:
+    if len(points) < 3:
+        return 0
+    p0, p1 = points[0], points[-1]
+    dp = max(1, p1.period_cycles - p0.period_cycles)
+    dd = max(1, p0.total_delay - p1.total_delay)
+    # distance below the chord from (0, 1) to (1, 0) in scaled coordinates: 1 - x - y
+    scores = [1 - (p.period_cycles - p0.period_cycles) / dp - (p.total_delay - p1.total_delay) / dd
+              for p in points]
+    return max(range(len(points)), key=lambda i: (scores[i], -i))
+
+
+def _point(ev, cert: dict[str, Any], source: str, slack: float | None) -> FrontierPoint:
+    s = ev.schedule
+    return FrontierPoint(
+        period_cycles=s.period_cycles, total_delay=sum(s.gradient_delays), max_delay=max(s.gradient_delays, default=0),
+        gradient_delays=tuple(s.gradient_delays), speedup=ev.row["speedup"],
+        simulated_period_cycles=ev.row["simulated_period_cycles"], status=cert["status"],
+        period_lower_bound_cycles=cert["period_lower_bound_cycles"], period_gap=cert["period_gap"],
+        delay_lower_bound=cert["delay_lower_bound"], delay_gap=cert["delay_gap"], source=source, kind=s.kind,
+        period_slack=slack)
+
+
+def frontier(graph: TaskGraph, cluster: Cluster, *, slacks: Sequence[float] = SLACKS,
+             options: dict[str, Any] | None = None, progress: Callable[[str], None] | None = None) -> Frontier:
+    """The frontier; `options` go to spikepipe (default: DEFAULT_POINT_DETERMINISTIC_S of deterministic time)."""
+    from spikepipe.ir import lower_bound_cycles
+    from spikepipe.sim.evaluate import evaluate_one, sequential_period
+
+    opts = {"deterministic_time_s": DEFAULT_POINT_DETERMINISTIC_S, **(options or {})}
+    seq = sequential_period(graph, cluster)
+    cands: list[FrontierPoint] = []
+
+    def run(name: str, **extra: Any) -> FrontierPoint:
+        if progress:
+            progress(name if "period_slack" not in extra else f"spikepipe slack {extra['period_slack']:g}")
+        ev = evaluate_one(name, graph, cluster, sequential_cycles=seq, options=extra, record=False)
+        cert = {k: ev.row[k] for k in ("status", "period_lower_bound_cycles", "period_gap", "delay_lower_bound",
+                                       "delay_gap")}
+        return _point(ev, cert, name, extra.get("period_slack"))
+
+    for name in (*PERIODIC_BASELINES, *ZERO_DELAY_BASELINES):
+        cands.append(run(name))
+    zero = min((p.period_cycles for p in cands if p.total_delay == 0), default=None)
+    tight = None
+    for slack in sorted(set(slacks)):
+        if not 0 <= slack < 1:
+            raise ValueError(f"period slack {slack} is not in [0, 1)")
+        if tight is not None and zero is not None and tight * (1 + slack) > zero:
+            break
+        p = run("spikepipe", **opts, period_slack=slack)
+        cands.append(p)
+        tight = tight or p.period_cycles
+        if p.total_delay == 0:
+            break
+    front = pareto(cands)
+    return Frontier(graph.name, cluster.size, lower_bound_cycles(graph, cluster), seq, tuple(front), tuple(cands),
+                    knee(front))
+
+
+def save_frontier_plot(path: Any, fr: Frontier) -> Any:
+    """Speedup against total delay: the frontier as a staircase, every candidate baseline marked by name."""
+    from matplotlib.figure import Figure
+
+    from spikepipe.io import save_figure
+
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.add_subplot()
+    xs = [p.total_delay for p in fr.points]
+    ys = [p.speedup for p in fr.points]
+    ax.step(xs, ys, where="post", color="tab:blue", lw=1.5, label="frontier (Pareto: period vs total delay)")
+    ax.plot(xs, ys, "o", color="tab:blue")
+    if fr.points:
+        k = fr.points[fr.knee]
+        ax.plot([k.total_delay], [k.speedup], "*", ms=14, color="tab:orange", label="knee")
+    markers = "sv^<>Dpxh+"
+    for i, p in enumerate(c for c in fr.candidates if c.source != "spikepipe"):
+        ax.plot([p.total_delay], [p.speedup], markers[i % len(markers)], color="0.35", mfc="none", ms=8,
+                label=p.source)
+    ax.set_xlabel("total gradient delay (sum over layers)")
+    ax.set_ylabel("speedup over 1 processor (replayed)")
+    ax.set_title(f"{fr.network}, P={fr.processors}: period/delay frontier")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    return save_figure(fig, path)

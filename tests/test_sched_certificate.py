@@ -1,0 +1,90 @@
+"""Certificates: every result carries status, period and delay bounds and gaps; the bounds hold for every schedule
+built here with that period and assignment, and the packing bound is at least the critical path's."""
+
+import json
+
+import pytest
+from sched_graphs import graphs
+
+from hwmodels import Cluster
+from schedules import generate, validate
+from schedules.certificate import certify
+from schedules.common import make_schedule, training_order
+from schedules.delay_bounds import assignment_delay_bounds
+from schedules.order_search import search_orders
+from spikepipe.cli import main
+
+GRAPHS = graphs()
+PERIODIC = ("pipedream", "layerpipe", "list")
+FAST = {"time_limit_s": 0.5, "workers": 1}
+
+
+@pytest.mark.parametrize("procs", [2, 3, 4])
+@pytest.mark.parametrize("graph_name", sorted(GRAPHS))
+def test_delay_bound_holds_for_every_schedule_of_the_assignment(graph_name, procs):
+    g, c = GRAPHS[graph_name], Cluster.homogeneous(procs)
+    for name in PERIODIC:
+        s = generate(name, g, c)
+        assign = {sl.task: sl.processor for sl in s.slots}
+        cp = assignment_delay_bounds(g, c, s.period_cycles, assign, packing=False)
+        pack = assignment_delay_bounds(g, c, s.period_cycles, assign)
+        assert all(p >= q for p, q in zip(pack, cp, strict=True))
+        assert all(p <= d for p, d in zip(pack, s.gradient_delays, strict=True)), name  # per layer too
+        # other in-period orders of the same assignment and period (the order search from other seeds)
+        for seed in range(3):
+            slots = search_orders(g, c, assign, s.period_cycles, training_order(g), seed=seed, evaluations=40)
+            other = make_schedule("probe", "periodic", g, c, slots, s.period_cycles, derive_lags=True)
+            validate(other, g, c)
+            assert all(p <= d for p, d in zip(pack, other.gradient_delays, strict=True))
+
+
+def test_packing_bound_is_stronger_than_the_critical_path_on_vgg11():
+    from hwmodels.config import load_cluster
+    from spikepipe.workload import load_workload
+
+    c = load_cluster(None, processors=4)
+    g = load_workload("vgg11", processor=c.processors[0])
+    s = generate("pipedream", g, c)
+    assign = {sl.task: sl.processor for sl in s.slots}
+    cp = sum(assignment_delay_bounds(g, c, s.period_cycles, assign, packing=False))
+    pack = sum(assignment_delay_bounds(g, c, s.period_cycles, assign))
+    assert cp < pack <= sum(s.gradient_delays)
+
+
+@pytest.mark.parametrize("procs", [2, 4])
+@pytest.mark.parametrize("name", ["sequential", "gpipe", "zero-bubble", "zb-v", "pipedream", "list", "spikepipe"])
+def test_certificate_fields_and_status(name, procs):
+    g, c = GRAPHS["random-chain"], Cluster.homogeneous(procs)
+    s = generate(name, g, c, **(FAST if name == "spikepipe" else {}))
+    cert = certify(s, g, c)
+    assert cert.status in ("optimal", "feasible", "heuristic", "fallback")
+    if name != "spikepipe":
+        assert cert.status == "heuristic"
+    assert 0 < cert.period_lower_bound_cycles <= s.period_cycles
+    assert cert.period_gap == pytest.approx((s.period_cycles - cert.period_lower_bound_cycles) / s.period_cycles)
+    total = sum(s.gradient_delays)
+    assert 0 <= cert.delay_lower_bound <= total
+    assert 0.0 <= cert.delay_gap <= 1.0
+    if s.kind == "flush":
+        assert cert.delay_lower_bound == 0 and cert.delay_gap == 0.0
+    if cert.status == "optimal":
+        assert cert.period_gap == 0.0 and cert.delay_gap == 0.0
+
+
+def test_simulate_json_and_csv_carry_the_certificate(tmp_path, capsys):
+    csv = tmp_path / "r.csv"
+    assert main(["simulate", "--network", "snn-mlp", "-P", "2", "--schedule", "1f1b,pipedream,spikepipe",
+                 "--time-limit", "1", "--csv", str(csv), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    keys = ("status", "period_lower_bound_cycles", "period_gap", "delay_lower_bound", "delay_gap")
+    for r in data["results"]:
+        assert all(k in r for k in keys), r["schedule"]
+        assert r["period_lower_bound_cycles"] <= r["period_cycles"]
+        assert r["delay_lower_bound"] <= sum(r["gradient_delays"])
+    by = {r["schedule"]: r for r in data["results"]}
+    assert by["1f1b"]["status"] == by["pipedream"]["status"] == "heuristic"
+    assert by["spikepipe"]["status"] in ("optimal", "feasible", "fallback")
+    header = csv.read_text().splitlines()[0].split(",")
+    assert all(k in header for k in keys)
+    assert main(["simulate", "--network", "snn-mlp", "-P", "2", "--schedule", "pipedream"]) == 0
+    assert "gap P/D" in capsys.readouterr().out

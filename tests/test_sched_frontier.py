@@ -1,0 +1,59 @@
+"""The period/delay frontier: a monotone staircase (a longer period never has more total delay), every baseline
+dominated by a point, ending at zero delay; the CLI prints the contract JSON and writes JSON, CSV and PNG."""
+
+import json
+
+import pytest
+from sched_graphs import graphs
+
+from hwmodels import Cluster
+from spikepipe.cli import main
+from spikepipe.frontier import FrontierPoint, frontier, knee, pareto
+
+
+def _p(period, total, maxd=None, source="x"):
+    return FrontierPoint(period, total, total if maxd is None else maxd, (), 1.0, float(period), "heuristic", 1,
+                         0.0, 0, 0.0, source, "periodic")
+
+
+def test_pareto_is_a_monotone_staircase():
+    pts = [_p(100, 9), _p(120, 9), _p(110, 5), _p(110, 7), _p(150, 6), _p(200, 0), _p(90, 12), _p(200, 0, 0, "y")]
+    front = pareto(pts)
+    assert [(p.period_cycles, p.total_delay) for p in front] == [(90, 12), (100, 9), (110, 5), (200, 0)]
+    for p in pts:  # every candidate is dominated by (or is) a frontier point
+        assert any(f.period_cycles <= p.period_cycles and f.total_delay <= p.total_delay for f in front)
+    assert knee(front) in range(len(front))
+
+
+@pytest.mark.parametrize("procs", [2, 4])
+@pytest.mark.parametrize("graph_name", ["random-chain", "skip-dag"])
+def test_frontier_dominates_the_baselines_and_ends_at_zero_delay(graph_name, procs):
+    g, c = graphs()[graph_name], Cluster.homogeneous(procs)
+    fr = frontier(g, c, slacks=(0.0, 0.1, 0.3), options={"deterministic_time_s": 0.1, "search_evaluations": 200,
+                                                          "workers": 1})
+    pts = fr.points
+    assert all(a.period_cycles < b.period_cycles and a.total_delay > b.total_delay for a, b in zip(pts, pts[1:]))
+    assert pts[-1].total_delay == 0
+    for p in fr.candidates:
+        assert any(f.period_cycles <= p.period_cycles and f.total_delay <= p.total_delay for f in pts), p.source
+        assert p.period_lower_bound_cycles <= p.period_cycles and p.delay_lower_bound <= p.total_delay
+        assert p.simulated_period_cycles == p.period_cycles
+    assert {"pipedream", "layerpipe", "zero-bubble", "zb-v"} <= {p.source for p in fr.candidates}
+    assert pts[0].period_cycles == min(p.period_cycles for p in fr.candidates)
+    assert 0 <= fr.knee < len(pts)
+
+
+def test_frontier_cli_json_csv_png(tmp_path, capsys):
+    out = tmp_path / "fr"
+    assert main(["frontier", "--network", "snn-mlp", "-P", "2", "--slacks", "0,0.2", "--deterministic-time", "0.1",
+                 "--out", str(out), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {"network", "processors", "lower_bound_cycles", "points"} <= set(data)
+    assert data["network"] == "snn-mlp" and data["processors"] == 2
+    for p in data["points"]:
+        assert {"period_cycles", "total_delay", "max_delay", "gradient_delays", "speedup", "status",
+                "period_gap", "delay_gap", "delay_lower_bound", "period_lower_bound_cycles"} <= set(p)
+        assert p["total_delay"] == sum(p["gradient_delays"]) and p["max_delay"] == max(p["gradient_delays"])
+    assert json.loads((out / "frontier.json").read_text())["points"] == data["points"]
+    assert len((out / "frontier.csv").read_text().splitlines()) == len(data["points"]) + 1
+    assert (out / "frontier.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -66,8 +66,8 @@ def add_method_arguments(p: Any, methods: Sequence[str]) -> None:
     p.add_argument("--skip", type=_skip, default=d.skip, metavar="S",
                    help="skipper: timesteps skipped at the end of every interval (default -1: half the interval)")
     p.add_argument("--skipper-gradient", choices=SKIPPER_GRADIENTS, default=d.skipper_gradient,
-                   help="skipper: drop the gradient arriving across skipped steps, or carry it to the last kept "
-                        f"step (default {d.skipper_gradient})")
+                   help="skipper: carry the gradient arriving across skipped steps to the last kept step, or drop "
+                        f"it (default {d.skipper_gradient})")
     p.add_argument("--window", type=positive_int, default=d.window, metavar="K",
                    help=f"ttl: truncation window in timesteps (default {d.window})")
     p.add_argument("--blocks", "--method-blocks", dest="blocks", type=positive_int, default=d.blocks, metavar="N",

@@ -22,7 +22,6 @@ from math import ceil, prod
 from typing import Any
 
 from hwmodels import Processor
-from spikepipe.layer_memory import kept_bytes, kept_items
 from spikepipe.ir import (
     Gemm,
     LayerMemory,
@@ -34,6 +33,7 @@ from spikepipe.ir import (
     VectorWork,
     task_id,
 )
+from spikepipe.layer_memory import kept_bytes, kept_items
 
 
 class CostModelError(SpikePipeError):

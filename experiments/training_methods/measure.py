@@ -17,8 +17,8 @@ import torch
 from memopt_trainer import MemoptBPTT, memopt_kept_peak
 
 from spikepipe import zoo
-from spikepipe.methods.bloctrain import BlocTrain
 from spikepipe.methods import make_trainer
+from spikepipe.methods.bloctrain import BlocTrain
 from spikepipe.methods.checkpoint import CheckpointedBPTT
 from spikepipe.methods.memory import kept_peak, spike_packing
 from spikepipe.methods.registry import MethodOptions

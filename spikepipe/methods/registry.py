@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields, replace
 
 from spikepipe.ir import SpikePipeError
 
+
 class MethodError(SpikePipeError):
     """A training method cannot run on this network or with these options."""
 

@@ -250,3 +250,11 @@ def test_residual_network_on_three_ranks(stash):
             assert float((wa[f"blocks.{i}.{k}"] - wb[k]).abs().max()) <= 1e-6
     assert a.losses == pytest.approx(b.losses, abs=1e-6)
     assert emu.measured_delays == real.measured_delays == tuple(s.gradient_delays)
+
+
+@pytest.mark.slow
+def test_a_rank_that_dies_while_starting_is_retried_then_reported(monkeypatch):
+    trainer, _, get_batch = _pipeline(monkeypatch, "1:start:0:exit")
+    with pytest.raises(DistributedError, match=r"^rank 1 died \(exit code 17\) before its first slot"):
+        trainer.run_epoch(get_batch, 6)
+    assert _spawned_children() == []

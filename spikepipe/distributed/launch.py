@@ -39,11 +39,16 @@ log = logging.getLogger(__name__)
 BACKENDS = ("emulate", "gloo", "nccl")
 TIMEOUT_ENV = "SPIKEPIPE_DIST_TIMEOUT"  # seconds without progress before a rank counts as hung
 FAULT_ENV = "SPIKEPIPE_DIST_FAULT"  # test hook "RANK:SLOT:N:exit|hang[:EPOCH]": that rank exits/hangs there
+STARTS = 3  # attempts to bring the ranks up when they fail before the first slot (nothing computed yet)
 _COMM_ERRORS = ("DistBackendError", "DistNetworkError", "DistError", "DistStoreError", "RuntimeError")
 
 
 class DistributedError(SpikePipeError):
     """A distributed run failed (a rank died, hung or raised) or cannot start."""
+
+
+class RendezvousError(DistributedError):
+    """The ranks failed before any of them ran a slot (connecting on a loaded machine): safe to start again."""
 
 
 def free_port() -> int:
@@ -167,12 +172,21 @@ class DistributedPipeline(TrainerBase):
             shapes=self._shapes(plan, xs[0], slices), chunk_slices=slices, stash=self.stash,
             compensation=self.compensation, delays=self.delays, anneal_steps=self.anneal_steps, threads=self.threads,
             timeout_s=self.timeout_s + 60.0, fault=os.environ.get(FAULT_ENV) or None)
-        launch = Launch(plan, job, self.timeout_s, progress, xs.share_memory_(), ys.share_memory_())
-        self.last_port = job.port
-        try:
-            results = launch.run()
-        finally:
-            self.last_pids = launch.pids
+        xs, ys = xs.share_memory_(), ys.share_memory_()
+        for attempt in range(1, STARTS + 1):
+            launch = Launch(plan, job, self.timeout_s, progress, xs, ys)
+            self.last_port = job.port
+            try:
+                results = launch.run()
+                break
+            except RendezvousError as exc:
+                if attempt == STARTS:
+                    raise
+                log.warning("distributed start %d of %d failed (%s); starting again on a new port", attempt,
+                            STARTS, exc)
+                job.port = free_port()
+            finally:
+                self.last_pids = launch.pids
         stats = self._merge(plan, results, num_batches)
         self.step += num_batches
         self.check_delays()  # every epoch fills and drains the same way, so one epoch's count is the run's
@@ -339,6 +353,13 @@ class Launch:
         return f"in {self.plan.where(event)}"
 
     def _error(self, procs: list, status: Any, errors: dict, hung: int | None) -> Exception:
+        exc = self._cause(procs, status, errors, hung)
+        f = worker.STATUS_FIELDS
+        if all(status[r * f] == -2 for r in range(self.plan.processors)) and isinstance(exc, DistributedError):
+            return RendezvousError(str(exc))
+        return exc
+
+    def _cause(self, procs: list, status: Any, errors: dict, hung: int | None) -> Exception:
         epoch = f"epoch {self.job.epoch + 1}"
         P = self.plan.processors
         tail = f"all {P} workers stopped"

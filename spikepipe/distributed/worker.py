@@ -381,6 +381,8 @@ def main(rank: int, job_bytes: bytes, xs: torch.Tensor | None, ys: torch.Tensor 
     """Entry point of a spawned rank: rendezvous on loopback, run the epoch, report, leave."""
     job: Job = loads(job_bytes)
     job.xs, job.ys = xs, ys
+    if job.fault and job.fault.split(":")[:2] == [str(rank), "start"]:  # test hook: die while starting up
+        os._exit(17)
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     torch.set_num_threads(job.threads)
     torch.use_deterministic_algorithms(True, warn_only=True)

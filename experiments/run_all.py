@@ -45,6 +45,12 @@ def steps(quick: bool) -> list[tuple[str, list[str], str | None]]:
         # independent training runs: one process per core (results equal the serial run's, seeds fixed)
         ("accuracy_under_delay", [PY, "experiments/accuracy_under_delay/run.py", *q, "--workers", str(workers)], None),
         ("training_methods", [PY, "experiments/training_methods/run.py", *q], None),
+        # energy and on-chip networks (issue 18); the activity files are committed in experiments/energy/activity/
+        ("energy_sj", [PY, "experiments/energy/sj_compare.py"], None),
+        ("energy", [PY, "experiments/energy/run.py"]
+         + (["--networks", "vgg11", "--processors", "2,8", "--time-limit", "5"] if quick else []), None),
+        ("topology", [PY, "experiments/topology/run.py"]
+         + (["--network", "vgg11-28", "--time-limit", "5"] if quick else []), None),
     ]
 
 
@@ -58,6 +64,8 @@ FIGURES = {
                              ("accuracy_under_delay/results/{mode}/accuracy.png", "accuracy_under_delay.png")],
     "training_methods": [(f"results/training_methods/{{mode}}/{n}.png", f"training_methods_{n}.png")
                          for n in ("memory", "steptime", "maxt", "accuracy", "sim")],
+    "energy": [("results/energy/energy.png", "energy_per_schedule.png")],
+    "topology": [("results/topology/topology.png", "topology.png")],
 }
 
 

@@ -73,6 +73,7 @@ _PROC_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "double_buffered": ((bool,), "true or false"),
     "count": ((int,), "a positive integer"),
     "energy": ((dict,), "a table of energies (the keys of [energy])"),
+    "spike_format": ((str,), "dense or bitmap"),
 }
 _LINK_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "link_bytes_per_cycle": ((int, float), "a number > 0"),
@@ -111,6 +112,7 @@ def _processor(d: Any, where: str, energy: EnergyTable) -> tuple[Processor, int]
             memory=Memory(**{k: d[k] for k in _MEM_KEYS if k in d}),
             freq_hz=float(d.get("freq_hz", 1e9)),
             word_bytes=d.get("word_bytes", 2),
+            spike_format=d.get("spike_format", "dense"),
             # a processor's own [processor.energy] overrides the file's [energy] key by key
             energy=EnergyTable.from_dict(d["energy"], f"{where}.energy", base=energy) if "energy" in d else energy,
         )

@@ -77,12 +77,15 @@ def gemm_sram_bytes(array: SystolicArray, m: int, k: int, n: int, word_bytes: in
     and streams N). A mapped-and-streamed operand is re-read once per fold of the other mapped dimension; a
     stationary operand is read once; outputs are written once (OS), or, when they accumulate over the K folds
     (WS, IS), written after every K fold and read back before every fold but the first."""
+    return sum(gemm_sram_words(array, m, k, n)) * word_bytes
+
+
+def gemm_sram_words(array: SystolicArray, m: int, k: int, n: int) -> tuple[int, int, int]:
+    """Entries of A, B and C the array reads or writes in its buffers (the rules of gemm_sram_bytes)."""
     row_folds, col_folds = array.folds(m, k, n)
     a, b, c = m * k, k * n, m * n
     if array.dataflow is Dataflow.OS:
-        words = a * col_folds + b * row_folds + c
-    elif array.dataflow is Dataflow.WS:
-        words = a * col_folds + b + c * (2 * row_folds - 1)
-    else:
-        words = a + b * col_folds + c * (2 * row_folds - 1)
-    return words * word_bytes
+        return a * col_folds, b * row_folds, c
+    if array.dataflow is Dataflow.WS:
+        return a * col_folds, b, c * (2 * row_folds - 1)
+    return a, b * col_folds, c * (2 * row_folds - 1)

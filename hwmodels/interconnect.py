@@ -24,7 +24,7 @@ ring over all P is also possible, and the cheaper of the two plans is taken.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from math import ceil, isqrt
 
 from hwmodels.errors import HardwareConfigError
@@ -55,6 +55,9 @@ class Interconnect:
     topology: str = "all-to-all"
     grid: tuple[int, int] | None = None  # mesh/torus: rows x cols (default: the squarest factorisation of P)
     placement: tuple[int, ...] | None = None  # mesh/torus: grid position (row-major) of processor i
+    # routes computed so far (ring, mesh, torus): a memo, not part of the value
+    _routes: dict[tuple[int, int, int], tuple[Link, ...]] = field(default_factory=dict, init=False, repr=False,
+                                                                  compare=False, hash=False)
 
     def __post_init__(self) -> None:
         bw = self.link_bytes_per_cycle
@@ -112,6 +115,13 @@ class Interconnect:
             return ((src, dst),)
         if self.topology == "switch":
             return ((src, SWITCH), (SWITCH, dst))
+        key = (src, dst, processors)
+        route = self._routes.get(key)
+        if route is None:  # schedulers ask for the same routes many times
+            route = self._routes[key] = self._walk_route(src, dst, processors)
+        return route
+
+    def _walk_route(self, src: int, dst: int, processors: int) -> tuple[Link, ...]:
         if self.topology == "ring":
             return tuple((a, b) for a, b in _line_walk(src, dst, processors, wrap=True))
         rows, cols = self.dims(processors)

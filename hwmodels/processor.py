@@ -11,6 +11,8 @@ from hwmodels.memory import Memory
 from hwmodels.systolic import SystolicArray
 from hwmodels.vector import VectorUnit
 
+SPIKE_FORMATS = ("dense", "bitmap")
+
 
 @dataclass(frozen=True)
 class GemmCost:
@@ -32,12 +34,21 @@ class Processor:
     freq_hz: float = 1e9
     word_bytes: int = 2  # operand precision on the array (bf16/fp16 by default)
     energy: EnergyTable = field(default_factory=EnergyTable)  # per-operation energies (all 0: not priced)
+    # how spike operands sit in the buffers and DRAM: "dense" as words like every operand, "bitmap" one bit per
+    # entry (what the energy counts move; cycles and DRAM stalls stay those of the dense words)
+    spike_format: str = "dense"
 
     def __post_init__(self) -> None:
         if not self.freq_hz > 0:
             raise HardwareConfigError(f"freq_hz must be > 0, got {self.freq_hz!r}")
         if self.word_bytes not in (1, 2, 4, 8):
             raise HardwareConfigError(f"word_bytes must be 1, 2, 4 or 8, got {self.word_bytes!r}")
+        if self.spike_format not in SPIKE_FORMATS:
+            raise HardwareConfigError(f"spike_format must be one of {', '.join(SPIKE_FORMATS)}, got {self.spike_format!r}")
+
+    def spike_bytes_per_entry(self) -> float:
+        """Bytes one entry of a binary spike operand takes in the buffers and DRAM."""
+        return 1 / 8 if self.spike_format == "bitmap" else float(self.word_bytes)
 
     def gemm_cost(self, m: int, k: int, n: int) -> GemmCost:
         """Compute cycles (SCALE-Sim stall-free) plus, separately, stalls when DRAM traffic cannot be hidden."""

@@ -45,7 +45,19 @@ def _gap(value: int, bound: int) -> float:
     return (value - bound) / value if value > 0 else 0.0
 
 
-def _period_bound(s: Schedule) -> int:
+def _split_work_bound(graph: TaskGraph, cluster: Cluster) -> int:
+    """Work / P with every task at its cheapest price over batch fractions 1/m, m <= 4P: a bound for schedules
+    that split tasks across processors (a part can be priced below its share of the whole task)."""
+    procs = tuple(dict.fromkeys(cluster.processors))
+    ms = range(1, max(1, min(graph.batch, 4 * cluster.size)) + 1)
+    work = sum(min(m * graph.cycles(t, p, 1.0 / m) if m > 1 else graph.cycles(t, p) for p in procs for m in ms)
+               for t in graph.topological_order())
+    return int(ceil(work / cluster.size))
+
+
+def _period_bound(s: Schedule, graph: TaskGraph, cluster: Cluster) -> int:
+    if any(sl.part for sl in s.slots):  # split tasks: the whole-task bounds (and phase 1's) do not hold
+        return min(_split_work_bound(graph, cluster), s.period_cycles)
     lb = int(s.info.get("lower_bound_cycles", 0))
     p1 = s.info.get("phase1") if s.name == "spikepipe" and "relabelled_from" not in s.info else None
     restricted = "model_restricted" in s.info
@@ -71,7 +83,7 @@ def _delay_bound(s: Schedule, graph: TaskGraph, cluster: Cluster) -> int:
 
 def certify(schedule: Schedule, graph: TaskGraph, cluster: Cluster) -> Certificate:
     s = schedule
-    plb = _period_bound(s)
+    plb = _period_bound(s, graph, cluster)
     dlb = _delay_bound(s, graph, cluster)
     pgap, dgap = _gap(s.period_cycles, plb), _gap(sum(s.gradient_delays), dlb)
     if "source" in s.info:  # read from a schedule file: only its bounds can prove anything about it

@@ -255,17 +255,11 @@ def make_schedule(name: str, kind: str, graph: TaskGraph, cluster: Cluster, slot
                     collectives=tuple(collectives), microbatches=microbatches, info=full_info)
 
 
-def busiest_link_bound(graph: TaskGraph, cluster: Cluster) -> int:
-    """Cheap: no edge has to cross a link, so only 0 is a bound for unsplit tasks; kept for the report."""
-    del graph, cluster
-    return 0
-
-
 def lower_bound(graph: TaskGraph, cluster: Cluster, microbatches: Iterable[int] | None = None) -> int:
-    """ir.lower_bound_cycles (for the given micro-batch counts), tightened by nothing extra for now."""
+    """ir.lower_bound_cycles (for the given micro-batch counts)."""
     from spikepipe.ir import lower_bound_cycles
 
-    return max(lower_bound_cycles(graph, cluster, microbatches), busiest_link_bound(graph, cluster))
+    return lower_bound_cycles(graph, cluster, microbatches)
 
 
 def pack_back_to_back(graph: TaskGraph, cluster: Cluster, assignment: Mapping[str, int],

@@ -11,7 +11,8 @@ from typing import Any
 __version__ = "0.1.0"
 
 # public name -> module that defines it; the surface is checked by tests/test_api_surface.py (see CHANGELOG.md).
-# Training is `train_network`: `spikepipe.train` is the trainer package, which would shadow a function of that name.
+# Training is `train_network`, the frontier `compute_frontier`: `spikepipe.train` and `spikepipe.frontier` are
+# modules of the package, which would shadow a function of that name.
 _PUBLIC = {
     "load_network": "spikepipe.api.inputs", "Workload": "spikepipe.api.inputs", "networks": "spikepipe.api.inputs",
     "hardware": "spikepipe.api.inputs", "Hardware": "spikepipe.api.inputs", "presets": "spikepipe.api.inputs",
@@ -23,7 +24,11 @@ _PUBLIC = {
     "SimulateResult": "spikepipe.api.results", "ScheduleResult": "spikepipe.api.results",
     "CompareResult": "spikepipe.api.results", "TrainResult": "spikepipe.api.results",
     "EpochRecord": "spikepipe.api.results", "ResultLookupError": "spikepipe.api.results",
-    "ProgressEvent": "spikepipe.api.progress",
+    "ProgressEvent": "spikepipe.api.progress", "network_details": "spikepipe.api.inputs",
+    "NetworksResult": "spikepipe.api.results", "FrontierResult": "spikepipe.api.results",
+    "compute_frontier": "spikepipe.api.plans", "read_schedule": "spikepipe.api.plans",
+    "write_schedule": "spikepipe.api.plans", "FrontierPoint": "spikepipe.frontier",
+    "MethodOptions": "spikepipe.methods.registry",
     "Schedule": "spikepipe.ir", "TaskGraph": "spikepipe.ir", "SpikePipeError": "spikepipe.ir",
     "ScheduleError": "spikepipe.ir",
 }

@@ -1,4 +1,4 @@
-"""Measured spike activity per layer, with forward hooks on any torch model (DESIGN.md section 4).
+"""Measured spike activity per layer, with forward hooks on any torch model (docs/design.md section 4).
 
 For every traced layer (a synaptic op: conv or linear, named by its module path) the meter counts, over every call
 the model makes (a time-looped model calls once per step, a multi-step one once):
@@ -221,7 +221,7 @@ class ActivityMeter:
 @torch.no_grad()
 def measure(model: nn.Module, layers: Sequence[LayerSpec], inputs: Iterable[torch.Tensor], *, model_name: str,
             dataset: str, epoch: int | None = None,
-            forward: Callable[[torch.Tensor], Any] | None = None) -> ActivityReport:
+            forward: Callable[[torch.Tensor], Any] | None = None, time_major: bool = True) -> ActivityReport:
     """Run `model` in eval mode on every input ([T, B, ...] as the model takes it) and count its spikes.
     `forward` runs the model another way (a trainer's functional call with its own weights); the hooks on the
     model's modules see it all the same."""
@@ -234,7 +234,10 @@ def measure(model: nn.Module, layers: Sequence[LayerSpec], inputs: Iterable[torc
             for x in inputs:
                 _reset_state(model)
                 run(x)
-                timesteps, samples = int(x.shape[0]), samples + int(x.shape[1])
+                if time_major:
+                    timesteps, samples = int(x.shape[0]), samples + int(x.shape[1])
+                else:  # [B, ...]: the model runs its own time loop
+                    samples += int(x.shape[0])
     finally:
         model.train(was_training)
     return ActivityReport(model_name, dataset, epoch, samples, timesteps, meter.layer_activities())

@@ -17,11 +17,11 @@ fires), B_l's is dense; `ops_split` turns a GEMM into MACs and spike-driven ACs 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from math import ceil, prod
 from typing import Any
 
-from hwmodels import Processor
+from hwmodels import Dataflow, Processor, SystolicArray
 from spikepipe.ir import (
     Gemm,
     LayerMemory,
@@ -130,6 +130,36 @@ def graph_ops_split(graph: TaskGraph, activity: Sequence[float | None] | None = 
         if t.kind in wanted:
             total += task_ops_split(t, activity)
     return total
+
+
+def zero_skip_gemm(gemm: Gemm, activity: float | None, array: SystolicArray) -> Gemm:
+    """The GEMM as an array that skips all-zero streamed steps computes it (the explicit zero-skipping mode; the
+    default cycle model stays dense). Model: the array skips a streamed step of a fold when every entry of the
+    binary operand A entering in that step is zero, spikes independent at rate `activity`. OS streams K and feeds
+    min(R, M) entries of A per step; WS streams M and feeds min(R, K); IS holds A stationary and skips nothing.
+    The streamed dimension shrinks to its expected share of steps with a spike, 1 - (1 - a)^entries."""
+    if gemm.binary_operand is None or activity is None:
+        return gemm
+    if array.dataflow is Dataflow.OS:
+        dim, entries = "k", min(array.rows, gemm.m)
+    elif array.dataflow is Dataflow.WS:
+        dim, entries = "m", min(array.rows, gemm.k)
+    else:
+        return gemm
+    busy = 1.0 - (1.0 - activity) ** entries
+    return replace(gemm, **{dim: max(1, ceil(getattr(gemm, dim) * busy))})
+
+
+def zero_skip_graph(graph: TaskGraph, activity: Sequence[float | None]) -> TaskGraph:
+    """The task graph with every binary-operand GEMM priced by `zero_skip_gemm` on the graph's reference array
+    (for cycles only: energy is counted on the dense graph's work)."""
+    array = graph.reference.array
+    tasks = []
+    for t in graph.tasks:
+        gemms = tuple(zero_skip_gemm(g, activity[t.layer], array) for g in t.gemms)
+        tasks.append(t if gemms == t.gemms else replace(t, gemms=gemms, cycles=0))
+    return TaskGraph(graph.layers, tasks, graph.edges, batch=graph.batch, timesteps=graph.timesteps,
+                     memory=graph.memory, reference=graph.reference, name=graph.name)
 
 
 def _keeps_binary(layer: LayerSpec) -> bool:

@@ -7,7 +7,8 @@ work is one minibatch's. What is counted, per slot on its processor p (at its ba
             dense MACs (the cycle model's view). Micro-batched GEMMs are priced as the scaled GEMMs they are.
 - vector    elements x timesteps x ops per element of every vector-unit op (p's own ops table).
 - sram      array-side buffer accesses of every GEMM (hwmodels.energy.gemm_sram_bytes) plus every byte that
-            DRAM moves into or out of the buffers.
+            DRAM moves into or out of the buffers; a spike operand at the processor's `spike_format` (a bitmap
+            holds one bit per entry).
 - dram      the GEMMs' DRAM traffic (hwmodels.memory: re-streams and spills included, so smaller micro-batch GEMMs
             that re-read their weights pay for it); saved activations written by F and read back once by B/W;
             a weight stash per layer with a gradient delay (periodic schedules: F writes the version it read,
@@ -28,9 +29,9 @@ from dataclasses import asdict, dataclass
 from math import ceil
 
 from hwmodels import Cluster, EnergyTable, Processor
-from hwmodels.energy import PJ, gemm_sram_bytes
+from hwmodels.energy import PJ, gemm_sram_words
 from spikepipe.costs import task_ops_split
-from spikepipe.ir import Schedule, SpikePipeError, Task, TaskGraph, TaskKind
+from spikepipe.ir import Gemm, Schedule, SpikePipeError, Task, TaskGraph, TaskKind
 from spikepipe.sim.memory import layer_weight_bytes
 from spikepipe.sim.result import SimResult
 
@@ -97,10 +98,15 @@ def check_activity(activity: Sequence[float | None] | None, graph: TaskGraph) ->
     return act
 
 
-def _gemm_memory(proc: Processor, m: int, k: int, n: int) -> tuple[int, int]:
-    """(sram, dram) bytes of one GEMM on a processor."""
-    dram = proc.memory.gemm_traffic(proc.array, m, k, n, proc.word_bytes).total_bytes
-    return gemm_sram_bytes(proc.array, m, k, n, proc.word_bytes) + dram, dram
+def _gemm_memory(proc: Processor, g: Gemm) -> tuple[float, float]:
+    """(sram, dram) bytes of one GEMM (one group) on a processor. A binary A operand takes the processor's
+    spike format's bytes per entry (a bitmap: one bit) in the buffers and in its DRAM traffic."""
+    wb = proc.word_bytes
+    traffic = proc.memory.gemm_traffic(proc.array, g.m, g.k, g.n, wb)
+    a_words, b_words, c_words = gemm_sram_words(proc.array, g.m, g.k, g.n)
+    a_scale = proc.spike_bytes_per_entry() / wb if g.binary_operand else 1.0
+    dram = traffic.ifmap_bytes * a_scale + traffic.filter_bytes + traffic.ofmap_bytes
+    return a_words * wb * a_scale + (b_words + c_words) * wb + dram, dram
 
 
 def task_counts(task: Task, proc: Processor, activity: Sequence[float] | None = None,
@@ -110,7 +116,7 @@ def task_counts(task: Task, proc: Processor, activity: Sequence[float] | None = 
     scaled = task.scaled(fraction)
     sram = dram = 0
     for g in scaled.gemms:
-        s_b, d_b = _gemm_memory(proc, g.m, g.k, g.n)
+        s_b, d_b = _gemm_memory(proc, g)
         sram += g.groups * s_b
         dram += g.groups * d_b
     # a measured neuron carries its own ops per element (VectorWork.ops_per_element), others use the unit's table
@@ -179,13 +185,13 @@ def schedule_energy(schedule: Schedule, graph: TaskGraph, cluster: Cluster, sim:
                     activity: Sequence[float] | None = None) -> EnergyReport:
     """Joules of one steady-state minibatch of `schedule` as `sim` replayed it (see the module docstring)."""
     counts = schedule_counts(schedule, graph, cluster, sim, activity)
-    period_cycles = sim.simulated_period_cycles
+    # the replay's cycles are one clock for the whole cluster: the first processor's, as in its traces
+    seconds = sim.simulated_period_cycles / cluster.processors[0].freq_hz
     j = dict.fromkeys(CATEGORIES, 0.0)
     for p, c in enumerate(counts):
         e = cluster.processors[p].energy
         for k, v in price(c, e).items():
             j[k] += v
-        j["static"] += e.static_joules(period_cycles / cluster.processors[p].freq_hz)
+        j["static"] += e.static_joules(seconds)
     total = EnergyCounts(*(sum(getattr(c, f) for c in counts) for f in EnergyCounts.__dataclass_fields__))
-    return EnergyReport(**{f"{k}_joules": v for k, v in j.items()},
-                        period_seconds=period_cycles / cluster.processors[0].freq_hz, counts=total)
+    return EnergyReport(**{f"{k}_joules": v for k, v in j.items()}, period_seconds=seconds, counts=total)

@@ -36,7 +36,7 @@ from spikepipe.tracer.layout import Layout, LayoutError, infer
 from spikepipe.tracer.neurons import neuron_spec
 
 __all__ = ["Layout", "LayoutError", "TraceError", "Traced", "UnsupportedLayerError", "neuron_spec", "trace",
-           "trace_model", "with_neuron"]
+           "trace_model"]
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +154,3 @@ def _run(model: nn.Module, inputs: tuple[torch.Tensor, ...],
     return [lay.spec() for lay in tracer.layers], [lay.run() for lay in tracer.layers]
 
 
-def with_neuron(layers: list[LayerSpec], neuron: NeuronSpec | None) -> list[LayerSpec]:
-    """The same layers with every neuron replaced (for comparing structures across neuron libraries)."""
-    return [replace(s, neuron=neuron if s.neuron is not None else None) for s in layers]

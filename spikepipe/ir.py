@@ -500,9 +500,6 @@ class Schedule:
             lst.sort(key=lambda s: (s.start_cycles, s.id))
         return out
 
-    def busy_cycles(self) -> dict[int, int]:
-        return {p: sum(s.duration_cycles for s in lst) for p, lst in self.by_processor().items()}
-
     @property
     def max_lag(self) -> int:
         return max((s.lag for s in self.slots), default=0)

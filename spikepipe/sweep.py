@@ -40,11 +40,20 @@ log = logging.getLogger(__name__)
 
 KINDS = ("simulate", "train")
 # the training-method keys are the same for both kinds (spikepipe.cli.method_args.METHOD_KEYS)
-METHOD_KEYS = {"method", "checkpoint_every", "skip", "window", "blocks", "hard_fraction", "skipper_gradient"}
+METHOD_KEYS = {"method", "checkpoint_every", "skip", "window", "blocks", "hard_fraction", "skipper_gradient",
+               "exit_confidence"}
 SIMULATE_KEYS = {"network", "processors", "schedule", "batch", "timesteps", "hardware", "array", "dataflow",
                  "iterations", "time_limit_s", "seed", "split"} | METHOD_KEYS
 TRAIN_KEYS = {"network", "dataset", "schedule", "processors", "epochs", "batch", "timesteps", "seed", "lr",
               "optimizer", "stash", "compensation", "data_dir", "limit_train"} | METHOD_KEYS
+
+
+def simulate_keys() -> set[str]:
+    """What a simulate point may set: SIMULATE_KEYS and every schedule option a generator takes, routed to the
+    generators that take it as `simulate` routes them (sim.evaluate.OPTION_TARGETS: one list, not a copy)."""
+    from spikepipe.sim.evaluate import OPTION_TARGETS
+
+    return SIMULATE_KEYS | set(OPTION_TARGETS)
 
 
 class SweepError(SpikePipeError):
@@ -99,7 +108,7 @@ def spec_from_dict(data: Mapping[str, Any], source: str = "sweep") -> SweepSpec:
             raise SweepError(f"{source}: grid parameter {k!r} has no values")
         grid[k] = vals
     fixed = dict(data.get("fixed", {}))
-    allowed = SIMULATE_KEYS if kind == "simulate" else TRAIN_KEYS
+    allowed = simulate_keys() if kind == "simulate" else TRAIN_KEYS
     bad = (set(grid) | set(fixed)) - allowed
     if bad:
         raise SweepError(f"{source}: unknown parameters {sorted(bad)} for kind {kind}; known: {sorted(allowed)}")
@@ -211,7 +220,7 @@ def run_point(kind: str, point: Mapping[str, Any]) -> dict[str, Any]:
         status, error = "ok", ""
     except Exception as exc:  # noqa: BLE001 - one failing point must not stop the sweep
         metrics, status = {}, "error"
-        error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        error = f"{type(exc).__name__}: {exc}"  # whole: a grid or hint on later lines is the reason
         log.debug("point failed: %s", traceback.format_exc())
     return {**point, **metrics, "status": status, "error": error, "wall_s": round(time.perf_counter() - t0, 3)}
 
@@ -220,7 +229,7 @@ def _run_simulate(point: dict[str, Any]) -> dict[str, Any]:
     from hwmodels.config import load_cluster
     from spikepipe.methods.registry import MethodOptions
     from spikepipe.methods.transforms import transform
-    from spikepipe.sim.evaluate import evaluate_graph, load_graph
+    from spikepipe.sim.evaluate import OPTION_TARGETS, evaluate_graph, load_graph
 
     cluster = load_cluster(point.get("hardware"), processors=int(point["processors"]), array=point.get("array"),
                            dataflow=point.get("dataflow"))
@@ -231,7 +240,7 @@ def _run_simulate(point: dict[str, Any]) -> dict[str, Any]:
         transform(graph, method), cluster, [point.get("schedule", "spikepipe")],
         # no iterations given: the simulator runs enough for its lags to reach and measure the steady state
         iterations=int(point["iterations"]) if "iterations" in point else None,
-        options={k: point[k] for k in ("time_limit_s", "seed", "split") if k in point},
+        options={k: point[k] for k in OPTION_TARGETS if k in point},
         record=False, keep_going=False,
     )
     row = dict(report["results"][0])
@@ -365,7 +374,7 @@ def _execute(kind: str, todo: list[tuple[str, dict[str, Any]]], scheduler: str |
                 row = fut.result()
             except Exception as exc:  # noqa: BLE001 - a lost worker is one failed point, not a lost sweep
                 row = {**dict(todo[[k for k, _ in todo].index(key)][1]), "status": "error",
-                       "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+                       "error": f"{type(exc).__name__}: {exc}"}
             yield key, row
     finally:
         client.close()

@@ -179,17 +179,20 @@ def test_train_a_model_object_with_a_simulated_plan():
 
 
 def test_schedule_files_round_trip_and_are_validated(tmp_path: Path):
-    from spikepipe.api.ops import read_schedule, write_schedule
-
     plan = sp.schedule("snn-mlp", processors=2, name="pipedream")
-    path = write_schedule(plan, tmp_path / "s.json")
-    assert read_schedule(path, "snn-mlp") == plan
+    path = sp.write_schedule(plan, tmp_path / "s.json", "snn-mlp")
+    back = sp.read_schedule(path, "snn-mlp")
+    assert (back.slots, back.period_cycles, back.gradient_delays, back.processors) == (
+        plan.slots, plan.period_cycles, plan.gradient_delays, plan.processors)
+    with pytest.raises(sp.ScheduleError, match="processors 2"):  # made for P=2, asked for P=3
+        sp.read_schedule(path, "snn-mlp", processors=3)
     data = json.loads(path.read_text())
     data["slots"][0]["start_cycles"] += 1  # a slot that no longer matches the cost model's timing
     data["slots"][0]["duration_cycles"] += 5
     path.write_text(json.dumps(data))
-    with pytest.raises(sp.ScheduleError):
-        read_schedule(path, "snn-mlp")
+    with pytest.raises(sp.ScheduleError) as err:
+        sp.read_schedule(path, "snn-mlp")
+    assert "slot" in str(err.value).splitlines()[0]
 
 
 def test_progress_bar_goes_to_stderr_and_results_render_in_notebooks(capsys):

@@ -132,3 +132,88 @@ def test_sweep_to_dict_is_the_cli_json(capsys, tmp_path: Path):
     res = sp.run_sweep(spec, out, workers=1)
     assert as_bytes(res.to_dict()) == want and res.computed == data["computed"] == 4
     assert len(res.to_pandas()) == 4
+
+
+@pytest.mark.parametrize("argv,kwargs", [
+    ([], {}),
+    (["--slacks", "0,0.1,0.3", "--deterministic-time", "0.5", "--array", "32x32"],
+     {"slacks": (0.0, 0.1, 0.3), "deterministic_time_s": 0.5, "array": "32x32"}),
+])
+def test_frontier_to_dict_is_the_cli_json(capsys, argv, kwargs):
+    want, data = cli_json(capsys, ["frontier", "--network", SMALL["network"], "--processors", "2", *argv])
+    hw = sp.hardware(array=kwargs.pop("array", None))
+    res = sp.compute_frontier(SMALL["network"], hw, processors=2, **kwargs)
+    assert as_bytes(res.to_dict()) == want
+    # the typed fields are the JSON's, and the table has one row per point with the knee marked
+    assert [p.period_cycles for p in res.points] == [p["period_cycles"] for p in data["points"]]
+    assert [list(p.gradient_delays) for p in res.points] == [p["gradient_delays"] for p in data["points"]]
+    assert res.knee == data["knee"] and res.knee_point.to_dict() == data["points"][data["knee"]]
+    table = res.to_pandas()
+    assert list(table["total_delay"]) == [p["total_delay"] for p in data["points"]]
+    assert list(table["knee"]).index(True) == data["knee"]
+    assert int(res.to_pandas(candidates=True)["on_frontier"].sum()) == len(data["points"])
+    assert len(res.to_pandas(candidates=True)) == len(data["candidates"])
+
+
+def test_networks_details_are_the_cli_json(capsys):
+    want, data = cli_json(capsys, ["networks"])
+    res = sp.network_details()
+    assert as_bytes(res.to_dict()) == want
+    assert list(res.names) == data["networks"] == sp.networks()
+    assert [d.timesteps for d in res.details] == [d["timesteps"] for d in data["details"]]
+    assert list(res.to_pandas()["name"]) == data["networks"]
+
+
+@pytest.mark.parametrize("suffix", [".json", ".txt"])
+def test_schedule_files_are_the_cli_files(capsys, tmp_path: Path, suffix):
+    # a file the command writes is the file the API writes, and either reads back into what the other replays
+    cli_file, api_file = tmp_path / f"cli{suffix}", tmp_path / f"api{suffix}"
+    cli_json(capsys, ["simulate", "--network", "snn-cnn", "--processors", "3", "--schedule", "pipedream",
+                      "--schedule-out", str(cli_file)])
+    plan = sp.simulate("snn-cnn", processors=3, schedules="pipedream")["pipedream"].plan
+    sp.write_schedule(plan, api_file, "snn-cnn")
+    assert api_file.read_text() == cli_file.read_text()
+    back = sp.read_schedule(cli_file, "snn-cnn")
+    assert (back.slots, back.period_cycles, back.gradient_delays) == (plan.slots, plan.period_cycles,
+                                                                     plan.gradient_delays)
+    want, data = cli_json(capsys, ["simulate", "--network", "snn-cnn", "--processors", "3",
+                                   "--schedule-file", str(api_file)])
+    res = sp.simulate("snn-cnn", given=back, schedules=())  # processors: the plan's
+    assert as_bytes(res.to_dict()) == want and res.results[0].gradient_delays == plan.gradient_delays
+
+
+def test_activity_reaches_the_same_json(capsys, tmp_path: Path):
+    act = tmp_path / "act.json"
+    cli_json(capsys, ["activity", "--network", SMALL["network"], "--samples", "16", "--out", str(act)])
+    argv = ["simulate", "--network", SMALL["network"], "--processors", "2", "--schedule", "gpipe,spikepipe",
+            "--activity", str(act)]
+    want, data = cli_json(capsys, argv)
+    assert {r["energy_activity"] for r in data["results"]} == {"measured"}
+    res = sp.simulate(SMALL["network"], processors=2, schedules="gpipe,spikepipe", activity=act)
+    assert as_bytes(res.to_dict()) == want
+    from spikepipe.activity import read_report
+
+    from_report = sp.simulate(SMALL["network"], processors=2, schedules="gpipe,spikepipe",
+                              activity=read_report(act))
+    assert as_bytes(from_report.to_dict()) == want
+    dense = sp.simulate(SMALL["network"], processors=2, schedules="gpipe")
+    assert dense["gpipe"].row["energy_joules"] != res["gpipe"].row["energy_joules"]
+    # compare takes it too, per processor count
+    cmp = sp.compare(SMALL["network"], processors=[2], schedules=["gpipe", "spikepipe"], activity=act)
+    assert as_bytes(cmp[2].to_dict()) == want
+
+
+@pytest.mark.parametrize("flags,options", [
+    (["--method", "skipper", "--checkpoint-every", "3", "--skip", "1"],
+     {"name": "skipper", "checkpoint_every": 3, "skip": 1}),
+    (["--method", "ttl", "--window", "3", "--blocks", "2"], {"name": "ttl", "window": 3, "blocks": 2}),
+])
+def test_method_options_reach_the_same_json(capsys, flags, options):
+    want, _ = cli_json(capsys, ["simulate", "--network", "snn-cnn", "--processors", "2", "--schedule", "gpipe,list",
+                                "--timesteps", "6", "--batch", "8", *flags])
+    method = sp.MethodOptions.of(options.pop("name"), **options)
+    res = sp.simulate(sp.load_network("snn-cnn", batch=8, timesteps=6), processors=2, schedules="gpipe,list",
+                      method=method)
+    assert as_bytes(res.to_dict()) == want
+    plain = sp.simulate(sp.load_network("snn-cnn", batch=8, timesteps=6), processors=2, schedules="gpipe,list")
+    assert as_bytes(plain.to_dict()) != want  # the method changed the priced graph

@@ -10,8 +10,17 @@ import torch
 
 import schedules
 from spikepipe import zoo
-from spikepipe.distributed.calibrate import (NS, LinkCosts, TaskCosts, executor_schedule, in_run_schedule,
-                                             measure_tasks, measured_cluster, measured_graph, predict_seconds)
+from spikepipe.distributed.calibrate import (
+    NS,
+    LinkCosts,
+    TaskCosts,
+    executor_schedule,
+    in_run_schedule,
+    measure_tasks,
+    measured_cluster,
+    measured_graph,
+    predict_seconds,
+)
 from spikepipe.distributed.plan import build_plan
 from spikepipe.train import netfn
 from spikepipe.train.optim import OptimConfig
@@ -99,3 +108,15 @@ def test_measure_tasks_times_every_block_and_sizes_its_messages():
             h = netfn.call_block(block, netfn.initial_weights(net)[i], h, None)
             outs.append(h.numel() * h.element_size())
     assert c.output_bytes == tuple(outs)
+
+
+@pytest.mark.slow
+def test_concurrent_calibration_reports_every_task():
+    from spikepipe.distributed.calibrate import measure_tasks_concurrent
+
+    net, example = zoo.build("snn-mlp", batch=8, num_classes=10, seed=0)
+    x, y = torch.rand(example.shape[0], 8, 64), torch.randint(0, 10, (8,))
+    alone = measure_tasks(net, x, y, OptimConfig(), repeats=2)
+    shared = measure_tasks_concurrent(net, x, y, OptimConfig(), processes=2, repeats=2)
+    assert shared.output_bytes == alone.output_bytes and shared.batch == 8
+    assert all(v > 0 for v in shared.forward_s + shared.backward_s + shared.update_s)

@@ -10,8 +10,8 @@ from hwmodels.config import load_cluster
 from spikepipe import zoo
 from spikepipe.distributed.plan import PlanError, build_plan
 from spikepipe.ir import Schedule, Slot, slot_lag_delays
-from spikepipe.train.pipelined import ExactPipeline
 from spikepipe.train.optim import OptimConfig
+from spikepipe.train.pipelined import ExactPipeline
 from spikepipe.workload import load_workload
 
 CASES = [(net, sched, p) for net in ("snn-mlp", "snn-cnn") for sched in ("pipedream", "spikepipe", "layerpipe")

@@ -2,7 +2,7 @@
 
 A citation is `docs/NAME.md` (optionally `section N`) or a relative Markdown link between docs files. A cited
 section must exist as a numbered heading (`## N. Title`) of that file. Citations of a design file outside the
-repository (`DESIGN.md`) are errors: a clone does not have it.
+repository (`DESIGN.md` beside the project) are errors: a clone does not have it.
 """
 
 from __future__ import annotations

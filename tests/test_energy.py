@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+from math import ceil
+
 import pytest
 from torch.utils.flop_counter import FlopCounterMode
 
+from hwmodels import HardwareConfigError
 from hwmodels.config import load_cluster
 from schedules import generate
 from spikepipe import zoo
@@ -63,14 +66,21 @@ SCHEDS = [("pipedream", {}), ("1f1b", {"microbatches": 4}), ("data-parallel", {}
 
 
 @pytest.mark.parametrize("schedule,opts", SCHEDS)
-@pytest.mark.parametrize("topology", ["ring", "all-to-all"])
+@pytest.mark.parametrize("topology", ["ring", "all-to-all", "switch", "mesh", "torus"])
 def test_link_energy_is_replayed_bytes_times_hops(tmp_path, schedule, opts, topology):
     graph, cluster, sched, sim, e = run("snn-cnn", hw(tmp_path, {"link_pj_per_byte": 3.0}, topology), 4, schedule,
                                         **opts)
     n = sim.steady_first_minibatch
     hop_bytes = sum(r.bytes for r in sim.transfer_records if r.link is not None and r.minibatch == n)
-    # a ring all-reduce: every processor sends 2(P-1) chunks of bytes/P over one link
-    coll = sum(2 * (cluster.size - 1) * cluster.size * -(-c.bytes // cluster.size) for c in sched.collectives)
+    # a ring all-reduce: every processor sends 2(P-1) chunks of bytes/P, over one link (two through a switch);
+    # on the 2x2 mesh and torus the 2D plan (rows: 2 steps of bytes/2, columns: 2 steps of bytes/4) is cheaper
+    hops = 2 if topology == "switch" else 1
+    if topology in ("mesh", "torus"):
+        coll = sum(4 * (2 * ceil(c.bytes / 2) + 2 * ceil(ceil(c.bytes / 2) / 2)) for c in sched.collectives)
+        assert all(len(cluster.interconnect.allreduce_plan(c.bytes, 4)) == 2 for c in sched.collectives)
+    else:
+        coll = sum(2 * (cluster.size - 1) * cluster.size * hops * -(-c.bytes // cluster.size)
+                   for c in sched.collectives)
     assert e.counts.link_bytes == hop_bytes + coll
     assert e.total_joules == pytest.approx((hop_bytes + coll) * 3.0 * PJ, rel=1e-12)
     if schedule != "sequential":
@@ -174,3 +184,47 @@ def test_sweep_rows_carry_energy_columns(tmp_path):
     assert row["energy_mac_joules"] == pytest.approx(torch_training_macs("snn-mlp") * 4.6 * PJ, rel=1e-12)
     assert row["energy_joules"] == pytest.approx(row["energy_mac_joules"] + row["energy_static_joules"])
     assert {f"energy_{c}_joules" for c in CATEGORIES} <= set(row) and "energy_delay_product" in row
+
+
+def test_heterogeneous_tables_price_their_own_processors(tmp_path):
+    """Each processor pays with its own table: static by its power, arithmetic by its own MAC energy."""
+    p = tmp_path / "het.toml"
+    p.write_text("[[processor]]\nrows = 32\ncols = 32\nfreq_hz = 5.0e8\ncount = 1\n[processor.energy]\n"
+                 "static_mw = 100.0\nmac_pj = 1.0\n\n[[processor]]\nrows = 32\ncols = 32\nfreq_hz = 5.0e8\n"
+                 "count = 1\n\n[energy]\nstatic_mw = 300.0\nmac_pj = 2.0\n")
+    graph, cluster, sched, sim, e = run("snn-cnn", str(p), 2, "pipedream")
+    seconds = sim.simulated_period_cycles / 5.0e8
+    assert e.static_joules == pytest.approx((0.1 + 0.3) * seconds, rel=1e-12)
+    macs = [sum(g.macs for g in graph.task(sl.task).gemms) for sl in sched.slots]
+    want = sum(m * (1.0 if sl.processor == 0 else 2.0) for m, sl in zip(macs, sched.slots, strict=True)) * PJ
+    assert e.mac_joules == pytest.approx(want, rel=1e-12)
+
+
+def test_bitmap_spike_format_shrinks_spike_operand_traffic(tmp_path):
+    """spike_format = "bitmap": a binary operand's DRAM bytes shrink to one bit per entry, nothing else moves."""
+    from hwmodels.energy import gemm_sram_words
+
+    dense_hw = hw(tmp_path, {"dram_pj_per_byte": 1.0, "sram_pj_per_byte": 1.0})
+    bitmap_hw = tmp_path / "bitmap.toml"
+    bitmap_hw.write_text(open(dense_hw).read().replace("freq_hz = 5.0e8\n", "freq_hz = 5.0e8\nspike_format = \"bitmap\"\n"))
+    graph, cluster, sched, sim, dense = run("snn-cnn", dense_hw, 1, "sequential")
+    bitmap = run("snn-cnn", str(bitmap_hw), 1, "sequential")[-1]
+    proc = cluster.processors[0]
+    wb = proc.word_bytes
+    saved_dram = saved_sram = 0.0
+    for t in graph.tasks:
+        for g in t.gemms:
+            if g.binary_operand:
+                a_dram = proc.memory.gemm_traffic(proc.array, g.m, g.k, g.n, wb).ifmap_bytes * g.groups
+                a_sram = gemm_sram_words(proc.array, g.m, g.k, g.n)[0] * wb * g.groups
+                saved_dram += a_dram * (1 - 1 / (8 * wb))
+                saved_sram += (a_dram + a_sram) * (1 - 1 / (8 * wb))
+    assert saved_dram > 0
+    assert dense.counts.dram_bytes - bitmap.counts.dram_bytes == pytest.approx(saved_dram, rel=1e-12)
+    assert dense.counts.sram_bytes - bitmap.counts.sram_bytes == pytest.approx(saved_sram, rel=1e-12)
+    assert dense.counts.macs == bitmap.counts.macs and sim.simulated_period_cycles == \
+        run("snn-cnn", str(bitmap_hw), 1, "sequential")[3].simulated_period_cycles  # cycles stay dense
+    bad = tmp_path / "bad.toml"
+    bad.write_text(open(dense_hw).read().replace("freq_hz = 5.0e8\n", "freq_hz = 5.0e8\nspike_format = \"csr\"\n"))
+    with pytest.raises(HardwareConfigError, match="spike_format"):
+        load_cluster(str(bad))

@@ -165,3 +165,48 @@ def test_train_activity_out(tmp_path, capsys):
     assert [h["epoch"] for h in rep.history] == [1, 2]
     assert len(rep.layers) == 2 and rep.layers[1].input_binary and rep.layers[0].output_activity is not None
     assert rep.layers[0].output_activity == pytest.approx(rep.layers[1].input_activity)  # no pooling in between
+
+
+def test_zero_skip_gemm_by_hand_and_against_random_spikes():
+    import numpy as np
+
+    from hwmodels import Dataflow, SystolicArray
+    from spikepipe.costs import zero_skip_gemm
+    from spikepipe.ir import Gemm
+
+    os4, ws4, is4 = (SystolicArray(4, 4, d) for d in (Dataflow.OS, Dataflow.WS, Dataflow.IS))
+    g = Gemm(2, 10, 3, binary_operand="a")
+    assert zero_skip_gemm(g, 0.5, os4).k == 8  # 2 entries per step: 1 - 0.5^2 = 0.75 of 10 steps, rounded up
+    assert zero_skip_gemm(Gemm(10, 3, 5, binary_operand="a"), 0.5, ws4).m == 9  # 1 - 0.5^3 of 10
+    assert zero_skip_gemm(g, 0.5, is4) == g and zero_skip_gemm(Gemm(2, 10, 3), 0.5, os4) == Gemm(2, 10, 3)
+    assert zero_skip_gemm(g, 1.0, os4) == g and zero_skip_gemm(g, 0.0, os4).k == 1
+    # the model against spikes drawn at random: an OS fold skips step k when A[rows of the fold, k] is all zero
+    rng = np.random.default_rng(0)
+    m, k, a = 8, 20000, 0.2
+    spikes = rng.random((m, k)) < a
+    busy_steps = sum(int(spikes[r:r + 4].any(axis=0).sum()) for r in range(0, m, 4)) / (m // 4)
+    assert zero_skip_gemm(Gemm(m, k, 3, binary_operand="a"), a, os4).k == pytest.approx(busy_steps, rel=0.02)
+
+
+def test_zero_skip_reported_beside_dense(tmp_path, capsys):
+    from spikepipe.costs import zero_skip_graph
+    from spikepipe.workload import load_workload
+
+    g = load_workload("snn-cnn", batch=4, timesteps=2)
+    assert zero_skip_graph(g, [1.0] * g.num_layers).total_cycles() == g.total_cycles()
+    low = zero_skip_graph(g, [0.001] * g.num_layers)
+    assert all(low.cycles(t.id) <= g.cycles(t.id) for t in g.tasks) and low.total_cycles() < g.total_cycles()
+    act = tmp_path / "low.json"
+    layers = [{"index": s.index, "name": s.name, "input_activity": 0.001, "input_binary": s.index > 0,
+               "output_activity": None} for s in g.layers]
+    act.write_text(json.dumps({"model": "snn-cnn", "dataset": "x", "epoch": None, "samples": 1, "timesteps": 2,
+                               "layers": layers}))
+    base = ["simulate", "--network", "snn-cnn", "-P", "2", "--schedule", "sequential,pipedream", "--batch", "4",
+            "--timesteps", "2", "--json", "--activity", str(act)]
+    rc, out, _ = cli(base + ["--zero-skip"], capsys)
+    assert rc == 0
+    for r in json.loads(out)["results"]:
+        assert r["zero_skip_simulated_period_cycles"] <= r["simulated_period_cycles"]
+        assert r["zero_skip_speedup"] >= r["speedup"] and r["period_cycles"] >= r["zero_skip_period_cycles"]
+    rc, out, err = cli(base[:-2] + ["--zero-skip"], capsys)
+    assert rc == 2 and out == "" and "--activity" in err

@@ -74,3 +74,44 @@ def test_spikingjelly_zoo_vgg_counts_equal(monkeypatch):
     assert sj_ac > 0
     assert our_mac == sj_mac
     assert our_ac == pytest.approx(sj_ac, rel=1e-9)
+
+
+@pytest.mark.filterwarnings("ignore:Lemaire formulas do not support:RuntimeWarning")
+def test_forward_energy_against_lemaire_arithmetic(monkeypatch):
+    """SpikingJelly's Lemaire profiler and SpikePipe's forward energy under the same per-operation energies: the
+    arithmetic terms differ by exactly what the two count differently (Lemaire: whole-kernel synops per spike,
+    one MAC per LIF update, one AC per output spike and bias add)."""
+    stand_in_torchvision(monkeypatch)
+    from dataclasses import replace
+
+    from spikingjelly.activation_based import functional, neuron
+    from spikingjelly.activation_based.model import spiking_vgg
+    from spikingjelly.activation_based.op_counter import LemaireEnergyConfig, estimate_lemaire_energy
+
+    from hwmodels import EnergyTable
+    from spikepipe.activity import calibrate_batchnorm
+    from spikepipe.energy import forward_energy
+
+    torch.manual_seed(0)
+    model = spiking_vgg.spiking_vgg11_bn(spiking_neuron=neuron.LIFNode, num_classes=10)
+    functional.set_step_mode(model, "m")
+    x = torch.rand(2, 2, 3, 32, 32) * 2
+    calibrate_batchnorm(model, [x])
+    rep = estimate_lemaire_energy(model, x, config=LemaireEnergyConfig(strict=False))
+    functional.reset_net(model)
+    layers = trace(model, x[:, :1])
+    functional.reset_net(model)
+    act = measure(model, layers, [x], model_name="vgg", dataset="rand").operand_activities()
+    graph = build_task_graph(layers, batch=2, timesteps=2)
+    c = rep.config.cost_config
+    proc = replace(graph.reference, energy=EnergyTable(mac_pj=c.e_mul_pj + c.e_add_pj, ac_pj=c.e_add_pj))
+    ours = forward_energy(graph, proc, act)
+    split = graph_ops_split(graph, act, kinds="F")
+    counts = rep.counts
+    assert counts["synop"] > split.acs > 0  # whole kernels per spike count the padding taps too
+    extra_mac = counts["mac"] - split.macs  # Lemaire's LIF updates: one MAC per neuron and step
+    lif_updates = sum(int(torch.tensor(s.out_shape).prod()) for s in layers if s.neuron is not None) * 2 * 2
+    assert extra_mac == lif_updates
+    gap = rep.breakdown_pj["ops_pj"] - (ours["mac"] + ours["ac"]) / 1e-12
+    expect = ((counts["ac"] - split.acs) * c.e_add_pj + extra_mac * (c.e_mul_pj + c.e_add_pj))
+    assert gap == pytest.approx(expect, rel=1e-9)

@@ -88,3 +88,26 @@ def test_simulate_json_and_csv_carry_the_certificate(tmp_path, capsys):
     assert all(k in header for k in keys)
     assert main(["simulate", "--network", "snn-mlp", "-P", "2", "--schedule", "pipedream"]) == 0
     assert "gap P/D" in capsys.readouterr().out
+
+
+def test_sweep_rows_carry_the_certificate():
+    from spikepipe.sweep import run_point
+
+    row = run_point("simulate", {"network": "snn-mlp", "processors": 2, "schedule": "pipedream"})
+    assert row["status"] == "ok", row["error"]  # the point's status; the schedule's sits beside it
+    assert row["certificate_status"] == "heuristic"
+    for key in ("period_lower_bound_cycles", "period_gap", "delay_lower_bound", "delay_gap"):
+        assert key in row
+    assert row["delay_lower_bound"] <= row["total_delay"]
+
+
+@pytest.mark.parametrize("name", ["data-parallel", "spikepipe-split"])
+def test_split_schedules_get_a_bound_that_holds_for_splits(name):
+    g, c = GRAPHS["one-big-layer"], Cluster.homogeneous(4)
+    s = (generate("spikepipe", g, c, time_limit_s=1.0, workers=1, split=True) if name == "spikepipe-split"
+         else generate(name, g, c))
+    assert any(sl.part for sl in s.slots)
+    cert = certify(s, g, c)
+    work = sum(min(m * g.cycles(t, c.processors[0], 1.0 / m) if m > 1 else g.cycles(t) for m in range(1, 5))
+               for t in g.topological_order())
+    assert cert.period_lower_bound_cycles <= min(s.period_cycles, -(-work // c.size))

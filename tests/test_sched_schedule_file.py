@@ -15,7 +15,6 @@ from spikepipe.schedule_file import (
     from_data,
     load_schedule,
     parse_text,
-    to_data,
     to_text,
     write_schedule,
 )

@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from memopt_trainer import MemoptBPTT, memopt_kept_peak
 
 from spikepipe import zoo
-from spikepipe.methods.bloctrain import BlocTrain
 from spikepipe.methods import make_trainer
+from spikepipe.methods.bloctrain import BlocTrain
 from spikepipe.methods.checkpoint import CheckpointedBPTT
-from spikepipe.methods.memory import kept_peak
+from spikepipe.methods.memory import kept_peak, spike_packing
 from spikepipe.methods.registry import MethodOptions
 from spikepipe.train import OptimConfig
 from spikepipe.train.data import Dataset, batch_order
@@ -27,9 +28,28 @@ from spikepipe.train.encoders import encode
 
 # label -> the registry's options (defaults are MethodOptions', the ones `spikepipe train/simulate` use)
 OPTIONS = {"bptt": MethodOptions("bptt"), "checkpoint": MethodOptions("checkpoint"),
-           "skipper": MethodOptions("skipper"), "skipper-carry": MethodOptions("skipper", skipper_gradient="carry"),
+           "skipper": MethodOptions("skipper", skipper_gradient="drop"),
+           "skipper-carry": MethodOptions("skipper", skipper_gradient="carry"),
            "ttl": MethodOptions("ttl"), "bloctrain": MethodOptions("bloctrain")}
-METHODS = ("bptt", "bptt-stepped", "checkpoint", "skipper", "skipper-carry", "ttl", "bloctrain")
+# ours with saved spikes stored as bits (lossless), and SpikingJelly's memopt with and without its compression
+PACKED = {"checkpoint-packed": "checkpoint", "skipper-packed": "skipper"}
+MEMOPT = {"memopt": False, "memopt-compress": True}
+METHODS = ("bptt", "bptt-stepped", "checkpoint", "skipper", "skipper-carry", "ttl", "bloctrain",
+           "checkpoint-packed", "skipper-packed", "memopt", "memopt-compress")
+
+
+class Packed:
+    """A trainer whose saved spikes are stored as bits (spikepipe.methods.memory.spike_packing)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def run_epoch(self, *args: Any, **kwargs: Any) -> Any:
+        with spike_packing():
+            return self.inner.run_epoch(*args, **kwargs)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner.logits(x)
 
 
 @dataclass(frozen=True)
@@ -43,6 +63,10 @@ def make(spec: MethodSpec, net: torch.nn.Module, example: torch.Tensor, total: i
     opt = OptimConfig(lr=lr)
     if spec.name == "bptt-stepped":  # BPTT on the time-chunked network (per-timestep BN): the exact reference
         return CheckpointedBPTT(net, opt, total_steps=total, checkpoint_every=None)
+    if spec.name in PACKED:
+        return Packed(make(replace(spec, name=PACKED[spec.name]), net, example, total, epochs, lr))
+    if spec.name in MEMOPT:
+        return MemoptBPTT(net, opt, total_steps=total, example=example, compress=MEMOPT[spec.name])
     if spec.name not in OPTIONS:
         raise ValueError(spec.name)
     opts = replace(OPTIONS[spec.name], blocks=spec.blocks)
@@ -81,8 +105,26 @@ def saved_peak(spec: MethodSpec, network: str, timesteps: int, batch: int, seed:
     best = 0
     for ph in phases(tr):
         enter_phase(tr, ph)
-        best = max(best, kept_peak(tr, x, y))
+        if isinstance(tr, Packed):
+            best = max(best, kept_peak(tr.inner, x, y, pack_spikes=True))
+        elif isinstance(tr, MemoptBPTT):
+            best = max(best, memopt_kept_peak(tr, x, y))
+        else:
+            best = max(best, kept_peak(tr, x, y))
     return best
+
+
+def saved_per_phase(spec: MethodSpec, network: str, timesteps: int, batch: int, seed: int = 0) -> list[int]:
+    """BlocTrain: kept bytes of one training step in each phase."""
+    net, ex = zoo.build(network, timesteps=timesteps, batch=batch, seed=seed)
+    x = (torch.rand(timesteps, batch, *ex.shape[2:], generator=torch.Generator().manual_seed(seed)) < 0.5).float()
+    y = torch.arange(batch) % 10
+    tr = make(spec, net, ex, 10, 4, 1e-3)
+    out = []
+    for ph in phases(tr):
+        enter_phase(tr, ph)
+        out.append(kept_peak(tr, x, y))
+    return out
 
 
 def step_times(specs: list[MethodSpec], network: str, timesteps: int, batch: int, rounds: int,
@@ -116,7 +158,12 @@ def train_accuracy(spec: MethodSpec, network: str, data: Dataset, *, timesteps: 
     net, ex = zoo.build(network, timesteps=timesteps, batch=batch, seed=seed)
     steps = len(batch_order(len(data.train), batch, seed=seed, epoch=0))
     ep_total = max(epochs, spec.blocks) if spec.name == "bloctrain" else epochs
+    # memopt decides once, on this example, which block inputs are binary and compresses them from then on: give
+    # it the real (analog, direct-encoded) input, or it would binarise the first layer's input
+    ex = encode("direct", data.train.x[:batch], timesteps)
     tr = make(spec, net, ex, steps * ep_total, ep_total, lr)
+    if isinstance(tr, BlocTrain):  # hard classes from held-out data, as `spikepipe train` does
+        tr.set_holdout(encode("direct", data.val.x[:1000], timesteps), data.val.y[:1000])
     losses = []
     t0 = time.perf_counter()
     for ep in range(ep_total):
@@ -134,8 +181,17 @@ def train_accuracy(spec: MethodSpec, network: str, data: Dataset, *, timesteps: 
            "test_samples": len(yt), "test_accuracy": correct / max(1, len(yt)),
            "first_epoch_loss": losses[0], "last_epoch_loss": losses[-1], "train_seconds": round(seconds, 2)}
     if isinstance(tr, BlocTrain):
+        from spikepipe.workload import load_workload
+
+        one = load_workload(network, batch=1, timesteps=timesteps)
+        mean, full = tr.inference_macs_per_sample([one.task(f"F{i}").gemms[0].macs for i in range(one.num_layers)])
         row["exit_fractions"] = [c / max(1, sum(tr.exit_counts)) for c in tr.exit_counts]
         row["hard_classes"] = tr.class_sets[-1]
+        row["hard_class_source"] = tr.hard_class_source
+        row["inference_macs_per_sample"] = round(mean)
+        row["end_to_end_macs_per_sample"] = full
+        row["inference_efficiency"] = round(full / mean, 3)
+        row["classifier_memory_overhead"] = round(tr.classifier_overhead(), 3)
     return row
 
 

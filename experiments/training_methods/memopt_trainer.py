@@ -8,19 +8,18 @@ and refuse to run without CUDA, so on this CPU level 1 is what can be compared (
 The trainer keeps our per-layer optimisers and learning-rate schedule (TrainerBase) so that only the memory
 method differs from `PlainBPTT`: before each step the current weights are copied into the module, the module runs
 forward and backward itself (memopt needs real module parameters, not spikepipe's functional weights), and the
-module's gradients go to the same optimisers.
+module's gradients go to the same optimisers (PlainBPTT's loop, with `grads` replaced).
 """
 
 from __future__ import annotations
 
 import sys
 import types
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
-from spikepipe.train.bptt import EpochStats, TrainerBase
+from spikepipe.train.bptt import PlainBPTT
 from spikepipe.train.optim import OptimConfig
 from spikepipe.zoo import SpikingBlock
 
@@ -35,7 +34,7 @@ def import_memopt():
     return memopt
 
 
-class MemoptBPTT(TrainerBase):
+class MemoptBPTT(PlainBPTT):
     mode = "memopt"
 
     def __init__(self, net: torch.nn.Module, optim: OptimConfig, *, total_steps: int, example: torch.Tensor,
@@ -65,22 +64,42 @@ class MemoptBPTT(TrainerBase):
                  for ps in self.params]
         return loss.detach(), logits.detach(), grads
 
-    def run_epoch(self, get_batch: Callable, num_batches: int, progress: Callable[[], None] | None = None,
-                  ) -> EpochStats:
-        stats = EpochStats()
-        for n in range(num_batches):
-            x, y = get_batch(n)
-            loss, out, grads = self.grads(x, y)
-            stats.add(loss, out, y, self.step)
-            for layer in range(self.num_layers):
-                self.apply(layer, grads[layer], self.step)
-            self.step += 1
-            if progress:
-                progress()
-        return stats
-
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         self._load()
         self.net.train()  # batch statistics, as PlainBPTT's functional forward uses them
         return self.net(x)
+
+
+def memopt_kept_peak(tr: MemoptBPTT, x: torch.Tensor, y: torch.Tensor) -> int:
+    """Peak bytes kept for the backward by memopt, reconstructed where the hooks cannot see.
+
+    saved_tensors_hooks see what memopt stores in the forward (every checkpointed block's input, compressed to
+    bits when memopt compresses it, and the loss) but not the graph torch's checkpoint recomputes during the
+    backward: it stores those tensors in its own frame. Block i's backward needs the inputs of blocks 0..i (the
+    later ones are freed) and its own recomputed graph, measured by running the bare block under the meter:
+        peak = seen - sum_j in_j + max_i (sum_{j<=i} in_j + graph_i)."""
+    from spikepipe.methods.memory import KeptBytes, kept_peak, trainer_parameters
+
+    seen = kept_peak(tr, x, y)
+    tr._load()
+    params = trainer_parameters(tr) + [p for ps in tr.params for p in ps.values()]
+    net = tr.net
+    outs: list[torch.Tensor] = []
+    stored, graphs = [], []
+    for i, wrapped in enumerate(net.blocks):
+        src, res = net.sources[i], net.residuals[i]
+        xin = x if src == -1 else outs[src].detach().requires_grad_()
+        rin = None if res is None else (x if res == -1 else outs[res].detach().requires_grad_())
+        kw = {} if rin is None else {"residual": rin}
+        with KeptBytes(exclude=params) as m:
+            out = wrapped(xin, **kw)
+        stored.append(m.peak)
+        del out
+        with KeptBytes(exclude=params) as m:
+            out = wrapped._checkpoint_wrapped_module(xin, **kw)
+        graphs.append(m.peak)
+        outs.append(out.detach())
+        del out
+    prefix = [sum(stored[:i + 1]) for i in range(len(stored))]
+    return seen - sum(stored) + max(p + g for p, g in zip(prefix, graphs, strict=True))

@@ -35,6 +35,7 @@ from measure import (  # noqa: E402
     MethodSpec,
     rss_in_subprocess,
     saved_peak,
+    saved_per_phase,
     step_times,
     train_accuracy,
 )
@@ -43,8 +44,8 @@ from spikepipe.io import save_figure, write_csv, write_json  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 NETWORKS = ("snn-cnn", "vgg11-28")
-SIM_METHODS = (("bptt", {}), ("checkpoint", {"every": 3}), ("skipper", {"every": 3, "skip": 1}),
-               ("ttl", {"window": 2}), ("local", {}), ("bloctrain", {"hard_fraction": 0.5}))
+# the registry's defaults, the same the trainers use (at T=8: checkpoint every 3, Skipper skips 1 of 3)
+SIM_METHODS = (("bptt", {}), ("checkpoint", {}), ("skipper", {}), ("ttl", {}), ("local", {}), ("bloctrain", {}))
 SIM_SCHEDULES = ("gpipe", "1f1b", "pipedream", "layerpipe", "spikepipe")
 # what the papers claim (issue 8), for the side-by-side table
 PUBLISHED = [
@@ -65,7 +66,7 @@ def _progress(console: Console) -> Progress:
 
 
 def part_memory(args, out: Path, console: Console) -> list[dict]:
-    rows = []
+    rows, phase_rows = [], []
     with _progress(console) as prog:
         task = prog.add_task("memory", total=len(args.networks) * len(args.methods))
         for net in args.networks:
@@ -73,6 +74,9 @@ def part_memory(args, out: Path, console: Console) -> list[dict]:
                 spec = MethodSpec(m, blocks=args.blocks)
                 saved = saved_peak(spec, net, args.timesteps, args.batch)
                 rss = rss_in_subprocess(spec, net, args.timesteps, args.batch)
+                if m == "bloctrain":  # training memory per phase (the row above is their max)
+                    for ph, b in enumerate(saved_per_phase(spec, net, args.timesteps, args.batch)):
+                        phase_rows.append({"network": net, "phase": ph, "saved_bytes": b})
                 rows.append({"network": net, "method": m, "timesteps": args.timesteps, "batch": args.batch,
                              "saved_bytes": saved, "rss_before_bytes": rss["rss_before"],
                              "rss_peak_bytes": rss["rss_peak"],
@@ -83,6 +87,8 @@ def part_memory(args, out: Path, console: Console) -> list[dict]:
         r["saved_vs_bptt"] = round(ref["saved_bytes"] / r["saved_bytes"], 3)
         r["rss_step_vs_bptt"] = round(ref["rss_step_bytes"] / max(1, r["rss_step_bytes"]), 3)
     write_csv(out / "memory.csv", rows)
+    if phase_rows:
+        write_csv(out / "bloctrain_phase_memory.csv", phase_rows)
     _bars(out / "memory.png", rows, ("saved_bytes", "rss_step_bytes"), 1e6, "MB per training step",
           f"T={args.timesteps}, B={args.batch}")
     return rows
@@ -164,8 +170,35 @@ def part_accuracy(args, out: Path, console: Console) -> list[dict]:
     return rows
 
 
+def part_counts(args, out: Path, console: Console) -> list[dict]:
+    """What each method executes per minibatch, split the papers' way: real multiplies and spike accumulates."""
+    from spikepipe.methods.counts import executed_counts, reduction
+    from spikepipe.methods.registry import MethodOptions
+    from spikepipe.workload import load_workload
+
+    rows = []
+    for net in args.networks:
+        g = load_workload(net, batch=args.batch, timesteps=args.timesteps)
+        base = executed_counts(g, MethodOptions())
+        variants = [("bptt", MethodOptions()), ("checkpoint", MethodOptions("checkpoint")),
+                    ("skipper", MethodOptions("skipper")), ("ttl", MethodOptions("ttl")),
+                    ("ttl-per-layer", MethodOptions("ttl", blocks=g.num_layers)),
+                    ("ttl-per-layer-w1", MethodOptions("ttl", window=1, blocks=g.num_layers))]
+        for label, opts in variants:
+            c = executed_counts(g, opts)
+            rows.append({"network": net, "method": label, **opts.describe(g.timesteps), "timesteps": g.timesteps,
+                         "batch": g.batch, "multiplies": c.multiplies, "accumulates": c.accumulates,
+                         "all_ops": c.total, "all_ops_vs_bptt": round(reduction(base.total, c.total), 4),
+                         "multiplies_vs_bptt": round(reduction(base.multiplies, c.multiplies), 4)})
+            console.print(f"{net} {label}: ops {rows[-1]['all_ops_vs_bptt']:+.1%}, "
+                          f"multiplies {rows[-1]['multiplies_vs_bptt']:+.2%}")
+    write_csv(out / "counts.csv", rows)
+    return rows
+
+
 def part_sim(args, out: Path, console: Console) -> list[dict]:
     from hwmodels.config import load_cluster
+    from spikepipe.methods.phases import phase_graphs
     from spikepipe.methods.transforms import aligned, transform
     from spikepipe.sim.evaluate import evaluate_graph, sequential_period
     from spikepipe.workload import load_workload
@@ -180,30 +213,64 @@ def part_sim(args, out: Path, console: Console) -> list[dict]:
                 seq0 = sequential_period(g, cluster)
                 for m, params in SIM_METHODS:
                     cuts, ok = None, None
-                    if m in ("ttl", "local", "bloctrain"):
+                    if m == "bloctrain":  # its phases run one after another: one task graph each, summed
+                        rep = _phases_report(phase_graphs(g), cluster, args.cpsat_s)
+                        _sim_rows(rows, rep, net, p, m, cuts, ok, seq0)
+                        prog.advance(task)
+                        continue
+                    if m in ("ttl", "local"):
                         h, cuts, ok = aligned(g, cluster, m, stages=p, **params)
                     else:
                         h = transform(g, m, **params)
                     rep, _ = evaluate_graph(h, cluster, list(SIM_SCHEDULES), record=False,
                                             options={"time_limit_s": args.cpsat_s})
-                    for r in rep["results"]:
-                        rows.append({"network": net, "processors": p, "method": m, "schedule": r["schedule"],
-                                     "block_borders": cuts, "blocks_are_stages": ok,
-                                     "period_cycles": r["period_cycles"],
-                                     "simulated_period_cycles": r["simulated_period_cycles"],
-                                     "speed_vs_bptt_sequential": round(seq0 / r["simulated_period_cycles"], 3),
-                                     "speedup_own_sequential": round(r["speedup"], 3),
-                                     "max_delay": r["max_delay"], "gradient_delays": r["gradient_delays"],
-                                     "peak_memory_bytes": r["peak_memory_bytes"],
-                                     "peak_memory_per_processor": r["peak_memory_bytes_per_processor"],
-                                     "peak_activation_bytes": r["peak_activation_bytes"]})
-                    for e in rep["errors"]:
-                        rows.append({"network": net, "processors": p, "method": m, "schedule": e["schedule"],
-                                     "error": e["error"]})
+                    _sim_rows(rows, rep, net, p, m, cuts, ok, seq0)
                     prog.advance(task)
     write_csv(out / "sim.csv", rows)
     _sim_plot(out / "sim.png", [r for r in rows if "error" not in r])
     return rows
+
+
+def _sim_rows(rows: list[dict], rep: dict, net: str, p: int, m: str, cuts, ok, seq0: int) -> None:
+    for r in rep["results"]:
+        rows.append({"network": net, "processors": p, "method": m, "schedule": r["schedule"],
+                     "block_borders": cuts, "blocks_are_stages": ok,
+                     "period_cycles": r["period_cycles"],
+                     "simulated_period_cycles": r["simulated_period_cycles"],
+                     "phase_periods": r.get("phase_periods"),
+                     "speed_vs_bptt_sequential": round(seq0 / r["simulated_period_cycles"], 3),
+                     "speedup_own_sequential": round(r["speedup"], 3),
+                     "max_delay": r["max_delay"], "gradient_delays": r["gradient_delays"],
+                     "peak_memory_bytes": r["peak_memory_bytes"],
+                     "peak_memory_per_processor": r["peak_memory_bytes_per_processor"],
+                     "peak_activation_bytes": r["peak_activation_bytes"]})
+    for e in rep["errors"]:
+        rows.append({"network": net, "processors": p, "method": m, "schedule": e["schedule"], "error": e["error"]})
+
+
+def _phases_report(graphs: list, cluster, cpsat_s: float) -> dict:
+    """BlocTrain: every phase graph scheduled and replayed on its own; per schedule the phases' periods are
+    averaged (the phases run equally many minibatches, so the mean is the run's cycles per minibatch), memory is
+    the largest phase's, delays the largest."""
+    from spikepipe.sim.evaluate import evaluate_graph
+
+    reps = [evaluate_graph(h, cluster, list(SIM_SCHEDULES), record=False, options={"time_limit_s": cpsat_s})[0]
+            for h in graphs]
+    results, errors = [], [e for r in reps for e in r["errors"]]
+    for name in SIM_SCHEDULES:
+        per = [next((r for r in rep["results"] if r["schedule"] == name), None) for rep in reps]
+        if any(r is None for r in per):
+            continue
+        periods = [r["simulated_period_cycles"] for r in per]
+        seq = sum(r["simulated_period_cycles"] * r["speedup"] for r in per)
+        results.append({"schedule": name, "period_cycles": round(sum(r["period_cycles"] for r in per) / len(per)),
+                        "simulated_period_cycles": round(sum(periods) / len(periods)), "phase_periods": periods,
+                        "speedup": seq / sum(periods), "max_delay": max(r["max_delay"] for r in per),
+                        "gradient_delays": [r["gradient_delays"] for r in per],
+                        "peak_memory_bytes": max(r["peak_memory_bytes"] for r in per),
+                        "peak_memory_bytes_per_processor": [r["peak_memory_bytes_per_processor"] for r in per],
+                        "peak_activation_bytes": max(r["peak_activation_bytes"] for r in per)})
+    return {"results": results, "errors": errors}
 
 
 def part_pipeline(args, out: Path, console: Console) -> list[dict]:
@@ -347,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     parts = [p.strip() for p in a.parts.split(",") if p.strip()]
     runners = {"memory": part_memory, "time": part_time, "maxt": part_maxt, "accuracy": part_accuracy,
-               "sim": part_sim, "pipeline": part_pipeline}
+               "sim": part_sim, "pipeline": part_pipeline, "counts": part_counts}
     bad = [p for p in parts if p not in runners]
     if bad:
         console.print(f"error: unknown part(s) {bad}; valid: {', '.join(runners)}")

@@ -112,3 +112,14 @@ def sweep_report(spec: SweepSpec, outcome: SweepOutcome) -> dict[str, Any]:
         "table_parquet": str(outcome.table_parquet) if outcome.table_parquet else None,
         "wall_s": outcome.wall_s,
     }
+
+
+def networks_report() -> dict[str, Any]:
+    """The `networks --json` object: the built-in networks' names, and each one's description, input shape,
+    classes, default timesteps and batch."""
+    from spikepipe import zoo
+
+    infos = [zoo.info(n) for n in zoo.names()]
+    return {"networks": [i.name for i in infos],
+            "details": [{"name": i.name, "description": i.description, "input_shape": list(i.input_shape),
+                         "num_classes": i.num_classes, "timesteps": i.timesteps, "batch": i.batch} for i in infos]}

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from hwmodels import Cluster, HardwareConfigError
 from spikepipe.ir import SpikePipeError, TaskGraph
+
+if TYPE_CHECKING:
+    from spikepipe.api.results import NetworksResult
 
 
 class HardwareError(SpikePipeError, HardwareConfigError):
@@ -206,7 +209,18 @@ def load_network(network: str | Path | nn.Module, example_input: torch.Tensor | 
 
 
 def networks() -> list[str]:
-    """Names of the built-in networks."""
+    """Names of the built-in networks (`network_details()` for what `spikepipe networks --json` says of each)."""
     from spikepipe import zoo
 
     return zoo.names()
+
+
+def network_details() -> NetworksResult:
+    """The built-in networks with what `spikepipe networks --json` says of each (description, input shape,
+    classes, default timesteps and batch); `.to_dict()` is that object."""
+    from spikepipe import zoo
+    from spikepipe.api.contract import networks_report
+    from spikepipe.api.results import NetworksResult, _frozen
+
+    data = networks_report()
+    return NetworksResult(tuple(data["networks"]), tuple(zoo.info(n) for n in data["networks"]), _frozen(data))

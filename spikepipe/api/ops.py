@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
@@ -28,6 +29,10 @@ from spikepipe.api.results import (
 )
 from spikepipe.ir import Schedule, TaskGraph
 
+if TYPE_CHECKING:
+    from spikepipe.activity import ActivityReport
+    from spikepipe.methods.registry import MethodOptions
+
 NetworkArg = Workload | str | Path | nn.Module
 HardwareArg = Hardware | str | Path | Cluster | None
 
@@ -36,12 +41,17 @@ def as_workload(network: NetworkArg) -> Workload:
     return network if isinstance(network, Workload) else load_network(network)
 
 
-def method_graph(graph: TaskGraph, method: str = "bptt", method_blocks: int = 2) -> TaskGraph:
-    """The task graph as a training method runs it (as `simulate --method`; bptt leaves it unchanged)."""
+def method_graph(graph: TaskGraph, method: str | MethodOptions = "bptt", method_blocks: int = 2) -> TaskGraph:
+    """The task graph as a training method runs it (as `simulate --method`; bptt leaves it unchanged). `method` is
+    a name (its parameters the registry's defaults, `method_blocks` local-loss blocks) or a MethodOptions with every
+    parameter, as `--method` with `--checkpoint-every`, `--skip`, `--window`, `--blocks`, ..."""
     if method == "bptt":
         return graph
+    from spikepipe.methods.registry import MethodOptions
     from spikepipe.methods.transforms import transform
 
+    if isinstance(method, MethodOptions):
+        return transform(graph, method)
     params = {"blocks": method_blocks} if method in ("ttl", "local", "bloctrain") else {}
     return transform(graph, method, **params)
 
@@ -73,8 +83,22 @@ def _eval_kwargs(iterations: int | None, options: Mapping[str, Any], strict: boo
             "link_contention": link_contention}
 
 
+def layer_activity(activity: str | Path | ActivityReport | None, graph: TaskGraph) -> list[float | None] | None:
+    """Every layer's measured input activity from an activity file or report (as `--activity`; None: dense)."""
+    if activity is None:
+        return None
+    from spikepipe.activity import ActivityReport, read_report
+
+    if isinstance(activity, ActivityReport):
+        return activity.for_graph(graph, source=f"activity report of {activity.model}")
+    if not isinstance(activity, (str, Path)):
+        raise ApiArgumentError(f"activity must be an activity file's path or an ActivityReport, got "
+                               f"{type(activity).__name__}")
+    return read_report(activity).for_graph(graph, source=f"activity file {activity}")
+
+
 def schedule(network: NetworkArg, hardware: HardwareArg = None, *, name: str = "spikepipe",
-             processors: int | None = None, method: str = "bptt", method_blocks: int = 2,
+             processors: int | None = None, method: str | MethodOptions = "bptt", method_blocks: int = 2,
              **options: Any) -> Schedule:
     """One schedule of the network's task graph on the hardware, by generator name (`schedule_names()`).
     `options` are the generator's own (e.g. time_limit_s, period_slack, split for spikepipe; microbatches for
@@ -98,22 +122,29 @@ def simulate(network: NetworkArg, hardware: HardwareArg = None, *, processors: i
              schedules: str | Sequence[str] = "all", iterations: int | None = None,
              time_limit_s: float | None = None, microbatches: int | None = None, split: bool = False,
              period_slack: float | None = None, strict: bool = False, overlap_comm: bool = True,
-             link_contention: bool = True, method: str = "bptt", method_blocks: int = 2,
+             link_contention: bool = True, method: str | MethodOptions = "bptt", method_blocks: int = 2,
+             activity: str | Path | ActivityReport | None = None, given: Schedule | Sequence[Schedule] = (),
              progress: ProgressArg = None) -> SimulateResult:
     """Schedule the network on `processors` processors of the hardware with each requested generator and replay
     every schedule (`spikepipe simulate`). A generator that fails is reported as a row with `error` when several
-    were asked for; with one, its error is raised."""
+    were asked for; with one, its error is raised. `given` are schedules made elsewhere (`read_schedule`, as
+    `--schedule-file`), replayed as they are after the generated ones (`schedules=()` for those alone);
+    `activity` a measured-activity file or report (`--activity`): spike GEMMs cost ACs in the energy."""
     from spikepipe.sim.evaluate import resolve_schedules
 
     positive("processors", processors)
+    plans = (given,) if isinstance(given, Schedule) else tuple(given)
+    if plans and processors is None:
+        processors = plans[0].processors
     names = resolve_schedules(schedules)
     kwargs = _eval_kwargs(iterations, schedule_options(time_limit_s=time_limit_s, microbatches=microbatches,
                                                        split=split, period_slack=period_slack),
                           strict, overlap_comm, link_contention)
     hw = as_hardware(hardware, processors)
     graph = method_graph(as_workload(network).task_graph(hw), method, method_blocks)
+    kwargs["activity"] = layer_activity(activity, graph)
     with reporter(progress, "simulate", len(names)) as report_to:
-        return simulate_graph(graph, hw.cluster, names, eval_kwargs=kwargs, progress=report_to)
+        return simulate_graph(graph, hw.cluster, names, eval_kwargs=kwargs, progress=report_to, given=plans)
 
 
 def simulate_graph(graph: TaskGraph, cluster: Cluster, names: Sequence[str], *, eval_kwargs: Mapping[str, Any],
@@ -197,11 +228,13 @@ def compare(network: NetworkArg, hardware: HardwareArg = None, *, processors: Se
             schedules: str | Sequence[str] = "all", out: str | Path | None = None,
             gantt_processors: int | None = None, iterations: int | None = None, time_limit_s: float | None = None,
             microbatches: int | None = None, split: bool = False, period_slack: float | None = None,
-            strict: bool = False, overlap_comm: bool = True, link_contention: bool = True, method: str = "bptt",
-            method_blocks: int = 2, progress: ProgressArg = None) -> CompareResult:
+            strict: bool = False, overlap_comm: bool = True, link_contention: bool = True,
+            method: str | MethodOptions = "bptt", method_blocks: int = 2,
+            activity: str | Path | ActivityReport | None = None, progress: ProgressArg = None) -> CompareResult:
     """Every schedule at several processor counts (`spikepipe compare`). With `out`, also the files the command
     writes there (Gantt charts at `gantt_processors`, default the largest P; trace; speedup plot; CSV; JSON);
-    without, nothing is written and the figures come from the result's `.plot()` and `.plot_gantt()`."""
+    without, nothing is written and the figures come from the result's `.plot()` and `.plot_gantt()`.
+    `activity` is a measured-activity file or report, as `--activity`."""
     from spikepipe.io import check_writable
     from spikepipe.sim.evaluate import resolve_schedules
 
@@ -225,6 +258,7 @@ def compare(network: NetworkArg, hardware: HardwareArg = None, *, processors: Se
     hw = as_hardware(hardware)
     clusters = {p: hw.with_processors(p).cluster for p in procs}
     graph = method_graph(as_workload(network).task_graph(clusters[procs[0]]), method, method_blocks)
+    kwargs["activity"] = layer_activity(activity, graph)
     if out_dir is not None:
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -242,25 +276,34 @@ def train_network(network: NetworkArg, *, dataset: str = "digits", schedule: str
           seed: int = 0, encoder: str = "direct", stash: bool = True, compensation: str = "none",
           mode: str = "exact", period_slack: float | None = None, method: str = "bptt",
           checkpoint_every: int | None = None, skip: int = -1, window: int = 2, blocks: int = 2,
+          hard_fraction: float | None = None, skipper_gradient: str | None = None, backend: str = "emulate",
           data_dir: str | Path | None = None, limit_train: int | None = None, threads: int = 1,
-          out: str | Path | None = None, resume: bool = False, progress: ProgressArg = None) -> TrainResult:
+          out: str | Path | None = None, resume: bool = False, activity_out: str | Path | None = None,
+          limit_val: int | None = None, limit_test: int | None = None, exit_confidence: float | None = None,
+          progress: ProgressArg = None) -> TrainResult:
     """Train the network on real data (`spikepipe train`): plain BPTT with `schedule="none"`, or exactly the
     gradient delays of a schedule: a generator name, solved for `processors` processors of the hardware, or a
     Schedule already made (e.g. `simulate(...)["spikepipe"].plan`), whose own processors count. A torch module
-    is not modified: a copy is trained and returned as the result's `model`."""
+    is not modified: a copy is trained and returned as the result's `model`. `backend="gloo"` runs the schedule
+    on P processes (spikepipe.distributed) instead of emulating it in one; `activity_out` writes the spike
+    activity measured after every epoch (for `simulate(activity=...)`)."""
     from spikepipe.train.runner import TrainConfig
     from spikepipe.train.runner import run as run_training
 
     for key, v in (("processors", processors), ("epochs", epochs), ("batch", batch), ("threads", threads),
                    ("window", window), ("blocks", blocks), ("limit_train", limit_train),
-                   ("checkpoint_every", checkpoint_every)):
+                   ("limit_val", limit_val), ("limit_test", limit_test)):
         positive(key, v)
+    if checkpoint_every is not None and (not isinstance(checkpoint_every, int) or checkpoint_every < 0):
+        raise ApiArgumentError(f"checkpoint_every must be a whole number >= 0 (0: ceil(sqrt(T))), "
+                               f"got {checkpoint_every!r}")
     given_plan = schedule if isinstance(schedule, Schedule) else None
     if given_plan is not None:
         schedule, processors = given_plan.name, given_plan.processors
     if period_slack and schedule != "spikepipe":
         raise ApiArgumentError(f"period_slack applies to schedule='spikepipe' only, not {schedule!r}")
-    workload = as_workload(network)
+    # a name or path is given to the trainer as it is (it builds the model once, as `spikepipe train` does)
+    workload = Workload(str(network), str(network)) if isinstance(network, (str, Path)) else as_workload(network)
     hw = None if hardware is None else as_hardware(hardware)
     spec_hw = hw is None or (hw.is_plain_spec and hw.spec is not None)
     cfg = TrainConfig(
@@ -271,11 +314,16 @@ def train_network(network: NetworkArg, *, dataset: str = "digits", schedule: str
         encoder=encoder, stash=stash, compensation=compensation, mode=mode,
         data_dir=None if data_dir is None else str(data_dir), limit_train=limit_train, threads=threads,
         out=None if out is None else str(out), resume=resume, method=method,
-        checkpoint_every=checkpoint_every or 0, skip=skip, window=window, blocks=blocks)
-    if out is not None:
-        from spikepipe.io import check_writable
+        checkpoint_every=checkpoint_every or 0, skip=skip, window=window, blocks=blocks,
+        hard_fraction=hard_fraction, skipper_gradient=skipper_gradient, backend=backend,
+        activity_out=None if activity_out is None else str(activity_out), limit_val=limit_val,
+        limit_test=limit_test, exit_confidence=exit_confidence)
+    from spikepipe.io import check_writable
 
+    if out is not None:
         check_writable(Path(out) / "result.json")
+    if activity_out is not None:
+        check_writable(activity_out)
     model = None
     plan = given_plan
     if workload.spec is None:  # the user's own module: train it, and schedule its own task graph
@@ -286,7 +334,7 @@ def train_network(network: NetworkArg, *, dataset: str = "digits", schedule: str
             sized = load_network(workload.model, workload.example_input, batch=cfg.batch, name=workload.name)
             plan = _train_schedule(sized, hw, cfg)
     elif schedule != "none" and plan is None and not spec_hw:  # keyword hardware: the trainer cannot rebuild it from a name
-        plan = _train_schedule(workload, hw, cfg)
+        plan = _train_schedule(replace(workload, batch=cfg.batch, timesteps=cfg.timesteps), hw, cfg)
     with reporter(progress, "train", epochs) as report_to:
         hook = TrainProgress(report_to, epochs) if report_to else None
         data = run_training(cfg, model=model, schedule=plan, progress=hook)
@@ -300,35 +348,6 @@ def _train_schedule(workload: Workload, hw: Hardware | None, cfg: Any) -> Schedu
     graph = workload.task_graph(cluster_hw)
     options = {"period_slack": cfg.period_slack} if cfg.period_slack else {}
     return schedules.generate(cfg.schedule, graph, cluster_hw.cluster, **options)
-
-
-def write_schedule(plan: Schedule, path: str | Path) -> Path:
-    """Write a schedule as plain JSON data (atomically). Provisional: not in __all__ until the CLI's
-    `--schedule-out` file format is fixed (docs/api.md section 5)."""
-    from spikepipe.io import write_atomic
-
-    return write_atomic(path, plan.to_json() + "\n")
-
-
-def read_schedule(path: str | Path, network: NetworkArg | None = None, hardware: HardwareArg = None) -> Schedule:
-    """Read a schedule written by write_schedule; with a network, validate it against that network's task graph
-    on the hardware (a broken slot raises ScheduleError naming it). Provisional, like write_schedule."""
-    import json
-
-    from spikepipe.ir import Schedule as _Schedule
-    from spikepipe.ir import ScheduleError
-
-    try:
-        plan = _Schedule.from_dict(json.loads(Path(path).read_text()))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ScheduleError(f"cannot read schedule file {path}: {type(exc).__name__}: {exc}") from None
-    if network is not None:
-        from schedules.validate import validate
-
-        hw = as_hardware(hardware, plan.processors)
-        validate(plan, as_workload(network).task_graph(hw), hw.cluster)
-    return plan
-
 
 
 def cycles(m: int, k: int, n: int, hardware: HardwareArg = None, *, model: str = "analytic") -> CyclesResult:

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from torch import nn
 
+    from spikepipe.frontier import Frontier, FrontierPoint
+    from spikepipe.zoo import NetworkInfo
+
 
 class ResultLookupError(SpikePipeError, KeyError):
     """A result was asked for a schedule or processor count it does not hold."""
@@ -368,3 +371,69 @@ class SweepResult:
         import pandas as pd
 
         return pd.read_csv(self.table_csv)
+
+
+@dataclass(frozen=True)
+class FrontierResult:
+    """The period/delay Pareto set of one network on P processors (`spikepipe frontier`): `points` in period
+    order (each a frozen spikepipe.FrontierPoint: period, total and max delay, per-layer delays, speedup,
+    certificate status and gaps, where it came from), `knee` the index of the knee among them, `candidates`
+    every schedule that was tried."""
+
+    network: str
+    processors: int
+    lower_bound_cycles: int
+    sequential_cycles: float
+    knee: int
+    points: tuple[FrontierPoint, ...]
+    candidates: tuple[FrontierPoint, ...] = field(repr=False)
+    data: Mapping[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_frontier(cls, fr: Frontier) -> FrontierResult:
+        return cls(fr.network, fr.processors, fr.lower_bound_cycles, fr.sequential_cycles, fr.knee,
+                   tuple(fr.points), tuple(fr.candidates), _frozen(fr.to_dict()))
+
+    @property
+    def knee_point(self) -> FrontierPoint:
+        """The frontier point farthest below the chord from the shortest period to the least delay."""
+        if not self.points:
+            raise ResultLookupError(f"the frontier of {self.network} has no points")
+        return self.points[self.knee]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Exactly the `frontier --json` object."""
+        return copy.deepcopy(dict(self.data))
+
+    def to_pandas(self, *, candidates: bool = False) -> pandas.DataFrame:
+        """One row per frontier point with a `knee` column (as frontier.csv); `candidates=True`: every schedule
+        tried, with `on_frontier`."""
+        if candidates:
+            kept = set(self.points)
+            return _table([{**p.to_dict(), "on_frontier": p in kept} for p in self.candidates])
+        return _table([{**p.to_dict(), "knee": i == self.knee} for i, p in enumerate(self.points)])
+
+    def plot(self) -> Figure:
+        """Speedup against total gradient delay: the frontier's staircase, its knee and every baseline."""
+        from spikepipe.frontier import Frontier, frontier_figure
+
+        return frontier_figure(Frontier(self.network, self.processors, self.lower_bound_cycles,
+                                        self.sequential_cycles, self.points, self.candidates, self.knee))
+
+
+@dataclass(frozen=True)
+class NetworksResult:
+    """The built-in networks (`spikepipe networks`): `names`, and per network its description, input shape,
+    classes, default timesteps and batch (`details`, spikepipe.zoo.NetworkInfo records)."""
+
+    names: tuple[str, ...]
+    details: tuple[NetworkInfo, ...] = field(repr=False)
+    data: Mapping[str, Any] = field(repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Exactly the `networks --json` object."""
+        return copy.deepcopy(dict(self.data))
+
+    def to_pandas(self) -> pandas.DataFrame:
+        """One row per network."""
+        return _table([dict(d) for d in self.data["details"]])

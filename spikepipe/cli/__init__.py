@@ -2,7 +2,9 @@
 
 Every command is a module in this package with `register(subparsers)`; its handler returns a `Result` (a JSON-able
 dict plus an optional human rendering). `--json` prints exactly one JSON object on stdout. Any bad input exits
-with status 2 and one line on stderr starting with `error:`, never a traceback.
+with status 2 and one line on stderr starting with `error:`, never a traceback. An unexpected error (a bug, not
+bad input) is the same one line, last; with `-v` its traceback comes before it. A command module that cannot be
+imported is such an error, named, not a command that is silently missing.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from spikepipe.cli.common import CliError, Result
+from spikepipe.cli.common import CliError, CommandImportError, Result
 
 COMMAND_MODULES = ("cycles", "networks", "tasks", "simulate", "compare", "train", "sweep", "frontier",
                    "activity")
@@ -31,12 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
     import importlib
 
     for name in COMMAND_MODULES:
+        module = f"spikepipe.cli.cmd_{name}"
         try:
-            mod = importlib.import_module(f"spikepipe.cli.cmd_{name}")
-        except ModuleNotFoundError as exc:  # a command not built yet must not break the others
-            if exc.name == f"spikepipe.cli.cmd_{name}":
-                continue
-            raise
+            mod = importlib.import_module(module)
+        except Exception as exc:  # a broken command is an error naming it, never a command that quietly is not there
+            raise CommandImportError(f"the `{name}` command cannot be loaded ({module}): "
+                                     f"{type(exc).__name__}: {exc}") from exc
         mod.register(sub)
     return parser
 
@@ -47,6 +49,9 @@ _NOISY_LOGGERS = ("torch._library.triton",)
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # -v goes before the command; read before parsing, so a parser that cannot be built still shows its traceback
+    leading = argv[:next((i for i, a in enumerate(argv) if not a.startswith("-")), len(argv))]
+    verbose = "-v" in leading or "--verbose" in leading
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -63,11 +68,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - the contract: one line, status 2, for every failure
-        from spikepipe.cli.common import error_line
+        from spikepipe.cli.common import error_line, is_user_error
 
-        print(error_line(exc), file=sys.stderr)
-        if logging.getLogger().isEnabledFor(logging.DEBUG):
-            raise
+        if not is_user_error(exc):  # a bug, not bad input: its traceback with -v, and a hint to ask for it
+            if verbose:
+                import traceback
+
+                traceback.print_exception(exc, file=sys.stderr)
+            print(error_line(exc) + ("" if verbose else " (run `spikepipe -v ...` for the traceback)"),
+                  file=sys.stderr)
+        else:
+            print(error_line(exc), file=sys.stderr)
         return 2
     if getattr(args, "json", False):
         sys.stdout.write(json.dumps(result.data, sort_keys=False, default=_json_default) + "\n")

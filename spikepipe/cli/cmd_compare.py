@@ -8,6 +8,7 @@ from pathlib import Path
 from spikepipe.cli.cmd_simulate import (
     activity_for,
     add_sim_options,
+    add_zero_skip,
     apply_method,
     progress_bar,
     results_table,
@@ -56,13 +57,16 @@ def run(args: argparse.Namespace) -> Result:
         raise CliError(f"cannot create output folder {out}: {exc.strerror or exc}; choose a writable --out") from None
     from spikepipe.api.ops import compare_graph
 
+    eval_kwargs = sim_kwargs(args, activity)
     with progress_bar(len(procs) * len(names), "compare") as bar:
         task = bar.add_task("compare", total=len(procs) * len(names))
         result = compare_graph(graph, clusters, names, out=out, gantt_processors=gantt_p,
-                               eval_kwargs=sim_kwargs(args, activity_for(args, graph)),
+                               eval_kwargs=eval_kwargs,
                                progress=lambda ev: bar.update(task, description=ev.description, completed=ev.completed))
     summary, files = result.to_dict(), result.files
     reports = summary["reports"]
+    for rep in reports:  # --zero-skip: the zero-skipping figures beside the dense ones, per P
+        add_zero_skip(rep, graph, clusters[rep["processors"]], names, activity, args)
 
     def render() -> None:
         from spikepipe.cli.cmd_simulate import wide_console

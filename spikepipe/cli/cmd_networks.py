@@ -15,13 +15,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> Result:
     from spikepipe import zoo
+    from spikepipe.api.contract import networks_report
 
-    infos = [zoo.info(n) for n in zoo.names()]
-    data = {
-        "networks": [i.name for i in infos],
-        "details": [{"name": i.name, "description": i.description, "input_shape": list(i.input_shape),
-                     "num_classes": i.num_classes, "timesteps": i.timesteps, "batch": i.batch} for i in infos],
-    }
+    data = networks_report()
+    infos = [zoo.info(n) for n in data["networks"]]
 
     def render() -> None:
         from rich.console import Console

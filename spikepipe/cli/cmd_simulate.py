@@ -47,7 +47,7 @@ def add_sim_options(p: argparse.ArgumentParser) -> None:
                    help="give every transfer a private link (what the schedulers assume) instead of queueing")
     g.add_argument("--split", action="store_true",
                    help="let the spikepipe scheduler split large tasks along the batch across processors")
-    add_period_slack(g)
+    add_period_slack(g, allow_auto=True)
     from spikepipe.cli.method_args import add_method_arguments
     from spikepipe.methods.registry import TRANSFORM_METHODS
 
@@ -56,6 +56,9 @@ def add_sim_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--activity", default=None, metavar="FILE.json",
                    help="measured spike activity (spikepipe activity / train --activity-out): GEMMs with a spike "
                         "operand cost ACs at the measured rate instead of MACs in the energy (cycles stay dense)")
+    g.add_argument("--zero-skip", action="store_true",
+                   help="with --activity: also schedule and replay on an array that skips all-zero streamed steps "
+                        "(costs.zero_skip_gemm states the model) and report zero_skip_* fields beside the dense ones")
 
 
 def slack_fraction(text: str) -> float:
@@ -68,10 +71,17 @@ def slack_fraction(text: str) -> float:
     return v
 
 
-def add_period_slack(p: Any) -> None:
-    p.add_argument("--period-slack", type=slack_fraction, default=None, metavar="FRACTION",
+def slack_or_auto(text: str) -> float | str:
+    return "auto" if text == "auto" else slack_fraction(text)
+
+
+def add_period_slack(p: Any, allow_auto: bool = False) -> None:
+    p.add_argument("--period-slack", type=slack_or_auto if allow_auto else slack_fraction, default=None,
+                   metavar="FRACTION|auto" if allow_auto else "FRACTION",
                    help="spikepipe: accept a period this much longer than the shortest found (0.1 = 10%%) in "
-                        "exchange for less gradient delay (phase 2 minimises delay at the longer period)")
+                        "exchange for less gradient delay (phase 2 minimises delay at the longer period)"
+                        + ("; auto: solve at several slacks and take the knee of period against delay (five "
+                           "solves)" if allow_auto else ""))
 
 
 def apply_method(graph: Any, args: argparse.Namespace) -> Any:
@@ -91,6 +101,28 @@ def activity_for(args: argparse.Namespace, graph: Any) -> list[float] | None:
     from spikepipe.activity import read_report
 
     return read_report(args.activity).for_graph(graph, source=f"activity file {args.activity}")
+
+
+def add_zero_skip(data: dict[str, Any], graph: Any, cluster: Any, names: list[str],
+                  activity: list[float | None] | None, args: argparse.Namespace) -> None:
+    """--zero-skip: the same schedules on the zero-skipping cycle model, reported beside the dense figures (the
+    speedup still against the dense sequential run, so it shows what skipping buys)."""
+    if not getattr(args, "zero_skip", False):
+        return
+    if activity is None:
+        raise CliError("--zero-skip needs --activity FILE.json (what the array would skip depends on the spikes)")
+    from spikepipe.costs import zero_skip_graph
+    from spikepipe.sim.evaluate import evaluate_graph
+
+    skipped, _ = evaluate_graph(zero_skip_graph(graph, activity), cluster, names, keep_going=True, record=False,
+                                **sim_kwargs(args, activity))
+    by_name = {r["schedule"]: r for r in skipped["results"]}
+    for row in data["results"]:
+        z = by_name.get(row["schedule"])
+        if z is not None and not row.get("error"):
+            row["zero_skip_period_cycles"] = z["period_cycles"]
+            row["zero_skip_simulated_period_cycles"] = z["simulated_period_cycles"]
+            row["zero_skip_speedup"] = row["sequential_cycles"] / z["simulated_period_cycles"]
 
 
 def sim_kwargs(args: argparse.Namespace, activity: list[float] | None = None) -> dict[str, Any]:
@@ -187,13 +219,16 @@ def run(args: argparse.Namespace) -> Result:
     cluster = cluster_from_args(args, processors=args.processors)
     graph = apply_method(load_graph(args.network, cluster, args.batch, args.timesteps), args)
     given = [load_schedule_file(args.schedule_file, graph, cluster, args)] if args.schedule_file else []
+    activity = activity_for(args, graph)  # before the bar: a bad file is one line
+    eval_kwargs = sim_kwargs(args, activity)
     with progress_bar(len(names), "simulate") as bar:
         task = bar.add_task(f"{graph.name} P={cluster.size}", total=len(names))
 
-        res = simulate_graph(graph, cluster, names, eval_kwargs=sim_kwargs(args, activity_for(args, graph)),
+        res = simulate_graph(graph, cluster, names, eval_kwargs=eval_kwargs,
                              given=given, keep_going=len(names) > 1,
                              progress=lambda ev: bar.update(task, description=ev.description, completed=ev.completed))
     data = res.to_dict()
+    add_zero_skip(data, graph, cluster, names, activity, args)
     report = {"sequential_cycles": res.sequential_cycles, "timesteps": graph.timesteps, "batch": graph.batch,
               **graph.layout_info()}
     evals = [Evaluation(r.plan, r.replay, dict(r.row)) for r in res.results if r.ok]

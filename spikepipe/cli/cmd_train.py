@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from spikepipe.cli.cmd_simulate import add_period_slack
 from spikepipe.cli.common import Result, add_hardware, add_json, add_network, positive_int
@@ -54,6 +53,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     add_method_arguments(p, TRAINER_METHODS)  # needs --schedule none unless bptt
     p.add_argument("--limit-train", type=positive_int, default=None, help="use only the first N training samples")
+    p.add_argument("--limit-val", type=positive_int, default=None,
+                   help="validate each epoch on only the first N validation samples")
+    p.add_argument("--limit-test", type=positive_int, default=None,
+                   help="test on only the first N test samples (reported as test_samples)")
     p.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads (results depend on it)")
     p.add_argument("--out", default=None, help="directory for checkpoint, metrics.json/csv, curves.png, result.json")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out, bit-identically")
@@ -65,41 +68,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-class RichProgress:
-    """Progress bar on stderr (stdout stays clean for --json)."""
+def _bar():
+    """A progress bar on stderr (stdout stays clean for --json), driven by the API's progress events."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    def __init__(self) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
-                                 console=Console(stderr=True), transient=False)
-        self.task: Any = None
-        self.last = ""
-
-    def __enter__(self) -> RichProgress:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
-
-    def epoch_start(self, epoch: int, epochs: int, batches: int) -> None:
-        self.task = self.progress.add_task(f"epoch {epoch + 1}/{epochs}", total=batches, info=self.last)
-
-    def batch_done(self) -> None:
-        self.progress.advance(self.task)
-
-    def epoch_end(self, row: dict[str, Any]) -> None:
-        self.last = f"loss {row['train_loss']:.3f}  val acc {100 * row['val_accuracy']:.1f}%"
-        self.progress.update(self.task, info=self.last)
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    console=Console(stderr=True), transient=False)
 
 
 def run(args: argparse.Namespace) -> Result:
+    from spikepipe.api.ops import train_network
+    from spikepipe.cli.common import CliError
     from spikepipe.io import check_writable
-    from spikepipe.train.runner import TrainConfig
-    from spikepipe.train.runner import run as train
 
     if args.out:
         check_writable(f"{args.out}/result.json")
@@ -107,36 +88,27 @@ def run(args: argparse.Namespace) -> Result:
         check_writable(args.activity_out)
     if args.dataset not in ("digits", "fashion-mnist") and not args.dataset.endswith(".npz") \
             and not Path(args.dataset).is_dir():
-        from spikepipe.cli.common import CliError
-
         raise CliError(f"argument --dataset: invalid choice: {args.dataset!r} (choose digits, fashion-mnist, a "
                        f"FILE.npz or a directory of IDX files)")
-    cfg = TrainConfig(
-        network=args.network, dataset=args.dataset, schedule=args.schedule, processors=args.processors,
-        period_slack=args.period_slack or 0.0,
-        hardware=args.hardware, epochs=args.epochs, batch=args.batch or 32, timesteps=args.timesteps,
-        optimizer=args.optimizer, lr=args.lr, lr_schedule=args.lr_schedule, weight_decay=args.weight_decay,
-        seed=args.seed, encoder=args.encoder, stash=args.stash, compensation=args.compensation, mode=args.mode,
-        backend=args.backend,
-        data_dir=args.data_dir, limit_train=args.limit_train, threads=args.threads, out=args.out,
-        resume=args.resume, method=args.method, checkpoint_every=args.checkpoint_every, skip=args.skip,
-        window=args.window, blocks=args.blocks, hard_fraction=args.hard_fraction,
-        skipper_gradient=args.skipper_gradient,
-        activity_out=args.activity_out)
     if args.period_slack and args.schedule != "spikepipe":
-        from spikepipe.cli.common import CliError
-
         raise CliError(f"--period-slack applies to --schedule spikepipe only, not {args.schedule!r}")
     if args.array or args.dataflow:
-        from spikepipe.cli.common import CliError
-
         raise CliError("train takes --hardware for the schedule's cluster; --array/--dataflow are not supported here")
-    given = _schedule_from_file(args, cfg)
+    given = _schedule_from_file(args)
+    kwargs = {k: getattr(args, k) for k in (
+        "dataset", "processors", "hardware", "epochs", "batch", "timesteps", "lr", "optimizer", "lr_schedule",
+        "weight_decay", "seed", "encoder", "stash", "compensation", "mode", "period_slack", "method",
+        "checkpoint_every", "skip", "window", "blocks", "hard_fraction", "skipper_gradient", "backend", "data_dir",
+        "limit_train", "limit_val", "limit_test", "exit_confidence", "threads", "out", "resume", "activity_out")}
+    schedule = given if given is not None else args.schedule
     if args.no_progress:
-        data = train(cfg, schedule=given)
+        res = train_network(args.network, schedule=schedule, **kwargs)
     else:
-        with RichProgress() as prog:
-            data = train(cfg, progress=prog, schedule=given)
+        with _bar() as bar:
+            task = bar.add_task("train", total=None)
+            res = train_network(args.network, schedule=schedule, **kwargs, progress=lambda ev: bar.update(
+                task, completed=ev.completed, total=ev.total, description=ev.description))
+    data = res.to_dict()
 
     def render() -> None:
         print(f"{data['network']} on {data['dataset']}, schedule {data['schedule']} "
@@ -148,7 +120,7 @@ def run(args: argparse.Namespace) -> Result:
     return Result(data, render)
 
 
-def _schedule_from_file(args: argparse.Namespace, cfg):
+def _schedule_from_file(args: argparse.Namespace):
     """The --schedule-file schedule for the network as train builds it, validated; None without the option."""
     if not getattr(args, "schedule_file", None):
         return None
@@ -160,5 +132,5 @@ def _schedule_from_file(args: argparse.Namespace, cfg):
     from hwmodels.config import load_cluster
     from spikepipe.workload import load_workload
 
-    graph = load_workload(cfg.network, batch=cfg.batch, timesteps=cfg.timesteps)
-    return load_schedule_file(args.schedule_file, graph, load_cluster(cfg.hardware, processors=cfg.processors), args)
+    graph = load_workload(args.network, batch=args.batch or 32, timesteps=args.timesteps)
+    return load_schedule_file(args.schedule_file, graph, load_cluster(args.hardware, processors=args.processors), args)

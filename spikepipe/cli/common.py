@@ -14,6 +14,11 @@ class CliError(Exception):
     """Bad command-line input."""
 
 
+class CommandImportError(ImportError):
+    """A command's module cannot be imported: a broken installation or a bug, reported as an error that names the
+    command (with -v, the import's traceback), never as a command that is not there."""
+
+
 @dataclass
 class Result:
     data: dict[str, Any]
@@ -28,14 +33,19 @@ class Result:
             print(json.dumps(self.data, indent=2, default=str))
 
 
-def error_line(exc: BaseException) -> str:
-    """One line, starting with `error:`; messages of our typed errors are already user-facing."""
-    msg = str(exc).strip() or type(exc).__name__
-    first = msg.splitlines()[0]
+def is_user_error(exc: BaseException) -> bool:
+    """True for bad input (our typed errors, whose messages are written for the user); False for a bug."""
     from spikepipe.ir import SpikePipeError
 
-    known = (CliError, HardwareConfigError, SpikePipeError, FileNotFoundError, PermissionError)
-    if not isinstance(exc, known):
+    return isinstance(exc, (CliError, HardwareConfigError, SpikePipeError, FileNotFoundError, PermissionError))
+
+
+def error_line(exc: BaseException) -> str:
+    """One line, starting with `error:`; messages of our typed errors are already user-facing, others are
+    prefixed with their type."""
+    msg = str(exc).strip() or type(exc).__name__
+    first = msg.splitlines()[0]
+    if not isinstance(exc, CommandImportError) and not is_user_error(exc):
         first = f"{type(exc).__name__}: {first}"
     return f"error: {first}"
 

@@ -118,6 +118,47 @@ def measure_tasks(net: nn.Module, x: torch.Tensor, y: torch.Tensor, optim: Optim
     return TaskCosts(int(y.shape[0]), tuple(fwd), tuple(bwd), tuple(upd), tuple(nbytes))
 
 
+def _timed_tasks(rank: int, job: bytes, out: Any) -> None:
+    from spikepipe.distributed.worker import dumps, loads
+
+    net, x, y, optim, repeats = loads(job)
+    torch.set_num_threads(1)
+    out.put((rank, dumps(measure_tasks(net, x, y, optim, repeats=repeats))))
+
+
+def measure_tasks_concurrent(net: nn.Module, x: torch.Tensor, y: torch.Tensor, optim: OptimConfig, *,
+                             processes: int, repeats: int = 7) -> TaskCosts:
+    """measure_tasks in `processes` spawned processes at once, as P ranks share the machine's cores and memory;
+    each task's time is the median over the processes. On a machine with a free core per rank this equals the
+    one-process calibration; on a shared or smaller one it measures what the ranks will really get."""
+    from spikepipe.distributed.launch import DistributedError
+    from spikepipe.distributed.worker import dumps, loads
+
+    ctx = torch.multiprocessing.get_context("spawn")
+    q = ctx.Queue()
+    job = dumps((net, x, y, optim, repeats))
+    procs = [ctx.Process(target=_timed_tasks, args=(r, job, q), daemon=True) for r in range(processes)]
+    for p in procs:
+        p.start()
+    got = []
+    try:
+        for _ in range(processes):
+            got.append(loads(q.get(timeout=600)[1]))
+    except Exception as exc:  # noqa: BLE001 - a lost calibration process: say so, no traceback
+        raise DistributedError(f"a concurrent calibration process did not report ({type(exc).__name__})") from None
+    finally:
+        for p in procs:
+            p.join(10)
+            if p.is_alive():
+                p.kill()
+                p.join(5)
+
+    def med(field: str) -> tuple[float, ...]:
+        return tuple(statistics.median(vals) for vals in zip(*(getattr(c, field) for c in got), strict=True))
+
+    return replace(got[0], forward_s=med("forward_s"), backward_s=med("backward_s"), update_s=med("update_s"))
+
+
 def _pingpong(rank: int, port: int, sizes: tuple[int, ...], repeats: int, out: Any) -> None:
     import os
 

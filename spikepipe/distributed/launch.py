@@ -39,11 +39,16 @@ log = logging.getLogger(__name__)
 BACKENDS = ("emulate", "gloo", "nccl")
 TIMEOUT_ENV = "SPIKEPIPE_DIST_TIMEOUT"  # seconds without progress before a rank counts as hung
 FAULT_ENV = "SPIKEPIPE_DIST_FAULT"  # test hook "RANK:SLOT:N:exit|hang[:EPOCH]": that rank exits/hangs there
+STARTS = 3  # attempts to bring the ranks up when they fail before the first slot (nothing computed yet)
 _COMM_ERRORS = ("DistBackendError", "DistNetworkError", "DistError", "DistStoreError", "RuntimeError")
 
 
 class DistributedError(SpikePipeError):
     """A distributed run failed (a rank died, hung or raised) or cannot start."""
+
+
+class RendezvousError(DistributedError):
+    """The ranks failed before any of them ran a slot (connecting on a loaded machine): safe to start again."""
 
 
 def free_port() -> int:
@@ -163,18 +168,28 @@ class DistributedPipeline(TrainerBase):
         job = worker.Job(
             backend=self.backend, port=free_port(), epoch=self.step // max(1, num_batches), net=self.net,
             optim=self.cfg, total_steps=self.total_steps, base_step=self.step, weights=self.weights,
-            opt_states=[o.state_dict() for o in self.opts], plan=plan, xs=xs, ys=ys,
+            opt_states=[o.state_dict() for o in self.opts], plan=plan, xs=None, ys=None, batch=int(ys.shape[1]),
             shapes=self._shapes(plan, xs[0], slices), chunk_slices=slices, stash=self.stash,
             compensation=self.compensation, delays=self.delays, anneal_steps=self.anneal_steps, threads=self.threads,
             timeout_s=self.timeout_s + 60.0, fault=os.environ.get(FAULT_ENV) or None)
-        launch = Launch(plan, job, self.timeout_s, progress)
-        self.last_port = job.port
-        try:
-            results = launch.run()
-        finally:
-            self.last_pids = launch.pids
+        xs, ys = xs.share_memory_(), ys.share_memory_()
+        for attempt in range(1, STARTS + 1):
+            launch = Launch(plan, job, self.timeout_s, progress, xs, ys)
+            self.last_port = job.port
+            try:
+                results = launch.run()
+                break
+            except RendezvousError as exc:
+                if attempt == STARTS:
+                    raise
+                log.warning("distributed start %d of %d failed (%s); starting again on a new port", attempt,
+                            STARTS, exc)
+                job.port = free_port()
+            finally:
+                self.last_pids = launch.pids
         stats = self._merge(plan, results, num_batches)
         self.step += num_batches
+        self.check_delays()  # every epoch fills and drains the same way, so one epoch's count is the run's
         return stats
 
     def _merge(self, plan: Plan, results: dict[int, dict], num_batches: int) -> EpochStats:
@@ -241,8 +256,10 @@ class DistributedPipeline(TrainerBase):
 class Launch:
     """Start the ranks of one epoch, watch them, and always clean up (see the module docstring)."""
 
-    def __init__(self, plan: Plan, job: worker.Job, timeout_s: float, progress: Callable[[], None] | None) -> None:
+    def __init__(self, plan: Plan, job: worker.Job, timeout_s: float, progress: Callable[[], None] | None,
+                 xs: torch.Tensor, ys: torch.Tensor) -> None:
         self.plan, self.job, self.timeout_s, self.progress = plan, job, timeout_s, progress
+        self.xs, self.ys = xs, ys  # in shared memory: each rank maps them, nobody copies an epoch of inputs
         self.pids: list[int] = []
 
     def run(self) -> dict[int, dict]:
@@ -253,7 +270,10 @@ class Launch:
             status[r * worker.STATUS_FIELDS + 2] = 0
         q = ctx.Queue()
         job = worker.dumps(self.job)
-        procs = [ctx.Process(target=worker.main, args=(r, job, status, q), daemon=True) for r in range(P)]
+        x_ranks, y_ranks = worker.input_ranks(self.plan, self.job.net)
+        procs = [ctx.Process(target=worker.main, daemon=True,
+                             args=(r, job, self.xs if r in x_ranks else None, self.ys if r in y_ranks else None,
+                                   status, q)) for r in range(P)]
         try:
             for p in procs:
                 p.start()
@@ -333,13 +353,20 @@ class Launch:
         return f"in {self.plan.where(event)}"
 
     def _error(self, procs: list, status: Any, errors: dict, hung: int | None) -> Exception:
+        exc = self._cause(procs, status, errors, hung)
+        f = worker.STATUS_FIELDS
+        if all(status[r * f] == -2 for r in range(self.plan.processors)) and isinstance(exc, DistributedError):
+            return RendezvousError(str(exc))
+        return exc
+
+    def _cause(self, procs: list, status: Any, errors: dict, hung: int | None) -> Exception:
         epoch = f"epoch {self.job.epoch + 1}"
         P = self.plan.processors
         tail = f"all {P} workers stopped"
-        for rank, (event, typ, text, _tb) in sorted(errors.items()):
+        for rank, (_event, typ, text, _tb) in sorted(errors.items()):
             if typ == "NonFiniteLossError":
                 return NonFiniteLossError(f"{text} (rank {rank})")
-        for rank, (event, typ, text, _tb) in sorted(errors.items()):
+        for rank, (_event, typ, text, _tb) in sorted(errors.items()):
             if typ not in _COMM_ERRORS:
                 return DistributedError(f"rank {rank} failed {self._where(status, rank)} ({epoch}): {typ}: "
                                         f"{text}; {tail}")

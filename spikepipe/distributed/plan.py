@@ -239,46 +239,46 @@ def _wire(plan: Plan, sources: Sequence[int], residuals: Sequence[int | None], s
         last_use[(events[i].rank, layer, version)] = i
 
     for i, e in enumerate(events):
-        l, n, c = e.layer, e.n, e.chunk
+        lay, n, c = e.layer, e.n, e.chunk
         last_event_of[(e.rank, n)] = i
         if e.kind == "F":
-            for src in (sources[l], residuals[l]):
+            for src in (sources[lay], residuals[lay]):
                 if src is not None and src >= 0:
                     need(i, ("act", src, n, c), f"F{src} produced its input")
-            read(i, l, updates[l])
-            f_reads[(l, n, c)] = updates[l]
-            producer[("act", l, n, c)] = (i, {e.rank})
+            read(i, lay, updates[lay])
+            f_reads[(lay, n, c)] = updates[lay]
+            producer[("act", lay, n, c)] = (i, {e.rank})
             if c == 0:
-                producer[("meta", l, n)] = (i, {e.rank})
+                producer[("meta", lay, n)] = (i, {e.rank})
         elif e.kind == "B":
-            last = l == L - 1
-            for k, role in consumers[l]:
-                need(i, ("grad", k, role, n, c), f"B{k} returned the gradient of layer {l}'s output")
-            local = f_rank.get((l, n, c)) == e.rank
+            last = lay == L - 1
+            for k, role in consumers[lay]:
+                need(i, ("grad", k, role, n, c), f"B{k} returned the gradient of layer {lay}'s output")
+            local = f_rank.get((lay, n, c)) == e.rank
             plan.recompute[i] = not (local and stash)
             if plan.recompute[i]:
-                for src in (sources[l], residuals[l]):
+                for src in (sources[lay], residuals[lay]):
                     if src is not None and src >= 0:
-                        need(i, ("act", src, n, c), f"F{src} produced the input of layer {l}")
+                        need(i, ("act", src, n, c), f"F{src} produced the input of layer {lay}")
                 if last and not stash:
-                    need(i, ("act", l, n, c), f"F{l}")
+                    need(i, ("act", lay, n, c), f"F{lay}")
                 if stash:  # the version F_l(n) read: the stashed weights
-                    read(i, l, f_reads[(l, n, c)])
+                    read(i, lay, f_reads[(lay, n, c)])
                 else:
-                    read(i, l, updates[l])
-            if ("act", l, n, c) not in producer:
-                raise PlanError(f"schedule runs B{l} (slot {e.slot}) of minibatch {n} before F{l}")
-            for role, src in enumerate((sources[l], residuals[l])):
+                    read(i, lay, updates[lay])
+            if ("act", lay, n, c) not in producer:
+                raise PlanError(f"schedule runs B{lay} (slot {e.slot}) of minibatch {n} before F{lay}")
+            for role, src in enumerate((sources[lay], residuals[lay])):
                 if src is not None and src >= 0:
-                    producer[("grad", l, role, n, c)] = (i, {e.rank})
-            producer[("wgrad", l, n, c)] = (i, {e.rank})
+                    producer[("grad", lay, role, n, c)] = (i, {e.rank})
+            producer[("wgrad", lay, n, c)] = (i, {e.rank})
         elif e.kind == "W":
-            need(i, ("wgrad", l, n, c), f"B{l}")
+            need(i, ("wgrad", lay, n, c), f"B{lay}")
         else:  # U: one per rank holding W slots of the layer
-            if e.rank == plan.owner[l]:
-                need(i, ("meta", l, n), f"F{l}")
-                updates[l] += 1
-                producer[("ver", l, updates[l])] = (i, set(plan.w_ranks[l]))
+            if e.rank == plan.owner[lay]:
+                need(i, ("meta", lay, n), f"F{lay}")
+                updates[lay] += 1
+                producer[("ver", lay, updates[lay])] = (i, set(plan.w_ranks[lay]))
     _lifetimes(plan, last_use, last_event_of)
 
 

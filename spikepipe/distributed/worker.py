@@ -48,8 +48,9 @@ class Job:
     weights: list[dict[str, torch.Tensor]]  # the epoch's start weights (the pipeline is drained between epochs)
     opt_states: list[dict]
     plan: Plan
-    xs: torch.Tensor  # [N, T, B, ...] the epoch's encoded inputs
-    ys: torch.Tensor  # [N, B]
+    xs: torch.Tensor | None  # [N, T, B, ...] the epoch's encoded inputs (only on ranks that read them)
+    ys: torch.Tensor | None  # [N, B] labels (only on ranks that compute the loss)
+    batch: int
     shapes: dict[tuple[int, int], tuple[int, ...]]  # (layer, chunk) -> output shape
     chunk_slices: tuple[tuple[int, int], ...]
     stash: bool
@@ -121,9 +122,9 @@ class Rank:
             k, role = key[1], key[2]
             src = self.net.sources[k] if role == 0 else self.net.residuals[k]
             return torch.empty(self.job.shapes[(src, key[4])])
-        if kind in ("wgrad", "ver"):
-            return torch.empty(sum(w.numel() for w in self.like[key[1]]) + (len(self.like[key[1]]) if kind ==
-                                                                            "wgrad" else 1))
+        if kind in ("wgrad", "ver"):  # flat weights plus a presence mask (wgrad) or the version number (ver)
+            like = self.like[key[1]]
+            return torch.empty(sum(w.numel() for w in like) + (len(like) if kind == "wgrad" else 1))
         return torch.empty(1)  # meta
 
     def _payload(self, key: tuple) -> torch.Tensor:
@@ -194,54 +195,54 @@ class Rank:
 
     def _forward(self, event: int) -> None:
         e = self.plan.events[event]
-        l, n, c = e.layer, e.n, e.chunk
-        block = self.net.blocks[l]
-        xin = self._input(self.net.sources[l], n, c)
-        rin = self._input(self.net.residuals[l], n, c)
+        lay, n, c = e.layer, e.n, e.chunk
+        block = self.net.blocks[lay]
+        xin = self._input(self.net.sources[lay], n, c)
+        rin = self._input(self.net.residuals[lay], n, c)
         v = self.plan.reads[event]
-        w = self.store[l][v]
-        local_b = not self.plan.recompute.get(self._b_event(l, n, c), True)
+        w = self.store[lay][v]
+        local_b = not self.plan.recompute.get(self._b_event(lay, n, c), True)
         if self.job.stash and local_b:
             wl = {k: t.detach().requires_grad_() for k, t in w.items()}
             out = netfn.call_block(block, wl, xin, rin)
-            self.graphs[(l, n, c)] = (out, xin, rin, wl)
+            self.graphs[(lay, n, c)] = (out, xin, rin, wl)
         else:
             with torch.no_grad():
                 out = netfn.call_block(block, w, xin, rin)
-        self.acts[("act", l, n, c)] = out
+        self.acts[("act", lay, n, c)] = out
         if c == 0:
-            self.meta[("meta", l, n)] = v
+            self.meta[("meta", lay, n)] = v
 
     def _b_event(self, layer: int, n: int, c: int) -> int:
         return self.b_index[(layer, n, c)]
 
     def _backward(self, event: int) -> None:
         e = self.plan.events[event]
-        l, n, c = e.layer, e.n, e.chunk
-        block = self.net.blocks[l]
-        last = l == self.plan.num_layers - 1
+        lay, n, c = e.layer, e.n, e.chunk
+        block = self.net.blocks[lay]
+        last = lay == self.plan.num_layers - 1
         if self.plan.recompute[event]:
-            xin = self._input(self.net.sources[l], n, c)
-            rin = self._input(self.net.residuals[l], n, c)
-            wl = {k: t.detach().requires_grad_() for k, t in self.store[l][self.plan.reads[event]].items()}
+            xin = self._input(self.net.sources[lay], n, c)
+            rin = self._input(self.net.residuals[lay], n, c)
+            wl = {k: t.detach().requires_grad_() for k, t in self.store[lay][self.plan.reads[event]].items()}
             out = netfn.call_block(block, wl, xin, rin)
         else:
-            out, xin, rin, wl = self.graphs.pop((l, n, c))
+            out, xin, rin, wl = self.graphs.pop((lay, n, c))
         if last:
-            o = out if self.job.stash else self.acts[("act", l, n, c)].detach().requires_grad_()
+            o = out if self.job.stash else self.acts[("act", lay, n, c)].detach().requires_grad_()
             lo, hi = self.job.chunk_slices[c]
             y = self.job.ys[n][lo:hi]
             logits = o.mean(0)
             loss = F.cross_entropy(logits, y)
             if self.plan.chunks > 1:  # a shard's share of the minibatch mean
-                loss = loss * ((hi - lo) / self.job.ys.shape[1])
+                loss = loss * ((hi - lo) / self.job.batch)
             check = EpochStats()
             check.add(loss.detach(), logits.detach(), y, self.job.base_step + n)  # raises on a diverged loss
             self.stats.append((n, c, float(loss.detach()), check.correct, check.samples))
             gout = torch.autograd.grad(loss, o, retain_graph=self.job.stash)[0]
         else:
             gout = None
-            for k, role in self.consumers[l]:
+            for k, role in self.consumers[lay]:
                 g = self.grads.pop(("grad", k, role, n, c))
                 gout = g if gout is None else gout + g
         names = list(wl)
@@ -249,11 +250,11 @@ class Rank:
         xs = [t for t in (xin, rin) if t is not None and t.requires_grad]
         grads = torch.autograd.grad(out, xs + inputs, grad_outputs=gout, allow_unused=True)
         gx = dict(zip([id(t) for t in xs], grads[:len(xs)], strict=True))
-        for role, (src, t) in enumerate(((self.net.sources[l], xin), (self.net.residuals[l], rin))):
+        for role, (src, t) in enumerate(((self.net.sources[lay], xin), (self.net.residuals[lay], rin))):
             if src is not None and src >= 0:
-                self.grads[("grad", l, role, n, c)] = gx[id(t)]
+                self.grads[("grad", lay, role, n, c)] = gx[id(t)]
         wg = dict(zip(names, grads[len(xs):], strict=True))
-        self.wgrads[("wgrad", l, n, c)] = [wg[k] for k in self.names[l]]
+        self.wgrads[("wgrad", lay, n, c)] = [wg[k] for k in self.names[lay]]
 
     def _accumulate(self, event: int) -> None:
         e = self.plan.events[event]
@@ -265,25 +266,25 @@ class Rank:
 
     def _update(self, event: int) -> None:
         e = self.plan.events[event]
-        l, n = e.layer, e.n
-        grads = self.acc.pop((l, n))
-        ranks = self.plan.w_ranks[l]
+        lay, n = e.layer, e.n
+        grads = self.acc.pop((lay, n))
+        ranks = self.plan.w_ranks[lay]
         if len(ranks) > 1:  # the ranks sharing the layer's W slots sum their partial gradients
-            buf = flat(grads, self.like[l])
+            buf = flat(grads, self.like[lay])
             dist.all_reduce(buf, group=self.groups[ranks])
-            grads = unflat(buf, self.like[l])
+            grads = unflat(buf, self.like[lay])
         step = self.job.base_step + n
         lr = lr_at(self.job.optim, step, self.job.total_steps)
         if self.job.compensation == "pipemare":
-            lr *= pipemare_scale(self.job.delays[l], step, self.job.anneal_steps)
-        new = self.opts[l].step(self.current[l], dict(zip(self.names[l], grads, strict=True)), lr)
-        if self.rank == self.plan.owner[l]:
-            d = self.version[l] - self.meta.pop(("meta", l, n))
-            obs = self.observed.setdefault(l, {})
+            lr *= pipemare_scale(self.job.delays[lay], step, self.job.anneal_steps)
+        new = self.opts[lay].step(self.current[lay], dict(zip(self.names[lay], grads, strict=True)), lr)
+        if self.rank == self.plan.owner[lay]:
+            d = self.version[lay] - self.meta.pop(("meta", lay, n))
+            obs = self.observed.setdefault(lay, {})
             obs[d] = obs.get(d, 0) + 1
-        self.version[l] += 1
-        self.current[l] = new
-        self.store[l][self.version[l]] = new
+        self.version[lay] += 1
+        self.current[lay] = new
+        self.store[lay][self.version[lay]] = new
 
     # -- the loop
     def _fault(self, event: int) -> None:
@@ -366,9 +367,22 @@ def loads(data: bytes) -> Any:
     return torch.load(io.BytesIO(data), weights_only=False)
 
 
-def main(rank: int, job_bytes: bytes, status: Any, queue: Any) -> None:
+def input_ranks(plan: Plan, net: nn.Module) -> tuple[set[int], set[int]]:
+    """Ranks that read the network input (F or recomputing B of a block fed by it) and ranks that compute the
+    loss (B of the last block)."""
+    fed = {i for i in range(plan.num_layers) if -1 in (net.sources[i], net.residuals[i])}
+    xr = {e.rank for e in plan.events if e.layer in fed and e.kind in ("F", "B")}
+    yr = {e.rank for e in plan.events if e.layer == plan.num_layers - 1 and e.kind == "B"}
+    return xr, yr
+
+
+def main(rank: int, job_bytes: bytes, xs: torch.Tensor | None, ys: torch.Tensor | None, status: Any,
+         queue: Any) -> None:
     """Entry point of a spawned rank: rendezvous on loopback, run the epoch, report, leave."""
     job: Job = loads(job_bytes)
+    job.xs, job.ys = xs, ys
+    if job.fault and job.fault.split(":")[:2] == [str(rank), "start"]:  # test hook: die while starting up
+        os._exit(17)
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     torch.set_num_threads(job.threads)
     torch.use_deterministic_algorithms(True, warn_only=True)

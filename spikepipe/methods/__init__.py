@@ -34,7 +34,7 @@ def __getattr__(name: str) -> Any:
 def make_trainer(method: str | MethodOptions, net: Any, example: Any, optim: Any, *,
                  total_steps: int, epochs: int, seed: int = 0, **params: Any) -> Any:
     """The trainer for `spikepipe train --method NAME`. `params` are MethodOptions fields (checkpoint_every,
-    skip, window, blocks, hard_fraction, skipper_gradient); their defaults are MethodOptions' and nowhere else."""
+    skip, window, blocks, hard_fraction, skipper_gradient, exit_confidence); their defaults are MethodOptions' and nowhere else."""
     from spikepipe.methods.bloctrain import BlocTrain
     from spikepipe.methods.checkpoint import CheckpointedBPTT, Skipper
     from spikepipe.methods.ttl import TTL
@@ -54,7 +54,7 @@ def make_trainer(method: str | MethodOptions, net: Any, example: Any, optim: Any
                    seed=seed)
     if opts.name == "bloctrain":
         return BlocTrain(net, optim, total_steps=total_steps, example=example, epochs=epochs, blocks=opts.blocks,
-                         hard_fraction=opts.hard_fraction, seed=seed)
+                         hard_fraction=opts.hard_fraction, exit_confidence=opts.exit_confidence, seed=seed)
     raise MethodError(f"method {opts.name!r} has no trainer; valid: {', '.join(TRAINER_METHODS)}")
 
 

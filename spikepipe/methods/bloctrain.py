@@ -1,16 +1,18 @@
 """BlocTrain (Srinivasan & Roy, 2021): blocks of layers trained one after another with local classifiers, the
 deeper blocks only on the classes the earlier ones find hard, a hard-class detector per block, early exit.
 
-Phases (the run's epochs are split evenly among the blocks):
+Phases (the run's epochs are split evenly among the blocks), in sequence:
   phase g   block g and its local classifier train with BPTT on the samples whose label is in the class set C_g
-            (C_0 = all classes); blocks before g run without a graph (frozen), so only block g's graph is held.
-            The hard-class detector of block g-1 (a binary linear head on block g-1's output, "is this sample of
-            a hard class?") trains on every sample of the same minibatches.
-  end of g  per-class accuracy of block g's classifier over the phase's last epoch; the ceil(hard_fraction*|C_g|)
-            worst classes become H_g = C_{g+1}.
-Inference: after block g < last, the detector decides; a sample judged easy exits with block g's classifier
-restricted to C_g minus H_g, the others continue. The last block (the network's own output) answers over C_last.
-`exit_counts` records where test samples left, for the compute-per-inference figure.
+            (C_0 = all classes); blocks before g are frozen and run forward only (no graph), so only block g's
+            graph is held. The hard-class detector of block g-1 (a binary linear head on block g-1's output, "is
+            this sample of a hard class?") trains on every sample of the same minibatches.
+  end of g  class-wise accuracy of block g's classifier on held-out data (`set_holdout`; the runner gives the
+            validation split); the ceil(hard_fraction*|C_g|) worst classes become H_g = C_{g+1}. Without held-out
+            data the phase's last-epoch training accuracy is used instead (`hard_class_source` says which).
+Inference (early exit): after block g < last, a sample leaves when the detector calls it easy AND the classifier's
+softmax confidence over the easy classes C_g minus H_g reaches `exit_confidence`; the others continue. The last
+block (the network's own output) answers over C_last. `exit_counts` records where samples left;
+`inference_macs_per_sample` turns them into synaptic MACs per sample against the end-to-end network.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ class BlocTrain(TrainerBase):
 
     def __init__(self, net: nn.Module, optim: OptimConfig, *, total_steps: int, example: torch.Tensor, epochs: int,
                  blocks: int | Sequence[int] = 2, hard_fraction: float = 0.5, seed: int = 0,
-                 weights: list | None = None) -> None:
+                 weights: list | None = None, exit_confidence: float = 0.5) -> None:
         check_steppable(net)
         super().__init__(net, optim, total_steps=total_steps, weights=weights)
         self.ranges = partition(self.num_layers, blocks)
@@ -46,7 +48,12 @@ class BlocTrain(TrainerBase):
                               f"epoch each; got --epochs {epochs}")
         if not 0.0 < hard_fraction < 1.0:
             raise MethodError(f"hard_fraction must be in (0, 1), got {hard_fraction}")
+        if not 0.0 <= exit_confidence <= 1.0:
+            raise MethodError(f"exit_confidence must be in [0, 1], got {exit_confidence}")
         self.hard_fraction = hard_fraction
+        self.exit_confidence = exit_confidence
+        self.holdout: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.hard_class_source = "train"
         self.epochs = epochs
         self.epoch = 0
         shapes = block_output_shapes(net, self.weights, example)
@@ -137,11 +144,62 @@ class BlocTrain(TrainerBase):
         self.epoch += 1
         if self.phase != phase:  # the phase ended: its worst classes become the next block's class set
             cur = self.class_sets[phase]
+            if self.holdout is not None:
+                hits = self._holdout_hits(phase)
+                self.hard_class_source = "holdout"
             acc = {c: hits[c][0] / hits[c][1] if hits[c][1] else 0.0 for c in cur}
             k = max(1, math.ceil(self.hard_fraction * len(cur)))
             hard = sorted(sorted(cur, key=lambda c: (acc[c], c))[:k])
             self.class_sets.append(hard)
         return stats
+
+    def set_holdout(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """Held-out samples (encoded, [T, N, ...]) whose class-wise accuracy picks the hard classes."""
+        self.holdout = (x, y)
+
+    @torch.no_grad()
+    def _holdout_hits(self, g: int) -> list[list[int]]:
+        """Per class: (correct, seen) of block g's classifier over C_g on the held-out samples of C_g."""
+        x, y = self.holdout  # type: ignore[misc]
+        hits = [[0, 0] for _ in range(self.classes)]
+        a, b = self.ranges[g]
+        for i in range(0, len(y), 256):
+            xs, ys = x[:, i:i + 256], y[i:i + 256]
+            keep = torch.isin(ys, torch.tensor(self.class_sets[g]))
+            if not bool(keep.any()):
+                continue
+            xs, ys = xs[:, keep], ys[keep]
+            given = self._frozen_features(xs, g)
+            outs, _ = run_chunk(self.net, self.weights, xs, None, layers=range(a, b), inputs=given)
+            raw = outs[-1].mean(0) if b == self.num_layers else head_logits(self.heads.params[b - 1], outs[b - 1])
+            pred = (raw + self._mask(self.class_sets[g])).argmax(1)
+            for c, p in zip(ys.tolist(), pred.tolist(), strict=True):
+                hits[c][0] += int(c == p)
+                hits[c][1] += 1
+        return hits
+
+    def classifier_overhead(self) -> float:
+        """(network + local classifiers + detectors) parameters / network parameters (the paper's 1.45x)."""
+        net = sum(w.numel() for ws in self.weights for w in ws.values())
+        extra = sum(v.numel() for h in (self.heads, self.detectors) for p in h.params.values() for v in p.values())
+        return (net + extra) / net
+
+    def inference_macs_per_sample(self, layer_macs: Sequence[int]) -> tuple[float, int]:
+        """(mean MACs per sample with early exit, MACs of the end-to-end network), from `exit_counts` and the
+        forward MACs of every layer for one sample over all T (e.g. a task graph's F GEMMs / B). A sample that
+        left at block g paid the layers of blocks 0..g and the classifiers and detectors it passed."""
+        full = int(sum(layer_macs))
+        seen = sum(self.exit_counts)
+        if not seen:
+            return float(full), full
+        cost, total = 0, 0.0
+        for g, (a, b) in enumerate(self.ranges):
+            cost += sum(layer_macs[a:b])
+            if b < self.num_layers:
+                e = b - 1
+                cost += sum(p["weight"].numel() for p in (self.heads.params[e], self.detectors.params[e]))
+            total += cost * self.exit_counts[g]
+        return total / seen, full
 
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -166,10 +224,13 @@ class BlocTrain(TrainerBase):
                 out[idx] = raw + self._mask(self.class_sets[g])
                 self.exit_counts[g] += len(idx)
                 break
-            hard = head_logits(self.detectors.params[b - 1], outs[b - 1]).squeeze(1) > 0
             easy = sorted(set(self.class_sets[g]) - set(self.class_sets[g + 1]))
-            leave = idx[~hard]
-            out[leave] = raw[~hard] + self._mask(easy)
+            easy_logits = raw + self._mask(easy)
+            confident = F.softmax(easy_logits, 1).max(1).values >= self.exit_confidence
+            hard = head_logits(self.detectors.params[b - 1], outs[b - 1]).squeeze(1) > 0
+            go = ~hard & confident  # the detector says easy and the classifier is sure enough
+            leave = idx[go]
+            out[leave] = easy_logits[go]
             self.exit_counts[g] += len(leave)
             alive[leave] = False
             given = {i: o for i, o in enumerate(outs) if o is not None}

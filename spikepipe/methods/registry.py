@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields, replace
 
 from spikepipe.ir import SpikePipeError
 
+
 class MethodError(SpikePipeError):
     """A training method cannot run on this network or with these options."""
 
@@ -32,7 +33,10 @@ class MethodOptions:
     window: int = 2  # ttl: truncation window in timesteps
     blocks: int | tuple[int, ...] = 2  # ttl/local/bloctrain: block count, or the first layer of every later block
     hard_fraction: float = 0.5  # bloctrain: share of a block's classes handed to the next block
-    skipper_gradient: str = "drop"  # skipper: what happens to the gradient arriving across skipped steps
+    # skipper: the gradient arriving across skipped steps is carried to the last kept step (default: it recovered
+    # the 6-point loss of dropping it on vgg11-28, experiments/README.md section 7) or dropped
+    skipper_gradient: str = "carry"
+    exit_confidence: float = 0.5  # bloctrain: softmax confidence an easy sample needs to leave early
 
     def __post_init__(self) -> None:
         if self.name not in TRANSFORM_METHODS:
@@ -45,6 +49,8 @@ class MethodOptions:
             raise MethodError(f"TTL window must be at least 1 timestep, got {self.window}")
         if not 0.0 < self.hard_fraction <= 1.0:
             raise MethodError(f"hard_fraction must be in (0, 1], got {self.hard_fraction}")
+        if not 0.0 <= self.exit_confidence <= 1.0:
+            raise MethodError(f"exit_confidence must be in [0, 1], got {self.exit_confidence}")
         if self.skipper_gradient not in SKIPPER_GRADIENTS:
             raise MethodError(f"skipper_gradient must be one of {', '.join(SKIPPER_GRADIENTS)}, "
                               f"got {self.skipper_gradient!r}")
@@ -92,6 +98,7 @@ class MethodOptions:
             out["blocks"] = list(self.blocks) if isinstance(self.blocks, tuple) else self.blocks
         if self.name == "bloctrain":
             out["hard_fraction"] = self.hard_fraction
+            out["exit_confidence"] = self.exit_confidence
         return out
 
 

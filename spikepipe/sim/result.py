@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from spikepipe.ir import SpikePipeError
 
@@ -88,27 +87,3 @@ class SimResult:
     link_bytes_per_processor: tuple[int, ...] = ()
     slot_records: tuple[SlotRecord, ...] = field(default=(), repr=False)
     transfer_records: tuple[TransferRecord, ...] = field(default=(), repr=False)
-
-    @property
-    def on_time(self) -> bool:
-        return self.late_slots == 0
-
-    def summary(self) -> dict[str, Any]:
-        """JSON-able numbers (no per-event records)."""
-        return {
-            "schedule": self.schedule, "kind": self.kind, "processors": self.processors,
-            "iterations": self.iterations, "period_cycles": self.period_cycles,
-            "simulated_period_cycles": self.simulated_period_cycles, "makespan_cycles": self.makespan_cycles,
-            "utilisation": list(self.utilisation),
-            "mean_utilisation": sum(self.utilisation) / max(1, len(self.utilisation)),
-            "compute_cycles_per_iteration": self.compute_cycles_per_iteration,
-            "comm_cycles_per_iteration": self.comm_cycles_per_iteration,
-            "comm_fraction": self.comm_fraction, "comm_bytes_per_iteration": self.comm_bytes_per_iteration,
-            "comm_bytes_fraction": self.comm_bytes_fraction, "link_utilisation_max": self.link_utilisation_max,
-            "peak_memory_bytes": list(self.peak_memory_bytes), "weight_bytes": list(self.weight_bytes),
-            "peak_stash_bytes": list(self.peak_stash_bytes),
-            "peak_activation_bytes": list(self.peak_activation_bytes),
-            "link_bytes_per_iteration": sum(self.link_bytes_per_processor),
-            "simulated_gradient_delays": list(self.gradient_delays), "late_slots": self.late_slots,
-            "max_late_cycles": self.max_late_cycles, "events": self.events, "sim_wall_s": self.wall_s,
-        }

@@ -1,8 +1,23 @@
-"""Training: plain BPTT and training with exactly a schedule's gradient delays, on real data."""
+"""Training: plain BPTT and training with exactly a schedule's gradient delays, on real data, for any model the
+front end accepts (spikepipe.train.model) and the user's own data (spikepipe.train.data, .inputs).
+
+The event semantics, for other backends (e.g. a distributed one): `layer_timings(schedule, num_layers)` gives
+each layer's F/B/W lag and cycle in the period, `event_order(timings, schedule.period_cycles, num_batches)` every
+task of every minibatch in the order the schedule runs them (spikepipe.train.pipelined's docstring says what each
+event reads and writes)."""
 
 from spikepipe.train.bptt import EpochStats, NonFiniteLossError, PlainBPTT
+from spikepipe.train.model import ModelFn
 from spikepipe.train.optim import OptimConfig
-from spikepipe.train.pipelined import ExactPipeline, GradientQueue, TrainerError, layer_timings
+from spikepipe.train.pipelined import (
+    Event,
+    ExactPipeline,
+    GradientQueue,
+    LayerTiming,
+    TrainerError,
+    event_order,
+    layer_timings,
+)
 
 
 def run_from_options(point: dict) -> dict:
@@ -12,5 +27,5 @@ def run_from_options(point: dict) -> dict:
     return _run(point)
 
 
-__all__ = ["EpochStats", "ExactPipeline", "GradientQueue", "NonFiniteLossError", "OptimConfig", "PlainBPTT",
-           "TrainerError", "layer_timings", "run_from_options"]
+__all__ = ["EpochStats", "Event", "ExactPipeline", "GradientQueue", "LayerTiming", "ModelFn", "NonFiniteLossError",
+           "OptimConfig", "PlainBPTT", "TrainerError", "event_order", "layer_timings", "run_from_options"]

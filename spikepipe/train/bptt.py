@@ -99,9 +99,17 @@ class TrainerBase:
         return netfn.forward(self.net, self.weights, x)
 
     def state_dict(self) -> dict:
-        return {"weights": self.weights, "opts": [o.state_dict() for o in self.opts], "step": self.step}
+        # the module's buffers too (BatchNorm's running statistics): a resumed run must evaluate identically
+        buffers = {k: b.clone() for k, b in self.net.named_buffers()}
+        return {"weights": self.weights, "opts": [o.state_dict() for o in self.opts], "step": self.step,
+                "buffers": buffers}
 
     def load_state_dict(self, d: dict) -> None:
+        with torch.no_grad():
+            own = dict(self.net.named_buffers())
+            for k, b in d.get("buffers", {}).items():
+                if k in own and own[k].shape == b.shape:
+                    own[k].copy_(b)
         self.weights = [dict(w) for w in d["weights"]]
         for o, s in zip(self.opts, d["opts"], strict=True):
             o.load_state_dict(s)

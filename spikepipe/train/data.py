@@ -49,12 +49,12 @@ class DatasetFormatError(DatasetError):
 @dataclass(frozen=True)
 class Split:
     """Samples with shape [N, *sample_shape], labels as int64 [N]. `x` is a float32 tensor, or a numpy array
-    (possibly memory-mapped) read on demand: sample i is x[rows[i]] (x[i] without rows), times `scale`."""
+    (possibly memory-mapped) read on demand: sample i is x[rows[i]] (x[i] without rows) divided by `divisor`."""
 
     x: Any
     y: torch.Tensor
     rows: np.ndarray | None = None
-    scale: float = 1.0
+    divisor: float = 1.0
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
@@ -67,7 +67,7 @@ class Split:
         if self.rows is not None:
             i = self.rows[i]
         a = np.asarray(self.x[i], dtype=np.float32)
-        return torch.from_numpy(a * np.float32(self.scale) if self.scale != 1.0 else a)
+        return torch.from_numpy(a / np.float32(self.divisor) if self.divisor != 1.0 else a)
 
     def head(self, n: int | None) -> Split:
         """The first n samples (all if n is None)."""
@@ -76,7 +76,7 @@ class Split:
         if isinstance(self.x, torch.Tensor) and self.rows is None:
             return Split(self.x[:n], self.y[:n])
         rows = self.rows if self.rows is not None else np.arange(len(self))
-        return Split(self.x, self.y[:n], rows[:n], self.scale)
+        return Split(self.x, self.y[:n], rows[:n], self.divisor)
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
@@ -100,7 +100,7 @@ class Dataset:
                                f"values) but the network expects {shape} ({n}); pick a network built for {self.name}")
 
         def r(s: Split) -> Split:
-            return Split(s.x.reshape(s.x.shape[0], *shape), s.y, s.rows, s.scale)
+            return Split(s.x.reshape(s.x.shape[0], *shape), s.y, s.rows, s.divisor)
 
         return Dataset(self.name, r(self.train), r(self.val), r(self.test), self.num_classes, tuple(shape))
 
@@ -264,15 +264,15 @@ def load_npz(path: str | Path, *, val_size: int = 5000) -> Dataset:
             raise DatasetFormatError(f"{path}: x_{n} has {len(x)} samples but y_{n} has {len(y)} labels")
         if len(y) == 0:
             raise DatasetFormatError(f"{path}: the {n} split is empty")
-        labels = torch.from_numpy(np.asarray(y, dtype=np.int64))
+        labels = torch.from_numpy(np.array(y, dtype=np.int64))  # a copy: labels are small, and writable
         if int(labels.min()) < 0:
             raise DatasetFormatError(f"{path}: y_{n} has the negative label {int(labels.min())}")
         splits[n] = (x, labels)
-    scale = 1.0 / 255.0 if arrays["x_train"].dtype == np.uint8 else 1.0
+    divisor = 255.0 if arrays["x_train"].dtype == np.uint8 else 1.0
     x, y = splits["train"]
     if "val" in splits:
-        train = Split(x, y, None, scale)
-        val = Split(splits["val"][0], splits["val"][1], None, scale)
+        train = Split(x, y, None, divisor)
+        val = Split(splits["val"][0], splits["val"][1], None, divisor)
     else:
         n_val = min(val_size, len(y) // 10)
         if n_val < 1:
@@ -280,8 +280,8 @@ def load_npz(path: str | Path, *, val_size: int = 5000) -> Dataset:
                                      f"set; add x_val and y_val")
         perm = np.random.default_rng(SPLIT_SEED).permutation(len(y))
         tr, va = np.sort(perm[n_val:]), np.sort(perm[:n_val])
-        train, val = Split(x, y[tr], tr, scale), Split(x, y[va], va, scale)
-    test = Split(splits["test"][0], splits["test"][1], None, scale)
+        train, val = Split(x, y[tr], tr, divisor), Split(x, y[va], va, divisor)
+    test = Split(splits["test"][0], splits["test"][1], None, divisor)
     classes = 1 + max(int(s.y.max()) for s in (train, val, test))
     log.info("%s: %d train, %d val, %d test samples of shape %s", path, len(train), len(val), len(test), shape)
     return Dataset(path.stem, train, val, test, classes, tuple(int(d) for d in shape))

@@ -209,9 +209,9 @@ def probe_layout(model: nn.Module, example: torch.Tensor) -> tuple[bool, int, in
         return True, int(example.shape[0]), classes
     if example.shape[0] == b and (example.dim() < 3 or example.shape[1] != b):
         return False, t_out, classes
-    try:  # T == B: does the model take [T, 1, ...] and answer for one sample?
-        time_major = int(readout(_raw(model, example[:, :1])).shape[0]) == 1
-    except Exception:  # noqa: BLE001 - it does not: batch first
+    try:  # T == B (often both 1): does doubling dim 1 double the batch the model answers for?
+        time_major = int(readout(_raw(model, torch.cat([example, example], dim=1))).shape[0]) == 2 * b
+    except Exception:  # noqa: BLE001 - it does not take the doubled tensor: batch first
         time_major = False
     return time_major, (int(example.shape[0]) if time_major else t_out), classes
 

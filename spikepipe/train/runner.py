@@ -24,6 +24,7 @@ from spikepipe.train.pipelined import ExactPipeline, GradientQueue, TrainerError
 
 log = logging.getLogger(__name__)
 MODES = ("exact", "queue")
+HOLDOUT_SAMPLES = 1000  # validation samples a method may hold out for its own choices (BlocTrain's hard classes)
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class TrainConfig:
     hard_fraction: float | None = None  # bloctrain
     skipper_gradient: str | None = None  # skipper: "drop" or "carry"
     activity_out: str | None = None  # write measured spike activity per layer and epoch here (spikepipe.activity)
+    exit_confidence: float | None = None  # bloctrain
 
     def optim(self) -> OptimConfig:
         return OptimConfig(name=self.optimizer, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
@@ -179,7 +181,8 @@ def _make_trainer(cfg: TrainConfig, fn: ModelFn, schedule: Schedule | None, tota
         return make_trainer(cfg.method, net, example, opt, total_steps=total, epochs=cfg.epochs,
                             checkpoint_every=cfg.checkpoint_every, skip=cfg.skip, window=cfg.window,
                             blocks=cfg.blocks, hard_fraction=cfg.hard_fraction,
-                            skipper_gradient=cfg.skipper_gradient, seed=cfg.seed)
+                            skipper_gradient=cfg.skipper_gradient, exit_confidence=cfg.exit_confidence,
+                            seed=cfg.seed)
     if schedule is None or schedule.kind == "flush":  # flush schedules have no delays: plain BPTT
         return PlainBPTT(fn, opt, total_steps=total)
     if cfg.mode == "queue":
@@ -216,7 +219,11 @@ def run(cfg: TrainConfig, *, model: tuple[nn.Module, torch.Tensor] | None = None
     steps_per_epoch = len(order0)
     total = steps_per_epoch * cfg.epochs
     trainer = _make_trainer(cfg, fn, schedule, total, steps_per_epoch, example)
-    config = {**asdict(cfg), "timesteps": timesteps}
+    if hasattr(trainer, "set_holdout") and len(data.val):  # BlocTrain: hard classes from held-out accuracy
+        hold = data.val.head(HOLDOUT_SAMPLES)
+        trainer.set_holdout(plan.make(hold.take(slice(None)), seed=cfg.seed), hold.y)
+    # where activity goes is no part of the training: --resume may add or change --activity-out
+    config = {k: v for k, v in asdict(cfg).items() if k != "activity_out"} | {"timesteps": timesteps}
     out = Path(cfg.out) if cfg.out else None
     ck_path = out / "checkpoint.pt" if out else None
     history: list[dict] = []
@@ -249,12 +256,14 @@ def run(cfg: TrainConfig, *, model: tuple[nn.Module, torch.Tensor] | None = None
             raise NonFiniteLossError(f"{exc}; stopped in epoch {epoch + 1}, {where}") from None
         seconds = time.perf_counter() - t0
         val_loss, val_acc = evaluate(trainer, data.val, cfg, plan)
-        if cfg.activity_out:
-            from spikepipe.activity import measure_split
+        if cfg.activity_out:  # on (up to) 256 validation samples, built as the trainer builds its inputs
+            from spikepipe.activity import measure
 
-            activity_epochs.append(measure_split(net, example, data.val.x, encoder=cfg.encoder, seed=cfg.seed,
-                                                 model_name=cfg.network, dataset=cfg.dataset, epoch=epoch + 1,
-                                                 forward=trainer.logits))
+            val = data.val.head(256)
+            inputs = [plan.make(val.x[i:i + cfg.batch], seed=cfg.seed + i) for i in range(0, len(val), cfg.batch)]
+            activity_epochs.append(measure(net, layers if layers is not None else trace_layers(net, example),
+                                           inputs, model_name=cfg.network, dataset=cfg.dataset, epoch=epoch + 1,
+                                           forward=trainer.logits, time_major=plan.time_major))
         row = {"epoch": epoch + 1, "train_loss": stats.loss, "train_accuracy": stats.accuracy,
                "val_loss": val_loss, "val_accuracy": val_acc,
                "lr": lr_at(cfg.optim(), trainer.step - 1, total), "seconds": round(seconds, 3),
@@ -325,7 +334,7 @@ def run_from_options(point: dict[str, Any]) -> dict[str, Any]:
                 "threads", "checkpoint_every", "skip", "window", "blocks"):
         if key in opts:
             opts[key] = int(opts[key])
-    for key in ("lr", "period_slack", "hard_fraction"):
+    for key in ("lr", "period_slack", "hard_fraction", "exit_confidence"):
         if key in opts:
             opts[key] = float(opts[key])
     if isinstance(opts.get("stash"), str):

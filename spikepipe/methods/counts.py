@@ -1,7 +1,7 @@
 """The arithmetic each method really executes, split the way the SNN papers count it.
 
 A GEMM with a binary spike operand does accumulates, not multiplies: the forward W.s and the weight gradient
-delta.s of a layer whose input is spikes (the rule of DESIGN.md section 4: the weight-gradient GEMM reads the
+delta.s of a layer whose input is spikes (the rule of docs/design.md section 4: the weight-gradient GEMM reads the
 layer's input spikes, the input-gradient GEMM is dense). `executed_counts` gives, for one minibatch of a method as
 its trainer runs it (checkpoint segments, Skipper's kept steps, TTL's windows and local classifiers):
   multiplies    real-valued multiply-accumulates (both operands real)

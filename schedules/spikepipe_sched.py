@@ -163,8 +163,10 @@ def spikepipe(graph: TaskGraph, cluster: Cluster, **options: Any) -> Schedule:
     """Options: time_limit_s (the whole call's wall time, split path included; not reproducible under load: by
     default the budget is DEFAULT_DETERMINISTIC_S of CP-SAT deterministic time and search_evaluations moves, under
     a wall guard of WALL_GUARD_S), workers (2), seed (0), deterministic (True), deterministic_time_s,
-    period_slack, compare, search_evaluations, split (False: intra-layer batch splitting, schedules.split),
-    max_parts."""
+    period_slack (a fraction, or "auto": the knee over AUTO_SLACKS), compare, search_evaluations, split (False:
+    intra-layer batch splitting, schedules.split), max_parts."""
+    if options.get("period_slack") == "auto":
+        return _auto_slack(graph, cluster, options)
     time_limit = options.get("time_limit_s")
     if time_limit is None:
         # the default budget is counted in CP-SAT's deterministic time and search moves, not in seconds, so the
@@ -207,6 +209,24 @@ def spikepipe(graph: TaskGraph, cluster: Cluster, **options: Any) -> Schedule:
         return replace(cut, info={**whole.info, **cut.info, **info,
                                   "solve_s": whole.info["solve_s"] + info["split_s"]})
     return replace(whole, info={**whole.info, **info, "split": False})
+
+
+# the slacks period_slack="auto" solves at; the knee of their period/delay staircase is returned
+AUTO_SLACKS = (0.0, 0.02, 0.05, 0.1, 0.2)
+
+
+def _auto_slack(graph: TaskGraph, cluster: Cluster, options: Mapping[str, Any]) -> Schedule:
+    """One full solve per slack of AUTO_SLACKS (each with the whole budget: five times the time), then the knee of
+    the monotone staircase of (period, total delay): where more period stops buying much delay."""
+    from schedules.pareto import knee, staircase
+
+    runs = {s: spikepipe(graph, cluster, **{**options, "period_slack": s}) for s in AUTO_SLACKS}
+    front = staircase(list(runs.items()), lambda kv: (kv[1].period_cycles, sum(kv[1].gradient_delays),
+                                                      max(kv[1].gradient_delays, default=0), kv[0]))
+    slack, best = front[knee([(s.period_cycles, sum(s.gradient_delays)) for _, s in front])]
+    tried = [{"period_slack": s, "period_cycles": x.period_cycles, "total_delay": sum(x.gradient_delays)}
+             for s, x in runs.items()]
+    return replace(best, info={**best.info, "period_slack_auto": {"picked": slack, "tried": tried}})
 
 
 def _spikepipe_whole(graph: TaskGraph, cluster: Cluster, budget: _Budget, **options: Any) -> Schedule:

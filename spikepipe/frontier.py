@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from hwmodels import Cluster
+from schedules.pareto import knee as knee_index
+from schedules.pareto import staircase
 from spikepipe.ir import TaskGraph
 
 log = logging.getLogger(__name__)
@@ -72,28 +74,12 @@ class Frontier:
 
 
 def pareto(points: Sequence[FrontierPoint]) -> list[FrontierPoint]:
-    """Monotone staircase: in period order, each point with less total delay (or equal total and less max delay)
-    than every kept point of a shorter or equal period."""
-    out: list[FrontierPoint] = []
-    for p in sorted(points, key=lambda p: (p.period_cycles, p.total_delay, p.max_delay, p.source)):
-        if not out or (p.total_delay, p.max_delay) < (out[-1].total_delay, out[-1].max_delay):
-            if out and p.period_cycles == out[-1].period_cycles:
-                out[-1] = p
-            else:
-                out.append(p)
-    return out
+    """The monotone staircase of the candidates (schedules.pareto.staircase)."""
+    return staircase(points, lambda p: (p.period_cycles, p.total_delay, p.max_delay, p.source))
 
 
 def knee(points: Sequence[FrontierPoint]) -> int:
-    if len(points) < 3:
-        return 0
-    p0, p1 = points[0], points[-1]
-    dp = max(1, p1.period_cycles - p0.period_cycles)
-    dd = max(1, p0.total_delay - p1.total_delay)
-    # distance below the chord from (0, 1) to (1, 0) in scaled coordinates: 1 - x - y
-    scores = [1 - (p.period_cycles - p0.period_cycles) / dp - (p.total_delay - p1.total_delay) / dd
-              for p in points]
-    return max(range(len(points)), key=lambda i: (scores[i], -i))
+    return knee_index([(p.period_cycles, p.total_delay) for p in points])
 
 
 def _point(ev, cert: dict[str, Any], source: str, slack: float | None) -> FrontierPoint:

@@ -6,25 +6,23 @@ and W_l of every minibatch at their own times, with the weights current then (do
           weight stashing through the graph F_l(n) built, without stashing through block l recomputed with the
           weights current at B time
   W_l(n)  applies the weight gradient of minibatch n.
-The product's trainer (spikepipe.train.pipelined.ExactPipeline) must agree with it to float tolerance.
+The product's trainer (spikepipe.train.pipelined.ExactPipeline) must agree with it to float tolerance. Both share
+the bookkeeping (event order, versions, learning rates, SpecTrain's prediction: DelayedUpdates, itself checked
+against the schedule's delays and hand-computed weights in test_train_pipeline); what differs, and is compared,
+is how F, B and W compute: block by block here, on the whole module there.
 """
 
 from __future__ import annotations
-
-import heapq
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spikepipe.ir import Schedule, TaskKind, slot_lag_delays
+from spikepipe.ir import Schedule
 from spikepipe.train import netfn
-from spikepipe.train.bptt import EpochStats, GetBatch, TrainerBase
-from spikepipe.train.optim import OptimConfig, lr_at, pipemare_scale
-from spikepipe.train.pipelined import COMPENSATIONS, TrainerError, layer_timings
-
-_RANK = {TaskKind.W: 0, TaskKind.F: 1, TaskKind.B: 2}
+from spikepipe.train.bptt import EpochStats
+from spikepipe.train.optim import OptimConfig
+from spikepipe.train.pipelined import DelayedUpdates, TrainerError
 
 
 class _Minibatch:
@@ -42,56 +40,21 @@ class _Minibatch:
         self.v_read = [-1] * layers
 
 
-class BlockwisePipeline(TrainerBase):
+class BlockwisePipeline(DelayedUpdates):
     """The former exact trainer: executes the schedule's F/B/W events block by block, each block its own
     autograd segment (see the module docstring)."""
 
     mode = "exact"
 
     def __init__(self, net: nn.Module, optim: OptimConfig, schedule: Schedule, *, total_steps: int,
-                 stash: bool = True, compensation: str = "none", anneal_steps: int | None = None,
-                 weights: list[netfn.Weights] | None = None) -> None:
-        super().__init__(net, optim, total_steps=total_steps, weights=weights)
-        if compensation not in COMPENSATIONS:
-            raise TrainerError(f"unknown compensation {compensation!r}; valid: {', '.join(COMPENSATIONS)}")
-        self.schedule = schedule
-        self.period = schedule.period_cycles
-        self.timing = layer_timings(schedule, self.num_layers)
-        self.delays = tuple(slot_lag_delays(schedule.slots, self.num_layers, self.period))
-        self.stash, self.compensation = stash, compensation
-        self.anneal_steps = anneal_steps if anneal_steps is not None else max(1, total_steps // 10)
+                 stash: bool = True, compensation: str = "none", anneal_steps: int | None = None) -> None:
+        super().__init__(net, optim, schedule, total_steps=total_steps, compensation=compensation,
+                         anneal_steps=anneal_steps)
+        self.stash = stash
         self.consumers = netfn.consumers(net)
-        self.versions = [0] * self.num_layers  # updates applied per layer so far
-        self.observed: list[dict[int, int]] = [{} for _ in range(self.num_layers)]  # delay -> count
 
-    # -- learning rate and weight prediction
-    def lr(self, layer: int, step: int) -> float:
-        base = lr_at(self.cfg, step, self.total_steps)
-        if self.compensation == "pipemare":
-            base *= pipemare_scale(self.delays[layer], step, self.anneal_steps)
-        return base
-
-    def _weights_for(self, layer: int, step: int) -> netfn.Weights:
-        """Layer `layer`'s weights as a task of global minibatch `step` should see them now."""
-        w = self.weights[layer]
-        ahead = step - self.versions[layer]  # updates still to land before this minibatch's own
-        if self.compensation != "spectrain" or ahead <= 0:
-            return w
-        vel = self.opts[layer].velocity(w, self.lr(layer, self.versions[layer]))
-        if vel is None:
-            return w
-        return {k: w[k] - ahead * vel[k] for k in w}
-
-    # -- events
-    def _events(self, num_batches: int) -> list[tuple[int, int, int, int, TaskKind]]:
-        ev = []
-        for layer, t in enumerate(self.timing):
-            for kind, lag, cyc in ((TaskKind.F, t.f_lag, t.f_cycles), (TaskKind.B, t.b_lag, t.b_cycles),
-                                   (TaskKind.W, t.w_lag, t.w_cycles)):
-                for n in range(num_batches):
-                    ev.append(((n + lag) * self.period + cyc, _RANK[kind], layer, n, kind))
-        heapq.heapify(ev)
-        return [heapq.heappop(ev) for _ in range(len(ev))]
+    def _minibatch(self, x: torch.Tensor, y: torch.Tensor) -> _Minibatch:
+        return _Minibatch(x, y, self.num_layers, self.consumers)
 
     def _input(self, mb: _Minibatch, src: int | None, task: str, n: int) -> torch.Tensor | None:
         if src is None:
@@ -156,55 +119,7 @@ class BlockwisePipeline(TrainerBase):
     def _update(self, mb: _Minibatch, layer: int, n: int, step: int) -> None:
         if mb.wgrad[layer] is None:
             raise TrainerError(f"schedule runs W{layer} of minibatch {n} before B{layer}")
-        if self.versions[layer] != step:
-            raise TrainerError(f"layer {layer}: update of minibatch {n} out of order")
-        d = self.versions[layer] - mb.v_read[layer]
-        self.observed[layer][d] = self.observed[layer].get(d, 0) + 1
+        self._count_update(layer, n, step, mb.v_read[layer])
         self.apply(layer, mb.wgrad[layer], step)
         self.versions[layer] += 1
         mb.wgrad[layer] = None
-
-    def run_epoch(self, get_batch: GetBatch, num_batches: int, progress: Callable[[], None] | None = None) -> EpochStats:
-        stats = EpochStats()
-        base = self.step
-        live: dict[int, _Minibatch] = {}
-        done = [0] * num_batches
-        for _, _, layer, n, kind in self._events(num_batches):
-            mb = live.get(n)
-            if mb is None:
-                x, y = get_batch(n)
-                mb = live[n] = _Minibatch(x, y, self.num_layers, self.consumers)
-            if kind is TaskKind.F:
-                self._forward(mb, layer, n, base + n)
-            elif kind is TaskKind.B:
-                self._backward(mb, layer, n, base + n, stats)
-            else:
-                self._update(mb, layer, n, base + n)
-                done[n] += 1
-                if done[n] == self.num_layers:
-                    del live[n]
-                    if progress:
-                        progress()
-        self.step = base + num_batches
-        return stats
-
-    @property
-    def measured_delays(self) -> tuple[int, ...]:
-        return tuple(max(o) if o else 0 for o in self.observed)
-
-    def check_delays(self) -> None:
-        """Raise if the versions counted differ from the schedule's delays (once the pipeline was full)."""
-        measured = self.measured_delays
-        if any(not o for o in self.observed):
-            return
-        if measured != self.delays:
-            raise TrainerError(f"trainer measured gradient delays {measured}, schedule {self.schedule.name} says "
-                               f"{self.delays}; the epoch may be shorter than the pipeline depth")
-
-    def state_dict(self) -> dict:
-        return {**super().state_dict(), "versions": self.versions, "observed": self.observed}
-
-    def load_state_dict(self, d: dict) -> None:
-        super().load_state_dict(d)
-        self.versions = list(d["versions"])
-        self.observed = [dict(o) for o in d["observed"]]

@@ -175,6 +175,9 @@ def test_one_call_of_a_single_step_network_asks_for_t_and_multi_step_batch_one_d
     with pytest.raises(LayoutError, match="single-step"):
         trace_model(net, torch.rand(8, 1, 28, 28))
     assert trace_model(net, torch.rand(8, 1, 28, 28), timesteps=6).layout.timesteps == 6
+    flat = nn.Sequential(nn.Flatten(), layer.Linear(16, 4), neuron.IFNode())  # [B, 1, 4, 4]: not batch-first T=1
+    with pytest.raises(LayoutError, match="single-step"):
+        trace_model(flat, torch.rand(5, 1, 4, 4))
     functional.set_step_mode(net, "m")
     lay = trace_model(net, torch.rand(8, 1, 1, 28, 28)).layout
     assert (lay.style, lay.timesteps, lay.batch) == ("multi-step", 8, 1)

@@ -75,11 +75,9 @@ def trained():
 
 
 def test_hard_classes_are_the_worst_on_held_out_data(trained):
-    tr, data, t = trained
-    from spikepipe.train.encoders import encode
-
+    tr, data, _t = trained
     assert tr.hard_class_source == "holdout"
-    x, y = encode("direct", data.val.x, t), data.val.y
+    y = data.val.y
     tr.class_sets, saved = tr.class_sets[:1], tr.class_sets
     hits = tr._holdout_hits(0)
     tr.class_sets = saved

@@ -43,7 +43,7 @@ def _graph_macs(opts: MethodOptions, network: str, t: int, b: int) -> int:
 
 
 CASES = [("checkpoint", {}, 4), ("checkpoint", {"checkpoint_every": 3}, 7), ("skipper", {}, 8),
-         ("skipper", {"checkpoint_every": 3, "skip": 1}, 7), ("skipper", {"checkpoint_every": 4, "skip": 3}, 6),
+         ("skipper", {"checkpoint_every": 3, "skip": 1, "skipper_gradient": "drop"}, 7), ("skipper", {"checkpoint_every": 4, "skip": 3}, 6),
          ("skipper", {"checkpoint_every": 4, "skip": 2, "skipper_gradient": "carry"}, 9), ("bptt", {}, 5),
          ("skipper", {"checkpoint_every": 2, "skip": 1}, 5)]
 
@@ -78,7 +78,8 @@ def test_defaults_are_one_definition(t, every, skip):
     tr = make_trainer("skipper", net, example, OptimConfig(), total_steps=1, epochs=1)
     assert (tr.every, tr.skip) == (every, skip)
     g = transform(load_workload("snn-mlp", batch=2, timesteps=t), "skipper")
-    assert g.name.endswith(f"skipper{every}-{skip}")
+    assert g.name.endswith(f"skipper{every}-{skip}c")  # the gradient across skipped steps is carried
+    assert tr.carry
 
 
 def _parse(argv: list[str], methods) -> argparse.Namespace:

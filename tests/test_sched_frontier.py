@@ -59,3 +59,26 @@ def test_frontier_cli_json_csv_png(tmp_path, capsys):
     assert json.loads((out / "frontier.json").read_text())["points"] == data["points"]
     assert len((out / "frontier.csv").read_text().splitlines()) == len(data["points"]) + 1
     assert (out / "frontier.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_period_slack_auto_picks_the_knee_of_its_solves():
+    from schedules import generate, validate
+    from schedules.spikepipe_sched import AUTO_SLACKS
+
+    g, c = graphs()["random-chain"], Cluster.homogeneous(4)
+    opts = {"deterministic_time_s": 0.1, "search_evaluations": 200, "workers": 1}
+    s = generate("spikepipe", g, c, **opts, period_slack="auto")
+    validate(s, g, c)
+    auto = s.info["period_slack_auto"]
+    assert [t["period_slack"] for t in auto["tried"]] == list(AUTO_SLACKS)
+    picked = next(t for t in auto["tried"] if t["period_slack"] == auto["picked"])
+    assert (picked["period_cycles"], picked["total_delay"]) == (s.period_cycles, sum(s.gradient_delays))
+    tight = generate("spikepipe", g, c, **opts)
+    assert s.period_cycles >= tight.period_cycles and sum(s.gradient_delays) <= sum(tight.gradient_delays)
+
+
+def test_simulate_takes_period_slack_auto(capsys):
+    assert main(["simulate", "--network", "snn-mlp", "-P", "2", "--schedule", "spikepipe", "--period-slack", "auto",
+                 "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)["results"][0]
+    assert row["schedule"] == "spikepipe" and row["period_cycles"] > 0

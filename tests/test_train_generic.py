@@ -263,7 +263,7 @@ def test_plif_tau_and_batchnorm_follow_their_layer_and_train():
     user = plif_bn_model()
     fn = model_fn(user)
     assert fn.map.params == (("0.weight", "0.bias", "1.weight", "1.bias", "2.w"), ("5.weight", "5.bias", "6.w"))
-    before = float(user[2].w)
+    before = float(user[2].w.detach())
     tr = ExactPipeline(fn, OptimConfig(name="adam", lr=1e-2), _generated("spikepipe", 2, 2), total_steps=8)
     batches = data(8)
     tr.run_epoch(lambda i: batches[i], 8)

@@ -28,7 +28,8 @@ from spikepipe.train.encoders import encode
 
 # label -> the registry's options (defaults are MethodOptions', the ones `spikepipe train/simulate` use)
 OPTIONS = {"bptt": MethodOptions("bptt"), "checkpoint": MethodOptions("checkpoint"),
-           "skipper": MethodOptions("skipper"), "skipper-carry": MethodOptions("skipper", skipper_gradient="carry"),
+           "skipper": MethodOptions("skipper", skipper_gradient="drop"),
+           "skipper-carry": MethodOptions("skipper", skipper_gradient="carry"),
            "ttl": MethodOptions("ttl"), "bloctrain": MethodOptions("bloctrain")}
 # ours with saved spikes stored as bits (lossless), and SpikingJelly's memopt with and without its compression
 PACKED = {"checkpoint-packed": "checkpoint", "skipper-packed": "skipper"}

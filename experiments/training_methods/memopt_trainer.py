@@ -8,19 +8,18 @@ and refuse to run without CUDA, so on this CPU level 1 is what can be compared (
 The trainer keeps our per-layer optimisers and learning-rate schedule (TrainerBase) so that only the memory
 method differs from `PlainBPTT`: before each step the current weights are copied into the module, the module runs
 forward and backward itself (memopt needs real module parameters, not spikepipe's functional weights), and the
-module's gradients go to the same optimisers.
+module's gradients go to the same optimisers (PlainBPTT's loop, with `grads` replaced).
 """
 
 from __future__ import annotations
 
 import sys
 import types
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
-from spikepipe.train.bptt import EpochStats, TrainerBase
+from spikepipe.train.bptt import PlainBPTT
 from spikepipe.train.optim import OptimConfig
 from spikepipe.zoo import SpikingBlock
 
@@ -35,7 +34,7 @@ def import_memopt():
     return memopt
 
 
-class MemoptBPTT(TrainerBase):
+class MemoptBPTT(PlainBPTT):
     mode = "memopt"
 
     def __init__(self, net: torch.nn.Module, optim: OptimConfig, *, total_steps: int, example: torch.Tensor,
@@ -64,20 +63,6 @@ class MemoptBPTT(TrainerBase):
         grads = [{k: None if p.grad is None else p.grad.detach().clone() for k, p in ps.items()}
                  for ps in self.params]
         return loss.detach(), logits.detach(), grads
-
-    def run_epoch(self, get_batch: Callable, num_batches: int, progress: Callable[[], None] | None = None,
-                  ) -> EpochStats:
-        stats = EpochStats()
-        for n in range(num_batches):
-            x, y = get_batch(n)
-            loss, out, grads = self.grads(x, y)
-            stats.add(loss, out, y, self.step)
-            for layer in range(self.num_layers):
-                self.apply(layer, grads[layer], self.step)
-            self.step += 1
-            if progress:
-                progress()
-        return stats
 
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:

@@ -6,8 +6,8 @@
     res = sp.compare(work, hw, processors=[2, 4, 8])
     res.to_pandas(); res.plot()
 
-Modules: inputs (workloads, hardware), ops (the operations), results (frozen results), progress, contract (the
-JSON objects the CLI prints, shared with `.to_dict()`). This package imports nothing heavy until a name is used,
+Modules: inputs (workloads, hardware), ops (the operations), plans (schedule files, the frontier), results
+(frozen results), progress, contract (the JSON objects the CLI prints, shared with `.to_dict()`). This package imports nothing heavy until a name is used,
 so the CLI can import `spikepipe.api.contract` without loading torch.
 """
 

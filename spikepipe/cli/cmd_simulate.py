@@ -47,7 +47,7 @@ def add_sim_options(p: argparse.ArgumentParser) -> None:
                    help="give every transfer a private link (what the schedulers assume) instead of queueing")
     g.add_argument("--split", action="store_true",
                    help="let the spikepipe scheduler split large tasks along the batch across processors")
-    add_period_slack(g)
+    add_period_slack(g, allow_auto=True)
     from spikepipe.cli.method_args import add_method_arguments
     from spikepipe.methods.registry import TRANSFORM_METHODS
 
@@ -71,10 +71,17 @@ def slack_fraction(text: str) -> float:
     return v
 
 
-def add_period_slack(p: Any) -> None:
-    p.add_argument("--period-slack", type=slack_fraction, default=None, metavar="FRACTION",
+def slack_or_auto(text: str) -> float | str:
+    return "auto" if text == "auto" else slack_fraction(text)
+
+
+def add_period_slack(p: Any, allow_auto: bool = False) -> None:
+    p.add_argument("--period-slack", type=slack_or_auto if allow_auto else slack_fraction, default=None,
+                   metavar="FRACTION|auto" if allow_auto else "FRACTION",
                    help="spikepipe: accept a period this much longer than the shortest found (0.1 = 10%%) in "
-                        "exchange for less gradient delay (phase 2 minimises delay at the longer period)")
+                        "exchange for less gradient delay (phase 2 minimises delay at the longer period)"
+                        + ("; auto: solve at several slacks and take the knee of period against delay (five "
+                           "solves)" if allow_auto else ""))
 
 
 def apply_method(graph: Any, args: argparse.Namespace) -> Any:

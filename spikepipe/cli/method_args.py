@@ -14,44 +14,25 @@ METHOD_KEYS = ("method", "checkpoint_every", "skip", "window", "blocks", "hard_f
                "exit_confidence")
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    return v
+def _bounded(cast: Any, ok: Any, expect: str) -> Any:
+    """An argparse type: `cast` the text, accept it when `ok(value)`, else say what was `expect`ed."""
+
+    def parse(text: str) -> Any:
+        try:
+            v = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expect}, got {text!r}") from None
+        if not ok(v):
+            raise argparse.ArgumentTypeError(f"expected {expect}, got {text!r}")
+        return v
+
+    return parse
 
 
-def _skip(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0 (or -1), got {text!r}") from None
-    if v < -1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0 (or -1 for half the interval), got {text!r}")
-    return v
-
-
-def _fraction(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], got {text!r}") from None
-    if not 0 < v <= 1:
-        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], got {text!r}")
-    return v
-
-
-def _unit(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
-    if not 0 <= v <= 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
-    return v
+_non_negative_int = _bounded(int, lambda v: v >= 0, "a whole number >= 0")
+_skip = _bounded(int, lambda v: v >= -1, "a whole number >= 0 (or -1 for half the interval)")
+_fraction = _bounded(float, lambda v: 0 < v <= 1, "a fraction in (0, 1]")
+_unit = _bounded(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
 
 
 def add_method_arguments(p: Any, methods: Sequence[str]) -> None:
@@ -66,8 +47,8 @@ def add_method_arguments(p: Any, methods: Sequence[str]) -> None:
     p.add_argument("--skip", type=_skip, default=d.skip, metavar="S",
                    help="skipper: timesteps skipped at the end of every interval (default -1: half the interval)")
     p.add_argument("--skipper-gradient", choices=SKIPPER_GRADIENTS, default=d.skipper_gradient,
-                   help="skipper: drop the gradient arriving across skipped steps, or carry it to the last kept "
-                        f"step (default {d.skipper_gradient})")
+                   help="skipper: carry the gradient arriving across skipped steps to the last kept step, or drop "
+                        f"it (default {d.skipper_gradient})")
     p.add_argument("--window", type=positive_int, default=d.window, metavar="K",
                    help=f"ttl: truncation window in timesteps (default {d.window})")
     p.add_argument("--blocks", "--method-blocks", dest="blocks", type=positive_int, default=d.blocks, metavar="N",

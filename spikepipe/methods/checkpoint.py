@@ -12,9 +12,10 @@ Skipper (our reading of the time-skipped approximation): in every segment only t
 recomputed and backpropagated; the last s steps are skipped and their loss terms dropped. It cuts recomputation
 and backward work by s/c. With s = 0 it is checkpointed BPTT. Two variants for the gradient that reaches a
 segment's end state from the later segment (it would have to pass through the skipped steps):
-  drop   (default) it is dropped; the start-state gradient is then never needed and never computed;
-  carry  it is applied at the last kept step, as if the skipped steps passed it on unchanged (identity), so
-         temporal credit crosses every segment border; costs one membrane-sized gradient per segment.
+  drop   it is dropped; the start-state gradient is then never needed and never computed;
+  carry  (the registry's default) it is applied at the last kept step, as if the skipped steps passed it on
+         unchanged (identity), so temporal credit crosses every segment border; costs one membrane-sized
+         gradient per segment.
 The segments, and so the work the task-graph transform prices, are `registry.segments`.
 """
 

@@ -33,7 +33,9 @@ class MethodOptions:
     window: int = 2  # ttl: truncation window in timesteps
     blocks: int | tuple[int, ...] = 2  # ttl/local/bloctrain: block count, or the first layer of every later block
     hard_fraction: float = 0.5  # bloctrain: share of a block's classes handed to the next block
-    skipper_gradient: str = "drop"  # skipper: what happens to the gradient arriving across skipped steps
+    # skipper: the gradient arriving across skipped steps is carried to the last kept step (default: it recovered
+    # the 6-point loss of dropping it on vgg11-28, experiments/README.md section 7) or dropped
+    skipper_gradient: str = "carry"
     exit_confidence: float = 0.5  # bloctrain: softmax confidence an easy sample needs to leave early
 
     def __post_init__(self) -> None:

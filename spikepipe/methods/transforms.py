@@ -33,6 +33,7 @@ from math import ceil, prod
 from hwmodels import Cluster
 from spikepipe.ir import Gemm, LayerMemory, Task, TaskGraph, TaskKind, VectorWork, task_id
 from spikepipe.methods.local import head_features, head_input_shape, partition
+from spikepipe.methods.registry import TRANSFORM_METHODS as METHODS  # noqa: F401 - re-exported
 from spikepipe.methods.registry import MethodOptions, segments
 from spikepipe.methods.stepped import MethodError
 

@@ -127,7 +127,7 @@ def _split(first: LayerRun, shape: tuple[int, ...], k: int, n: int, lead: int, r
         if n == t and lead == b:
             return Layout("loop-over-input", t, b, f"input dim 0 (forward loops over it: {where} called {n} "
                                                   f"times)", "input dim 1")
-        if n == b and lead == t:  # batch first, [B, T, ...], with forward looping over x[:, t]
+        if n == b and lead == t and n > 1:  # batch first, [B, T, ...], with forward looping over x[:, t]
             return Layout("loop-over-input", b, t, f"input dim 1 (forward loops over it: {where} called {n} "
                                                   f"times)", "input dim 0")
         return None

@@ -1,4 +1,4 @@
-"""The network protocol the trainers use, and a functional forward over it.
+"""The block protocol (used by spikepipe.methods and the built-in networks), and a functional forward over it.
 
 A trainable network (spikepipe.zoo's SNNNet or anything shaped like it) has
   blocks     nn.ModuleList; block i is layer i of the TaskGraph, callable block(x, residual=None) on [T, B, ...]

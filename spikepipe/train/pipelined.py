@@ -196,33 +196,23 @@ def as_model_fn(net: nn.Module | ModelFn) -> ModelFn:
     return ModelFn(net, None)
 
 
-class ExactPipeline(TrainerBase):
-    """Executes the schedule's F/B/W events in time order on the whole model (see the module docstring)."""
-
-    mode = "exact"
+class DelayedUpdates(TrainerBase):
+    """The bookkeeping of a trainer that executes a schedule's events: per-layer learning rates (PipeMare),
+    weight prediction (SpecTrain), the versions each layer's weights went through and the delays counted, the event
+    loop. Subclasses say what F, B and W do (`_forward`, `_backward`, `_update`, `_minibatch`)."""
 
     def __init__(self, net: nn.Module | ModelFn, optim: OptimConfig, schedule: Schedule, *, total_steps: int,
-                 stash: bool = True, compensation: str = "none", anneal_steps: int | None = None,
+                 compensation: str = "none", anneal_steps: int | None = None,
                  weights: list[Weights] | None = None) -> None:
-        fn = as_model_fn(net)
-        super().__init__(fn, optim, total_steps=total_steps, weights=weights)
+        super().__init__(net, optim, total_steps=total_steps, weights=weights)
         if compensation not in COMPENSATIONS:
             raise TrainerError(f"unknown compensation {compensation!r}; valid: {', '.join(COMPENSATIONS)}")
-        if not stash:
-            if any(e is None for e in fn.map.entries):
-                raise TrainerError("--no-stash needs every layer's synaptic op to be a module (its input is where "
-                                   "the B-time recomputation starts); this model calls one functionally")
-            if fn.map.inner_adds:
-                raise TrainerError("--no-stash on a model with residual adds inside its layers is not supported: "
-                                   "the added tensor crosses a layer boundary that is not a module input; use "
-                                   "weight stashing (the default) or the block protocol of spikepipe.zoo")
         self.schedule = schedule
         self.period = schedule.period_cycles
         self.timing = layer_timings(schedule, self.num_layers)
         self.delays = tuple(slot_lag_delays(schedule.slots, self.num_layers, self.period))
-        self.stash, self.compensation = stash, compensation
+        self.compensation = compensation
         self.anneal_steps = anneal_steps if anneal_steps is not None else max(1, total_steps // 10)
-        self.consumers = fn.map.consumers()
         self.versions = [0] * self.num_layers  # updates applied per layer so far
         self.observed: list[dict[int, int]] = [{} for _ in range(self.num_layers)]  # delay -> count
 
@@ -243,6 +233,98 @@ class ExactPipeline(TrainerBase):
         if vel is None:
             return w
         return {k: w[k] - ahead * vel[k] for k in w}
+
+    def _count_update(self, layer: int, n: int, step: int, v_read: int) -> None:
+        """Before W_l(n) applies: it must be layer l's next update; count the delay it lands with."""
+        if self.versions[layer] != step:
+            raise TrainerError(f"layer {layer}: update of minibatch {n} out of order")
+        d = self.versions[layer] - v_read
+        self.observed[layer][d] = self.observed[layer].get(d, 0) + 1
+
+    # -- what F, B and W do, and a minibatch's in-flight state
+    def _minibatch(self, x: torch.Tensor, y: torch.Tensor) -> object:
+        raise NotImplementedError
+
+    def _forward(self, mb: object, layer: int, n: int, step: int) -> None:
+        raise NotImplementedError
+
+    def _backward(self, mb: object, layer: int, n: int, step: int, stats: EpochStats) -> None:
+        raise NotImplementedError
+
+    def _update(self, mb: object, layer: int, n: int, step: int) -> None:
+        raise NotImplementedError
+
+    def run_epoch(self, get_batch: GetBatch, num_batches: int, progress: Callable[[], None] | None = None) -> EpochStats:
+        stats = EpochStats()
+        base = self.step
+        live: dict[int, object] = {}
+        done = [0] * num_batches
+        for ev in event_order(self.timing, self.period, num_batches):
+            n, layer = ev.minibatch, ev.layer
+            mb = live.get(n)
+            if mb is None:
+                x, y = get_batch(n)
+                mb = live[n] = self._minibatch(x, y)
+            if ev.kind is TaskKind.F:
+                self._forward(mb, layer, n, base + n)
+            elif ev.kind is TaskKind.B:
+                self._backward(mb, layer, n, base + n, stats)
+            else:
+                self._update(mb, layer, n, base + n)
+                done[n] += 1
+                if done[n] == self.num_layers:
+                    del live[n]
+                    if progress:
+                        progress()
+        self.step = base + num_batches
+        return stats
+
+    @property
+    def measured_delays(self) -> tuple[int, ...]:
+        return tuple(max(o) if o else 0 for o in self.observed)
+
+    def check_delays(self) -> None:
+        """Raise if the versions counted differ from the schedule's delays (once the pipeline was full)."""
+        measured = self.measured_delays
+        if any(not o for o in self.observed):
+            return
+        if measured != self.delays:
+            raise TrainerError(f"trainer measured gradient delays {measured}, schedule {self.schedule.name} says "
+                               f"{self.delays}; the epoch may be shorter than the pipeline depth")
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "versions": self.versions, "observed": self.observed}
+
+    def load_state_dict(self, d: dict) -> None:
+        super().load_state_dict(d)
+        self.versions = list(d["versions"])
+        self.observed = [dict(o) for o in d["observed"]]
+
+
+class ExactPipeline(DelayedUpdates):
+    """Executes the schedule's F/B/W events in time order on the whole model (see the module docstring)."""
+
+    mode = "exact"
+
+    def __init__(self, net: nn.Module | ModelFn, optim: OptimConfig, schedule: Schedule, *, total_steps: int,
+                 stash: bool = True, compensation: str = "none", anneal_steps: int | None = None,
+                 weights: list[Weights] | None = None) -> None:
+        fn = as_model_fn(net)
+        super().__init__(fn, optim, schedule, total_steps=total_steps, compensation=compensation,
+                         anneal_steps=anneal_steps, weights=weights)
+        if not stash:
+            if any(e is None for e in fn.map.entries):
+                raise TrainerError("--no-stash needs every layer's synaptic op to be a module (its input is where "
+                                   "the B-time recomputation starts); this model calls one functionally")
+            if fn.map.inner_adds:
+                raise TrainerError("--no-stash on a model with residual adds inside its layers is not supported: "
+                                   "the added tensor crosses a layer boundary that is not a module input; use "
+                                   "weight stashing (the default) or the block protocol of spikepipe.zoo")
+        self.stash = stash
+        self.consumers = fn.map.consumers()
+
+    def _minibatch(self, x: torch.Tensor, y: torch.Tensor) -> _Minibatch:
+        return _Minibatch(x, y, self.num_layers, self.consumers)
 
     # -- events
     def _forward(self, mb: _Minibatch, layer: int, n: int, step: int) -> None:
@@ -311,62 +393,12 @@ class ExactPipeline(TrainerBase):
     def _update(self, mb: _Minibatch, layer: int, n: int, step: int) -> None:
         if not mb.b_done[layer]:
             raise TrainerError(f"schedule runs W{layer} of minibatch {n} before B{layer}")
-        if self.versions[layer] != step:
-            raise TrainerError(f"layer {layer}: update of minibatch {n} out of order")
+        self._count_update(layer, n, step, mb.v_read[layer])
         if mb.grads[layer] is None:
             self._grads_no_stash(mb)
-        d = self.versions[layer] - mb.v_read[layer]
-        self.observed[layer][d] = self.observed[layer].get(d, 0) + 1
         self.apply(layer, mb.grads[layer], step)  # type: ignore[arg-type]
         self.versions[layer] += 1
         mb.grads[layer] = None
-
-    def run_epoch(self, get_batch: GetBatch, num_batches: int, progress: Callable[[], None] | None = None) -> EpochStats:
-        stats = EpochStats()
-        base = self.step
-        live: dict[int, _Minibatch] = {}
-        done = [0] * num_batches
-        for ev in event_order(self.timing, self.period, num_batches):
-            n, layer = ev.minibatch, ev.layer
-            mb = live.get(n)
-            if mb is None:
-                x, y = get_batch(n)
-                mb = live[n] = _Minibatch(x, y, self.num_layers, self.consumers)
-            if ev.kind is TaskKind.F:
-                self._forward(mb, layer, n, base + n)
-            elif ev.kind is TaskKind.B:
-                self._backward(mb, layer, n, base + n, stats)
-            else:
-                self._update(mb, layer, n, base + n)
-                done[n] += 1
-                if done[n] == self.num_layers:
-                    del live[n]
-                    if progress:
-                        progress()
-        self.step = base + num_batches
-        return stats
-
-    @property
-    def measured_delays(self) -> tuple[int, ...]:
-        return tuple(max(o) if o else 0 for o in self.observed)
-
-    def check_delays(self) -> None:
-        """Raise if the versions counted differ from the schedule's delays (once the pipeline was full)."""
-        measured = self.measured_delays
-        if any(not o for o in self.observed):
-            return
-        if measured != self.delays:
-            raise TrainerError(f"trainer measured gradient delays {measured}, schedule {self.schedule.name} says "
-                               f"{self.delays}; the epoch may be shorter than the pipeline depth")
-
-    def state_dict(self) -> dict:
-        return {**super().state_dict(), "versions": self.versions, "observed": self.observed}
-
-    def load_state_dict(self, d: dict) -> None:
-        super().load_state_dict(d)
-        self.versions = list(d["versions"])
-        self.observed = [dict(o) for o in d["observed"]]
-
 
 class GradientQueue(PlainBPTT):
     """APPROXIMATION: gradients computed by plain BPTT at the current weights, applied d_l updates later.

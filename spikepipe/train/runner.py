@@ -220,8 +220,8 @@ def run(cfg: TrainConfig, *, model: tuple[nn.Module, torch.Tensor] | None = None
     total = steps_per_epoch * cfg.epochs
     trainer = _make_trainer(cfg, fn, schedule, total, steps_per_epoch, example)
     if hasattr(trainer, "set_holdout") and len(data.val):  # BlocTrain: hard classes from held-out accuracy
-        hold = data.val.x[:HOLDOUT_SAMPLES]
-        trainer.set_holdout(plan.make(hold, seed=cfg.seed), data.val.y[:HOLDOUT_SAMPLES])
+        hold = data.val.head(HOLDOUT_SAMPLES)
+        trainer.set_holdout(plan.make(hold.take(slice(None)), seed=cfg.seed), hold.y)
     # where activity goes is no part of the training: --resume may add or change --activity-out
     config = {k: v for k, v in asdict(cfg).items() if k != "activity_out"} | {"timesteps": timesteps}
     out = Path(cfg.out) if cfg.out else None

@@ -71,8 +71,7 @@ _OPTIONS = ("time_limit_s", "workers", "seed", "period_slack", "compare", "deter
 # the default budget (no time_limit_s): CP-SAT deterministic seconds of both phases together (with the default
 # 2 interleaved workers about 10 s of wall time on an idle 2-core machine, phase 1 usually proves its period)...
 DEFAULT_DETERMINISTIC_S = 2.0
-# ...and a wall-clock guard that only a pathological case reaches; when it cuts anything, info says
-# reproducible: false and names what was cut
+# ...and a wall-clock guard only a pathological case reaches (if it cuts anything, info says reproducible: false)
 WALL_GUARD_S = 300.0
 _COMPARE = ("sequential", "gpipe", "1f1b", "interleaved-1f1b", "zero-bubble", "zb-v", "pipedream", "layerpipe")
 # cheap periodic baselines, always built whatever the time: phase 2 is seeded from them and the guarantee rests

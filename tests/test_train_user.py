@@ -5,7 +5,6 @@ outputs (result.json, metrics, checkpoint, model.pt that loads into the user's m
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -86,11 +85,12 @@ def test_user_model_learns_on_user_npz_with_the_schedules_delays(tmp_path, capsy
     assert res["test_accuracy"] > 0.6  # chance is 0.25
     for name in ("result.json", "metrics.json", "metrics.csv", "checkpoint.pt", "model.pt"):
         assert (out / name).is_file(), name
-    sys.path.insert(0, str(MODELS.parent))
-    try:
-        import models as user_models
-    finally:
-        sys.path.pop(0)
+    # by path, under its own name: another helper module called `models` (frontend_bench) may be imported already
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_user_models", MODELS)
+    user_models = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(user_models)
     net, _ = getattr(user_models, model)()
     state = torch.load(out / "model.pt", weights_only=True)
     net.load_state_dict(state)  # the user's own module takes the trained weights as they are

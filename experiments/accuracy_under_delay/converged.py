@@ -23,12 +23,12 @@ from pathlib import Path
 import torch
 
 from spikepipe.io import save_figure
+from spikepipe.train.bptt import PlainBPTT
 from spikepipe.train.checkpoint import load
 from spikepipe.train.data import load_fashion_mnist
 from spikepipe.train.inputs import plan_inputs
 from spikepipe.train.model import ModelFn
 from spikepipe.train.runner import TrainConfig, evaluate
-from spikepipe.train.bptt import PlainBPTT
 
 
 def test_accuracy(out: Path, data_dir: str | None) -> tuple[int, float]:

@@ -124,12 +124,13 @@ def simulate(network: NetworkArg, hardware: HardwareArg = None, *, processors: i
              period_slack: float | None = None, strict: bool = False, overlap_comm: bool = True,
              link_contention: bool = True, method: str | MethodOptions = "bptt", method_blocks: int = 2,
              activity: str | Path | ActivityReport | None = None, given: Schedule | Sequence[Schedule] = (),
-             progress: ProgressArg = None) -> SimulateResult:
+             zero_skip: bool = False, progress: ProgressArg = None) -> SimulateResult:
     """Schedule the network on `processors` processors of the hardware with each requested generator and replay
     every schedule (`spikepipe simulate`). A generator that fails is reported as a row with `error` when several
     were asked for; with one, its error is raised. `given` are schedules made elsewhere (`read_schedule`, as
     `--schedule-file`), replayed as they are after the generated ones (`schedules=()` for those alone);
-    `activity` a measured-activity file or report (`--activity`): spike GEMMs cost ACs in the energy."""
+    `activity` a measured-activity file or report (`--activity`): spike GEMMs cost ACs in the energy;
+    `zero_skip` (with `activity`, as `--zero-skip`) adds the zero-skipping array's figures beside the dense ones."""
     from spikepipe.sim.evaluate import resolve_schedules
 
     positive("processors", processors)
@@ -144,12 +145,36 @@ def simulate(network: NetworkArg, hardware: HardwareArg = None, *, processors: i
     graph = method_graph(as_workload(network).task_graph(hw), method, method_blocks)
     kwargs["activity"] = layer_activity(activity, graph)
     with reporter(progress, "simulate", len(names)) as report_to:
-        return simulate_graph(graph, hw.cluster, names, eval_kwargs=kwargs, progress=report_to, given=plans)
+        return simulate_graph(graph, hw.cluster, names, eval_kwargs=kwargs, progress=report_to, given=plans,
+                              zero_skip=zero_skip)
+
+
+def _add_zero_skip(report: dict[str, Any], graph: TaskGraph, cluster: Cluster, names: Sequence[str],
+                   eval_kwargs: Mapping[str, Any]) -> None:
+    """`zero_skip`: the same schedules on the zero-skipping cycle model (spikepipe.costs.zero_skip_graph at the
+    measured activity), as zero_skip_* fields beside each row's dense figures; the speedup stays against the
+    dense sequential run, so it shows what skipping buys."""
+    from spikepipe.costs import zero_skip_graph
+    from spikepipe.sim.evaluate import evaluate_graph
+
+    activity = eval_kwargs.get("activity")
+    if activity is None:
+        raise ApiArgumentError("zero_skip needs a measured activity (what the array would skip depends on the "
+                               "spikes): give activity=FILE.json, as --zero-skip needs --activity")
+    skipped, _ = evaluate_graph(zero_skip_graph(graph, activity), cluster, list(names), keep_going=True,
+                                **{**eval_kwargs, "record": False})
+    by_name = {r["schedule"]: r for r in skipped["results"]}
+    for row in report["results"]:
+        z = by_name.get(row["schedule"])
+        if z is not None:
+            row["zero_skip_period_cycles"] = z["period_cycles"]
+            row["zero_skip_simulated_period_cycles"] = z["simulated_period_cycles"]
+            row["zero_skip_speedup"] = report["sequential_cycles"] / z["simulated_period_cycles"]
 
 
 def simulate_graph(graph: TaskGraph, cluster: Cluster, names: Sequence[str], *, eval_kwargs: Mapping[str, Any],
                    keep_going: bool | None = None, progress: ProgressCallback | None = None,
-                   given: Sequence[Schedule] = ()) -> SimulateResult:
+                   given: Sequence[Schedule] = (), zero_skip: bool = False) -> SimulateResult:
     """`simulate` on a built task graph (what the CLI calls). A failing generator is a row with `error` when
     `keep_going` (default: when several schedules were asked for), else its error is raised."""
     from spikepipe.sim.evaluate import evaluate_graph
@@ -162,6 +187,8 @@ def simulate_graph(graph: TaskGraph, cluster: Cluster, names: Sequence[str], *, 
 
     report, evals = evaluate_graph(graph, cluster, list(names), progress=step, given=given,
                                    keep_going=len(names) > 1 if keep_going is None else keep_going, **eval_kwargs)
+    if zero_skip:
+        _add_zero_skip(report, graph, cluster, names, eval_kwargs)
     if progress:
         progress(ProgressEvent("simulate", len(names), len(names), label))
     return SimulateResult.from_report(report, evals, graph)
@@ -169,7 +196,7 @@ def simulate_graph(graph: TaskGraph, cluster: Cluster, names: Sequence[str], *, 
 
 def compare_graph(graph: TaskGraph, clusters: Mapping[int, Cluster], names: Sequence[str], *,
                   out: Path | None, gantt_processors: int | None, eval_kwargs: Mapping[str, Any],
-                  progress: ProgressCallback | None = None) -> CompareResult:
+                  progress: ProgressCallback | None = None, zero_skip: bool = False) -> CompareResult:
     """`compare` on a built task graph: every schedule at every processor count of `clusters`. With `out`, the
     files `spikepipe compare` writes (Gantt charts at `gantt_processors`, trace, speedup plot, CSV, JSON)."""
     from spikepipe.api.contract import compare_summary
@@ -191,6 +218,8 @@ def compare_graph(graph: TaskGraph, clusters: Mapping[int, Cluster], names: Sequ
                 progress(ProgressEvent("compare", base + names.index(name), total, f"{label}: {name}"))
 
         report, evals = evaluate_graph(graph, cluster, names, progress=step, **eval_kwargs)
+        if zero_skip:
+            _add_zero_skip(report, graph, cluster, names, eval_kwargs)
         reports.append(SimulateResult.from_report(report, evals, graph))
         if progress:
             progress(ProgressEvent("compare", (i + 1) * len(names), total, label))
@@ -230,7 +259,8 @@ def compare(network: NetworkArg, hardware: HardwareArg = None, *, processors: Se
             microbatches: int | None = None, split: bool = False, period_slack: float | None = None,
             strict: bool = False, overlap_comm: bool = True, link_contention: bool = True,
             method: str | MethodOptions = "bptt", method_blocks: int = 2,
-            activity: str | Path | ActivityReport | None = None, progress: ProgressArg = None) -> CompareResult:
+            activity: str | Path | ActivityReport | None = None, zero_skip: bool = False,
+            progress: ProgressArg = None) -> CompareResult:
     """Every schedule at several processor counts (`spikepipe compare`). With `out`, also the files the command
     writes there (Gantt charts at `gantt_processors`, default the largest P; trace; speedup plot; CSV; JSON);
     without, nothing is written and the figures come from the result's `.plot()` and `.plot_gantt()`.
@@ -266,7 +296,7 @@ def compare(network: NetworkArg, hardware: HardwareArg = None, *, processors: Se
             raise ApiArgumentError(f"cannot create output folder {out_dir}: {exc.strerror or exc}") from None
     with reporter(progress, "compare", len(procs) * len(names)) as report_to:
         return compare_graph(graph, clusters, names, out=out_dir, gantt_processors=gantt_p, eval_kwargs=kwargs,
-                             progress=report_to)
+                             progress=report_to, zero_skip=zero_skip)
 
 
 def train_network(network: NetworkArg, *, dataset: str = "digits", schedule: str | Schedule = "none",

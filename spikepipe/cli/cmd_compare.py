@@ -8,8 +8,8 @@ from pathlib import Path
 from spikepipe.cli.cmd_simulate import (
     activity_for,
     add_sim_options,
-    add_zero_skip,
     apply_method,
+    check_zero_skip,
     progress_bar,
     results_table,
     sim_kwargs,
@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> Result:
     clusters = {p: cluster_from_args(args, processors=p) for p in procs}
     graph = apply_method(load_graph(args.network, clusters[procs[0]], args.batch, args.timesteps), args)
     activity = activity_for(args, graph)
+    zero_skip = check_zero_skip(args)  # before the output folder exists
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -61,12 +62,10 @@ def run(args: argparse.Namespace) -> Result:
     with progress_bar(len(procs) * len(names), "compare") as bar:
         task = bar.add_task("compare", total=len(procs) * len(names))
         result = compare_graph(graph, clusters, names, out=out, gantt_processors=gantt_p,
-                               eval_kwargs=eval_kwargs,
+                               eval_kwargs=eval_kwargs, zero_skip=zero_skip,
                                progress=lambda ev: bar.update(task, description=ev.description, completed=ev.completed))
     summary, files = result.to_dict(), result.files
     reports = summary["reports"]
-    for rep in reports:  # --zero-skip: the zero-skipping figures beside the dense ones, per P
-        add_zero_skip(rep, graph, clusters[rep["processors"]], names, activity, args)
 
     def render() -> None:
         from spikepipe.cli.cmd_simulate import wide_console

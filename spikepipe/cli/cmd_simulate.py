@@ -103,26 +103,11 @@ def activity_for(args: argparse.Namespace, graph: Any) -> list[float] | None:
     return read_report(args.activity).for_graph(graph, source=f"activity file {args.activity}")
 
 
-def add_zero_skip(data: dict[str, Any], graph: Any, cluster: Any, names: list[str],
-                  activity: list[float | None] | None, args: argparse.Namespace) -> None:
-    """--zero-skip: the same schedules on the zero-skipping cycle model, reported beside the dense figures (the
-    speedup still against the dense sequential run, so it shows what skipping buys)."""
-    if not getattr(args, "zero_skip", False):
-        return
-    if activity is None:
+def check_zero_skip(args: argparse.Namespace) -> bool:
+    """--zero-skip, refused without --activity before any work starts."""
+    if getattr(args, "zero_skip", False) and not getattr(args, "activity", None):
         raise CliError("--zero-skip needs --activity FILE.json (what the array would skip depends on the spikes)")
-    from spikepipe.costs import zero_skip_graph
-    from spikepipe.sim.evaluate import evaluate_graph
-
-    skipped, _ = evaluate_graph(zero_skip_graph(graph, activity), cluster, names, keep_going=True, record=False,
-                                **sim_kwargs(args, activity))
-    by_name = {r["schedule"]: r for r in skipped["results"]}
-    for row in data["results"]:
-        z = by_name.get(row["schedule"])
-        if z is not None and not row.get("error"):
-            row["zero_skip_period_cycles"] = z["period_cycles"]
-            row["zero_skip_simulated_period_cycles"] = z["simulated_period_cycles"]
-            row["zero_skip_speedup"] = row["sequential_cycles"] / z["simulated_period_cycles"]
+    return bool(getattr(args, "zero_skip", False))
 
 
 def sim_kwargs(args: argparse.Namespace, activity: list[float] | None = None) -> dict[str, Any]:
@@ -221,14 +206,14 @@ def run(args: argparse.Namespace) -> Result:
     given = [load_schedule_file(args.schedule_file, graph, cluster, args)] if args.schedule_file else []
     activity = activity_for(args, graph)  # before the bar: a bad file is one line
     eval_kwargs = sim_kwargs(args, activity)
+    zero_skip = check_zero_skip(args)
     with progress_bar(len(names), "simulate") as bar:
         task = bar.add_task(f"{graph.name} P={cluster.size}", total=len(names))
 
         res = simulate_graph(graph, cluster, names, eval_kwargs=eval_kwargs,
-                             given=given, keep_going=len(names) > 1,
+                             given=given, keep_going=len(names) > 1, zero_skip=zero_skip,
                              progress=lambda ev: bar.update(task, description=ev.description, completed=ev.completed))
     data = res.to_dict()
-    add_zero_skip(data, graph, cluster, names, activity, args)
     report = {"sequential_cycles": res.sequential_cycles, "timesteps": graph.timesteps, "batch": graph.batch,
               **graph.layout_info()}
     evals = [Evaluation(r.plan, r.replay, dict(r.row)) for r in res.results if r.ok]

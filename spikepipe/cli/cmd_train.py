@@ -104,10 +104,20 @@ def run(args: argparse.Namespace) -> Result:
     if args.no_progress:
         res = train_network(args.network, schedule=schedule, **kwargs)
     else:
-        with _bar() as bar:
-            task = bar.add_task("train", total=None)
-            res = train_network(args.network, schedule=schedule, **kwargs, progress=lambda ev: bar.update(
-                task, completed=ev.completed, total=ev.total, description=ev.description))
+        # the bar starts with the first progress event, so bad input found before training is one clean line
+        bar = _bar()
+        task = bar.add_task("train", total=None)
+
+        def show(ev) -> None:
+            if not bar.live.is_started:
+                bar.start()
+            bar.update(task, completed=ev.completed, total=ev.total, description=ev.description)
+
+        try:
+            res = train_network(args.network, schedule=schedule, **kwargs, progress=show)
+        finally:
+            if bar.live.is_started:
+                bar.stop()
     data = res.to_dict()
 
     def render() -> None:

@@ -340,6 +340,8 @@ ELSEWHERE = {
     **{k: f"MethodOptions.{k}" for k in ("checkpoint_every", "skip", "skipper_gradient", "window", "blocks",
                                          "hard_fraction", "exit_confidence")},
 }
+# flags the API does not take yet, with the reason; the test fails when one gains its place (strike it off)
+CLI_ONLY: set[tuple[str, str]] = set()
 COMMANDS = {"simulate": ("simulate", "SimulateResult", {"schedule": "schedules"}),
             "compare": ("compare", "CompareResult", {"schedules": "schedules", "gantt": "gantt_processors"}),
             "train": ("train_network", "TrainResult", {}),
@@ -373,7 +375,9 @@ def test_every_flag_of_a_command_has_a_place_in_the_api(command):
             if member in {f.name for f in dataclasses.fields(cls)} or hasattr(cls, member):
                 continue
         missing.append(dest)
-    assert not missing, f"`spikepipe {command}` flags the API has no place for: {missing}"
+    known = sorted(d for c, d in CLI_ONLY if c == command)
+    assert sorted(set(missing) - set(known)) == [], f"`spikepipe {command}` flags the API has no place for: {missing}"
+    assert set(known) <= set(missing), f"{sorted(set(known) - set(missing))} have a place now: strike off CLI_ONLY"
 
 
 def test_train_network_method_defaults_are_the_registry_ones():

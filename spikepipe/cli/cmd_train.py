@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from spikepipe.cli.cmd_simulate import add_period_slack
 from spikepipe.cli.common import Result, add_hardware, add_json, add_network, positive_int
@@ -68,13 +69,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def _bar():
-    """A progress bar on stderr (stdout stays clean for --json), driven by the API's progress events."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+class _Bar:
+    """A progress bar on stderr (stdout stays clean for --json), driven by the API's progress events; it draws
+    nothing until the first minibatch, so an error before training is the only line on stderr."""
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    console=Console(stderr=True), transient=False)
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeRemainingColumn(), console=Console(stderr=True), transient=False)
+        self.task: Any = None
+
+    def __call__(self, ev: Any) -> None:
+        if self.task is None:
+            self.progress.start()
+            self.task = self.progress.add_task(ev.description, total=ev.total)
+        self.progress.update(self.task, completed=ev.completed, total=ev.total, description=ev.description)
+
+    def __enter__(self) -> _Bar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.task is not None:
+            self.progress.stop()
 
 
 def run(args: argparse.Namespace) -> Result:
@@ -104,20 +122,8 @@ def run(args: argparse.Namespace) -> Result:
     if args.no_progress:
         res = train_network(args.network, schedule=schedule, **kwargs)
     else:
-        # the bar starts with the first progress event, so bad input found before training is one clean line
-        bar = _bar()
-        task = bar.add_task("train", total=None)
-
-        def show(ev) -> None:
-            if not bar.live.is_started:
-                bar.start()
-            bar.update(task, completed=ev.completed, total=ev.total, description=ev.description)
-
-        try:
-            res = train_network(args.network, schedule=schedule, **kwargs, progress=show)
-        finally:
-            if bar.live.is_started:
-                bar.stop()
+        with _Bar() as bar:
+            res = train_network(args.network, schedule=schedule, **kwargs, progress=bar)
     data = res.to_dict()
 
     def render() -> None:

@@ -250,7 +250,7 @@ def wide_console():
     from rich.console import Console
 
     console = Console()
-    return console if console.is_terminal else Console(width=150)
+    return console if console.is_terminal else Console(width=180)  # the whole table in logs and pipes
 
 
 def gap_cell(row: dict[str, Any]) -> str:

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spikepipe.ir import LayerSpec, Schedule
+from spikepipe.ir import LayerSpec, Schedule, SpikePipeError
 from spikepipe.train import checkpoint
 from spikepipe.train.bptt import NonFiniteLossError, PlainBPTT, TrainerBase
 from spikepipe.train.data import Dataset, Split, batch_order, load_dataset
@@ -293,6 +293,7 @@ def run(cfg: TrainConfig, *, model: tuple[nn.Module, torch.Tensor] | None = None
         "period_slack": cfg.period_slack,
         "trainer": trainer.mode, "backend": cfg.backend, "stash": cfg.stash, "compensation": cfg.compensation,
         "seed": cfg.seed, "epochs": cfg.epochs, "batch": cfg.batch, "timesteps": timesteps,
+        **_layout_words(net, example, plan, cfg),
         "optimizer": cfg.optimizer, "lr": cfg.lr, "encoder": cfg.encoder,
         "train_samples": len(data.train), "val_samples": len(data.val), "test_samples": len(data.test),
         "test_accuracy": test_acc, "test_loss": test_loss,
@@ -319,6 +320,27 @@ def _load_trained(trainer: TrainerBase, fn: ModelFn) -> None:
 
         netfn.load_into(fn.model, trainer.weights)
 
+
+
+def _layout_words(net: nn.Module, example: torch.Tensor, plan: InputPlan, cfg: TrainConfig) -> dict[str, str]:
+    """How the trainer feeds the model and where T and B came from, in the front end's words (as tasks and
+    simulate state them); B is always the training minibatch (--batch)."""
+    batch_source = "the training minibatch (--batch, default 32)"
+    if plan.events:
+        return {"layout": "multi-step", "timesteps_source": "the data set's binned events [T, ...]",
+                "batch_source": batch_source}
+    if has_blocks(net):
+        return {"layout": "multi-step", "timesteps_source": "--timesteps" if cfg.timesteps else
+                f"network default ({cfg.network})", "batch_source": batch_source}
+    from spikepipe.frontend import trace_model
+
+    try:
+        lay = trace_model(net, example).layout
+    except SpikePipeError:  # the trainer's own probe decided; the front end could not say more
+        return {"layout": "multi-step" if plan.time_major else "loop-in-forward",
+                "timesteps_source": "the model's example input", "batch_source": batch_source}
+    return {"layout": lay.style, "timesteps_source": "--timesteps" if cfg.timesteps else lay.timesteps_source,
+            "batch_source": batch_source}
 
 
 def run_from_options(point: dict[str, Any]) -> dict[str, Any]:

@@ -96,11 +96,9 @@ def apply_method(graph: Any, args: argparse.Namespace) -> Any:
 
 def activity_for(args: argparse.Namespace, graph: Any) -> list[float] | None:
     """The input activity of every layer of `graph` from --activity (None: dense)."""
-    if not getattr(args, "activity", None):
-        return None
-    from spikepipe.activity import read_report
+    from spikepipe.api.ops import layer_activity  # the one reader of activity files, shared with the API
 
-    return read_report(args.activity).for_graph(graph, source=f"activity file {args.activity}")
+    return layer_activity(getattr(args, "activity", None) or None, graph)
 
 
 def check_zero_skip(args: argparse.Namespace) -> bool:

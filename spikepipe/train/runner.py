@@ -236,6 +236,13 @@ def run(cfg: TrainConfig, *, model: tuple[nn.Module, torch.Tensor] | None = None
         history, start = list(ck["history"]), int(ck["epoch"])
     train = data.train
     activity_epochs: list = []  # --activity-out: spike activity after every epoch, on the validation split
+    activity_layers, activity_inputs = None, []
+    if cfg.activity_out:  # once, not per epoch: the traced layers and (up to) 256 validation inputs, built as
+        # the trainer builds its inputs (the same seeds every epoch, so the epochs are compared on one input)
+        activity_layers = layers if layers is not None else trace_layers(net, example)
+        val = data.val.head(256)
+        activity_inputs = [plan.make(val.x[i:i + cfg.batch], seed=cfg.seed + i)
+                           for i in range(0, len(val), cfg.batch)]
     for epoch in range(start, cfg.epochs):
         torch.manual_seed(cfg.seed * 7919 + epoch)  # dropout etc.: a function of (seed, epoch), so resume matches
         order = batch_order(len(train), cfg.batch, seed=cfg.seed, epoch=epoch)
@@ -256,14 +263,12 @@ def run(cfg: TrainConfig, *, model: tuple[nn.Module, torch.Tensor] | None = None
             raise NonFiniteLossError(f"{exc}; stopped in epoch {epoch + 1}, {where}") from None
         seconds = time.perf_counter() - t0
         val_loss, val_acc = evaluate(trainer, data.val, cfg, plan)
-        if cfg.activity_out:  # on (up to) 256 validation samples, built as the trainer builds its inputs
+        if cfg.activity_out:
             from spikepipe.activity import measure
 
-            val = data.val.head(256)
-            inputs = [plan.make(val.x[i:i + cfg.batch], seed=cfg.seed + i) for i in range(0, len(val), cfg.batch)]
-            activity_epochs.append(measure(net, layers if layers is not None else trace_layers(net, example),
-                                           inputs, model_name=cfg.network, dataset=cfg.dataset, epoch=epoch + 1,
-                                           forward=trainer.logits, time_major=plan.time_major))
+            activity_epochs.append(measure(net, activity_layers, activity_inputs, model_name=cfg.network,
+                                           dataset=cfg.dataset, epoch=epoch + 1, forward=trainer.logits,
+                                           time_major=plan.time_major))
         row = {"epoch": epoch + 1, "train_loss": stats.loss, "train_accuracy": stats.accuracy,
                "val_loss": val_loss, "val_accuracy": val_acc,
                "lr": lr_at(cfg.optim(), trainer.step - 1, total), "seconds": round(seconds, 3),

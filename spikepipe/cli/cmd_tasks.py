@@ -40,7 +40,8 @@ def run(args: argparse.Namespace) -> Result:
             i = s.index
             shape = "x".join(map(str, s.in_shape)) + " -> " + "x".join(map(str, s.output_shape))
             table.add_row(str(i), s.name, shape, f"{graph.cycles(f'F{i}'):,}", f"{graph.cycles(f'B{i}'):,}",
-                          f"{graph.cycles(f'W{i}'):,}", f"{out_bytes.get(f'F{i}', 0):,}",
+                          f"{graph.cycles(f'W{i}'):,}" if graph.has_task(i, "W") else "-",  # no weights: no W
+                          f"{out_bytes.get(f'F{i}', 0):,}",
                           f"{graph.task(f'F{i}').activation_bytes:,}")
         con = Console()
         if how:

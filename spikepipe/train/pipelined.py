@@ -103,8 +103,9 @@ def layer_timings(schedule: Schedule, num_layers: int) -> tuple[LayerTiming, ...
         try:
             f, b = first[("F", layer)], first[("B", layer)]
         except KeyError:
-            raise TrainerError(f"schedule {schedule.name} has no F or B slot for layer {layer}; it was built "
-                               f"for a different network (it covers {schedule.gradient_delays!r} layers)") from None
+            raise TrainerError(f"schedule {schedule.name} has no F, B or W slot for layer {layer} (every layer "
+                               f"needs F and B, one with weights W too); it was built for a different network (it "
+                               f"covers {schedule.gradient_delays!r} layers)") from None
         w = last_w.get(layer, (None, None))  # no W slot: a layer without weights
         out.append(LayerTiming(f[0], f[1], b[0], b[1], w[0], w[1]))
     if len(schedule.gradient_delays) != num_layers:

@@ -386,3 +386,80 @@ def test_zero_delay_on_an_attention_model_equals_torch_autograd(trainer: str) ->
     theirs = ref.state_dict()
     for k, v in model.state_dict().items():
         torch.testing.assert_close(v, theirs[k], rtol=1e-5, atol=1e-6, msg=k)
+
+
+# ---------------------------------------------------------------- methods, frontier, distributed plan
+
+
+METHOD_PARAMS = {"bptt": {}, "checkpoint": {"every": 2}, "skipper": {"every": 2, "skip": 1}, "ttl": {"window": 2, "blocks": (5,)},
+                 "local": {"blocks": (5,)}, "bloctrain": {"blocks": (5,), "hard_fraction": 0.5}}
+
+
+@pytest.mark.parametrize("method", sorted(METHOD_PARAMS))
+def test_method_transforms_keep_layers_without_w(method: str) -> None:
+    from spikepipe.methods.transforms import transform
+
+    g, c = GRAPHS["tiny-attention"], Cluster.homogeneous(3)
+    h = transform(g, method, **METHOD_PARAMS[method])
+    h.validate()
+    local = method in ("local", "ttl", "bloctrain")
+    # blocks [0, 5) and [5, 9): the first ends at layer 4, a product, whose local classifier brings weights and W
+    gained = (4,) if local else ()
+    assert h.weightless_layers == tuple(i for i in g.weightless_layers if i not in gained)
+    for i in gained:
+        w = h.task(f"W{i}")
+        assert len(w.gemms) == 1 and w.gemms[0].batch_dim == "k" and ("B4", "W4") in {(u, v) for u, v, _ in h.edges}
+    if local:  # the second block's first layer (a product of layers 4 and 3) sends neither operand's gradient back
+        assert len(g.task("B5").gemms) == 2 and not h.task("B5").gemms
+    for name in ("pipedream", "gpipe", "spikepipe"):
+        s = generate(name, h, c, **OPTIONS.get(name, {}))
+        validate(s, h, c)
+        r = simulate(s, c, graph=h, strict=True, link_contention=False)
+        assert r.simulated_period_cycles == s.period_cycles and r.gradient_delays == s.gradient_delays
+        assert all(s.gradient_delays[i] == 0 for i in h.weightless_layers)
+
+
+def test_bloctrain_phases_of_a_graph_without_some_w() -> None:
+    from spikepipe.methods.phases import phase_graphs
+
+    g = GRAPHS["tiny-attention"]
+    phases = phase_graphs(g, blocks=(5,), hard_fraction=0.5)
+    assert [p.num_layers for p in phases] == [5, 9]
+    first, second = phases
+    assert first.weightless_layers == () and len(first.task("W4").gemms) == 1  # the local classifier's weights
+    assert second.weightless_layers == (5, 6)  # layer 4 carries block 0's hard-class detector
+    c = Cluster.homogeneous(2)
+    for p in phases:
+        s = generate("pipedream", p, c)
+        validate(s, p, c)
+
+
+def test_frontier_of_a_graph_without_some_w() -> None:
+    from spikepipe.frontier import frontier
+
+    g, c = GRAPHS["attention-dag"], Cluster.homogeneous(3)
+    fr = frontier(g, c, slacks=(0.0, 0.2), options={"deterministic_time_s": 0.2, "workers": 1})
+    assert fr.points
+    for p in fr.points:
+        assert len(p.gradient_delays) == g.num_layers and all(p.gradient_delays[i] == 0 for i in g.weightless_layers)
+        assert p.total_delay == sum(p.gradient_delays)
+
+
+@pytest.mark.parametrize("name", ["pipedream", "spikepipe", "gpipe", "1f1b", "data-parallel"])
+def test_distributed_plan_has_no_update_for_layers_without_weights(name: str) -> None:
+    from spikepipe.distributed.plan import build_plan
+
+    g, c = GRAPHS["chain"], Cluster.homogeneous(3)
+    s = generate(name, g, c, **OPTIONS.get(name, {}))
+    sources, residuals = tuple(range(-1, g.num_layers - 1)), (None,) * g.num_layers
+    n = 2 * s.max_lag + 4
+    plan = build_plan(s, sources, residuals, n, stash=True)
+    ran = {(e.kind, e.layer) for e in plan.events}
+    assert ran - {("U", i) for i in range(g.num_layers)} == {(sl.kind.value, sl.layer) for sl in s.slots}
+    assert {i for kind, i in ran if kind == "U"} == {i for i in range(g.num_layers) if g.has_task(i, W)}
+    if s.kind == "periodic":  # the versions F reads give the schedule's delays for the layers with weights
+        delays = [0] * g.num_layers
+        for i, e in enumerate(plan.events):
+            if e.kind == "F" and g.has_task(e.layer, W) and e.n >= s.max_lag:
+                delays[e.layer] = max(delays[e.layer], e.n - plan.reads[i])
+        assert tuple(delays) == s.gradient_delays

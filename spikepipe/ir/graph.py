@@ -184,8 +184,8 @@ class Task:
     gemms: tuple[Gemm, ...] = ()
     vector: tuple[VectorWork, ...] = ()
     cycles: int = 0  # on the graph's reference processor, whole minibatch
-    # memory: held from this task's end until the layer's W of the same minibatch ends (saved activations,
-    # membrane potentials, spikes for BPTT); batch-proportional.
+    # memory: held from this task's end until the layer's W of the same minibatch ends (its B for a layer without
+    # W) (saved activations, membrane potentials, spikes for BPTT); batch-proportional.
     activation_bytes: int = 0
 
     def scaled(self, fraction: float) -> Task:

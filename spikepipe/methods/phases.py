@@ -20,7 +20,7 @@ from math import ceil
 
 from spikepipe.ir import Gemm, LayerMemory, Task, TaskGraph, TaskKind, VectorWork, task_id
 from spikepipe.methods.local import head_features, head_input_shape, partition
-from spikepipe.methods.transforms import weight_task, without_input_gradient
+from spikepipe.methods.transforms import anchor_backward, weight_task, without_input_gradient
 
 
 def _head(graph: TaskGraph, tasks: dict[str, Task], edges: list[tuple[str, str, int]], memory: list[LayerMemory],
@@ -81,6 +81,7 @@ def phase_graphs(graph: TaskGraph, blocks: int | Sequence[int] = 2, hard_fractio
             edges.append((task_id(TaskKind.F, e), task_id(TaskKind.B, e), 0))
             if task_id(TaskKind.W, e) in tasks:
                 edges.append((task_id(TaskKind.B, e), task_id(TaskKind.W, e), 0))
+        anchor_backward(tasks, edges)
         tasks = {k: (replace(t, cycles=0) if (t.gemms or t.vector) else t) for k, t in tasks.items()}
         out.append(TaskGraph(graph.layers[:b], tasks.values(), edges, batch=graph.batch,
                              timesteps=graph.timesteps, memory=memory, reference=graph.reference,

@@ -83,6 +83,16 @@ def without_input_gradient(graph: TaskGraph, b: Task) -> Task:
     return replace(b, gemms=b.gemms[:max(0, len(b.gemms) - n)])
 
 
+def anchor_backward(tasks: dict[str, Task], edges: list[tuple[str, str, int]]) -> None:
+    """Add F_l -> B_l for every B left without a predecessor: a layer whose outputs only feed later blocks (V of an
+    attention block cut after Q K^T) gets no gradient back across the border, but its B still reads what its F
+    saved, so it cannot run before F (the edge is implied through the loss in the whole graph)."""
+    fed = {v for _, v, _ in edges}
+    for t in list(tasks.values()):
+        if t.kind is TaskKind.B and t.id not in fed:
+            edges.append((task_id(TaskKind.F, t.layer), t.id, 0))
+
+
 def weight_task(tasks: dict[str, Task], edges: list[tuple[str, str, int]], layer: int) -> Task:
     """Layer `layer`'s W task. A layer without weights has none; a local classifier on its output brings weights
     to learn, so it gets a W task without work (the caller adds the classifier's GEMM) and the edge B -> W."""
@@ -166,6 +176,7 @@ def local(graph: TaskGraph, blocks: int | Sequence[int] = 2, *, classes: int | N
     edges = [(u, v, nbytes) for u, v, nbytes in edges if not crosses(u, v)]
     for _a, b in ranges[:-1]:
         edges.append((task_id(TaskKind.F, b - 1), task_id(TaskKind.B, b - 1), 0))
+    anchor_backward(tasks, edges)
     # a block's first layer computes no input gradient when nothing upstream in its block needs it
     for a, _b in ranges[1:]:
         t = tasks[task_id(TaskKind.B, a)]

@@ -1,4 +1,5 @@
-"""`spikepipe tasks`: the costed task graph (F, B, W per layer; edges with bytes) of one minibatch."""
+"""`spikepipe tasks`: the costed task graph (F, B and, for a layer with weights, W per layer; edges with bytes) of one
+minibatch."""
 
 from __future__ import annotations
 

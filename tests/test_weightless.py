@@ -463,3 +463,52 @@ def test_distributed_plan_has_no_update_for_layers_without_weights(name: str) ->
             if e.kind == "F" and g.has_task(e.layer, W) and e.n >= s.max_lag:
                 delays[e.layer] = max(delays[e.layer], e.n - plan.reads[i])
         assert tuple(delays) == s.gradient_delays
+
+
+# ---------------------------------------------------------------- the command line
+
+
+@pytest.fixture()
+def attention_file(tmp_path):
+    from pathlib import Path
+
+    path = tmp_path / "attention.py"
+    path.write_text(f"import sys\nsys.path.insert(0, {str(Path(__file__).parent)!r})\nimport torch\n"
+                    "from test_weightless import TinyAttention\n\n\ndef tiny():\n"
+                    "    torch.manual_seed(0)\n    return TinyAttention(), torch.rand(3, 4, 8, 4)\n")
+    return path
+
+
+def _cli_json(capsys, *argv: str) -> dict:
+    from spikepipe.cli import main
+
+    assert main([*argv, "--json"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1
+    return json.loads(out[0])
+
+
+def test_cli_tasks_simulate_and_schedule_files_without_w(attention_file, capsys, tmp_path) -> None:
+    from spikepipe.cli import main
+
+    net = f"{attention_file}:tiny"
+    data = _cli_json(capsys, "tasks", "--network", net)
+    weightless = [s["index"] for s in data["layers"] if not s["has_weights"]]
+    assert weightless == [4, 5, 6]
+    assert {(t["layer"], t["kind"]) for t in data["tasks"]} == {
+        (s["index"], k) for s in data["layers"] for k in ("FBW" if s["has_weights"] else "FB")}
+    assert not any(e["dst"] in {f"W{i}" for i in weightless} for e in data["edges"])
+    assert main(["tasks", "--network", net]) == 0  # the table shows "-" for the missing W
+    capsys.readouterr()
+    out = tmp_path / "s.json"
+    sim = _cli_json(capsys, "simulate", "--network", net, "-P", "3", "--schedule", "pipedream,gpipe,spikepipe",
+                    "--time-limit", "1", "--schedule-out", str(out))
+    assert not sim.get("errors") and len(sim["results"]) == 3
+    for r in sim["results"]:
+        assert len(r["gradient_delays"]) == len(data["layers"]) and all(r["gradient_delays"][i] == 0 for i in weightless)
+        assert r["simulated_gradient_delays"] == r["gradient_delays"] and r["late_slots"] == 0
+    files = sorted(tmp_path.glob("s*.json"))
+    assert files
+    for f in files:
+        again = _cli_json(capsys, "simulate", "--network", net, "-P", "3", "--schedule-file", str(f))
+        assert all(r["gradient_delays"][i] == 0 for r in again["results"] for i in weightless)

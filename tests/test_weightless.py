@@ -391,7 +391,8 @@ def test_zero_delay_on_an_attention_model_equals_torch_autograd(trainer: str) ->
 # ---------------------------------------------------------------- methods, frontier, distributed plan
 
 
-METHOD_PARAMS = {"bptt": {}, "checkpoint": {"every": 2}, "skipper": {"every": 2, "skip": 1}, "ttl": {"window": 2, "blocks": (5,)},
+METHOD_PARAMS = {"bptt": {}, "checkpoint": {"every": 2}, "skipper": {"every": 2, "skip": 1},
+                 "ttl": {"window": 2, "blocks": (5,)},
                  "local": {"blocks": (5,)}, "bloctrain": {"blocks": (5,), "hard_fraction": 0.5}}
 
 
@@ -505,7 +506,8 @@ def test_cli_tasks_simulate_and_schedule_files_without_w(attention_file, capsys,
                     "--time-limit", "1", "--schedule-out", str(out))
     assert not sim.get("errors") and len(sim["results"]) == 3
     for r in sim["results"]:
-        assert len(r["gradient_delays"]) == len(data["layers"]) and all(r["gradient_delays"][i] == 0 for i in weightless)
+        assert len(r["gradient_delays"]) == len(data["layers"])
+        assert all(r["gradient_delays"][i] == 0 for i in weightless)
         assert r["simulated_gradient_delays"] == r["gradient_delays"] and r["late_slots"] == 0
     files = sorted(tmp_path.glob("s*.json"))
     assert files

@@ -260,6 +260,17 @@ def test_schedule_file_of_a_graph_without_some_w_round_trips(name: str, graph_na
         from_data(missing, g, c)
 
 
+def test_a_delay_stated_for_a_layer_without_weights_is_rejected() -> None:
+    from spikepipe.ir import ScheduleError
+
+    g, c = GRAPHS["chain"], Cluster.homogeneous(2)
+    s = generate("pipedream", g, c)
+    lone = g.weightless_layers[0]
+    wrong = replace(s, gradient_delays=tuple(d + (i == lone) for i, d in enumerate(s.gradient_delays)))
+    with pytest.raises(ScheduleError, match=f"first at layer {lone}"):
+        validate(wrong, g, c)
+
+
 def test_stashing_and_activations_of_a_layer_without_weights() -> None:
     """Weight stashing keeps no version of a layer without weights; its activations live from F's end to B's end.
     Oracle: the same intervals swept by hand from the slots' absolute times (a strict replay runs on time)."""

@@ -191,10 +191,11 @@ def weight_broadcasts(graph: TaskGraph, cluster: Cluster, slots: Sequence[Slot],
     replay account for it from here. A layer reduced by a collective (data parallelism's all-reduce) leaves every
     processor with the new weights already."""
     reduced = {c.layer for c in collectives}
-    split = {s.layer for s in slots if s.part and s.layer not in reduced}
+    updater = {s.layer: s.processor for s in slots if s.kind is TaskKind.W and s.part == 0}
+    # a layer without W (no weights) has nothing to broadcast
+    split = {s.layer for s in slots if s.part and s.layer not in reduced and s.layer in updater}
     if not split:
         return []
-    updater = {s.layer: s.processor for s in slots if s.kind is TaskKind.W and s.part == 0}
     holders: dict[int, set[int]] = defaultdict(set)
     for s in slots:
         if s.layer in split and s.kind is not TaskKind.W:

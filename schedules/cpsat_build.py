@@ -164,6 +164,9 @@ def build_phase2(graph: TaskGraph, cluster: Cluster, assignment: Mapping[str, in
         m.add(start[v] + period * lag[v] >= start[u] + dur[u] + c + period * lag[u])
     delay = []
     for layer in range(graph.num_layers):
+        if not graph.has_task(layer, TaskKind.W):  # no weights: delay 0 (ir.slot_lag_delays)
+            delay.append(m.new_constant(0))
+            continue
         f, w = task_id(TaskKind.F, layer), task_id(TaskKind.W, layer)
         # critical-path floors (schedules.order_search.delay_lower_bounds) tighten the bound CP-SAT reports
         floor = delay_floor[layer] if delay_floor else 0
@@ -229,6 +232,9 @@ def build_phase2_free(graph: TaskGraph, cluster: Cluster, period: int, max_lag: 
             m.add(start[v] + period * lag[v] >= start[u] + dur[u] + period * lag[u])
     delay = []
     for layer in range(graph.num_layers):
+        if not graph.has_task(layer, TaskKind.W):  # no weights: delay 0 (ir.slot_lag_delays)
+            delay.append(m.new_constant(0))
+            continue
         f, w = task_id(TaskKind.F, layer), task_id(TaskKind.W, layer)
         floor = delay_floor[layer] if delay_floor else 0
         d = m.new_int_var(min(floor, max_lag + 1), max_lag + 1, f"delay_{layer}")

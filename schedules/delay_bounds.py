@@ -93,6 +93,9 @@ def assignment_delay_bounds(graph: TaskGraph, cluster: Cluster, period: int,
         return cp
     out = []
     for layer, b in enumerate(cp):
+        if not graph.has_task(layer, TaskKind.W):  # no weights, delay 0: nothing to bound
+            out.append(0)
+            continue
         span = packing_span_bound(graph, cluster, period, assignment, layer)
         out.append(max(b, -(-span // period) - 1))
     return tuple(out)

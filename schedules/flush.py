@@ -93,7 +93,10 @@ class _Links:
 
 def execute(graph: TaskGraph, cluster: Cluster, orders: Orders, m: int) -> list[Slot]:
     """Place every processor's items in its order, as early as processor, inputs and links allow, in time order so
-    that links serve transfers in the order they are asked for (the replay's order)."""
+    that links serve transfers in the order they are asked for (the replay's order). The method's orders name a W
+    pass for every layer; a layer without weights has no W task, so its W items drop out (graph.has_task)."""
+    orders = {p: [it for it in seq if it[0][0] != "W" or graph.has_task(int(it[0][1:]), "W")]
+              for p, seq in orders.items()}
     frac = 1.0 / m
     links = _Links(cluster)
     arrival: dict[tuple[Item, str], int] = {}  # (producer item, consumer task) -> data at the consumer's processor

@@ -39,6 +39,9 @@ def delay_lower_bounds(graph: TaskGraph, cluster: Cluster, period: int,
     pos = {t: i for i, t in enumerate(order)}
     out = []
     for layer in range(graph.num_layers):
+        if not graph.has_task(layer, TaskKind.W):  # no weights: delay 0 (ir.slot_lag_delays)
+            out.append(0)
+            continue
         f, w = task_id(TaskKind.F, layer), task_id(TaskKind.W, layer)
         end = {f: dur[f]}  # longest F_l-start-to-end path
         for t in order[pos[f] + 1:pos[w] + 1]:
@@ -102,6 +105,8 @@ def _score(pb: _Problem, orders: Sequence[Sequence[int]]) -> tuple[int, int, lis
         lag[v] = r
     total = 0
     for fs, ws in pb.layers:  # F reads at its earliest part, the update lands when the last W part ends
+        if not ws:  # a layer without W has no weights and delay 0
+            continue
         read = min(lag[i] * per + start[i] for i in fs)
         write = max(lag[i] * per + start[i] + pb.dur[i] for i in ws)
         total += -((read - write) // per) - 1

@@ -82,7 +82,7 @@ def split_sequence(graph: TaskGraph, cluster: Cluster, max_parts: int,
     cap = min(max_parts, cluster.size, graph.batch)
     for _ in range(graph.num_layers * max(1, cap.bit_length())):
         worst = max(range(graph.num_layers), key=lambda lay: max(
-            price(task_id(kind, lay), 0, 1.0 / k[lay]) for kind in TaskKind))
+            price(task_id(kind, lay), 0, 1.0 / k[lay]) for kind in graph.kinds(lay)))
         if k[worst] * 2 > cap:
             break
         k[worst] *= 2

@@ -12,12 +12,12 @@ from itertools import accumulate
 
 from hwmodels import Cluster
 from schedules.common import slot_cycles
-from spikepipe.ir import TaskGraph, TaskKind, task_id
+from spikepipe.ir import TaskGraph, task_id
 
 
 def layer_costs(graph: TaskGraph, cluster: Cluster, processor: int) -> list[int]:
-    """F + B + W cycles of every layer on one processor (whole minibatch)."""
-    return [sum(slot_cycles(graph, cluster, task_id(k, layer), processor) for k in TaskKind)
+    """F + B + W cycles of every layer on one processor (whole minibatch; F + B for a layer without W)."""
+    return [sum(slot_cycles(graph, cluster, task_id(k, layer), processor) for k in graph.kinds(layer))
             for layer in range(graph.num_layers)]
 
 

@@ -156,6 +156,6 @@ def _check_delays(s: Schedule, graph: TaskGraph) -> None:
         bad = next(i for i, (a, b) in enumerate(zip(s.gradient_delays, want, strict=False)) if a != b) \
             if len(s.gradient_delays) == len(want) else 0
         raise _fail(s, f"gradient delays {tuple(s.gradient_delays)} differ from those the lags and offsets give "
-                       f"{want} (first at layer {bad})", f"W{bad}")
+                       f"{want} (first at layer {bad})", f"W{bad}" if graph.has_task(bad, "W") else f"F{bad}")
     if s.kind == "flush" and any(want):
         raise _fail(s, f"flush schedule has non-zero gradient delays {want}")

@@ -6,7 +6,10 @@ Per layer l and minibatch of B samples over T timesteps (docs/design.md section 
   B_l  post ops backward (pooling, LIF backward through time with the surrogate, add, norm), then the
        input-gradient GEMM with transposed weights, dX[M x K] = dY[M x N] . W^T (skipped when the layer's only
        input is the network input: nobody needs that gradient). The loss is folded into the last layer's B.
-  W_l  weight-gradient GEMM dW[K x N] = X^T[K x M] . dY[M x N] (the batch is the reduction) and the update.
+  W_l  weight-gradient GEMM dW[K x N] = X^T[K x M] . dY[M x N] (the batch is the reduction) and the update;
+       only for a layer with weights. A product of two activations (matmul, mul) or a concatenation has F and B
+       only, and its B computes the gradient of every operand (matmul C = A.B: dA = dC.B^T and dB = A^T.dC,
+       each with F's MACs).
 Bytes: forward edges carry spikes packed as bits when the producer fires, otherwise values at `word_bytes`;
 backward edges carry gradients at `word_bytes`; B_l -> W_l carries dY_l (B*T*E*F*C_out words), which costs
 nothing when both run on one processor.
@@ -267,13 +270,9 @@ def build_task_graph(layers: Sequence[LayerSpec], *, batch: int, timesteps: int,
             b_gemms = ()
             b_vec.append(VectorWork("mul_bwd" if vop == "mul" else "copy", _elems(layer.out_shape) * batch, steps))
         tasks.append(Task(task_id(TaskKind.B, i), i, TaskKind.B, b_gemms, tuple(b_vec)))
-        # W
+        # W: only a layer with weights has one (a product of activations learns nothing: no W task at all)
         weights = layer.weight_count
-        if not layer.has_weights:
-            # no weights, so no weight gradient: an empty W (1 cycle, no bytes, no memory) keeps the F/B/W
-            # structure every scheduler relies on until the schedules accept layers without W
-            tasks.append(Task(task_id(TaskKind.W, i), i, TaskKind.W, cycles=1))
-        else:
+        if layer.has_weights:
             w_gemm = Gemm(s.k, m, s.n, "k", s.groups, binary)
             tasks.append(Task(task_id(TaskKind.W, i), i, TaskKind.W, (w_gemm,),
                               (VectorWork("sgd_update", weights, 1, per_batch=False),)))
@@ -293,8 +292,8 @@ def build_task_graph(layers: Sequence[LayerSpec], *, batch: int, timesteps: int,
             edges.append((task_id(TaskKind.B, i), task_id(TaskKind.B, src), grad))
         # W needs dY, the gradient at the synaptic op's output (free when W runs where B ran). It also needs the
         # input X that F saved; the contract has no F->W edge, so X is counted in F's activation_bytes only.
-        dy_bytes = m * s.n * s.groups * prec.word_bytes if layer.has_weights else 0
-        edges.append((task_id(TaskKind.B, i), task_id(TaskKind.W, i), dy_bytes))
+        if layer.has_weights:
+            edges.append((task_id(TaskKind.B, i), task_id(TaskKind.W, i), m * s.n * s.groups * prec.word_bytes))
     # the loss (folded into B_last) reads the last layer's output over all T
     edges.append((task_id(TaskKind.F, last), task_id(TaskKind.B, last), out_bytes(last)))
     return TaskGraph(layers, tasks, edges, batch=batch, timesteps=timesteps, memory=memory, reference=proc,

@@ -1,4 +1,5 @@
-"""`spikepipe tasks`: the costed task graph (F, B, W per layer; edges with bytes) of one minibatch."""
+"""`spikepipe tasks`: the costed task graph (F, B and, for a layer with weights, W per layer; edges with bytes) of one
+minibatch."""
 
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ def run(args: argparse.Namespace) -> Result:
             i = s.index
             shape = "x".join(map(str, s.in_shape)) + " -> " + "x".join(map(str, s.output_shape))
             table.add_row(str(i), s.name, shape, f"{graph.cycles(f'F{i}'):,}", f"{graph.cycles(f'B{i}'):,}",
-                          f"{graph.cycles(f'W{i}'):,}", f"{out_bytes.get(f'F{i}', 0):,}",
+                          f"{graph.cycles(f'W{i}'):,}" if graph.has_task(i, "W") else "-",  # no weights: no W
+                          f"{out_bytes.get(f'F{i}', 0):,}",
                           f"{graph.task(f'F{i}').activation_bytes:,}")
         con = Console()
         if how:

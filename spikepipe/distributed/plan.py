@@ -103,6 +103,8 @@ def _periodic_events(schedule: Schedule, num_layers: int, num_batches: int) -> l
     keyed = []
     for layer, t in enumerate(timing):
         for kind, lag, cyc in (("F", t.f_lag, t.f_cycles), ("B", t.b_lag, t.b_cycles), ("W", t.w_lag, t.w_cycles)):
+            if lag is None:  # a layer without W (no weights): no update
+                continue
             slot = by_task[(kind, layer)][0]
             for n in range(num_batches):
                 time = (n + lag) * period + cyc
@@ -120,6 +122,8 @@ def _flush_chunks(schedule: Schedule, num_layers: int) -> tuple[tuple[tuple[int,
     for layer in range(num_layers):
         for kind in ("F", "B", "W"):
             slots = by_task.get((kind, layer))
+            if not slots and kind == "W" and by_task.get(("F", layer)):
+                continue  # a layer without W (no weights) has F and B only
             if not slots:
                 raise PlanError(f"schedule {schedule.name} has no {kind} slot for layer {layer}")
             chunks = tuple(sorted((s.microbatch, s.part) for s in slots))

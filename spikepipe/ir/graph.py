@@ -104,8 +104,14 @@ class LayerSpec:
 
     @property
     def has_weights(self) -> bool:
-        """False for a product of two activations: no weight gradient, so its W task does no work."""
+        """False for a product of two activations, an element-wise product or a concatenation: nothing to learn."""
         return self.op not in ("matmul", "mul", "concat")
+
+    @property
+    def kinds(self) -> tuple[TaskKind, ...]:
+        """The tasks the cost model gives this layer: F, B and W, or F and B only for a layer without weights
+        (no weight gradient, no update, no gradient delay; docs/design.md section 4.1)."""
+        return tuple(TaskKind) if self.has_weights else (TaskKind.F, TaskKind.B)
 
     @property
     def weight_count(self) -> int:
@@ -178,8 +184,8 @@ class Task:
     gemms: tuple[Gemm, ...] = ()
     vector: tuple[VectorWork, ...] = ()
     cycles: int = 0  # on the graph's reference processor, whole minibatch
-    # memory: held from this task's end until the layer's W of the same minibatch ends (saved activations,
-    # membrane potentials, spikes for BPTT); batch-proportional.
+    # memory: held from this task's end until the layer's W of the same minibatch ends (its B for a layer without
+    # W) (saved activations, membrane potentials, spikes for BPTT); batch-proportional.
     activation_bytes: int = 0
 
     def scaled(self, fraction: float) -> Task:
@@ -260,6 +266,10 @@ class TaskGraph:
             g.add_edge(src, dst, bytes=int(nbytes))
         self._g = g
         self._topo: tuple[str, ...] | None = None
+        # the kinds of every layer's tasks, in F, B, W order: a layer without weights has no W task
+        present = {(d["task"].layer, d["task"].kind) for _, d in g.nodes(data=True)}
+        self._kinds: tuple[tuple[TaskKind, ...], ...] = tuple(
+            tuple(k for k in TaskKind if (layer, k) in present) for layer in range(len(self.layers)))
         if validate:
             self.validate()
 
@@ -272,6 +282,23 @@ class TaskGraph:
     @property
     def num_layers(self) -> int:
         return len(self.layers)
+
+    def kinds(self, layer: int) -> tuple[TaskKind, ...]:
+        """The kinds of layer `layer`'s tasks in F, B, W order: (F, B, W), or (F, B) for a layer without W."""
+        return self._kinds[layer]
+
+    def has_task(self, layer: int, kind: TaskKind | str) -> bool:
+        """Whether the layer has a task of this kind (every layer has F and B; W only a layer with weights)."""
+        return TaskKind(kind) in self._kinds[layer]
+
+    def tasks_of(self, layer: int) -> tuple[Task, ...]:
+        """The layer's tasks in F, B, W order."""
+        return tuple(self.task(task_id(k, layer)) for k in self._kinds[layer])
+
+    @property
+    def weightless_layers(self) -> tuple[int, ...]:
+        """Layers without a W task: no weight gradient, no update, gradient delay 0."""
+        return tuple(i for i, ks in enumerate(self._kinds) if TaskKind.W not in ks)
 
     def task(self, tid: str) -> Task:
         try:
@@ -334,10 +361,12 @@ class TaskGraph:
                 raise GraphError(f"task {tid} has non-positive cost {t.cycles}")
             if not 0 <= t.layer < max(1, len(self.layers)):
                 raise GraphError(f"task {tid} names layer {t.layer}, graph has {len(self.layers)}")
-        for layer in range(len(self.layers)):
-            for kind in TaskKind:
+        for layer, spec in enumerate(self.layers):
+            # a layer with weights has F, B and W; one without (spiking attention's products) F and B, and a W only
+            # if a method gives it weights to learn (a local classifier on its output)
+            for kind in spec.kinds:
                 if task_id(kind, layer) not in g:
-                    raise GraphError(f"layer {layer} has no {kind.value} task")
+                    raise GraphError(f"layer {layer} ({spec.name}) has no {kind.value} task")
         for u, v, d in g.edges(data=True):
             if d["bytes"] < 0:
                 raise GraphError(f"edge {u}->{v} has negative bytes {d['bytes']}")
@@ -368,23 +397,28 @@ class TaskGraph:
         return f"TaskGraph({self.name!r}, layers={len(self.layers)}, tasks={self._g.number_of_nodes()})"
 
 
-def chain_graph(costs: Sequence[tuple[int, int, int]], edge_bytes: int = 0, *, name: str = "chain",
+def chain_graph(costs: Sequence[tuple[int, ...]], edge_bytes: int = 0, *, name: str = "chain",
                 batch: int = 1, timesteps: int = 1) -> TaskGraph:
-    """A bare layer chain with given (F, B, W) cycles per layer: for tests and synthetic workloads.
+    """A bare layer chain with given (F, B, W) cycles per layer: for tests and synthetic workloads. A layer given
+    as (F, B) has no weights and no W task (a product of two activations, LayerSpec op "mul").
 
     Tasks carry no work, only cycles, so they cost the same on every processor and cannot be micro-batched
     faithfully (a fraction f of a task is priced as ceil(f * cycles)).
     """
     tasks, edges = [], []
     n = len(costs)
-    for layer, (f, b, w) in enumerate(costs):
-        for kind, c in zip(TaskKind, (f, b, w), strict=True):
-            tasks.append(Task(task_id(kind, layer), layer, kind, cycles=int(c)))
+    for layer, c in enumerate(costs):
+        if len(c) not in (2, 3):
+            raise GraphError(f"chain layer {layer}: give (F, B, W) or (F, B) cycles, got {tuple(c)}")
+        for kind, cyc in zip(TaskKind, c, strict=False):
+            tasks.append(Task(task_id(kind, layer), layer, kind, cycles=int(cyc)))
         if layer + 1 < n:
             edges.append((task_id("F", layer), task_id("F", layer + 1), edge_bytes))
             edges.append((task_id("B", layer + 1), task_id("B", layer), edge_bytes))
-        edges.append((task_id("B", layer), task_id("W", layer), 0))
+        if len(c) == 3:
+            edges.append((task_id("B", layer), task_id("W", layer), 0))
     if n:
         edges.append((task_id("F", n - 1), task_id("B", n - 1), 0))
-    layers = [LayerSpec(i, f"layer{i}", "linear", (1,), (1,), inputs=(i - 1,)) for i in range(n)]
+    layers = [LayerSpec(i, f"layer{i}", "linear" if len(c) == 3 else "mul", (1,), (1,), inputs=(i - 1,))
+              for i, c in enumerate(costs)]
     return TaskGraph(layers, tasks, edges, batch=batch, timesteps=timesteps, name=name)

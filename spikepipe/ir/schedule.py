@@ -176,6 +176,8 @@ def slot_lag_delays(slots: Iterable[Slot], num_layers: int, period_cycles: int) 
     <= the read time; the delay is n - 1 - n*, which simplifies to
         r_W - r_F - 1 + ceil((s_W + d_W - s_F) / period).
     With split tasks, F reads when its earliest part starts and the update lands when the last W part ends.
+    A layer with F slots but no W slot has no weights (a layer without a W task): nothing it reads can be stale,
+    so its delay is 0; the tuple keeps one entry per layer.
     """
     if period_cycles <= 0:
         raise ScheduleError(f"period must be positive, got {period_cycles}")
@@ -196,8 +198,11 @@ def slot_lag_delays(slots: Iterable[Slot], num_layers: int, period_cycles: int) 
                 write[s.layer] = (s.lag, s.end_cycles)
     delays = []
     for layer in range(num_layers):
-        if layer not in read or layer not in write:
-            raise ScheduleError(f"layer {layer} has no F or W slot; cannot derive its gradient delay")
+        if layer not in read:
+            raise ScheduleError(f"layer {layer} has no F slot; cannot derive its gradient delay")
+        if layer not in write:  # no W task: no weights, no delay
+            delays.append(0)
+            continue
         r_f, s_f = read[layer]
         r_w, e_w = write[layer]
         d = r_w - r_f - 1 + -((s_f - e_w) // period_cycles)  # ceil((e_w - s_f) / period)

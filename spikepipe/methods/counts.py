@@ -44,9 +44,11 @@ class _Layers:
         self.graph = graph
         fires = [layer.neuron is not None for layer in graph.layers]
         self.spiking_input = [all(s >= 0 and fires[s] for s in layer.inputs) for layer in graph.layers]
-        self.fwd = [graph.task(task_id(TaskKind.F, i)).gemms[0].macs for i in range(graph.num_layers)]
+        self.fwd = [sum(g.macs for g in graph.task(task_id(TaskKind.F, i)).gemms) for i in range(graph.num_layers)]
         self.igrad = [sum(g.macs for g in graph.task(task_id(TaskKind.B, i)).gemms) for i in range(graph.num_layers)]
-        self.wgrad = [graph.task(task_id(TaskKind.W, i)).gemms[0].macs for i in range(graph.num_layers)]
+        # a layer without weights has no W task and no weight-gradient GEMM
+        self.wgrad = [sum(g.macs for g in graph.task(task_id(TaskKind.W, i)).gemms)
+                      if graph.has_task(i, TaskKind.W) else 0 for i in range(graph.num_layers)]
 
     def layer(self, i: int, fwd_steps: int, bwd_steps: int, igrad: bool = True) -> OpCounts:
         t = self.graph.timesteps

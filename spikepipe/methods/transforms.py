@@ -1,6 +1,7 @@
 """TaskGraph transforms: what each memory-saving method does to the work, the edges and the memory of one
 minibatch, so the schedulers and the simulator see its cost. `transform(graph, method, **params)` returns a new,
-valid graph (every layer keeps F, B and W; acyclic; positive costs).
+valid graph (every layer keeps its tasks: F and B, and W when it has weights; a local classifier on a layer
+without weights gives it a W task for the classifier's weights; acyclic; positive costs).
 
 checkpoint (checkpoint_every=c; default ceil(sqrt(T)), registry.MethodOptions)
     B_l re-runs F_l's work first (one extra forward: the recomputation). F_l holds only the membrane state at
@@ -75,6 +76,33 @@ def _tasks(graph: TaskGraph) -> dict[str, Task]:
     return {t.id: t for t in graph.tasks}
 
 
+def without_input_gradient(graph: TaskGraph, b: Task) -> Task:
+    """B without the input-gradient GEMMs, which costs appends last: one, or one per operand for a product of two
+    activations (matmul)."""
+    n = 2 if graph.layers[b.layer].op == "matmul" else 1
+    return replace(b, gemms=b.gemms[:max(0, len(b.gemms) - n)])
+
+
+def anchor_backward(tasks: dict[str, Task], edges: list[tuple[str, str, int]]) -> None:
+    """Add F_l -> B_l for every B left without a predecessor: a layer whose outputs only feed later blocks (V of an
+    attention block cut after Q K^T) gets no gradient back across the border, but its B still reads what its F
+    saved, so it cannot run before F (the edge is implied through the loss in the whole graph)."""
+    fed = {v for _, v, _ in edges}
+    for t in list(tasks.values()):
+        if t.kind is TaskKind.B and t.id not in fed:
+            edges.append((task_id(TaskKind.F, t.layer), t.id, 0))
+
+
+def weight_task(tasks: dict[str, Task], edges: list[tuple[str, str, int]], layer: int) -> Task:
+    """Layer `layer`'s W task. A layer without weights has none; a local classifier on its output brings weights
+    to learn, so it gets a W task without work (the caller adds the classifier's GEMM) and the edge B -> W."""
+    wid = task_id(TaskKind.W, layer)
+    if wid not in tasks:
+        tasks[wid] = Task(wid, layer, TaskKind.W)
+        edges.append((task_id(TaskKind.B, layer), wid, 0))
+    return tasks[wid]
+
+
 def checkpoint(graph: TaskGraph, every: int, skip: int = 0, carry: bool = False) -> TaskGraph:
     """Checkpointing (skip 0) or Skipper, pricing exactly the steps the trainer recomputes (registry.segments)."""
     t_total = graph.timesteps
@@ -83,10 +111,12 @@ def checkpoint(graph: TaskGraph, every: int, skip: int = 0, carry: bool = False)
     longest = max(sg.kept for sg in segs)
     tasks = _tasks(graph)
     for layer in range(graph.num_layers):
-        f, b, w = (tasks[task_id(k, layer)] for k in TaskKind)
+        f, b = (tasks[task_id(k, layer)] for k in (TaskKind.F, TaskKind.B))
+        w = tasks.get(task_id(TaskKind.W, layer))  # None: a layer without weights
         if not f.gemms and not f.vector:  # a bare-cycle graph: recompute F's cycles, shrink by the kept share
             tasks[b.id] = replace(b, cycles=ceil((f.cycles + b.cycles) * kept / t_total))
-            tasks[w.id] = replace(w, cycles=max(1, ceil(w.cycles * kept / t_total)))
+            if w is not None:
+                tasks[w.id] = replace(w, cycles=max(1, ceil(w.cycles * kept / t_total)))
             continue
         recompute_g = tuple(_steps_gemm(g, kept, t_total) for g in f.gemms)
         recompute_v = tuple(_steps_vector(v, kept, t_total) for v in f.vector)
@@ -99,7 +129,8 @@ def checkpoint(graph: TaskGraph, every: int, skip: int = 0, carry: bool = False)
                               activation_bytes=b.activation_bytes + handed
                               + ceil(f.activation_bytes * longest / t_total))
         tasks[f.id] = replace(f, activation_bytes=_state_bytes(graph, layer) * (len(segs) - 1))
-        tasks[w.id] = replace(w, gemms=tuple(_steps_gemm(g, kept, t_total) for g in w.gemms))
+        if w is not None:
+            tasks[w.id] = replace(w, gemms=tuple(_steps_gemm(g, kept, t_total) for g in w.gemms))
     name = f"ckpt{every}" if not skip else f"skipper{every}-{skip}" + ("c" if carry else "")
     return _rebuild(graph, tasks, list(graph.edges), suffix=name)
 
@@ -120,10 +151,12 @@ def local(graph: TaskGraph, blocks: int | Sequence[int] = 2, *, classes: int | N
     tasks = _tasks(graph)
     memory = list(graph.memory)
     bare = all(not t.gemms and not t.vector for t in tasks.values())
+    edges = [(u, v, nbytes) for u, v, nbytes in graph.edges]
     for _a, b in ranges[:-1] if not bare else ():  # bare-cycle graphs have no shapes to price a classifier
         e = b - 1
         fin = _head_features(graph, e)
-        f, bt, w = (tasks[task_id(k, e)] for k in TaskKind)
+        f, bt = (tasks[task_id(k, e)] for k in (TaskKind.F, TaskKind.B))
+        w = weight_task(tasks, edges, e)
         pooled = _elems(graph.layers[e].output_shape) * batch
         tasks[f.id] = replace(f, gemms=f.gemms + (Gemm(batch, fin, outs, "m"),),
                               vector=f.vector + (VectorWork("avgpool", pooled, graph.timesteps),))
@@ -136,28 +169,27 @@ def local(graph: TaskGraph, blocks: int | Sequence[int] = 2, *, classes: int | N
         m = memory[e]
         memory[e] = LayerMemory(m.weight_bytes + head_bytes,
                                 m.optimizer_bytes + head_bytes * (m.optimizer_bytes // max(1, m.weight_bytes)))
-    edges = []
-    for u, v, nbytes in graph.edges:
-        tu, tv = graph.task(u), graph.task(v)
-        if tu.kind is TaskKind.B and tv.kind is TaskKind.B and block_of[tu.layer] != block_of[tv.layer]:
-            continue  # the gradient stops at the block border
-        edges.append((u, v, nbytes))
+    # the gradient stops at the block border: B edges across it are gone
+    def crosses(u: str, v: str) -> bool:
+        return tasks[u].kind is tasks[v].kind is TaskKind.B and block_of[tasks[u].layer] != block_of[tasks[v].layer]
+
+    edges = [(u, v, nbytes) for u, v, nbytes in edges if not crosses(u, v)]
     for _a, b in ranges[:-1]:
         edges.append((task_id(TaskKind.F, b - 1), task_id(TaskKind.B, b - 1), 0))
+    anchor_backward(tasks, edges)
     # a block's first layer computes no input gradient when nothing upstream in its block needs it
     for a, _b in ranges[1:]:
         t = tasks[task_id(TaskKind.B, a)]
         if t.gemms and not any(graph.task(v).kind is TaskKind.B and block_of[graph.task(v).layer] == block_of[a]
                                for v in graph.successors(t.id)):
-            tasks[t.id] = replace(t, gemms=t.gemms[:-1])  # the input-gradient GEMM is appended last by costs
+            tasks[t.id] = without_input_gradient(graph, t)
     if hard_fraction < 1.0:
         for g, (a, b) in enumerate(ranges):
             share = hard_fraction ** g
             for layer in range(a, b):
-                for k in TaskKind:
-                    tid = task_id(k, layer)
+                for tid in [task_id(k, layer) for k in TaskKind if task_id(k, layer) in tasks]:
                     tasks[tid] = tasks[tid].scaled(share) if share < 1.0 else tasks[tid]
-        edges = [(u, v, ceil(nb * hard_fraction ** block_of[graph.task(v).layer])) for u, v, nb in edges]
+        edges = [(u, v, ceil(nb * hard_fraction ** block_of[tasks[v].layer])) for u, v, nb in edges]
     return _rebuild(graph, tasks, edges, memory, suffix=suffix)
 
 

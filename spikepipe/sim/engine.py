@@ -228,10 +228,14 @@ class _Replay:
     def _weight_wait(self, sl: Slot, n: int) -> simpy.Event | None:
         """Flush schedules apply every update before the next iteration reads: F_l of iteration n waits for the
         update of iteration n - 1 (its last W_l slot, or its all-reduce)."""
-        if self.s.kind != "flush" or sl.kind is not TaskKind.F or n == 0:
+        if self.s.kind != "flush" or sl.kind is not TaskKind.F or n == 0 or not self._updated(sl.layer):
             return None
         ev = self._ev(("u", sl.layer, n - 1))
         return None if ev.triggered else ev
+
+    def _updated(self, layer: int) -> bool:
+        """Whether the layer's weights are ever updated: a layer without W slots (no weights) never is."""
+        return self.w_all[layer] > 0 or layer in self.coll_by_layer
 
     def _on_start(self, sl: Slot, n: int, t: int) -> None:
         if sl.kind is TaskKind.F:
@@ -411,7 +415,7 @@ class _Replay:
         out = []
         for layer in range(num):
             worst = 0
-            for n in steady:
+            for n in steady if self._updated(layer) else ():  # no weights, nothing to be stale: delay 0
                 t = self.read.get((layer, n))
                 if t is None:
                     continue

@@ -7,7 +7,8 @@
   the weights (PipeDream keeps p - s versions at stage s), held on the processors that run F_l or B_l.
 - Activations: a task's activation_bytes (times its slot's fraction) are held on the slot's processor from the
   slot's end until W_l of the same minibatch and micro-batch ends (the matching shard's W if W is split the same
-  way), as Task.activation_bytes is defined.
+  way), as Task.activation_bytes is defined; for a layer without W (no weights) until its B ends, the last task
+  that reads them. Such a layer has no weights and so no stashed versions.
 Peaks come from a sweep over (time, delta) events, releases before allocations at equal times.
 """
 
@@ -61,11 +62,14 @@ class MemoryTracker:
                 self.weights[p] += wb + opt
         self.readers = {layer: sorted(ps) for layer, ps in readers.items()}
         self.inflight: dict[int, int] = defaultdict(int)
-        # activations wait for the W slot of the same (layer, microbatch, part) when W is split like the producer
+        # activations wait for the W slot of the same (layer, microbatch, part) when W is split like the producer;
+        # a layer without W slots releases them when its B (its last task) ends
+        weighted = {sl.layer for sl in schedule.slots if sl.kind is TaskKind.W}
+        self.last = {sl.layer: TaskKind.W if sl.layer in weighted else TaskKind.B for sl in schedule.slots}
         self.w_parts: dict[tuple[int, int], set[int]] = defaultdict(set)
         self.w_count: dict[tuple[int, int], int] = defaultdict(int)
         for sl in schedule.slots:
-            if sl.kind is TaskKind.W:
+            if sl.kind is self.last[sl.layer]:
                 self.w_parts[(sl.layer, sl.microbatch)].add(sl.part)
                 self.w_count[(sl.layer, sl.microbatch)] += 1
         self.pending: dict[tuple, list[tuple[int, int]]] = defaultdict(list)  # key -> [(processor, bytes)]
@@ -94,7 +98,7 @@ class MemoryTracker:
         if not self.enabled:
             return
         mb = sl.microbatch
-        if sl.kind is not TaskKind.W:
+        if sl.kind is not self.last[sl.layer]:
             nbytes = ceil(self.graph.task(sl.task).activation_bytes * sl.fraction)
             if nbytes > 0:
                 parts = self.w_parts[(sl.layer, mb)]

@@ -8,6 +8,8 @@ time (n + r) * period + s. Every task of every minibatch of an epoch becomes an 
   B_l(n)  at the start of B_l:  the first B of minibatch n computes its loss; without stashing, B_l records the
                                 weights layer l holds now.
   W_l(n)  at the end of W_l:    the weight gradient of minibatch n is applied (layer l's optimiser steps).
+A layer without a W task (a product of two activations: no weights) has F and B events only, is never updated
+and has delay 0; a layer with weights must have a W slot.
 An update that ends exactly when a read starts is visible to it (as in ir.slot_lag_delays), so updates land in
 period order and each read sees exactly the versions the schedule implies.
 
@@ -61,14 +63,19 @@ class TrainerError(SpikePipeError):
 
 @dataclass(frozen=True)
 class LayerTiming:
-    """Where layer l's tasks sit in the period: lag and cycle of F's read, B's read and W's update."""
+    """Where layer l's tasks sit in the period: lag and cycle of F's read, B's read and W's update. A layer without
+    a W task (no weights) has w_lag and w_cycles None: it is never updated and has gradient delay 0."""
 
     f_lag: int
     f_cycles: int
     b_lag: int
     b_cycles: int
-    w_lag: int
-    w_cycles: int  # end of W: when the update lands
+    w_lag: int | None
+    w_cycles: int | None  # end of W: when the update lands
+
+    @property
+    def has_update(self) -> bool:
+        return self.w_lag is not None
 
 
 def layer_timings(schedule: Schedule, num_layers: int) -> tuple[LayerTiming, ...]:
@@ -94,10 +101,12 @@ def layer_timings(schedule: Schedule, num_layers: int) -> tuple[LayerTiming, ...
     out = []
     for layer in range(num_layers):
         try:
-            f, b, w = first[("F", layer)], first[("B", layer)], last_w[layer]
+            f, b = first[("F", layer)], first[("B", layer)]
         except KeyError:
-            raise TrainerError(f"schedule {schedule.name} has no F, B or W slot for layer {layer}; it was built "
-                               f"for a different network (it covers {schedule.gradient_delays!r} layers)") from None
+            raise TrainerError(f"schedule {schedule.name} has no F, B or W slot for layer {layer} (every layer "
+                               f"needs F and B, one with weights W too); it was built for a different network (it "
+                               f"covers {schedule.gradient_delays!r} layers)") from None
+        w = last_w.get(layer, (None, None))  # no W slot: a layer without weights
         out.append(LayerTiming(f[0], f[1], b[0], b[1], w[0], w[1]))
     if len(schedule.gradient_delays) != num_layers:
         raise TrainerError(f"schedule {schedule.name} has delays for {len(schedule.gradient_delays)} layers, the "
@@ -119,11 +128,14 @@ class Event:
 def event_order(timing: Sequence[LayerTiming], period_cycles: int, num_batches: int) -> list[Event]:
     """Every F, B and W of minibatches 0..num_batches-1 in the order the schedule runs them: by time, and at equal
     times an ending update (W) before reads (F, then B), then by layer and minibatch. Combined with
-    `layer_timings` this is the whole event semantics the trainer (and a distributed backend) executes."""
+    `layer_timings` this is the whole event semantics the trainer (and a distributed backend) executes. A layer
+    without W has F and B events only."""
     ev = []
     for layer, t in enumerate(timing):
         for kind, lag, cyc in ((TaskKind.F, t.f_lag, t.f_cycles), (TaskKind.B, t.b_lag, t.b_cycles),
                                (TaskKind.W, t.w_lag, t.w_cycles)):
+            if lag is None or cyc is None:
+                continue
             for n in range(num_batches):
                 ev.append(((n + lag) * period_cycles + cyc, _RANK[kind], layer, n, kind))
     ev.sort()
@@ -210,6 +222,10 @@ class DelayedUpdates(TrainerBase):
         self.schedule = schedule
         self.period = schedule.period_cycles
         self.timing = layer_timings(schedule, self.num_layers)
+        for layer, t in enumerate(self.timing):
+            if not t.has_update and self.weights[layer]:
+                raise TrainerError(f"schedule {schedule.name} has no W slot for layer {layer}, which has weights "
+                                   f"({', '.join(sorted(self.weights[layer]))}); it was built for another network")
         self.delays = tuple(slot_lag_delays(schedule.slots, self.num_layers, self.period))
         self.compensation = compensation
         self.anneal_steps = anneal_steps if anneal_steps is not None else max(1, total_steps // 10)
@@ -259,7 +275,9 @@ class DelayedUpdates(TrainerBase):
         base = self.step
         live: dict[int, object] = {}
         done = [0] * num_batches
-        for ev in event_order(self.timing, self.period, num_batches):
+        events = event_order(self.timing, self.period, num_batches)
+        per_minibatch = len(events) // max(1, num_batches)  # F and B of every layer, W of those with weights
+        for ev in events:
             n, layer = ev.minibatch, ev.layer
             mb = live.get(n)
             if mb is None:
@@ -271,11 +289,11 @@ class DelayedUpdates(TrainerBase):
                 self._backward(mb, layer, n, base + n, stats)
             else:
                 self._update(mb, layer, n, base + n)
-                done[n] += 1
-                if done[n] == self.num_layers:
-                    del live[n]
-                    if progress:
-                        progress()
+            done[n] += 1
+            if done[n] == per_minibatch:  # its last event: nothing of minibatch n is in flight any more
+                del live[n]
+                if progress:
+                    progress()
         self.step = base + num_batches
         return stats
 
@@ -286,7 +304,7 @@ class DelayedUpdates(TrainerBase):
     def check_delays(self) -> None:
         """Raise if the versions counted differ from the schedule's delays (once the pipeline was full)."""
         measured = self.measured_delays
-        if any(not o for o in self.observed):
+        if any(not o for o, t in zip(self.observed, self.timing, strict=True) if t.has_update):
             return
         if measured != self.delays:
             raise TrainerError(f"trainer measured gradient delays {measured}, schedule {self.schedule.name} says "

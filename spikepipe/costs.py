@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from math import ceil, prod
 from typing import Any
 
-from hwmodels import Dataflow, Processor, SystolicArray
+from hwmodels import Cluster, Dataflow, Processor, SystolicArray
 from spikepipe.ir import (
     Gemm,
     LayerMemory,
@@ -299,3 +299,10 @@ def build_task_graph(layers: Sequence[LayerSpec], *, batch: int, timesteps: int,
     edges.append((task_id(TaskKind.F, last), task_id(TaskKind.B, last), out_bytes(last)))
     return TaskGraph(layers, tasks, edges, batch=batch, timesteps=timesteps, memory=memory, reference=proc,
                      name=name, layout=layout)
+
+
+def layer_weight_bytes(graph: TaskGraph, cluster: Cluster, layer: int) -> tuple[int, int]:
+    """(weights, optimiser state) bytes of one layer (the replay's memory and the energy model both hold them)."""
+    mem = graph.memory[layer]
+    wb = mem.weight_bytes or graph.layers[layer].weight_count * cluster.processors[0].word_bytes
+    return wb, mem.optimizer_bytes

@@ -29,8 +29,6 @@ KNOWN_CYCLES = {
     frozenset({"spikepipe.train", "spikepipe.methods"}),
     frozenset({"spikepipe.train", "spikepipe.distributed"}),
     frozenset({"spikepipe.train", "spikepipe.activity"}),
-    # sim.evaluate prices a replay's energy (energy.schedule_energy), which reads sim.result and sim.memory
-    frozenset({"spikepipe.sim", "spikepipe.energy"}),
 }
 
 

@@ -260,7 +260,7 @@ def _run_simulate(point: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run_train(point: dict[str, Any]) -> dict[str, Any]:
-    from spikepipe.train import run_from_options
+    from spikepipe.training import run_from_options
 
     result = run_from_options(point)
     return {k: (json.dumps(v) if isinstance(v, (list, tuple)) else v) for k, v in result.items()

@@ -317,8 +317,8 @@ def train_network(network: NetworkArg, *, dataset: str = "digits", schedule: str
     is not modified: a copy is trained and returned as the result's `model`. `backend="gloo"` runs the schedule
     on P processes (spikepipe.distributed) instead of emulating it in one; `activity_out` writes the spike
     activity measured after every epoch (for `simulate(activity=...)`)."""
-    from spikepipe.train.runner import TrainConfig
-    from spikepipe.train.runner import run as run_training
+    from spikepipe.training import TrainConfig
+    from spikepipe.training import run as run_training
 
     for key, v in (("processors", processors), ("epochs", epochs), ("batch", batch), ("threads", threads),
                    ("window", window), ("blocks", blocks), ("limit_train", limit_train),

@@ -57,23 +57,41 @@ def method_graph(graph: TaskGraph, method: str | MethodOptions = "bptt", method_
 
 
 def schedule_options(*, time_limit_s: float | None = None, microbatches: int | None = None, split: bool = False,
-                     period_slack: float | None = None) -> dict[str, Any]:
-    """The generator options `simulate`/`compare` forward (only those set), as the CLI builds them."""
+                     period_slack: float | str | None = None,
+                     options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The generator options `simulate`/`compare` forward (only those set), as the CLI builds them: the four
+    named ones and any other a generator declares (`options`, as `--option NAME=VALUE`), each value checked by
+    the declaration of every generator that takes it (schedules.options)."""
+    from schedules.registry import option_targets, parse_options
+
     positive("microbatches", microbatches)
     if time_limit_s is not None and not time_limit_s > 0:
         raise ApiArgumentError(f"time_limit_s must be a positive number of seconds, got {time_limit_s!r}")
-    if period_slack is not None and not 0 <= period_slack < 1:
-        raise ApiArgumentError(f"period_slack must be a fraction in [0, 1), got {period_slack!r}")
-    options: dict[str, Any] = {}
+    if period_slack is not None and period_slack != "auto" and (
+            not isinstance(period_slack, (int, float)) or not 0 <= period_slack < 1):
+        raise ApiArgumentError(f"period_slack must be a fraction in [0, 1) or 'auto', got {period_slack!r}")
+    named: dict[str, Any] = {}
     if time_limit_s is not None:
-        options["time_limit_s"] = time_limit_s
+        named["time_limit_s"] = time_limit_s
     if microbatches is not None:
-        options["microbatches"] = microbatches
+        named["microbatches"] = microbatches
     if split:
-        options["split"] = True
+        named["split"] = True
     if period_slack:
-        options["period_slack"] = period_slack
-    return options
+        named["period_slack"] = period_slack
+    extra = dict(options or {})
+    both = sorted(set(named) & set(extra))
+    if both:
+        raise ApiArgumentError(f"{', '.join(both)} given both as keyword(s) and in options")
+    targets = option_targets()
+    unknown = sorted(set(extra) - set(targets))
+    if unknown:
+        raise ApiArgumentError(f"option(s) {unknown} are not known to any schedule generator; known: "
+                               f"{', '.join(sorted(targets))}")
+    for key, value in extra.items():  # checked now, not minutes into a run of the other schedules
+        for name in targets[key]:
+            parse_options(name, {key: value})
+    return {**named, **extra}
 
 
 def _eval_kwargs(iterations: int | None, options: Mapping[str, Any], strict: bool, overlap_comm: bool,
@@ -121,16 +139,19 @@ def schedule_names() -> list[str]:
 def simulate(network: NetworkArg, hardware: HardwareArg = None, *, processors: int | None = None,
              schedules: str | Sequence[str] = "all", iterations: int | None = None,
              time_limit_s: float | None = None, microbatches: int | None = None, split: bool = False,
-             period_slack: float | None = None, strict: bool = False, overlap_comm: bool = True,
+             period_slack: float | str | None = None, strict: bool = False, overlap_comm: bool = True,
              link_contention: bool = True, method: str | MethodOptions = "bptt", method_blocks: int = 2,
              activity: str | Path | ActivityReport | None = None, given: Schedule | Sequence[Schedule] = (),
-             zero_skip: bool = False, progress: ProgressArg = None) -> SimulateResult:
+             zero_skip: bool = False, options: Mapping[str, Any] | None = None,
+             progress: ProgressArg = None) -> SimulateResult:
     """Schedule the network on `processors` processors of the hardware with each requested generator and replay
     every schedule (`spikepipe simulate`). A generator that fails is reported as a row with `error` when several
     were asked for; with one, its error is raised. `given` are schedules made elsewhere (`read_schedule`, as
     `--schedule-file`), replayed as they are after the generated ones (`schedules=()` for those alone);
     `activity` a measured-activity file or report (`--activity`): spike GEMMs cost ACs in the energy;
-    `zero_skip` (with `activity`, as `--zero-skip`) adds the zero-skipping array's figures beside the dense ones."""
+    `zero_skip` (with `activity`, as `--zero-skip`) adds the zero-skipping array's figures beside the dense ones;
+    `options` any other option a generator declares (schedules.options; as `--option NAME=VALUE`), e.g.
+    `{"stages": 2}`, given to every generator that takes it."""
     from spikepipe.sim.evaluate import resolve_schedules
 
     positive("processors", processors)
@@ -139,7 +160,7 @@ def simulate(network: NetworkArg, hardware: HardwareArg = None, *, processors: i
         processors = plans[0].processors
     names = resolve_schedules(schedules)
     kwargs = _eval_kwargs(iterations, schedule_options(time_limit_s=time_limit_s, microbatches=microbatches,
-                                                       split=split, period_slack=period_slack),
+                                                       split=split, period_slack=period_slack, options=options),
                           strict, overlap_comm, link_contention)
     hw = as_hardware(hardware, processors)
     graph = method_graph(as_workload(network).task_graph(hw), method, method_blocks)
@@ -256,15 +277,15 @@ def compare_graph(graph: TaskGraph, clusters: Mapping[int, Cluster], names: Sequ
 def compare(network: NetworkArg, hardware: HardwareArg = None, *, processors: Sequence[int] = (2, 4, 8, 16),
             schedules: str | Sequence[str] = "all", out: str | Path | None = None,
             gantt_processors: int | None = None, iterations: int | None = None, time_limit_s: float | None = None,
-            microbatches: int | None = None, split: bool = False, period_slack: float | None = None,
+            microbatches: int | None = None, split: bool = False, period_slack: float | str | None = None,
             strict: bool = False, overlap_comm: bool = True, link_contention: bool = True,
             method: str | MethodOptions = "bptt", method_blocks: int = 2,
             activity: str | Path | ActivityReport | None = None, zero_skip: bool = False,
-            progress: ProgressArg = None) -> CompareResult:
+            options: Mapping[str, Any] | None = None, progress: ProgressArg = None) -> CompareResult:
     """Every schedule at several processor counts (`spikepipe compare`). With `out`, also the files the command
     writes there (Gantt charts at `gantt_processors`, default the largest P; trace; speedup plot; CSV; JSON);
     without, nothing is written and the figures come from the result's `.plot()` and `.plot_gantt()`.
-    `activity` is a measured-activity file or report, as `--activity`."""
+    `activity` is a measured-activity file or report, as `--activity`; `options` as simulate's."""
     from spikepipe.io import check_writable
     from spikepipe.sim.evaluate import resolve_schedules
 
@@ -280,7 +301,7 @@ def compare(network: NetworkArg, hardware: HardwareArg = None, *, processors: Se
         raise ApiArgumentError(f"gantt_processors={gantt_p} is not one of processors {procs}")
     names = resolve_schedules(schedules)
     kwargs = _eval_kwargs(iterations, schedule_options(time_limit_s=time_limit_s, microbatches=microbatches,
-                                                       split=split, period_slack=period_slack),
+                                                       split=split, period_slack=period_slack, options=options),
                           strict, overlap_comm, link_contention)
     out_dir = None if out is None else Path(out)
     if out_dir is not None:

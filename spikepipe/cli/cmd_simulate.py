@@ -48,6 +48,14 @@ def add_sim_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--split", action="store_true",
                    help="let the spikepipe scheduler split large tasks along the batch across processors")
     add_period_slack(g, allow_auto=True)
+    from schedules.options import GPipeOptions, InterleavedOptions, PipeDreamOptions, option_names
+
+    examples = sorted({*option_names(InterleavedOptions), *option_names(PipeDreamOptions)}
+                      - set(option_names(GPipeOptions)))
+    g.add_argument("--option", action="append", default=[], metavar="NAME=VALUE", type=schedule_option,
+                   help="any other option a schedule generator declares (schedules/options.py), given to every "
+                        f"generator that takes it, e.g. {', '.join(examples)}, or spikepipe's workers, seed; "
+                        "VALUE is a JSON literal or text; repeatable; an unknown NAME is an error listing them")
     from spikepipe.cli.method_args import add_method_arguments
     from spikepipe.methods.registry import TRANSFORM_METHODS
 
@@ -59,6 +67,16 @@ def add_sim_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--zero-skip", action="store_true",
                    help="with --activity: also schedule and replay on an array that skips all-zero streamed steps "
                         "(costs.zero_skip_gemm states the model) and report zero_skip_* fields beside the dense ones")
+
+
+def schedule_option(text: str) -> tuple[str, Any]:
+    from schedules.common import ScheduleOptionError
+    from schedules.options import parse_assignment
+
+    try:
+        return parse_assignment(text)
+    except ScheduleOptionError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def slack_fraction(text: str) -> float:
@@ -110,15 +128,14 @@ def check_zero_skip(args: argparse.Namespace) -> bool:
 
 def sim_kwargs(args: argparse.Namespace, activity: list[float] | None = None) -> dict[str, Any]:
     """evaluate_graph's keywords from the command line; `activity` (activity_for) prices spike GEMMs as ACs."""
-    options: dict[str, Any] = {}
-    if args.time_limit is not None:
-        options["time_limit_s"] = args.time_limit
-    if args.microbatches is not None:
-        options["microbatches"] = args.microbatches
-    if getattr(args, "split", False):
-        options["split"] = True
-    if getattr(args, "period_slack", None):
-        options["period_slack"] = args.period_slack
+    from spikepipe.api.ops import schedule_options
+
+    given = dict(getattr(args, "option", None) or [])
+    if len(given) < len(getattr(args, "option", None) or []):
+        raise CliError("--option names an option twice")
+    options = schedule_options(time_limit_s=args.time_limit, microbatches=args.microbatches,
+                               split=getattr(args, "split", False), period_slack=getattr(args, "period_slack", None),
+                               options=given)
     return {"iterations": args.iterations, "options": options, "strict": args.strict,
             "overlap_comm": not args.no_overlap, "link_contention": not args.no_contention, "activity": activity}
 

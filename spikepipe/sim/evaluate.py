@@ -19,20 +19,6 @@ from spikepipe.sim.result import SimResult
 
 log = logging.getLogger(__name__)
 
-# which generator takes which option; options a generator does not take are not passed to it
-OPTION_TARGETS: dict[str, tuple[str, ...]] = {
-    "time_limit_s": ("spikepipe",),
-    "workers": ("spikepipe",),
-    "seed": ("spikepipe",),
-    "period_slack": ("spikepipe",),
-    "split": ("spikepipe",),
-    "max_parts": ("spikepipe",),
-    "deterministic_time_s": ("spikepipe",),
-    "search_evaluations": ("spikepipe",),
-    "microbatches": ("gpipe", "1f1b", "interleaved-1f1b", "zero-bubble", "zb-v"),
-    "stages": ("pipedream", "layerpipe"),
-}
-
 Progress = Callable[[str], None]
 
 
@@ -46,12 +32,19 @@ class Evaluation:
 
 
 def options_for(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options generator `name` takes out of options given once for several generators (what simulate,
+    compare and a sweep point set): each generator's declaration (schedules.options) says which are its own."""
+    if not options:
+        return {}
+    from schedules.registry import option_targets
+
+    targets = option_targets()
     out = {}
     for key, value in options.items():
-        if key not in OPTION_TARGETS:  # a silently ignored option would make a sweep lie about what it ran
+        if key not in targets:  # a silently ignored option would make a sweep lie about what it ran
             raise SpikePipeError(f"option {key!r} is not known to any schedule generator; "
-                                 f"known: {', '.join(sorted(OPTION_TARGETS))}")
-        if name in OPTION_TARGETS[key]:
+                                 f"known: {', '.join(sorted(targets))}")
+        if name in targets[key]:
             out[key] = value
     return out
 

@@ -237,9 +237,9 @@ def run_point(kind: str, point: Mapping[str, Any]) -> dict[str, Any]:
 
 def _run_simulate(point: dict[str, Any]) -> dict[str, Any]:
     from hwmodels.config import load_cluster
+    from schedules.registry import option_targets
     from spikepipe.methods.registry import MethodOptions
     from spikepipe.methods.transforms import transform
-    from schedules.registry import option_targets
     from spikepipe.sim.evaluate import evaluate_graph, load_graph
 
     cluster = load_cluster(point.get("hardware"), processors=int(point["processors"]), array=point.get("array"),

@@ -188,9 +188,8 @@ def _option(parser, flag: str):
 
 def test_schedule_names_agree_everywhere():
     import spikepipe as sp
-    from schedules.registry import PIPELINING, get, names
+    from schedules.registry import PIPELINING, get, names, option_targets
     from spikepipe.frontier import PERIODIC_BASELINES, ZERO_DELAY_BASELINES
-    from schedules.registry import option_targets
     from spikepipe.sim.evaluate import resolve_schedules
     from spikepipe.sweep import SweepError, _check_value
 

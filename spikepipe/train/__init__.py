@@ -22,6 +22,5 @@ from spikepipe.train.pipelined import (
     layer_timings,
 )
 
-
 __all__ = ["EpochStats", "Event", "ExactPipeline", "GradientQueue", "LayerTiming", "ModelFn", "NonFiniteLossError",
            "OptimConfig", "PlainBPTT", "TrainerError", "event_order", "layer_timings"]

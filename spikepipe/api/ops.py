@@ -94,11 +94,16 @@ def schedule_options(*, time_limit_s: float | None = None, microbatches: int | N
     return {**named, **extra}
 
 
-def _eval_kwargs(iterations: int | None, options: Mapping[str, Any], strict: bool, overlap_comm: bool,
-                 link_contention: bool) -> dict[str, Any]:
+def eval_kwargs(*, iterations: int | None = None, time_limit_s: float | None = None,
+                microbatches: int | None = None, split: bool = False, period_slack: float | str | None = None,
+                options: Mapping[str, Any] | None = None, strict: bool = False, overlap_comm: bool = True,
+                link_contention: bool = True) -> dict[str, Any]:
+    """evaluate_graph's keywords from simulate's and compare's (the CLI's flags build the same ones)."""
     positive("iterations", iterations)
-    return {"iterations": iterations, "options": dict(options), "strict": strict, "overlap_comm": overlap_comm,
-            "link_contention": link_contention}
+    return {"iterations": iterations,
+            "options": schedule_options(time_limit_s=time_limit_s, microbatches=microbatches, split=split,
+                                        period_slack=period_slack, options=options),
+            "strict": strict, "overlap_comm": overlap_comm, "link_contention": link_contention}
 
 
 def layer_activity(activity: str | Path | ActivityReport | None, graph: TaskGraph) -> list[float | None] | None:
@@ -159,15 +164,23 @@ def simulate(network: NetworkArg, hardware: HardwareArg = None, *, processors: i
     if plans and processors is None:
         processors = plans[0].processors
     names = resolve_schedules(schedules)
-    kwargs = _eval_kwargs(iterations, schedule_options(time_limit_s=time_limit_s, microbatches=microbatches,
-                                                       split=split, period_slack=period_slack, options=options),
-                          strict, overlap_comm, link_contention)
+    check_zero_skip(zero_skip=zero_skip, activity=activity)
+    kwargs = eval_kwargs(iterations=iterations, time_limit_s=time_limit_s, microbatches=microbatches, split=split,
+                         period_slack=period_slack, options=options, strict=strict, overlap_comm=overlap_comm,
+                         link_contention=link_contention)
     hw = as_hardware(hardware, processors)
     graph = method_graph(as_workload(network).task_graph(hw), method, method_blocks)
     kwargs["activity"] = layer_activity(activity, graph)
     with reporter(progress, "simulate", len(names)) as report_to:
         return simulate_graph(graph, hw.cluster, names, eval_kwargs=kwargs, progress=report_to, given=plans,
                               zero_skip=zero_skip)
+
+
+def check_zero_skip(*, zero_skip: bool, activity: Any) -> None:
+    """zero_skip without a measured activity is refused before any work starts."""
+    if zero_skip and activity is None:
+        raise ApiArgumentError("zero_skip needs a measured activity (what the array would skip depends on the "
+                               "spikes): give activity=FILE.json, as --zero-skip needs --activity")
 
 
 def _add_zero_skip(report: dict[str, Any], graph: TaskGraph, cluster: Cluster, names: Sequence[str],
@@ -179,9 +192,7 @@ def _add_zero_skip(report: dict[str, Any], graph: TaskGraph, cluster: Cluster, n
     from spikepipe.sim.evaluate import evaluate_graph
 
     activity = eval_kwargs.get("activity")
-    if activity is None:
-        raise ApiArgumentError("zero_skip needs a measured activity (what the array would skip depends on the "
-                               "spikes): give activity=FILE.json, as --zero-skip needs --activity")
+    check_zero_skip(zero_skip=True, activity=activity)
     skipped, _ = evaluate_graph(zero_skip_graph(graph, activity), cluster, list(names), keep_going=True,
                                 **{**eval_kwargs, "record": False})
     by_name = {r["schedule"]: r for r in skipped["results"]}
@@ -300,9 +311,10 @@ def compare(network: NetworkArg, hardware: HardwareArg = None, *, processors: Se
     if gantt_p not in procs:
         raise ApiArgumentError(f"gantt_processors={gantt_p} is not one of processors {procs}")
     names = resolve_schedules(schedules)
-    kwargs = _eval_kwargs(iterations, schedule_options(time_limit_s=time_limit_s, microbatches=microbatches,
-                                                       split=split, period_slack=period_slack, options=options),
-                          strict, overlap_comm, link_contention)
+    check_zero_skip(zero_skip=zero_skip, activity=activity)
+    kwargs = eval_kwargs(iterations=iterations, time_limit_s=time_limit_s, microbatches=microbatches, split=split,
+                         period_slack=period_slack, options=options, strict=strict, overlap_comm=overlap_comm,
+                         link_contention=link_contention)
     out_dir = None if out is None else Path(out)
     if out_dir is not None:
         check_writable(out_dir / "results.json")

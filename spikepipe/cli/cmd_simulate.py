@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from spikepipe.api.contract import CONTRACT_KEYS, contract_report  # noqa: F401 - the JSON contract lives in the library
 from spikepipe.cli.common import (
     CliError,
     Result,
@@ -126,18 +127,24 @@ def check_zero_skip(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "zero_skip", False))
 
 
-def sim_kwargs(args: argparse.Namespace, activity: list[float] | None = None) -> dict[str, Any]:
-    """evaluate_graph's keywords from the command line; `activity` (activity_for) prices spike GEMMs as ACs."""
-    from spikepipe.api.ops import schedule_options
+def sim_keywords(args: argparse.Namespace) -> dict[str, Any]:
+    """The API's keywords for the simulation flags (simulate and compare take the same ones)."""
+    given = list(getattr(args, "option", None) or [])
+    if len(dict(given)) < len(given):
+        raise CliError(f"--option names {sorted({k for k, _ in given if [n for n, _ in given].count(k) > 1})} "
+                       f"more than once")
+    return {"iterations": args.iterations, "time_limit_s": args.time_limit, "microbatches": args.microbatches,
+            "split": getattr(args, "split", False), "period_slack": getattr(args, "period_slack", None),
+            "options": dict(given), "strict": args.strict, "overlap_comm": not args.no_overlap,
+            "link_contention": not args.no_contention}
 
-    given = dict(getattr(args, "option", None) or [])
-    if len(given) < len(getattr(args, "option", None) or []):
-        raise CliError("--option names an option twice")
-    options = schedule_options(time_limit_s=args.time_limit, microbatches=args.microbatches,
-                               split=getattr(args, "split", False), period_slack=getattr(args, "period_slack", None),
-                               options=given)
-    return {"iterations": args.iterations, "options": options, "strict": args.strict,
-            "overlap_comm": not args.no_overlap, "link_contention": not args.no_contention, "activity": activity}
+
+def sim_kwargs(args: argparse.Namespace, activity: list[float] | None = None) -> dict[str, Any]:
+    """evaluate_graph's keywords from the command line, built by the API's own builder (spikepipe.api.ops
+    eval_kwargs); `activity` (activity_for) prices spike GEMMs as ACs."""
+    from spikepipe.api.ops import eval_kwargs
+
+    return {**eval_kwargs(**sim_keywords(args)), "activity": activity}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -208,6 +215,27 @@ def progress_bar(total: int, description: str):
                     TimeElapsedColumn(), console=Console(stderr=True), transient=True)
 
 
+@contextmanager
+def progress_events(total: int, description: str) -> Iterator[Callable[[Any], None]]:
+    """A callback for the API's ProgressEvents that draws the bar from the first event on: errors the API finds
+    before any work leave stderr one `error:` line, with no bar drawn before it."""
+    bar = progress_bar(total, description)
+    task = None
+
+    def update(ev: Any) -> None:
+        nonlocal task
+        if task is None:
+            bar.start()
+            task = bar.add_task(description, total=total)
+        bar.update(task, description=ev.description, completed=ev.completed)
+
+    try:
+        yield update
+    finally:
+        if task is not None:
+            bar.stop()
+
+
 def run(args: argparse.Namespace) -> Result:
     from spikepipe.api.ops import simulate_graph
     from spikepipe.io import write_csv
@@ -222,12 +250,9 @@ def run(args: argparse.Namespace) -> Result:
     activity = activity_for(args, graph)  # before the bar: a bad file is one line
     eval_kwargs = sim_kwargs(args, activity)
     zero_skip = check_zero_skip(args)
-    with progress_bar(len(names), "simulate") as bar:
-        task = bar.add_task(f"{graph.name} P={cluster.size}", total=len(names))
-
-        res = simulate_graph(graph, cluster, names, eval_kwargs=eval_kwargs,
-                             given=given, keep_going=len(names) > 1, zero_skip=zero_skip,
-                             progress=lambda ev: bar.update(task, description=ev.description, completed=ev.completed))
+    with progress_events(len(names), f"{graph.name} P={cluster.size}") as progress:
+        res = simulate_graph(graph, cluster, names, eval_kwargs=eval_kwargs, given=given,
+                             keep_going=len(names) > 1, zero_skip=zero_skip, progress=progress)
     data = res.to_dict()
     report = {"sequential_cycles": res.sequential_cycles, "timesteps": graph.timesteps, "batch": graph.batch,
               **graph.layout_info()}

@@ -301,8 +301,9 @@ def build_task_graph(layers: Sequence[LayerSpec], *, batch: int, timesteps: int,
                      name=name, layout=layout)
 
 
-def layer_weight_bytes(graph: TaskGraph, cluster: Cluster, layer: int) -> tuple[int, int]:
-    """(weights, optimiser state) bytes of one layer (the replay's memory and the energy model both hold them)."""
+def layer_weight_bytes(graph: TaskGraph, cluster: Cluster, layer: int) -> LayerMemory:
+    """The weight and optimiser-state bytes of one layer as the replay holds them (weights at the word size when
+    the graph does not say): the memory tracker and the energy model both read it here."""
     mem = graph.memory[layer]
     wb = mem.weight_bytes or graph.layers[layer].weight_count * cluster.processors[0].word_bytes
-    return wb, mem.optimizer_bytes
+    return LayerMemory(wb, mem.optimizer_bytes)

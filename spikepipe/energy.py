@@ -176,12 +176,13 @@ def schedule_counts(schedule: Schedule, graph: TaskGraph, cluster: Cluster, sim:
         elif sl.kind is TaskKind.F:
             f_procs[sl.layer].add(p)
     for (layer, p), count in w_slots.items():
-        wb, opt = layer_weight_bytes(graph, cluster, layer)
+        held = layer_weight_bytes(graph, cluster, layer)
+        wb, opt = held.weight_bytes, held.optimizer_bytes
         dram[p] += 2 * (wb + opt) + 2 * wb * (count - 1)
     if schedule.kind == "periodic":
         for layer, delay in enumerate(schedule.gradient_delays):
             if delay > 0:
-                wb, _ = layer_weight_bytes(graph, cluster, layer)
+                wb = layer_weight_bytes(graph, cluster, layer).weight_bytes
                 for p in f_procs.get(layer, ()):
                     dram[p] += 2 * wb
     links = sim.link_bytes_per_processor or (0,) * cluster.size

@@ -247,13 +247,13 @@ def _run_simulate(point: dict[str, Any]) -> dict[str, Any]:
     graph = load_graph(point["network"], cluster, point.get("batch"), point.get("timesteps"))
     method = MethodOptions.of(str(point.get("method", "bptt")),
                               **{k: point[k] for k in METHOD_KEYS - {"method"} if k in point})
-    report, _ = evaluate_graph(
+    report = evaluate_graph(
         transform(graph, method), cluster, [point.get("schedule", "spikepipe")],
         # no iterations given: the simulator runs enough for its lags to reach and measure the steady state
         iterations=int(point["iterations"]) if "iterations" in point else None,
         options={k: point[k] for k in option_targets() if k in point},
         record=False, keep_going=False,
-    )
+    ).report
     row = dict(report["results"][0])
     row["lower_bound_cycles"] = report["lower_bound_cycles"]
     row["sequential_cycles"] = report.get("sequential_cycles")

@@ -193,8 +193,8 @@ def _add_zero_skip(report: dict[str, Any], graph: TaskGraph, cluster: Cluster, n
 
     activity = eval_kwargs.get("activity")
     check_zero_skip(zero_skip=True, activity=activity)
-    skipped, _ = evaluate_graph(zero_skip_graph(graph, activity), cluster, list(names), keep_going=True,
-                                **{**eval_kwargs, "record": False})
+    skipped = evaluate_graph(zero_skip_graph(graph, activity), cluster, list(names), keep_going=True,
+                             **{**eval_kwargs, "record": False}).report
     by_name = {r["schedule"]: r for r in skipped["results"]}
     for row in report["results"]:
         z = by_name.get(row["schedule"])
@@ -217,8 +217,9 @@ def simulate_graph(graph: TaskGraph, cluster: Cluster, names: Sequence[str], *, 
         if progress:
             progress(ProgressEvent("simulate", names.index(name), len(names), f"{label}: {name}"))
 
-    report, evals = evaluate_graph(graph, cluster, list(names), progress=step, given=given,
-                                   keep_going=len(names) > 1 if keep_going is None else keep_going, **eval_kwargs)
+    ev = evaluate_graph(graph, cluster, list(names), progress=step, given=given,
+                        keep_going=len(names) > 1 if keep_going is None else keep_going, **eval_kwargs)
+    report, evals = ev.report, list(ev.evaluations)
     if zero_skip:
         _add_zero_skip(report, graph, cluster, names, eval_kwargs)
     if progress:
@@ -249,7 +250,8 @@ def compare_graph(graph: TaskGraph, clusters: Mapping[int, Cluster], names: Sequ
             if progress:
                 progress(ProgressEvent("compare", base + names.index(name), total, f"{label}: {name}"))
 
-        report, evals = evaluate_graph(graph, cluster, names, progress=step, **eval_kwargs)
+        ev = evaluate_graph(graph, cluster, names, progress=step, **eval_kwargs)
+        report, evals = ev.report, ev.evaluations
         if zero_skip:
             _add_zero_skip(report, graph, cluster, names, eval_kwargs)
         reports.append(SimulateResult.from_report(report, evals, graph))

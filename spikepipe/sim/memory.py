@@ -49,7 +49,8 @@ class MemoryTracker:
                 readers[sl.layer].add(sl.processor)
         self.wbytes = {}
         for layer, ps in hosts.items():
-            wb, opt = layer_weight_bytes(graph, cluster, layer)
+            held = layer_weight_bytes(graph, cluster, layer)
+            wb, opt = held.weight_bytes, held.optimizer_bytes
             self.wbytes[layer] = wb
             for p in ps:
                 self.weights[p] += wb + opt

@@ -400,7 +400,8 @@ COMMANDS = {"simulate": ("simulate", "SimulateResult", {"schedule": "schedules",
             "frontier": ("compute_frontier", "FrontierResult", {}),
             "tasks": ("tasks", "TasksResult", {"network": "network"}),
             "cycles": ("cycles", "CyclesResult", {}),
-            "sweep": ("run_sweep", "SweepResult", {})}
+            "sweep": ("run_sweep", "SweepResult", {}),
+            "activity": ("measure_activity", "ActivityResult", {})}
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))

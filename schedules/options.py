@@ -25,7 +25,8 @@ Check = Callable[[str, str, Any], Any]
 
 
 def option(default: Any = None, check: Check | None = None, doc: str = "") -> Any:
-    """A dataclass field that is a generator option: its default, its value check, and one line for --help."""
+    """A dataclass field that is a generator option: its default, its value check, and one line saying what it
+    does (for readers and `dataclasses.fields(cls)[i].metadata["doc"]`)."""
     return field(default=default, metadata={"check": check, "doc": doc})
 
 
@@ -180,7 +181,3 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     if not sep or not name.strip():
         raise ScheduleOptionError(f"option {text!r} must be NAME=VALUE (e.g. microbatches=4)")
     return name.strip(), parse_value(value.strip())
-
-
-def field_docs(cls: type) -> dict[str, str]:
-    return {f.name: f.metadata.get("doc", "") for f in dataclasses.fields(cls)}

@@ -302,8 +302,13 @@ def test_schedule_options_agree_with_the_generators():
     # the sweep's simulate keys are its own ones plus exactly the declared options, no copy of either
     assert simulate_keys() == SIMULATE_KEYS | set(targets)
     assert not SIMULATE_KEYS & set(targets), sorted(SIMULATE_KEYS & set(targets))
+    # a train point takes the schedule option TrainConfig passes on (period_slack), as `train --period-slack` does
+    from spikepipe.sweep import spec_from_dict
+
+    spec_from_dict({"sweep": {"kind": "train"}, "grid": {"period_slack": [0.0, 0.1]},
+                    "fixed": {"network": "snn-mlp", "schedule": "spikepipe"}})
     # a swept option reaches the generator: gpipe's period depends on its micro-batch count
-    from spikepipe.sweep import run_point, spec_from_dict
+    from spikepipe.sweep import run_point
 
     spec_from_dict({"sweep": {"name": "mb", "kind": "simulate"}, "grid": {"microbatches": [2, 4],
                     "period_slack": [0.0, 0.1], "stages": [1, 2]}, "fixed": {"network": "snn-mlp", "processors": 2}})

@@ -129,8 +129,8 @@ def test_run_from_options_is_flat_and_equals_run():
 
 @pytest.mark.parametrize("stash", [True, "false"])
 def test_run_from_options_trains_with_the_schedules_delays(stash):
-    from spikepipe.training import run_from_options
     from spikepipe.train.runner import build_schedule
+    from spikepipe.training import run_from_options
 
     sched = build_schedule(TrainConfig(network="snn-mlp", batch=32, schedule="pipedream", processors=2), 8)
     got = run_from_options(point(schedule="pipedream", processors="2", stash=stash))

@@ -160,6 +160,12 @@ def test_layering_of_the_vocabulary():
         users = sorted(src for src, ws in edges.items() if up in ws and src not in top)
         assert not users, f"only the command line and the API may import {up}; {users} do"
     assert "spikepipe.cli" not in edges.get("spikepipe.api", set()), "the API must not import the command line"
+    # the trainer dispatch sits above what it dispatches to (docs/design.md section 8)
+    assert {"spikepipe.train", "spikepipe.methods", "spikepipe.distributed", "spikepipe.activity"} \
+        <= edges["spikepipe.training"]
+    users = sorted(src for src, ws in edges.items() if "spikepipe.training" in ws)
+    assert set(users) <= {"spikepipe.api", "spikepipe.sweep", "spikepipe.cli"}, users
+    assert "spikepipe.sim" not in edges.get("spikepipe.energy", set()), "energy reads a replay, not sim's types"
 
 
 def test_no_new_import_cycle_between_subpackages():

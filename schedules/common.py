@@ -33,6 +33,8 @@ class ScheduleOptionError(SpikePipeError):
 
 
 def check_options(name: str, options: Mapping[str, Any], known: Iterable[str]) -> None:
+    """The one message for an option a generator does not take (schedules.options.ScheduleOptions.from_mapping
+    calls it with the declared names)."""
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise ScheduleOptionError(

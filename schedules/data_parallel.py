@@ -10,12 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from hwmodels import Cluster
-from schedules.common import check_options, gradient_bytes, make_schedule, slot_cycles, training_order
+from schedules.common import gradient_bytes, make_schedule, slot_cycles, training_order
+from schedules.options import DataParallelOptions
 from spikepipe.ir import Collective, Schedule, Slot, TaskGraph
 
 
-def data_parallel(graph: TaskGraph, cluster: Cluster, **options: Any) -> Schedule:
-    check_options("data-parallel", options, ())
+def data_parallel(graph: TaskGraph, cluster: Cluster, options: DataParallelOptions | None = None,
+                  **kwargs: Any) -> Schedule:
+    DataParallelOptions.coerce(options, kwargs)  # it takes none: anything given is an error
     procs = cluster.size
     frac = 1.0 / procs
     order = training_order(graph)

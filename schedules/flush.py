@@ -23,11 +23,10 @@ from typing import Any
 from hwmodels import Cluster
 from schedules.common import (
     ScheduleOptionError,
-    check_options,
     make_schedule,
-    positive_int_option,
     slot_cycles,
 )
+from schedules.options import GPipeOptions, InterleavedOptions, OneFOneBOptions, ZbVOptions, ZeroBubbleOptions
 from schedules.stages import stage_ranges
 from spikepipe.ir import Schedule, ScheduleError, Slot, TaskGraph
 
@@ -218,9 +217,10 @@ def interleaved_orders(ranges: Sequence[tuple[int, int]], p: int, v: int, m: int
     return orders
 
 
-def _candidates(name: str, graph: TaskGraph, stages: int, options: dict[str, Any], multiple: int = 1) -> list[int]:
-    if "microbatches" in options:
-        m = positive_int_option(name, "microbatches", options["microbatches"])
+def _candidates(name: str, graph: TaskGraph, stages: int, microbatches: int | None,
+                multiple: int = 1) -> list[int]:
+    if microbatches is not None:  # a positive integer (the options' declaration checked it)
+        m = microbatches
         if m > graph.batch:
             raise ScheduleOptionError(f"schedule {name!r}: {m} micro-batches exceed the batch of {graph.batch}")
         if m % multiple:
@@ -260,13 +260,12 @@ def _down_to_a_quarter(most: int) -> list[int]:
                   reverse=True)
 
 
-def _flush(name: str, graph: TaskGraph, cluster: Cluster, options: dict[str, Any],
+def _flush(name: str, graph: TaskGraph, cluster: Cluster, microbatches: int | None,
            orders: Callable[[Sequence[tuple[int, int]], int], Orders]) -> Schedule:
-    check_options(name, options, ("microbatches",))
     runs = []
     for k in stage_counts(graph, cluster):
         ranges = stage_ranges(graph, cluster, k)
-        ms = _candidates(name, graph, len(ranges), options)
+        ms = _candidates(name, graph, len(ranges), microbatches)
         runs.append(_best(name, graph, cluster, ms, lambda m, r=ranges: orders(r, m),
                           {"stages": [list(r) for r in ranges]}))
     # ties go to the most stages (first), the plain textbook form
@@ -274,17 +273,22 @@ def _flush(name: str, graph: TaskGraph, cluster: Cluster, options: dict[str, Any
     return replace(best, info={**best.info, "stage_counts_tried": [len(s.info["stages"]) for s in runs]})
 
 
-def gpipe(graph: TaskGraph, cluster: Cluster, **options: Any) -> Schedule:
-    return _flush("gpipe", graph, cluster, options, gpipe_orders)
+def gpipe(graph: TaskGraph, cluster: Cluster, options: GPipeOptions | None = None, **kwargs: Any) -> Schedule:
+    opts = GPipeOptions.coerce(options, kwargs)
+    return _flush("gpipe", graph, cluster, opts.microbatches, gpipe_orders)
 
 
-def one_f_one_b(graph: TaskGraph, cluster: Cluster, **options: Any) -> Schedule:
-    return _flush("1f1b", graph, cluster, options, one_f_one_b_orders)
+def one_f_one_b(graph: TaskGraph, cluster: Cluster, options: OneFOneBOptions | None = None,
+                **kwargs: Any) -> Schedule:
+    opts = OneFOneBOptions.coerce(options, kwargs)
+    return _flush("1f1b", graph, cluster, opts.microbatches, one_f_one_b_orders)
 
 
-def zero_bubble(graph: TaskGraph, cluster: Cluster, **options: Any) -> Schedule:
+def zero_bubble(graph: TaskGraph, cluster: Cluster, options: ZeroBubbleOptions | None = None,
+                **kwargs: Any) -> Schedule:
     """ZB-H1 with the W deferral (all, half, none of p-1-k) that gives the shortest iteration."""
-    runs = [_flush("zero-bubble", graph, cluster, options, lambda r, m, f=f: zb_h1_orders(r, m, f))
+    opts = ZeroBubbleOptions.coerce(options, kwargs)
+    runs = [_flush("zero-bubble", graph, cluster, opts.microbatches, lambda r, m, f=f: zb_h1_orders(r, m, f))
             for f in (1.0, 0.5, 0.0)]
     best = min(runs, key=lambda s: s.period_cycles)
     return best
@@ -338,22 +342,23 @@ def zbv_orders(ranges: Sequence[tuple[int, int]], p: int, m: int) -> Orders:
     return orders
 
 
-def _one_chunk_per_stage(name: str, graph: TaskGraph, cluster: Cluster, options: dict[str, Any],
+def _one_chunk_per_stage(name: str, graph: TaskGraph, cluster: Cluster, microbatches: int | None,
                          fallback: Callable[..., Schedule], why: str) -> Schedule:
-    s = fallback(graph, cluster, **{k: x for k, x in options.items() if k == "microbatches"})
+    s = fallback(graph, cluster, microbatches=microbatches)
     return replace(s, name=name, info={**s.info, "virtual_stages": 1, "note": why})
 
 
-def interleaved_1f1b(graph: TaskGraph, cluster: Cluster, **options: Any) -> Schedule:
+def interleaved_1f1b(graph: TaskGraph, cluster: Cluster, options: InterleavedOptions | None = None,
+                     **kwargs: Any) -> Schedule:
     """Megatron's interleaved 1F1B with the interleaving depth v that gives the shortest iteration, from 1 (plain
     1F1B) up to what the layer count allows (v*p chunks of at least one layer each), unless `virtual_stages` fixes
     it; v=1 also when the batch is smaller than p."""
     name = "interleaved-1f1b"
-    check_options(name, options, ("microbatches", "virtual_stages"))
+    opts = InterleavedOptions.coerce(options, kwargs)
     p = min(cluster.size, graph.num_layers)
     most = graph.num_layers // p
-    if "virtual_stages" in options:
-        depths = [max(1, min(positive_int_option(name, "virtual_stages", options["virtual_stages"]), most))]
+    if opts.virtual_stages is not None:
+        depths = [max(1, min(opts.virtual_stages, most))]
     else:
         depths = list(range(1, most + 1))
     if graph.batch < p:
@@ -361,32 +366,32 @@ def interleaved_1f1b(graph: TaskGraph, cluster: Cluster, **options: Any) -> Sche
     runs = []
     for v in depths:
         if v == 1:
-            runs.append(_one_chunk_per_stage(name, graph, cluster, options, one_f_one_b,
+            runs.append(_one_chunk_per_stage(name, graph, cluster, opts.microbatches, one_f_one_b,
                                              "one chunk per processor: plain 1F1B"))
             continue
         ranges = stage_ranges(graph, cluster, p * v, [c % p for c in range(p * v)])
-        ms = _candidates(name, graph, p, options, multiple=p)
+        ms = _candidates(name, graph, p, opts.microbatches, multiple=p)
         runs.append(_best(name, graph, cluster, ms, lambda m, r=ranges, v=v: interleaved_orders(r, p, v, m),
                           {"stages": [list(r) for r in ranges], "virtual_stages": v}))
     best = min(runs, key=lambda s: s.period_cycles)  # ties: the smallest v (first), the least interleaving
     return replace(best, info={**best.info, "virtual_stages_tried": depths})
 
 
-def zb_v(graph: TaskGraph, cluster: Cluster, **options: Any) -> Schedule:
+def zb_v(graph: TaskGraph, cluster: Cluster, options: ZbVOptions | None = None, **kwargs: Any) -> Schedule:
     """ZB-V with two chunks per processor in a V on p processors, p from min(P, L/2) down to a quarter of that (as
     the other flush schedules try fewer stages), the shortest iteration kept; ZB-H1 when the network has fewer
     than 2 layers (or the batch is smaller than the processors a V would use)."""
     name = "zb-v"
-    check_options(name, options, ("microbatches",))
+    opts = ZbVOptions.coerce(options, kwargs)
     most = min(cluster.size, graph.num_layers // 2)
     if most < 1 or graph.batch < most:
-        return _one_chunk_per_stage(name, graph, cluster, options, zero_bubble,
+        return _one_chunk_per_stage(name, graph, cluster, opts.microbatches, zero_bubble,
                                     "too few layers or samples for a V: ZB-H1")
     runs = []
     for p in _down_to_a_quarter(most):
         chunk_proc = [c if c < p else 2 * p - 1 - c for c in range(2 * p)]
         ranges = stage_ranges(graph, cluster, 2 * p, chunk_proc)
-        ms = _candidates(name, graph, p, options)
+        ms = _candidates(name, graph, p, opts.microbatches)
         runs.append(_best(name, graph, cluster, ms, lambda m, r=ranges, p=p: zbv_orders(r, p, m),
                           {"stages": [list(r) for r in ranges], "virtual_stages": 2}))
     best = min(runs, key=lambda s: s.period_cycles)

@@ -16,13 +16,13 @@ from typing import Any
 from hwmodels import Cluster
 from schedules.common import (
     assignment_link_load,
-    check_options,
     make_schedule,
     pack_back_to_back,
     slot_cycles,
     training_order,
     transfer_cycles,
 )
+from schedules.options import ListOptions
 from spikepipe.ir import Schedule, Slot, TaskGraph
 
 log = logging.getLogger(__name__)
@@ -123,8 +123,8 @@ def schedule_assignment(name: str, graph: TaskGraph, cluster: Cluster, assignmen
     return min(candidates, key=lambda s: (sum(s.gradient_delays), s.max_lag))
 
 
-def list_schedule(graph: TaskGraph, cluster: Cluster, **options: Any) -> Schedule:
+def list_schedule(graph: TaskGraph, cluster: Cluster, options: ListOptions | None = None, **kwargs: Any) -> Schedule:
     """Any task on any processor by a greedy load/link balance, placed by modulo list scheduling."""
-    check_options("list", options, ())
+    ListOptions.coerce(options, kwargs)  # it takes none: anything given is an error
     assign = greedy_assignment(graph, cluster)
     return schedule_assignment("list", graph, cluster, assign, info={"assignment": "greedy LPT with links"})

@@ -25,24 +25,21 @@ from typing import Any
 from hwmodels import Cluster
 from schedules.common import (
     assignment_link_load,
-    check_options,
     expected_dependencies,
     make_schedule,
     pack_back_to_back,
-    positive_int_option,
     training_order,
 )
 from schedules.listsched import modulo_place
+from schedules.options import LayerPipeOptions, PipeDreamOptions
 from schedules.stages import stage_of_layer, stage_ranges
 from spikepipe.ir import Schedule, TaskGraph, TaskKind, slot_lag_delays
 
 log = logging.getLogger(__name__)
 
 
-def _stages(name: str, graph: TaskGraph, cluster: Cluster, options: dict[str, Any]) -> tuple[list, dict]:
-    stages = options.get("stages")
-    if stages is not None:
-        positive_int_option(name, "stages", stages)
+def _stages(graph: TaskGraph, cluster: Cluster, stages: int | None) -> tuple[list, dict]:
+    if stages is not None:  # a positive integer (the options' declaration checked it)
         stages = min(stages, cluster.size)
     ranges = stage_ranges(graph, cluster, stages)
     layer_stage = stage_of_layer(ranges)
@@ -50,9 +47,10 @@ def _stages(name: str, graph: TaskGraph, cluster: Cluster, options: dict[str, An
     return ranges, assign
 
 
-def layerpipe(graph: TaskGraph, cluster: Cluster, **options: Any) -> Schedule:
-    check_options("layerpipe", options, ("stages",))
-    ranges, assign = _stages("layerpipe", graph, cluster, options)
+def layerpipe(graph: TaskGraph, cluster: Cluster, options: LayerPipeOptions | None = None,
+              **kwargs: Any) -> Schedule:
+    opts = LayerPipeOptions.coerce(options, kwargs)
+    ranges, assign = _stages(graph, cluster, opts.stages)
     order = training_order(graph)
     slots, load = pack_back_to_back(graph, cluster, assign, order)
     period = max(load, assignment_link_load(graph, cluster, assign))
@@ -60,11 +58,12 @@ def layerpipe(graph: TaskGraph, cluster: Cluster, **options: Any) -> Schedule:
                          info={"stages": [list(r) for r in ranges], "placement": "F first from 0, then B W"})
 
 
-def pipedream(graph: TaskGraph, cluster: Cluster, **options: Any) -> Schedule:
-    check_options("pipedream", options, ("stages", "max_stretch"))
-    ranges, assign = _stages("pipedream", graph, cluster, options)
+def pipedream(graph: TaskGraph, cluster: Cluster, options: PipeDreamOptions | None = None,
+              **kwargs: Any) -> Schedule:
+    opts = PipeDreamOptions.coerce(options, kwargs)
+    ranges, assign = _stages(graph, cluster, opts.stages)
     stages = len(ranges)
-    max_stretch = float(options.get("max_stretch", 2.0))
+    max_stretch = float(opts.max_stretch)
     layer_stage = [assign[f"F{layer}"] for layer in range(graph.num_layers)]
     target = [stages - 1 - layer_stage[layer] for layer in range(graph.num_layers)]
     order = training_order(graph)
@@ -80,7 +79,7 @@ def pipedream(graph: TaskGraph, cluster: Cluster, **options: Any) -> Schedule:
         if period >= base * max_stretch:
             log.warning("pipedream: no placement keeps p-s weight versions up to %.1fx the period; using the "
                         "layerpipe placement", max_stretch)
-            sched = layerpipe(graph, cluster, **{k: v for k, v in options.items() if k == "stages"})
+            sched = layerpipe(graph, cluster, stages=opts.stages)
             return replace(sched, name="pipedream",
                            info={**sched.info, "bookkeeping": "not met: one hop per period"})
         period = period + max(1, period // 50)

@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from hwmodels import Cluster
-from schedules.common import check_options, make_schedule, pack_back_to_back, training_order
+from schedules.common import make_schedule, pack_back_to_back, training_order
+from schedules.options import SequentialOptions
 from spikepipe.ir import Schedule, TaskGraph
 
 
-def sequential(graph: TaskGraph, cluster: Cluster, **options: Any) -> Schedule:
+def sequential(graph: TaskGraph, cluster: Cluster, options: SequentialOptions | None = None,
+               **kwargs: Any) -> Schedule:
     """One iteration per period on processor 0 (the others idle); period = sum of its task cycles."""
-    check_options("sequential", options, ())
+    SequentialOptions.coerce(options, kwargs)  # it takes none: anything given is an error
     order = training_order(graph)
     slots, period = pack_back_to_back(graph, cluster, dict.fromkeys(order, 0), order)
     return make_schedule("sequential", "flush", graph, cluster, slots, period,

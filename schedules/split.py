@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 from hwmodels import Cluster
@@ -124,7 +125,20 @@ def reduction_dependencies(graph: TaskGraph, cluster: Cluster, slots: list[Slot]
     return out
 
 
-def _priced(graph: TaskGraph, cluster: Cluster, k: list[int], price: _Prices):
+@dataclass(frozen=True)
+class PricedSplit:
+    """One split step (parts per layer) placed and priced: its period is the busiest processor's or link's load
+    per period, with the weight broadcasts of split layers on the links."""
+
+    period_cycles: int
+    slots: list[Slot]
+    dependencies: list[Dependency]
+    processor_cycles: dict[int, int]  # busy cycles per processor
+    link_cycles: dict[tuple[int, int], int]  # busy cycles per directed link, broadcasts included
+    broadcast_cycles: dict[tuple[int, int], int]  # of which the weight broadcasts
+
+
+def _priced(graph: TaskGraph, cluster: Cluster, k: list[int], price: _Prices) -> PricedSplit:
     from schedules.common import link_loads
 
     slots = _assign(graph, cluster, k, price)
@@ -139,7 +153,7 @@ def _priced(graph: TaskGraph, cluster: Cluster, k: list[int], price: _Prices):
     for link, c in bcast.items():  # the broadcasts, priced once above
         links[link] = links.get(link, 0) + c
     period = max(max(load.values()), max(links.values(), default=0))
-    return period, slots, deps, load, links, bcast
+    return PricedSplit(period, slots, deps, dict(load), links, bcast)
 
 
 def split_schedule(graph: TaskGraph, cluster: Cluster, *, seed: int = 0, evaluations: int = 2000,
@@ -161,9 +175,11 @@ def split_schedule(graph: TaskGraph, cluster: Cluster, *, seed: int = 0, evaluat
             break
         priced = _priced(graph, cluster, k, price)
         priced_steps += 1
-        if best is None or priced[0] < best[1][0]:
+        if best is None or priced.period_cycles < best[1].period_cycles:
             best = (k, priced)
-    k, (period, slots, deps, load, links, bcast) = best
+    k, chosen = best
+    period, slots, deps = chosen.period_cycles, chosen.slots, chosen.dependencies
+    load, links, bcast = chosen.processor_cycles, chosen.link_cycles, chosen.broadcast_cycles
     search: dict[str, Any] = {}
     slots = search_slot_orders(slots, deps, cluster, graph.num_layers, period, training_order(graph),
                                seed=seed, evaluations=evaluations, stop_at_s=stop_at_s, stats=search)

@@ -29,6 +29,7 @@ _PUBLIC = {
     "compute_frontier": "spikepipe.api.plans", "read_schedule": "spikepipe.api.plans",
     "write_schedule": "spikepipe.api.plans", "FrontierPoint": "spikepipe.frontier",
     "MethodOptions": "spikepipe.methods.registry",
+    "measure_activity": "spikepipe.api.measure", "ActivityResult": "spikepipe.api.measure",
     "Schedule": "spikepipe.ir", "TaskGraph": "spikepipe.ir", "SpikePipeError": "spikepipe.ir",
     "ScheduleError": "spikepipe.ir",
 }

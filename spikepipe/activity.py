@@ -314,3 +314,51 @@ def read_report(path: str | Path) -> ActivityReport:
     if not isinstance(data, dict):
         raise ActivityError(f"activity file {path} must hold one JSON object")
     return ActivityReport.from_dict(data, source=f"activity file {path}")
+
+
+def load_split(dataset: str, data_dir: str | None, split: str) -> torch.Tensor:
+    """The samples of one split of a data set (digits, fashion-mnist or FILE.npz), [N, ...] floats in [0, 1]."""
+    from spikepipe.train.data import load_dataset
+
+    if dataset.endswith(".npz"):
+        from spikepipe.train import data as data_mod
+
+        loader = getattr(data_mod, "load_npz", None)
+        if loader is None:
+            raise ActivityError("this build reads .npz data sets only in `spikepipe train`; use digits or "
+                                "fashion-mnist")
+        ds = loader(dataset)
+    else:
+        ds = load_dataset(dataset, data_dir)
+    return getattr(ds, split).x
+
+
+def fit_shape(x: torch.Tensor, shape: tuple[int, ...], resize: bool, dataset: str) -> torch.Tensor:
+    """Samples in the network's sample shape: as they are, reshaped when only the layout differs, or (`resize`)
+    images resized bilinearly to H x W with their channels repeated."""
+    import torch.nn.functional as F
+
+    n = x.shape[0]
+    if tuple(x.shape[1:]) == tuple(shape):
+        return x
+    if x[0].numel() == prod(shape):
+        return x.reshape(n, *shape)
+    if not resize or len(shape) != 3:
+        raise ActivityError(f"{dataset} samples have shape {tuple(x.shape[1:])}, the network takes {tuple(shape)}; "
+                            "pick a network built for it or pass --resize")
+    img = x.reshape(n, -1, *x.shape[-2:]) if x.dim() >= 3 else None
+    if img is None:
+        raise ActivityError(f"--resize needs image samples, {dataset} has shape {tuple(x.shape[1:])}")
+    img = F.interpolate(img, size=shape[1:], mode="bilinear", align_corners=False)
+    return img.repeat(1, -(-shape[0] // img.shape[1]), 1, 1)[:, :shape[0]]
+
+
+def load_weights(model: nn.Module, path: str, network: str) -> None:
+    """A trained state_dict (train's model.pt) loaded into the network, or a one-line error saying why not."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    except FileNotFoundError:
+        raise ActivityError(f"weights file {path} not found") from None
+    except (RuntimeError, OSError, KeyError, TypeError) as exc:
+        raise ActivityError(f"weights file {path} does not fit {network}: {str(exc).splitlines()[0]}") from None

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from math import ceil, prod
 from typing import Any
 
-from hwmodels import Dataflow, Processor, SystolicArray
+from hwmodels import Cluster, Dataflow, Processor, SystolicArray
 from spikepipe.ir import (
     Gemm,
     LayerMemory,
@@ -298,3 +298,11 @@ def build_task_graph(layers: Sequence[LayerSpec], *, batch: int, timesteps: int,
     edges.append((task_id(TaskKind.F, last), task_id(TaskKind.B, last), out_bytes(last)))
     return TaskGraph(layers, tasks, edges, batch=batch, timesteps=timesteps, memory=memory, reference=proc,
                      name=name, layout=layout)
+
+
+def layer_weight_bytes(graph: TaskGraph, cluster: Cluster, layer: int) -> LayerMemory:
+    """The weight and optimiser-state bytes of one layer as the replay holds them (weights at the word size when
+    the graph does not say): the memory tracker and the energy model both read it here."""
+    mem = graph.memory[layer]
+    wb = mem.weight_bytes or graph.layers[layer].weight_count * cluster.processors[0].word_bytes
+    return LayerMemory(wb, mem.optimizer_bytes)

@@ -27,15 +27,22 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from math import ceil
+from typing import Protocol
 
 from hwmodels import Cluster, EnergyTable, Processor
 from hwmodels.energy import PJ, gemm_sram_words
-from spikepipe.costs import task_ops_split
+from spikepipe.costs import layer_weight_bytes, task_ops_split
 from spikepipe.ir import Gemm, Schedule, SpikePipeError, Task, TaskGraph, TaskKind
-from spikepipe.sim.memory import layer_weight_bytes
-from spikepipe.sim.result import SimResult
 
 CATEGORIES = ("mac", "ac", "vector", "sram", "dram", "link", "static")
+
+
+class Replay(Protocol):
+    """What the energy model reads of a replay (spikepipe.sim.SimResult has it): energy sits beside the simulator,
+    not inside it, so the simulator's evaluator can price a replay without a cycle between the two."""
+
+    simulated_period_cycles: float
+    link_bytes_per_processor: tuple[int, ...]
 
 
 class EnergyError(SpikePipeError):
@@ -144,7 +151,7 @@ def forward_energy(graph: TaskGraph, processor: Processor, activity: Sequence[fl
     return price(total, processor.energy)
 
 
-def schedule_counts(schedule: Schedule, graph: TaskGraph, cluster: Cluster, sim: SimResult,
+def schedule_counts(schedule: Schedule, graph: TaskGraph, cluster: Cluster, sim: Replay,
                     activity: Sequence[float] | None = None) -> list[EnergyCounts]:
     """Per processor, what one steady-state minibatch of the schedule does."""
     act = check_activity(activity, graph)
@@ -169,19 +176,20 @@ def schedule_counts(schedule: Schedule, graph: TaskGraph, cluster: Cluster, sim:
         elif sl.kind is TaskKind.F:
             f_procs[sl.layer].add(p)
     for (layer, p), count in w_slots.items():
-        wb, opt = layer_weight_bytes(graph, cluster, layer)
+        held = layer_weight_bytes(graph, cluster, layer)
+        wb, opt = held.weight_bytes, held.optimizer_bytes
         dram[p] += 2 * (wb + opt) + 2 * wb * (count - 1)
     if schedule.kind == "periodic":
         for layer, delay in enumerate(schedule.gradient_delays):
             if delay > 0:
-                wb, _ = layer_weight_bytes(graph, cluster, layer)
+                wb = layer_weight_bytes(graph, cluster, layer).weight_bytes
                 for p in f_procs.get(layer, ()):
                     dram[p] += 2 * wb
     links = sim.link_bytes_per_processor or (0,) * cluster.size
     return [EnergyCounts(macs[p], acs[p], vec[p], sram[p], dram[p], float(links[p])) for p in range(cluster.size)]
 
 
-def schedule_energy(schedule: Schedule, graph: TaskGraph, cluster: Cluster, sim: SimResult,
+def schedule_energy(schedule: Schedule, graph: TaskGraph, cluster: Cluster, sim: Replay,
                     activity: Sequence[float] | None = None) -> EnergyReport:
     """Joules of one steady-state minibatch of `schedule` as `sim` replayed it (see the module docstring)."""
     counts = schedule_counts(schedule, graph, cluster, sim, activity)

@@ -42,18 +42,19 @@ KINDS = ("simulate", "train")
 # the training-method keys are the same for both kinds (spikepipe.cli.method_args.METHOD_KEYS)
 METHOD_KEYS = {"method", "checkpoint_every", "skip", "window", "blocks", "hard_fraction", "skipper_gradient",
                "exit_confidence"}
+# a simulate point's keys besides the schedule options (those are the generators' declarations: simulate_keys)
 SIMULATE_KEYS = {"network", "processors", "schedule", "batch", "timesteps", "hardware", "array", "dataflow",
-                 "iterations", "time_limit_s", "seed", "split"} | METHOD_KEYS
+                 "iterations"} | METHOD_KEYS
 TRAIN_KEYS = {"network", "dataset", "schedule", "processors", "epochs", "batch", "timesteps", "seed", "lr",
-              "optimizer", "stash", "compensation", "data_dir", "limit_train"} | METHOD_KEYS
+              "optimizer", "stash", "compensation", "data_dir", "limit_train", "period_slack"} | METHOD_KEYS
 
 
 def simulate_keys() -> set[str]:
-    """What a simulate point may set: SIMULATE_KEYS and every schedule option a generator takes, routed to the
-    generators that take it as `simulate` routes them (sim.evaluate.OPTION_TARGETS: one list, not a copy)."""
-    from spikepipe.sim.evaluate import OPTION_TARGETS
+    """What a simulate point may set: SIMULATE_KEYS and every option a schedule generator declares
+    (schedules.options), routed to the generators that take it as `simulate` routes them (one list, not a copy)."""
+    from schedules.registry import option_targets
 
-    return SIMULATE_KEYS | set(OPTION_TARGETS)
+    return SIMULATE_KEYS | set(option_targets())
 
 
 class SweepError(SpikePipeError):
@@ -147,6 +148,15 @@ def _check_value(kind: str, key: str, value: Any, source: str) -> None:
         valid = names() + (["none"] if kind == "train" else [])
         if not isinstance(value, str) or value not in valid:
             raise SweepError(f"{where} is not a schedule; valid names: {', '.join(valid)}")
+    if kind == "simulate" and key not in SIMULATE_KEYS:  # a schedule option: each taker's declaration checks it
+        from schedules.common import ScheduleOptionError
+        from schedules.registry import option_targets, parse_options
+
+        for name in option_targets().get(key, ()):
+            try:
+                parse_options(name, {key: value})
+            except ScheduleOptionError as exc:
+                raise SweepError(f"{where}: {exc}") from None
     if key in METHOD_KEYS:
         from spikepipe.methods.registry import TRAINER_METHODS, TRANSFORM_METHODS, MethodError, MethodOptions
 
@@ -227,22 +237,23 @@ def run_point(kind: str, point: Mapping[str, Any]) -> dict[str, Any]:
 
 def _run_simulate(point: dict[str, Any]) -> dict[str, Any]:
     from hwmodels.config import load_cluster
+    from schedules.registry import option_targets
     from spikepipe.methods.registry import MethodOptions
     from spikepipe.methods.transforms import transform
-    from spikepipe.sim.evaluate import OPTION_TARGETS, evaluate_graph, load_graph
+    from spikepipe.sim.evaluate import evaluate_graph, load_graph
 
     cluster = load_cluster(point.get("hardware"), processors=int(point["processors"]), array=point.get("array"),
                            dataflow=point.get("dataflow"))
     graph = load_graph(point["network"], cluster, point.get("batch"), point.get("timesteps"))
     method = MethodOptions.of(str(point.get("method", "bptt")),
                               **{k: point[k] for k in METHOD_KEYS - {"method"} if k in point})
-    report, _ = evaluate_graph(
+    report = evaluate_graph(
         transform(graph, method), cluster, [point.get("schedule", "spikepipe")],
         # no iterations given: the simulator runs enough for its lags to reach and measure the steady state
         iterations=int(point["iterations"]) if "iterations" in point else None,
-        options={k: point[k] for k in OPTION_TARGETS if k in point},
+        options={k: point[k] for k in option_targets() if k in point},
         record=False, keep_going=False,
-    )
+    ).report
     row = dict(report["results"][0])
     row["lower_bound_cycles"] = report["lower_bound_cycles"]
     row["sequential_cycles"] = report.get("sequential_cycles")
@@ -260,7 +271,7 @@ def _run_simulate(point: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run_train(point: dict[str, Any]) -> dict[str, Any]:
-    from spikepipe.train import run_from_options
+    from spikepipe.training import run_from_options
 
     result = run_from_options(point)
     return {k: (json.dumps(v) if isinstance(v, (list, tuple)) else v) for k, v in result.items()

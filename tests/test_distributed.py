@@ -18,7 +18,7 @@ import torch
 from spikepipe import zoo
 from spikepipe.distributed import DistributedError
 from spikepipe.distributed.launch import FAULT_ENV, TIMEOUT_ENV, DistributedPipeline
-from spikepipe.train.runner import TrainConfig, run
+from spikepipe.training import TrainConfig, run
 
 SPIKEPIPE = str(Path(sys.executable).with_name("spikepipe"))
 

@@ -112,7 +112,7 @@ def test_weight_stash_traffic(tmp_path):
     path = hw(tmp_path, {"dram_pj_per_byte": 1.0})
     graph, cluster, sched, _, pd = run("snn-cnn", path, 4, "pipedream")
     seq = run("snn-cnn", path, 1, "sequential")[-1]
-    stash = sum(2 * layer_weight_bytes(graph, cluster, lay)[0] for lay, d in enumerate(sched.gradient_delays) if d > 0)
+    stash = sum(2 * layer_weight_bytes(graph, cluster, lay).weight_bytes for lay, d in enumerate(sched.gradient_delays) if d > 0)
     assert any(d > 0 for d in sched.gradient_delays)
     assert pd.counts.dram_bytes - seq.counts.dram_bytes == stash
     assert pd.total_joules == pytest.approx(pd.counts.dram_bytes * PJ, rel=1e-12)
@@ -168,8 +168,8 @@ def test_every_result_reports_energy(tmp_path, capsys):
 def test_evaluate_graph_passes_activity(tmp_path):
     cluster = load_cluster(hw(tmp_path, {"mac_pj": 1.0, "ac_pj": 1.0}), processors=2)
     graph = load_graph("snn-cnn", cluster, B, T)
-    dense, _ = evaluate_graph(graph, cluster, ["pipedream"], record=False)
-    zero, _ = evaluate_graph(graph, cluster, ["pipedream"], record=False, activity=[0.0] * graph.num_layers)
+    dense = evaluate_graph(graph, cluster, ["pipedream"], record=False).report
+    zero = evaluate_graph(graph, cluster, ["pipedream"], record=False, activity=[0.0] * graph.num_layers).report
     assert zero["results"][0]["energy_joules"] < dense["results"][0]["energy_joules"]
     assert zero["results"][0]["energy_activity"] == "measured"
 

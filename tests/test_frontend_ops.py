@@ -134,7 +134,7 @@ def test_spiking_transformers_from_the_zoo_cost_exactly_and_schedule(build) -> N
     assert {s.op for s in traced.layers} >= {"conv"} and any(s.weight_count == 0 for s in traced.layers)
     cluster = load_cluster(None, processors=4)
     g = build_task_graph(traced.layers, batch=2, timesteps=2, processor=cluster.processors[0])
-    report, _ = evaluate_graph(g, cluster, ["sequential", "gpipe", "spikepipe"], options={"time_limit_s": 2.0})
+    report = evaluate_graph(g, cluster, ["sequential", "gpipe", "spikepipe"], options={"time_limit_s": 2.0}).report
     assert not report["errors"]
     assert all(r["speedup"] > 1.0 for r in report["results"] if r["schedule"] != "sequential")
 

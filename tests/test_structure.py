@@ -22,16 +22,9 @@ MAX_LINES = 500
 # product modules over MAX_LINES today, with their line count as a ceiling (they may shrink, not grow)
 OVERSIZED: dict[str, int] = {}
 
-# dependency cycles between subpackages today (each a set of units; see `units` below), and why
-KNOWN_CYCLES = {
-    # train.runner picks the trainer (methods.make_trainer, distributed.make_trainer, activity.measure_split),
-    # and those build on train's core (TrainerBase, OptimConfig, netfn): the dispatcher belongs above all three
-    frozenset({"spikepipe.train", "spikepipe.methods"}),
-    frozenset({"spikepipe.train", "spikepipe.distributed"}),
-    frozenset({"spikepipe.train", "spikepipe.activity"}),
-    # sim.evaluate prices a replay's energy (energy.schedule_energy), which reads sim.result and sim.memory
-    frozenset({"spikepipe.sim", "spikepipe.energy"}),
-}
+# dependency cycles between subpackages today (each a set of units; see `units` below), and why: none left (the
+# trainer dispatch moved up to spikepipe.training, energy reads a replay through a Protocol)
+KNOWN_CYCLES: set[frozenset[str]] = set()
 
 
 def product_files() -> list[Path]:
@@ -167,6 +160,12 @@ def test_layering_of_the_vocabulary():
         users = sorted(src for src, ws in edges.items() if up in ws and src not in top)
         assert not users, f"only the command line and the API may import {up}; {users} do"
     assert "spikepipe.cli" not in edges.get("spikepipe.api", set()), "the API must not import the command line"
+    # the trainer dispatch sits above what it dispatches to (docs/design.md section 8)
+    assert {"spikepipe.train", "spikepipe.methods", "spikepipe.distributed", "spikepipe.activity"} \
+        <= edges["spikepipe.training"]
+    users = sorted(src for src, ws in edges.items() if "spikepipe.training" in ws)
+    assert set(users) <= {"spikepipe.api", "spikepipe.sweep", "spikepipe.cli"}, users
+    assert "spikepipe.sim" not in edges.get("spikepipe.energy", set()), "energy reads a replay, not sim's types"
 
 
 def test_no_new_import_cycle_between_subpackages():
@@ -195,9 +194,9 @@ def _option(parser, flag: str):
 
 def test_schedule_names_agree_everywhere():
     import spikepipe as sp
-    from schedules.registry import PIPELINING, get, names
+    from schedules.registry import PIPELINING, get, names, option_targets
     from spikepipe.frontier import PERIODIC_BASELINES, ZERO_DELAY_BASELINES
-    from spikepipe.sim.evaluate import OPTION_TARGETS, resolve_schedules
+    from spikepipe.sim.evaluate import resolve_schedules
     from spikepipe.sweep import SweepError, _check_value
 
     valid = names()
@@ -215,7 +214,7 @@ def test_schedule_names_agree_everywhere():
     # every other list of schedule names names registered ones
     assert set(PIPELINING) <= set(valid)
     assert set(PERIODIC_BASELINES) | set(ZERO_DELAY_BASELINES) | {"spikepipe"} <= set(valid)
-    assert {t for targets in OPTION_TARGETS.values() for t in targets} <= set(valid)
+    assert {t for targets in option_targets().values() for t in targets} <= set(valid)
 
 
 def test_method_names_and_defaults_agree_everywhere():
@@ -273,38 +272,101 @@ def _declared_options() -> dict[str, set[str]]:
     return out
 
 
-# options a generator takes that simulate, compare and sweep cannot pass it (issue 20 item 2: one options model
-# derived from the generators' own declarations will empty this); the test fails when one is routed
-NOT_ROUTED = {("interleaved-1f1b", "virtual_stages"), ("pipedream", "max_stretch"), ("spikepipe", "budget_mode"),
-              ("spikepipe", "compare"), ("spikepipe", "deterministic")}
+def test_every_generator_declares_its_options_once():
+    # the registry's two tables name the same generators, and each options class belongs to its generator
+    import dataclasses as dc
+
+    from schedules import registry
+    from schedules.options import ScheduleOptions, option_names
+
+    assert list(registry._OPTION_CLASSES) == list(registry._GENERATORS)  # noqa: SLF001
+    declared = _declared_options()
+    for name in registry.names():
+        cls = registry.options_class(name)
+        assert dc.is_dataclass(cls) and issubclass(cls, ScheduleOptions) and cls.generator == name, name
+        assert cls.__dataclass_params__.frozen, name
+        # what the generator rejects an unknown option with is exactly its declaration
+        assert set(option_names(cls)) == declared[name], name
+        assert cls.from_mapping({}) == cls(), name  # no option given: every field at its default
+    from schedules.spikepipe_sched import _OPTIONS
+
+    assert option_names(registry.options_class("spikepipe")) == tuple(_OPTIONS)
 
 
 def test_schedule_options_agree_with_the_generators():
-    from spikepipe.sim.evaluate import OPTION_TARGETS, options_for
-    from spikepipe.sweep import simulate_keys
+    from schedules.registry import option_targets
+    from spikepipe.sim.evaluate import options_for
+    from spikepipe.sweep import SIMULATE_KEYS, simulate_keys
 
     declared = _declared_options()
-    # every option simulate routes to a generator is one that generator takes (else it is rejected at run time)
-    wrong = {(t, k) for k, targets in OPTION_TARGETS.items() for t in targets if k not in declared[t]}
-    assert not wrong, f"simulate routes options the generator does not take: {sorted(wrong)}"
-    # every routed option can be swept, and reaches the generator as simulate passes it
-    assert set(OPTION_TARGETS) <= simulate_keys(), sorted(set(OPTION_TARGETS) - simulate_keys())
-    for key, targets in OPTION_TARGETS.items():
+    targets = option_targets()
+    # routing: an option goes to exactly the generators that declare it, and every declared option is routed
+    assert targets == {k: tuple(n for n in declared if k in declared[n]) for k in set().union(*declared.values())}
+    for key, takers in targets.items():
         for name in declared:
-            assert (key in options_for(name, {key: 1})) == (name in targets)
+            assert (key in options_for(name, {key: 1})) == (name in takers)
+    # the sweep's simulate keys are its own ones plus exactly the declared options, no copy of either
+    assert simulate_keys() == SIMULATE_KEYS | set(targets)
+    assert not SIMULATE_KEYS & set(targets), sorted(SIMULATE_KEYS & set(targets))
+    # a train point takes the schedule option TrainConfig passes on (period_slack), as `train --period-slack` does
+    from spikepipe.sweep import spec_from_dict
+
+    spec_from_dict({"sweep": {"kind": "train"}, "grid": {"period_slack": [0.0, 0.1]},
+                    "fixed": {"network": "snn-mlp", "schedule": "spikepipe"}})
     # a swept option reaches the generator: gpipe's period depends on its micro-batch count
-    from spikepipe.sweep import run_point, spec_from_dict
+    from spikepipe.sweep import run_point
 
     spec_from_dict({"sweep": {"name": "mb", "kind": "simulate"}, "grid": {"microbatches": [2, 4],
-                    "period_slack": [0.0, 0.1]}, "fixed": {"network": "snn-mlp", "processors": 2}})
+                    "period_slack": [0.0, 0.1], "stages": [1, 2]}, "fixed": {"network": "snn-mlp", "processors": 2}})
     rows = [run_point("simulate", {"network": "snn-mlp", "processors": 2, "batch": 8, "timesteps": 2,
                                    "schedule": "gpipe", "microbatches": m}) for m in (2, 4)]
     assert [r["status"] for r in rows] == ["ok", "ok"], [r["error"] for r in rows]
     assert rows[0]["period_cycles"] != rows[1]["period_cycles"]
-    # and what a generator takes but nobody can pass it is exactly the known list
-    unrouted = {(t, k) for t, keys in declared.items() for k in keys if t not in OPTION_TARGETS.get(k, ())}
-    assert unrouted <= NOT_ROUTED, f"generator options nothing can pass: {sorted(unrouted - NOT_ROUTED)}"
-    assert NOT_ROUTED <= unrouted, f"{sorted(NOT_ROUTED - unrouted)} are routed now: strike them off NOT_ROUTED"
+
+
+@pytest.mark.parametrize("name", ["gpipe", "interleaved-1f1b", "pipedream", "layerpipe", "zb-v"])
+def test_an_option_reaches_its_generator_from_every_front(name, capsys):
+    """The same option, given as a keyword, a typed object, the API's options=, `--option` and a sweep point,
+    makes the same schedule; its bad value is refused with the same message everywhere."""
+    import json
+
+    import schedules
+    import spikepipe as sp
+    from hwmodels.config import load_cluster
+    from schedules.common import ScheduleOptionError
+    from schedules.registry import option_targets, options_class
+    from spikepipe.cli import main
+    from spikepipe.sim.evaluate import load_graph
+    from spikepipe.sweep import SweepError, _check_value, run_point
+
+    key = {"gpipe": "microbatches", "interleaved-1f1b": "virtual_stages", "zb-v": "microbatches"}.get(name, "stages")
+    value = 2
+    cluster = load_cluster(None, processors=4)
+    graph = load_graph("snn-cnn", cluster, 8, 2)
+    direct = schedules.generate(name, graph, cluster, **{key: value})
+    typed = schedules.generate(name, graph, cluster, options_class(name)(**{key: value}))
+    assert typed.period_cycles == direct.period_cycles and typed.gradient_delays == direct.gradient_delays
+    net = sp.load_network("snn-cnn", batch=8, timesteps=2)
+    api = sp.simulate(net, processors=4, schedules=[name], options={key: value})
+    assert main(["simulate", "--network", "snn-cnn", "-P", "4", "--batch", "8", "--timesteps", "2", "--schedule",
+                 name, "--option", f"{key}={value}", "--json"]) == 0
+    cli = json.loads(capsys.readouterr().out)["results"][0]
+    row = run_point("simulate", {"network": "snn-cnn", "processors": 4, "batch": 8, "timesteps": 2,
+                                 "schedule": name, key: value})
+    assert api[name].row["period_cycles"] == cli["period_cycles"] == row["period_cycles"] == direct.period_cycles
+    with pytest.raises(ScheduleOptionError) as direct_err:
+        schedules.generate(name, graph, cluster, **{key: 0})
+    with pytest.raises(ScheduleOptionError) as api_err:
+        sp.simulate(net, processors=4, schedules=[name], options={key: 0})
+    with pytest.raises(SweepError) as sweep_err:
+        _check_value("simulate", key, 0, "test")
+    # the value is checked once for every generator that takes it: the message names the first of them
+    with pytest.raises(ScheduleOptionError) as first_err:
+        schedules.generate(option_targets()[key][0], graph, cluster, **{key: 0})
+    assert f"option {key} must be a positive integer, got 0" in str(direct_err.value)
+    assert str(api_err.value) == str(first_err.value) and str(first_err.value) in str(sweep_err.value)
+    assert main(["simulate", "--network", "snn-cnn", "-P", "4", "--schedule", name, "--option", f"{key}=0"]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {first_err.value}"
 
 
 def test_network_names_agree_everywhere(capsys):
@@ -342,13 +404,15 @@ ELSEWHERE = {
 }
 # flags the API does not take yet, with the reason; the test fails when one gains its place (strike it off)
 CLI_ONLY: set[tuple[str, str]] = set()
-COMMANDS = {"simulate": ("simulate", "SimulateResult", {"schedule": "schedules"}),
-            "compare": ("compare", "CompareResult", {"schedules": "schedules", "gantt": "gantt_processors"}),
+COMMANDS = {"simulate": ("simulate", "SimulateResult", {"schedule": "schedules", "option": "options"}),
+            "compare": ("compare", "CompareResult", {"schedules": "schedules", "gantt": "gantt_processors",
+                                                     "option": "options"}),
             "train": ("train_network", "TrainResult", {}),
             "frontier": ("compute_frontier", "FrontierResult", {}),
             "tasks": ("tasks", "TasksResult", {"network": "network"}),
             "cycles": ("cycles", "CyclesResult", {}),
-            "sweep": ("run_sweep", "SweepResult", {})}
+            "sweep": ("run_sweep", "SweepResult", {}),
+            "activity": ("measure_activity", "ActivityResult", {})}
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))

@@ -11,7 +11,7 @@ from train_nets import TinySNN
 
 from spikepipe.train.bptt import NonFiniteLossError
 from spikepipe.train.checkpoint import CheckpointError
-from spikepipe.train.runner import TrainConfig, run
+from spikepipe.training import TrainConfig, run
 
 
 def model(seed=0):
@@ -114,7 +114,7 @@ def point(**kw):
 
 
 def test_run_from_options_is_flat_and_equals_run():
-    from spikepipe.train import run_from_options
+    from spikepipe.training import run_from_options
 
     got = run_from_options(point(limit_val=50, limit_test="100"))
     direct = run(TrainConfig(network="snn-mlp", dataset="digits", epochs=1, batch=32, seed=0, lr=0.002,
@@ -129,8 +129,8 @@ def test_run_from_options_is_flat_and_equals_run():
 
 @pytest.mark.parametrize("stash", [True, "false"])
 def test_run_from_options_trains_with_the_schedules_delays(stash):
-    from spikepipe.train import run_from_options
     from spikepipe.train.runner import build_schedule
+    from spikepipe.training import run_from_options
 
     sched = build_schedule(TrainConfig(network="snn-mlp", batch=32, schedule="pipedream", processors=2), 8)
     got = run_from_options(point(schedule="pipedream", processors="2", stash=stash))

@@ -13,7 +13,7 @@ import torch
 
 from spikepipe.cli import main
 from spikepipe.train.data import load_npz
-from spikepipe.train.runner import TrainConfig, run
+from spikepipe.training import TrainConfig, run
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "experiments" / "train_user_models" / "models.py"

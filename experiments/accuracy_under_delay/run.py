@@ -29,7 +29,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from spikepipe.io import save_figure, write_atomic, write_csv, write_json
 from spikepipe.train.runner import TrainConfig, build_schedule
-from spikepipe.train.runner import run as train
+from spikepipe.training import run as train
 
 HERE = Path(__file__).resolve().parent
 

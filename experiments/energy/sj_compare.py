@@ -25,8 +25,7 @@ from sj_models import spiking_vgg11_bn  # noqa: E402
 
 from hwmodels import EnergyTable, Processor  # noqa: E402
 from spikepipe import zoo  # noqa: E402
-from spikepipe.activity import calibrate_batchnorm, measure  # noqa: E402
-from spikepipe.cli.cmd_activity import fit_shape  # noqa: E402
+from spikepipe.activity import calibrate_batchnorm, fit_shape, measure  # noqa: E402
 from spikepipe.costs import build_task_graph, graph_ops_split  # noqa: E402
 from spikepipe.energy import forward_energy  # noqa: E402
 from spikepipe.frontend import trace  # noqa: E402

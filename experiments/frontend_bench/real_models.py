@@ -73,8 +73,8 @@ def _row(name: str, source: str, traced: Traced, torch_total: int | None, args, 
     graph = build_task_graph(traced.layers, batch=lay.batch, timesteps=lay.timesteps,
                              processor=cluster.processors[0], name=name, layout=lay.to_dict())
     macs = sum(g.macs for t in graph.tasks if t.kind.value == "F" for g in t.gemms)
-    report, _ = evaluate_graph(graph, cluster, ["sequential", "spikepipe"],
-                               options={"time_limit_s": args.time_limit})
+    report = evaluate_graph(graph, cluster, ["sequential", "spikepipe"],
+                            options={"time_limit_s": args.time_limit}).report
     best = next((r for r in report["results"] if r["schedule"] == "spikepipe"), None)
     return {"model": name, "source": source, "layout": lay.style, "T": lay.timesteps, "B": lay.batch,
             "T source": lay.timesteps_source, "layers": len(traced.layers), "tasks": len(graph.tasks),

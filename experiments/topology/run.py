@@ -50,8 +50,8 @@ def main() -> None:
         for topo in TOPOLOGIES:
             net = replace(base.interconnect, topology=topo, link_bytes_per_cycle=bw, grid=None, placement=None)
             cluster = Cluster(base.processors, net)
-            report, _ = evaluate_graph(graph, cluster, SCHEDULES, record=False,
-                                       options={"time_limit_s": args.time_limit, "workers": 1, "seed": 0})
+            report = evaluate_graph(graph, cluster, SCHEDULES, record=False,
+                                    options={"time_limit_s": args.time_limit, "workers": 1, "seed": 0}).report
             for r in report["results"]:
                 rows.append({"network": graph.name, "processors": cluster.size, "topology": topo,
                              "link_bytes_per_cycle": bw, "schedule": r["schedule"], "speedup": r["speedup"],

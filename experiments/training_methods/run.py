@@ -219,11 +219,12 @@ def part_sim(args, out: Path, console: Console) -> list[dict]:
                         prog.advance(task)
                         continue
                     if m in ("ttl", "local"):
-                        h, cuts, ok = aligned(g, cluster, m, stages=p, **params)
+                        al = aligned(g, cluster, m, stages=p, **params)
+                        h, cuts, ok = al.graph, list(al.borders), al.aligned
                     else:
                         h = transform(g, m, **params)
-                    rep, _ = evaluate_graph(h, cluster, list(SIM_SCHEDULES), record=False,
-                                            options={"time_limit_s": args.cpsat_s})
+                    rep = evaluate_graph(h, cluster, list(SIM_SCHEDULES), record=False,
+                                         options={"time_limit_s": args.cpsat_s}).report
                     _sim_rows(rows, rep, net, p, m, cuts, ok, seq0)
                     prog.advance(task)
     write_csv(out / "sim.csv", rows)
@@ -254,7 +255,7 @@ def _phases_report(graphs: list, cluster, cpsat_s: float) -> dict:
     the largest phase's, delays the largest."""
     from spikepipe.sim.evaluate import evaluate_graph
 
-    reps = [evaluate_graph(h, cluster, list(SIM_SCHEDULES), record=False, options={"time_limit_s": cpsat_s})[0]
+    reps = [evaluate_graph(h, cluster, list(SIM_SCHEDULES), record=False, options={"time_limit_s": cpsat_s}).report
             for h in graphs]
     results, errors = [], [e for r in reps for e in r["errors"]]
     for name in SIM_SCHEDULES:
@@ -295,7 +296,8 @@ def part_pipeline(args, out: Path, console: Console) -> list[dict]:
     data = load_fashion_mnist(limit_train=args.train_samples)
     cluster = load_cluster(None, processors=p)
     g = load_workload(net_name, batch=args.batch, timesteps=t, processor=cluster.processors[0])
-    h, cuts, ok = aligned(g, cluster, "local", stages=p)
+    al = aligned(g, cluster, "local", stages=p)
+    h, cuts, ok = al.graph, list(al.borders), al.aligned
     seq0 = sequential_period(g, cluster)
     rows = []
     with _progress(console) as prog:

@@ -57,30 +57,55 @@ def method_graph(graph: TaskGraph, method: str | MethodOptions = "bptt", method_
 
 
 def schedule_options(*, time_limit_s: float | None = None, microbatches: int | None = None, split: bool = False,
-                     period_slack: float | None = None) -> dict[str, Any]:
-    """The generator options `simulate`/`compare` forward (only those set), as the CLI builds them."""
+                     period_slack: float | str | None = None,
+                     options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The generator options `simulate`/`compare` forward (only those set), as the CLI builds them: the four
+    named ones and any other a generator declares (`options`, as `--option NAME=VALUE`), each value checked by
+    the declaration of every generator that takes it (schedules.options)."""
+    from schedules.registry import option_targets, parse_options
+
     positive("microbatches", microbatches)
     if time_limit_s is not None and not time_limit_s > 0:
         raise ApiArgumentError(f"time_limit_s must be a positive number of seconds, got {time_limit_s!r}")
-    if period_slack is not None and not 0 <= period_slack < 1:
-        raise ApiArgumentError(f"period_slack must be a fraction in [0, 1), got {period_slack!r}")
-    options: dict[str, Any] = {}
+    if period_slack is not None and period_slack != "auto" and (
+            not isinstance(period_slack, (int, float)) or not 0 <= period_slack < 1):
+        raise ApiArgumentError(f"period_slack must be a fraction in [0, 1) or 'auto', got {period_slack!r}")
+    named: dict[str, Any] = {}
     if time_limit_s is not None:
-        options["time_limit_s"] = time_limit_s
+        named["time_limit_s"] = time_limit_s
     if microbatches is not None:
-        options["microbatches"] = microbatches
+        named["microbatches"] = microbatches
     if split:
-        options["split"] = True
+        named["split"] = True
     if period_slack:
-        options["period_slack"] = period_slack
-    return options
+        named["period_slack"] = period_slack
+    extra = dict(options or {})
+    both = sorted(set(named) & set(extra))
+    if both:
+        raise ApiArgumentError(f"{', '.join(both)} given both as keyword(s) and in options")
+    if not extra:  # the named ones are known to their generators (no need to load every declaration)
+        return named
+    targets = option_targets()
+    unknown = sorted(set(extra) - set(targets))
+    if unknown:
+        raise ApiArgumentError(f"option(s) {unknown} are not known to any schedule generator; known: "
+                               f"{', '.join(sorted(targets))}")
+    for key, value in extra.items():  # checked now, not minutes into a run of the other schedules
+        for name in targets[key]:
+            parse_options(name, {key: value})
+    return {**named, **extra}
 
 
-def _eval_kwargs(iterations: int | None, options: Mapping[str, Any], strict: bool, overlap_comm: bool,
-                 link_contention: bool) -> dict[str, Any]:
+def eval_kwargs(*, iterations: int | None = None, time_limit_s: float | None = None,
+                microbatches: int | None = None, split: bool = False, period_slack: float | str | None = None,
+                options: Mapping[str, Any] | None = None, strict: bool = False, overlap_comm: bool = True,
+                link_contention: bool = True) -> dict[str, Any]:
+    """evaluate_graph's keywords from simulate's and compare's (the CLI's flags build the same ones)."""
     positive("iterations", iterations)
-    return {"iterations": iterations, "options": dict(options), "strict": strict, "overlap_comm": overlap_comm,
-            "link_contention": link_contention}
+    return {"iterations": iterations,
+            "options": schedule_options(time_limit_s=time_limit_s, microbatches=microbatches, split=split,
+                                        period_slack=period_slack, options=options),
+            "strict": strict, "overlap_comm": overlap_comm, "link_contention": link_contention}
 
 
 def layer_activity(activity: str | Path | ActivityReport | None, graph: TaskGraph) -> list[float | None] | None:
@@ -121,16 +146,19 @@ def schedule_names() -> list[str]:
 def simulate(network: NetworkArg, hardware: HardwareArg = None, *, processors: int | None = None,
              schedules: str | Sequence[str] = "all", iterations: int | None = None,
              time_limit_s: float | None = None, microbatches: int | None = None, split: bool = False,
-             period_slack: float | None = None, strict: bool = False, overlap_comm: bool = True,
+             period_slack: float | str | None = None, strict: bool = False, overlap_comm: bool = True,
              link_contention: bool = True, method: str | MethodOptions = "bptt", method_blocks: int = 2,
              activity: str | Path | ActivityReport | None = None, given: Schedule | Sequence[Schedule] = (),
-             zero_skip: bool = False, progress: ProgressArg = None) -> SimulateResult:
+             zero_skip: bool = False, options: Mapping[str, Any] | None = None,
+             progress: ProgressArg = None) -> SimulateResult:
     """Schedule the network on `processors` processors of the hardware with each requested generator and replay
     every schedule (`spikepipe simulate`). A generator that fails is reported as a row with `error` when several
     were asked for; with one, its error is raised. `given` are schedules made elsewhere (`read_schedule`, as
     `--schedule-file`), replayed as they are after the generated ones (`schedules=()` for those alone);
     `activity` a measured-activity file or report (`--activity`): spike GEMMs cost ACs in the energy;
-    `zero_skip` (with `activity`, as `--zero-skip`) adds the zero-skipping array's figures beside the dense ones."""
+    `zero_skip` (with `activity`, as `--zero-skip`) adds the zero-skipping array's figures beside the dense ones;
+    `options` any other option a generator declares (schedules.options; as `--option NAME=VALUE`), e.g.
+    `{"stages": 2}`, given to every generator that takes it."""
     from spikepipe.sim.evaluate import resolve_schedules
 
     positive("processors", processors)
@@ -138,15 +166,23 @@ def simulate(network: NetworkArg, hardware: HardwareArg = None, *, processors: i
     if plans and processors is None:
         processors = plans[0].processors
     names = resolve_schedules(schedules)
-    kwargs = _eval_kwargs(iterations, schedule_options(time_limit_s=time_limit_s, microbatches=microbatches,
-                                                       split=split, period_slack=period_slack),
-                          strict, overlap_comm, link_contention)
+    check_zero_skip(zero_skip=zero_skip, activity=activity)
+    kwargs = eval_kwargs(iterations=iterations, time_limit_s=time_limit_s, microbatches=microbatches, split=split,
+                         period_slack=period_slack, options=options, strict=strict, overlap_comm=overlap_comm,
+                         link_contention=link_contention)
     hw = as_hardware(hardware, processors)
     graph = method_graph(as_workload(network).task_graph(hw), method, method_blocks)
     kwargs["activity"] = layer_activity(activity, graph)
     with reporter(progress, "simulate", len(names)) as report_to:
         return simulate_graph(graph, hw.cluster, names, eval_kwargs=kwargs, progress=report_to, given=plans,
                               zero_skip=zero_skip)
+
+
+def check_zero_skip(*, zero_skip: bool, activity: Any) -> None:
+    """zero_skip without a measured activity is refused before any work starts."""
+    if zero_skip and activity is None:
+        raise ApiArgumentError("zero_skip needs a measured activity (what the array would skip depends on the "
+                               "spikes): give activity=FILE.json, as --zero-skip needs --activity")
 
 
 def _add_zero_skip(report: dict[str, Any], graph: TaskGraph, cluster: Cluster, names: Sequence[str],
@@ -158,11 +194,9 @@ def _add_zero_skip(report: dict[str, Any], graph: TaskGraph, cluster: Cluster, n
     from spikepipe.sim.evaluate import evaluate_graph
 
     activity = eval_kwargs.get("activity")
-    if activity is None:
-        raise ApiArgumentError("zero_skip needs a measured activity (what the array would skip depends on the "
-                               "spikes): give activity=FILE.json, as --zero-skip needs --activity")
-    skipped, _ = evaluate_graph(zero_skip_graph(graph, activity), cluster, list(names), keep_going=True,
-                                **{**eval_kwargs, "record": False})
+    check_zero_skip(zero_skip=True, activity=activity)
+    skipped = evaluate_graph(zero_skip_graph(graph, activity), cluster, list(names), keep_going=True,
+                             **{**eval_kwargs, "record": False}).report
     by_name = {r["schedule"]: r for r in skipped["results"]}
     for row in report["results"]:
         z = by_name.get(row["schedule"])
@@ -185,8 +219,9 @@ def simulate_graph(graph: TaskGraph, cluster: Cluster, names: Sequence[str], *, 
         if progress:
             progress(ProgressEvent("simulate", names.index(name), len(names), f"{label}: {name}"))
 
-    report, evals = evaluate_graph(graph, cluster, list(names), progress=step, given=given,
-                                   keep_going=len(names) > 1 if keep_going is None else keep_going, **eval_kwargs)
+    ev = evaluate_graph(graph, cluster, list(names), progress=step, given=given,
+                        keep_going=len(names) > 1 if keep_going is None else keep_going, **eval_kwargs)
+    report, evals = ev.report, list(ev.evaluations)
     if zero_skip:
         _add_zero_skip(report, graph, cluster, names, eval_kwargs)
     if progress:
@@ -217,7 +252,8 @@ def compare_graph(graph: TaskGraph, clusters: Mapping[int, Cluster], names: Sequ
             if progress:
                 progress(ProgressEvent("compare", base + names.index(name), total, f"{label}: {name}"))
 
-        report, evals = evaluate_graph(graph, cluster, names, progress=step, **eval_kwargs)
+        ev = evaluate_graph(graph, cluster, names, progress=step, **eval_kwargs)
+        report, evals = ev.report, ev.evaluations
         if zero_skip:
             _add_zero_skip(report, graph, cluster, names, eval_kwargs)
         reports.append(SimulateResult.from_report(report, evals, graph))
@@ -256,15 +292,15 @@ def compare_graph(graph: TaskGraph, clusters: Mapping[int, Cluster], names: Sequ
 def compare(network: NetworkArg, hardware: HardwareArg = None, *, processors: Sequence[int] = (2, 4, 8, 16),
             schedules: str | Sequence[str] = "all", out: str | Path | None = None,
             gantt_processors: int | None = None, iterations: int | None = None, time_limit_s: float | None = None,
-            microbatches: int | None = None, split: bool = False, period_slack: float | None = None,
+            microbatches: int | None = None, split: bool = False, period_slack: float | str | None = None,
             strict: bool = False, overlap_comm: bool = True, link_contention: bool = True,
             method: str | MethodOptions = "bptt", method_blocks: int = 2,
             activity: str | Path | ActivityReport | None = None, zero_skip: bool = False,
-            progress: ProgressArg = None) -> CompareResult:
+            options: Mapping[str, Any] | None = None, progress: ProgressArg = None) -> CompareResult:
     """Every schedule at several processor counts (`spikepipe compare`). With `out`, also the files the command
     writes there (Gantt charts at `gantt_processors`, default the largest P; trace; speedup plot; CSV; JSON);
     without, nothing is written and the figures come from the result's `.plot()` and `.plot_gantt()`.
-    `activity` is a measured-activity file or report, as `--activity`."""
+    `activity` is a measured-activity file or report, as `--activity`; `options` as simulate's."""
     from spikepipe.io import check_writable
     from spikepipe.sim.evaluate import resolve_schedules
 
@@ -279,9 +315,10 @@ def compare(network: NetworkArg, hardware: HardwareArg = None, *, processors: Se
     if gantt_p not in procs:
         raise ApiArgumentError(f"gantt_processors={gantt_p} is not one of processors {procs}")
     names = resolve_schedules(schedules)
-    kwargs = _eval_kwargs(iterations, schedule_options(time_limit_s=time_limit_s, microbatches=microbatches,
-                                                       split=split, period_slack=period_slack),
-                          strict, overlap_comm, link_contention)
+    check_zero_skip(zero_skip=zero_skip, activity=activity)
+    kwargs = eval_kwargs(iterations=iterations, time_limit_s=time_limit_s, microbatches=microbatches, split=split,
+                         period_slack=period_slack, options=options, strict=strict, overlap_comm=overlap_comm,
+                         link_contention=link_contention)
     out_dir = None if out is None else Path(out)
     if out_dir is not None:
         check_writable(out_dir / "results.json")
@@ -317,8 +354,8 @@ def train_network(network: NetworkArg, *, dataset: str = "digits", schedule: str
     is not modified: a copy is trained and returned as the result's `model`. `backend="gloo"` runs the schedule
     on P processes (spikepipe.distributed) instead of emulating it in one; `activity_out` writes the spike
     activity measured after every epoch (for `simulate(activity=...)`)."""
-    from spikepipe.train.runner import TrainConfig
-    from spikepipe.train.runner import run as run_training
+    from spikepipe.training import TrainConfig
+    from spikepipe.training import run as run_training
 
     for key, v in (("processors", processors), ("epochs", epochs), ("batch", batch), ("threads", threads),
                    ("window", window), ("blocks", blocks), ("limit_train", limit_train),

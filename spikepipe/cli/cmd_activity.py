@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from math import prod
-from typing import Any
 
-from spikepipe.cli.common import CliError, Result, add_json, add_network, positive_int
+from spikepipe.cli.common import Result, add_json, add_network, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,70 +31,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def load_split(dataset: str, data_dir: str | None, split: str) -> Any:
-    """The samples of one split, [N, ...] floats in [0, 1]."""
-    from spikepipe.train.data import load_dataset
-
-    if dataset.endswith(".npz"):
-        from spikepipe.train import data as data_mod
-
-        loader = getattr(data_mod, "load_npz", None)
-        if loader is None:
-            raise CliError("this build reads .npz data sets only in `spikepipe train`; use digits or fashion-mnist")
-        ds = loader(dataset)
-    else:
-        ds = load_dataset(dataset, data_dir)
-    return getattr(ds, split).x
-
-
-def fit_shape(x: Any, shape: tuple[int, ...], resize: bool, dataset: str) -> Any:
-    import torch.nn.functional as F
-
-    n = x.shape[0]
-    if tuple(x.shape[1:]) == tuple(shape):
-        return x
-    if x[0].numel() == prod(shape):
-        return x.reshape(n, *shape)
-    if not resize or len(shape) != 3:
-        raise CliError(f"{dataset} samples have shape {tuple(x.shape[1:])}, the network takes {tuple(shape)}; "
-                       "pick a network built for it or pass --resize")
-    img = x.reshape(n, -1, *x.shape[-2:]) if x.dim() >= 3 else None
-    if img is None:
-        raise CliError(f"--resize needs image samples, {dataset} has shape {tuple(x.shape[1:])}")
-    img = F.interpolate(img, size=shape[1:], mode="bilinear", align_corners=False)
-    return img.repeat(1, -(-shape[0] // img.shape[1]), 1, 1)[:, :shape[0]]
-
-
 def run(args: argparse.Namespace) -> Result:
-    import torch
+    from spikepipe.api.measure import measure_activity
 
-    from spikepipe.activity import measure_split
-    from spikepipe.io import check_writable
-    from spikepipe.workload import load_model
-
-    if args.out:
-        check_writable(args.out)
-    x = load_split(args.dataset, args.data_dir, args.split)
-    model, example = load_model(args.network, batch=args.batch, timesteps=args.timesteps, seed=args.seed)
-    if args.weights:
-        try:
-            state = torch.load(args.weights, map_location="cpu", weights_only=True)
-            model.load_state_dict(state)
-        except FileNotFoundError:
-            raise CliError(f"weights file {args.weights} not found") from None
-        except (RuntimeError, OSError, KeyError, TypeError) as exc:
-            raise CliError(f"weights file {args.weights} does not fit {args.network}: "
-                           f"{str(exc).splitlines()[0]}") from None
-    x = fit_shape(x[:args.samples], tuple(example.shape[2:]), args.resize, args.dataset)
-    name = args.dataset + (" (resized)" if args.resize else "")
-    report = measure_split(model, example, x, encoder=args.encoder, seed=args.seed, model_name=args.network,
-                           dataset=name, samples=args.samples, calibrate=args.calibrate_bn)
-    data: dict[str, Any] = {**report.to_dict(), "split": args.split, "encoder": args.encoder,
-                            "weights": args.weights, "calibrated_batchnorm": args.calibrate_bn}
-    if args.out:
-        from spikepipe.io import write_json
-
-        data["file"] = str(write_json(args.out, data))
+    res = measure_activity(args.network, dataset=args.dataset, data_dir=args.data_dir, split=args.split,
+                           samples=args.samples, weights=args.weights, encoder=args.encoder, resize=args.resize,
+                           calibrate_bn=args.calibrate_bn, seed=args.seed, batch=args.batch,
+                           timesteps=args.timesteps, out=args.out)
+    report, data = res.report, res.to_dict()
+    name = report.dataset
 
     def render() -> None:
         from rich.console import Console

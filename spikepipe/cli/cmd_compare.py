@@ -6,15 +6,13 @@ import argparse
 from pathlib import Path
 
 from spikepipe.cli.cmd_simulate import (
-    activity_for,
     add_sim_options,
-    apply_method,
     check_zero_skip,
-    progress_bar,
+    progress_events,
     results_table,
-    sim_kwargs,
+    sim_keywords,
 )
-from spikepipe.cli.common import Result, add_hardware, add_json, add_network, cluster_from_args, int_list
+from spikepipe.cli.common import Result, add_hardware, add_json, add_network, int_list
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,37 +31,29 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> Result:
+    """Parse, call the API's `compare` (the whole comparison, its checks and its files), print."""
+    from spikepipe.api.inputs import Workload, hardware
+    from spikepipe.api.ops import compare
     from spikepipe.cli.common import CliError
-    from spikepipe.io import check_writable
-    from spikepipe.sim.evaluate import load_graph, resolve_schedules
+    from spikepipe.cli.method_args import method_options
+    from spikepipe.sim.evaluate import resolve_schedules
 
+    # in the flags' own words, before any work: the API checks the same under its keywords' names
     procs = sorted(set(args.processors))
     if not procs:
         raise CliError("--processors needs at least one processor count, e.g. 2,4,8,16")
     gantt_p = args.gantt if args.gantt is not None else procs[-1]
     if gantt_p not in procs:
         raise CliError(f"--gantt {gantt_p} is not one of --processors {','.join(map(str, procs))}")
-    names = resolve_schedules(args.schedules)
+    check_zero_skip(args)
+    hw = hardware(args.hardware, array=args.array, dataflow=args.dataflow)
+    net = Workload(args.network, args.network, batch=args.batch, timesteps=args.timesteps)
+    total = len(procs) * len(resolve_schedules(args.schedules))
+    with progress_events(total, "compare") as progress:
+        result = compare(net, hw, processors=procs, schedules=args.schedules, out=Path(args.out),
+                         gantt_processors=gantt_p, zero_skip=args.zero_skip, activity=args.activity or None,
+                         method=method_options(args), **sim_keywords(args), progress=progress)
     out = Path(args.out)
-    check_writable(out / "results.json")
-    # bad hardware or network must fail before the output folder exists (no empty folder left behind), and an
-    # unwritable folder before minutes of solving
-    clusters = {p: cluster_from_args(args, processors=p) for p in procs}
-    graph = apply_method(load_graph(args.network, clusters[procs[0]], args.batch, args.timesteps), args)
-    activity = activity_for(args, graph)
-    zero_skip = check_zero_skip(args)  # before the output folder exists
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CliError(f"cannot create output folder {out}: {exc.strerror or exc}; choose a writable --out") from None
-    from spikepipe.api.ops import compare_graph
-
-    eval_kwargs = sim_kwargs(args, activity)
-    with progress_bar(len(procs) * len(names), "compare") as bar:
-        task = bar.add_task("compare", total=len(procs) * len(names))
-        result = compare_graph(graph, clusters, names, out=out, gantt_processors=gantt_p,
-                               eval_kwargs=eval_kwargs, zero_skip=zero_skip,
-                               progress=lambda ev: bar.update(task, description=ev.description, completed=ev.completed))
     summary, files = result.to_dict(), result.files
     reports = summary["reports"]
 

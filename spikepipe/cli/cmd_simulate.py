@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from spikepipe.api.contract import CONTRACT_KEYS, contract_report  # noqa: F401 - the JSON contract lives in the library
 from spikepipe.cli.common import (
     CliError,
     Result,
@@ -48,6 +49,14 @@ def add_sim_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--split", action="store_true",
                    help="let the spikepipe scheduler split large tasks along the batch across processors")
     add_period_slack(g, allow_auto=True)
+    from schedules.options import GPipeOptions, InterleavedOptions, PipeDreamOptions, option_names
+
+    examples = sorted({*option_names(InterleavedOptions), *option_names(PipeDreamOptions)}
+                      - set(option_names(GPipeOptions)))
+    g.add_argument("--option", action="append", default=[], metavar="NAME=VALUE", type=schedule_option,
+                   help="any other option a schedule generator declares (schedules/options.py), given to every "
+                        f"generator that takes it, e.g. {', '.join(examples)}, or spikepipe's workers, seed; "
+                        "VALUE is a JSON literal or text; repeatable; an unknown NAME is an error listing them")
     from spikepipe.cli.method_args import add_method_arguments
     from spikepipe.methods.registry import TRANSFORM_METHODS
 
@@ -59,6 +68,16 @@ def add_sim_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--zero-skip", action="store_true",
                    help="with --activity: also schedule and replay on an array that skips all-zero streamed steps "
                         "(costs.zero_skip_gemm states the model) and report zero_skip_* fields beside the dense ones")
+
+
+def schedule_option(text: str) -> tuple[str, Any]:
+    from schedules.common import ScheduleOptionError
+    from schedules.options import parse_assignment
+
+    try:
+        return parse_assignment(text)
+    except ScheduleOptionError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def slack_fraction(text: str) -> float:
@@ -108,19 +127,24 @@ def check_zero_skip(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "zero_skip", False))
 
 
+def sim_keywords(args: argparse.Namespace) -> dict[str, Any]:
+    """The API's keywords for the simulation flags (simulate and compare take the same ones)."""
+    given = list(getattr(args, "option", None) or [])
+    if len(dict(given)) < len(given):
+        raise CliError(f"--option names {sorted({k for k, _ in given if [n for n, _ in given].count(k) > 1})} "
+                       f"more than once")
+    return {"iterations": args.iterations, "time_limit_s": args.time_limit, "microbatches": args.microbatches,
+            "split": getattr(args, "split", False), "period_slack": getattr(args, "period_slack", None),
+            "options": dict(given), "strict": args.strict, "overlap_comm": not args.no_overlap,
+            "link_contention": not args.no_contention}
+
+
 def sim_kwargs(args: argparse.Namespace, activity: list[float] | None = None) -> dict[str, Any]:
-    """evaluate_graph's keywords from the command line; `activity` (activity_for) prices spike GEMMs as ACs."""
-    options: dict[str, Any] = {}
-    if args.time_limit is not None:
-        options["time_limit_s"] = args.time_limit
-    if args.microbatches is not None:
-        options["microbatches"] = args.microbatches
-    if getattr(args, "split", False):
-        options["split"] = True
-    if getattr(args, "period_slack", None):
-        options["period_slack"] = args.period_slack
-    return {"iterations": args.iterations, "options": options, "strict": args.strict,
-            "overlap_comm": not args.no_overlap, "link_contention": not args.no_contention, "activity": activity}
+    """evaluate_graph's keywords from the command line, built by the API's own builder (spikepipe.api.ops
+    eval_kwargs); `activity` (activity_for) prices spike GEMMs as ACs."""
+    from spikepipe.api.ops import eval_kwargs
+
+    return {**eval_kwargs(**sim_keywords(args)), "activity": activity}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -191,6 +215,27 @@ def progress_bar(total: int, description: str):
                     TimeElapsedColumn(), console=Console(stderr=True), transient=True)
 
 
+@contextmanager
+def progress_events(total: int, description: str) -> Iterator[Callable[[Any], None]]:
+    """A callback for the API's ProgressEvents that draws the bar from the first event on: errors the API finds
+    before any work leave stderr one `error:` line, with no bar drawn before it."""
+    bar = progress_bar(total, description)
+    task = None
+
+    def update(ev: Any) -> None:
+        nonlocal task
+        if task is None:
+            bar.start()
+            task = bar.add_task(description, total=total)
+        bar.update(task, description=ev.description, completed=ev.completed)
+
+    try:
+        yield update
+    finally:
+        if task is not None:
+            bar.stop()
+
+
 def run(args: argparse.Namespace) -> Result:
     from spikepipe.api.ops import simulate_graph
     from spikepipe.io import write_csv
@@ -205,12 +250,9 @@ def run(args: argparse.Namespace) -> Result:
     activity = activity_for(args, graph)  # before the bar: a bad file is one line
     eval_kwargs = sim_kwargs(args, activity)
     zero_skip = check_zero_skip(args)
-    with progress_bar(len(names), "simulate") as bar:
-        task = bar.add_task(f"{graph.name} P={cluster.size}", total=len(names))
-
-        res = simulate_graph(graph, cluster, names, eval_kwargs=eval_kwargs,
-                             given=given, keep_going=len(names) > 1, zero_skip=zero_skip,
-                             progress=lambda ev: bar.update(task, description=ev.description, completed=ev.completed))
+    with progress_events(len(names), f"{graph.name} P={cluster.size}") as progress:
+        res = simulate_graph(graph, cluster, names, eval_kwargs=eval_kwargs, given=given,
+                             keep_going=len(names) > 1, zero_skip=zero_skip, progress=progress)
     data = res.to_dict()
     report = {"sequential_cycles": res.sequential_cycles, "timesteps": graph.timesteps, "batch": graph.batch,
               **graph.layout_info()}

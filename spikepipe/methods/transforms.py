@@ -28,7 +28,7 @@ bloctrain (blocks=..., hard_fraction=h)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from math import ceil, prod
 
 from hwmodels import Cluster
@@ -202,12 +202,22 @@ def ttl(graph: TaskGraph, window: int = 2, blocks: int | Sequence[int] = 2) -> T
     return _rebuild(g, tasks, list(g.edges), g.memory)
 
 
+@dataclass(frozen=True)
+class AlignedGraph:
+    """`aligned`'s answer: the transformed graph, its block borders (the first layer of every block after the
+    first) and whether they are the stages' borders (False: the rounds cycled, the stages cut through blocks)."""
+
+    graph: TaskGraph
+    borders: tuple[int, ...]
+    aligned: bool
+
+
 def aligned(graph: TaskGraph, cluster: Cluster, method: str = "local", stages: int | None = None,
-            **params: object) -> tuple[TaskGraph, list[int], bool]:
+            **params: object) -> AlignedGraph:
     """The graph transformed with local-loss blocks equal to the contiguous pipeline stages the schedulers
     (schedules.stages) will choose on it. The local classifiers change the stage costs, so the borders are
-    iterated to a fixed point. Returns (graph, borders, aligned?): when the rounds cycle without a fixed point,
-    the borders are the last round's and `aligned?` is False (the stages then cut through some blocks)."""
+    iterated to a fixed point; when the rounds cycle without one, the borders are the last round's and
+    `aligned` is False (the stages then cut through some blocks)."""
     from schedules.stages import stage_ranges
 
     cuts = [a for a, _ in stage_ranges(graph, cluster, stages)[1:]]
@@ -216,9 +226,9 @@ def aligned(graph: TaskGraph, cluster: Cluster, method: str = "local", stages: i
         h = transform(graph, method, blocks=cuts, **params)
         new = [a for a, _ in stage_ranges(h, cluster, stages)[1:]]
         if new == cuts:
-            return h, cuts, True
+            return AlignedGraph(h, tuple(cuts), True)
         cuts = new
-    return h, cuts, False
+    return AlignedGraph(h, tuple(cuts), False)
 
 
 def transform(graph: TaskGraph, method: str | MethodOptions, **params: object) -> TaskGraph:

@@ -19,20 +19,6 @@ from spikepipe.sim.result import SimResult
 
 log = logging.getLogger(__name__)
 
-# which generator takes which option; options a generator does not take are not passed to it
-OPTION_TARGETS: dict[str, tuple[str, ...]] = {
-    "time_limit_s": ("spikepipe",),
-    "workers": ("spikepipe",),
-    "seed": ("spikepipe",),
-    "period_slack": ("spikepipe",),
-    "split": ("spikepipe",),
-    "max_parts": ("spikepipe",),
-    "deterministic_time_s": ("spikepipe",),
-    "search_evaluations": ("spikepipe",),
-    "microbatches": ("gpipe", "1f1b", "interleaved-1f1b", "zero-bubble", "zb-v"),
-    "stages": ("pipedream", "layerpipe"),
-}
-
 Progress = Callable[[str], None]
 
 
@@ -45,13 +31,29 @@ class Evaluation:
     row: dict[str, Any] = field(hash=False, compare=False)
 
 
+@dataclass(frozen=True)
+class GraphEvaluation:
+    """Every requested schedule on one cluster: `report` is the `simulate --json` object (its JSON contract),
+    `evaluations` the schedules and their replays behind its rows (for plots and traces)."""
+
+    report: dict[str, Any] = field(hash=False, compare=False)
+    evaluations: tuple[Evaluation, ...] = ()
+
+
 def options_for(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options generator `name` takes out of options given once for several generators (what simulate,
+    compare and a sweep point set): each generator's declaration (schedules.options) says which are its own."""
+    if not options:
+        return {}
+    from schedules.registry import option_targets
+
+    targets = option_targets()
     out = {}
     for key, value in options.items():
-        if key not in OPTION_TARGETS:  # a silently ignored option would make a sweep lie about what it ran
+        if key not in targets:  # a silently ignored option would make a sweep lie about what it ran
             raise SpikePipeError(f"option {key!r} is not known to any schedule generator; "
-                                 f"known: {', '.join(sorted(OPTION_TARGETS))}")
-        if name in OPTION_TARGETS[key]:
+                                 f"known: {', '.join(sorted(targets))}")
+        if name in targets[key]:
             out[key] = value
     return out
 
@@ -147,11 +149,10 @@ def evaluate_graph(graph: TaskGraph, cluster: Cluster, schedules: Sequence[str] 
                    overlap_comm: bool = True, link_contention: bool = True, record: bool = True,
                    progress: Progress | None = None, keep_going: bool = True,
                    activity: Sequence[float] | None = None,
-                   given: Sequence[Schedule] = ()) -> tuple[dict[str, Any], list[Evaluation]]:
-    """Every requested schedule on the cluster (none when `schedules` is [], for `given` ones only). Returns the
-    report (the `simulate --json` object) and the
-    evaluations (schedules and replays, for plots and traces). A generator that fails is reported under
-    "errors" when `keep_going`, else its error propagates."""
+                   given: Sequence[Schedule] = ()) -> GraphEvaluation:
+    """Every requested schedule on the cluster (none when `schedules` is [], for `given` ones only): the report
+    (the `simulate --json` object) and the evaluations (schedules and replays, for plots and traces). A generator
+    that fails is reported under "errors" when `keep_going`, else its error propagates."""
     names = resolve_schedules(schedules) if schedules != [] else []
     seq = sequential_period(graph, cluster)
     lb = lower_bound_cycles(graph, cluster)
@@ -189,7 +190,7 @@ def evaluate_graph(graph: TaskGraph, cluster: Cluster, schedules: Sequence[str] 
         **graph.layout_info(),
         "errors": errors,
     }
-    return report, evals
+    return GraphEvaluation(report, tuple(evals))
 
 
 def load_graph(network: str, cluster: Cluster, batch: int | None = None, timesteps: int | None = None) -> TaskGraph:
@@ -212,6 +213,5 @@ def evaluate_schedules(*, network: str, processors: int, schedules: Sequence[str
 
     cluster = load_cluster(hardware, processors=processors, array=array, dataflow=dataflow)
     graph = load_graph(network, cluster, batch, timesteps)
-    report, _ = evaluate_graph(graph, cluster, schedules, iterations=iterations, options=options, record=False,
-                               keep_going=False, **kwargs)
-    return report
+    return evaluate_graph(graph, cluster, schedules, iterations=iterations, options=options, record=False,
+                          keep_going=False, **kwargs).report

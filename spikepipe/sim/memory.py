@@ -19,14 +19,8 @@ from dataclasses import dataclass
 from math import ceil
 
 from hwmodels import Cluster
+from spikepipe.costs import layer_weight_bytes  # the cost model's, shared with spikepipe.energy
 from spikepipe.ir import Schedule, Slot, TaskGraph, TaskKind
-
-
-def layer_weight_bytes(graph: TaskGraph, cluster: Cluster, layer: int) -> tuple[int, int]:
-    """(weights, optimiser state) bytes of one layer."""
-    mem = graph.memory[layer]
-    wb = mem.weight_bytes or graph.layers[layer].weight_count * cluster.processors[0].word_bytes
-    return wb, mem.optimizer_bytes
 
 
 @dataclass(frozen=True)
@@ -56,7 +50,8 @@ class MemoryTracker:
                 readers[sl.layer].add(sl.processor)
         self.wbytes = {}
         for layer, ps in hosts.items():
-            wb, opt = layer_weight_bytes(graph, cluster, layer)
+            held = layer_weight_bytes(graph, cluster, layer)
+            wb, opt = held.weight_bytes, held.optimizer_bytes
             self.wbytes[layer] = wb
             for p in ps:
                 self.weights[p] += wb + opt

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -153,36 +154,20 @@ def evaluate(trainer: TrainerBase, split: Split, cfg: TrainConfig, plan: InputPl
     return loss_sum / max(1, len(split)), correct / max(1, len(split))
 
 
-def _make_trainer(cfg: TrainConfig, fn: ModelFn, schedule: Schedule | None, total: int,
-                  steps_per_epoch: int, example: torch.Tensor | None = None) -> TrainerBase:
-    opt = cfg.optim()
-    net = fn.model
+def check_mode(cfg: TrainConfig) -> None:
     if cfg.mode not in MODES:
         raise TrainerError(f"unknown trainer mode {cfg.mode!r}; valid: {', '.join(MODES)}")
-    if cfg.backend != "emulate":  # the same schedule run for real on torch.distributed ranks
-        from spikepipe.distributed import make_trainer as distributed_trainer
 
-        return distributed_trainer(cfg, net, schedule, total, steps_per_epoch)
-    if cfg.method != "bptt":
-        if not has_blocks(net):
-            # the methods re-run a block over windows of timesteps or attach local classifiers between blocks:
-            # both step a layer's neuron state by hand, which a user's module (its own time loop) does not expose
-            raise TrainerError(f"--method {cfg.method} needs a network with the block protocol "
-                               f"(blocks/sources/residuals, as the built-in networks have); "
-                               f"{type(net).__name__} runs its own forward, which the method would have to cut "
-                               f"into time windows and blocks")
-        if schedule is not None and schedule.kind != "flush":
-            # the memory-saving methods run synchronously; their effect on a pipeline is modelled by
-            # `spikepipe simulate --method`, not trained here
-            raise TrainerError(f"--method {cfg.method} trains without gradient delays; use --schedule none "
-                               f"(see `spikepipe simulate --method {cfg.method}` for its pipelined cost)")
-        from spikepipe.methods import make_trainer
 
-        return make_trainer(cfg.method, net, example, opt, total_steps=total, epochs=cfg.epochs,
-                            checkpoint_every=cfg.checkpoint_every, skip=cfg.skip, window=cfg.window,
-                            blocks=cfg.blocks, hard_fraction=cfg.hard_fraction,
-                            skipper_gradient=cfg.skipper_gradient, exit_confidence=cfg.exit_confidence,
-                            seed=cfg.seed)
+def schedule_trainer(cfg: TrainConfig, fn: ModelFn, schedule: Schedule | None, total: int,
+                     steps_per_epoch: int, example: torch.Tensor | None = None) -> TrainerBase:
+    """The emulation's trainer for plain BPTT or a schedule's delays. spikepipe.training.make_trainer picks
+    this one or a method's or the distributed backend's: the dispatch sits above spikepipe.train."""
+    check_mode(cfg)
+    if cfg.backend != "emulate" or cfg.method != "bptt":
+        raise TrainerError(f"--backend {cfg.backend} --method {cfg.method} is trained by spikepipe.training.run; "
+                           f"spikepipe.train.runner.run alone runs plain BPTT and a schedule's delays")
+    opt = cfg.optim()
     if schedule is None or schedule.kind == "flush":  # flush schedules have no delays: plain BPTT
         return PlainBPTT(fn, opt, total_steps=total)
     if cfg.mode == "queue":
@@ -191,10 +176,25 @@ def _make_trainer(cfg: TrainConfig, fn: ModelFn, schedule: Schedule | None, tota
                          anneal_steps=steps_per_epoch)
 
 
+class EpochObserver(Protocol):
+    """Watches the trained model after every epoch (spikepipe.training's spike-activity recorder)."""
+
+    def epoch_end(self, epoch: int, trainer: TrainerBase) -> None: ...
+    def finish(self) -> None: ...
+
+
+TrainerFactory = Callable[[TrainConfig, ModelFn, "Schedule | None", int, int, "torch.Tensor | None"], TrainerBase]
+ObserverFactory = Callable[[TrainConfig, nn.Module, "list[LayerSpec] | None", torch.Tensor, InputPlan, Split],
+                           EpochObserver]
+
+
 def run(cfg: TrainConfig, *, model: tuple[nn.Module, torch.Tensor] | None = None,
         schedule: Schedule | None = None, dataset: Dataset | None = None,
-        progress: ProgressHook | None = None) -> dict[str, Any]:
-    """Train and evaluate; returns the result row. `model`, `schedule` and `dataset` override what cfg names."""
+        progress: ProgressHook | None = None, make_trainer: TrainerFactory = schedule_trainer,
+        observe: ObserverFactory | None = None) -> dict[str, Any]:
+    """Train and evaluate; returns the result row. `model`, `schedule` and `dataset` override what cfg names.
+    `make_trainer` picks the trainer and `observe` (given cfg.activity_out) watches every epoch: spikepipe.training
+    passes both (methods, distributed backends, spike activity), this core loop knows none of them."""
     set_determinism(cfg.seed, cfg.threads)
     data = dataset or load_dataset(cfg.dataset, cfg.data_dir,
                                    **({"limit_train": cfg.limit_train} if cfg.dataset == "fashion-mnist" else {}))
@@ -218,7 +218,7 @@ def run(cfg: TrainConfig, *, model: tuple[nn.Module, torch.Tensor] | None = None
     order0 = batch_order(len(data.train), cfg.batch, seed=cfg.seed, epoch=0)
     steps_per_epoch = len(order0)
     total = steps_per_epoch * cfg.epochs
-    trainer = _make_trainer(cfg, fn, schedule, total, steps_per_epoch, example)
+    trainer = make_trainer(cfg, fn, schedule, total, steps_per_epoch, example)
     if hasattr(trainer, "set_holdout") and len(data.val):  # BlocTrain: hard classes from held-out accuracy
         hold = data.val.head(HOLDOUT_SAMPLES)
         trainer.set_holdout(plan.make(hold.take(slice(None)), seed=cfg.seed), hold.y)
@@ -235,14 +235,11 @@ def run(cfg: TrainConfig, *, model: tuple[nn.Module, torch.Tensor] | None = None
         trainer.load_state_dict(ck["trainer"])
         history, start = list(ck["history"]), int(ck["epoch"])
     train = data.train
-    activity_epochs: list = []  # --activity-out: spike activity after every epoch, on the validation split
-    activity_layers, activity_inputs = None, []
-    if cfg.activity_out:  # once, not per epoch: the traced layers and (up to) 256 validation inputs, built as
-        # the trainer builds its inputs (the same seeds every epoch, so the epochs are compared on one input)
-        activity_layers = layers if layers is not None else trace_layers(net, example)
-        val = data.val.head(256)
-        activity_inputs = [plan.make(val.x[i:i + cfg.batch], seed=cfg.seed + i)
-                           for i in range(0, len(val), cfg.batch)]
+    observer = None
+    if cfg.activity_out:
+        if observe is None:
+            raise TrainerError("--activity-out is recorded by spikepipe.training.run, not the core loop alone")
+        observer = observe(cfg, net, layers, example, plan, data.val)
     for epoch in range(start, cfg.epochs):
         torch.manual_seed(cfg.seed * 7919 + epoch)  # dropout etc.: a function of (seed, epoch), so resume matches
         order = batch_order(len(train), cfg.batch, seed=cfg.seed, epoch=epoch)
@@ -263,12 +260,8 @@ def run(cfg: TrainConfig, *, model: tuple[nn.Module, torch.Tensor] | None = None
             raise NonFiniteLossError(f"{exc}; stopped in epoch {epoch + 1}, {where}") from None
         seconds = time.perf_counter() - t0
         val_loss, val_acc = evaluate(trainer, data.val, cfg, plan)
-        if cfg.activity_out:
-            from spikepipe.activity import measure
-
-            activity_epochs.append(measure(net, activity_layers, activity_inputs, model_name=cfg.network,
-                                           dataset=cfg.dataset, epoch=epoch + 1, forward=trainer.logits,
-                                           time_major=plan.time_major))
+        if observer is not None:
+            observer.epoch_end(epoch + 1, trainer)
         row = {"epoch": epoch + 1, "train_loss": stats.loss, "train_accuracy": stats.accuracy,
                "val_loss": val_loss, "val_accuracy": val_acc,
                "lr": lr_at(cfg.optim(), trainer.step - 1, total), "seconds": round(seconds, 3),
@@ -280,10 +273,8 @@ def run(cfg: TrainConfig, *, model: tuple[nn.Module, torch.Tensor] | None = None
             checkpoint.save(ck_path, config=config, epoch=epoch + 1, trainer_state=trainer.state_dict(),
                             history=history)
             write_metrics(out, history, f"{cfg.network} on {cfg.dataset}, schedule {cfg.schedule}")
-    if activity_epochs:
-        from spikepipe.activity import with_history, write_report
-
-        write_report(cfg.activity_out, with_history(activity_epochs))
+    if observer is not None:
+        observer.finish()
     if isinstance(trainer, ExactPipeline):
         trainer.check_delays()
     test_loss, test_acc = evaluate(trainer, data.test, cfg, plan)
@@ -346,30 +337,3 @@ def _layout_words(net: nn.Module, example: torch.Tensor, plan: InputPlan, cfg: T
                 "timesteps_source": "the model's example input", "batch_source": batch_source}
     return {"layout": lay.style, "timesteps_source": "--timesteps" if cfg.timesteps else lay.timesteps_source,
             "batch_source": batch_source}
-
-
-def run_from_options(point: dict[str, Any]) -> dict[str, Any]:
-    """One training run described by a flat dict (a sweep point): keys are TrainConfig fields (network, dataset,
-    schedule, processors, epochs, batch, timesteps, seed, lr, optimizer, stash, compensation, data_dir,
-    limit_train, ...); unknown keys are ignored. Returns a flat dict of results (no per-epoch history):
-    test_accuracy, test_loss, val_accuracy, gradient_delays, measured_delays, epochs, step_seconds, wall_s, ..."""
-    from dataclasses import fields
-
-    names = {f.name for f in fields(TrainConfig)}
-    opts = {k: v for k, v in point.items() if k in names and v is not None}
-    for key in ("processors", "epochs", "batch", "timesteps", "seed", "limit_train", "limit_val", "limit_test",
-                "threads", "checkpoint_every", "skip", "window", "blocks"):
-        if key in opts:
-            opts[key] = int(opts[key])
-    for key in ("lr", "period_slack", "hard_fraction", "exit_confidence"):
-        if key in opts:
-            opts[key] = float(opts[key])
-    if isinstance(opts.get("stash"), str):
-        opts["stash"] = opts["stash"].strip().lower() not in ("0", "false", "no", "off")
-    cfg = TrainConfig(**opts)
-    t0 = time.perf_counter()
-    result = run(cfg)
-    flat = {k: v for k, v in result.items() if k != "history"}
-    flat["final_train_loss"] = result["history"][-1]["train_loss"] if result["history"] else None
-    flat["wall_s"] = round(time.perf_counter() - t0, 3)
-    return flat

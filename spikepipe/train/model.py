@@ -167,11 +167,16 @@ def layer_map(model: nn.Module, example: torch.Tensor | None, layers: Sequence[L
 def reset_state(model: nn.Module) -> None:
     """Forget every neuron's state (SpikingJelly MemoryModule.reset, snnTorch reset_mem), as before a minibatch."""
     for m in model.modules():
-        mro = {c.__name__ for c in type(m).__mro__}
-        if "MemoryModule" in mro and callable(getattr(m, "reset", None)):
-            m.reset()
-        elif type(m).__module__.startswith("snntorch") and callable(getattr(m, "reset_mem", None)):
-            m.reset_mem()
+        reset_module(m)
+
+
+def reset_module(m: nn.Module) -> None:
+    """Forget one module's own neuron state (nothing for a module without any)."""
+    mro = {c.__name__ for c in type(m).__mro__}
+    if "MemoryModule" in mro and callable(getattr(m, "reset", None)):
+        m.reset()
+    elif type(m).__module__.startswith("snntorch") and callable(getattr(m, "reset_mem", None)):
+        m.reset_mem()
 
 
 def readout(out: object) -> torch.Tensor:

@@ -170,25 +170,20 @@ def _make_trainer(cfg: TrainConfig, fn: ModelFn, schedule: Schedule | None, tota
 
         return distributed_trainer(cfg, net, schedule, total, steps_per_epoch)
     if cfg.method != "bptt":
-        if not has_blocks(net):
-            # the methods re-run a block over windows of timesteps or attach local classifiers between blocks:
-            # both step a layer's neuron state by hand, which a user's module (its own time loop) does not expose
-            raise TrainerError(f"--method {cfg.method} needs a network with the block protocol "
-                               f"(blocks/sources/residuals, as the built-in networks have); "
-                               f"{type(net).__name__} runs its own forward, which the method would have to cut "
-                               f"into time windows and blocks")
         if schedule is not None and schedule.kind != "flush":
             # the memory-saving methods run synchronously; their effect on a pipeline is modelled by
             # `spikepipe simulate --method`, not trained here
             raise TrainerError(f"--method {cfg.method} trains without gradient delays; use --schedule none "
                                f"(see `spikepipe simulate --method {cfg.method}` for its pipelined cost)")
         from spikepipe.methods import make_trainer
+        from spikepipe.methods.usernet import make_user_trainer
 
-        return make_trainer(cfg.method, net, example, opt, total_steps=total, epochs=cfg.epochs,
-                            checkpoint_every=cfg.checkpoint_every, skip=cfg.skip, window=cfg.window,
-                            blocks=cfg.blocks, hard_fraction=cfg.hard_fraction,
-                            skipper_gradient=cfg.skipper_gradient, exit_confidence=cfg.exit_confidence,
-                            seed=cfg.seed)
+        params = dict(checkpoint_every=cfg.checkpoint_every, skip=cfg.skip, window=cfg.window, blocks=cfg.blocks,
+                      hard_fraction=cfg.hard_fraction, skipper_gradient=cfg.skipper_gradient,
+                      exit_confidence=cfg.exit_confidence, seed=cfg.seed)
+        if not has_blocks(net):  # a user's module, stepped one timestep at a time (spikepipe.methods.usernet)
+            return make_user_trainer(cfg.method, fn, opt, total_steps=total, epochs=cfg.epochs, **params)
+        return make_trainer(cfg.method, net, example, opt, total_steps=total, epochs=cfg.epochs, **params)
     if schedule is None or schedule.kind == "flush":  # flush schedules have no delays: plain BPTT
         return PlainBPTT(fn, opt, total_steps=total)
     if cfg.mode == "queue":
@@ -326,7 +321,7 @@ def run(cfg: TrainConfig, *, model: tuple[nn.Module, torch.Tensor] | None = None
 
 def _load_trained(trainer: TrainerBase, fn: ModelFn) -> None:
     """Hand the trained weights back to the user's module (its state_dict is the trained model)."""
-    if trainer.fn is not None:
+    if trainer.fn is not None or not has_blocks(fn.model):  # per layer, by parameter path
         fn.load_into(trainer.weights)
     else:  # a method's trainer holds block-relative weights
         from spikepipe.train import netfn

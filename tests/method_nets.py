@@ -81,20 +81,22 @@ def loop_in_forward_digits() -> tuple[nn.Module, torch.Tensor]:
 
 
 def twin_lif_class():
-    """A SpikingJelly MemoryModule with spikepipe.snn.LIF's update (u = beta u + x; spike; subtract or zero
-    reset), multi-step ([T, B, ...] per call) or single-step; its membrane `v` is carried between calls."""
-    base = _sj()[0]
+    """A SpikingJelly neuron (a BaseNode, so the front end reads it) with spikepipe.snn.LIF's update (u = beta u
+    + x; spike; subtract or zero reset), multi-step ([T, B, ...] per call) or single-step; its membrane `v` is
+    carried between calls as any SpikingJelly neuron's."""
+    from spikingjelly.activation_based import neuron
 
-    class TwinLIF(base.MemoryModule):
+    class TwinLIF(neuron.BaseNode):
         def __init__(self, lif: nn.Module, step_mode: str = "m") -> None:
-            super().__init__()
+            super().__init__(v_threshold=lif.threshold, v_reset=None, step_mode=step_mode)
             self.lif = lif  # the built-in network's neuron (its beta and firing rule)
-            self.step_mode = step_mode
-            self.register_memory("v", 0.0)
+
+        def neuronal_charge(self, x: torch.Tensor) -> None:  # BaseNode's abstract step; unused here
+            raise NotImplementedError
 
         def single_step_forward(self, x: torch.Tensor) -> torch.Tensor:
             n = self.lif
-            u = (torch.zeros_like(x) if isinstance(self.v, float) else self.v)
+            u = torch.zeros_like(x) if isinstance(self.v, float) else self.v
             u = n.beta * u + x
             s = spike(u - n.threshold, n.surrogate, n.alpha, n.fire_on_equal)
             r = s.detach() if n.detach_reset else s
@@ -118,7 +120,8 @@ def zoo_twin(net: nn.Module, step_mode: str = "m") -> nn.Sequential:
     for b in net.blocks:
         if b.flatten_input or b.norm is not None or b.pool is not None:
             raise ValueError("zoo_twin mirrors synapse + neuron chains only")
-        lin = layer.Linear(b.synapse.in_features, b.synapse.out_features, step_mode=step_mode)
+        lin = layer.Linear(b.synapse.in_features, b.synapse.out_features, bias=b.synapse.bias is not None,
+                           step_mode=step_mode)
         lin.load_state_dict(b.synapse.state_dict())
         mods.append(lin)
         if b.neuron is not None:

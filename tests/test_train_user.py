@@ -111,7 +111,7 @@ def test_method_on_a_loop_in_forward_module_is_one_clear_error(tmp_path, capsys)
     Sequential it mirrors can: tests/test_methods_user.py)."""
     pytest.importorskip("snntorch")
     data = write_set(tmp_path / "q.npz", n_train=32, n_test=16)
-    rc = main(["train", "--network", f"{MODELS}:snntorch_cnn", "--method", "ttl", "--no-progress",
+    rc = main(["train", "--network", f"{MODELS}:snntorch_cnn", "--method", "ttl", "--no-progress", "--batch", "8",
                "--dataset", str(data)])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "own time loop inside forward" in err[0]

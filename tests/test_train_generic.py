@@ -49,16 +49,62 @@ class _Fresh(nn.Module):
 
 
 class _Blocks(nn.Module):
-    def __init__(self, blocks: list[nn.Module], readout_mean: bool = True) -> None:
+    def __init__(self, blocks: list[nn.Module], residuals: tuple[int | None, ...] | None = None) -> None:
         super().__init__()
         self.blocks = nn.ModuleList(blocks)
         self.sources = tuple(range(-1, len(blocks) - 1))
-        self.residuals = (None,) * len(blocks)
+        self.residuals = residuals or (None,) * len(blocks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for b in self.blocks:
-            x = b(x)
-        return x.mean(0)
+        outs: list[torch.Tensor] = []
+        for i, b in enumerate(self.blocks):
+            r = self.residuals[i]
+            outs.append(b(outs[-1] if outs else x) if r is None else b(outs[-1], residual=outs[r]))
+        return outs[-1].mean(0)
+
+
+class _FreshAdd(nn.Module):
+    """A synaptic op, then + the residual, then a neuron: one block of the block protocol (neuron reset per call)."""
+
+    def __init__(self, syn: nn.Module, lif: nn.Module) -> None:
+        super().__init__()
+        self.syn, self.lif = syn, lif
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        reset_state(self.lif)
+        return self.lif(self.syn(x) + residual)
+
+
+def sj_residual_pair() -> tuple[nn.Module, nn.Module]:
+    """A SpikingJelly multi-step module whose middle layer adds the first layer's spikes before its neuron (a
+    residual add inside a layer, not at a module boundary), and the same modules as blocks with a residual."""
+    pytest.importorskip("spikingjelly")
+    from spikingjelly.activation_based import layer, neuron, surrogate
+
+    torch.manual_seed(0)
+
+    def lif() -> nn.Module:
+        return neuron.LIFNode(tau=2.0, decay_input=False, v_threshold=0.5, surrogate_function=surrogate.ATan(),
+                              step_mode="m")
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.flat = layer.Flatten(step_mode="m")
+            self.fc0, self.lif0 = layer.Linear(64, 16, step_mode="m"), lif()
+            self.fc1, self.lif1 = layer.Linear(16, 16, step_mode="m"), lif()
+            self.fc2, self.lif2 = layer.Linear(16, CLASSES, step_mode="m"), lif()
+            with torch.no_grad():
+                self.fc0.weight.mul_(2.0)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h0 = self.lif0(self.fc0(self.flat(x)))
+            return self.lif2(self.fc2(self.lif1(self.fc1(h0) + h0)))
+
+    user = Net()
+    r = copy.deepcopy(user)
+    return user, _Blocks([_Fresh(r.flat, r.fc0, r.lif0), _FreshAdd(r.fc1, r.lif1), _Fresh(r.fc2, r.lif2)],
+                         residuals=(None, 0, None))
 
 
 def sj_pair() -> tuple[nn.Module, nn.Module]:
@@ -121,7 +167,7 @@ def st_pair() -> tuple[nn.Module, nn.Module]:
     return user, _Blocks(blocks)
 
 
-PAIRS = {"spikingjelly": sj_pair, "snntorch": st_pair}
+PAIRS = {"spikingjelly": sj_pair, "snntorch": st_pair, "spikingjelly-residual": sj_residual_pair}
 
 
 def data(n: int, seed: int = 3) -> list[tuple[torch.Tensor, torch.Tensor]]:

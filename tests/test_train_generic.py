@@ -167,7 +167,50 @@ def st_pair() -> tuple[nn.Module, nn.Module]:
     return user, _Blocks(blocks)
 
 
-PAIRS = {"spikingjelly": sj_pair, "snntorch": st_pair, "spikingjelly-residual": sj_residual_pair}
+class _FnLayer(nn.Module):
+    """A functional synaptic op on its own weight (and bias), then a neuron, as one block."""
+
+    def __init__(self, w: nn.Parameter, b: nn.Parameter | None, lif: nn.Module, flatten: bool) -> None:
+        super().__init__()
+        self.w, self.b, self.lif, self.flatten = w, b, lif, flatten
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        reset_state(self.lif)
+        return self.lif(nn.functional.linear(x.flatten(2) if self.flatten else x, self.w, self.b))
+
+
+def sj_functional_pair() -> tuple[nn.Module, nn.Module]:
+    """A SpikingJelly multi-step module whose first and last synaptic ops are functional calls on its own
+    parameters (no entry module), and the same as blocks."""
+    pytest.importorskip("spikingjelly")
+    from spikingjelly.activation_based import layer, neuron, surrogate
+
+    torch.manual_seed(0)
+
+    def lif() -> nn.Module:
+        return neuron.LIFNode(tau=2.0, decay_input=False, v_threshold=0.5, surrogate_function=surrogate.ATan(),
+                              step_mode="m")
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w0, self.lif0 = nn.Parameter(torch.randn(16, 64) * 0.3), lif()
+            self.fc1, self.lif1 = layer.Linear(16, 16, step_mode="m"), lif()
+            self.w2, self.b2, self.lif2 = nn.Parameter(torch.randn(CLASSES, 16) * 0.3), nn.Parameter(
+                torch.zeros(CLASSES)), lif()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.lif1(self.fc1(self.lif0(nn.functional.linear(x.flatten(2), self.w0))))
+            return self.lif2(nn.functional.linear(h, self.w2, self.b2))
+
+    user = Net()
+    r = copy.deepcopy(user)
+    return user, _Blocks([_FnLayer(r.w0, None, r.lif0, True), _Fresh(r.fc1, r.lif1),
+                          _FnLayer(r.w2, r.b2, r.lif2, False)])
+
+
+PAIRS = {"spikingjelly": sj_pair, "snntorch": st_pair, "spikingjelly-residual": sj_residual_pair,
+         "spikingjelly-functional": sj_functional_pair}
 
 
 def data(n: int, seed: int = 3) -> list[tuple[torch.Tensor, torch.Tensor]]:

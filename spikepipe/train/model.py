@@ -52,6 +52,8 @@ class LayerMap:
     producers: tuple[tuple[int, ...], ...]
     # a layer adds another layer's output somewhere inside a layer (a residual add not at a module boundary)
     inner_adds: bool
+    # per layer, the weight's parameter path when its synaptic op is a functional call (empty for a module)
+    functional: tuple[tuple[str, ...], ...] = ()
 
     @property
     def num_layers(self) -> int:
@@ -134,6 +136,7 @@ def layer_map(model: nn.Module, example: torch.Tensor | None, layers: Sequence[L
         if not layers:
             raise ModelError(f"{type(model).__name__}: the front end found no layers to train")
         n_layers = len(layers)
+        functional: list[tuple[str, ...]] = [()] * n_layers
         for spec in layers:
             mod = modules.get(spec.name)
             if mod is not None and spec.name != "":
@@ -142,6 +145,7 @@ def layer_map(model: nn.Module, example: torch.Tensor | None, layers: Sequence[L
             else:  # a functional call: the name is the weight's parameter path without ".weight"
                 own = [named[k] for k in (spec.name, f"{spec.name}.weight", f"{spec.name}.bias") if k in named]
                 entries.append(None)
+                functional[spec.index] = tuple(k for k in (spec.name, f"{spec.name}.weight") if k in named)[:1]
             for p in own:
                 if id(p) in by_id:
                     seeds.setdefault(id(p), spec.index)
@@ -161,7 +165,8 @@ def layer_map(model: nn.Module, example: torch.Tensor | None, layers: Sequence[L
         if id(p) not in owner:
             log.info("parameter %s is never used on the example input; it stays in layer 0 and never changes", name)
         params[owner.get(id(p), 0)].append(name)
-    return LayerMap(tuple(tuple(p) for p in params), tuple(entries), producers, inner_adds)
+    return LayerMap(tuple(tuple(p) for p in params), tuple(entries), producers, inner_adds,
+                    tuple(functional) if not has_blocks(model) else ())
 
 
 def reset_state(model: nn.Module) -> None:

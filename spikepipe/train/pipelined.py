@@ -275,10 +275,11 @@ class ExactPipeline(DelayedUpdates):
         fn = as_model_fn(net)
         super().__init__(fn, optim, schedule, total_steps=total_steps, compensation=compensation,
                          anneal_steps=anneal_steps, weights=weights)
-        if not stash:
-            if any(e is None for e in fn.map.entries):
-                raise TrainerError("--no-stash needs every layer's synaptic op to be a module (its input is where "
-                                   "the B-time recomputation starts); this model calls one functionally")
+        if not stash and any(e is None and not f for e, f in zip(fn.map.entries, fn.map.functional or
+                                                                  [()] * self.num_layers, strict=True)):
+            raise TrainerError("--no-stash needs every layer's synaptic op to be a module or a functional call on "
+                               "the layer's own weight parameter (its input is where the B-time recomputation "
+                               "starts)")
         self.stash = stash
         self.consumers = fn.map.consumers()
 
@@ -306,7 +307,8 @@ class ExactPipeline(DelayedUpdates):
             mb.rng = torch.get_rng_state()
             mb.inputs = [[] for _ in range(self.num_layers)]
             mb.adds = [[] for _ in range(self.num_layers)] if self.fn.map.inner_adds else None
-            with torch.no_grad(), EntryHooks(self.net, self.fn.map.entries, mb.inputs, None, mb.adds):
+            with torch.no_grad(), EntryHooks(self.net, self.fn.map.entries, mb.inputs, None, mb.adds,
+                                             *self._functional(mb.w_f)):
                 logits = self.fn.call(mb.w_f, mb.x)  # type: ignore[arg-type]
             loss = F.cross_entropy(logits, mb.y)
             mb.logits_f = logits
@@ -329,6 +331,12 @@ class ExactPipeline(DelayedUpdates):
                 mb.pending[p] -= 1
         mb.b_done[layer] = True
 
+    def _functional(self, weights: Sequence[Weights | None]) -> tuple[dict[int, int], set[int]]:
+        """(id of each functional layer's synaptic weight in this run -> layer, ids of every weight in it)."""
+        syn = {id(weights[i][k]): i for i, names in enumerate(self.fn.map.functional)  # type: ignore[index]
+               for k in names}
+        return syn, ({id(t) for ws in weights if ws for t in ws.values()} if syn else set())
+
     def _grads_no_stash(self, mb: _Minibatch) -> None:
         """Gradients of every layer whose B has run and whose gradient is not known yet (module docstring)."""
         todo = [i for i in range(self.num_layers) if mb.b_done[i] and mb.grads[i] is None]
@@ -339,7 +347,7 @@ class ExactPipeline(DelayedUpdates):
         after = torch.get_rng_state()
         torch.set_rng_state(mb.rng)  # the same dropout masks as the F-time run
         try:
-            with EntryHooks(self.net, self.fn.map.entries, None, mb.inputs, mb.adds):
+            with EntryHooks(self.net, self.fn.map.entries, None, mb.inputs, mb.adds, *self._functional(weights)):
                 logits = self.fn.call(weights, mb.x, buffers=self.fn.buffer_copies())
         finally:
             torch.set_rng_state(after)

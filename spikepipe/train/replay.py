@@ -35,7 +35,8 @@ class EntryHooks:
     all of its F-time inputs, the residual included, as a block's does in the block-wise trainer."""
 
     def __init__(self, model: nn.Module, entries: Sequence[str | None], record: list[list] | None,
-                 replay: list[list] | None, adds: list[list] | None = None) -> None:
+                 replay: list[list] | None, adds: list[list] | None = None,
+                 synaptic: dict[int, int] | None = None, weights: set[int] | None = None) -> None:
         self.modules = dict(model.named_modules())
         self.entries, self.record, self.replay = entries, record, replay
         self.calls = [0] * len(entries)
@@ -44,13 +45,16 @@ class EntryHooks:
         self.current = -1  # the layer whose entry module ran last (-1: before the first)
         self.tags: dict[int, tuple[object, int]] = {}  # id(tensor) -> (weak reference, layer that produced it)
         self.mode: _AddMode | None = None
+        # a layer whose synaptic op is a functional call has no entry module: the op is found by its weight
+        # (id of the tensor the run uses -> layer), and its operands other than weights are its entry inputs
+        self.synaptic, self.weights = synaptic or {}, weights or set()
 
     def __enter__(self) -> EntryHooks:
         for layer, path in enumerate(self.entries):
             if path is not None:
                 self.handles.append(self.modules[path].register_forward_pre_hook(
                     lambda _m, a, k, layer=layer: self._hook(layer, a, k), with_kwargs=True))
-        if self.adds is not None:
+        if self.adds is not None or self.synaptic:
             self.mode = _AddMode(self)
             self.mode.__enter__()
         return self
@@ -73,6 +77,25 @@ class EntryHooks:
         with _untracked(self.mode):
             return (tuple(_st(a, r) for a, r in zip(args, rec_args, strict=True)),
                     {k: _st(v, rec_kwargs.get(k)) for k, v in kwargs.items()})
+
+    def functional_op(self, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        """An op that uses a functional layer's synaptic weight: that layer runs now; record or swap its inputs
+        (every tensor operand that is no weight) as an entry module's."""
+        operands = (*args, *kwargs.values())
+        layer = next((self.synaptic[id(a)] for a in operands if id(a) in self.synaptic), None)
+        if layer is None or not any(isinstance(a, torch.Tensor) and id(a) not in self.weights for a in operands):
+            return args, kwargs  # no input besides weights (w.t(), say): not the op that reads the layer's input
+
+        def no_weights(v: object) -> object:
+            return None if id(v) in self.weights else v
+
+        if self.record is not None:
+            self.current = layer
+            self.record[layer].append((tuple(map(no_weights, args)), {k: no_weights(v) for k, v in kwargs.items()}))
+            return args, kwargs
+        swapped = self._hook(layer, args, kwargs)
+        assert swapped is not None
+        return swapped
 
     # -- adds of another layer's output (only with `adds`)
     def tag(self, out: object) -> None:
@@ -109,7 +132,9 @@ class _AddMode(TorchFunctionMode):
         if self.off:
             return func(*args, **kwargs)
         h = self.hooks
-        if func in _ADDS or func in _ADDS_IN_PLACE:
+        if h.synaptic:
+            args, kwargs = h.functional_op(args, kwargs)
+        if h.adds is not None and (func in _ADDS or func in _ADDS_IN_PLACE):
             first = 1 if func in _ADDS_IN_PLACE else 0  # an in-place add's target stays its own
             args = tuple(h.swap(a) if i >= first and h.foreign(a) else a for i, a in enumerate(args))
         out = func(*args, **kwargs)

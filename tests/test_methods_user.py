@@ -205,3 +205,23 @@ def test_cli_trains_a_user_module_with_each_method(tmp_path, capsys, method):
     model.load_state_dict(torch.load(out / "model.pt", weights_only=True))
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
 
+
+
+@pytest.mark.parametrize("method", ["skipper", "bloctrain"])
+def test_resume_of_a_method_on_a_user_module_is_bit_identical(tmp_path, method):
+    """Weights, optimiser and local-classifier state and BatchNorm statistics survive a resume (SpikingJelly
+    multi-step Sequential with BatchNorm; BlocTrain's second block starts in the resumed epoch)."""
+    from test_train_user import _Interrupted, _StopAfter
+
+    from spikepipe.train.runner import TrainConfig, run
+
+    common = dict(network=f"{NETS}:sj_multi_digits", dataset="digits", method=method, epochs=2, batch=16,
+                  limit_train=64, limit_val=32, limit_test=32)
+    whole = run(TrainConfig(**common, out=str(tmp_path / "whole")))
+    with pytest.raises(_Interrupted):
+        run(TrainConfig(**common, out=str(tmp_path / "cut")), progress=_StopAfter(1))
+    resumed = run(TrainConfig(**common, out=str(tmp_path / "cut"), resume=True))
+    assert resumed["test_loss"] == whole["test_loss"]
+    a = torch.load(tmp_path / "whole" / "model.pt", weights_only=True)
+    b = torch.load(tmp_path / "cut" / "model.pt", weights_only=True)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -75,17 +75,21 @@ class _FreshAdd(nn.Module):
         return self.lif(self.syn(x) + residual)
 
 
+def _sj_lif() -> nn.Module:
+    from spikingjelly.activation_based import neuron, surrogate
+
+    return neuron.LIFNode(tau=2.0, decay_input=False, v_threshold=0.5, surrogate_function=surrogate.ATan(),
+                          step_mode="m")
+
+
 def sj_residual_pair() -> tuple[nn.Module, nn.Module]:
     """A SpikingJelly multi-step module whose middle layer adds the first layer's spikes before its neuron (a
     residual add inside a layer, not at a module boundary), and the same modules as blocks with a residual."""
     pytest.importorskip("spikingjelly")
-    from spikingjelly.activation_based import layer, neuron, surrogate
+    from spikingjelly.activation_based import layer
 
     torch.manual_seed(0)
-
-    def lif() -> nn.Module:
-        return neuron.LIFNode(tau=2.0, decay_input=False, v_threshold=0.5, surrogate_function=surrogate.ATan(),
-                              step_mode="m")
+    lif = _sj_lif
 
     class Net(nn.Module):
         def __init__(self) -> None:
@@ -183,13 +187,10 @@ def sj_functional_pair() -> tuple[nn.Module, nn.Module]:
     """A SpikingJelly multi-step module whose first and last synaptic ops are functional calls on its own
     parameters (no entry module), and the same as blocks."""
     pytest.importorskip("spikingjelly")
-    from spikingjelly.activation_based import layer, neuron, surrogate
+    from spikingjelly.activation_based import layer
 
     torch.manual_seed(0)
-
-    def lif() -> nn.Module:
-        return neuron.LIFNode(tau=2.0, decay_input=False, v_threshold=0.5, surrogate_function=surrogate.ATan(),
-                              step_mode="m")
+    lif = _sj_lif
 
     class Net(nn.Module):
         def __init__(self) -> None:

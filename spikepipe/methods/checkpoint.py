@@ -30,8 +30,17 @@ from torch import nn
 
 from spikepipe.methods.memory import NO_PROBE, Probe
 from spikepipe.methods.registry import segments
-from spikepipe.methods.stepped import (MethodError, State, check_steppable, detach_entry, entry_dot, entry_grads,
-                                       logits, run_chunk, state_tensors)
+from spikepipe.methods.stepped import (
+    MethodError,
+    State,
+    check_steppable,
+    detach_entry,
+    entry_dot,
+    entry_grads,
+    logits,
+    run_chunk,
+    state_tensors,
+)
 from spikepipe.train.bptt import EpochStats, TrainerBase
 from spikepipe.train.optim import OptimConfig
 

@@ -20,7 +20,15 @@ from torch import nn
 
 from spikepipe.methods.local import Heads, block_output_shapes, head_logits, partition
 from spikepipe.methods.memory import NO_PROBE, Probe
-from spikepipe.methods.stepped import MethodError, State, check_steppable, detach_entry, logits, run_chunk, state_tensors
+from spikepipe.methods.stepped import (
+    MethodError,
+    State,
+    check_steppable,
+    detach_entry,
+    logits,
+    run_chunk,
+    state_tensors,
+)
 from spikepipe.train.bptt import EpochStats, TrainerBase
 from spikepipe.train.optim import OptimConfig
 

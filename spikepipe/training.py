@@ -36,25 +36,20 @@ def make_trainer(cfg: TrainConfig, fn: ModelFn, schedule: Schedule | None, total
 
         return distributed_trainer(cfg, net, schedule, total, steps_per_epoch)
     if cfg.method != "bptt":
-        if not has_blocks(net):
-            # the methods re-run a block over windows of timesteps or attach local classifiers between blocks:
-            # both step a layer's neuron state by hand, which a user's module (its own time loop) does not expose
-            raise TrainerError(f"--method {cfg.method} needs a network with the block protocol "
-                               f"(blocks/sources/residuals, as the built-in networks have); "
-                               f"{type(net).__name__} runs its own forward, which the method would have to cut "
-                               f"into time windows and blocks")
         if schedule is not None and schedule.kind != "flush":
             # the memory-saving methods run synchronously; their effect on a pipeline is modelled by
             # `spikepipe simulate --method`, not trained here
             raise TrainerError(f"--method {cfg.method} trains without gradient delays; use --schedule none "
                                f"(see `spikepipe simulate --method {cfg.method}` for its pipelined cost)")
         from spikepipe.methods import make_trainer
+        from spikepipe.methods.usernet import make_user_trainer
 
-        return make_trainer(cfg.method, net, example, opt, total_steps=total, epochs=cfg.epochs,
-                            checkpoint_every=cfg.checkpoint_every, skip=cfg.skip, window=cfg.window,
-                            blocks=cfg.blocks, hard_fraction=cfg.hard_fraction,
-                            skipper_gradient=cfg.skipper_gradient, exit_confidence=cfg.exit_confidence,
-                            seed=cfg.seed)
+        params = dict(checkpoint_every=cfg.checkpoint_every, skip=cfg.skip, window=cfg.window, blocks=cfg.blocks,
+                      hard_fraction=cfg.hard_fraction, skipper_gradient=cfg.skipper_gradient,
+                      exit_confidence=cfg.exit_confidence, seed=cfg.seed)
+        if not has_blocks(net):  # a user's module, stepped one timestep at a time (spikepipe.methods.usernet)
+            return make_user_trainer(cfg.method, fn, opt, total_steps=total, epochs=cfg.epochs, **params)
+        return make_trainer(cfg.method, net, example, opt, total_steps=total, epochs=cfg.epochs, **params)
     return schedule_trainer(cfg, fn, schedule, total, steps_per_epoch, example)
 
 
@@ -66,7 +61,7 @@ class ActivityRecorder:
         # once, not per epoch: the traced layers and (up to) 256 validation inputs, built as the trainer builds
         # its inputs (the same seeds every epoch, so the epochs are compared on one input)
         self.cfg, self.net, self.plan = cfg, net, plan
-        self.layers = layers if layers is not None else trace_layers(net, example)
+        self.layers = layers if layers is not None else trace_layers(net, example, cfg.timesteps)
         head = val.head(ACTIVITY_SAMPLES)
         self.inputs = [plan.make(head.x[i:i + cfg.batch], seed=cfg.seed + i)
                        for i in range(0, len(head), cfg.batch)]

@@ -78,6 +78,47 @@ def conv_transpose():
 def lin6():
     return nn.Sequential(nn.Linear(6, 3)), torch.zeros(2, 1, 6)
 
+
+def loop_lin6():  # the time loop inside forward ([B, 6] in): cannot be stepped by a method
+    return _Loop6(), torch.zeros(1, 6)
+
+
+class _Loop6(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, x):
+        return torch.stack([self.fc(x) for _ in range(2)])
+
+
+class _Pair6(nn.Module):  # multi-step and steppable, but its own forward: no blocks can be cut out of it
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(6, 4), nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.fc2(self.fc1(x))
+
+
+def pair6():
+    return _Pair6(), torch.zeros(2, 1, 6)
+
+
+class _Resets6(nn.Module):  # loops over x[t] but resets its neurons in every forward: stepping loses the state
+    def __init__(self):
+        super().__init__()
+        import snntorch as snn
+        self.fc, self.lif = nn.Linear(6, 3), snn.Leaky(beta=0.9, threshold=0.1, init_hidden=True)
+
+    def forward(self, x):
+        self.lif.reset_mem()
+        return torch.stack([self.lif(self.fc(x[t])) for t in range(x.shape[0])])
+
+
+def resets6():
+    return _Resets6(), torch.zeros(2, 1, 6)
+
 class OneSampleOnly(nn.Module):
     def __init__(self):
         super().__init__()

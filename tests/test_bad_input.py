@@ -160,6 +160,13 @@ CASES: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
     ("train-npz-missing-file", (*NPZ, "{d}/nowhere.npz"), ("not found",)),
     ("train-npz-model-rejects-data", ("train", "--network", "{d}/nets.py:one_sample_only", "--no-progress",
                                       "--dataset", "{d}/good.npz"), ("fails on samples",)),
+    # -- a memory-saving method on a user's module its structure does not allow
+    ("train-method-loop-in-forward", (*NPZ[:2], "{d}/nets.py:loop_lin6", *NPZ[3:], "{d}/good.npz", "--method",
+                                      "checkpoint"), ("own time loop inside forward",)),
+    ("train-method-forward-resets", (*NPZ[:2], "{d}/nets.py:resets6", *NPZ[3:], "{d}/good.npz", "--method",
+                                     "skipper"), ("does not reproduce its own forward",)),
+    ("train-method-blocks-need-sequential", (*NPZ[:2], "{d}/nets.py:pair6", *NPZ[3:], "{d}/good.npz", "--method",
+                                             "ttl"), ("needs an nn.sequential", "--blocks 1")),
     # -- hardware through the commands that use it
     ("simulate-hw-malformed", (*SIM, "--hardware", "{d}/hw_malformed.toml"), ("malformed toml",)),
     ("simulate-hw-missing", (*SIM, "--hardware", "{d}/nowhere.toml"), ("not found",)),

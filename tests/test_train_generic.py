@@ -49,16 +49,66 @@ class _Fresh(nn.Module):
 
 
 class _Blocks(nn.Module):
-    def __init__(self, blocks: list[nn.Module], readout_mean: bool = True) -> None:
+    def __init__(self, blocks: list[nn.Module], residuals: tuple[int | None, ...] | None = None) -> None:
         super().__init__()
         self.blocks = nn.ModuleList(blocks)
         self.sources = tuple(range(-1, len(blocks) - 1))
-        self.residuals = (None,) * len(blocks)
+        self.residuals = residuals or (None,) * len(blocks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for b in self.blocks:
-            x = b(x)
-        return x.mean(0)
+        outs: list[torch.Tensor] = []
+        for i, b in enumerate(self.blocks):
+            r = self.residuals[i]
+            outs.append(b(outs[-1] if outs else x) if r is None else b(outs[-1], residual=outs[r]))
+        return outs[-1].mean(0)
+
+
+class _FreshAdd(nn.Module):
+    """A synaptic op, then + the residual, then a neuron: one block of the block protocol (neuron reset per call)."""
+
+    def __init__(self, syn: nn.Module, lif: nn.Module) -> None:
+        super().__init__()
+        self.syn, self.lif = syn, lif
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        reset_state(self.lif)
+        return self.lif(self.syn(x) + residual)
+
+
+def _sj_lif() -> nn.Module:
+    from spikingjelly.activation_based import neuron, surrogate
+
+    return neuron.LIFNode(tau=2.0, decay_input=False, v_threshold=0.5, surrogate_function=surrogate.ATan(),
+                          step_mode="m")
+
+
+def sj_residual_pair() -> tuple[nn.Module, nn.Module]:
+    """A SpikingJelly multi-step module whose middle layer adds the first layer's spikes before its neuron (a
+    residual add inside a layer, not at a module boundary), and the same modules as blocks with a residual."""
+    pytest.importorskip("spikingjelly")
+    from spikingjelly.activation_based import layer
+
+    torch.manual_seed(0)
+    lif = _sj_lif
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.flat = layer.Flatten(step_mode="m")
+            self.fc0, self.lif0 = layer.Linear(64, 16, step_mode="m"), lif()
+            self.fc1, self.lif1 = layer.Linear(16, 16, step_mode="m"), lif()
+            self.fc2, self.lif2 = layer.Linear(16, CLASSES, step_mode="m"), lif()
+            with torch.no_grad():
+                self.fc0.weight.mul_(2.0)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h0 = self.lif0(self.fc0(self.flat(x)))
+            return self.lif2(self.fc2(self.lif1(self.fc1(h0) + h0)))
+
+    user = Net()
+    r = copy.deepcopy(user)
+    return user, _Blocks([_Fresh(r.flat, r.fc0, r.lif0), _FreshAdd(r.fc1, r.lif1), _Fresh(r.fc2, r.lif2)],
+                         residuals=(None, 0, None))
 
 
 def sj_pair() -> tuple[nn.Module, nn.Module]:
@@ -121,7 +171,47 @@ def st_pair() -> tuple[nn.Module, nn.Module]:
     return user, _Blocks(blocks)
 
 
-PAIRS = {"spikingjelly": sj_pair, "snntorch": st_pair}
+class _FnLayer(nn.Module):
+    """A functional synaptic op on its own weight (and bias), then a neuron, as one block."""
+
+    def __init__(self, w: nn.Parameter, b: nn.Parameter | None, lif: nn.Module, flatten: bool) -> None:
+        super().__init__()
+        self.w, self.b, self.lif, self.flatten = w, b, lif, flatten
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        reset_state(self.lif)
+        return self.lif(nn.functional.linear(x.flatten(2) if self.flatten else x, self.w, self.b))
+
+
+def sj_functional_pair() -> tuple[nn.Module, nn.Module]:
+    """A SpikingJelly multi-step module whose first and last synaptic ops are functional calls on its own
+    parameters (no entry module), and the same as blocks."""
+    pytest.importorskip("spikingjelly")
+    from spikingjelly.activation_based import layer
+
+    torch.manual_seed(0)
+    lif = _sj_lif
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w0, self.lif0 = nn.Parameter(torch.randn(16, 64) * 0.3), lif()
+            self.fc1, self.lif1 = layer.Linear(16, 16, step_mode="m"), lif()
+            self.w2, self.b2, self.lif2 = nn.Parameter(torch.randn(CLASSES, 16) * 0.3), nn.Parameter(
+                torch.zeros(CLASSES)), lif()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.lif1(self.fc1(self.lif0(nn.functional.linear(x.flatten(2), self.w0))))
+            return self.lif2(nn.functional.linear(h, self.w2, self.b2))
+
+    user = Net()
+    r = copy.deepcopy(user)
+    return user, _Blocks([_FnLayer(r.w0, None, r.lif0, True), _Fresh(r.fc1, r.lif1),
+                          _FnLayer(r.w2, r.b2, r.lif2, False)])
+
+
+PAIRS = {"spikingjelly": sj_pair, "snntorch": st_pair, "spikingjelly-residual": sj_residual_pair,
+         "spikingjelly-functional": sj_functional_pair}
 
 
 def data(n: int, seed: int = 3) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -6,6 +6,8 @@ Trainers (all spikepipe.train.bptt.TrainerBase subclasses, so `run_epoch(get_bat
   Skipper           checkpointing whose backward skips s of every c timesteps
   TTL               gradients truncated to windows of k timesteps, blocks of layers with local classifiers
   BlocTrain         blocks trained one after another, deeper blocks on hard classes, early exit
+On a user's module (not the block protocol) the same trainers run it one timestep at a time with its neurons'
+state carried (usernet.make_user_trainer).
 Transforms: `transform(graph, method, **params)` and `aligned(graph, cluster, method, stages)`.
 One definition of each method's parameters and defaults: registry.MethodOptions (used by trainers, transforms
 and the CLI flags of simulate, train and sweep).

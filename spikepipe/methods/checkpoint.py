@@ -21,7 +21,8 @@ The segments, and so the work the task-graph transform prices, are `registry.seg
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -29,7 +30,17 @@ from torch import nn
 
 from spikepipe.methods.memory import NO_PROBE, Probe
 from spikepipe.methods.registry import segments
-from spikepipe.methods.stepped import MethodError, State, check_steppable, logits, run_chunk
+from spikepipe.methods.stepped import (
+    MethodError,
+    State,
+    check_steppable,
+    detach_entry,
+    entry_dot,
+    entry_grads,
+    logits,
+    run_chunk,
+    state_tensors,
+)
 from spikepipe.train.bptt import EpochStats, TrainerBase
 from spikepipe.train.optim import OptimConfig
 
@@ -53,6 +64,16 @@ def _collect(leaves: list[dict[str, torch.Tensor]], grads: list[torch.Tensor | N
     return acc
 
 
+@contextlib.contextmanager
+def _rerun(net: object, rng: torch.Tensor) -> Iterator[None]:
+    """A segment's re-run draws the random numbers its first run drew (dropout masks) and leaves a user model's
+    buffers (BatchNorm statistics) as the first run left them."""
+    frozen = getattr(net, "frozen_buffers", None)
+    with torch.random.fork_rng(devices=[]), (frozen() if frozen else contextlib.nullcontext()):
+        torch.set_rng_state(rng)
+        yield
+
+
 def checkpointed_grads(net: nn.Module, weights: list[dict[str, torch.Tensor]], x: torch.Tensor, y: torch.Tensor,
                        every: int | None, skip: int = 0, probe: Probe = NO_PROBE, carry: bool = False,
                        ) -> tuple[torch.Tensor, torch.Tensor, list[dict[str, torch.Tensor | None]]]:
@@ -74,12 +95,14 @@ def checkpointed_grads(net: nn.Module, weights: list[dict[str, torch.Tensor]], x
     segs = segments(t_total, every, skip)
     checkpoints: list[State | None] = []
     held: list[object] = []  # probe tokens of the checkpoints, released as their segments are done
+    rngs: list[torch.Tensor] = []  # the random-number state at each segment's start, for its re-run
     state: State | None = None
     acc_out = None
     with torch.no_grad():
         for t0 in (sg.start for sg in segs):
             checkpoints.append(state)
-            held.append(probe.hold(state or ()))
+            held.append(probe.hold(state_tensors(state)))
+            rngs.append(torch.get_rng_state())
             outs, state = run_chunk(net, weights, x[t0:t0 + every], state)
             part = outs[-1].sum(0)
             acc_out = part if acc_out is None else acc_out + part
@@ -99,23 +122,23 @@ def checkpointed_grads(net: nn.Module, weights: list[dict[str, torch.Tensor]], x
         t0, keep, t1 = segs[k].start, segs[k].kept_end, segs[k].end
         s0 = checkpoints[k]
         checkpoints[k] = None
-        s0_leaf = None if s0 is None else [None if s is None else s.detach().requires_grad_(want) for s in s0]
-        outs, s1 = run_chunk(net, leaves, x[t0:keep], s0_leaf)
+        s0_leaf = None if s0 is None else [detach_entry(s, want) for s in s0]
+        with _rerun(net, rngs[k]):
+            outs, s1 = run_chunk(net, leaves, x[t0:keep], s0_leaf)
         objective = (outs[-1].sum(0) * g_out).sum()
         if g_state is not None and (keep == t1 or carry):  # dropped across skipped steps unless carried
             for s, g in zip(s1, g_state, strict=True):
-                if s is not None and g is not None:
-                    objective = objective + (s * g).sum()
-        state_leaves = [s for s in (s0_leaf or []) if s is not None and want]
+                objective = objective + entry_dot(s, g)
+        state_leaves = [s for s in state_tensors(s0_leaf) if s.requires_grad]
         grads = torch.autograd.grad(objective, flat + state_leaves, allow_unused=True)
         acc = _collect(leaves, list(grads[:len(flat)]), acc)
         del outs, s1, objective
         probe.drop(g_token)
         g_state, g_token = None, None
         if s0_leaf is not None and want:
-            it = iter(grads[len(flat):])
-            g_state = [None if s is None else next(it) for s in s0_leaf]
-            g_token = probe.hold(g_state)
+            by_id = {id(s): g for s, g in zip(state_leaves, grads[len(flat):], strict=True)}
+            g_state = [entry_grads(s, by_id) for s in s0_leaf]
+            g_token = probe.hold(state_tensors(g_state))
         del s0, s0_leaf, grads
         probe.drop(held[k])
     probe.drop(g_token)
@@ -159,6 +182,8 @@ class CheckpointedBPTT(TrainerBase):
 
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
+        if hasattr(self.net, "eval_logits"):  # a user's module: its own forward in eval mode
+            return self.net.eval_logits(self.weights, x)
         return logits(self.net, self.weights, x, self.every)
 
 

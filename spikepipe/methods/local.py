@@ -66,7 +66,7 @@ def block_output_shapes(net: nn.Module, weights: Sequence[dict[str, torch.Tensor
     probe = example[:1, :1].expand(1, 2, *example.shape[2:])
     with torch.no_grad():
         outs, _ = run_chunk(net, weights, probe, None)
-    return [tuple(o.shape[2:]) for o in outs]
+    return [() if o is None else tuple(o.shape[2:]) for o in outs]  # None: a user's module run whole (usernet)
 
 
 class Heads:

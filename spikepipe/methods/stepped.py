@@ -31,7 +31,10 @@ Weights = dict[str, torch.Tensor]
 
 
 def check_steppable(net: nn.Module) -> None:
-    """The network must be an SNNNet of SpikingBlocks (synapse, norm, neuron, pool) without dropout."""
+    """The network must be an SNNNet of SpikingBlocks (synapse, norm, neuron, pool) without dropout, or a user's
+    module that steps itself (spikepipe.methods.usernet.UserNet, checked when it was built)."""
+    if hasattr(net, "run_chunk"):
+        return
     netfn.check_net(net)
     for i, b in enumerate(net.blocks):
         if not all(hasattr(b, a) for a in ("synapse", "norm", "neuron", "pool", "flatten_input")):
@@ -109,7 +112,10 @@ def run_chunk(net: nn.Module, weights: Sequence[Weights], x: torch.Tensor, state
 
     Returns (outputs of every block, None for blocks not run) and the state after the chunk. Block outputs from
     outside `layers` that a block reads must be given in `inputs` (e.g. detached at a local-loss border).
+    A user's module (usernet.UserNet) runs itself; its state entries are dicts ("path:attr" -> tensor).
     """
+    if hasattr(net, "run_chunk"):
+        return net.run_chunk(weights, x, state, layers, inputs)
     n = len(net.blocks)
     layers = layers if layers is not None else range(n)
     outs: list[torch.Tensor | None] = [None] * n
@@ -141,4 +147,39 @@ def logits(net: nn.Module, weights: Sequence[Weights], x: torch.Tensor, chunk: i
 
 
 def state_nbytes(state: State) -> int:
-    return sum(s.numel() * s.element_size() for s in state if s is not None)
+    return sum(s.numel() * s.element_size() for s in state_tensors(state))
+
+
+# A state entry (one layer's) is None, a membrane tensor (the built-in blocks) or a dict of a user's neuron states
+# ("path:attr" -> tensor or the float a SpikingJelly neuron starts from); these helpers treat all three alike.
+
+def state_tensors(state: Sequence[object] | None) -> list[torch.Tensor]:
+    """Every tensor in a state (what a method holds outside autograd)."""
+    out: list[torch.Tensor] = []
+    for e in state or ():
+        vals = e.values() if isinstance(e, dict) else (e,)
+        out += [v for v in vals if isinstance(v, torch.Tensor)]
+    return out
+
+
+def detach_entry(e: object, grad: bool = False) -> object:
+    """The entry cut from the graph; `grad`: its floating tensors become leaves that require grad."""
+    def cut(v: object) -> object:
+        if not isinstance(v, torch.Tensor):
+            return v
+        return v.detach().requires_grad_(grad and v.is_floating_point())
+    return {k: cut(v) for k, v in e.items()} if isinstance(e, dict) else cut(e)
+
+
+def entry_grads(e: object, grads: dict[int, torch.Tensor | None]) -> object:
+    """The entry with each tensor replaced by its gradient (by tensor id; None where it has none)."""
+    if isinstance(e, dict):
+        return {k: grads.get(id(v)) for k, v in e.items() if isinstance(v, torch.Tensor)}
+    return None if e is None else grads.get(id(e))
+
+
+def entry_dot(s: object, g: object) -> torch.Tensor | int:
+    """sum(s * g) over the entry: the objective term that carries gradient g into the state s."""
+    if isinstance(g, dict):
+        return sum(((s[k] * v).sum() for k, v in g.items() if v is not None), 0)  # type: ignore[index]
+    return 0 if s is None or g is None else (s * g).sum()

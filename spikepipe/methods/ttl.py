@@ -20,7 +20,15 @@ from torch import nn
 
 from spikepipe.methods.local import Heads, block_output_shapes, head_logits, partition
 from spikepipe.methods.memory import NO_PROBE, Probe
-from spikepipe.methods.stepped import MethodError, State, check_steppable, logits, run_chunk
+from spikepipe.methods.stepped import (
+    MethodError,
+    State,
+    check_steppable,
+    detach_entry,
+    logits,
+    run_chunk,
+    state_tensors,
+)
 from spikepipe.train.bptt import EpochStats, TrainerBase
 from spikepipe.train.optim import OptimConfig
 
@@ -68,7 +76,7 @@ class TTL(TrainerBase):
             for a, b in self.ranges:
                 leaves = [{k: w.detach().requires_grad_() for k, w in ws.items()} if a <= i < b else ws
                           for i, ws in enumerate(self.weights)]
-                s0 = [None if s is None else s.detach() for s in state]
+                s0 = [detach_entry(s) for s in state]
                 outs, s1 = run_chunk(self.net, leaves, xw, s0, layers=range(a, b), inputs=given)
                 last = b == n
                 if last:
@@ -98,15 +106,17 @@ class TTL(TrainerBase):
                             ha = head_acc[b - 1]
                             ha[k] = g if ha[k] is None else ha[k] + g
                 for i in range(a, b):
-                    given[i] = outs[i].detach()
-                    new_state[i] = None if s1[i] is None else s1[i].detach()
+                    if outs[i] is not None:  # a user's module run whole gives its last layer's output only
+                        given[i] = outs[i].detach()
+                    new_state[i] = detach_entry(s1[i])
                 del outs, s1, loss, gs, it
-                window_tokens.append(self.probe.hold([t for i in range(a, b) for t in (given[i], new_state[i])]))
+                window_tokens.append(self.probe.hold([given[i] for i in range(a, b) if i in given]
+                                                     + state_tensors(new_state[a:b])))
             for tok in window_tokens:
                 self.probe.drop(tok)
             self.probe.drop(state_token)
             state = new_state
-            state_token = self.probe.hold(state)
+            state_token = self.probe.hold(state_tensors(state))
         self.probe.drop(state_token)
         out = out_sum / t_total
         return F.cross_entropy(out, y).detach(), out, acc, head_acc
@@ -138,6 +148,8 @@ class TTL(TrainerBase):
 
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
+        if hasattr(self.net, "eval_logits"):  # a user's module: its own forward in eval mode
+            return self.net.eval_logits(self.weights, x)
         return logits(self.net, self.weights, x, self.window)
 
     def state_dict(self) -> dict:

@@ -59,8 +59,9 @@ class TrainerBase:
                  weights: list[netfn.Weights] | None = None) -> None:
         self.fn = net if isinstance(net, ModelFn) else None
         self.net = net.model if isinstance(net, ModelFn) else net
-        if weights is None:
-            weights = self.fn.initial_weights() if self.fn is not None else netfn.initial_weights(self.net)
+        if weights is None:  # a ModelFn's, a user's module stepped by a method (usernet.UserNet), or per block
+            own = self.fn or (self.net if hasattr(self.net, "initial_weights") else None)
+            weights = own.initial_weights() if own is not None else netfn.initial_weights(self.net)
         self.weights = weights
         self.cfg = optim
         self.opts = [LayerOptimizer(optim, w) for w in self.weights]

@@ -13,10 +13,12 @@ Which parameters belong to layer l (`layer_map`, the one place to switch once La
     the model: a neuron's or a norm's parameters follow the layer they sit in. One used before any synaptic op
     goes to layer 0; one never used goes to layer 0 too (it gets no gradient and never changes).
 
-The model's input layout is read off its example input: [T, B, ...] (multi-step: SpikingJelly's step mode "m",
-our zoo, snnTorch loops over x[t]) or [B, ...] (the time loop and the encoding are inside the model). Logits are
-the model's output [B, C], or the mean over T of an output [T, B, C]; a tuple output (snnTorch's spk_rec,
-mem_rec) is read from its first element.
+How the model uses time is the front end's reading (spikepipe.tracer.layout, `Feeding`): [T, B, ...] for a
+multi-step model (SpikingJelly's step mode "m", our zoo) or one whose forward loops over x[t] (snnTorch); [B, ...]
+when the time loop and the encoding are inside the model; a single-step model (one call is one timestep: snnTorch
+`init_hidden` Sequential, SpikingJelly step mode "s") is fed [T, B, ...] and called T times, neurons reset first.
+Logits are the model's output [B, C], or the mean over T of an output [T, B, C] (of the per-step outputs of a
+single-step model); a tuple output (snnTorch's spk_rec, mem_rec) is read from its first element.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ class LayerMap:
     producers: tuple[tuple[int, ...], ...]
     # a layer adds another layer's output somewhere inside a layer (a residual add not at a module boundary)
     inner_adds: bool
+    # per layer, the weight's parameter path when its synaptic op is a functional call (empty for a module)
+    functional: tuple[tuple[str, ...], ...] = ()
 
     @property
     def num_layers(self) -> int:
@@ -132,6 +136,7 @@ def layer_map(model: nn.Module, example: torch.Tensor | None, layers: Sequence[L
         if not layers:
             raise ModelError(f"{type(model).__name__}: the front end found no layers to train")
         n_layers = len(layers)
+        functional: list[tuple[str, ...]] = [()] * n_layers
         for spec in layers:
             mod = modules.get(spec.name)
             if mod is not None and spec.name != "":
@@ -140,6 +145,7 @@ def layer_map(model: nn.Module, example: torch.Tensor | None, layers: Sequence[L
             else:  # a functional call: the name is the weight's parameter path without ".weight"
                 own = [named[k] for k in (spec.name, f"{spec.name}.weight", f"{spec.name}.bias") if k in named]
                 entries.append(None)
+                functional[spec.index] = tuple(k for k in (spec.name, f"{spec.name}.weight") if k in named)[:1]
             for p in own:
                 if id(p) in by_id:
                     seeds.setdefault(id(p), spec.index)
@@ -159,17 +165,23 @@ def layer_map(model: nn.Module, example: torch.Tensor | None, layers: Sequence[L
         if id(p) not in owner:
             log.info("parameter %s is never used on the example input; it stays in layer 0 and never changes", name)
         params[owner.get(id(p), 0)].append(name)
-    return LayerMap(tuple(tuple(p) for p in params), tuple(entries), producers, inner_adds)
+    return LayerMap(tuple(tuple(p) for p in params), tuple(entries), producers, inner_adds,
+                    tuple(functional) if not has_blocks(model) else ())
 
 
 def reset_state(model: nn.Module) -> None:
     """Forget every neuron's state (SpikingJelly MemoryModule.reset, snnTorch reset_mem), as before a minibatch."""
     for m in model.modules():
-        mro = {c.__name__ for c in type(m).__mro__}
-        if "MemoryModule" in mro and callable(getattr(m, "reset", None)):
-            m.reset()
-        elif type(m).__module__.startswith("snntorch") and callable(getattr(m, "reset_mem", None)):
-            m.reset_mem()
+        reset_module(m)
+
+
+def reset_module(m: nn.Module) -> None:
+    """Forget one module's own neuron state (nothing for a module without any)."""
+    mro = {c.__name__ for c in type(m).__mro__}
+    if "MemoryModule" in mro and callable(getattr(m, "reset", None)):
+        m.reset()
+    elif type(m).__module__.startswith("snntorch") and callable(getattr(m, "reset_mem", None)):
+        m.reset_mem()
 
 
 def readout(out: object) -> torch.Tensor:
@@ -194,48 +206,62 @@ def _raw(model: nn.Module, x: torch.Tensor) -> object:
         reset_state(model)
 
 
-def probe_layout(model: nn.Module, example: torch.Tensor) -> tuple[bool, int, int]:
-    """(input is [T, B, ...], T, classes) from one run of the model on its example input."""
+@dataclass(frozen=True)
+class Feeding:
+    """How the trainer feeds the model, from the front end's reading of its layout (spikepipe.tracer.layout)."""
+
+    time_major: bool  # the trainer's input is [T, B, ...]
+    single_step: bool  # one call of the model is one timestep: the trainer runs the T calls
+    timesteps: int
+    layout: str  # the front end's word (multi-step, loop-over-input, loop-in-forward, single-step, ...)
+
+
+def feeding(model: nn.Module, example: torch.Tensor, layout: object | None = None) -> Feeding:
+    """The Feeding of `model` from `layout` (a spikepipe.tracer.layout.Layout; None: the front end reads it now).
+    A model with the block protocol is multi-step by definition."""
+    if has_blocks(model):
+        return Feeding(True, False, int(example.shape[0]), "multi-step")
+    if layout is None:
+        from spikepipe.frontend import trace_model
+
+        layout = trace_model(model, example).layout
+    style, t = layout.style, int(layout.timesteps)  # type: ignore[attr-defined]
+    if style == "single-step":
+        return Feeding(True, True, t, style)
+    # [T, B, ...] when the front end found B at input dim 1 (multi-step, or a loop over x[t]); else [B, ...]
+    return Feeding(layout.batch_source == "input dim 1", False, t, style)  # type: ignore[attr-defined]
+
+
+def _classes(model: nn.Module, example: torch.Tensor) -> int:
+    """The number of outputs (classes) from one run of the model on its example input."""
     try:
         raw = _raw(model, example)
     except Exception as exc:  # noqa: BLE001 - the user's model, reported in one line
         raise ModelError(f"{type(model).__name__} failed on its example input of shape {tuple(example.shape)}: "
                          f"{type(exc).__name__}: {exc}") from None
-    logits = readout(raw)
-    b, classes = int(logits.shape[0]), int(logits.shape[1])
-    first = raw[0] if isinstance(raw, (tuple, list)) else raw
-    t_out = int(first.shape[0]) if first.dim() == 3 else 1
-    if example.dim() >= 3 and example.shape[1] == b and example.shape[0] != b:
-        return True, int(example.shape[0]), classes
-    if example.shape[0] == b and (example.dim() < 3 or example.shape[1] != b):
-        return False, t_out, classes
-    try:  # T == B (often both 1): does doubling dim 1 double the batch the model answers for?
-        time_major = int(readout(_raw(model, torch.cat([example, example], dim=1))).shape[0]) == 2 * b
-    except Exception:  # noqa: BLE001 - it does not take the doubled tensor: batch first
-        time_major = False
-    return time_major, (int(example.shape[0]) if time_major else t_out), classes
-
-
-def one_sample(example: torch.Tensor, time_major: bool) -> torch.Tensor:
-    """The example input cut to one sample (what the front end traces)."""
-    return example[:, :1] if time_major else example[:1]
+    return int(readout(raw).shape[1])
 
 
 class ModelFn:
     """The user's model with its weights held outside it, one dict per layer."""
 
     def __init__(self, model: nn.Module, example: torch.Tensor | None,
-                 layers: Sequence[LayerSpec] | None = None) -> None:
-        """`example` may be None only for a model with the block protocol (multi-step by definition)."""
+                 layers: Sequence[LayerSpec] | None = None, layout: object | None = None) -> None:
+        """`example` may be None only for a model with the block protocol (multi-step by definition). `layout`:
+        the front end's reading (trace_model(...).layout) of how the model uses time; None: read it here."""
         if example is None and not has_blocks(model):
             raise ModelError(f"{type(model).__name__} needs an example input to be trained")
         if example is not None and (not isinstance(example, torch.Tensor) or example.dim() < 2):
             raise ModelError("the example input must be a tensor [T, B, ...] or [B, ...]")
         self.model = model
         if example is None:
-            self.time_major, self.timesteps, self.num_classes = True, int(getattr(model, "timesteps", 0)), 0
+            self.feeding = Feeding(True, False, int(getattr(model, "timesteps", 0)), "multi-step")
+            self.num_classes = 0
         else:
-            self.time_major, self.timesteps, self.num_classes = probe_layout(model, example)
+            self.feeding = feeding(model, example, layout)
+            self.num_classes = _classes(model, example)
+        self.time_major, self.timesteps = self.feeding.time_major, self.feeding.timesteps
+        self.single_step = self.feeding.single_step
         self.map = layer_map(model, example, layers)
         self.num_layers = self.map.num_layers
         self.example = example
@@ -245,7 +271,8 @@ class ModelFn:
         """The shape of one sample at one timestep (time-major) or of one sample (batch first)."""
         if self.example is None:
             raise ModelError("no example input: the sample shape is unknown")
-        return tuple(int(s) for s in self.example.shape[2 if self.time_major else 1:])
+        lead = 2 if self.time_major and not self.single_step else 1  # a single-step example is one step [B, ...]
+        return tuple(int(s) for s in self.example.shape[lead:])
 
     def initial_weights(self) -> list[Weights]:
         named = dict(self.model.named_parameters())
@@ -260,6 +287,9 @@ class ModelFn:
         if buffers:
             flat.update(buffers)
         reset_state(self.model)
+        if self.single_step:  # the model is one timestep per call: the trainer runs its time loop over x [T, ...]
+            return torch.stack([readout(functional_call(self.model, flat, (x[t],))) for t in range(x.shape[0])]
+                               ).mean(0)
         return readout(functional_call(self.model, flat, (x,)))
 
     def buffer_copies(self) -> dict[str, torch.Tensor]:

@@ -21,7 +21,8 @@ Without stashing, B_l differentiates through the weights current at B_l's time, 
 a straight-through substitution. The model runs once with the F-time weights (no graph; the inputs of every
 layer are recorded at its entry module) and again with the B-time weights, where every layer's entry module
 gets value = its recorded F-time input, gradient = through the B-time run (x_B + (x_F - x_B).detach()); the
-logits get the same treatment, so the loss gradient is taken at the F-time output. Layer l's gradient depends
+logits get the same treatment, so the loss gradient is taken at the F-time output. A tensor one layer adds inside
+another (a residual add that is not a module input) is swapped the same way (spikepipe.train.replay). Layer l's gradient depends
 only on the B-time weights of l and the layers after it, whose B have all run before B_l; it is computed at
 W_l's time if not yet known (each such computation serves every layer whose B has run). Dropout masks and
 BatchNorm statistics come from the F-time run (the B-time run replays the RNG and updates copies of buffers).
@@ -52,6 +53,7 @@ from spikepipe.train import netfn
 from spikepipe.train.bptt import EpochStats, GetBatch, PlainBPTT, TrainerBase
 from spikepipe.train.model import ModelFn, Weights
 from spikepipe.train.optim import OptimConfig, lr_at, pipemare_scale
+from spikepipe.train.replay import EntryHooks
 
 COMPENSATIONS = ("none", "spectrain", "pipemare")
 _RANK = {TaskKind.W: 0, TaskKind.F: 1, TaskKind.B: 2}  # at equal times an ending update precedes the reads
@@ -144,7 +146,7 @@ def event_order(timing: Sequence[LayerTiming], period_cycles: int, num_batches: 
 
 class _Minibatch:
     __slots__ = ("x", "y", "w_f", "w_b", "v_read", "pending", "b_done", "grads", "logits_f", "rng", "inputs",
-                 "loss_done")
+                 "adds", "loss_done")
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, layers: int, consumers: list[int]) -> None:
         self.x, self.y = x, y
@@ -157,47 +159,8 @@ class _Minibatch:
         self.logits_f: torch.Tensor | None = None
         self.rng: torch.Tensor | None = None
         self.inputs: list[list] | None = None
+        self.adds: list[list] | None = None  # tensors added inside a layer from another (inner adds)
         self.loss_done = False
-
-
-class _EntryHooks:
-    """Forward pre-hooks on every layer's entry module: record its tensor inputs (F-time run) or replace them by
-    value = the recorded input, gradient = through the current run (B-time run)."""
-
-    def __init__(self, model: nn.Module, entries: Sequence[str | None], record: list[list] | None,
-                 replay: list[list] | None) -> None:
-        self.modules = dict(model.named_modules())
-        self.entries, self.record, self.replay = entries, record, replay
-        self.calls = [0] * len(entries)
-        self.handles: list = []
-
-    def __enter__(self) -> _EntryHooks:
-        for layer, path in enumerate(self.entries):
-            if path is not None:
-                self.handles.append(self.modules[path].register_forward_pre_hook(
-                    lambda _m, a, k, layer=layer: self._hook(layer, a, k), with_kwargs=True))
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for h in self.handles:
-            h.remove()
-
-    def _hook(self, layer: int, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
-        if self.record is not None:
-            self.record[layer].append((args, kwargs))
-            return None
-        assert self.replay is not None
-        i = self.calls[layer]
-        self.calls[layer] += 1
-        rec_args, rec_kwargs = self.replay[layer][i]
-
-        def st(now: object, then: object) -> object:
-            if not isinstance(now, torch.Tensor) or not isinstance(then, torch.Tensor):
-                return now
-            return now + (then - now).detach() if now.requires_grad else then
-
-        return (tuple(st(a, r) for a, r in zip(args, rec_args, strict=True)),
-                {k: st(v, rec_kwargs.get(k)) for k, v in kwargs.items()})
 
 
 def as_model_fn(net: nn.Module | ModelFn) -> ModelFn:
@@ -330,14 +293,11 @@ class ExactPipeline(DelayedUpdates):
         fn = as_model_fn(net)
         super().__init__(fn, optim, schedule, total_steps=total_steps, compensation=compensation,
                          anneal_steps=anneal_steps, weights=weights)
-        if not stash:
-            if any(e is None for e in fn.map.entries):
-                raise TrainerError("--no-stash needs every layer's synaptic op to be a module (its input is where "
-                                   "the B-time recomputation starts); this model calls one functionally")
-            if fn.map.inner_adds:
-                raise TrainerError("--no-stash on a model with residual adds inside its layers is not supported: "
-                                   "the added tensor crosses a layer boundary that is not a module input; use "
-                                   "weight stashing (the default) or the block protocol of spikepipe.zoo")
+        if not stash and any(e is None and not f for e, f in zip(fn.map.entries, fn.map.functional or
+                                                                  [()] * self.num_layers, strict=True)):
+            raise TrainerError("--no-stash needs every layer's synaptic op to be a module or a functional call on "
+                               "the layer's own weight parameter (its input is where the B-time recomputation "
+                               "starts)")
         self.stash = stash
         self.consumers = fn.map.consumers()
 
@@ -364,7 +324,9 @@ class ExactPipeline(DelayedUpdates):
         else:
             mb.rng = torch.get_rng_state()
             mb.inputs = [[] for _ in range(self.num_layers)]
-            with torch.no_grad(), _EntryHooks(self.net, self.fn.map.entries, mb.inputs, None):
+            mb.adds = [[] for _ in range(self.num_layers)] if self.fn.map.inner_adds else None
+            with torch.no_grad(), EntryHooks(self.net, self.fn.map.entries, mb.inputs, None, mb.adds,
+                                             *self._functional(mb.w_f)):
                 logits = self.fn.call(mb.w_f, mb.x)  # type: ignore[arg-type]
             loss = F.cross_entropy(logits, mb.y)
             mb.logits_f = logits
@@ -387,6 +349,12 @@ class ExactPipeline(DelayedUpdates):
                 mb.pending[p] -= 1
         mb.b_done[layer] = True
 
+    def _functional(self, weights: Sequence[Weights | None]) -> tuple[dict[int, int], set[int]]:
+        """(id of each functional layer's synaptic weight in this run -> layer, ids of every weight in it)."""
+        syn = {id(weights[i][k]): i for i, names in enumerate(self.fn.map.functional)  # type: ignore[index]
+               for k in names}
+        return syn, ({id(t) for ws in weights if ws for t in ws.values()} if syn else set())
+
     def _grads_no_stash(self, mb: _Minibatch) -> None:
         """Gradients of every layer whose B has run and whose gradient is not known yet (module docstring)."""
         todo = [i for i in range(self.num_layers) if mb.b_done[i] and mb.grads[i] is None]
@@ -397,7 +365,7 @@ class ExactPipeline(DelayedUpdates):
         after = torch.get_rng_state()
         torch.set_rng_state(mb.rng)  # the same dropout masks as the F-time run
         try:
-            with _EntryHooks(self.net, self.fn.map.entries, None, mb.inputs):
+            with EntryHooks(self.net, self.fn.map.entries, None, mb.inputs, mb.adds, *self._functional(weights)):
                 logits = self.fn.call(weights, mb.x, buffers=self.fn.buffer_copies())
         finally:
             torch.set_rng_state(after)

@@ -13,13 +13,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spikepipe.ir import LayerSpec, Schedule, SpikePipeError
+from spikepipe.ir import LayerSpec, Schedule
 from spikepipe.train import checkpoint
 from spikepipe.train.bptt import NonFiniteLossError, PlainBPTT, TrainerBase
 from spikepipe.train.data import Dataset, Split, batch_order, load_dataset
 from spikepipe.train.inputs import InputPlan, plan_inputs
 from spikepipe.train.metrics import write_metrics
-from spikepipe.train.model import ModelFn, has_blocks, one_sample, probe_layout
+from spikepipe.train.model import ModelFn, has_blocks
 from spikepipe.train.optim import OptimConfig, lr_at
 from spikepipe.train.pipelined import ExactPipeline, GradientQueue, TrainerError
 
@@ -100,13 +100,7 @@ def _with_timesteps(example: torch.Tensor, timesteps: int) -> torch.Tensor:
 
 def build_model(cfg: TrainConfig, num_classes: int) -> tuple[nn.Module, torch.Tensor]:
     if ".py:" in cfg.network:
-        model, example = _from_file(cfg.network)
-        if cfg.timesteps is not None:
-            if not probe_layout(model, example)[0]:
-                raise TrainerError(f"{cfg.network} takes [B, ...] and runs its own time loop; --timesteps does "
-                                   f"not apply to it")
-            example = _with_timesteps(example, cfg.timesteps)
-        return model, example
+        return _from_file(cfg.network)
     try:
         from spikepipe import zoo
     except ImportError as exc:
@@ -116,11 +110,23 @@ def build_model(cfg: TrainConfig, num_classes: int) -> tuple[nn.Module, torch.Te
     return zoo.build(cfg.network, timesteps=cfg.timesteps, batch=cfg.batch, num_classes=num_classes, seed=cfg.seed)
 
 
-def trace_layers(model: nn.Module, example: torch.Tensor) -> list[LayerSpec]:
-    """The front end's layers of the model, traced on one sample of its example input."""
-    from spikepipe.frontend import trace
+def trace_user_model(model: nn.Module, example: torch.Tensor, timesteps: int | None = None) -> tuple[
+        torch.Tensor, list[LayerSpec], Any]:
+    """(example, layers, layout) of a user's module, traced once by the front end (spikepipe.frontend.trace_model:
+    the one reading of how it uses time). `timesteps` (--timesteps) is checked by the front end against the model
+    (refused where its forward fixes T); a [T, B, ...] example is repeated to that many steps."""
+    from spikepipe.frontend import trace_model
 
-    return trace(model, one_sample(example, probe_layout(model, example)[0]))
+    traced = trace_model(model, example, timesteps=timesteps)
+    lay = traced.layout
+    if timesteps is not None and lay.batch_source == "input dim 1" and example.shape[0] != timesteps:
+        example = _with_timesteps(example, timesteps)
+    return example, traced.layers, lay
+
+
+def trace_layers(model: nn.Module, example: torch.Tensor, timesteps: int | None = None) -> list[LayerSpec]:
+    """The front end's layers of the model, traced on its example input."""
+    return trace_user_model(model, example, timesteps)[1]
 
 
 def build_schedule(cfg: TrainConfig, timesteps: int, layers: list[LayerSpec] | None = None) -> Schedule:
@@ -205,9 +211,11 @@ def run(cfg: TrainConfig, *, model: tuple[nn.Module, torch.Tensor] | None = None
         data = Dataset(data.name, data.train, data.val.head(cfg.limit_val), data.test.head(cfg.limit_test),
                        data.num_classes, data.sample_shape)
     net, example = model if model is not None else build_model(cfg, data.num_classes)
-    # a built-in network is its blocks; a user's module is read through the front end's layers
-    layers = None if has_blocks(net) else trace_layers(net, example)
-    fn = ModelFn(net, example, layers)
+    # a built-in network is its blocks; a user's module is read through the front end's layers and layout
+    layers, layout = None, None
+    if not has_blocks(net):
+        example, layers, layout = trace_user_model(net, example, cfg.timesteps)
+    fn = ModelFn(net, example, layers, layout)
     plan = plan_inputs(fn, data, cfg.encoder, fn.timesteps)
     timesteps = plan.timesteps
     if schedule is None and cfg.schedule != "none":
@@ -289,7 +297,7 @@ def run(cfg: TrainConfig, *, model: tuple[nn.Module, torch.Tensor] | None = None
         "period_slack": cfg.period_slack,
         "trainer": trainer.mode, "backend": cfg.backend, "stash": cfg.stash, "compensation": cfg.compensation,
         "seed": cfg.seed, "epochs": cfg.epochs, "batch": cfg.batch, "timesteps": timesteps,
-        **_layout_words(net, example, plan, cfg),
+        **_layout_words(layout, plan, cfg),
         "optimizer": cfg.optimizer, "lr": cfg.lr, "encoder": cfg.encoder,
         "train_samples": len(data.train), "val_samples": len(data.val), "test_samples": len(data.test),
         "test_accuracy": test_acc, "test_loss": test_loss,
@@ -309,7 +317,7 @@ def run(cfg: TrainConfig, *, model: tuple[nn.Module, torch.Tensor] | None = None
 
 def _load_trained(trainer: TrainerBase, fn: ModelFn) -> None:
     """Hand the trained weights back to the user's module (its state_dict is the trained model)."""
-    if trainer.fn is not None:
+    if trainer.fn is not None or not has_blocks(fn.model):  # per layer, by parameter path
         fn.load_into(trainer.weights)
     else:  # a method's trainer holds block-relative weights
         from spikepipe.train import netfn
@@ -318,22 +326,15 @@ def _load_trained(trainer: TrainerBase, fn: ModelFn) -> None:
 
 
 
-def _layout_words(net: nn.Module, example: torch.Tensor, plan: InputPlan, cfg: TrainConfig) -> dict[str, str]:
+def _layout_words(layout: Any, plan: InputPlan, cfg: TrainConfig) -> dict[str, str]:
     """How the trainer feeds the model and where T and B came from, in the front end's words (as tasks and
-    simulate state them); B is always the training minibatch (--batch)."""
+    simulate state them; `layout` is the front end's reading, None for a built-in network); B is always the
+    training minibatch (--batch)."""
     batch_source = "the training minibatch (--batch, default 32)"
     if plan.events:
         return {"layout": "multi-step", "timesteps_source": "the data set's binned events [T, ...]",
                 "batch_source": batch_source}
-    if has_blocks(net):
+    if layout is None:
         return {"layout": "multi-step", "timesteps_source": "--timesteps" if cfg.timesteps else
                 f"network default ({cfg.network})", "batch_source": batch_source}
-    from spikepipe.frontend import trace_model
-
-    try:
-        lay = trace_model(net, example).layout
-    except SpikePipeError:  # the trainer's own probe decided; the front end could not say more
-        return {"layout": "multi-step" if plan.time_major else "loop-in-forward",
-                "timesteps_source": "the model's example input", "batch_source": batch_source}
-    return {"layout": lay.style, "timesteps_source": "--timesteps" if cfg.timesteps else lay.timesteps_source,
-            "batch_source": batch_source}
+    return {"layout": layout.style, "timesteps_source": layout.timesteps_source, "batch_source": batch_source}

@@ -213,7 +213,8 @@ def test_resume_of_a_method_on_a_user_module_is_bit_identical(tmp_path, method):
     multi-step Sequential with BatchNorm; BlocTrain's second block starts in the resumed epoch)."""
     from test_train_user import _Interrupted, _StopAfter
 
-    from spikepipe.train.runner import TrainConfig, run
+    from spikepipe.train.runner import TrainConfig
+    from spikepipe.training import run
 
     common = dict(network=f"{NETS}:sj_multi_digits", dataset="digits", method=method, epochs=2, batch=16,
                   limit_train=64, limit_val=32, limit_test=32)

@@ -16,7 +16,8 @@ from spikepipe.methods.memory import kept_peak
 from spikepipe.methods.usernet import make_user_trainer
 from spikepipe.train.bptt import PlainBPTT
 from spikepipe.train.model import ModelFn
-from spikepipe.train.runner import TrainConfig, _from_file, run, trace_user_model
+from spikepipe.train.runner import TrainConfig, _from_file, trace_user_model
+from spikepipe.training import run
 
 NETS = Path(__file__).resolve().parents[2] / "tests" / "method_nets.py"  # the method tests' user models
 

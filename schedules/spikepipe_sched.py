@@ -1,4 +1,6 @@
 """`spikepipe`: any F, B, W task of any layer on any processor, by CP-SAT in two phases (docs/design.md section 7).
+The phases are in schedules.spikepipe_phases, the options in schedules.spikepipe_options, the report that
+becomes Schedule.info in schedules.report.
 
 1. The baselines are built first. The best assignment among the pipeline's contiguous stages and a greedy
    load/link balance is the phase-1 hint, and its period the horizon.
@@ -11,6 +13,8 @@
    re-derived. So at an equal period the result never has more total delay than pipedream. Per-layer
    critical-path floors bound the delay (reported as the gap). If phase 2 finds nothing better, the best
    candidate is used; if phase 1 finds nothing, list scheduling is.
+   A polish then searches the chosen slots' per-processor orders again with the link waits counted, which
+   the CP-SAT model and the seed search leave out (schedules.order_search.polish_slots).
 4. The result never loses to a pipelining baseline on period: if it would, that baseline is returned
    re-labelled, with the reason in info. With period_slack the comparison is on delay among baselines within
    the longer period, and a slack that buys no delay over the tight seeds keeps the tight period.

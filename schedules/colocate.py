@@ -10,12 +10,12 @@ delay does not rise and fewer bytes cross: communication is the third key after 
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from collections.abc import Mapping
 
 from hwmodels import Cluster
 from schedules.common import assignment_link_load, make_schedule, slot_cycles
+from schedules.deadline import Deadline
 from spikepipe.ir import Schedule, ScheduleError, Slot, TaskGraph
 
 
@@ -36,8 +36,9 @@ def _starts(busy: list[tuple[int, int]], period: int, want: int, dur: int, most:
     return sorted(found, key=lambda x: (abs(x - want), x))[:most]
 
 
-def colocate(graph: TaskGraph, cluster: Cluster, sched: Schedule, stop_at: float) -> tuple[Schedule, dict]:
-    """Greedy moves until none helps or time.perf_counter() passes stop_at. Returns the schedule and a report."""
+def colocate(graph: TaskGraph, cluster: Cluster, sched: Schedule,
+             deadline: Deadline) -> tuple[Schedule, dict]:
+    """Greedy moves until none helps or the deadline passes. Returns the schedule and a report."""
     whole = all(s.part == 0 and s.microbatch == 0 and s.fraction == 1.0 for s in sched.slots)
     assign = {s.task: s.processor for s in sched.slots}
     before = crossing_bytes(graph, assign)
@@ -73,7 +74,7 @@ def colocate(graph: TaskGraph, cluster: Cluster, sched: Schedule, stop_at: float
                     gains.extend((cost_q, abs(x - slot.start_cycles), q, x, dur)
                                  for x in _starts(busy[q], sched.period_cycles, slot.start_cycles, dur))
             for _, _, q, start, dur in sorted(gains):
-                if time.perf_counter() > stop_at:
+                if deadline.expired():
                     report["cut_for_time"] = True
                     return sched, report
                 report["tried"] += 1

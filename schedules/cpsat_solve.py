@@ -1,5 +1,5 @@
 """Solve a CP-SAT model with a recorded time limit, worker count and seed; report status, objective, bound, gap.
-Also the wall-clock Deadline one scheduler call shares between all its phases."""
+(The wall-clock Deadline one scheduler call shares between its phases is schedules.deadline's, re-exported.)"""
 
 from __future__ import annotations
 
@@ -9,35 +9,9 @@ from typing import Any
 
 from ortools.sat.python import cp_model
 
+from schedules.deadline import Deadline
 
-@dataclass(frozen=True)
-class Deadline:
-    """The wall-clock budget of one scheduler call, started at its entry. Every phase (baselines, model builds,
-    both solves, order search, the split path) asks what is left instead of owning a fixed share, so the call
-    as a whole keeps to its time limit."""
-    limit_s: float
-    start_s: float  # time.perf_counter() at the call's entry
-
-    @classmethod
-    def start(cls, limit_s: float) -> Deadline:
-        return cls(float(limit_s), time.perf_counter())
-
-    @property
-    def end_s(self) -> float:  # on the time.perf_counter() clock
-        return self.start_s + self.limit_s
-
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.start_s
-
-    def remaining(self) -> float:
-        return self.end_s - time.perf_counter()
-
-    def expired(self) -> bool:
-        return self.remaining() <= 0
-
-    def first(self, share: float) -> Deadline:
-        """The same start, ending after `share` of the limit: a budget for the first part of a call."""
-        return Deadline(self.limit_s * share, self.start_s)
+__all__ = ["Deadline", "SolveReport", "solve"]
 
 
 @dataclass(frozen=True)

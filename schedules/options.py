@@ -12,7 +12,6 @@ same error type and wording as before the declarations existed: unknown names li
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -150,21 +149,6 @@ class PipeDreamOptions(LayerPipeOptions):
     generator: ClassVar[str] = "pipedream"
     max_stretch: float = option(2.0, positive_number,
                                 "how far the period may stretch to keep p-s weight versions (x the shortest)")
-
-
-# ---------------------------------------------------------------- spikepipe (schedules.spikepipe_sched)
-
-
-@functools.cache
-def spikepipe_options() -> type[ScheduleOptions]:
-    """The adapter for the spikepipe generator, whose names are spikepipe_sched._OPTIONS (it checks its own
-    values): built on first use, so that asking for another generator's options never loads OR-tools.
-    At merge this is replaced by schedules.spikepipe_options.SpikePipeOptions, the generator's own declaration."""
-    from schedules.spikepipe_sched import _OPTIONS
-
-    return dataclasses.make_dataclass("SpikePipeOptions", [(n, Any, option(None)) for n in _OPTIONS],
-                                      bases=(ScheduleOptions,), frozen=True,
-                                      namespace={"generator": "spikepipe", "__module__": __name__})
 
 
 def parse_value(text: str) -> Any:

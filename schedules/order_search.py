@@ -13,15 +13,15 @@ then minimises (total delay, total lag). Also: lower bounds on every layer's del
 from __future__ import annotations
 
 import random
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import networkx as nx
 
 from hwmodels import Cluster
-from schedules.common import expected_dependencies, slot_cycles, transfer_cycles
+from schedules.common import expected_dependencies, link_queueing_cycles, slot_cycles, transfer_cycles
+from schedules.deadline import Deadline
 from spikepipe.ir import Dependency, Slot, TaskGraph, TaskKind, task_id
 
 
@@ -66,10 +66,12 @@ class _Problem:
     preds: tuple[tuple[tuple[int, int], ...], ...]  # (pred index, transfer cycles)
     layers: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]  # (F part indices, W part indices) per layer
     period: int
+    # the link waits of a packing (starts by index -> waits by (pred index, index)), when the search is exact
+    queue: Callable[[list[int]], dict[tuple[int, int], int]] | None = None
 
 
 def _problem(slots: Sequence[Slot], deps: Sequence[Dependency], cluster: Cluster, num_layers: int,
-             period: int) -> _Problem:
+             period: int, exact: bool = False) -> _Problem:
     by_id = {s.id: s for s in slots}
     g = nx.DiGraph()
     g.add_nodes_from(sorted(by_id))
@@ -83,29 +85,41 @@ def _problem(slots: Sequence[Slot], deps: Sequence[Dependency], cluster: Cluster
     layers = tuple((tuple(i for i, t in enumerate(ids) if by_id[t].kind is TaskKind.F and by_id[t].layer == lay),
                     tuple(i for i, t in enumerate(ids) if by_id[t].kind is TaskKind.W and by_id[t].layer == lay))
                    for lay in range(num_layers))
+    queue = None
+    if exact:  # the waits the lags will count (schedules.common.assign_lags): slower, so for polishing only
+        base = [by_id[t] for t in ids]
+
+        def queue(start: list[int]) -> dict[tuple[int, int], int]:
+            placed = [replace(x, start_cycles=start[i]) for i, x in enumerate(base)]
+            waits = link_queueing_cycles(placed, deps, period, cluster)
+            return {(idx[u], idx[v]): w for (u, v), w in waits.items()}
+
     return _Problem(ids, tuple(by_id[t].processor for t in ids), tuple(by_id[t].duration_cycles for t in ids),
-                    preds, layers, period)
+                    preds, layers, period, queue)
 
 
-def _score(pb: _Problem, orders: Sequence[Sequence[int]]) -> tuple[int, int, list[int], list[int]]:
-    """(total delay, total lag, starts, lags) of back-to-back packing in the given per-processor orders."""
+def _score(pb: _Problem, orders: Sequence[Sequence[int]],
+           offsets: Sequence[int] | None = None) -> tuple[int, int, list[int], list[int]]:
+    """(total delay, total lag, starts, lags) of back-to-back packing in the given per-processor orders, each
+    processor starting at its offset (0 by default). With pb.queue the link waits of the packing count too."""
     start = [0] * len(pb.ids)
-    for seq in orders:
-        t = 0
+    for p, seq in enumerate(orders):
+        t = offsets[p] if offsets else 0
         for i in seq:
             start[i] = t
             t += pb.dur[i]
+    wait = pb.queue(start) if pb.queue else {}
     lag = [0] * len(pb.ids)
     per = pb.period
     for v, ps in enumerate(pb.preds):
         r = 0
         for u, c in ps:
-            need = start[u] + pb.dur[u] + c - start[v]
+            need = start[u] + pb.dur[u] + c + wait.get((u, v), 0) - start[v]
             r = max(r, lag[u] - (-need // per))
         lag[v] = r
     total = 0
     for fs, ws in pb.layers:  # F reads at its earliest part, the update lands when the last W part ends
-        if not ws:  # a layer without W has no weights and delay 0
+        if not fs or not ws:  # a layer without weights has no gradient delay
             continue
         read = min(lag[i] * per + start[i] for i in fs)
         write = max(lag[i] * per + start[i] + pb.dur[i] for i in ws)
@@ -131,29 +145,17 @@ def _ranked_orders(pb: _Problem, procs: int, rank: Mapping[str, int]) -> list[li
     return orders
 
 
-def search_slot_orders(slots: Sequence[Slot], deps: Sequence[Dependency], cluster: Cluster, num_layers: int,
-                       period: int, training: Sequence[str], *, seed: int = 0,
-                       evaluations: int = 4000, stop_at_s: float | None = None,
-                       stats: dict[str, Any] | None = None) -> list[Slot]:
-    """The slots re-packed back to back per processor in the best cyclic orders found, with the smallest lags;
-    deterministic for a seed and budget. Processors and durations are kept; the period must hold every
-    processor's load. `stop_at_s` (a time.perf_counter() instant) ends the search early, which makes the answer
-    depend on the machine's speed; `stats` receives the evaluations done and whether the clock cut them."""
-    pb = _problem(slots, deps, cluster, num_layers, period)
-    rank = {t: i for i, t in enumerate(training)}
-    rng = random.Random(seed)
-    best_orders, best = None, None
-    for orders in (_ideal_orders(pb, cluster.size), _ranked_orders(pb, cluster.size, rank)):
-        sc = _score(pb, orders)[:2]
-        if best is None or sc < best:
-            best, best_orders = sc, [list(o) for o in orders]
-    cur, cur_sc = [list(o) for o in best_orders], best
+def _climb(pb: _Problem, orders: list[list[int]], offsets: Sequence[int] | None, rng: random.Random,
+           evaluations: int, deadline: Deadline | None) -> tuple[list[list[int]], int, bool]:
+    """Seeded hill climbing over per-processor cyclic orders (swap, move, rotate), sideways moves allowed:
+    (best orders, moves done, whether the clock cut the moves)."""
+    best = cur_sc = _score(pb, orders, offsets)[:2]
+    cur, best_orders = [list(o) for o in orders], [list(o) for o in orders]
     movable = [p for p, o in enumerate(cur) if len(o) > 1]
-    done, cut = 0, False
+    done = 0
     while movable and done < evaluations:
-        if stop_at_s is not None and time.perf_counter() >= stop_at_s:
-            cut = True
-            break
+        if deadline is not None and deadline.expired():
+            return best_orders, done, True
         done += 1
         p = movable[rng.randrange(len(movable))]
         seq = cur[p]
@@ -167,29 +169,68 @@ def search_slot_orders(slots: Sequence[Slot], deps: Sequence[Dependency], cluste
             a = rng.randrange(n)
             x = cand.pop(a)
             cand.insert(rng.randrange(n), x)
-        else:
+        elif offsets is None:  # a rotation moves the period's start; with offsets held it would move work past it
             k = rng.randrange(1, n)
             cand = cand[k:] + cand[:k]
         trial = cur[:p] + [cand] + cur[p + 1:]
-        sc = _score(pb, trial)[:2]
+        sc = _score(pb, trial, offsets)[:2]
         if sc <= cur_sc:  # sideways moves let the search cross plateaus of equal delay
             cur, cur_sc = trial, sc
             if sc < best:
                 best, best_orders = sc, [list(o) for o in trial]
+    return best_orders, done, False
+
+
+def _placed(pb: _Problem, slots: Sequence[Slot], orders: Sequence[Sequence[int]],
+            offsets: Sequence[int] | None) -> list[Slot]:
+    _, _, start, lag = _score(pb, orders, offsets)
+    pos = {t: i for i, t in enumerate(pb.ids)}
+    return [replace(s, start_cycles=start[pos[s.id]], lag=lag[pos[s.id]]) for s in sorted(slots, key=lambda x: x.id)]
+
+
+def search_slot_orders(slots: Sequence[Slot], deps: Sequence[Dependency], cluster: Cluster, num_layers: int,
+                       period: int, training: Sequence[str], *, seed: int = 0,
+                       evaluations: int = 4000, deadline: Deadline | None = None,
+                       stats: dict[str, Any] | None = None) -> list[Slot]:
+    """The slots re-packed back to back per processor in the best cyclic orders found, with the smallest lags;
+    deterministic for a seed and budget. Processors and durations are kept; the period must hold every
+    processor's load. `deadline` ends the search early, which makes the answer depend on the machine's speed; `stats` receives the evaluations done and whether the clock cut them."""
+    pb = _problem(slots, deps, cluster, num_layers, period)
+    rank = {t: i for i, t in enumerate(training)}
+    starts = (_ideal_orders(pb, cluster.size), _ranked_orders(pb, cluster.size, rank))
+    first = min(starts, key=lambda o: _score(pb, o)[:2])
+    best, done, cut = _climb(pb, first, None, random.Random(seed), evaluations, deadline)
     if stats is not None:
         stats.update(evaluations=done, evaluations_asked=evaluations, cut_for_time=cut)
-    _, _, start, lag = _score(pb, best_orders)
-    by_id = {s.id: s for s in slots}
+    return _placed(pb, slots, best, None)
+
+
+def polish_slots(slots: Sequence[Slot], deps: Sequence[Dependency], cluster: Cluster, num_layers: int,
+                 period: int, *, seed: int = 0, evaluations: int = 500, deadline: Deadline | None = None,
+                 stats: dict[str, Any] | None = None) -> list[Slot]:
+    """A finished schedule's slots improved by the same moves, scored exactly: the link waits that the lags
+    will count (schedules.common.assign_lags) are part of every evaluation, which the CP-SAT model and the
+    seed search leave out. It starts from the slots' own per-processor orders, each processor packed back to
+    back from where its first slot starts (moved earlier if the packing would run past the period end); the
+    caller keeps the original when the polished slots are not better."""
+    pb = _problem(slots, deps, cluster, num_layers, period, exact=True)
     pos = {t: i for i, t in enumerate(pb.ids)}
-    return [replace(s, start_cycles=start[pos[s.id]], lag=lag[pos[s.id]]) for s in (by_id[t] for t in
-                                                                                      sorted(by_id))]
+    orders: list[list[int]] = [[] for _ in range(cluster.size)]
+    for s in sorted(slots, key=lambda x: (x.start_cycles, x.id)):
+        orders[s.processor].append(pos[s.id])
+    first = {p: min((x.start_cycles for x in slots if x.processor == p), default=0) for p in range(cluster.size)}
+    offsets = [max(0, min(first[p], period - sum(pb.dur[i] for i in o))) for p, o in enumerate(orders)]
+    best, done, cut = _climb(pb, orders, offsets, random.Random(seed), evaluations, deadline)
+    if stats is not None:
+        stats.update(evaluations=done, evaluations_asked=evaluations, cut_for_time=cut)
+    return _placed(pb, slots, best, offsets)
 
 
 def search_orders(graph: TaskGraph, cluster: Cluster, assignment: Mapping[str, int], period: int,
                   training: Sequence[str], *, seed: int = 0, evaluations: int = 4000,
-                  stop_at_s: float | None = None, stats: dict[str, Any] | None = None) -> list[Slot]:
+                  deadline: Deadline | None = None, stats: dict[str, Any] | None = None) -> list[Slot]:
     """Unsplit tasks: one slot per task on its assigned processor, then search_slot_orders."""
     slots = [Slot(t, assignment[t], 0, slot_cycles(graph, cluster, t, assignment[t]))
              for t in graph.topological_order()]
     return search_slot_orders(slots, expected_dependencies(graph, slots), cluster, graph.num_layers, period,
-                              training, seed=seed, evaluations=evaluations, stop_at_s=stop_at_s, stats=stats)
+                              training, seed=seed, evaluations=evaluations, deadline=deadline, stats=stats)

@@ -40,7 +40,7 @@ _OPTION_CLASSES: dict[str, str] = {
     "pipedream": "schedules.options:PipeDreamOptions",
     "layerpipe": "schedules.options:LayerPipeOptions",
     "list": "schedules.options:ListOptions",
-    "spikepipe": "schedules.options:spikepipe_options()",  # merge: schedules.spikepipe_options:SpikePipeOptions
+    "spikepipe": "schedules.spikepipe_options:SpikePipeOptions",
 }
 
 # the standard schedules that pipeline whole tasks (no batch split across processors): what spikepipe must beat
@@ -69,8 +69,7 @@ def options_class(name: str) -> type:
     """The dataclass that declares generator `name`'s options (its fields are the option names)."""
     get(name)  # the same error for an unknown name
     module, attr = _OPTION_CLASSES[name].split(":")
-    obj = getattr(import_module(module), attr.removesuffix("()"))
-    return obj() if attr.endswith("()") else obj
+    return getattr(import_module(module), attr)
 
 
 def option_targets() -> dict[str, tuple[str, ...]]:
@@ -94,6 +93,4 @@ def generate(name: str, graph: TaskGraph, cluster: Cluster, options: Any = None,
     """Generator `name`'s schedule; its options as its typed object (options_class(name)) or as keywords."""
     if options is None:
         return get(name)(graph, cluster, **kwargs)
-    if name == "spikepipe":  # its generator takes keywords (merge: pass sched's SpikePipeOptions as it is)
-        return get(name)(graph, cluster, **options.given(), **kwargs)
     return get(name)(graph, cluster, options, **kwargs)

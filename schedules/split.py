@@ -23,7 +23,6 @@ processor by schedules.order_search for the least total delay.
 from __future__ import annotations
 
 import logging
-import time
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +36,7 @@ from schedules.common import (
     slot_cycles,
     training_order,
 )
+from schedules.deadline import Deadline
 from schedules.order_search import search_slot_orders
 from spikepipe.ir import Dependency, Schedule, Slot, TaskGraph, TaskKind, slot_lag_delays, task_id
 
@@ -158,19 +158,18 @@ def _priced(graph: TaskGraph, cluster: Cluster, k: list[int], price: _Prices) ->
 
 def split_schedule(graph: TaskGraph, cluster: Cluster, *, seed: int = 0, evaluations: int = 2000,
                    max_parts: int | None = None, info: dict[str, Any] | None = None,
-                   stop_at_s: float | None = None, stats: dict[str, Any] | None = None) -> Schedule:
-    """`stop_at_s` (a time.perf_counter() instant) stops pricing split steps and the order search early (the
-    unsplit step is always priced, so the answer is valid); `stats` receives how far each got."""
+                   deadline: Deadline | None = None, stats: dict[str, Any] | None = None) -> Schedule:
+    """`deadline` stops pricing split steps and the order search early (the unsplit step is always priced, so
+    the answer is valid); `stats` receives how far each got."""
     from schedules.common import lower_bound
 
     price = _Prices(graph, cluster)
     steps = split_sequence(graph, cluster, max_parts or cluster.size, price)
     best, priced_steps, cut = None, 0, False
     # pricing may take a share of the time left; the rest is the order search's (it sets the delays)
-    price_stop = (None if stop_at_s is None
-                  else time.perf_counter() + _PRICING_SHARE * max(0.0, stop_at_s - time.perf_counter()))
+    pricing = None if deadline is None else Deadline.within(_PRICING_SHARE * deadline.remaining())
     for k in steps:
-        if best is not None and price_stop is not None and time.perf_counter() >= price_stop:
+        if best is not None and pricing is not None and pricing.expired():
             cut = True
             break
         priced = _priced(graph, cluster, k, price)
@@ -182,7 +181,7 @@ def split_schedule(graph: TaskGraph, cluster: Cluster, *, seed: int = 0, evaluat
     load, links, bcast = chosen.processor_cycles, chosen.link_cycles, chosen.broadcast_cycles
     search: dict[str, Any] = {}
     slots = search_slot_orders(slots, deps, cluster, graph.num_layers, period, training_order(graph),
-                               seed=seed, evaluations=evaluations, stop_at_s=stop_at_s, stats=search)
+                               seed=seed, evaluations=evaluations, deadline=deadline, stats=search)
     if stats is not None:
         stats.update(search, split_steps=len(steps), split_steps_priced=priced_steps,
                      cut_for_time=cut or search["cut_for_time"])

@@ -111,3 +111,30 @@ def test_split_schedules_get_a_bound_that_holds_for_splits(name):
     work = sum(min(m * g.cycles(t, c.processors[0], 1.0 / m) if m > 1 else g.cycles(t) for m in range(1, 5))
                for t in g.topological_order())
     assert cert.period_lower_bound_cycles <= min(s.period_cycles, -(-work // c.size))
+
+
+@pytest.mark.parametrize("seed,procs,stretch", [(0, 2, 1.0), (1, 3, 1.0), (3, 3, 1.3), (4, 4, 1.0)])
+def test_delay_bound_is_at_most_the_proven_minimum(seed, procs, stretch):
+    """Oracle: CP-SAT's phase-2 model solved to optimality on a small graph is the least total delay of any
+    schedule with that period and assignment (its lags may go up to the number of tasks, so they bind nothing);
+    the per-layer bounds of the certificate may not exceed it, and a spikepipe run whose phase 2 is proven
+    optimal claims no more than that minimum."""
+    from sched_graphs import random_dag
+
+    from schedules.common import assignment_link_load
+    from schedules.cpsat_build import build_phase2
+    from schedules.cpsat_solve import solve
+    from schedules.listsched import greedy_assignment
+
+    g, c = random_dag(4, seed=seed), Cluster.homogeneous(procs)
+    assign = greedy_assignment(g, c)
+    load = max(sum(g.cycles(t) for t in g.topological_order() if assign[t] == p) for p in range(procs))
+    period = int(max(load, assignment_link_load(g, c, assign)) * stretch)
+    p2 = build_phase2(g, c, assign, period, len(g.tasks))
+    _, rep = solve(p2.model, time_limit_s=120, workers=1, seed=0, deterministic_s=30)
+    assert rep.status == "OPTIMAL"
+    bound = assignment_delay_bounds(g, c, period, assign)
+    assert sum(bound) <= round(rep.objective)
+    s = generate("spikepipe", g, c, deterministic_time_s=1.0, workers=1)
+    cert = certify(s, g, c)
+    assert cert.delay_lower_bound <= sum(s.gradient_delays)

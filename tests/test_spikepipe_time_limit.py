@@ -17,7 +17,7 @@ from schedules.cpsat_solve import Deadline, solve
 from schedules.listsched import greedy_assignment
 from schedules.order_search import search_orders
 from schedules.registry import PIPELINING
-from schedules.spikepipe_sched import _COMPARE
+from schedules.spikepipe_options import DEFAULT_COMPARE as _COMPARE
 from spikepipe.ir import chain_graph
 
 LIMIT_S = 1.0
@@ -110,12 +110,12 @@ def test_order_search_stop_in_the_past_does_no_moves_and_no_stop_is_unchanged(se
     order = g.topological_order()
     cut: dict = {}
     stopped = search_orders(g, c, assign, period, order, seed=seed, evaluations=500,
-                            stop_at_s=time.perf_counter() - 1, stats=cut)
+                            deadline=Deadline(1.0, time.perf_counter() - 2), stats=cut)
     assert cut == {"evaluations": 0, "evaluations_asked": 500, "cut_for_time": True}
     assert {s.task: s.processor for s in stopped} == assign
     full: dict = {}
     a = search_orders(g, c, assign, period, order, seed=seed, evaluations=500, stats=full)
-    b = search_orders(g, c, assign, period, order, seed=seed, evaluations=500, stop_at_s=time.perf_counter() + 1e6)
+    b = search_orders(g, c, assign, period, order, seed=seed, evaluations=500, deadline=Deadline.within(1e6))
     assert full["evaluations"] == 500 and not full["cut_for_time"]
     assert a == b
 

@@ -1,0 +1,406 @@
+"""The phases of the spikepipe scheduler (schedules.spikepipe_sched runs them in order; docs/design.md section 7).
+
+start   the baselines, the bound, the phase-1 hint (the best of stage and greedy assignments) and its period
+phase1  CP-SAT: an assignment of whole tasks that minimises the period (again with link capacities if one binds)
+seeds   phase 2's candidates at the period: list scheduling, the order search, the periodic baselines re-lagged
+phase2  CP-SAT: order, lags (and, on homogeneous all-to-all clusters, processors) for the least total delay
+polish  the chosen slots' orders searched again with the link waits counted
+
+Each takes the options (schedules.spikepipe_options) and the call's PhaseTimer, which holds the one Deadline of
+the call and records the wall time per phase and what was cut for time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ortools.sat.python import cp_model
+
+from hwmodels import Cluster
+from schedules.common import (
+    assignment_link_load,
+    expected_dependencies,
+    lower_bound,
+    make_schedule,
+    pack_back_to_back,
+    training_order,
+)
+from schedules.cpsat_build import (
+    build_phase1,
+    build_phase2,
+    build_phase2_free,
+    candidate_processors,
+    link_indicator_count,
+)
+from schedules.cpsat_extract import extract_assignment, extract_free, extract_slots
+from schedules.cpsat_solve import SolveReport, solve
+from schedules.deadline import Deadline
+from schedules.listsched import greedy_assignment, schedule_assignment
+from schedules.order_search import delay_lower_bounds, polish_slots, search_orders
+from schedules.report import BudgetReport
+from schedules.spikepipe_options import DEFAULT_COMPARE, SpikePipeOptions
+from spikepipe.ir import Schedule, TaskGraph
+
+log = logging.getLogger(__name__)
+
+# cheap periodic baselines, always built whatever the time: phase 2 is seeded from them and the guarantee rests
+# on them; the flush ones cost seconds at a few hundred tasks (a whole iteration is replayed per micro-batch count)
+ALWAYS_BUILT = ("sequential", "pipedream", "layerpipe")
+# the other baselines are built only while the call has spent less than this share of its limit...
+_BASELINE_SHARE = 0.3
+# ...or less than this many seconds, so tiny limits on small graphs still compare with every baseline
+_MIN_BASELINE_S = 0.3
+# share of the time limit phase 1 may use; the rest (minus the baselines' time) goes to phase 2
+PHASE1_SHARE = 0.35
+# share of what is left after phase 1 that the order search (phase 2's seed) may use
+ORDER_SEARCH_SHARE = 0.4
+# keep this much of the time limit unused: building models and extracting answers takes wall time too
+MARGIN = 0.1
+# deterministic time runs slower than the wall clock on this (shared, 2-core) machine: limit it to this share of
+# the wall budget so the wall guard rarely cuts a reproducible search short (info says when it did)
+_DET_SHARE = 0.6
+# a solve with less wall time than this left is skipped rather than started
+MIN_SOLVE_S = 0.02
+# above this many task x processor booleans each task gets only some candidate processors: at 600 tasks x 64
+# processors the full model takes seconds to build and phase 1 found nothing in 7 s
+_MAX_ASSIGNMENT_VARS = 6000
+_MIN_CANDIDATES = 4
+# the link re-solve's crossing indicators grow with P^2 per edge: above this it is skipped
+_MAX_LINK_INDICATORS = 150_000
+# share of the time limit kept after phase 2 for the communication tie-break (schedules.colocate)
+COLOCATE_SHARE = 0.05
+# phase 2's nominal wall time, from which its deterministic limit is set: what a call whose phase 1 used its whole
+# share leaves after the margin, the tie-break and the order search's part (0.5 x 0.6 = 0.3 of the limit)
+_PHASE2_NOMINAL_SHARE = (1 - PHASE1_SHARE - MARGIN - COLOCATE_SHARE) * (1 - ORDER_SEARCH_SHARE)
+# the polish (exact scoring, several times slower per move) gets search_evaluations / this many moves
+_POLISH_PER_EVALUATIONS = 6
+
+
+def key(s: Schedule) -> tuple[int, int, int]:
+    """How schedules are compared: period, then total delay, then the largest lag."""
+    return (s.period_cycles, sum(s.gradient_delays), s.max_lag)
+
+
+@dataclass
+class PhaseTimer:
+    """The call's Deadline, the wall seconds per phase and what was cut for time (becomes info["budget"])."""
+    deadline: Deadline
+    phases_s: dict[str, float] = field(default_factory=dict)
+    baselines_s: dict[str, float] = field(default_factory=dict)  # the "baselines" phase, per baseline
+    skipped: list[str] = field(default_factory=list)
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.phases_s[name] = self.phases_s.get(name, 0.0) + time.perf_counter() - t0
+
+    def left(self) -> float:
+        """Seconds until the deadline minus the margin kept for the work after the last phase."""
+        return self.deadline.remaining() - MARGIN * self.deadline.limit_s
+
+    def share_of_left(self, share: float) -> Deadline:
+        """A deadline `share` of what is left from now."""
+        return Deadline.within(max(0.0, self.left()) * share)
+
+    def skip(self, note: str) -> None:
+        log.warning("spikepipe: %s (time limit %.3g s)", note, self.deadline.limit_s)
+        self.skipped.append(note)
+
+    def report(self) -> BudgetReport:
+        return BudgetReport(self.deadline.limit_s, dict(self.phases_s), dict(self.baselines_s),
+                            self.deadline.elapsed(), tuple(self.skipped))
+
+
+def skipped_report(opts: SpikePipeOptions) -> SolveReport:
+    return SolveReport("SKIPPED_FOR_TIME", None, None, None, 0.0, opts.workers, opts.seed, 0.0)
+
+
+@dataclass(frozen=True)
+class Solver:
+    """Runs one CP-SAT solve within the call's budget."""
+    opts: SpikePipeOptions
+    timer: PhaseTimer
+
+    def __call__(self, model: cp_model.CpModel, cap_s: float, phase_share: float, reserve_s: float = 0.0,
+                 nominal_s: float | None = None) -> tuple[cp_model.CpSolver | None, SolveReport]:
+        """Skipped (None) when too little time is left to start a search."""
+        o = self.opts
+        wall = min(cap_s, self.timer.left() - reserve_s)
+        if wall < MIN_SOLVE_S:
+            return None, skipped_report(o)
+        # The deterministic limit is a fixed share of the budget, never of the wall time left: that depends on
+        # the clock, and two runs would stop their searches at different points (same seed, other schedule). If
+        # the wall guard ends a search first, the result says it is not reproducible. Interleaved workers share
+        # one deterministic clock, hence the division by the worker count.
+        nominal = cap_s if nominal_s is None else min(cap_s, nominal_s)
+        det = (o.deterministic_time_s * phase_share if o.deterministic_time_s is not None
+               else _DET_SHARE * nominal / o.workers)
+        return solve(model, time_limit_s=wall, workers=o.workers, seed=o.seed,
+                     deterministic_s=det if o.deterministic else None)
+
+
+# --- start ---------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Start:
+    baselines: dict[str, Schedule]
+    best_base: Schedule | None
+    lower_bound_cycles: int
+    hint_name: str
+    hint: dict[str, int]
+    hint_period_cycles: int
+    candidates_per_task: int
+
+
+def period_of(graph: TaskGraph, cluster: Cluster, assign: Mapping[str, int]) -> int:
+    _, load = pack_back_to_back(graph, cluster, assign, training_order(graph))
+    return max(load, assignment_link_load(graph, cluster, assign))
+
+
+def start(graph: TaskGraph, cluster: Cluster, opts: SpikePipeOptions, timer: PhaseTimer) -> Start:
+    with timer.phase("baselines"):
+        baselines = _baselines(graph, cluster, opts.compare, timer)
+    best_base = min(baselines.values(), key=key) if baselines else None
+    with timer.phase("hints"):
+        lb = lower_bound(graph, cluster, (1,))  # CP-SAT places whole tasks: this is the bound of its search
+        hints = {"greedy": greedy_assignment(graph, cluster)}
+        if "pipedream" in baselines:
+            hints["stages"] = {s.task: s.processor for s in baselines["pipedream"].slots}
+        periods = {n: period_of(graph, cluster, h) for n, h in hints.items()}
+        name = min(hints, key=lambda n: (periods[n], n))
+    return Start(baselines, best_base, lb, name, hints[name], periods[name], _candidates_per_task(graph, cluster))
+
+
+def _baselines(graph: TaskGraph, cluster: Cluster, compare: Sequence[str], timer: PhaseTimer) -> dict[str, Schedule]:
+    """The periodic baselines always; the others, cheapest kinds first, while the time spent stays under
+    max(_BASELINE_SHARE of the limit, _MIN_BASELINE_S) even if the next one takes as long as the longest so far."""
+    from schedules.registry import get  # late: the registry names the scheduler
+
+    allowance = max(_BASELINE_SHARE * timer.deadline.limit_s, _MIN_BASELINE_S)
+    out, longest = {}, 0.0
+    skipped = []
+    rank = {n: i for i, n in enumerate(DEFAULT_COMPARE)}
+    for name in sorted(compare, key=lambda n: (n not in ALWAYS_BUILT, rank.get(n, 99))):
+        if name not in ALWAYS_BUILT and timer.deadline.elapsed() + longest > allowance:
+            skipped.append(name)
+            continue
+        t0 = time.perf_counter()
+        out[name] = get(name)(graph, cluster)
+        took = time.perf_counter() - t0
+        timer.baselines_s[name] = took
+        longest = max(longest, took)
+    if skipped:
+        timer.skip(f"baselines not built (the result is compared only with the others): {', '.join(skipped)}")
+    return out
+
+
+def _candidates_per_task(graph: TaskGraph, cluster: Cluster) -> int:
+    n = max(1, len(graph.tasks))
+    if n * cluster.size <= _MAX_ASSIGNMENT_VARS:
+        return cluster.size
+    return min(cluster.size, max(_MIN_CANDIDATES, _MAX_ASSIGNMENT_VARS // n))
+
+
+# --- phase 1 -------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Assignment:
+    """Phase 1's answer (or the hint's when phase 1 found nothing better) and how it was found."""
+    assign: dict[str, int]
+    period_cycles: int
+    report: SolveReport
+    link_constraints: int
+    links_bind: bool
+    fallback: str | None
+
+
+def phase1(graph: TaskGraph, cluster: Cluster, st: Start, timer: PhaseTimer, solver: Solver) -> Assignment:
+    limit = timer.deadline.limit_s
+    rep, link_constraints, links_bind = skipped_report(solver.opts), 0, False
+    assign, period = st.hint, st.hint_period_cycles
+    per_task = st.candidates_per_task
+    if timer.left() > MIN_SOLVE_S:
+        with timer.phase("phase1_build"):
+            cands = candidate_processors(graph, cluster, st.hint, per_task) if per_task < cluster.size else None
+            p1 = build_phase1(graph, cluster, st.lower_bound_cycles, st.hint_period_cycles, st.hint, links=False,
+                              candidates=cands)
+        with timer.phase("phase1_solve"):
+            cp, rep = solver(p1.model, PHASE1_SHARE * limit, PHASE1_SHARE)
+        if rep.found:
+            with timer.phase("phase1_extract"):
+                assign, period = extract_assignment(cp, p1), int(cp.value(p1.period))
+            links_bind = assignment_link_load(graph, cluster, assign) > period
+            if links_bind:
+                if (link_indicator_count(graph, cluster, cands) > _MAX_LINK_INDICATORS
+                        or timer.left() < 2 * MIN_SOLVE_S):
+                    timer.skip("phase 1 link re-solve skipped (model too big for the time left); the answer's "
+                               "period counts its link load")
+                else:
+                    log.info("spikepipe: a link binds; solving phase 1 again with link capacities")
+                    with timer.phase("phase1_links_build"):
+                        p1 = build_phase1(graph, cluster, st.lower_bound_cycles, st.hint_period_cycles, st.hint,
+                                          candidates=cands)
+                    with timer.phase("phase1_links_solve"):
+                        cp, rep_links = solver(p1.model, PHASE1_SHARE * limit / 2, PHASE1_SHARE / 2)
+                    if rep_links.found:
+                        rep, link_constraints = rep_links, p1.link_constraints
+                        with timer.phase("phase1_extract"):
+                            assign, period = extract_assignment(cp, p1), int(cp.value(p1.period))
+    else:
+        timer.skip("phase 1 skipped")
+    fallback = None
+    if not rep.found:
+        log.warning("spikepipe: phase 1 found no assignment (%s); falling back to list scheduling", rep.status)
+        fallback = f"phase 1 {rep.status}: greedy/stage assignment ({st.hint_name})"
+        assign, period = st.hint, st.hint_period_cycles
+    with timer.phase("hints"):
+        period = max(period, period_of(graph, cluster, assign))
+    if period > st.hint_period_cycles:  # links the model left out, or a restricted model: the hint is better
+        fallback = (f"phase 1 assignment's period {period} (with link load) > the hint's {st.hint_period_cycles}: "
+                    f"{st.hint_name} assignment")
+        assign, period = st.hint, st.hint_period_cycles
+    return Assignment(assign, period, rep, link_constraints, links_bind, fallback)
+
+
+# --- seeds ---------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Seeds:
+    """Phase 2's candidates at its period, the tight period's ones (with period_slack) and the search's counts."""
+    candidates: dict[str, Schedule]
+    tight: dict[str, Schedule]
+    stats: dict[str, Any]
+
+
+def seeds(graph: TaskGraph, cluster: Cluster, a: Assignment, period: int, slack: bool,
+          baselines: Mapping[str, Schedule], opts: SpikePipeOptions, timer: PhaseTimer) -> Seeds:
+    """With `slack` (period longer than the assignment's) also the tight period's seeds, stretched."""
+    stats: dict[str, Any] = {}
+    tight: dict[str, Schedule] = {}
+    with timer.phase("order_search"):
+        stop = timer.share_of_left(ORDER_SEARCH_SHARE)
+        if slack:
+            # seeds found at the tight period stay valid, with their delays, when the period is stretched: the
+            # slack can then only cut delay, even when the search at the longer period does worse in its time
+            tight_stats: dict[str, Any] = {}
+            tight = _candidates(graph, cluster, a.assign, a.period_cycles, baselines, opts,
+                                Deadline.within(stop.remaining() / 2), tight_stats)
+            stats["tight_period"] = tight_stats
+        candidates = _candidates(graph, cluster, a.assign, period, baselines, opts, stop, stats)
+        for name, c in tight.items():
+            candidates[f"tight-{name}"] = make_schedule("spikepipe", "periodic", graph, cluster,
+                                                        [replace(x, lag=0) for x in c.slots], period,
+                                                        derive_lags=True)
+    if stats.get("cut_for_time"):
+        timer.skip(f"order search cut for time after {stats['evaluations']} of {opts.search_evaluations} moves")
+    return Seeds(candidates, tight, stats)
+
+
+def _candidates(graph: TaskGraph, cluster: Cluster, assign: Mapping[str, int], period: int,
+                baselines: Mapping[str, Schedule], opts: SpikePipeOptions, deadline: Deadline,
+                stats: dict[str, Any]) -> dict[str, Schedule]:
+    """Phase-2 seeds at `period`: all valid schedules, compared on (total delay, max lag). The order search
+    stops at the deadline; stats gets its counts and the time one make_schedule took."""
+    t0 = time.perf_counter()
+    out = {"list": schedule_assignment("spikepipe", graph, cluster, assign, period=period)}
+    slots = search_orders(graph, cluster, assign, period, training_order(graph), seed=opts.seed,
+                          evaluations=opts.search_evaluations, deadline=deadline, stats=stats)
+    t1 = time.perf_counter()
+    out["order-search"] = make_schedule("spikepipe", "periodic", graph, cluster, slots, period, derive_lags=True)
+    stats["make_schedule_s"] = time.perf_counter() - t1
+    for name, base in baselines.items():
+        if base.kind != "periodic" or base.period_cycles > period:
+            continue
+        # the baseline's placement fits the (not shorter) period; smallest lags give its least delay there
+        slots = [replace(s, lag=0) for s in base.slots]
+        out[name] = make_schedule("spikepipe", "periodic", graph, cluster, slots, period, derive_lags=True)
+    stats["seconds"] = time.perf_counter() - t0
+    return out
+
+
+# --- phase 2 -------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Phase2:
+    """Phase 2's result: the best of its answer and the seeds, where it came from and the delay floors."""
+    schedule: Schedule
+    source: str
+    report: SolveReport
+    reassigns: bool
+    floor: tuple[int, ...]  # per layer, for the phase-1 assignment
+    free_floor: tuple[int, ...]  # per layer, for any assignment
+    fallback: str | None
+    seed_total_delay: int  # of the best seed, phase 2's hint
+
+
+def phase2(graph: TaskGraph, cluster: Cluster, a: Assignment, period: int, sd: Seeds, per_task: int,
+           timer: PhaseTimer, solver: Solver) -> Phase2:
+    limit = timer.deadline.limit_s
+    best_name, best = min(sd.candidates.items(), key=lambda kv: (key(kv[1]), kv[0]))
+    with timer.phase("bounds"):
+        floor = delay_lower_bounds(graph, cluster, period, a.assign)
+        free_floor = delay_lower_bounds(graph, cluster, period)
+    max_lag = max(s.max_lag for s in sd.candidates.values()) + 1
+    # re-assigning freely assumes no link binds (build_phase2_free)
+    free = (cluster.homogeneous_ and cluster.interconnect.topology == "all-to-all" and not a.link_constraints
+            and not a.links_bind)
+    # extracting and pricing phase 2's answer costs about what pricing one candidate did
+    reserve = 2 * sd.stats.get("make_schedule_s", 0.0)
+    rep, cp, p2 = skipped_report(solver.opts), None, None
+    if timer.left() - reserve > MIN_SOLVE_S:
+        with timer.phase("phase2_build"):
+            if free:  # lexicographic: period fixed, then any processor, offset and lag for the least delay
+                seed_assign = {s.task: s.processor for s in best.slots}
+                cands = (candidate_processors(graph, cluster, seed_assign, per_task)
+                         if per_task < cluster.size else None)
+                p2 = build_phase2_free(graph, cluster, period, max_lag, list(best.slots), free_floor,
+                                       candidates=cands)
+            else:
+                same_assignment = all(s.processor == a.assign[s.task] for s in best.slots)
+                hint = list(best.slots) if same_assignment else list(sd.candidates["order-search"].slots)
+                p2 = build_phase2(graph, cluster, a.assign, period, max_lag, hint, floor)
+        with timer.phase("phase2_solve"):
+            cp, rep = solver(p2.model, limit, 1 - PHASE1_SHARE, reserve + COLOCATE_SHARE * limit,
+                             _PHASE2_NOMINAL_SHARE * limit)
+        if rep.status == "SKIPPED_FOR_TIME":
+            timer.skip("phase 2 solve skipped (its model took the time left to build)")
+    else:
+        timer.skip("phase 2 skipped")
+    sched, source, fallback = replace(best, name="spikepipe"), best_name, None
+    if rep.found:
+        with timer.phase("phase2_extract"):
+            slots = (extract_free(cp, p2, graph, cluster) if free
+                     else extract_slots(cp, p2, graph, cluster, a.assign))
+            cand = make_schedule("spikepipe", "periodic", graph, cluster, slots, period, derive_lags=True)
+        if key(cand) < key(sched):
+            sched, source = cand, "cp-sat"
+    elif rep.status != "OPTIMAL":
+        fallback = f"phase 2 {rep.status}: best seed ({best_name})"
+    return Phase2(sched, source, rep, free, floor, free_floor, fallback, sum(best.gradient_delays))
+
+
+# --- polish --------------------------------------------------------------------------------------------------
+
+def polish(graph: TaskGraph, cluster: Cluster, sched: Schedule, opts: SpikePipeOptions,
+           timer: PhaseTimer) -> tuple[Schedule, dict[str, Any]]:
+    """The chosen schedule's per-processor orders searched again with the link waits counted (what the CP-SAT
+    model and the seed search leave out); kept only when it is better at the same period."""
+    stats: dict[str, Any] = {}
+    with timer.phase("polish"):
+        deps = expected_dependencies(graph, sched.slots)
+        slots = polish_slots(sched.slots, deps, cluster, graph.num_layers, sched.period_cycles, seed=opts.seed,
+                             evaluations=opts.search_evaluations // _POLISH_PER_EVALUATIONS,
+                             deadline=timer.share_of_left(ORDER_SEARCH_SHARE), stats=stats)
+        cand = make_schedule("spikepipe", "periodic", graph, cluster, slots, sched.period_cycles, derive_lags=True)
+    stats["improved"] = key(cand) < key(sched)
+    if stats["cut_for_time"]:
+        timer.skip(f"polish cut for time after {stats['evaluations']} moves")
+    return (cand if stats["improved"] else sched), stats

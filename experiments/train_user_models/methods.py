@@ -27,8 +27,8 @@ MODELS = {"SpikingJelly multi-step + BN": "sj_multi_digits", "snnTorch init_hidd
 
 def kept(name: str, method: str, timesteps: int, batch: int) -> int:
     model, ex = _from_file(f"{NETS}:{name}")
-    ex, layers, layout = trace_user_model(model, ex, timesteps)
-    fn = ModelFn(model, ex, layers, layout)
+    traced = trace_user_model(model, ex, timesteps)
+    fn = ModelFn(model, traced.example, traced.layers, traced.layout)
     opt = TrainConfig().optim()
     tr = (PlainBPTT(fn, opt, total_steps=1) if method == "bptt" else
           make_user_trainer(method, fn, opt, total_steps=1, epochs=2))

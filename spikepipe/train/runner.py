@@ -110,9 +110,17 @@ def build_model(cfg: TrainConfig, num_classes: int) -> tuple[nn.Module, torch.Te
     return zoo.build(cfg.network, timesteps=cfg.timesteps, batch=cfg.batch, num_classes=num_classes, seed=cfg.seed)
 
 
-def trace_user_model(model: nn.Module, example: torch.Tensor, timesteps: int | None = None) -> tuple[
-        torch.Tensor, list[LayerSpec], Any]:
-    """(example, layers, layout) of a user's module, traced once by the front end (spikepipe.frontend.trace_model:
+@dataclass(frozen=True)
+class TracedUserModel:
+    """A user's module as the trainer feeds it: its example input (at --timesteps steps where given), the front
+    end's layers and its layout (how the model uses time)."""
+    example: torch.Tensor
+    layers: list[LayerSpec]
+    layout: Any
+
+
+def trace_user_model(model: nn.Module, example: torch.Tensor, timesteps: int | None = None) -> TracedUserModel:
+    """The example, layers and layout of a user's module, traced once by the front end (spikepipe.frontend.trace_model:
     the one reading of how it uses time). `timesteps` (--timesteps) is checked by the front end against the model
     (refused where its forward fixes T); a [T, B, ...] example is repeated to that many steps."""
     from spikepipe.frontend import trace_model
@@ -121,12 +129,12 @@ def trace_user_model(model: nn.Module, example: torch.Tensor, timesteps: int | N
     lay = traced.layout
     if timesteps is not None and lay.batch_source == "input dim 1" and example.shape[0] != timesteps:
         example = _with_timesteps(example, timesteps)
-    return example, traced.layers, lay
+    return TracedUserModel(example, traced.layers, lay)
 
 
 def trace_layers(model: nn.Module, example: torch.Tensor, timesteps: int | None = None) -> list[LayerSpec]:
     """The front end's layers of the model, traced on its example input."""
-    return trace_user_model(model, example, timesteps)[1]
+    return trace_user_model(model, example, timesteps).layers
 
 
 def build_schedule(cfg: TrainConfig, timesteps: int, layers: list[LayerSpec] | None = None) -> Schedule:
@@ -214,7 +222,8 @@ def run(cfg: TrainConfig, *, model: tuple[nn.Module, torch.Tensor] | None = None
     # a built-in network is its blocks; a user's module is read through the front end's layers and layout
     layers, layout = None, None
     if not has_blocks(net):
-        example, layers, layout = trace_user_model(net, example, cfg.timesteps)
+        traced = trace_user_model(net, example, cfg.timesteps)
+        example, layers, layout = traced.example, traced.layers, traced.layout
     fn = ModelFn(net, example, layers, layout)
     plan = plan_inputs(fn, data, cfg.encoder, fn.timesteps)
     timesteps = plan.timesteps

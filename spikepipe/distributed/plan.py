@@ -166,10 +166,15 @@ def _flush_events(schedule: Schedule, num_layers: int, num_batches: int,
     return keyed
 
 
-def build_plan(schedule: Schedule, sources: Sequence[int], residuals: Sequence[int | None], num_batches: int, *,
-               stash: bool) -> Plan:
-    """Every rank's events of one epoch and every message between ranks (see the module docstring)."""
-    L = len(sources)
+def block_producers(sources: Sequence[int], residuals: Sequence[int | None]) -> tuple[tuple[int, ...], ...]:
+    """The layers each block reads (-1: the network input): its source, then its residual."""
+    return tuple(tuple(p for p in (s, r) if p is not None) for s, r in zip(sources, residuals, strict=True))
+
+
+def build_plan(schedule: Schedule, producers: Sequence[Sequence[int]], num_batches: int, *, stash: bool) -> Plan:
+    """Every rank's events of one epoch and every message between ranks (see the module docstring).
+    producers[l]: the layers whose outputs layer l reads, in its argument order (-1: the network input)."""
+    L = len(producers)
     if schedule.kind == "periodic":
         keyed = _periodic_events(schedule, L, num_batches)
         chunks: tuple[tuple[int, int], ...] = ((0, 0),)
@@ -187,16 +192,17 @@ def build_plan(schedule: Schedule, sources: Sequence[int], residuals: Sequence[i
                 [], {r: [] for r in range(schedule.processors)}, {}, {}, {}, {}, {})
     for i, e in enumerate(events):
         plan.rank_events[e.rank].append(i)
-    _wire(plan, sources, residuals, stash)
+    _wire(plan, producers, stash)
+    _in_send_order(plan)
     return plan
 
 
-def _wire(plan: Plan, sources: Sequence[int], residuals: Sequence[int | None], stash: bool) -> None:
+def _wire(plan: Plan, producers: Sequence[Sequence[int]], stash: bool) -> None:
     events, L = plan.events, plan.num_layers
     consumers: dict[int, list[tuple[int, int]]] = {layer: [] for layer in range(L)}  # layer -> (consumer, role)
     for k in range(L):
-        for role, src in enumerate((sources[k], residuals[k])):
-            if src is not None and src >= 0:
+        for role, src in enumerate(producers[k]):
+            if src >= 0:
                 consumers[src].append((k, role))
     w_ranks: dict[int, set[int]] = {}
     for e in events:
@@ -242,8 +248,8 @@ def _wire(plan: Plan, sources: Sequence[int], residuals: Sequence[int | None], s
         lay, n, c = e.layer, e.n, e.chunk
         last_event_of[(e.rank, n)] = i
         if e.kind == "F":
-            for src in (sources[lay], residuals[lay]):
-                if src is not None and src >= 0:
+            for src in producers[lay]:
+                if src >= 0:
                     need(i, ("act", src, n, c), f"F{src} produced its input")
             read(i, lay, updates[lay])
             f_reads[(lay, n, c)] = updates[lay]
@@ -257,8 +263,8 @@ def _wire(plan: Plan, sources: Sequence[int], residuals: Sequence[int | None], s
             local = f_rank.get((lay, n, c)) == e.rank
             plan.recompute[i] = not (local and stash)
             if plan.recompute[i]:
-                for src in (sources[lay], residuals[lay]):
-                    if src is not None and src >= 0:
+                for src in producers[lay]:
+                    if src >= 0:
                         need(i, ("act", src, n, c), f"F{src} produced the input of layer {lay}")
                 if last and not stash:
                     need(i, ("act", lay, n, c), f"F{lay}")
@@ -268,8 +274,8 @@ def _wire(plan: Plan, sources: Sequence[int], residuals: Sequence[int | None], s
                     read(i, lay, updates[lay])
             if ("act", lay, n, c) not in producer:
                 raise PlanError(f"schedule runs B{lay} (slot {e.slot}) of minibatch {n} before F{lay}")
-            for role, src in enumerate((sources[lay], residuals[lay])):
-                if src is not None and src >= 0:
+            for role, src in enumerate(producers[lay]):
+                if src >= 0:
                     producer[("grad", lay, role, n, c)] = (i, {e.rank})
             producer[("wgrad", lay, n, c)] = (i, {e.rank})
         elif e.kind == "W":
@@ -280,6 +286,27 @@ def _wire(plan: Plan, sources: Sequence[int], residuals: Sequence[int | None], s
                 updates[lay] += 1
                 producer[("ver", lay, updates[lay])] = (i, set(plan.w_ranks[lay]))
     _lifetimes(plan, last_use, last_event_of)
+
+
+def _in_send_order(plan: Plan) -> None:
+    """Receive every pair's messages in the order the sender posts them (NCCL matches point-to-point messages by
+    order, not by tag): an event that needs message m also receives, first, every earlier message of m's sender not
+    yet received. Each was sent before m, so this waits for nothing the sender has not already posted."""
+    order: dict[tuple[int, int], list[int]] = {}
+    for event in sorted(plan.sends):
+        for m in plan.sends[event]:
+            msg = plan.messages[m]
+            order.setdefault((msg.src, msg.dst), []).append(m)
+    pos = {m: (pair, i) for pair, ms in order.items() for i, m in enumerate(ms)}
+    done = {pair: 0 for pair in order}  # how many of the pair's messages the receiver has taken
+    recvs: dict[int, list[int]] = {}
+    for event in range(len(plan.events)):
+        for m in plan.recvs.get(event, ()):
+            pair, i = pos[m]
+            if i >= done[pair]:
+                recvs.setdefault(event, []).extend(order[pair][done[pair]:i + 1])
+                done[pair] = i + 1
+    plan.recvs = recvs
 
 
 def _lifetimes(plan: Plan, last_use: dict, last_event_of: dict) -> None:

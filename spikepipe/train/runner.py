@@ -162,7 +162,7 @@ def _make_trainer(cfg: TrainConfig, fn: ModelFn, schedule: Schedule | None, tota
     if cfg.backend != "emulate":  # the same schedule run for real on torch.distributed ranks
         from spikepipe.distributed import make_trainer as distributed_trainer
 
-        return distributed_trainer(cfg, net, schedule, total, steps_per_epoch)
+        return distributed_trainer(cfg, fn, schedule, total, steps_per_epoch)
     if cfg.method != "bptt":
         if not has_blocks(net):
             # the methods re-run a block over windows of timesteps or attach local classifiers between blocks:

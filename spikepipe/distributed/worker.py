@@ -396,8 +396,8 @@ class Rank:
         buffers = {}
         for layer, r in first_f_ranks(plan).items():
             if r == self.rank:
-                names = self.stages.buffer_names(layer)
-                buffers.update({names[k]: b for k, b in self.stages.modules[layer].named_buffers()})
+                own = dict(self.stages.modules[layer].named_buffers())
+                buffers.update({name: own[k] for k, name in self.stages.buffer_names(layer).items()})
         return to_device({"rank": self.rank, "weights": {layer: self.current[layer] for layer in owned},
                           "opts": {layer: self.opts[layer].state_dict() for layer in owned}, "buffers": buffers,
                           "observed": self.observed, "stats": self.stats, "timings": self.timings,

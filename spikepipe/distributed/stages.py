@@ -34,7 +34,7 @@ from spikepipe.distributed.plan import PlanError
 from spikepipe.train.model import ModelFn, readout, reset_state
 
 Weights = dict[str, torch.Tensor]
-_LIBS = ("torch.nn", "torch.ao.nn", "spikingjelly", "snntorch")
+_LIBS = ("torch.nn", "torch.ao.nn", "spikingjelly", "snntorch", "spikepipe.snn")  # kept whole
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 
 

@@ -231,23 +231,16 @@ def test_resume_after_a_fault_is_bit_identical(tmp_path):
     assert resumed["test_accuracy"] == emulated["test_accuracy"]
 
 
-@pytest.mark.parametrize("stash", [True, False])
-def test_residual_network_on_three_ranks(stash):
-    """Block 1 reads block 0 as its input and as its residual: two gradient contributions summed in the
-    emulation's order, on a 3-rank spikepipe schedule of a costed chain."""
+def _same_as_emulation(s, stash: bool, compensation: str = "none") -> None:
+    """TinySNN (block 1 reads block 0 as input and as residual) trained one epoch by the emulation and by the
+    ranks on schedule s of a costed chain: the same weights, losses and measured delays."""
     from train_nets import TinySNN
 
-    import schedules
-    from hwmodels.processor import Cluster
-    from spikepipe.ir import chain_graph
     from spikepipe.train.data import batch_order, load_dataset
     from spikepipe.train.encoders import encode
     from spikepipe.train.optim import OptimConfig
     from spikepipe.train.pipelined import ExactPipeline
 
-    graph = chain_graph([(30, 20, 10), (20, 30, 10), (10, 10, 10)], edge_bytes=64)
-    s = schedules.generate("spikepipe", graph, Cluster.homogeneous(3))
-    assert len({sl.processor for sl in s.slots}) == 3
     data = load_dataset("digits", None).reshaped((64,))
     N = max(s.gradient_delays) + 4  # long enough to fill the pipeline, so every delay is measured
     order = batch_order(len(data.train), 8, seed=0, epoch=0)[:N]
@@ -257,9 +250,9 @@ def test_residual_network_on_three_ranks(stash):
 
     opt = OptimConfig(lr=0.01)
     emu = ExactPipeline(TinySNN(seed=0, timesteps=3, inputs=64, hidden=24, classes=10), opt, s, total_steps=N,
-                        stash=stash)
+                        stash=stash, compensation=compensation)
     real = DistributedPipeline(TinySNN(seed=0, timesteps=3, inputs=64, hidden=24, classes=10), opt, s,
-                               total_steps=N, stash=stash)
+                               total_steps=N, stash=stash, compensation=compensation)
     a, b = emu.run_epoch(get_batch, N), real.run_epoch(get_batch, N)
     for i, (wa, wb) in enumerate(zip(emu.weights, real.weights, strict=True)):
         # the emulation names a layer's weights by module path (blocks.i.name), a rank by the block's own names
@@ -268,6 +261,37 @@ def test_residual_network_on_three_ranks(stash):
             assert float((wa[f"blocks.{i}.{k}"] - wb[k]).abs().max()) <= 1e-6
     assert a.losses == pytest.approx(b.losses, abs=1e-6)
     assert emu.measured_delays == real.measured_delays == tuple(s.gradient_delays)
+
+
+@pytest.mark.parametrize("stash", [True, False])
+def test_residual_network_on_three_ranks(stash):
+    """Two gradient contributions to block 0 summed in the emulation's order, on a 3-rank spikepipe schedule."""
+    import schedules
+    from hwmodels.processor import Cluster
+    from spikepipe.ir import chain_graph
+
+    graph = chain_graph([(30, 20, 10), (20, 30, 10), (10, 10, 10)], edge_bytes=64)
+    s = schedules.generate("spikepipe", graph, Cluster.homogeneous(3))
+    assert len({sl.processor for sl in s.slots}) == 3
+    _same_as_emulation(s, stash)
+
+
+@pytest.mark.parametrize(("stash", "compensation"), [(True, "none"), (False, "spectrain")])
+def test_split_tasks_on_four_ranks(stash, compensation):
+    """A spikepipe schedule with intra-layer splitting (the dominant layer's F, B and W cut along the batch onto
+    several processors): each part runs its chunks, the ranks holding W parts all-reduce their partial gradients
+    and update together when the last part ends; the emulation runs the whole minibatch at the collapsed times."""
+    import schedules
+    from hwmodels.processor import Cluster
+    from spikepipe.ir import chain_graph
+
+    graph = chain_graph([(200, 300, 100), (20000, 25000, 15000), (300, 200, 100)], batch=8)
+    s = schedules.generate("spikepipe", graph, Cluster.homogeneous(4), split=True, time_limit_s=2, workers=1)
+    parts = {}
+    for sl in s.slots:
+        parts.setdefault(sl.task, set()).add(sl.processor)
+    assert max(len(p) for p in parts.values()) > 1  # something is split across processors
+    _same_as_emulation(s, stash, compensation)
 
 
 @pytest.mark.slow

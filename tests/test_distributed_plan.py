@@ -92,13 +92,13 @@ def test_flush_plan_updates_once_per_minibatch(sched, p):
     assert {layer: list(r) for layer, r in plan.w_ranks.items()} == ws
 
 
-def test_split_periodic_tasks_are_refused():
+def test_unequal_split_parts_are_refused():
     net, s = _net("snn-mlp"), _schedule("snn-mlp", "pipedream", 2)
     f0 = next(sl for sl in s.slots if sl.task == "F0")
     half = Slot("F0", 1 - f0.processor, f0.start_cycles, f0.duration_cycles, f0.lag, part=1, fraction=0.5)
     split = Schedule(s.name, s.kind, s.processors, s.period_cycles, s.slots + (half,), s.dependencies,
                      s.gradient_delays)
-    with pytest.raises(PlanError, match="splits task F0"):
+    with pytest.raises(PlanError, match=r"splits F0 into 2 parts of fractions \[1.0, 0.5\]"):
         build_plan(split, block_producers(net.sources, net.residuals), 3, stash=True)
 
 

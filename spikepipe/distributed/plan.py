@@ -10,7 +10,10 @@ versions the emulation gives it.
 
 Flush schedules (GPipe, 1F1B, data parallel) run their slots per micro-batch and shard ("chunk"), accumulate the
 weight gradients of a minibatch, all-reduce them among the ranks that hold the layer's W slots and update at the
-end of the last W chunk (event U), so every F of the next minibatch reads the new weights.
+end of the last W chunk (event U), so every F of the next minibatch reads the new weights. A periodic schedule
+with split tasks (a layer's tasks cut into parts along the batch, on several processors) runs the same way: its
+minibatch is cut into as many chunks as the finest split has parts, each part runs its chunks, and the ranks
+holding W parts of a layer all-reduce their partial gradients and update together when the last W part ends.
 
 Data items a rank may need from another rank (each sent once per receiving rank, to its first event needing it):
   ("act", l, n, c)        output of F_l(n, c): for the consumers' F, and for B's that recompute on another rank
@@ -91,27 +94,44 @@ def _slots_by_task(schedule: Schedule) -> dict[tuple[str, int], list]:
     return out
 
 
-def _periodic_events(schedule: Schedule, num_layers: int, num_batches: int) -> list[tuple[tuple, Event]]:
+def _split_grid(schedule: Schedule, by_task: dict[tuple[str, int], list]) -> int:
+    """Chunks per minibatch for a periodic schedule: the most parts any task is split into (split tasks: each part
+    of a task cut into k parts covers K / k consecutive chunks, K a multiple of every k)."""
+    K = max(len(lst) for lst in by_task.values())
+    for (kind, layer), lst in sorted(by_task.items()):
+        k = len(lst)
+        if K % k or sorted(sl.part for sl in lst) != list(range(k)) or \
+                any(abs(sl.fraction * k - 1.0) > 1e-6 for sl in lst):
+            raise PlanError(f"schedule {schedule.name} splits {kind}{layer} into {k} parts of fractions "
+                            f"{[round(sl.fraction, 3) for sl in lst]}; the distributed backend needs equal parts "
+                            f"whose numbers divide {K} (the finest split), so that every part covers whole chunks")
+    return K
+
+
+def _periodic_events(schedule: Schedule, num_layers: int, num_batches: int) -> tuple[list[tuple[tuple, Event]], int]:
+    """Events at the emulation's times (a split task reads when its first part starts and updates when its last
+    W part ends, as layer_timings collapses it), one per chunk of its part; the chunks of one task follow each
+    other in the global order, so they all read the same version."""
     timing = layer_timings(schedule, num_layers)  # the trainer's own view of the slots
     by_task = _slots_by_task(schedule)
-    split = sorted(sid for sid, lst in by_task.items() if len(lst) > 1)
-    if split:
-        kind, layer = split[0]
-        raise PlanError(f"schedule {schedule.name} splits task {kind}{layer} across processors; the distributed "
-                        f"backend runs unsplit periodic tasks only (use --backend emulate for split schedules)")
+    K = _split_grid(schedule, by_task)
     period = schedule.period_cycles
     keyed = []
     for layer, t in enumerate(timing):
         for kind, lag, cyc in (("F", t.f_lag, t.f_cycles), ("B", t.b_lag, t.b_cycles), ("W", t.w_lag, t.w_cycles)):
-            slot = by_task[(kind, layer)][0]
+            parts = sorted(by_task[(kind, layer)], key=lambda sl: sl.part)
+            per = K // len(parts)
             for n in range(num_batches):
                 time = (n + lag) * period + cyc
-                ev = Event(kind, layer, n, 0, slot.processor, slot.id)
-                keyed.append(((time, PERIODIC_TIE[kind], layer, n, SUB[kind]), ev))
-                if kind == "W":
-                    u = Event("U", layer, n, 0, slot.processor, slot.id)
-                    keyed.append(((time, PERIODIC_TIE["U"], layer, n, SUB["U"]), u))
-    return keyed
+                for c in range(K):
+                    slot = parts[c // per]
+                    keyed.append(((time, PERIODIC_TIE[kind], layer, n, SUB[kind], c),
+                                  Event(kind, layer, n, c, slot.processor, slot.id)))
+                if kind == "W":  # every rank holding a W part updates (partial gradients all-reduced first)
+                    for slot in {sl.processor: sl for sl in reversed(parts)}.values():
+                        keyed.append(((time, PERIODIC_TIE["U"], layer, n, SUB["U"], slot.processor),
+                                      Event("U", layer, n, 0, slot.processor, slot.id)))
+    return keyed, K
 
 
 def _flush_chunks(schedule: Schedule, num_layers: int) -> tuple[tuple[tuple[int, int], ...], int, int]:
@@ -176,9 +196,9 @@ def build_plan(schedule: Schedule, producers: Sequence[Sequence[int]], num_batch
     producers[l]: the layers whose outputs layer l reads, in its argument order (-1: the network input)."""
     L = len(producers)
     if schedule.kind == "periodic":
-        keyed = _periodic_events(schedule, L, num_batches)
-        chunks: tuple[tuple[int, int], ...] = ((0, 0),)
-        mbs, parts = 1, 1
+        keyed, parts = _periodic_events(schedule, L, num_batches)
+        chunks: tuple[tuple[int, int], ...] = tuple((0, c) for c in range(parts))
+        mbs = 1
     else:
         chunks, mbs, parts = _flush_chunks(schedule, L)
         keyed = _flush_events(schedule, L, num_batches, chunks)

@@ -77,7 +77,8 @@ def to_device(obj: Any, device: torch.device | str) -> Any:
 def flat(ts: list[torch.Tensor | None], like: list[torch.Tensor]) -> torch.Tensor:
     """Concatenate tensors (None as zeros) and append a presence mask, so None gradients survive the trip."""
     parts = [(t if t is not None else torch.zeros_like(w)).reshape(-1) for t, w in zip(ts, like, strict=True)]
-    mask = torch.tensor([0.0 if t is None else 1.0 for t in ts], dtype=like[0].dtype if like else torch.float32)
+    mask = torch.tensor([0.0 if t is None else 1.0 for t in ts], dtype=like[0].dtype if like else torch.float32,
+                        device=like[0].device if like else None)
     return torch.cat(parts + [mask])
 
 
@@ -450,7 +451,8 @@ def main(rank: int, job_bytes: bytes, xs: torch.Tensor | None, ys: torch.Tensor 
     if job.fault and job.fault.split(":")[:2] == [str(rank), "start"]:  # test hook: die while starting up
         os._exit(17)
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
-    if job.device == "cuda":
+    if job.device == "cuda":  # one GPU per rank (local rank = rank on one machine); cuBLAS made deterministic
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.cuda.set_device(rank % torch.cuda.device_count())
     torch.set_num_threads(job.threads)
     torch.use_deterministic_algorithms(True, warn_only=True)

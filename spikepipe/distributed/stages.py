@@ -281,7 +281,7 @@ def _cut(gm: fx.GraphModule, layer_of: dict[fx.Node, int], L: int, name: str, ba
             for a in n.all_input_nodes:
                 if a in local and a not in env:
                     env[a] = graph.node_copy(a)
-            env[n] = graph.node_copy(n, lambda a: env[a])
+            env[n] = graph.node_copy(n, env.__getitem__)
         if lay == L - 1:
             graph.output(env[result])
         else:

@@ -131,7 +131,49 @@ class _Shared(torch.nn.Module):
         return self.lif(self.fc2(self.lif(self.fc1(x))))
 
 
+class _BatchFromInput(torch.nn.Module):
+    """The batch size read off the input and used two layers later: a function of the input alone, which every
+    piece that needs it computes itself (it is no tensor to send)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc2, self.fc3 = torch.nn.Linear(12, 6), torch.nn.Linear(6, 8), torch.nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [T, B, 12]
+        t, b = x.shape[0], x.shape[1]
+        h = self.fc2(self.fc1(x.reshape(t * b, 12)))
+        return self.fc3(h).reshape(t, b, 3)
+
+
+def test_values_of_the_input_alone_are_recomputed_not_sent():
+    net, x = _BatchFromInput(), torch.rand(3, 5, 12)
+    fn = ModelFn(net, x, trace_layers(net, x))
+    stages = build_stages(fn)
+    assert stages.producers == ((-1,), (0,), (1, -1))  # layer 2 reads the input for its shape, not layer 0
+    weights = fn.initial_weights()
+    stages.probe(weights, x, ((0, 5),))
+    outs = {-1: x}
+    for i in range(3):
+        outs[i] = stages.call(i, weights[i], [outs[p] for p in stages.producers[i]], 0)
+    assert torch.equal(outs[2], net(x))
+
+
+class _RateCoded(torch.nn.Module):
+    """Rate encoding inside forward (torch.bernoulli): random draws the ranks would make in another order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc2 = torch.nn.Linear(4, 4), torch.nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.fc1(torch.bernoulli(x)))
+
+
 def test_models_that_cannot_be_cut_are_refused_in_one_line():
+    net, x = _RateCoded(), torch.full((3, 2, 4), 0.5)
+    fn = ModelFn(net, x, trace_layers(net, x))
+    with pytest.raises(PartitionError, match=r"draws random numbers \(bernoulli\)"):
+        build_stages(fn)
     net, x = _LoopOverShape(), torch.zeros(3, 2, 4)
     fn = ModelFn(net, x, trace_layers(net, x))
     with pytest.raises(PartitionError, match="_LoopOverShape cannot be cut into its layers: torch.fx"):
@@ -141,3 +183,34 @@ def test_models_that_cannot_be_cut_are_refused_in_one_line():
     fn = ModelFn(net, torch.zeros(2, 4), trace_layers(net, torch.zeros(2, 4)))
     with pytest.raises(PartitionError, match="neuron 'lif' .* is called from layers \\[0, 1\\]"):
         build_stages(fn)
+
+
+def test_each_rank_receives_only_its_layers():
+    """The job a rank unpickles holds the pieces, weights and optimiser states of its own layers only."""
+    pytest.importorskip("snntorch")
+    from spikepipe.distributed import worker
+    from spikepipe.distributed.launch import DistributedPipeline, rank_job
+    from spikepipe.train.optim import OptimConfig
+    from spikepipe.train.runner import build_schedule
+
+    fn = _fn("snntorch_cnn")
+    c = TrainConfig(network=f"{MODELS}:snntorch_cnn", schedule="pipedream", processors=3, batch=8)
+    s = build_schedule(c, fn.timesteps, trace_layers(fn.model, fn.example))
+    trainer = DistributedPipeline(fn, OptimConfig(), s, total_steps=4)
+    plan = trainer.plan(4)
+    x = torch.rand(8, 1, 28, 28)
+    job = worker.Job(backend="gloo", port=0, epoch=0, stages=trainer.stages, optim=trainer.cfg, total_steps=4,
+                     base_step=0, weights=trainer.weights, opt_states=[o.state_dict() for o in trainer.opts],
+                     velocity=[None] * 3, plan=plan, xs=None, ys=None, batch=8,
+                     shapes=trainer.stages.probe(trainer.weights, x, ((0, 8),)),
+                     chunk_slices=((0, 8),), stash=True, compensation="none", delays=trainer.delays, anneal_steps=1,
+                     threads=1, timeout_s=1.0, fault=None)
+    for rank in range(3):
+        got = worker.loads(worker.dumps(rank_job(job, rank)))
+        runs = {plan.events[i].layer for i in plan.rank_events[rank] if plan.events[i].kind in ("F", "B")}
+        assert set(got.stages.modules) == runs
+        held = {k for m in got.stages.modules.values() for k, _ in m.named_parameters()}
+        assert held == {k for layer in runs for k in fn.map.params[layer]}
+        tasks = {plan.events[i].layer for i in plan.rank_events[rank]}
+        assert {i for i, w in enumerate(got.weights) if w} == tasks
+        assert {i for i, st in enumerate(got.opt_states) if st} == {lay for lay, r in plan.w_ranks.items() if rank in r}

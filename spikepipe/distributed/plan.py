@@ -119,7 +119,9 @@ def _periodic_events(schedule: Schedule, num_layers: int, num_batches: int) -> t
     keyed = []
     for layer, t in enumerate(timing):
         for kind, lag, cyc in (("F", t.f_lag, t.f_cycles), ("B", t.b_lag, t.b_cycles), ("W", t.w_lag, t.w_cycles)):
-            parts = sorted(by_task[(kind, layer)], key=lambda sl: sl.part)
+            parts = sorted(by_task.get((kind, layer), ()), key=lambda sl: sl.part)
+            if not parts:  # a layer without weights has no W task (layer_timings decides whether that is valid)
+                continue
             per = K // len(parts)
             for n in range(num_batches):
                 time = (n + lag) * period + cyc

@@ -8,13 +8,16 @@ Two kinds, one interface (`Stages.call(layer, weights, inputs, chunk, buffers)` 
   in layer l's piece) and every node goes to a layer (`_assign`): a node that uses a parameter to the layer
   train.model.layer_map gives that parameter; any other node to the latest layer among its inputs (a neuron, a
   pooling or a flatten after a synaptic op belongs to that op's layer); a node fed only by the input or by buffers
-  to the earliest layer using it. Layer l's piece is a GraphModule of its nodes, referencing only its modules and
-  parameters; its inputs are the values other layers computed (or the network input) and its output is every value
-  a later layer reads, flattened into one tensor (the last layer: the model's output, read as the trainer reads
-  it). The pieces compose to the model's own forward, op for op, so gradients are the whole model's.
+  to the earliest layer using it; a layer's entry module (train.model.LayerMap.entries) to that layer. Layer l's
+  piece is a GraphModule of its nodes, referencing only its modules and parameters; its inputs are the values other
+  layers computed (or the network input) and its output is every value a later layer reads, flattened into one
+  tensor (the last layer: the model's output, read as the trainer reads it). Buffers, constants and functions of
+  the input alone (a shape, a reshaped input) are computed by every piece that uses them. The pieces compose to
+  the model's own forward, op for op, so gradients are the whole model's.
 
 Refused, each with one line saying why: a model torch.fx cannot trace (control flow on tensor values or
-shapes), a leaf module holding parameters of two layers, a stateful module called from two layers, a layer that
+shapes), random draws in the forward (rate encoding, functional dropout: the ranks would draw in another order), a
+leaf module holding parameters of two layers, a stateful module called from two layers, a layer that
 reads a value a later layer computes, values other than float32 tensors between layers, a model output that the
 last layer does not compute.
 """
@@ -206,9 +209,12 @@ def _assign(gm: fx.GraphModule, fn: ModelFn, name: str) -> dict[fx.Node, int]:
     if len(placeholders) != 1:
         raise PartitionError(f"{name}.forward takes {len(placeholders)} arguments; the trainer feeds it one input")
     layer: dict[fx.Node, int] = {placeholders[0]: -1}
+    entry_of = {e: i for i, e in enumerate(fn.map.entries) if e}
     for n in nodes:
         owned: set[int] = set()
-        if n.op == "call_module":
+        if n.op == "call_module" and n.target in entry_of:  # the layer's own op (with or without weights)
+            owned = {entry_of[n.target]}
+        elif n.op == "call_module":
             owned = {param_layer[f"{n.target}.{k}"] for k, _ in modules[n.target].named_parameters()
                      if f"{n.target}.{k}" in param_layer}
         elif n.op == "get_attr" and n.target in param_layer:
@@ -229,10 +235,20 @@ def _assign(gm: fx.GraphModule, fn: ModelFn, name: str) -> dict[fx.Node, int]:
     return layer
 
 
-def _cut(gm: fx.GraphModule, layer_of: dict[fx.Node, int], L: int, name: str, batch_dim: int) -> Stages:
-    nodes = list(gm.graph.nodes)
-    out_node = next(n for n in nodes if n.op == "output")
-    result = out_node.args[0]
+_RANDOM = {"rand", "rand_like", "randn", "randn_like", "randint", "randint_like", "randperm", "bernoulli",
+           "bernoulli_", "normal", "normal_", "uniform_", "poisson", "multinomial", "dropout", "dropout_",
+           "feature_dropout", "alpha_dropout", "exponential_", "geometric_", "cauchy_", "log_normal_", "random_"}
+
+
+def _check(gm: fx.GraphModule, nodes: list[fx.Node], layer_of: dict[fx.Node, int], L: int, name: str) -> fx.Node:
+    """Refusals that hold for the whole graph (module docstring); returns the node the loss reads."""
+    for n in nodes:
+        target = getattr(n.target, "__name__", n.target) if n.op in ("call_function", "call_method") else None
+        if target in _RANDOM:
+            raise PartitionError(f"{name} draws random numbers ({target}) in its forward; the ranks would draw "
+                                 f"them in another order than the single process, so the distributed backend "
+                                 f"could not reproduce the emulation")
+    result = next(n for n in nodes if n.op == "output").args[0]
     result = result[0] if isinstance(result, (tuple, list)) else result
     if not isinstance(result, fx.Node) or layer_of.get(result) != L - 1:
         where = layer_of.get(result) if isinstance(result, fx.Node) else None
@@ -246,49 +262,81 @@ def _cut(gm: fx.GraphModule, layer_of: dict[fx.Node, int], L: int, name: str, ba
         if len(ls) > 1:
             raise PartitionError(f"neuron {target!r} of {name} is called from layers {sorted(ls)}; its state cannot "
                                  f"be split between ranks")
-    local = {n for n in nodes if n.op == "get_attr" and not _is_param(gm, n.target)}  # buffers, constants: copied
+    return result
+
+
+def _copied(gm: fx.GraphModule, nodes: list[fx.Node]) -> set[fx.Node]:
+    """Nodes every piece that uses them computes itself instead of receiving them: buffers and constants, and
+    functions of the network input and constants alone (a shape, a reshaped input)."""
+    out: set[fx.Node] = set()
+    for n in nodes:
+        if n.op == "get_attr" and not _is_param(gm, n.target):
+            out.add(n)
+        elif n.op in ("call_function", "call_method") and all(a in out or a.op == "placeholder"
+                                                                for a in n.all_input_nodes):
+            out.add(n)
+    return out
+
+
+def _sent(nodes: list[fx.Node], layer_of: dict[fx.Node, int], copied: set[fx.Node], L: int, name: str
+          ) -> dict[int, list[fx.Node]]:
+    """Per layer, the values a later layer reads, in graph order."""
     sent: dict[int, list[fx.Node]] = {i: [] for i in range(L)}
     for n in nodes:
-        if n.op in ("output", "placeholder") or n in local:
+        if n.op in ("output", "placeholder") or n in copied:
             continue
-        for u in n.users:
-            if u.op == "output":
-                continue
+        users = [u for u in n.users if u.op != "output"]
+        if n.op == "get_attr" and any(layer_of[u] != layer_of[n] for u in users):
+            raise PartitionError(f"parameter {n.target} of {name} is used by more than one layer")
+        for u in users:
             if layer_of[u] < layer_of[n]:
                 raise PartitionError(f"layer {layer_of[u]} of {name} reads {n.name}, which layer {layer_of[n]} "
                                      f"computes later; the layers must follow each other")
             if layer_of[u] > layer_of[n] and n not in sent[layer_of[n]]:
                 sent[layer_of[n]].append(n)
-        if n.op == "get_attr" and any(layer_of[u] != layer_of[n] for u in n.users if u.op != "output"):
-            raise PartitionError(f"parameter {n.target} of {name} is used by more than one layer")
-    index = {n: (layer_of[n], j) for lay, ns in sent.items() for j, n in enumerate(ns)}
+    return sent
+
+
+def _cut(gm: fx.GraphModule, layer_of: dict[fx.Node, int], L: int, name: str, batch_dim: int) -> Stages:
+    nodes = list(gm.graph.nodes)
+    result = _check(gm, nodes, layer_of, L, name)
+    copied = _copied(gm, nodes)
+    sent = _sent(nodes, layer_of, copied, L, name)
+    index = {n: (layer_of[n], j) for ns in sent.values() for j, n in enumerate(ns)}
     pieces, modules, producers = {}, {}, []
     for lay in range(L):
-        graph = fx.Graph()
-        env: dict[fx.Node, fx.Node] = {}
         own = [n for n in nodes if layer_of.get(n) == lay and n.op not in ("placeholder", "output")
-               and n not in local]
-        ext: list[fx.Node] = []
+               and n not in copied]
+        ext: list[fx.Node] = []  # received values (and the network input), in first-use order
+
+        def needs(a: fx.Node, lay: int = lay, ext: list[fx.Node] = ext) -> None:
+            if a in copied:
+                for b in a.all_input_nodes:
+                    needs(b)
+            elif (a.op == "placeholder" or layer_of[a] != lay) and a not in ext:
+                ext.append(a)
+
         for n in own:
             for a in n.all_input_nodes:
-                if a not in local and layer_of[a] != lay and a not in ext:
-                    ext.append(a)
-        inputs = []
-        for a in ext:
-            env[a] = graph.placeholder(f"in_{a.name}")
-            inputs.append((-1, 0) if layer_of[a] == -1 else index[a])
+                needs(a)
+        graph = fx.Graph()
+        env = {a: graph.placeholder(f"in_{a.name}") for a in ext}
+
+        def value(a: fx.Node, graph: fx.Graph = graph, env: dict = env) -> fx.Node:
+            if a not in env:  # a copied node: its inputs first
+                for b in a.all_input_nodes:
+                    value(b)
+                env[a] = graph.node_copy(a, env.__getitem__)
+            return env[a]
+
         for n in own:
             for a in n.all_input_nodes:
-                if a in local and a not in env:
-                    env[a] = graph.node_copy(a)
+                value(a)
             env[n] = graph.node_copy(n, env.__getitem__)
-        if lay == L - 1:
-            graph.output(env[result])
-        else:
-            graph.output(tuple(env[n] for n in sent[lay]))
-        module = fx.GraphModule(gm, graph)
-        modules[lay] = module
-        pieces[lay] = Piece(tuple(inputs), len(sent[lay]) if lay < L - 1 else 0)
+        graph.output(env[result] if lay == L - 1 else tuple(env[n] for n in sent[lay]))
+        modules[lay] = fx.GraphModule(gm, graph)
+        inputs = tuple((-1, 0) if a.op == "placeholder" else index[a] for a in ext)
+        pieces[lay] = Piece(inputs, len(sent[lay]) if lay < L - 1 else 0)
         producers.append(tuple(dict.fromkeys(src for src, _ in inputs)))
     return Stages("graph", tuple(producers), modules, batch_dim, pieces)
 

@@ -110,6 +110,9 @@ class DistributedPipeline(TrainerBase):
         module the front end accepts (cut into its layers by torch.fx, spikepipe.distributed.stages)."""
         if isinstance(net, ModelFn) and has_blocks(net.model):
             net = net.model
+        if not isinstance(net, ModelFn) and not has_blocks(net):
+            raise DistributedError(f"model {type(net).__name__} has no blocks/sources/residuals; pass its ModelFn "
+                                   f"(spikepipe.train.model) so its layers are known")
         if backend not in ("gloo", "nccl"):
             raise DistributedError(f"unknown distributed backend {backend!r}; valid: gloo, nccl")
         if backend == "nccl":
@@ -419,9 +422,6 @@ def make_trainer(cfg: Any, net: nn.Module | ModelFn, schedule: Schedule | None, 
                                f"executes the schedule exactly (--mode exact)")
     if cfg.method != "bptt":
         raise DistributedError(f"--method {cfg.method} is not supported with --backend {cfg.backend}")
-    if not isinstance(net, ModelFn) and not has_blocks(net):
-        raise DistributedError(f"model {type(net).__name__} has no blocks/sources/residuals; pass its ModelFn "
-                               f"(spikepipe.train.model) so its layers are known")
     return DistributedPipeline(net, cfg.optim(), schedule, total_steps=total_steps, backend=cfg.backend,
                                stash=cfg.stash, compensation=cfg.compensation, anneal_steps=steps_per_epoch,
                                threads=cfg.threads)

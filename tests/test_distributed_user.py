@@ -106,15 +106,40 @@ def test_pieces_hold_only_their_layers_and_compose_to_the_model(model):
             assert torch.equal(a[k].grad, b[k].grad), k
 
 
-class _LoopOverShape(torch.nn.Module):
-    """A time loop over the input's own length: torch.fx cannot iterate a symbolic shape."""
+class _LoopOverTime(torch.nn.Module):
+    """A time loop over the input's own length (x.size(0) of a [T, B, ...] input): T is the example's, so the loop
+    unrolls into T steps of each layer."""
 
     def __init__(self) -> None:
         super().__init__()
         self.fc1, self.fc2 = torch.nn.Linear(4, 4), torch.nn.Linear(4, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.stack([self.fc2(self.fc1(x[t])) for t in range(x.shape[0])])
+        return torch.stack([self.fc2(self.fc1(x[t])) for t in range(x.size(0))])
+
+
+class _LoopOverBatch(torch.nn.Module):
+    """A loop over the batch: its length is not fixed (micro-batches and shards are smaller), torch.fx cannot
+    unroll it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc2 = torch.nn.Linear(4, 4), torch.nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([self.fc2(self.fc1(x[:, b])) for b in range(x.shape[1])], 1)
+
+
+def test_a_time_loop_over_the_input_length_unrolls():
+    net, x = _LoopOverTime(), torch.rand(3, 6, 4)
+    fn = ModelFn(net, x, trace_layers(net, x))
+    stages = build_stages(fn)
+    weights = fn.initial_weights()
+    slices = ((0, 4), (4, 6))  # chunks of other batch sizes than the example's
+    stages.probe(weights, x, slices)
+    for c, (lo, hi) in enumerate(slices):
+        out = stages.call(0, weights[0], [x[:, lo:hi]], c)
+        assert torch.equal(stages.call(1, weights[1], [out], c), net(x[:, lo:hi]))
 
 
 class _Shared(torch.nn.Module):
@@ -174,9 +199,9 @@ def test_models_that_cannot_be_cut_are_refused_in_one_line():
     fn = ModelFn(net, x, trace_layers(net, x))
     with pytest.raises(PartitionError, match=r"draws random numbers \(bernoulli\)"):
         build_stages(fn)
-    net, x = _LoopOverShape(), torch.zeros(3, 2, 4)
+    net, x = _LoopOverBatch(), torch.zeros(3, 2, 4)
     fn = ModelFn(net, x, trace_layers(net, x))
-    with pytest.raises(PartitionError, match="_LoopOverShape cannot be cut into its layers: torch.fx"):
+    with pytest.raises(PartitionError, match="_LoopOverBatch cannot be cut into its layers: torch.fx"):
         build_stages(fn)
     pytest.importorskip("snntorch")
     net = _Shared()

@@ -50,10 +50,39 @@ def _stateful(m: nn.Module) -> bool:
     return "MemoryModule" in mro or type(m).__module__.startswith("snntorch")
 
 
+class _Input(fx.Proxy):
+    """The network input while tracing: its sizes are the example's, except the batch size, which stays symbolic
+    (chunks of a minibatch have other sizes). So `for t in range(x.size(0))` over a [T, B, ...] input unrolls."""
+
+    def __init__(self, node: fx.Node, tracer: fx.Tracer, shape: tuple[int, ...], batch_dim: int) -> None:
+        super().__init__(node, tracer)
+        self._sizes, self._batch_dim = shape, batch_dim
+
+    def _shape(self) -> tuple:
+        batch = self.tracer.create_proxy("call_method", "size", (self, self._batch_dim), {})
+        return tuple(batch if d == self._batch_dim else n for d, n in enumerate(self._sizes))
+
+    def __getattr__(self, k: str) -> object:
+        if k == "shape":
+            return self._shape()
+        if k == "size":
+            return lambda d=None: self._shape() if d is None else self._shape()[d]
+        if k == "dim":
+            return lambda: len(self._sizes)
+        if k == "ndim":
+            return len(self._sizes)
+        return super().__getattr__(k)
+
+    def __len__(self) -> int:
+        if self._batch_dim == 0:
+            raise fx.proxy.TraceError("len() of the input is its batch size, which is not fixed")
+        return self._sizes[0]
+
+
 class _Tracer(fx.Tracer):
-    def __init__(self, entries: set[str]) -> None:
+    def __init__(self, entries: set[str], shape: tuple[int, ...], batch_dim: int) -> None:
         super().__init__()
-        self.entries = entries
+        self.entries, self.shape, self.batch_dim = entries, shape, batch_dim
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         if qualname in self.entries:
@@ -61,6 +90,11 @@ class _Tracer(fx.Tracer):
         if isinstance(m, _CONTAINERS):
             return False
         return type(m).__module__.startswith(_LIBS) or _stateful(m)
+
+    def proxy(self, node: fx.Node) -> fx.Proxy:
+        if node.op == "placeholder":
+            return _Input(node, self, self.shape, self.batch_dim)
+        return super().proxy(node)
 
 
 @dataclass
@@ -189,7 +223,8 @@ def build_stages(fn: ModelFn) -> Stages:
     name = type(model).__name__
     entries = {e for e in fn.map.entries if e}
     try:
-        graph = _Tracer(entries).trace(model)
+        shape = tuple(fn.example.shape) if fn.example is not None else ()
+        graph = _Tracer(entries, shape, 1 if fn.time_major else 0).trace(model)
     except Exception as exc:  # noqa: BLE001 - the user's model, reported in one line
         text = str(exc).splitlines()[0] if str(exc) else ""
         raise PartitionError(f"{name} cannot be cut into its layers: torch.fx cannot trace it ({type(exc).__name__}: "

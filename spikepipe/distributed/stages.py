@@ -16,7 +16,7 @@ Two kinds, one interface (`Stages.call(layer, weights, inputs, chunk, buffers)` 
   the model's own forward, op for op, so gradients are the whole model's.
 
 Refused, each with one line saying why: a model torch.fx cannot trace (control flow on tensor values or
-shapes), random draws in the forward (rate encoding, functional dropout: the ranks would draw in another order), a
+on the batch size; the input's other sizes are the example's while tracing, so a time loop over them unrolls), random draws in the forward (rate encoding, functional dropout: the ranks would draw in another order), a
 leaf module holding parameters of two layers, a stateful module called from two layers, a layer that
 reads a value a later layer computes, values other than float32 tensors between layers, a model output that the
 last layer does not compute.

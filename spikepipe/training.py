@@ -34,7 +34,7 @@ def make_trainer(cfg: TrainConfig, fn: ModelFn, schedule: Schedule | None, total
     if cfg.backend != "emulate":  # the same schedule run for real on torch.distributed ranks
         from spikepipe.distributed import make_trainer as distributed_trainer
 
-        return distributed_trainer(cfg, net, schedule, total, steps_per_epoch)
+        return distributed_trainer(cfg, fn, schedule, total, steps_per_epoch)
     if cfg.method != "bptt":
         if schedule is not None and schedule.kind != "flush":
             # the memory-saving methods run synchronously; their effect on a pipeline is modelled by

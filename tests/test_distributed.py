@@ -60,6 +60,21 @@ def test_gloo_equals_emulation(schedule, processors, stash):
         assert any(real[0]["measured_delays"])
 
 
+@pytest.mark.parametrize(("compensation", "schedule", "processors", "stash"), [
+    ("spectrain", "spikepipe", 2, True),  # F reads predicted weights; B on another rank recomputes with them
+    ("spectrain", "pipedream", 4, False),  # without stashing B predicts again, from the version at its time
+    pytest.param("pipemare", "spikepipe", 2, True, marks=pytest.mark.slow),
+])
+def test_compensation_on_gloo_equals_emulation(compensation, schedule, processors, stash):
+    """SpecTrain's predictions use the velocity of the version read, which travels with the weights to the
+    reading rank; PipeMare scales each layer's rate by its delay on the updating rank."""
+    kw = dict(schedule=schedule, processors=processors, stash=stash)
+    emulated = train(cfg(compensation=compensation, **kw))
+    assert_same(emulated, train(cfg(compensation=compensation, backend="gloo", **kw)))
+    plain = train(cfg(**kw))  # the compensation changed the training (the test above compares something)
+    assert max(float((x - y).abs().max()) for x, y in zip(plain[1], emulated[1], strict=True)) > 1e-4
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("schedule", "processors"), [("spikepipe", 4), ("1f1b", 2), ("gpipe", 4),
                                                       ("layerpipe", 2)])
@@ -173,11 +188,13 @@ def test_cli_rank_killed_mid_epoch_exits_nonzero_with_one_line():
 
 @pytest.mark.parametrize(("args", "message"), [
     (("--schedule", "none"), "give --schedule"),
-    (("--schedule", "pipedream", "--compensation", "spectrain"), "spectrain"),
     (("--schedule", "pipedream", "--mode", "queue"), "--mode queue"),
-    (("--schedule", "pipedream", "--backend", "nccl"), "nccl"),
+    (("--schedule", "pipedream", "--backend", "nccl"),
+     f"--backend nccl needs 2 CUDA devices (one per rank); this machine has {torch.cuda.device_count()}"),
 ])
 def test_cli_refuses_what_it_cannot_run(args, message):
+    if "nccl" in args and torch.cuda.device_count() >= 2:
+        pytest.skip("this machine has the GPUs --backend nccl needs")
     backend = () if "--backend" in args else ("--backend", "gloo")
     r = _cli(*NET, *COMMON, "--processors", "2", *backend, *args)
     assert r.returncode == 2
@@ -214,23 +231,16 @@ def test_resume_after_a_fault_is_bit_identical(tmp_path):
     assert resumed["test_accuracy"] == emulated["test_accuracy"]
 
 
-@pytest.mark.parametrize("stash", [True, False])
-def test_residual_network_on_three_ranks(stash):
-    """Block 1 reads block 0 as its input and as its residual: two gradient contributions summed in the
-    emulation's order, on a 3-rank spikepipe schedule of a costed chain."""
+def _same_as_emulation(s, stash: bool, compensation: str = "none") -> None:
+    """TinySNN (block 1 reads block 0 as input and as residual) trained one epoch by the emulation and by the
+    ranks on schedule s of a costed chain: the same weights, losses and measured delays."""
     from train_nets import TinySNN
 
-    import schedules
-    from hwmodels.processor import Cluster
-    from spikepipe.ir import chain_graph
     from spikepipe.train.data import batch_order, load_dataset
     from spikepipe.train.encoders import encode
     from spikepipe.train.optim import OptimConfig
     from spikepipe.train.pipelined import ExactPipeline
 
-    graph = chain_graph([(30, 20, 10), (20, 30, 10), (10, 10, 10)], edge_bytes=64)
-    s = schedules.generate("spikepipe", graph, Cluster.homogeneous(3))
-    assert len({sl.processor for sl in s.slots}) == 3
     data = load_dataset("digits", None).reshaped((64,))
     N = max(s.gradient_delays) + 4  # long enough to fill the pipeline, so every delay is measured
     order = batch_order(len(data.train), 8, seed=0, epoch=0)[:N]
@@ -240,9 +250,9 @@ def test_residual_network_on_three_ranks(stash):
 
     opt = OptimConfig(lr=0.01)
     emu = ExactPipeline(TinySNN(seed=0, timesteps=3, inputs=64, hidden=24, classes=10), opt, s, total_steps=N,
-                        stash=stash)
+                        stash=stash, compensation=compensation)
     real = DistributedPipeline(TinySNN(seed=0, timesteps=3, inputs=64, hidden=24, classes=10), opt, s,
-                               total_steps=N, stash=stash)
+                               total_steps=N, stash=stash, compensation=compensation)
     a, b = emu.run_epoch(get_batch, N), real.run_epoch(get_batch, N)
     for i, (wa, wb) in enumerate(zip(emu.weights, real.weights, strict=True)):
         # the emulation names a layer's weights by module path (blocks.i.name), a rank by the block's own names
@@ -251,6 +261,37 @@ def test_residual_network_on_three_ranks(stash):
             assert float((wa[f"blocks.{i}.{k}"] - wb[k]).abs().max()) <= 1e-6
     assert a.losses == pytest.approx(b.losses, abs=1e-6)
     assert emu.measured_delays == real.measured_delays == tuple(s.gradient_delays)
+
+
+@pytest.mark.parametrize("stash", [True, False])
+def test_residual_network_on_three_ranks(stash):
+    """Two gradient contributions to block 0 summed in the emulation's order, on a 3-rank spikepipe schedule."""
+    import schedules
+    from hwmodels.processor import Cluster
+    from spikepipe.ir import chain_graph
+
+    graph = chain_graph([(30, 20, 10), (20, 30, 10), (10, 10, 10)], edge_bytes=64)
+    s = schedules.generate("spikepipe", graph, Cluster.homogeneous(3))
+    assert len({sl.processor for sl in s.slots}) == 3
+    _same_as_emulation(s, stash)
+
+
+@pytest.mark.parametrize(("stash", "compensation"), [(True, "none"), (False, "spectrain")])
+def test_split_tasks_on_four_ranks(stash, compensation):
+    """A spikepipe schedule with intra-layer splitting (the dominant layer's F, B and W cut along the batch onto
+    several processors): each part runs its chunks, the ranks holding W parts all-reduce their partial gradients
+    and update together when the last part ends; the emulation runs the whole minibatch at the collapsed times."""
+    import schedules
+    from hwmodels.processor import Cluster
+    from spikepipe.ir import chain_graph
+
+    graph = chain_graph([(200, 300, 100), (20000, 25000, 15000), (300, 200, 100)], batch=8)
+    s = schedules.generate("spikepipe", graph, Cluster.homogeneous(4), split=True, time_limit_s=2, workers=1)
+    parts = {}
+    for sl in s.slots:
+        parts.setdefault(sl.task, set()).add(sl.processor)
+    assert max(len(p) for p in parts.values()) > 1  # something is split across processors
+    _same_as_emulation(s, stash, compensation)
 
 
 @pytest.mark.slow
@@ -262,8 +303,8 @@ def test_a_rank_that_dies_while_starting_is_retried_then_reported(monkeypatch):
 
 
 def test_user_model_file(tmp_path):
-    """A network given as file.py:function: one with the block protocol runs on the ranks with the emulation's
-    weights; a plain module (no blocks to place) is refused with one line."""
+    """A network given as file.py:function, with the block protocol or a plain nn.Sequential (cut into its layers
+    by torch.fx), runs on the ranks with the emulation's weights."""
     (tmp_path / "blocks.py").write_text(
         "from spikepipe import zoo\n\n\ndef build():\n"
         "    return zoo.build('snn-mlp', batch=16, num_classes=10, seed=3)\n")
@@ -272,14 +313,16 @@ def test_user_model_file(tmp_path):
         "    torch.manual_seed(0)\n"
         "    return nn.Sequential(nn.Linear(64, 32), LIF(), nn.Linear(32, 10)), torch.zeros(4, 16, 64)\n")
     common = (*COMMON, "--schedule", "spikepipe", "--processors", "2", "--epochs", "1")
-    models = {}
-    for backend in ("emulate", "gloo"):
-        r = _cli(*common, "--network", f"{tmp_path / 'blocks.py'}:build", "--backend", backend, "--out",
-                 str(tmp_path / backend))
-        assert r.returncode == 0, r.stderr
-        models[backend] = torch.load(tmp_path / backend / "model.pt", weights_only=True)
-    for k, v in models["emulate"].items():
-        if v.is_floating_point():
-            assert float((v - models["gloo"][k]).abs().max()) <= 1e-6, k
-    r = _cli(*common, "--network", f"{tmp_path / 'plain.py'}:build", "--backend", "gloo")
-    assert r.returncode == 2 and r.stderr.startswith("error:") and "no blocks" in r.stderr
+    for name in ("blocks", "plain"):
+        models, results = {}, {}
+        for backend in ("emulate", "gloo"):
+            out = tmp_path / f"{name}-{backend}"
+            r = _cli(*common, "--network", f"{tmp_path / name}.py:build", "--backend", backend, "--out", str(out))
+            assert r.returncode == 0, r.stderr
+            models[backend] = torch.load(out / "model.pt", weights_only=True)
+            results[backend] = json.loads(r.stdout)
+        assert results["gloo"]["measured_delays"] == results["emulate"]["measured_delays"]
+        assert models["emulate"].keys() == models["gloo"].keys()
+        for k, v in models["emulate"].items():
+            if v.is_floating_point():
+                assert float((v - models["gloo"][k]).abs().max()) <= 1e-6, (name, k)

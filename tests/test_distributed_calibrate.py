@@ -21,7 +21,7 @@ from spikepipe.distributed.calibrate import (
     measured_graph,
     predict_seconds,
 )
-from spikepipe.distributed.plan import build_plan
+from spikepipe.distributed.plan import block_producers, build_plan
 from spikepipe.train import netfn
 from spikepipe.train.optim import OptimConfig
 
@@ -80,7 +80,7 @@ def test_in_run_durations_are_steady_state_means():
     g = measured_graph(costs(), *CHAIN, "chain", timesteps=4)
     cl = measured_cluster(LINK, 2)
     s = schedules.generate("pipedream", g, cl)
-    plan = build_plan(s, *CHAIN, 8, stash=True)
+    plan = build_plan(s, block_producers(*CHAIN), 8, stash=True)
     # synthetic timings: event i of minibatch n takes (layer + 1) ms, plus 100 ms in the fill (n < 2) and drain
     timings: dict[int, list] = {}
     t = 0.0

@@ -8,7 +8,7 @@ import pytest
 import schedules
 from hwmodels.config import load_cluster
 from spikepipe import zoo
-from spikepipe.distributed.plan import PlanError, build_plan
+from spikepipe.distributed.plan import PlanError, block_producers, build_plan
 from spikepipe.ir import Schedule, Slot, slot_lag_delays
 from spikepipe.train.optim import OptimConfig
 from spikepipe.train.pipelined import ExactPipeline
@@ -42,7 +42,7 @@ def _emulation_order(net, schedule: Schedule, n: int) -> list[tuple[str, int, in
 @pytest.mark.parametrize("stash", [True, False])
 def test_periodic_plan_is_the_emulation_order(net_name, sched, p, stash):
     net, s, n = _net(net_name), _schedule(net_name, sched, p), 9
-    plan = build_plan(s, net.sources, net.residuals, n, stash=stash)
+    plan = build_plan(s, block_producers(net.sources, net.residuals), n, stash=stash)
     ours = [(e.kind, e.layer, e.n) for e in plan.events if e.kind != "U"]
     assert ours == _emulation_order(net, s, n)
     # each rank runs exactly the slots the schedule puts on its processor
@@ -57,20 +57,32 @@ def test_periodic_plan_is_the_emulation_order(net_name, sched, p, stash):
     assert tuple(delays) == slot_lag_delays(s.slots, len(net.blocks), s.period_cycles) == s.gradient_delays
     # messages go between different ranks, from an earlier event to a later one, each received once
     seen = set()
+    recv_at = {m: i for i, ms in plan.recvs.items() for m in ms}
+    assert sorted(recv_at) == list(range(len(plan.messages)))  # each received exactly once
     for m, msg in enumerate(plan.messages):
         assert msg.src != msg.dst
         assert plan.events[msg.src_event].rank == msg.src and plan.events[msg.dst_event].rank == msg.dst
-        assert msg.src_event < msg.dst_event
-        assert m in plan.sends[msg.src_event] and m in plan.recvs[msg.dst_event]
+        # received by its receiver after it was sent and no later than the event that needs it
+        assert msg.src_event < recv_at[m] <= msg.dst_event and plan.events[recv_at[m]].rank == msg.dst
+        assert m in plan.sends[msg.src_event]
         assert (msg.dst, msg.key) not in seen
         seen.add((msg.dst, msg.key))
+    # each pair's messages are received in the order they are sent (NCCL matches by order, not by tag)
+    def per_pair(table: dict[int, list[int]]) -> dict[tuple[int, int], list[int]]:
+        out: dict[tuple[int, int], list[int]] = {}
+        for event in sorted(table):
+            for m in table[event]:
+                out.setdefault((plan.messages[m].src, plan.messages[m].dst), []).append(m)
+        return out
+
+    assert per_pair(plan.sends) == per_pair(plan.recvs)
 
 
 @pytest.mark.parametrize("sched", ["data-parallel", "1f1b", "gpipe"])
 @pytest.mark.parametrize("p", [2, 4])
 def test_flush_plan_updates_once_per_minibatch(sched, p):
     net, s = _net("snn-mlp"), _schedule("snn-mlp", sched, p)
-    plan = build_plan(s, net.sources, net.residuals, 5, stash=True)
+    plan = build_plan(s, block_producers(net.sources, net.residuals), 5, stash=True)
     assert plan.chunks == s.microbatches * max(1, len({sl.part for sl in s.slots}))
     for i, e in enumerate(plan.events):
         if e.kind == "F":  # every F of minibatch n reads the weights after the n updates before it
@@ -80,14 +92,14 @@ def test_flush_plan_updates_once_per_minibatch(sched, p):
     assert {layer: list(r) for layer, r in plan.w_ranks.items()} == ws
 
 
-def test_split_periodic_tasks_are_refused():
+def test_unequal_split_parts_are_refused():
     net, s = _net("snn-mlp"), _schedule("snn-mlp", "pipedream", 2)
     f0 = next(sl for sl in s.slots if sl.task == "F0")
     half = Slot("F0", 1 - f0.processor, f0.start_cycles, f0.duration_cycles, f0.lag, part=1, fraction=0.5)
     split = Schedule(s.name, s.kind, s.processors, s.period_cycles, s.slots + (half,), s.dependencies,
                      s.gradient_delays)
-    with pytest.raises(PlanError, match="splits task F0"):
-        build_plan(split, net.sources, net.residuals, 3, stash=True)
+    with pytest.raises(PlanError, match=r"splits F0 into 2 parts of fractions \[1.0, 0.5\]"):
+        build_plan(split, block_producers(net.sources, net.residuals), 3, stash=True)
 
 
 def test_a_read_before_its_producer_is_refused():
@@ -97,4 +109,4 @@ def test_a_read_before_its_producer_is_refused():
                   for sl in s.slots)
     bad = Schedule(s.name, s.kind, s.processors, s.period_cycles, slots, s.dependencies, s.gradient_delays)
     with pytest.raises(PlanError, match="F0 produced its input"):
-        build_plan(bad, net.sources, net.residuals, 3, stash=True)
+        build_plan(bad, block_producers(net.sources, net.residuals), 3, stash=True)

@@ -14,7 +14,7 @@ killed) and joined, so no process is left and the port is free.
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import logging
 import os
 import queue as queue_mod
@@ -30,9 +30,10 @@ from torch import nn
 
 from spikepipe.distributed import worker
 from spikepipe.distributed.plan import Plan, PlanError, build_plan
+from spikepipe.distributed.stages import Stages, block_stages, build_stages, by_value
 from spikepipe.ir import Schedule, SpikePipeError, slot_lag_delays
-from spikepipe.train import netfn
 from spikepipe.train.bptt import EpochStats, GetBatch, NonFiniteLossError, TrainerBase
+from spikepipe.train.model import ModelFn, has_blocks
 from spikepipe.train.optim import OptimConfig
 
 log = logging.getLogger(__name__)
@@ -102,20 +103,27 @@ def steady_seconds(plan: Plan, timings: dict[int, list[tuple[int, float, float]]
 class DistributedPipeline(TrainerBase):
     """Runs a schedule's epochs on `schedule.processors` torch.distributed ranks (see the module docstring)."""
 
-    def __init__(self, net: nn.Module, optim: OptimConfig, schedule: Schedule, *, total_steps: int,
+    def __init__(self, net: nn.Module | ModelFn, optim: OptimConfig, schedule: Schedule, *, total_steps: int,
                  backend: str = "gloo", stash: bool = True, compensation: str = "none",
                  anneal_steps: int | None = None, threads: int = 1, timeout_s: float | None = None) -> None:
-        super().__init__(net, optim, total_steps=total_steps)
+        """`net`: a module with the block protocol (block-relative weights, as netfn) or the ModelFn of any
+        module the front end accepts (cut into its layers by torch.fx, spikepipe.distributed.stages)."""
+        if isinstance(net, ModelFn) and has_blocks(net.model):
+            net = net.model
+        if not isinstance(net, ModelFn) and not has_blocks(net):
+            raise DistributedError(f"model {type(net).__name__} has no blocks/sources/residuals; pass its ModelFn "
+                                   f"(spikepipe.train.model) so its layers are known")
         if backend not in ("gloo", "nccl"):
             raise DistributedError(f"unknown distributed backend {backend!r}; valid: gloo, nccl")
-        if backend == "nccl" and not torch.cuda.is_available():
-            raise DistributedError("--backend nccl needs CUDA GPUs and none is visible; use --backend gloo on CPU")
         if backend == "nccl":
-            raise DistributedError("--backend nccl is not implemented yet (the ranks run on CPU tensors); use gloo")
-        if compensation == "spectrain":
-            raise DistributedError("--compensation spectrain predicts weights from the owner's optimiser state on "
-                                   "every reader; the distributed backend supports none and pipemare")
-        drop = [m for m in net.modules() if isinstance(m, nn.Dropout) and m.p > 0]
+            have = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            if have < schedule.processors:
+                raise DistributedError(f"--backend nccl needs {schedule.processors} CUDA devices (one per rank); "
+                                       f"this machine has {have} (use --backend gloo on CPU)")
+        super().__init__(net, optim, total_steps=total_steps)
+        self.stages: Stages = build_stages(net) if isinstance(net, ModelFn) else block_stages(net)
+        self.device = "cuda" if backend == "nccl" else "cpu"
+        drop = [m for m in self.net.modules() if isinstance(m, nn.Dropout) and m.p > 0]
         if drop:
             raise DistributedError("the network uses dropout, whose random draws follow the single process's event "
                                    "order; the distributed backend would not reproduce them")
@@ -133,31 +141,24 @@ class DistributedPipeline(TrainerBase):
         self._plans: dict[int, Plan] = {}
         self.last_port, self.last_pids = 0, []  # of the latest epoch's workers (tests check they are gone)
         self.last_timings: dict[int, list[tuple[int, float, float]]] = {}  # rank -> (event, start, end) seconds
-        build_plan(schedule, net.sources, net.residuals, 1, stash=stash)  # refuse unsupported schedules now
+        plan = build_plan(schedule, self.stages.producers, 1, stash=stash)  # refuse unsupported schedules now
+        norms = [m for m in self.net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
+        if norms and plan.chunks > 1:
+            raise DistributedError(f"the network uses {type(norms[0]).__name__}, which normalises over the whole "
+                                   f"minibatch; schedule {schedule.name} cuts it into {plan.chunks} micro-batches/"
+                                   f"shards, whose statistics differ (the emulation trains such schedules on the "
+                                   f"whole minibatch)")
+        if compensation == "spectrain":  # velocity at the epoch's start, for reads of the start weights
+            self._velocity = lambda: [o.velocity(w, self.lr(i, self.step))
+                                      for i, (o, w) in enumerate(zip(self.opts, self.weights, strict=True))]
+        else:
+            self._velocity = lambda: [None] * self.num_layers
 
     def plan(self, num_batches: int) -> Plan:
         if num_batches not in self._plans:
-            self._plans[num_batches] = build_plan(self.schedule, self.net.sources, self.net.residuals, num_batches,
+            self._plans[num_batches] = build_plan(self.schedule, self.stages.producers, num_batches,
                                                   stash=self.stash)
         return self._plans[num_batches]
-
-    def _shapes(self, plan: Plan, x: torch.Tensor, slices: tuple[tuple[int, int], ...]) -> dict:
-        probe = copy.deepcopy(self.net)  # BatchNorm updates running statistics in place: keep ours untouched
-        shapes = {}
-        with torch.no_grad():
-            for c, (lo, hi) in enumerate(slices):
-                outs: list[torch.Tensor] = []
-                for i, block in enumerate(probe.blocks):
-                    src, res = probe.sources[i], probe.residuals[i]
-                    xin = x[:, lo:hi] if src == -1 else outs[src]
-                    rin = None if res is None else (x[:, lo:hi] if res == -1 else outs[res])
-                    out = netfn.call_block(block, self.weights[i], xin, rin)
-                    if out.dtype != torch.float32:
-                        raise DistributedError(f"block {i} returns {out.dtype}; the distributed backend sends "
-                                               f"float32 activations")
-                    outs.append(out)
-                    shapes[(i, c)] = tuple(out.shape)
-        return shapes
 
     def run_epoch(self, get_batch: GetBatch, num_batches: int, progress: Callable[[], None] | None = None) -> EpochStats:
         plan = self.plan(num_batches)
@@ -166,12 +167,13 @@ class DistributedPipeline(TrainerBase):
         ys = torch.stack([b[1] for b in batches])
         slices = chunk_slices(int(ys.shape[1]), plan.microbatches, plan.parts)
         job = worker.Job(
-            backend=self.backend, port=free_port(), epoch=self.step // max(1, num_batches), net=self.net,
+            backend=self.backend, port=free_port(), epoch=self.step // max(1, num_batches), stages=self.stages,
             optim=self.cfg, total_steps=self.total_steps, base_step=self.step, weights=self.weights,
-            opt_states=[o.state_dict() for o in self.opts], plan=plan, xs=None, ys=None, batch=int(ys.shape[1]),
-            shapes=self._shapes(plan, xs[0], slices), chunk_slices=slices, stash=self.stash,
-            compensation=self.compensation, delays=self.delays, anneal_steps=self.anneal_steps, threads=self.threads,
-            timeout_s=self.timeout_s + 60.0, fault=os.environ.get(FAULT_ENV) or None)
+            opt_states=[o.state_dict() for o in self.opts], velocity=self._velocity(), plan=plan, xs=None, ys=None,
+            batch=int(ys.shape[1]), shapes=self.stages.probe(self.weights, xs[0], slices), chunk_slices=slices,
+            stash=self.stash, compensation=self.compensation, delays=self.delays, anneal_steps=self.anneal_steps,
+            threads=self.threads, timeout_s=self.timeout_s + 60.0, fault=os.environ.get(FAULT_ENV) or None,
+            device=self.device)
         xs, ys = xs.share_memory_(), ys.share_memory_()
         for attempt in range(1, STARTS + 1):
             launch = Launch(plan, job, self.timeout_s, progress, xs, ys)
@@ -193,6 +195,12 @@ class DistributedPipeline(TrainerBase):
         return stats
 
     def _merge(self, plan: Plan, results: dict[int, dict], num_batches: int) -> EpochStats:
+        own = dict(self.net.named_buffers())
+        with torch.no_grad():
+            for r in results.values():
+                for k, b in r["buffers"].items():
+                    if k in own and own[k].shape == b.shape:
+                        own[k].copy_(b)
         for r in results.values():
             for layer, w in r["weights"].items():
                 self.weights[layer] = w
@@ -253,6 +261,21 @@ class DistributedPipeline(TrainerBase):
         self.observed = [dict(o) for o in d.get("observed", [{} for _ in range(self.num_layers)])]
 
 
+def rank_job(job: worker.Job, rank: int) -> worker.Job:
+    """What one rank receives: the computations and weights of the layers it has tasks of, the optimiser states
+    of the layers it updates (the others' parameters never reach it)."""
+    plan = job.plan
+    tasks = {plan.events[i].layer for i in plan.rank_events[rank]}
+    runs = {plan.events[i].layer for i in plan.rank_events[rank] if plan.events[i].kind in ("F", "B")}
+    updates = {layer for layer, ranks in plan.w_ranks.items() if rank in ranks}
+    by_value(job.stages)
+    return dataclasses.replace(
+        job, stages=job.stages.only(runs),
+        weights=[w if i in tasks else {} for i, w in enumerate(job.weights)],
+        opt_states=[s if i in updates else {} for i, s in enumerate(job.opt_states)],
+        velocity=[v if i in tasks else None for i, v in enumerate(job.velocity)])
+
+
 class Launch:
     """Start the ranks of one epoch, watch them, and always clean up (see the module docstring)."""
 
@@ -269,10 +292,10 @@ class Launch:
         for r in range(P):
             status[r * worker.STATUS_FIELDS + 2] = 0
         q = ctx.Queue()
-        job = worker.dumps(self.job)
-        x_ranks, y_ranks = worker.input_ranks(self.plan, self.job.net)
+        jobs = [worker.dumps(rank_job(self.job, r)) for r in range(P)]
+        x_ranks, y_ranks = worker.input_ranks(self.plan, self.job.stages)
         procs = [ctx.Process(target=worker.main, daemon=True,
-                             args=(r, job, self.xs if r in x_ranks else None, self.ys if r in y_ranks else None,
+                             args=(r, jobs[r], self.xs if r in x_ranks else None, self.ys if r in y_ranks else None,
                                    status, q)) for r in range(P)]
         try:
             for p in procs:
@@ -386,7 +409,7 @@ class Launch:
         return DistributedError(f"the workers exited without reporting ({epoch}); {tail}")
 
 
-def make_trainer(cfg: Any, net: nn.Module, schedule: Schedule | None, total_steps: int,
+def make_trainer(cfg: Any, net: nn.Module | ModelFn, schedule: Schedule | None, total_steps: int,
                  steps_per_epoch: int) -> DistributedPipeline:
     """The runner's dispatch point for `--backend gloo|nccl` (cfg is a spikepipe.train.runner.TrainConfig)."""
     if cfg.backend not in BACKENDS:
@@ -399,9 +422,6 @@ def make_trainer(cfg: Any, net: nn.Module, schedule: Schedule | None, total_step
                                f"executes the schedule exactly (--mode exact)")
     if cfg.method != "bptt":
         raise DistributedError(f"--method {cfg.method} is not supported with --backend {cfg.backend}")
-    if not all(hasattr(net, a) for a in ("blocks", "sources", "residuals")):
-        raise DistributedError(f"the distributed backend places a network's blocks on ranks; model "
-                               f"{type(net).__name__} has no blocks/sources/residuals (use --backend emulate)")
     return DistributedPipeline(net, cfg.optim(), schedule, total_steps=total_steps, backend=cfg.backend,
                                stash=cfg.stash, compensation=cfg.compensation, anneal_steps=steps_per_epoch,
                                threads=cfg.threads)

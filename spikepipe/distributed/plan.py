@@ -10,7 +10,10 @@ versions the emulation gives it.
 
 Flush schedules (GPipe, 1F1B, data parallel) run their slots per micro-batch and shard ("chunk"), accumulate the
 weight gradients of a minibatch, all-reduce them among the ranks that hold the layer's W slots and update at the
-end of the last W chunk (event U), so every F of the next minibatch reads the new weights.
+end of the last W chunk (event U), so every F of the next minibatch reads the new weights. A periodic schedule
+with split tasks (a layer's tasks cut into parts along the batch, on several processors) runs the same way: its
+minibatch is cut into as many chunks as the finest split has parts, each part runs its chunks, and the ranks
+holding W parts of a layer all-reduce their partial gradients and update together when the last W part ends.
 
 Data items a rank may need from another rank (each sent once per receiving rank, to its first event needing it):
   ("act", l, n, c)        output of F_l(n, c): for the consumers' F, and for B's that recompute on another rank
@@ -91,29 +94,46 @@ def _slots_by_task(schedule: Schedule) -> dict[tuple[str, int], list]:
     return out
 
 
-def _periodic_events(schedule: Schedule, num_layers: int, num_batches: int) -> list[tuple[tuple, Event]]:
+def _split_grid(schedule: Schedule, by_task: dict[tuple[str, int], list]) -> int:
+    """Chunks per minibatch for a periodic schedule: the most parts any task is split into (split tasks: each part
+    of a task cut into k parts covers K / k consecutive chunks, K a multiple of every k)."""
+    K = max(len(lst) for lst in by_task.values())
+    for (kind, layer), lst in sorted(by_task.items()):
+        k = len(lst)
+        if K % k or sorted(sl.part for sl in lst) != list(range(k)) or \
+                any(abs(sl.fraction * k - 1.0) > 1e-6 for sl in lst):
+            raise PlanError(f"schedule {schedule.name} splits {kind}{layer} into {k} parts of fractions "
+                            f"{[round(sl.fraction, 3) for sl in lst]}; the distributed backend needs equal parts "
+                            f"whose numbers divide {K} (the finest split), so that every part covers whole chunks")
+    return K
+
+
+def _periodic_events(schedule: Schedule, num_layers: int, num_batches: int) -> tuple[list[tuple[tuple, Event]], int]:
+    """Events at the emulation's times (a split task reads when its first part starts and updates when its last
+    W part ends, as layer_timings collapses it), one per chunk of its part; the chunks of one task follow each
+    other in the global order, so they all read the same version."""
     timing = layer_timings(schedule, num_layers)  # the trainer's own view of the slots
     by_task = _slots_by_task(schedule)
-    split = sorted(sid for sid, lst in by_task.items() if len(lst) > 1)
-    if split:
-        kind, layer = split[0]
-        raise PlanError(f"schedule {schedule.name} splits task {kind}{layer} across processors; the distributed "
-                        f"backend runs unsplit periodic tasks only (use --backend emulate for split schedules)")
+    K = _split_grid(schedule, by_task)
     period = schedule.period_cycles
     keyed = []
     for layer, t in enumerate(timing):
         for kind, lag, cyc in (("F", t.f_lag, t.f_cycles), ("B", t.b_lag, t.b_cycles), ("W", t.w_lag, t.w_cycles)):
-            if lag is None:  # a layer without W (no weights): no update
+            parts = sorted(by_task.get((kind, layer), ()), key=lambda sl: sl.part)
+            if not parts or lag is None:  # a layer without weights has no W task (layer_timings decides whether that is valid)
                 continue
-            slot = by_task[(kind, layer)][0]
+            per = K // len(parts)
             for n in range(num_batches):
                 time = (n + lag) * period + cyc
-                ev = Event(kind, layer, n, 0, slot.processor, slot.id)
-                keyed.append(((time, PERIODIC_TIE[kind], layer, n, SUB[kind]), ev))
-                if kind == "W":
-                    u = Event("U", layer, n, 0, slot.processor, slot.id)
-                    keyed.append(((time, PERIODIC_TIE["U"], layer, n, SUB["U"]), u))
-    return keyed
+                for c in range(K):
+                    slot = parts[c // per]
+                    keyed.append(((time, PERIODIC_TIE[kind], layer, n, SUB[kind], c),
+                                  Event(kind, layer, n, c, slot.processor, slot.id)))
+                if kind == "W":  # every rank holding a W part updates (partial gradients all-reduced first)
+                    for slot in {sl.processor: sl for sl in reversed(parts)}.values():
+                        keyed.append(((time, PERIODIC_TIE["U"], layer, n, SUB["U"], slot.processor),
+                                      Event("U", layer, n, 0, slot.processor, slot.id)))
+    return keyed, K
 
 
 def _flush_chunks(schedule: Schedule, num_layers: int) -> tuple[tuple[tuple[int, int], ...], int, int]:
@@ -170,14 +190,19 @@ def _flush_events(schedule: Schedule, num_layers: int, num_batches: int,
     return keyed
 
 
-def build_plan(schedule: Schedule, sources: Sequence[int], residuals: Sequence[int | None], num_batches: int, *,
-               stash: bool) -> Plan:
-    """Every rank's events of one epoch and every message between ranks (see the module docstring)."""
-    L = len(sources)
+def block_producers(sources: Sequence[int], residuals: Sequence[int | None]) -> tuple[tuple[int, ...], ...]:
+    """The layers each block reads (-1: the network input): its source, then its residual."""
+    return tuple(tuple(p for p in (s, r) if p is not None) for s, r in zip(sources, residuals, strict=True))
+
+
+def build_plan(schedule: Schedule, producers: Sequence[Sequence[int]], num_batches: int, *, stash: bool) -> Plan:
+    """Every rank's events of one epoch and every message between ranks (see the module docstring).
+    producers[l]: the layers whose outputs layer l reads, in its argument order (-1: the network input)."""
+    L = len(producers)
     if schedule.kind == "periodic":
-        keyed = _periodic_events(schedule, L, num_batches)
-        chunks: tuple[tuple[int, int], ...] = ((0, 0),)
-        mbs, parts = 1, 1
+        keyed, parts = _periodic_events(schedule, L, num_batches)
+        chunks: tuple[tuple[int, int], ...] = tuple((0, c) for c in range(parts))
+        mbs = 1
     else:
         chunks, mbs, parts = _flush_chunks(schedule, L)
         keyed = _flush_events(schedule, L, num_batches, chunks)
@@ -191,16 +216,17 @@ def build_plan(schedule: Schedule, sources: Sequence[int], residuals: Sequence[i
                 [], {r: [] for r in range(schedule.processors)}, {}, {}, {}, {}, {})
     for i, e in enumerate(events):
         plan.rank_events[e.rank].append(i)
-    _wire(plan, sources, residuals, stash)
+    _wire(plan, producers, stash)
+    _in_send_order(plan)
     return plan
 
 
-def _wire(plan: Plan, sources: Sequence[int], residuals: Sequence[int | None], stash: bool) -> None:
+def _wire(plan: Plan, producers: Sequence[Sequence[int]], stash: bool) -> None:
     events, L = plan.events, plan.num_layers
     consumers: dict[int, list[tuple[int, int]]] = {layer: [] for layer in range(L)}  # layer -> (consumer, role)
     for k in range(L):
-        for role, src in enumerate((sources[k], residuals[k])):
-            if src is not None and src >= 0:
+        for role, src in enumerate(producers[k]):
+            if src >= 0:
                 consumers[src].append((k, role))
     w_ranks: dict[int, set[int]] = {}
     for e in events:
@@ -246,8 +272,8 @@ def _wire(plan: Plan, sources: Sequence[int], residuals: Sequence[int | None], s
         lay, n, c = e.layer, e.n, e.chunk
         last_event_of[(e.rank, n)] = i
         if e.kind == "F":
-            for src in (sources[lay], residuals[lay]):
-                if src is not None and src >= 0:
+            for src in producers[lay]:
+                if src >= 0:
                     need(i, ("act", src, n, c), f"F{src} produced its input")
             read(i, lay, updates[lay])
             f_reads[(lay, n, c)] = updates[lay]
@@ -261,8 +287,8 @@ def _wire(plan: Plan, sources: Sequence[int], residuals: Sequence[int | None], s
             local = f_rank.get((lay, n, c)) == e.rank
             plan.recompute[i] = not (local and stash)
             if plan.recompute[i]:
-                for src in (sources[lay], residuals[lay]):
-                    if src is not None and src >= 0:
+                for src in producers[lay]:
+                    if src >= 0:
                         need(i, ("act", src, n, c), f"F{src} produced the input of layer {lay}")
                 if last and not stash:
                     need(i, ("act", lay, n, c), f"F{lay}")
@@ -272,8 +298,8 @@ def _wire(plan: Plan, sources: Sequence[int], residuals: Sequence[int | None], s
                     read(i, lay, updates[lay])
             if ("act", lay, n, c) not in producer:
                 raise PlanError(f"schedule runs B{lay} (slot {e.slot}) of minibatch {n} before F{lay}")
-            for role, src in enumerate((sources[lay], residuals[lay])):
-                if src is not None and src >= 0:
+            for role, src in enumerate(producers[lay]):
+                if src >= 0:
                     producer[("grad", lay, role, n, c)] = (i, {e.rank})
             producer[("wgrad", lay, n, c)] = (i, {e.rank})
         elif e.kind == "W":
@@ -284,6 +310,27 @@ def _wire(plan: Plan, sources: Sequence[int], residuals: Sequence[int | None], s
                 updates[lay] += 1
                 producer[("ver", lay, updates[lay])] = (i, set(plan.w_ranks[lay]))
     _lifetimes(plan, last_use, last_event_of)
+
+
+def _in_send_order(plan: Plan) -> None:
+    """Receive every pair's messages in the order the sender posts them (NCCL matches point-to-point messages by
+    order, not by tag): an event that needs message m also receives, first, every earlier message of m's sender not
+    yet received. Each was sent before m, so this waits for nothing the sender has not already posted."""
+    order: dict[tuple[int, int], list[int]] = {}
+    for event in sorted(plan.sends):
+        for m in plan.sends[event]:
+            msg = plan.messages[m]
+            order.setdefault((msg.src, msg.dst), []).append(m)
+    pos = {m: (pair, i) for pair, ms in order.items() for i, m in enumerate(ms)}
+    done = {pair: 0 for pair in order}  # how many of the pair's messages the receiver has taken
+    recvs: dict[int, list[int]] = {}
+    for event in range(len(plan.events)):
+        for m in plan.recvs.get(event, ()):
+            pair, i = pos[m]
+            if i >= done[pair]:
+                recvs.setdefault(event, []).extend(order[pair][done[pair]:i + 1])
+                done[pair] = i + 1
+    plan.recvs = recvs
 
 
 def _lifetimes(plan: Plan, last_use: dict, last_event_of: dict) -> None:

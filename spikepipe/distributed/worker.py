@@ -11,8 +11,8 @@ emulation. Input gradients are summed in the emulation's order. U applies the op
 
 from __future__ import annotations
 
-import io
 import os
+import pickle
 import time
 import traceback
 from dataclasses import dataclass
@@ -22,10 +22,9 @@ from typing import Any
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from torch import nn
 
 from spikepipe.distributed.plan import Plan
-from spikepipe.train import netfn
+from spikepipe.distributed.stages import Stages
 from spikepipe.train.bptt import EpochStats
 from spikepipe.train.optim import LayerOptimizer, OptimConfig, lr_at, pipemare_scale
 
@@ -41,12 +40,13 @@ class Job:
     backend: str
     port: int
     epoch: int
-    net: nn.Module
+    stages: Stages  # only the computations of the layers this rank runs F or B of
     optim: OptimConfig
     total_steps: int
     base_step: int
-    weights: list[dict[str, torch.Tensor]]  # the epoch's start weights (the pipeline is drained between epochs)
-    opt_states: list[dict]
+    weights: list[dict[str, torch.Tensor]]  # the epoch's start weights ({} for layers this rank has no task of)
+    opt_states: list[dict]  # ({} for layers this rank does not update)
+    velocity: list[dict[str, torch.Tensor] | None]  # SpecTrain: each layer's velocity at the epoch's start
     plan: Plan
     xs: torch.Tensor | None  # [N, T, B, ...] the epoch's encoded inputs (only on ranks that read them)
     ys: torch.Tensor | None  # [N, B] labels (only on ranks that compute the loss)
@@ -60,12 +60,25 @@ class Job:
     threads: int
     timeout_s: float
     fault: str | None  # test hook "RANK:SLOT:N:exit|hang[:EPOCH]" (epoch counted from 0)
+    device: str = "cpu"  # cpu (gloo) or cuda (nccl: rank r on cuda:r)
+
+
+def to_device(obj: Any, device: torch.device | str) -> Any:
+    """Tensors inside dicts, lists and tuples moved to a device (optimiser states, weights, results)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device)
+    if isinstance(obj, dict):
+        return {k: to_device(v, device) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_device(v, device) for v in obj)
+    return obj
 
 
 def flat(ts: list[torch.Tensor | None], like: list[torch.Tensor]) -> torch.Tensor:
     """Concatenate tensors (None as zeros) and append a presence mask, so None gradients survive the trip."""
     parts = [(t if t is not None else torch.zeros_like(w)).reshape(-1) for t, w in zip(ts, like, strict=True)]
-    mask = torch.tensor([0.0 if t is None else 1.0 for t in ts], dtype=like[0].dtype if like else torch.float32)
+    mask = torch.tensor([0.0 if t is None else 1.0 for t in ts], dtype=like[0].dtype if like else torch.float32,
+                        device=like[0].device if like else None)
     return torch.cat(parts + [mask])
 
 
@@ -82,18 +95,25 @@ def unflat(buf: torch.Tensor, like: list[torch.Tensor]) -> list[torch.Tensor | N
 class Rank:
     def __init__(self, rank: int, job: Job, status: Any) -> None:
         self.rank, self.job, self.plan, self.status = rank, job, job.plan, status
-        self.net = job.net
-        self.names = [list(w) for w in job.weights]
-        self.like = [[w[k] for k in names] for w, names in zip(job.weights, self.names, strict=True)]
+        self.device = torch.device("cuda", rank % torch.cuda.device_count()) if job.device == "cuda" else \
+            torch.device("cpu")
+        self.stages = job.stages
+        for m in self.stages.modules.values():
+            m.to(self.device)
+        weights = [to_device(w, self.device) for w in job.weights]
+        self.names = [list(w) for w in weights]
+        self.like = [[w[k] for k in names] for w, names in zip(weights, self.names, strict=True)]
         L = self.plan.num_layers
-        self.store: list[dict[int, dict[str, torch.Tensor]]] = [{0: dict(w)} for w in job.weights]
-        self.current = [dict(w) for w in job.weights]  # W ranks: the newest weights of their layers
+        self.store: list[dict[int, dict[str, torch.Tensor]]] = [{0: dict(w)} for w in weights]
+        self.vel: list[dict[int, dict[str, torch.Tensor] | None]] = [
+            {0: to_device(v, self.device)} for v in job.velocity]  # SpecTrain: velocity per version
+        self.current = [dict(w) for w in weights]  # W ranks: the newest weights of their layers
         self.version = [0] * L
         self.opts: dict[int, LayerOptimizer] = {}
         for layer, ranks in self.plan.w_ranks.items():
             if rank in ranks:
-                opt = LayerOptimizer(job.optim, job.weights[layer])
-                opt.load_state_dict(job.opt_states[layer])
+                opt = LayerOptimizer(job.optim, weights[layer])
+                opt.load_state_dict(to_device(job.opt_states[layer], self.device))
                 self.opts[layer] = opt
         self.acts: dict[tuple, torch.Tensor] = {}
         self.graphs: dict[tuple, tuple] = {}
@@ -114,18 +134,22 @@ class Rank:
         self.status[base + 1] = phase
 
     # -- messages
+    def _empty(self, n: int | tuple[int, ...]) -> torch.Tensor:
+        return torch.empty(n, device=self.device)
+
     def _buffer(self, key: tuple) -> torch.Tensor:
         kind = key[0]
         if kind == "act":
-            return torch.empty(self.job.shapes[(key[1], key[3])])
+            return self._empty(self.job.shapes[(key[1], key[3])])
         if kind == "grad":
-            k, role = key[1], key[2]
-            src = self.net.sources[k] if role == 0 else self.net.residuals[k]
-            return torch.empty(self.job.shapes[(src, key[4])])
-        if kind in ("wgrad", "ver"):  # flat weights plus a presence mask (wgrad) or the version number (ver)
-            like = self.like[key[1]]
-            return torch.empty(sum(w.numel() for w in like) + (len(like) if kind == "wgrad" else 1))
-        return torch.empty(1)  # meta
+            src = self.stages.producers[key[1]][key[2]]
+            return self._empty(self.job.shapes[(src, key[4])])
+        size = sum(w.numel() for w in self.like[key[1]])
+        if kind == "wgrad":  # flat gradients plus a presence mask
+            return self._empty(size + len(self.like[key[1]]))
+        if kind == "ver":  # flat weights, flat velocity (SpecTrain only), has-velocity flag, version number
+            return self._empty(size * (2 if self.job.compensation == "spectrain" else 1) + 2)
+        return self._empty(1)  # meta
 
     def _payload(self, key: tuple) -> torch.Tensor:
         kind = key[0]
@@ -136,10 +160,14 @@ class Rank:
         if kind == "wgrad":
             return flat(self.wgrads[key], self.like[key[1]])
         if kind == "ver":
-            w = self.store[key[1]][key[2]]
-            return torch.cat([w[k].reshape(-1) for k in self.names[key[1]]] +
-                             [torch.tensor([float(key[2])])])
-        return torch.tensor([float(self.meta[key])])
+            layer, v = key[1], key[2]
+            w, vel = self.store[layer][v], self.vel[layer].get(v)
+            names = self.names[layer]
+            speed = [(vel[k] if vel is not None else torch.zeros_like(w[k])).reshape(-1) for k in names] \
+                if self.job.compensation == "spectrain" else []
+            return torch.cat([w[k].reshape(-1) for k in names] + speed +
+                             [torch.tensor([0.0 if vel is None else 1.0, float(v)], device=self.device)])
+        return torch.tensor([float(self.meta[key])], device=self.device)
 
     def _accept(self, key: tuple, buf: torch.Tensor) -> None:
         kind = key[0]
@@ -150,13 +178,18 @@ class Rank:
         elif kind == "wgrad":
             self.wgrads[key] = unflat(buf, self.like[key[1]])
         elif kind == "ver":
-            layer, i, w = key[1], 0, {}
+            layer, v = key[1], key[2]
+            if int(buf[-1]) != v:
+                raise RuntimeError(f"layer {layer}: received weight version {int(buf[-1])}, expected {v}")
+            size = sum(w.numel() for w in self.like[layer])
+            w, vel, i = {}, {}, 0
             for k, ref in zip(self.names[layer], self.like[layer], strict=True):
                 w[k] = buf[i:i + ref.numel()].view_as(ref).clone()
+                if buf[-2] > 0:
+                    vel[k] = buf[size + i:size + i + ref.numel()].view_as(ref).clone()
                 i += ref.numel()
-            if int(buf[-1]) != key[2]:
-                raise RuntimeError(f"layer {layer}: received weight version {int(buf[-1])}, expected {key[2]}")
-            self.store[layer][key[2]] = w
+            self.store[layer][v] = w
+            self.vel[layer][v] = vel if buf[-2] > 0 else None
         else:
             self.meta[key] = int(buf[0])
 
@@ -185,30 +218,36 @@ class Rank:
             self.pending = [(w, t) for w, t in self.pending if not w.is_completed()]
 
     # -- computations (the emulation's, see the module docstring)
-    def _input(self, src: int | None, n: int, c: int) -> torch.Tensor | None:
-        if src is None:
-            return None
+    def _input(self, src: int, n: int, c: int) -> torch.Tensor:
         if src == -1:
             lo, hi = self.job.chunk_slices[c]
-            return self.job.xs[n][:, lo:hi]
+            return self.stages.chunk(self.job.xs[n], lo, hi).to(self.device)
         return self.acts[("act", src, n, c)].detach().requires_grad_()
+
+    def _weights(self, layer: int, version: int, n: int) -> dict[str, torch.Tensor]:
+        """Layer l's weights after `version` updates as minibatch n's task must see them (SpecTrain: predicted
+        forward by the updates still to land before n's own, with the velocity of that version)."""
+        w = self.store[layer][version]
+        ahead = n - version
+        vel = self.vel[layer].get(version)
+        if self.job.compensation != "spectrain" or ahead <= 0 or vel is None:
+            return w
+        return {k: w[k] - ahead * vel[k] for k in w}
 
     def _forward(self, event: int) -> None:
         e = self.plan.events[event]
         lay, n, c = e.layer, e.n, e.chunk
-        block = self.net.blocks[lay]
-        xin = self._input(self.net.sources[lay], n, c)
-        rin = self._input(self.net.residuals[lay], n, c)
+        inputs = [self._input(p, n, c) for p in self.stages.producers[lay]]
         v = self.plan.reads[event]
-        w = self.store[lay][v]
+        w = self._weights(lay, v, n)
         local_b = not self.plan.recompute.get(self._b_event(lay, n, c), True)
         if self.job.stash and local_b:
             wl = {k: t.detach().requires_grad_() for k, t in w.items()}
-            out = netfn.call_block(block, wl, xin, rin)
-            self.graphs[(lay, n, c)] = (out, xin, rin, wl)
+            out = self.stages.call(lay, wl, inputs, c)
+            self.graphs[(lay, n, c)] = (out, inputs, wl)
         else:
             with torch.no_grad():
-                out = netfn.call_block(block, w, xin, rin)
+                out = self.stages.call(lay, w, inputs, c)
         self.acts[("act", lay, n, c)] = out
         if c == 0:
             self.meta[("meta", lay, n)] = v
@@ -219,20 +258,20 @@ class Rank:
     def _backward(self, event: int) -> None:
         e = self.plan.events[event]
         lay, n, c = e.layer, e.n, e.chunk
-        block = self.net.blocks[lay]
         last = lay == self.plan.num_layers - 1
         if self.plan.recompute[event]:
-            xin = self._input(self.net.sources[lay], n, c)
-            rin = self._input(self.net.residuals[lay], n, c)
-            wl = {k: t.detach().requires_grad_() for k, t in self.store[lay][self.plan.reads[event]].items()}
-            out = netfn.call_block(block, wl, xin, rin)
+            inputs = [self._input(p, n, c) for p in self.stages.producers[lay]]
+            w = self._weights(lay, self.plan.reads[event], n)
+            wl = {k: t.detach().requires_grad_() for k, t in w.items()}
+            copies = {k: b.clone() for k, b in self.stages.modules[lay].named_buffers()}  # BatchNorm counted once
+            out = self.stages.call(lay, wl, inputs, c, copies)
         else:
-            out, xin, rin, wl = self.graphs.pop((lay, n, c))
+            out, inputs, wl = self.graphs.pop((lay, n, c))
         if last:
             o = out if self.job.stash else self.acts[("act", lay, n, c)].detach().requires_grad_()
             lo, hi = self.job.chunk_slices[c]
-            y = self.job.ys[n][lo:hi]
-            logits = o.mean(0)
+            y = self.job.ys[n][lo:hi].to(self.device)
+            logits = self.stages.logits(o)
             loss = F.cross_entropy(logits, y)
             if self.plan.chunks > 1:  # a shard's share of the minibatch mean
                 loss = loss * ((hi - lo) / self.job.batch)
@@ -246,13 +285,15 @@ class Rank:
                 g = self.grads.pop(("grad", k, role, n, c))
                 gout = g if gout is None else gout + g
         names = list(wl)
-        inputs = [wl[k] for k in names]
-        xs = [t for t in (xin, rin) if t is not None and t.requires_grad]
-        grads = torch.autograd.grad(out, xs + inputs, grad_outputs=gout, allow_unused=True)
-        gx = dict(zip([id(t) for t in xs], grads[:len(xs)], strict=True))
-        for role, (src, t) in enumerate(((self.net.sources[lay], xin), (self.net.residuals[lay], rin))):
-            if src is not None and src >= 0:
-                self.grads[("grad", lay, role, n, c)] = gx[id(t)]
+        srcs = self.stages.producers[lay]
+        xs = [(role, t) for role, t in enumerate(inputs) if srcs[role] >= 0]
+        if gout is None:  # nothing later reads this layer's output: no gradient reaches it
+            grads: tuple = (None,) * (len(xs) + len(names))
+        else:
+            grads = torch.autograd.grad(out, [t for _, t in xs] + [wl[k] for k in names], grad_outputs=gout,
+                                        allow_unused=True)
+        for (role, t), g in zip(xs, grads[:len(xs)], strict=True):
+            self.grads[("grad", lay, role, n, c)] = g if g is not None else torch.zeros_like(t)
         wg = dict(zip(names, grads[len(xs):], strict=True))
         self.wgrads[("wgrad", lay, n, c)] = [wg[k] for k in self.names[lay]]
 
@@ -264,6 +305,12 @@ class Rank:
         self.acc[key] = g if acc is None else [a if b is None else (b if a is None else a + b)
                                                for a, b in zip(acc, g, strict=True)]
 
+    def _lr(self, layer: int, step: int) -> float:
+        lr = lr_at(self.job.optim, step, self.job.total_steps)
+        if self.job.compensation == "pipemare":
+            lr *= pipemare_scale(self.job.delays[layer], step, self.job.anneal_steps)
+        return lr
+
     def _update(self, event: int) -> None:
         e = self.plan.events[event]
         lay, n = e.layer, e.n
@@ -274,10 +321,8 @@ class Rank:
             dist.all_reduce(buf, group=self.groups[ranks])
             grads = unflat(buf, self.like[lay])
         step = self.job.base_step + n
-        lr = lr_at(self.job.optim, step, self.job.total_steps)
-        if self.job.compensation == "pipemare":
-            lr *= pipemare_scale(self.job.delays[lay], step, self.job.anneal_steps)
-        new = self.opts[lay].step(self.current[lay], dict(zip(self.names[lay], grads, strict=True)), lr)
+        new = self.opts[lay].step(self.current[lay], dict(zip(self.names[lay], grads, strict=True)),
+                                  self._lr(lay, step))
         if self.rank == self.plan.owner[lay]:
             d = self.version[lay] - self.meta.pop(("meta", lay, n))
             obs = self.observed.setdefault(lay, {})
@@ -285,6 +330,13 @@ class Rank:
         self.version[lay] += 1
         self.current[lay] = new
         self.store[lay][self.version[lay]] = new
+        if self.job.compensation == "spectrain":  # as the emulation: the rate at the new version's step
+            v = self.job.base_step + self.version[lay]
+            self.vel[lay][self.version[lay]] = self.opts[lay].velocity(new, self._lr(lay, v))
+
+    def _drop(self, layer: int, version: int) -> None:
+        self.store[layer].pop(version, None)
+        self.vel[layer].pop(version, None)
 
     # -- the loop
     def _fault(self, event: int) -> None:
@@ -302,18 +354,14 @@ class Rank:
         plan = self.plan
         self.consumers: dict[int, list[tuple[int, int]]] = {layer: [] for layer in range(plan.num_layers)}
         for k in range(plan.num_layers):
-            for role, src in enumerate((self.net.sources[k], self.net.residuals[k])):
-                if src is not None and src >= 0:
+            for role, src in enumerate(self.stages.producers[k]):
+                if src >= 0:
                     self.consumers[src].append((k, role))
         self.b_index = {(e.layer, e.n, e.chunk): i for i, e in enumerate(plan.events) if e.kind == "B"}
         for ranks in sorted(set(plan.w_ranks.values())):  # every rank creates every group, in one order
             if len(ranks) > 1:
                 self.groups[ranks] = dist.new_group(list(ranks))
-        used = {plan.events[i].layer for i in plan.rank_events[self.rank]}
         self.kept = {(layer, v) for (r, layer, v) in plan.kept if r == self.rank}
-        for layer in range(plan.num_layers):  # hold only the layers this rank works on
-            if layer not in used:
-                self.store[layer].clear()
         t_epoch = time.perf_counter()
         for event in plan.rank_events[self.rank]:
             self._mark(event, STARTING)
@@ -330,12 +378,15 @@ class Rank:
                 self._accumulate(event)
             else:
                 self._update(event)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)  # the event's time is its kernels' time
             self.timings.append((event, t0, time.perf_counter()))
             self._send(event)
-            if kind == "U" and (plan.events[event].layer, self.version[plan.events[event].layer]) not in self.kept:
-                self.store[plan.events[event].layer].pop(self.version[plan.events[event].layer], None)
-            for layer, v in plan.releases.get(event, ()):
-                self.store[layer].pop(v, None)
+            layer = plan.events[event].layer
+            if kind == "U" and (layer, self.version[layer]) not in self.kept:
+                self._drop(layer, self.version[layer])
+            for lay, v in plan.releases.get(event, ()):
+                self._drop(lay, v)
             for n in plan.last_of_batch.get(event, ()):
                 self._forget(n)
                 self.status[self.rank * STATUS_FIELDS + 2] += 1
@@ -343,10 +394,15 @@ class Rank:
             work.wait()
         self._mark(-1, FINISHED)
         owned = [layer for layer, r in plan.owner.items() if r == self.rank]
-        return {"rank": self.rank, "weights": {layer: self.current[layer] for layer in owned},
-                "opts": {layer: self.opts[layer].state_dict() for layer in owned},
-                "observed": self.observed, "stats": self.stats, "timings": self.timings,
-                "seconds": time.perf_counter() - t_epoch}
+        buffers = {}
+        for layer, r in first_f_ranks(plan).items():
+            if r == self.rank:
+                own = dict(self.stages.modules[layer].named_buffers())
+                buffers.update({name: own[k] for k, name in self.stages.buffer_names(layer).items()})
+        return to_device({"rank": self.rank, "weights": {layer: self.current[layer] for layer in owned},
+                          "opts": {layer: self.opts[layer].state_dict() for layer in owned}, "buffers": buffers,
+                          "observed": self.observed, "stats": self.stats, "timings": self.timings,
+                          "seconds": time.perf_counter() - t_epoch}, "cpu")
 
     def _forget(self, n: int) -> None:
         """Minibatch n is finished on this rank: drop what it kept for it (after its sends were posted)."""
@@ -355,22 +411,33 @@ class Rank:
                 del d[key]
 
 
+def first_f_ranks(plan: Plan) -> dict[int, int]:
+    """Layer -> the rank of its first F: it runs the layer's forwards in minibatch order on the module's own
+    buffers, so its BatchNorm statistics are the emulation's (recomputations run on copies)."""
+    out: dict[int, int] = {}
+    for e in plan.events:
+        if e.kind == "F":
+            out.setdefault(e.layer, e.rank)
+    return out
+
+
 def dumps(obj: Any) -> bytes:
-    """Plain bytes for the trip between processes: tensors sent through a multiprocessing queue as shared
-    memory need their sender alive until they are received, which a finished rank is not."""
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    return buf.getvalue()
+    """Plain bytes for the trip between processes (cloudpickle: a user's module classes and closures, such as
+    snnTorch's surrogate gradients, travel by value). Tensors sent through a multiprocessing queue as shared
+    memory would need their sender alive until they are received, which a finished rank is not."""
+    import cloudpickle
+
+    return cloudpickle.dumps(obj)
 
 
 def loads(data: bytes) -> Any:
-    return torch.load(io.BytesIO(data), weights_only=False)
+    return pickle.loads(data)
 
 
-def input_ranks(plan: Plan, net: nn.Module) -> tuple[set[int], set[int]]:
-    """Ranks that read the network input (F or recomputing B of a block fed by it) and ranks that compute the
-    loss (B of the last block)."""
-    fed = {i for i in range(plan.num_layers) if -1 in (net.sources[i], net.residuals[i])}
+def input_ranks(plan: Plan, stages: Stages) -> tuple[set[int], set[int]]:
+    """Ranks that read the network input (F or recomputing B of a layer fed by it) and ranks that compute the
+    loss (B of the last layer)."""
+    fed = {i for i in range(plan.num_layers) if -1 in stages.producers[i]}
     xr = {e.rank for e in plan.events if e.layer in fed and e.kind in ("F", "B")}
     yr = {e.rank for e in plan.events if e.layer == plan.num_layers - 1 and e.kind == "B"}
     return xr, yr
@@ -384,6 +451,9 @@ def main(rank: int, job_bytes: bytes, xs: torch.Tensor | None, ys: torch.Tensor 
     if job.fault and job.fault.split(":")[:2] == [str(rank), "start"]:  # test hook: die while starting up
         os._exit(17)
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    if job.device == "cuda":  # one GPU per rank (local rank = rank on one machine); cuBLAS made deterministic
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.cuda.set_device(rank % torch.cuda.device_count())
     torch.set_num_threads(job.threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:

@@ -14,7 +14,8 @@ import torch
 
 from spikepipe.distributed.stages import PartitionError, build_stages
 from spikepipe.train.model import ModelFn
-from spikepipe.train.runner import TrainConfig, run, trace_layers
+from spikepipe.train.runner import TrainConfig, trace_layers, trace_user_model
+from spikepipe.training import run
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "experiments" / "train_user_models" / "models.py"
@@ -119,15 +120,15 @@ class _LoopOverTime(torch.nn.Module):
 
 
 class _LoopOverBatch(torch.nn.Module):
-    """A loop over the batch: its length is not fixed (micro-batches and shards are smaller), torch.fx cannot
-    unroll it."""
+    """`len(x)` of a [T, B, ...] input is T, fixed; of the batch it is not (micro-batches and shards are smaller),
+    so a model that loops over len(x[0]), its batch, cannot be unrolled by torch.fx."""
 
     def __init__(self) -> None:
         super().__init__()
         self.fc1, self.fc2 = torch.nn.Linear(4, 4), torch.nn.Linear(4, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.stack([self.fc2(self.fc1(x[:, b])) for b in range(x.shape[1])], 1)
+        return torch.stack([self.fc2(self.fc1(x[:, b])) for b in range(len(x[0]))], 1)
 
 
 def test_a_time_loop_over_the_input_length_unrolls():
@@ -204,8 +205,9 @@ def test_models_that_cannot_be_cut_are_refused_in_one_line():
     with pytest.raises(PartitionError, match="_LoopOverBatch cannot be cut into its layers: torch.fx"):
         build_stages(fn)
     pytest.importorskip("snntorch")
-    net = _Shared()
-    fn = ModelFn(net, torch.zeros(2, 4), trace_layers(net, torch.zeros(2, 4)))
+    net = _Shared()  # single-step: the front end needs the number of steps it is run for
+    traced = trace_user_model(net, torch.zeros(2, 4), timesteps=3)
+    fn = ModelFn(net, traced.example, traced.layers, traced.layout)
     with pytest.raises(PartitionError, match="neuron 'lif' .* is called from layers \\[0, 1\\]"):
         build_stages(fn)
 

@@ -10,6 +10,8 @@ from spikepipe.cli.cmd_simulate import (
     add_sim_options,
     apply_method,
     check_zero_skip,
+    phased,
+    phases_table,
     progress_bar,
     results_table,
     sim_kwargs,
@@ -50,6 +52,7 @@ def run(args: argparse.Namespace) -> Result:
     # unwritable folder before minutes of solving
     clusters = {p: cluster_from_args(args, processors=p) for p in procs}
     graph = apply_method(load_graph(args.network, clusters[procs[0]], args.batch, args.timesteps), args)
+    phases = phased(args, ("zero_skip",))
     activity = activity_for(args, graph)
     zero_skip = check_zero_skip(args)  # before the output folder exists
     try:
@@ -62,7 +65,7 @@ def run(args: argparse.Namespace) -> Result:
     with progress_bar(len(procs) * len(names), "compare") as bar:
         task = bar.add_task("compare", total=len(procs) * len(names))
         result = compare_graph(graph, clusters, names, out=out, gantt_processors=gantt_p,
-                               eval_kwargs=eval_kwargs, zero_skip=zero_skip,
+                               eval_kwargs=eval_kwargs, zero_skip=zero_skip, phased=phases,
                                progress=lambda ev: bar.update(task, description=ev.description, completed=ev.completed))
     summary, files = result.to_dict(), result.files
     reports = summary["reports"]
@@ -73,6 +76,8 @@ def run(args: argparse.Namespace) -> Result:
         console = wide_console()
         for rep in reports:
             console.print(results_table(rep, rep))
+            if phases is not None:
+                console.print(phases_table(rep))
         console.print(f"wrote {len(files['gantt'])} Gantt charts, speedup plot, trace, CSV and JSON to "
                       f"[bold]{out.resolve()}[/bold]")
         console.print(f"  speedup plot: {files['speedup']}\n  trace (open in ui.perfetto.dev): {files['trace']}\n"

@@ -187,9 +187,9 @@ def part_counts(args, out: Path, console: Console) -> list[dict]:
         for label, opts in variants:
             c = executed_counts(g, opts)
             rows.append({"network": net, "method": label, **opts.describe(g.timesteps), "timesteps": g.timesteps,
-                         "batch": g.batch, "multiplies": c.multiplies, "accumulates": c.accumulates,
+                         "batch": g.batch, "multiplies": c.macs, "accumulates": c.acs,
                          "all_ops": c.total, "all_ops_vs_bptt": round(reduction(base.total, c.total), 4),
-                         "multiplies_vs_bptt": round(reduction(base.multiplies, c.multiplies), 4)})
+                         "multiplies_vs_bptt": round(reduction(base.macs, c.macs), 4)})
             console.print(f"{net} {label}: ops {rows[-1]['all_ops_vs_bptt']:+.1%}, "
                           f"multiplies {rows[-1]['multiplies_vs_bptt']:+.2%}")
     write_csv(out / "counts.csv", rows)

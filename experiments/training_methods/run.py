@@ -399,6 +399,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None)
     ap.add_argument("--acc-networks", default=None, help="comma list of networks for the accuracy part")
     ap.add_argument("--methods", default=None, help=f"comma list of methods (default all: {', '.join(METHODS)})")
+    ap.add_argument("--epochs", type=int, default=None,
+                    help="training epochs of the accuracy part (default 2, 1 with --quick; BlocTrain splits them "
+                         "among its phases)")
     a = ap.parse_args(argv)
     q = a.quick
     args = argparse.Namespace(
@@ -406,6 +409,8 @@ def main(argv: list[str] | None = None) -> int:
         rounds=4 if q else 12, budget_t=8, maxt_batch=8, max_t=64 if q else 128,
         train_samples=2000 if q else 6000, test_samples=1000 if q else 2000, epochs=1 if q else 2,
         acc_timesteps=4, lr=1e-3, procs=(4,) if q else (2, 4), cpsat_s=3 if q else 10, pipe_procs=4)
+    if a.epochs:
+        args.epochs = a.epochs
     if a.acc_networks:
         args.acc_networks = tuple(x for x in a.acc_networks.split(",") if x)
     args.methods = tuple(x for x in a.methods.split(",") if x) if a.methods else METHODS

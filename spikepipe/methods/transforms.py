@@ -21,7 +21,10 @@ local (blocks=...)
     own forward is done; the first layer of every later block no longer computes an input gradient.
 bloctrain (blocks=..., hard_fraction=h)
     local, plus a hard-class detector beside each local classifier, and every block after the first sees only
-    the hard-class share of the samples: its batch-proportional work and memory scale by h**g for block g.
+    the hard-class share of the samples: its batch-proportional work and memory scale by h**g for block g. All
+    blocks at once in one graph: a bound, not the trainer's schedule (block g+1's classes are known only after
+    block g trained). `simulate`, `compare` and `sweep` schedule BlocTrain's phases instead (methods.phases
+    builds a task graph per phase, methods.phased schedules and combines them).
 """
 
 from __future__ import annotations

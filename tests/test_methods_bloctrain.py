@@ -129,7 +129,6 @@ def test_samples_that_go_deeper_combine_the_classifiers(trained):
     block 0's probability of the hard set times block 1's softmax over it (computed here from the blocks)."""
     import torch.nn.functional as F
 
-    from spikepipe.methods.local import head_logits
     from spikepipe.methods.stepped import run_chunk
     from spikepipe.train.encoders import encode
 
@@ -140,7 +139,7 @@ def test_samples_that_go_deeper_combine_the_classifiers(trained):
     (a0, b0), (a1, b1) = tr.ranges
     with torch.no_grad():
         outs, _ = run_chunk(tr.net, tr.weights, x, None, layers=range(a0, b0))
-        p0 = F.softmax(head_logits(tr.heads.params[b0 - 1], outs[b0 - 1]), 1)
+        p0 = F.softmax(tr.heads.logits(tr.heads.params[b0 - 1], outs[b0 - 1]), 1)
         given = {i: o for i, o in enumerate(outs) if o is not None}
         deep, _ = run_chunk(tr.net, tr.weights, x, None, layers=range(a1, b1), inputs=given)
         hard = torch.tensor(tr.class_sets[1])

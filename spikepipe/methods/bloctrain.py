@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spikepipe.methods.local import Heads, block_output_shapes, head_logits, partition
+from spikepipe.methods.local import BLOCTRAIN_HEAD_POOL, Heads, block_output_shapes, partition
 from spikepipe.methods.memory import NO_PROBE, Probe
 from spikepipe.methods.stepped import MethodError, check_steppable, run_chunk
 from spikepipe.train.bptt import EpochStats, TrainerBase
@@ -66,8 +66,8 @@ class BlocTrain(TrainerBase):
         shapes = block_output_shapes(net, self.weights, example)
         self.classes = int(torch.Size(shapes[-1]).numel())
         ends = [b - 1 for _, b in self.ranges[:-1]]
-        self.heads = Heads(ends, shapes, self.classes, optim, seed)
-        self.detectors = Heads(ends, shapes, 1, optim, seed + 1, out_features=1)
+        self.heads = Heads(ends, shapes, self.classes, optim, seed, pool=BLOCTRAIN_HEAD_POOL)
+        self.detectors = Heads(ends, shapes, 1, optim, seed + 1, out_features=1, pool=BLOCTRAIN_HEAD_POOL)
         self.class_sets: list[list[int]] = [list(range(self.classes))]  # C_g, grows as phases end
         self.exit_counts = [0] * len(self.ranges)
         self.probe: Probe = NO_PROBE  # set by a memory measurement to see the state held outside autograd
@@ -124,7 +124,7 @@ class BlocTrain(TrainerBase):
             e = self.ranges[g - 1][1] - 1
             det = self.detectors.leaves(e)
             target = torch.isin(y, torch.tensor(self.class_sets[g])).float()
-            dl = F.binary_cross_entropy_with_logits(head_logits(det, given[e]).squeeze(1), target)
+            dl = F.binary_cross_entropy_with_logits(self.detectors.logits(det, given[e]).squeeze(1), target)
             gs = torch.autograd.grad(dl, list(det.values()))
             self.detectors.apply(e, dict(zip(det, gs, strict=True)), self.lr(e, self.step))
         keep = torch.isin(y, torch.tensor(self.class_sets[g]))
@@ -138,7 +138,7 @@ class BlocTrain(TrainerBase):
         outs, _ = run_chunk(self.net, leaves, xs, None, layers=range(a, b), inputs=given)
         last = b == self.num_layers
         head = None if last else self.heads.leaves(b - 1)
-        raw = outs[-1].mean(0) if last else head_logits(head, outs[b - 1])
+        raw = outs[-1].mean(0) if last else self.heads.logits(head, outs[b - 1])
         out = raw + self._mask(self.class_sets[g])
         loss = F.cross_entropy(out, ys)
         params = [w for i in range(a, b) for w in leaves[i].values()] + (list(head.values()) if head else [])
@@ -197,7 +197,7 @@ class BlocTrain(TrainerBase):
             xs, ys = xs[:, keep], ys[keep]
             given = self._frozen_features(xs, g)
             outs, _ = run_chunk(self.net, self.weights, xs, None, layers=range(a, b), inputs=given)
-            raw = outs[-1].mean(0) if b == self.num_layers else head_logits(self.heads.params[b - 1], outs[b - 1])
+            raw = outs[-1].mean(0) if b == self.num_layers else self.heads.logits(self.heads.params[b - 1], outs[b - 1])
             pred = (raw + self._mask(self.class_sets[g])).argmax(1)
             for c, p in zip(ys.tolist(), pred.tolist(), strict=True):
                 hits[c][0] += int(c == p)
@@ -247,7 +247,7 @@ class BlocTrain(TrainerBase):
             if b == self.num_layers:
                 raw = outs[-1].mean(0)
             else:
-                raw = head_logits(self.heads.params[b - 1], outs[b - 1])
+                raw = self.heads.logits(self.heads.params[b - 1], outs[b - 1])
             logp = F.log_softmax(raw + self._mask(self.class_sets[g]), 1) + mass[idx].unsqueeze(1)
             if b == self.num_layers or g == trained - 1:
                 cols = torch.tensor(self.class_sets[g])
@@ -258,7 +258,7 @@ class BlocTrain(TrainerBase):
             easy = sorted(set(self.class_sets[g]) - set(hard_set))
             easy_logits = raw + self._mask(easy)
             confident = F.softmax(easy_logits, 1).max(1).values >= self.exit_confidence
-            hard = head_logits(self.detectors.params[b - 1], outs[b - 1]).squeeze(1) > 0
+            hard = self.detectors.logits(self.detectors.params[b - 1], outs[b - 1]).squeeze(1) > 0
             go = ~hard & confident  # the detector says easy and the classifier is sure enough
             leave = idx[go]
             out[leave] = F.log_softmax(easy_logits[go], 1)

@@ -35,7 +35,7 @@ from math import ceil, prod
 
 from hwmodels import Cluster
 from spikepipe.ir import Gemm, LayerMemory, Task, TaskGraph, TaskKind, VectorWork, task_id
-from spikepipe.methods.local import head_features, head_input_shape, partition
+from spikepipe.methods.local import BLOCTRAIN_HEAD_POOL, HEAD_POOL, head_features, head_input_shape, partition
 from spikepipe.methods.registry import TRANSFORM_METHODS as METHODS  # noqa: F401 - re-exported
 from spikepipe.methods.registry import MethodOptions, segments
 from spikepipe.methods.stepped import MethodError
@@ -107,12 +107,13 @@ def checkpoint(graph: TaskGraph, every: int, skip: int = 0, carry: bool = False)
     return _rebuild(graph, tasks, list(graph.edges), suffix=name)
 
 
-def _head_features(graph: TaskGraph, layer: int) -> int:
-    return head_features(head_input_shape(graph.layers[layer]))
+def _head_features(graph: TaskGraph, layer: int, pool: int) -> int:
+    return head_features(head_input_shape(graph.layers[layer]), pool)
 
 
 def local(graph: TaskGraph, blocks: int | Sequence[int] = 2, *, classes: int | None = None,
-          detector: bool = False, hard_fraction: float = 1.0, suffix: str = "local") -> TaskGraph:
+          detector: bool = False, hard_fraction: float = 1.0, suffix: str = "local",
+          pool: int = HEAD_POOL) -> TaskGraph:
     n = graph.num_layers
     ranges = partition(n, blocks)
     block_of = [g for g, (a, b) in enumerate(ranges) for _ in range(a, b)]
@@ -125,7 +126,7 @@ def local(graph: TaskGraph, blocks: int | Sequence[int] = 2, *, classes: int | N
     bare = all(not t.gemms and not t.vector for t in tasks.values())
     for _a, b in ranges[:-1] if not bare else ():  # bare-cycle graphs have no shapes to price a classifier
         e = b - 1
-        fin = _head_features(graph, e)
+        fin = _head_features(graph, e, pool)
         f, bt, w = (tasks[task_id(k, e)] for k in TaskKind)
         pooled = _elems(graph.layers[e].output_shape) * batch
         tasks[f.id] = replace(f, gemms=f.gemms + (Gemm(batch, fin, outs, "m"),),
@@ -205,4 +206,5 @@ def transform(graph: TaskGraph, method: str | MethodOptions, **params: object) -
         return ttl(graph, opts.window, opts.blocks)
     if opts.name == "local":
         return local(graph, opts.blocks)
-    return local(graph, opts.blocks, detector=True, hard_fraction=opts.hard_fraction, suffix="bloctrain")
+    return local(graph, opts.blocks, detector=True, hard_fraction=opts.hard_fraction, suffix="bloctrain",
+                 pool=BLOCTRAIN_HEAD_POOL)

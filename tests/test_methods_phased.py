@@ -148,3 +148,11 @@ def test_sweep_point_prices_the_phases():
     phases = json.loads(row["phases"])
     assert len(phases) == 2
     assert row["simulated_period_cycles"] == pytest.approx(sum(p["simulated_period_cycles"] for p in phases) / 2)
+
+
+def test_compare_writes_a_gantt_chart_per_phase(tmp_path):
+    cmp = sp.compare("snn-mlp", processors=[2], schedules=["gpipe"], method="bloctrain", out=tmp_path)
+    assert sorted(p.name for p in tmp_path.glob("gantt_*.png")) == ["gantt_gpipe_P2_phase0.png",
+                                                                    "gantt_gpipe_P2_phase1.png"]
+    trace = json.loads((tmp_path / "trace_P2.json").read_text())
+    assert trace and cmp.files["csv"]

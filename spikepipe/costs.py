@@ -101,6 +101,11 @@ class OpsSplit:
     def __add__(self, other: OpsSplit) -> OpsSplit:
         return OpsSplit(self.macs + other.macs, self.acs + other.acs)
 
+    @property
+    def total(self) -> float:
+        """All operations, multiplies and accumulates alike."""
+        return self.macs + self.acs
+
 
 def ops_split(gemm: Gemm, activity: float | None = None) -> OpsSplit:
     """MACs and ACs of one GEMM (all `groups`). A GEMM whose A operand is binary (`gemm.binary_operand`) does one

@@ -122,3 +122,50 @@ def test_phase_graphs_schedule_and_replay(schedule):
         sched = schedules.generate(schedule, h, cluster)
         sim = simulate(sched, cluster, graph=h, record=False)
         assert sim.simulated_period_cycles > 0
+
+
+def test_samples_that_go_deeper_combine_the_classifiers(trained):
+    """A sample that does not exit is answered by block 0's softmax over its easy classes and, for the hard set,
+    block 0's probability of the hard set times block 1's softmax over it (computed here from the blocks)."""
+    import torch.nn.functional as F
+
+    from spikepipe.methods.stepped import run_chunk
+    from spikepipe.train.encoders import encode
+
+    tr, data, t = trained
+    x = encode("direct", data.test.x[:200], t)
+    tr.exit_confidence, tr.exit_counts = 0.9, [0, 0]
+    got = tr.logits(x)
+    (a0, b0), (a1, b1) = tr.ranges
+    with torch.no_grad():
+        outs, _ = run_chunk(tr.net, tr.weights, x, None, layers=range(a0, b0))
+        p0 = F.softmax(tr.heads.logits(tr.heads.params[b0 - 1], outs[b0 - 1]), 1)
+        given = {i: o for i, o in enumerate(outs) if o is not None}
+        deep, _ = run_chunk(tr.net, tr.weights, x, None, layers=range(a1, b1), inputs=given)
+        hard = torch.tensor(tr.class_sets[1])
+        p1 = F.softmax(deep[-1].mean(0)[:, hard], 1)
+    want = p0.clone()
+    want[:, hard] = p0[:, hard].sum(1, keepdim=True) * p1
+    stayed = got.exp().sum(1) > 0.99  # exited samples hold a distribution over the easy classes only
+    easy = sorted(set(range(10)) - set(tr.class_sets[1]))
+    stayed &= got[:, hard].exp().sum(1) > 1e-6
+    assert int(stayed.sum()) == tr.exit_counts[1] > 0
+    assert torch.allclose(got[stayed].exp(), want[stayed], atol=1e-5)
+    left = ~stayed
+    assert bool((got[left][:, easy].exp().sum(1) > 0.999).all())
+
+
+def test_every_phase_runs_its_own_learning_rate_schedule():
+    net, ex = zoo.build("snn-cnn", timesteps=2, batch=4, seed=0)
+    for epochs, blocks in ((2, 2), (5, 2), (3, 3), (7, 3)):
+        tr = BlocTrain(net, OptimConfig(lr=1e-2, schedule="cosine"), total_steps=10 * epochs, example=ex,
+                       epochs=epochs, blocks=blocks)
+        counts = tr.phase_epochs()
+        assert sum(counts) == epochs and min(counts) >= 1
+        start = 0
+        for g, n in enumerate(counts):
+            tr.epoch = sum(counts[:g])
+            assert tr.phase == g
+            assert tr.lr(0, start) == pytest.approx(1e-2)  # each phase starts at the full rate ...
+            assert tr.lr(0, start + 10 * n - 1) < 1e-2 * 0.05  # ... and anneals by its own end
+            start += 10 * n

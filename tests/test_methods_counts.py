@@ -80,9 +80,9 @@ def test_multiplies_and_accumulates_equal_what_the_trainer_executes(network, met
     mul, acc, total = _measure(opts, network, t, 3)
     assert mul + acc == total  # the oracle sees every GEMM torch's own counter sees
     got = executed_counts(load_workload(network, batch=3, timesteps=t), opts)
-    assert (got.multiplies, got.accumulates) == (mul, acc)
+    assert (got.macs, got.acs) == (mul, acc)
 
 
 def test_spiking_layers_do_mostly_accumulates():
     got = executed_counts(load_workload("snn-cnn", batch=4, timesteps=4), MethodOptions())
-    assert got.accumulates > got.multiplies > 0  # forward and weight gradient of every layer after the first
+    assert got.acs > got.macs > 0  # forward and weight gradient of every layer after the first

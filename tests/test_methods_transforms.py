@@ -8,9 +8,9 @@ import schedules
 from hwmodels.config import load_cluster
 from schedules.stages import stage_ranges
 from spikepipe.ir import TaskKind, chain_graph, task_id
-from spikepipe.methods.local import partition
+from spikepipe.methods.local import BLOCTRAIN_HEAD_POOL, partition
 from spikepipe.methods.stepped import MethodError
-from spikepipe.methods.transforms import METHODS, aligned, transform
+from spikepipe.methods.transforms import METHODS, aligned, local, transform
 from spikepipe.workload import load_workload
 
 NETS = ("snn-cnn", "vgg11-28")
@@ -109,7 +109,8 @@ def test_local_losses_cut_backward_edges_at_block_borders(graphs, net, blocks):
 @pytest.mark.parametrize("net", NETS)
 def test_bloctrain_shrinks_the_later_blocks(graphs, net):
     g = graphs[net]
-    loc = transform(g, "local", blocks=2)
+    # the same classifiers and detectors (BlocTrain's head size) on every sample: only the shrinking differs
+    loc = local(g, 2, detector=True, pool=BLOCTRAIN_HEAD_POOL)
     bt = transform(g, "bloctrain", blocks=2, hard_fraction=0.5)
     a, _ = partition(g.num_layers, 2)[1]
     for layer in range(a, g.num_layers):

@@ -187,9 +187,9 @@ def part_counts(args, out: Path, console: Console) -> list[dict]:
         for label, opts in variants:
             c = executed_counts(g, opts)
             rows.append({"network": net, "method": label, **opts.describe(g.timesteps), "timesteps": g.timesteps,
-                         "batch": g.batch, "multiplies": c.multiplies, "accumulates": c.accumulates,
+                         "batch": g.batch, "multiplies": c.macs, "accumulates": c.acs,
                          "all_ops": c.total, "all_ops_vs_bptt": round(reduction(base.total, c.total), 4),
-                         "multiplies_vs_bptt": round(reduction(base.multiplies, c.multiplies), 4)})
+                         "multiplies_vs_bptt": round(reduction(base.macs, c.macs), 4)})
             console.print(f"{net} {label}: ops {rows[-1]['all_ops_vs_bptt']:+.1%}, "
                           f"multiplies {rows[-1]['multiplies_vs_bptt']:+.2%}")
     write_csv(out / "counts.csv", rows)
@@ -198,7 +198,8 @@ def part_counts(args, out: Path, console: Console) -> list[dict]:
 
 def part_sim(args, out: Path, console: Console) -> list[dict]:
     from hwmodels.config import load_cluster
-    from spikepipe.methods.phases import phase_graphs
+    from spikepipe.methods.phased import evaluate_phases
+    from spikepipe.methods.registry import MethodOptions
     from spikepipe.methods.transforms import aligned, transform
     from spikepipe.sim.evaluate import evaluate_graph, sequential_period
     from spikepipe.workload import load_workload
@@ -213,8 +214,9 @@ def part_sim(args, out: Path, console: Console) -> list[dict]:
                 seq0 = sequential_period(g, cluster)
                 for m, params in SIM_METHODS:
                     cuts, ok = None, None
-                    if m == "bloctrain":  # its phases run one after another: one task graph each, summed
-                        rep = _phases_report(phase_graphs(g), cluster, args.cpsat_s)
+                    if m == "bloctrain":  # its phases run one after another: one task graph each, combined
+                        rep = evaluate_phases(g, cluster, list(SIM_SCHEDULES), MethodOptions("bloctrain"),
+                                              record=False, options={"time_limit_s": args.cpsat_s}).report
                         _sim_rows(rows, rep, net, p, m, cuts, ok, seq0)
                         prog.advance(task)
                         continue
@@ -238,7 +240,7 @@ def _sim_rows(rows: list[dict], rep: dict, net: str, p: int, m: str, cuts, ok, s
                      "block_borders": cuts, "blocks_are_stages": ok,
                      "period_cycles": r["period_cycles"],
                      "simulated_period_cycles": r["simulated_period_cycles"],
-                     "phase_periods": r.get("phase_periods"),
+                     "phase_periods": [ph["simulated_period_cycles"] for ph in r.get("phases", [])] or None,
                      "speed_vs_bptt_sequential": round(seq0 / r["simulated_period_cycles"], 3),
                      "speedup_own_sequential": round(r["speedup"], 3),
                      "max_delay": r["max_delay"], "gradient_delays": r["gradient_delays"],
@@ -247,31 +249,6 @@ def _sim_rows(rows: list[dict], rep: dict, net: str, p: int, m: str, cuts, ok, s
                      "peak_activation_bytes": r["peak_activation_bytes"]})
     for e in rep["errors"]:
         rows.append({"network": net, "processors": p, "method": m, "schedule": e["schedule"], "error": e["error"]})
-
-
-def _phases_report(graphs: list, cluster, cpsat_s: float) -> dict:
-    """BlocTrain: every phase graph scheduled and replayed on its own; per schedule the phases' periods are
-    averaged (the phases run equally many minibatches, so the mean is the run's cycles per minibatch), memory is
-    the largest phase's, delays the largest."""
-    from spikepipe.sim.evaluate import evaluate_graph
-
-    reps = [evaluate_graph(h, cluster, list(SIM_SCHEDULES), record=False, options={"time_limit_s": cpsat_s}).report
-            for h in graphs]
-    results, errors = [], [e for r in reps for e in r["errors"]]
-    for name in SIM_SCHEDULES:
-        per = [next((r for r in rep["results"] if r["schedule"] == name), None) for rep in reps]
-        if any(r is None for r in per):
-            continue
-        periods = [r["simulated_period_cycles"] for r in per]
-        seq = sum(r["simulated_period_cycles"] * r["speedup"] for r in per)
-        results.append({"schedule": name, "period_cycles": round(sum(r["period_cycles"] for r in per) / len(per)),
-                        "simulated_period_cycles": round(sum(periods) / len(periods)), "phase_periods": periods,
-                        "speedup": seq / sum(periods), "max_delay": max(r["max_delay"] for r in per),
-                        "gradient_delays": [r["gradient_delays"] for r in per],
-                        "peak_memory_bytes": max(r["peak_memory_bytes"] for r in per),
-                        "peak_memory_bytes_per_processor": [r["peak_memory_bytes_per_processor"] for r in per],
-                        "peak_activation_bytes": max(r["peak_activation_bytes"] for r in per)})
-    return {"results": results, "errors": errors}
 
 
 def part_pipeline(args, out: Path, console: Console) -> list[dict]:
@@ -401,6 +378,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None)
     ap.add_argument("--acc-networks", default=None, help="comma list of networks for the accuracy part")
     ap.add_argument("--methods", default=None, help=f"comma list of methods (default all: {', '.join(METHODS)})")
+    ap.add_argument("--epochs", type=int, default=None,
+                    help="training epochs of the accuracy part (default 2, 1 with --quick; BlocTrain splits them "
+                         "among its phases)")
     a = ap.parse_args(argv)
     q = a.quick
     args = argparse.Namespace(
@@ -408,6 +388,8 @@ def main(argv: list[str] | None = None) -> int:
         rounds=4 if q else 12, budget_t=8, maxt_batch=8, max_t=64 if q else 128,
         train_samples=2000 if q else 6000, test_samples=1000 if q else 2000, epochs=1 if q else 2,
         acc_timesteps=4, lr=1e-3, procs=(4,) if q else (2, 4), cpsat_s=3 if q else 10, pipe_procs=4)
+    if a.epochs:
+        args.epochs = a.epochs
     if a.acc_networks:
         args.acc_networks = tuple(x for x in a.acc_networks.split(",") if x)
     args.methods = tuple(x for x in a.methods.split(",") if x) if a.methods else METHODS

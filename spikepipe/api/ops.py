@@ -47,13 +47,13 @@ def method_graph(graph: TaskGraph, method: str | MethodOptions = "bptt", method_
     parameter, as `--method` with `--checkpoint-every`, `--skip`, `--window`, `--blocks`, ..."""
     if method == "bptt":
         return graph
-    from spikepipe.methods.registry import MethodOptions
+    from spikepipe.api.phases import is_phased, method_options
     from spikepipe.methods.transforms import transform
 
-    if isinstance(method, MethodOptions):
-        return transform(graph, method)
-    params = {"blocks": method_blocks} if method in ("ttl", "local", "bloctrain") else {}
-    return transform(graph, method, **params)
+    if is_phased(method):
+        raise ApiArgumentError("method bloctrain trains its blocks in phases, one task graph each "
+                               "(spikepipe.methods.phases.phase_graphs); simulate and compare schedule them all")
+    return transform(graph, method_options(method, method_blocks))
 
 
 def schedule_options(*, time_limit_s: float | None = None, microbatches: int | None = None, split: bool = False,
@@ -171,6 +171,14 @@ def simulate(network: NetworkArg, hardware: HardwareArg = None, *, processors: i
                          period_slack=period_slack, options=options, strict=strict, overlap_comm=overlap_comm,
                          link_contention=link_contention)
     hw = as_hardware(hardware, processors)
+    from spikepipe.api.phases import is_phased, method_options, simulate_phases
+
+    if is_phased(method):  # BlocTrain: a task graph per phase, each scheduled and replayed
+        graph = as_workload(network).task_graph(hw)
+        kwargs["activity"] = layer_activity(activity, graph)
+        with reporter(progress, "simulate", len(names)) as report_to:
+            return simulate_phases(graph, hw.cluster, names, method_options(method, method_blocks),
+                                   eval_kwargs=kwargs, progress=report_to, given=plans, zero_skip=zero_skip)
     graph = method_graph(as_workload(network).task_graph(hw), method, method_blocks)
     kwargs["activity"] = layer_activity(activity, graph)
     with reporter(progress, "simulate", len(names)) as report_to:
@@ -231,9 +239,12 @@ def simulate_graph(graph: TaskGraph, cluster: Cluster, names: Sequence[str], *, 
 
 def compare_graph(graph: TaskGraph, clusters: Mapping[int, Cluster], names: Sequence[str], *,
                   out: Path | None, gantt_processors: int | None, eval_kwargs: Mapping[str, Any],
-                  progress: ProgressCallback | None = None, zero_skip: bool = False) -> CompareResult:
+                  progress: ProgressCallback | None = None, zero_skip: bool = False,
+                  phased: MethodOptions | None = None) -> CompareResult:
     """`compare` on a built task graph: every schedule at every processor count of `clusters`. With `out`, the
-    files `spikepipe compare` writes (Gantt charts at `gantt_processors`, trace, speedup plot, CSV, JSON)."""
+    files `spikepipe compare` writes (Gantt charts at `gantt_processors`, trace, speedup plot, CSV, JSON).
+    `phased` (BlocTrain's options): `graph` is the network's, and every phase graph is scheduled (Gantt charts and
+    trace per phase)."""
     from spikepipe.api.contract import compare_summary
     from spikepipe.io import write_csv, write_json
     from spikepipe.plots import save_energy, save_gantt, save_speedup
@@ -252,21 +263,31 @@ def compare_graph(graph: TaskGraph, clusters: Mapping[int, Cluster], names: Sequ
             if progress:
                 progress(ProgressEvent("compare", base + names.index(name), total, f"{label}: {name}"))
 
-        ev = evaluate_graph(graph, cluster, names, progress=step, **eval_kwargs)
-        report, evals = ev.report, ev.evaluations
-        if zero_skip:
-            _add_zero_skip(report, graph, cluster, names, eval_kwargs)
-        reports.append(SimulateResult.from_report(report, evals, graph))
+        if phased is not None:
+            from spikepipe.api.phases import simulate_phases
+
+            res = simulate_phases(graph, cluster, names, phased, eval_kwargs=eval_kwargs, keep_going=True,
+                                  zero_skip=zero_skip)
+            shown = [(f"_phase{g}", ph) for g, ph in enumerate(res.phases)]
+        else:
+            ev = evaluate_graph(graph, cluster, names, progress=step, **eval_kwargs)
+            if zero_skip:
+                _add_zero_skip(ev.report, graph, cluster, names, eval_kwargs)
+            res = SimulateResult.from_report(ev.report, ev.evaluations, graph)
+            shown = [("", res)]
+        reports.append(res)
         if progress:
             progress(ProgressEvent("compare", (i + 1) * len(names), total, label))
         if out is not None and p == gantt_processors:
             if progress:
                 progress(ProgressEvent("compare", (i + 1) * len(names), total, f"{label}: plots"))
-            for e in evals:
-                files["gantt"].append(str(save_gantt(out / f"gantt_{e.schedule.name}_P{p}.png", e.schedule, e.sim,
+            runs = [(tag, r) for tag, ph in shown for r in ph.results if r.plan is not None and r.replay is not None]
+            for tag, r in runs:
+                files["gantt"].append(str(save_gantt(out / f"gantt_{r.schedule}_P{p}{tag}.png", r.plan, r.replay,
                                                      network=graph.name, num_layers=graph.num_layers)))
             files["trace"] = str(write_trace(out / f"trace_P{p}.json",
-                                             [(f"{e.schedule.name} P={p}", e.sim) for e in evals],
+                                             [(f"{r.schedule} P={p}{tag.replace('_', ' ')}", r.replay)
+                                              for tag, r in runs],
                                              freq_hz=cluster.processors[0].freq_hz))
     contract_reports = [{**r.to_dict(), "sequential_cycles": r.sequential_cycles} for r in reports]
     result = CompareResult(graph.name, tuple(procs), graph.batch, graph.timesteps, tuple(reports), {}, {})
@@ -324,7 +345,11 @@ def compare(network: NetworkArg, hardware: HardwareArg = None, *, processors: Se
         check_writable(out_dir / "results.json")
     hw = as_hardware(hardware)
     clusters = {p: hw.with_processors(p).cluster for p in procs}
-    graph = method_graph(as_workload(network).task_graph(clusters[procs[0]]), method, method_blocks)
+    from spikepipe.api.phases import is_phased, method_options
+
+    phased = method_options(method, method_blocks) if is_phased(method) else None
+    graph = as_workload(network).task_graph(clusters[procs[0]])
+    graph = graph if phased is not None else method_graph(graph, method, method_blocks)
     kwargs["activity"] = layer_activity(activity, graph)
     if out_dir is not None:
         try:
@@ -333,7 +358,7 @@ def compare(network: NetworkArg, hardware: HardwareArg = None, *, processors: Se
             raise ApiArgumentError(f"cannot create output folder {out_dir}: {exc.strerror or exc}") from None
     with reporter(progress, "compare", len(procs) * len(names)) as report_to:
         return compare_graph(graph, clusters, names, out=out_dir, gantt_processors=gantt_p, eval_kwargs=kwargs,
-                             progress=report_to, zero_skip=zero_skip)
+                             progress=report_to, zero_skip=zero_skip, phased=phased)
 
 
 def train_network(network: NetworkArg, *, dataset: str = "digits", schedule: str | Schedule = "none",

@@ -108,10 +108,13 @@ class SimulateResult:
     results: tuple[ScheduleResult, ...]
     contract: Mapping[str, Any] = field(repr=False, compare=False)
     graph: TaskGraph | None = field(default=None, repr=False, compare=False)
+    # a method trained in phases (bloctrain): each phase's own result, with its schedules and replays; the rows
+    # above combine them (spikepipe.methods.phased) and hold no schedule of their own
+    phases: tuple[SimulateResult, ...] = field(default=(), repr=False, compare=False)
 
     @classmethod
     def from_report(cls, report: Mapping[str, Any], evaluations: list[Any] = (),  # type: ignore[assignment]
-                    graph: TaskGraph | None = None) -> SimulateResult:
+                    graph: TaskGraph | None = None, phases: tuple[SimulateResult, ...] = ()) -> SimulateResult:
         from spikepipe.api.contract import contract_report
 
         data = contract_report(report)
@@ -124,7 +127,7 @@ class SimulateResult:
         return cls(network=report["network"], processors=report["processors"], batch=report["batch"],
                    timesteps=report["timesteps"], lower_bound_cycles=report["lower_bound_cycles"],
                    sequential_cycles=report["sequential_cycles"], ideal_speedup=report["ideal_speedup"],
-                   results=tuple(rows), contract=_frozen(data), graph=graph)
+                   results=tuple(rows), contract=_frozen(data), graph=graph, phases=tuple(phases))
 
     def __getitem__(self, schedule: str) -> ScheduleResult:
         for r in self.results:
@@ -160,6 +163,9 @@ class SimulateResult:
 
     def plot(self, schedule: str | None = None) -> Figure:
         """Gantt chart of one steady-state period of `schedule` (default: spikepipe if it ran, else the first)."""
+        if self.phases:
+            raise ResultLookupError("this result combines BlocTrain's phases, one schedule each; plot a phase: "
+                                    ".phases[g].plot(schedule)")
         ran = [r for r in self.results if r.ok]
         if schedule is None:
             pick = next((r for r in ran if r.schedule == "spikepipe"), ran[0] if ran else None)

@@ -8,6 +8,8 @@ from pathlib import Path
 from spikepipe.cli.cmd_simulate import (
     add_sim_options,
     check_zero_skip,
+    phased,
+    phases_table,
     progress_events,
     results_table,
     sim_keywords,
@@ -46,6 +48,7 @@ def run(args: argparse.Namespace) -> Result:
     if gantt_p not in procs:
         raise CliError(f"--gantt {gantt_p} is not one of --processors {','.join(map(str, procs))}")
     check_zero_skip(args)
+    phases = phased(args, ("zero_skip",))  # BlocTrain: one task graph per phase, which zero-skip does not fit
     hw = hardware(args.hardware, array=args.array, dataflow=args.dataflow)
     net = Workload(args.network, args.network, batch=args.batch, timesteps=args.timesteps)
     total = len(procs) * len(resolve_schedules(args.schedules))
@@ -63,6 +66,10 @@ def run(args: argparse.Namespace) -> Result:
         console = wide_console()
         for rep in reports:
             console.print(results_table(rep, rep))
+            if phases is not None:
+                console.print(phases_table(rep))
+            if phases is not None:
+                console.print(phases_table(rep))
         console.print(f"wrote {len(files['gantt'])} Gantt charts, speedup plot, trace, CSV and JSON to "
                       f"[bold]{out.resolve()}[/bold]")
         console.print(f"  speedup plot: {files['speedup']}\n  trace (open in ui.perfetto.dev): {files['trace']}\n"

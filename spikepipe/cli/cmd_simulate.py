@@ -104,13 +104,29 @@ def add_period_slack(p: Any, allow_auto: bool = False) -> None:
 
 
 def apply_method(graph: Any, args: argparse.Namespace) -> Any:
-    """The task graph as the chosen training method runs it (BPTT leaves it unchanged)."""
-    if getattr(args, "method", "bptt") == "bptt":
+    """The task graph as the chosen training method runs it (BPTT leaves it unchanged; so does BlocTrain, whose
+    phase graphs are built from it: see `phased`)."""
+    if getattr(args, "method", "bptt") in ("bptt", "bloctrain"):
         return graph
     from spikepipe.cli.method_args import method_options
     from spikepipe.methods.transforms import transform
 
     return transform(graph, method_options(args))
+
+
+def phased(args: argparse.Namespace, refuse: tuple[str, ...] = ()) -> Any:
+    """BlocTrain's MethodOptions when --method bloctrain (its phases are scheduled one task graph each), else None.
+    The flags of `refuse` (destinations) fit one task graph and are an error with it."""
+    if getattr(args, "method", "bptt") != "bloctrain":
+        return None
+    from spikepipe.cli.method_args import method_options
+
+    for dest in refuse:
+        if getattr(args, dest, None):
+            raise CliError(f"--{dest.replace('_', '-')} fits one task graph; --method bloctrain schedules one per "
+                           "phase (the Python API's simulate(...).phases has each phase's schedules)")
+
+    return method_options(args)
 
 
 def activity_for(args: argparse.Namespace, graph: Any) -> list[float] | None:
@@ -246,19 +262,27 @@ def run(args: argparse.Namespace) -> Result:
     check_outputs(args)
     cluster = cluster_from_args(args, processors=args.processors)
     graph = apply_method(load_graph(args.network, cluster, args.batch, args.timesteps), args)
+    phases = phased(args, ("schedule_file", "gantt", "schedule_out", "zero_skip"))
     given = [load_schedule_file(args.schedule_file, graph, cluster, args)] if args.schedule_file else []
     activity = activity_for(args, graph)  # before the bar: a bad file is one line
     eval_kwargs = sim_kwargs(args, activity)
     zero_skip = check_zero_skip(args)
     with progress_events(len(names), f"{graph.name} P={cluster.size}") as progress:
-        res = simulate_graph(graph, cluster, names, eval_kwargs=eval_kwargs, given=given,
-                             keep_going=len(names) > 1, zero_skip=zero_skip, progress=progress)
+        if phases is not None:
+            from spikepipe.api.phases import simulate_phases
+
+            res = simulate_phases(graph, cluster, names, phases, eval_kwargs=eval_kwargs, keep_going=len(names) > 1,
+                                  progress=progress)
+        else:
+            res = simulate_graph(graph, cluster, names, eval_kwargs=eval_kwargs, given=given,
+                                 keep_going=len(names) > 1, zero_skip=zero_skip, progress=progress)
     data = res.to_dict()
     report = {"sequential_cycles": res.sequential_cycles, "timesteps": graph.timesteps, "batch": graph.batch,
               **graph.layout_info()}
-    evals = [Evaluation(r.plan, r.replay, dict(r.row)) for r in res.results if r.ok]
+    tag = [(f" phase {g}", ph) for g, ph in enumerate(res.phases)] if res.phases else [("", res)]
+    evals = [(t, Evaluation(r.plan, r.replay, dict(r.row))) for t, ph in tag for r in ph.results if r.plan]
     files: dict[str, str] = {}
-    shown = pick(evals, args.gantt_schedule)
+    shown = pick([e for _, e in evals], args.gantt_schedule)
     if args.gantt and shown is not None:
         from spikepipe.plots import save_gantt
 
@@ -267,7 +291,8 @@ def run(args: argparse.Namespace) -> Result:
     if args.trace and shown is not None:
         from spikepipe.trace import write_trace
 
-        files["trace"] = str(write_trace(args.trace, [(f"{e.schedule.name} P={cluster.size}", e.sim) for e in evals],
+        files["trace"] = str(write_trace(args.trace, [(f"{e.schedule.name} P={cluster.size}{t}", e.sim)
+                                                      for t, e in evals],
                                          freq_hz=cluster.processors[0].freq_hz))
     if args.schedule_out and shown is not None:
         from spikepipe.schedule_file import write_schedule
@@ -280,6 +305,8 @@ def run(args: argparse.Namespace) -> Result:
 
         console = wide_console()
         console.print(results_table(data, report))
+        if res.phases:
+            console.print(phases_table(data))
         for kind, path in files.items():
             console.print(f"{kind}: {Path(path).resolve()}")
 
@@ -324,4 +351,23 @@ def results_table(data: dict[str, Any], report: dict[str, Any]):
             f"{r['peak_memory_bytes'] / 2**20:,.1f} MiB",
             f"{r.get('energy_joules', 0.0) * 1e3:,.3f} mJ", f"{r.get('energy_delay_product', 0.0):.3g} Js",
             str(r["late_slots"]))
+    return t
+
+
+def phases_table(data: dict[str, Any]):
+    """BlocTrain's phases under each schedule: what every phase graph's schedule achieved; the rows above combine
+    them (minibatch-weighted means over the phases, equal minibatches per phase)."""
+    from rich.table import Table
+
+    t = Table(title="phases (run in sequence; the rows above are their minibatch-weighted means, peak memory the "
+                    "largest phase's)")
+    for col in ("schedule", "phase", "trains layers", "samples", "period", "simulated", "speedup", "max delay",
+                "peak mem"):
+        t.add_column(col, justify="left" if col == "schedule" else "right", no_wrap=True)
+    for r in data["results"]:
+        for ph in r.get("phases") or ():
+            a, b = ph["trained_layers"]
+            t.add_row(r["schedule"], str(ph["phase"]), f"{a}..{b - 1}", f"{ph['sample_share']:.0%}",
+                      f"{ph['period_cycles']:,}", f"{ph['simulated_period_cycles']:,.0f}", f"{ph['speedup']:.2f}x",
+                      str(ph["max_delay"]), f"{ph['peak_memory_bytes'] / 2**20:,.1f} MiB")
     return t

@@ -9,10 +9,17 @@ Phases (the run's epochs are split evenly among the blocks), in sequence:
   end of g  class-wise accuracy of block g's classifier on held-out data (`set_holdout`; the runner gives the
             validation split); the ceil(hard_fraction*|C_g|) worst classes become H_g = C_{g+1}. Without held-out
             data the phase's last-epoch training accuracy is used instead (`hard_class_source` says which).
+Learning rate: every phase is a training of its own block, so the schedule (e.g. cosine) runs over that phase's
+  steps, not over the whole run (over the whole run, block 0 would never anneal and the last block would start at
+  a fraction of the rate).
 Inference (early exit): after block g < last, a sample leaves when the detector calls it easy AND the classifier's
-softmax confidence over the easy classes C_g minus H_g reaches `exit_confidence`; the others continue. The last
-block (the network's own output) answers over C_last. `exit_counts` records where samples left;
-`inference_macs_per_sample` turns them into synaptic MACs per sample against the end-to-end network.
+softmax confidence over the easy classes C_g minus H_g reaches `exit_confidence`; it is answered over those easy
+classes. The others continue, and their answer combines the classifiers (the paper combines their outputs): block
+g's softmax over C_g keeps the probabilities of its easy classes, and its probability mass on the hard set H_g is
+split by the next block's softmax over C_{g+1} = H_g, and so on to the last block. A sample of an easy class that
+was not confident enough to leave is therefore not forced into a hard class. `exit_counts` records where samples
+left (or were answered); `inference_macs_per_sample` turns them into synaptic MACs per sample against the
+end-to-end network.
 """
 
 from __future__ import annotations
@@ -24,11 +31,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spikepipe.methods.local import Heads, block_output_shapes, head_logits, partition
+from spikepipe.methods.local import BLOCTRAIN_HEAD_POOL, Heads, block_output_shapes, partition
 from spikepipe.methods.memory import NO_PROBE, Probe
 from spikepipe.methods.stepped import MethodError, check_steppable, run_chunk
 from spikepipe.train.bptt import EpochStats, TrainerBase
-from spikepipe.train.optim import OptimConfig
+from spikepipe.train.optim import OptimConfig, lr_at
 
 GetBatch = Callable[[int], tuple[torch.Tensor, torch.Tensor]]
 MASKED = -1.0e4  # logit of a class a classifier may not answer (finite, so cross-entropy stays finite)
@@ -59,17 +66,36 @@ class BlocTrain(TrainerBase):
         shapes = block_output_shapes(net, self.weights, example)
         self.classes = int(torch.Size(shapes[-1]).numel())
         ends = [b - 1 for _, b in self.ranges[:-1]]
-        self.heads = Heads(ends, shapes, self.classes, optim, seed)
-        self.detectors = Heads(ends, shapes, 1, optim, seed + 1, out_features=1)
+        self.heads = Heads(ends, shapes, self.classes, optim, seed, pool=BLOCTRAIN_HEAD_POOL)
+        self.detectors = Heads(ends, shapes, 1, optim, seed + 1, out_features=1, pool=BLOCTRAIN_HEAD_POOL)
         self.class_sets: list[list[int]] = [list(range(self.classes))]  # C_g, grows as phases end
         self.exit_counts = [0] * len(self.ranges)
         self.probe: Probe = NO_PROBE  # set by a memory measurement to see the state held outside autograd
         self._phase_hits: list[list[int]] = []
 
+    def phase_of(self, epoch: int) -> int:
+        per = self.epochs / len(self.ranges)
+        return min(len(self.ranges) - 1, int(epoch // per))
+
     @property
     def phase(self) -> int:
-        per = self.epochs / len(self.ranges)
-        return min(len(self.ranges) - 1, int(self.epoch // per))
+        return self.phase_of(self.epoch)
+
+    def phase_epochs(self) -> list[int]:
+        """How many of the run's epochs each phase trains (the epochs are split evenly, the earlier phases
+        taking the remainder)."""
+        counts = [0] * len(self.ranges)
+        for e in range(self.epochs):
+            counts[self.phase_of(e)] += 1
+        return counts
+
+    def lr(self, layer: int, step: int) -> float:
+        """The rate of the current phase's schedule: phase g's steps run the whole schedule (warm to annealed)."""
+        per_epoch = max(1, self.total_steps // self.epochs)
+        counts = self.phase_epochs()
+        g = self.phase
+        start = sum(counts[:g]) * per_epoch
+        return lr_at(self.cfg, max(0, step - start), counts[g] * per_epoch)
 
     def _mask(self, allowed: Sequence[int]) -> torch.Tensor:
         m = torch.full((self.classes,), MASKED)
@@ -98,7 +124,7 @@ class BlocTrain(TrainerBase):
             e = self.ranges[g - 1][1] - 1
             det = self.detectors.leaves(e)
             target = torch.isin(y, torch.tensor(self.class_sets[g])).float()
-            dl = F.binary_cross_entropy_with_logits(head_logits(det, given[e]).squeeze(1), target)
+            dl = F.binary_cross_entropy_with_logits(self.detectors.logits(det, given[e]).squeeze(1), target)
             gs = torch.autograd.grad(dl, list(det.values()))
             self.detectors.apply(e, dict(zip(det, gs, strict=True)), self.lr(e, self.step))
         keep = torch.isin(y, torch.tensor(self.class_sets[g]))
@@ -112,7 +138,7 @@ class BlocTrain(TrainerBase):
         outs, _ = run_chunk(self.net, leaves, xs, None, layers=range(a, b), inputs=given)
         last = b == self.num_layers
         head = None if last else self.heads.leaves(b - 1)
-        raw = outs[-1].mean(0) if last else head_logits(head, outs[b - 1])
+        raw = outs[-1].mean(0) if last else self.heads.logits(head, outs[b - 1])
         out = raw + self._mask(self.class_sets[g])
         loss = F.cross_entropy(out, ys)
         params = [w for i in range(a, b) for w in leaves[i].values()] + (list(head.values()) if head else [])
@@ -171,7 +197,7 @@ class BlocTrain(TrainerBase):
             xs, ys = xs[:, keep], ys[keep]
             given = self._frozen_features(xs, g)
             outs, _ = run_chunk(self.net, self.weights, xs, None, layers=range(a, b), inputs=given)
-            raw = outs[-1].mean(0) if b == self.num_layers else head_logits(self.heads.params[b - 1], outs[b - 1])
+            raw = outs[-1].mean(0) if b == self.num_layers else self.heads.logits(self.heads.params[b - 1], outs[b - 1])
             pred = (raw + self._mask(self.class_sets[g])).argmax(1)
             for c, p in zip(ys.tolist(), pred.tolist(), strict=True):
                 hits[c][0] += int(c == p)
@@ -203,9 +229,12 @@ class BlocTrain(TrainerBase):
 
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Early-exit inference; blocks not yet trained (class set unknown) answer with the last trained head."""
+        """Early-exit inference: log-probabilities (argmax is the answer; see the module docstring for how the
+        classifiers of the blocks a sample passed combine). Blocks not yet trained (class set unknown) are not
+        run: the last trained block answers over its class set."""
         batch = x.shape[1]
         out = torch.full((batch, self.classes), MASKED)
+        mass = torch.zeros(batch)  # log of the probability the earlier blocks left to the current class set
         alive = torch.ones(batch, dtype=torch.bool)
         given: dict[int, torch.Tensor] = {}
         trained = len(self.class_sets)
@@ -215,22 +244,28 @@ class BlocTrain(TrainerBase):
                 break
             sub = {i: v[:, idx] for i, v in given.items()}
             outs, _ = run_chunk(self.net, self.weights, x[:, idx], None, layers=range(a, b), inputs=sub)
-            last = b == self.num_layers or g == trained - 1
             if b == self.num_layers:
                 raw = outs[-1].mean(0)
             else:
-                raw = head_logits(self.heads.params[b - 1], outs[b - 1])
-            if last:
-                out[idx] = raw + self._mask(self.class_sets[g])
+                raw = self.heads.logits(self.heads.params[b - 1], outs[b - 1])
+            logp = F.log_softmax(raw + self._mask(self.class_sets[g]), 1) + mass[idx].unsqueeze(1)
+            if b == self.num_layers or g == trained - 1:
+                cols = torch.tensor(self.class_sets[g])
+                out[idx.unsqueeze(1), cols] = logp[:, cols]
                 self.exit_counts[g] += len(idx)
                 break
-            easy = sorted(set(self.class_sets[g]) - set(self.class_sets[g + 1]))
+            hard_set = self.class_sets[g + 1]
+            easy = sorted(set(self.class_sets[g]) - set(hard_set))
             easy_logits = raw + self._mask(easy)
             confident = F.softmax(easy_logits, 1).max(1).values >= self.exit_confidence
-            hard = head_logits(self.detectors.params[b - 1], outs[b - 1]).squeeze(1) > 0
+            hard = self.detectors.logits(self.detectors.params[b - 1], outs[b - 1]).squeeze(1) > 0
             go = ~hard & confident  # the detector says easy and the classifier is sure enough
             leave = idx[go]
-            out[leave] = easy_logits[go]
+            out[leave] = F.log_softmax(easy_logits[go], 1)
+            stay = idx[~go]  # keep their easy classes' probabilities; the hard set's mass goes to block g+1
+            cols = torch.tensor(easy)
+            out[stay.unsqueeze(1), cols] = logp[~go][:, cols]
+            mass[stay] = torch.logsumexp(logp[~go][:, torch.tensor(hard_set)], 1)
             self.exit_counts[g] += len(leave)
             alive[leave] = False
             given = {i: o for i, o in enumerate(outs) if o is not None}

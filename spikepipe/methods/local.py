@@ -17,6 +17,10 @@ from spikepipe.methods.stepped import MethodError, run_chunk
 from spikepipe.train.optim import LayerOptimizer, OptimConfig
 
 HEAD_POOL = 2  # feature maps are pooled to HEAD_POOL x HEAD_POOL before the local linear classifier
+# BlocTrain's classifiers and detectors decide alone (early exit, routing), so they read the map pooled to at most
+# 7x7 (the whole map of a 28x28 network's second stage): at 2x2 block 0's classifier of snn-cnn reached 69%, at 7x7
+# 83% (experiments/README.md section 7)
+BLOCTRAIN_HEAD_POOL = 7
 
 
 def partition(num_layers: int, blocks: int | Sequence[int]) -> list[tuple[int, int]]:
@@ -34,10 +38,11 @@ def partition(num_layers: int, blocks: int | Sequence[int]) -> list[tuple[int, i
     return list(zip(bounds, bounds[1:], strict=False))
 
 
-def head_features(shape: Sequence[int]) -> int:
-    """Input width of the local classifier for a block output of per-sample shape `shape`."""
+def head_features(shape: Sequence[int], pool: int = HEAD_POOL) -> int:
+    """Input width of the local classifier for a block output of per-sample shape `shape` (maps pooled to at
+    most `pool` x `pool`)."""
     if len(shape) == 3:
-        return shape[0] * min(HEAD_POOL, shape[1]) * min(HEAD_POOL, shape[2])
+        return shape[0] * min(pool, shape[1]) * min(pool, shape[2])
     return int(torch.Size(shape).numel())
 
 
@@ -51,11 +56,12 @@ def head_input_shape(layer: object) -> tuple[int, ...]:
     return shape
 
 
-def head_logits(head: dict[str, torch.Tensor], out: torch.Tensor) -> torch.Tensor:
-    """Local classifier on a block output [c, B, ...]: time mean, 2x2 pool for maps, linear."""
+def head_logits(head: dict[str, torch.Tensor], out: torch.Tensor, pool: int = HEAD_POOL) -> torch.Tensor:
+    """Local classifier on a block output [c, B, ...]: time mean, average pool of maps to at most pool x pool,
+    linear."""
     m = out.mean(0)
     if m.dim() == 4:
-        m = F.adaptive_avg_pool2d(m, (min(HEAD_POOL, m.shape[2]), min(HEAD_POOL, m.shape[3])))
+        m = F.adaptive_avg_pool2d(m, (min(pool, m.shape[2]), min(pool, m.shape[3])))
     return F.linear(m.flatten(1), head["weight"], head["bias"])
 
 
@@ -73,11 +79,12 @@ class Heads:
     """Local classifiers (one per block end except the network's last layer) with their optimisers."""
 
     def __init__(self, ends: Sequence[int], shapes: Sequence[Sequence[int]], outputs: int, optim: OptimConfig,
-                 seed: int = 0, out_features: int | None = None) -> None:
+                 seed: int = 0, out_features: int | None = None, pool: int = HEAD_POOL) -> None:
+        self.pool = pool
         gen = torch.Generator().manual_seed(seed + 4242)
         self.params: dict[int, dict[str, torch.Tensor]] = {}
         for e in ends:
-            fin = head_features(shapes[e])
+            fin = head_features(shapes[e], pool)
             bound = 1.0 / fin ** 0.5  # nn.Linear's default initialisation range
             n_out = out_features or outputs
             self.params[e] = {
@@ -85,6 +92,10 @@ class Heads:
                 "bias": (torch.rand(n_out, generator=gen) * 2 - 1) * bound,
             }
         self.opts = {e: LayerOptimizer(optim, p) for e, p in self.params.items()}
+
+    def logits(self, head: dict[str, torch.Tensor], out: torch.Tensor) -> torch.Tensor:
+        """`head_logits` at these heads' pooling."""
+        return head_logits(head, out, self.pool)
 
     def leaves(self, e: int) -> dict[str, torch.Tensor]:
         return {k: v.detach().requires_grad_() for k, v in self.params[e].items()}

@@ -19,7 +19,7 @@ from dataclasses import replace
 from math import ceil
 
 from spikepipe.ir import Gemm, LayerMemory, Task, TaskGraph, TaskKind, VectorWork, task_id
-from spikepipe.methods.local import head_features, head_input_shape, partition
+from spikepipe.methods.local import BLOCTRAIN_HEAD_POOL, head_features, head_input_shape, partition
 from spikepipe.methods.transforms import anchor_backward, weight_task, without_input_gradient
 
 
@@ -27,7 +27,7 @@ def _head(graph: TaskGraph, tasks: dict[str, Task], edges: list[tuple[str, str, 
           e: int, batch: int, outs: int, input_grad: bool) -> None:
     """A linear head (outs outputs) on layer e's pooled output over `batch` samples: its GEMMs and weights
     (the gradient of its input only when the block under it trains)."""
-    fin = head_features(head_input_shape(graph.layers[e]))
+    fin = head_features(head_input_shape(graph.layers[e]), BLOCTRAIN_HEAD_POOL)
     f, b = (tasks[task_id(k, e)] for k in (TaskKind.F, TaskKind.B))
     w = weight_task(tasks, edges, e)
     tasks[f.id] = replace(f, gemms=f.gemms + (Gemm(batch, fin, outs, "m"),))

@@ -22,7 +22,10 @@ local (blocks=...)
     own forward is done; the first layer of every later block no longer computes an input gradient.
 bloctrain (blocks=..., hard_fraction=h)
     local, plus a hard-class detector beside each local classifier, and every block after the first sees only
-    the hard-class share of the samples: its batch-proportional work and memory scale by h**g for block g.
+    the hard-class share of the samples: its batch-proportional work and memory scale by h**g for block g. All
+    blocks at once in one graph: a bound, not the trainer's schedule (block g+1's classes are known only after
+    block g trained). `simulate`, `compare` and `sweep` schedule BlocTrain's phases instead (methods.phases
+    builds a task graph per phase, methods.phased schedules and combines them).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from math import ceil, prod
 
 from hwmodels import Cluster
 from spikepipe.ir import Gemm, LayerMemory, Task, TaskGraph, TaskKind, VectorWork, task_id
-from spikepipe.methods.local import head_features, head_input_shape, partition
+from spikepipe.methods.local import BLOCTRAIN_HEAD_POOL, HEAD_POOL, head_features, head_input_shape, partition
 from spikepipe.methods.registry import TRANSFORM_METHODS as METHODS  # noqa: F401 - re-exported
 from spikepipe.methods.registry import MethodOptions, segments
 from spikepipe.methods.stepped import MethodError
@@ -135,12 +138,13 @@ def checkpoint(graph: TaskGraph, every: int, skip: int = 0, carry: bool = False)
     return _rebuild(graph, tasks, list(graph.edges), suffix=name)
 
 
-def _head_features(graph: TaskGraph, layer: int) -> int:
-    return head_features(head_input_shape(graph.layers[layer]))
+def _head_features(graph: TaskGraph, layer: int, pool: int) -> int:
+    return head_features(head_input_shape(graph.layers[layer]), pool)
 
 
 def local(graph: TaskGraph, blocks: int | Sequence[int] = 2, *, classes: int | None = None,
-          detector: bool = False, hard_fraction: float = 1.0, suffix: str = "local") -> TaskGraph:
+          detector: bool = False, hard_fraction: float = 1.0, suffix: str = "local",
+          pool: int = HEAD_POOL) -> TaskGraph:
     n = graph.num_layers
     ranges = partition(n, blocks)
     block_of = [g for g, (a, b) in enumerate(ranges) for _ in range(a, b)]
@@ -154,7 +158,7 @@ def local(graph: TaskGraph, blocks: int | Sequence[int] = 2, *, classes: int | N
     edges = [(u, v, nbytes) for u, v, nbytes in graph.edges]
     for _a, b in ranges[:-1] if not bare else ():  # bare-cycle graphs have no shapes to price a classifier
         e = b - 1
-        fin = _head_features(graph, e)
+        fin = _head_features(graph, e, pool)
         f, bt = (tasks[task_id(k, e)] for k in (TaskKind.F, TaskKind.B))
         w = weight_task(tasks, edges, e)
         pooled = _elems(graph.layers[e].output_shape) * batch
@@ -244,4 +248,5 @@ def transform(graph: TaskGraph, method: str | MethodOptions, **params: object) -
         return ttl(graph, opts.window, opts.blocks)
     if opts.name == "local":
         return local(graph, opts.blocks)
-    return local(graph, opts.blocks, detector=True, hard_fraction=opts.hard_fraction, suffix="bloctrain")
+    return local(graph, opts.blocks, detector=True, hard_fraction=opts.hard_fraction, suffix="bloctrain",
+                 pool=BLOCTRAIN_HEAD_POOL)

@@ -459,13 +459,13 @@ def test_frontier_of_a_graph_without_some_w() -> None:
 
 @pytest.mark.parametrize("name", ["pipedream", "spikepipe", "gpipe", "1f1b", "data-parallel"])
 def test_distributed_plan_has_no_update_for_layers_without_weights(name: str) -> None:
-    from spikepipe.distributed.plan import build_plan
+    from spikepipe.distributed.plan import block_producers, build_plan
 
     g, c = GRAPHS["chain"], Cluster.homogeneous(3)
     s = generate(name, g, c, **OPTIONS.get(name, {}))
     sources, residuals = tuple(range(-1, g.num_layers - 1)), (None,) * g.num_layers
     n = 2 * s.max_lag + 4
-    plan = build_plan(s, sources, residuals, n, stash=True)
+    plan = build_plan(s, block_producers(sources, residuals), n, stash=True)
     ran = {(e.kind, e.layer) for e in plan.events}
     assert ran - {("U", i) for i in range(g.num_layers)} == {(sl.kind.value, sl.layer) for sl in s.slots}
     assert {i for kind, i in ran if kind == "U"} == {i for i in range(g.num_layers) if g.has_task(i, W)}

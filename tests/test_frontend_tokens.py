@@ -112,6 +112,38 @@ class SnnTransformer(nn.Module):
         return torch.stack(out)
 
 
+class LoopOverInput(nn.Module):  # snnTorch blocks over x[t] of a [T, B, N, features] input
+    def __init__(self, features=6, d=16, heads=2):
+        super().__init__()
+        self.embed, self.embed_lif, self.block = nn.Linear(features, d), snn.Leaky(beta=0.9), SnnBlock(d, heads)
+
+    def forward(self, x):
+        mem, mem0, out = [lif.init_leaky() for lif in self.block.lifs], self.embed_lif.init_leaky(), []
+        for t in range(x.shape[0]):
+            s, mem0 = self.embed_lif(self.embed(x[t]), mem0)
+            out.append(self.block(s, mem))
+        return torch.stack(out)
+
+
+class FoldedTime(nn.Module):  # SpikingJelly's SeqToANNContainer folds [T, B] into one dim before each Linear
+    def __init__(self, features=6):
+        super().__init__()
+        self.fc1, self.lif1 = layer.SeqToANNContainer(nn.Linear(features, 8)), _lif()
+        self.fc2, self.lif2 = layer.SeqToANNContainer(nn.Linear(8, 4)), _lif()
+
+    def forward(self, x):
+        return self.lif2(self.fc2(self.lif1(self.fc1(x))))
+
+
+class RepeatedInput(nn.Module):  # [B, N, features] repeated over T = 4 inside forward (Spikformer's way)
+    def __init__(self):
+        super().__init__()
+        self.net = SJTransformer()
+
+    def forward(self, x):
+        return self.net(x.unsqueeze(0).repeat(4, 1, 1, 1))
+
+
 def sj_transformer():
     return SJTransformer(), torch.rand(3, 2, 5, 6)
 
@@ -151,6 +183,16 @@ def test_per_token_linears_cost_tokens_as_rows_and_match_torch(models: Path, cls
     products = [s for s in traced.layers if s.op == "matmul"]
     assert [(s.in_shape, s.out_shape) for s in products] == [((2, n, 8), (2, n, n)), ((2, n, n), (2, n, 8))]
     assert all(s.weight_count == 0 for s in products)
+
+
+@pytest.mark.parametrize(("cls", "shape", "t", "b", "style"), [
+    ("LoopOverInput", (3, 2, 5, 6), 3, 2, "loop-over-input"), ("FoldedTime", (3, 2, 5, 6), 3, 2, "multi-step"),
+    ("RepeatedInput", (2, 5, 6), 4, 2, "time-in-forward")])
+def test_tokens_follow_how_the_first_layer_receives_the_input(models: Path, cls: str, shape: tuple[int, ...],
+                                                               t: int, b: int, style: str) -> None:
+    traced = check_oracle(_build(models, cls), torch.rand(*shape), t, b)
+    assert traced.layout.style == style
+    assert all(s.in_shape[:-1] == (shape[-2],) for s in traced.layers if s.op == "linear" and s.name != "net.head")
 
 
 def _json(capsys, *argv: str) -> dict:

@@ -39,20 +39,12 @@ from spikepipe.tracer.ops import (  # noqa: F401 - re-exported for the front end
     _pair,
     _pool_op,
     _pool_post,
+    _token_dims,
     classify,
+    first_call_samples,
     per_sample,
     pooled_shape,
 )
-
-def _token_dims(x: torch.Tensor, tokens: int) -> int:
-    """How many of x's dims just before its features make `tokens` rows (0: none, they are samples)."""
-    if tokens <= 1:
-        return 0
-    for j in range(1, x.dim() - 1):
-        if prod(int(d) for d in x.shape[-1 - j:-1]) == tokens:
-            return j
-    return 0
-
 
 INPUT = -1  # tag of the network input (and anything computed from it before the first synaptic op)
 
@@ -202,20 +194,7 @@ class _Tracer(TorchFunctionMode):
         if base is None:
             if self.time_major is None or not self.example_shape:
                 return 1, 0
-            shape = self.example_shape
-            if x.numel() < prod(shape):  # a slice per step of a loop over the input's time dim
-                k = 2
-            elif x.numel() > prod(shape):  # the input repeated over T inside forward: time is not in it
-                k = 1
-            else:
-                k = 2 if self.time_major else 1
-            if len(shape) <= k:
-                return 1, 0
-            per_sample = prod(shape[k:])
-            if x.numel() % per_sample:
-                return 1, 0
-            base = x.numel() // per_sample
-            exact = len(shape) - 1 - k if tuple(x.shape) == shape else 0
+            base, exact = first_call_samples(self.example_shape, tuple(int(d) for d in x.shape), self.time_major)
         if not base or lead < base or lead % base:
             return 1, 0
         tokens = lead // base

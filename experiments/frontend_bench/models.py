@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 from token_models import sj_linear_vit, snntorch_linear_vit
+from torch import nn
 
 
 def stand_in_torchvision() -> None:

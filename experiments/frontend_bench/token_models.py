@@ -69,7 +69,7 @@ class LinearSpikingViT(nn.Module):
         mem0, out = self.embed_neuron.init_leaky(), []
         for _ in range(self.steps):
             y, mem0 = self.embed_neuron(self.embed(x), mem0)
-            for blk, mem in zip(self.blocks, mems):
+            for blk, mem in zip(self.blocks, mems, strict=True):
                 y = blk(y, mem)
             out.append(self.head(y.mean(-2)))
         return torch.stack(out).mean(0)

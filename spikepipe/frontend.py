@@ -130,7 +130,7 @@ def _spikes_like(x: torch.Tensor) -> torch.Tensor:
 
 def _run(model: nn.Module, inputs: tuple[torch.Tensor, ...],
          neurons: dict[str, NeuronSpec]) -> tuple[list[LayerSpec], list]:
-    tracer = _Tracer(model, neurons)
+    tracer = _Tracer(model, neurons, tuple(inputs[0].shape))
     handles = []
     for _, mod in model.named_modules():
         handles.append(mod.register_forward_pre_hook(tracer.pre_hook, with_kwargs=True))

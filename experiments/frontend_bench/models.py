@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from token_models import sj_linear_vit, snntorch_linear_vit
 from torch import nn
 
 
@@ -227,4 +228,8 @@ CASES: tuple[Case, ...] = (
     Case("snntorch-synaptic", "snnTorch tutorial CNN, Synaptic", _snntorch(1, 28, 16, "Synaptic")),
     Case("snntorch-alpha", "snnTorch tutorial CNN, Alpha", _snntorch(1, 28, 16, "Alpha")),
     Case("snntorch-lapicque", "snnTorch tutorial CNN, Lapicque", _snntorch(1, 28, 16, "Lapicque")),
+    Case("sj-linear-vit", "spiking ViT with per-token nn.Linear (64 tokens, dim 64, depth 2), SpikingJelly "
+         "LIFNode multi-step [T, B, N, P]", sj_linear_vit),
+    Case("snntorch-linear-vit", "the same ViT, snnTorch Leaky, 4 steps inside forward over [B, N, P]",
+         snntorch_linear_vit),
 )

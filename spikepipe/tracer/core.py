@@ -19,6 +19,7 @@ from torch.overrides import TorchFunctionMode
 from spikepipe.ir import LayerSpec, NeuronSpec, PostOp
 from spikepipe.tracer.errors import TraceError, UnsupportedLayerError
 from spikepipe.tracer.layout import LayerRun
+from spikepipe.tracer.neurons import steps_over_dim0
 from spikepipe.tracer.ops import (  # noqa: F401 - re-exported for the front end
     _ADD,
     _CAT,
@@ -38,7 +39,9 @@ from spikepipe.tracer.ops import (  # noqa: F401 - re-exported for the front end
     _pair,
     _pool_op,
     _pool_post,
+    _token_dims,
     classify,
+    first_call_samples,
     per_sample,
     pooled_shape,
 )
@@ -83,9 +86,13 @@ class _Layer:
 
 
 class _Tracer(TorchFunctionMode):
-    def __init__(self, model: nn.Module, neurons: dict[str, NeuronSpec]) -> None:
+    def __init__(self, model: nn.Module, neurons: dict[str, NeuronSpec],
+                 example_shape: tuple[int, ...] = ()) -> None:
         super().__init__()
         self.neurons = neurons
+        self.example_shape = tuple(int(d) for d in example_shape)
+        modes = {steps_over_dim0(m) for n, m in model.named_modules() if n in neurons}
+        self.time_major = next(iter(modes)) if len(modes) == 1 else None  # do the neurons step over dim 0?
         self.tags: dict[int, int] = {}
         self.keep: list[torch.Tensor] = []  # keeps tagged tensors alive so their ids are not reused
         self.layers: list[_Layer] = []
@@ -141,8 +148,10 @@ class _Tracer(TorchFunctionMode):
         in_shape, out_shape = per_sample(x, op), per_sample(out, op)
         op = "conv" if op == "conv1d" else op
         lead = x.numel() // max(1, prod(in_shape))
-        tokens = self.tokens(op, lead)
-        if tokens > 1:  # a Linear applied per token: tokens are per-sample rows of its GEMM, not samples
+        first = src == INPUT and not self.layers
+        tokens, token_dims = self.tokens(op, x, lead, None if first else self.sample_lead())
+        if token_dims:  # a Linear applied per token: tokens are per-sample rows of its GEMM, not samples
+            nd += token_dims
             in_shape, out_shape, lead = (tokens, *in_shape), (tokens, *out_shape), lead // tokens
         if key in self.by_site:
             idx = self.by_site[key]
@@ -172,13 +181,24 @@ class _Tracer(TorchFunctionMode):
         """Samples x steps per call, as the first layer (fed by the network input) defines them."""
         return max(self.layers[0].leads) if self.layers else 0
 
-    def tokens(self, op: str, lead: int) -> int:
-        """Rows per sample of a Linear applied to [..., tokens, features] in a model that runs every layer once
-        per forward (multi-step): its leading elements are a multiple of the first layer's."""
-        base = self.sample_lead()
-        if op != "linear" or not base or self.layers[0].calls != 1 or lead <= base or lead % base:
-            return 1
-        return lead // base
+    def tokens(self, op: str, x: torch.Tensor, lead: int, base: int | None) -> tuple[int, int]:
+        """Rows per sample-step of a Linear applied to [..., tokens, features]: its leading elements over the
+        sample-steps of one call. Every call of a model runs the same sample-steps (T*B multi-step, B per step of
+        a loop), which the first layer defines (`base`); for the first layer itself they come from the example
+        input: its leading [T, B] when the neurons step over dim 0 (multi-step), its leading [B] when they do not
+        (single-step, a loop in forward), scaled by how much of the example the call received (a slice per step
+        of a loop over the input, a repeat of it over T inside forward). Returns (tokens, token dims of x)."""
+        if op != "linear" or x.dim() < 3:
+            return 1, 0
+        exact = 0  # token dims known from the example itself (the first layer receiving it unchanged)
+        if base is None:
+            if self.time_major is None or not self.example_shape:
+                return 1, 0
+            base, exact = first_call_samples(self.example_shape, tuple(int(d) for d in x.shape), self.time_major)
+        if not base or lead < base or lead % base:
+            return 1, 0
+        tokens = lead // base
+        return tokens, (exact if tokens == 1 else _token_dims(x, tokens))
 
     def post_op(self, site: Any, layer: int, op: PostOp | None, neuron: NeuronSpec | None = None) -> None:
         lay = self.layers[layer]

@@ -61,6 +61,22 @@ def is_neuron(module: nn.Module) -> bool:
     return (lib == "snntorch" and "SpikingNeuron" in names) or (lib == "spikingjelly" and "BaseNode" in names)
 
 
+def steps_over_dim0(module: nn.Module) -> bool | None:
+    """Whether a neuron steps over dim 0 of its input (multi-step: [T, ...]) or treats its input as one step
+    (snnTorch, SpikingJelly step_mode "s"); None when the module does not say."""
+    from spikepipe.snn import LIF
+
+    if isinstance(module, LIF):
+        return True
+    lib, _ = library_class(module)
+    if lib == "snntorch":
+        return False
+    if lib == "spikingjelly":
+        mode = getattr(module, "step_mode", None)
+        return {"m": True, "s": False}.get(mode) if isinstance(mode, str) else None
+    return None
+
+
 def _surrogate(fn: Any) -> str:
     name = getattr(fn, "__qualname__", None) or type(fn).__name__
     name = name.split(".")[0].lower()  # snnTorch: "atan.<locals>.inner"; SpikingJelly: class "ATan"

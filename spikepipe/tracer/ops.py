@@ -3,6 +3,7 @@ parameters, per-sample shapes (spikepipe.tracer.core applies them while tracing)
 
 from __future__ import annotations
 
+from math import prod
 from typing import Any
 
 import torch
@@ -65,6 +66,28 @@ def per_sample(t: torch.Tensor, op: str) -> tuple[int, ...]:
         return (int(t.shape[-2]), 1, int(t.shape[-1]))
     nd = 3 if op == "conv" else 1
     return tuple(int(s) for s in t.shape[-nd:])
+
+
+def _token_dims(x: torch.Tensor, tokens: int) -> int:
+    """How many of x's dims just before its features make `tokens` rows (0: none, they are samples)."""
+    if tokens <= 1:
+        return 0
+    for j in range(1, x.dim() - 1):
+        if prod(int(d) for d in x.shape[-1 - j:-1]) == tokens:
+            return j
+    return 0
+
+
+def first_call_samples(example: tuple[int, ...], shape: tuple[int, ...], time_major: bool) -> tuple[int, int]:
+    """(samples x steps, token dims) of the first layer's call on a tensor of `shape`, from the example input:
+    its leading [T, B] are samples x steps when time is in it (the neurons step over dim 0, or the call got one
+    slice of a loop over it), its leading [B] when not (single-step neurons, or the input repeated over T inside
+    forward). The token dims are exact only when the call received the example unchanged; (0, 0) = undecided."""
+    n, whole = prod(shape), prod(example)
+    k = 2 if n < whole else 1 if n > whole else (2 if time_major else 1)
+    if len(example) <= k or n % prod(example[k:]):
+        return 0, 0
+    return n // prod(example[k:]), (len(example) - 1 - k if shape == example else 0)
 
 
 def _is_constant(o: Any) -> bool:

@@ -194,7 +194,8 @@ class _Tracer(TorchFunctionMode):
         if base is None:
             if self.time_major is None or not self.example_shape:
                 return 1, 0
-            base, exact = first_call_samples(self.example_shape, tuple(int(d) for d in x.shape), self.time_major)
+            first = first_call_samples(self.example_shape, tuple(int(d) for d in x.shape), self.time_major)
+            base, exact = first.samples, first.token_dims
         if not base or lead < base or lead % base:
             return 1, 0
         tokens = lead // base

@@ -3,6 +3,7 @@ parameters, per-sample shapes (spikepipe.tracer.core applies them while tracing)
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from math import prod
 from typing import Any
 
@@ -78,16 +79,24 @@ def _token_dims(x: torch.Tensor, tokens: int) -> int:
     return 0
 
 
-def first_call_samples(example: tuple[int, ...], shape: tuple[int, ...], time_major: bool) -> tuple[int, int]:
-    """(samples x steps, token dims) of the first layer's call on a tensor of `shape`, from the example input:
+@dataclass(frozen=True)
+class FirstCall:
+    """What the first layer's call says: its samples x steps, and how many token dims sit between them and the
+    features (0 with samples 0: undecided)."""
+    samples: int
+    token_dims: int
+
+
+def first_call_samples(example: tuple[int, ...], shape: tuple[int, ...], time_major: bool) -> FirstCall:
+    """The samples x steps and token dims of the first layer's call on a tensor of `shape`, from the example input:
     its leading [T, B] are samples x steps when time is in it (the neurons step over dim 0, or the call got one
     slice of a loop over it), its leading [B] when not (single-step neurons, or the input repeated over T inside
     forward). The token dims are exact only when the call received the example unchanged; (0, 0) = undecided."""
     n, whole = prod(shape), prod(example)
     k = 2 if n < whole else 1 if n > whole else (2 if time_major else 1)
     if len(example) <= k or n % prod(example[k:]):
-        return 0, 0
-    return n // prod(example[k:]), (len(example) - 1 - k if shape == example else 0)
+        return FirstCall(0, 0)
+    return FirstCall(n // prod(example[k:]), len(example) - 1 - k if shape == example else 0)
 
 
 def _is_constant(o: Any) -> bool:

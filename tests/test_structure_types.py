@@ -44,9 +44,8 @@ KNOWN_TUPLE_RETURNS = {
     # still to type; their callers were in other helpers' files this session (spikepipe_sched.py, train/,
     # distributed/): see the restruct report
     "schedules/colocate.py:colocate", "schedules/spikepipe_phases.py:polish", "schedules/common.py:pack_back_to_back", "schedules/cpsat_solve.py:solve",
-    "spikepipe/distributed/worker.py:input_ranks", "spikepipe/methods/bloctrain.py:BlocTrain.inference_macs_per_sample",
-    "spikepipe/nir_import.py:graph_module",
-    "spikepipe/train/runner.py:evaluate", "spikepipe/workload.py:load_traced",
+   
+    "spikepipe/train/runner.py:evaluate",
 }
 
 

@@ -293,9 +293,10 @@ class Launch:
             status[r * worker.STATUS_FIELDS + 2] = 0
         q = ctx.Queue()
         jobs = [worker.dumps(rank_job(self.job, r)) for r in range(P)]
-        x_ranks, y_ranks = worker.input_ranks(self.plan, self.job.stages)
+        fed = worker.input_ranks(self.plan, self.job.stages)
         procs = [ctx.Process(target=worker.main, daemon=True,
-                             args=(r, jobs[r], self.xs if r in x_ranks else None, self.ys if r in y_ranks else None,
+                             args=(r, jobs[r], self.xs if r in fed.input_ranks else None,
+                                   self.ys if r in fed.label_ranks else None,
                                    status, q)) for r in range(P)]
         try:
             for p in procs:

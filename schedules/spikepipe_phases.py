@@ -389,8 +389,17 @@ def phase2(graph: TaskGraph, cluster: Cluster, a: Assignment, period: int, sd: S
 
 # --- polish --------------------------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class Polished:
+    """The schedule after the polish (the given one unless the polish beat it) and the polish's statistics (the
+    scheduler report's `polish` entry: evaluations, cut_for_time, improved, ...)."""
+
+    schedule: Schedule
+    stats: Mapping[str, Any]
+
+
 def polish(graph: TaskGraph, cluster: Cluster, sched: Schedule, opts: SpikePipeOptions,
-           timer: PhaseTimer) -> tuple[Schedule, dict[str, Any]]:
+           timer: PhaseTimer) -> Polished:
     """The chosen schedule's per-processor orders searched again with the link waits counted (what the CP-SAT
     model and the seed search leave out); kept only when it is better at the same period."""
     stats: dict[str, Any] = {}
@@ -403,4 +412,4 @@ def polish(graph: TaskGraph, cluster: Cluster, sched: Schedule, opts: SpikePipeO
     stats["improved"] = key(cand) < key(sched)
     if stats["cut_for_time"]:
         timer.skip(f"polish cut for time after {stats['evaluations']} moves")
-    return (cand if stats["improved"] else sched), stats
+    return Polished(cand if stats["improved"] else sched, stats)

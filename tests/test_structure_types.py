@@ -43,7 +43,7 @@ KNOWN_TUPLE_RETURNS = {
     "schedules/spikepipe_phases.py:key",
     # still to type; their callers were in other helpers' files this session (spikepipe_sched.py, train/,
     # distributed/): see the restruct report
-    "schedules/common.py:pack_back_to_back", "schedules/cpsat_solve.py:solve",
+    "schedules/common.py:pack_back_to_back",
 
 }
 

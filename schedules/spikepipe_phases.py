@@ -161,7 +161,7 @@ class Start:
 
 
 def period_of(graph: TaskGraph, cluster: Cluster, assign: Mapping[str, int]) -> int:
-    _, load = pack_back_to_back(graph, cluster, assign, training_order(graph))
+    load = pack_back_to_back(graph, cluster, assign, training_order(graph)).busiest_load_cycles
     return max(load, assignment_link_load(graph, cluster, assign))
 
 

@@ -41,10 +41,6 @@ KNOWN_TUPLE_RETURNS = {
     "spikepipe/train/replay.py:EntryHooks.functional_op",
     # a sort key: (period, total delay, largest lag), compared as a tuple on purpose
     "schedules/spikepipe_phases.py:key",
-    # still to type; their callers were in other helpers' files this session (spikepipe_sched.py, train/,
-    # distributed/): see the restruct report
-    "schedules/common.py:pack_back_to_back",
-
 }
 
 

@@ -27,7 +27,7 @@ from spikepipe.train.runner import run as run_loop
 ACTIVITY_SAMPLES = 256  # validation samples the activity of every epoch is measured on
 
 
-class TrainConfigError(TrainerError):
+class TrainConfigError(TrainerError, ValueError):
     """Options of a training run that contradict each other, refused before anything is loaded or solved."""
 
 

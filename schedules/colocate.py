@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from hwmodels import Cluster
 from schedules.common import assignment_link_load, make_schedule, slot_cycles
@@ -36,8 +38,15 @@ def _starts(busy: list[tuple[int, int]], period: int, want: int, dur: int, most:
     return sorted(found, key=lambda x: (abs(x - want), x))[:most]
 
 
-def colocate(graph: TaskGraph, cluster: Cluster, sched: Schedule,
-             deadline: Deadline) -> tuple[Schedule, dict]:
+@dataclass(frozen=True)
+class Colocated:
+    """The schedule after the tie-break and what it did (the scheduler report's `colocate` entry)."""
+
+    schedule: Schedule
+    report: Mapping[str, Any]  # cross_bytes_before, cross_bytes_after, moves, tried, cut_for_time
+
+
+def colocate(graph: TaskGraph, cluster: Cluster, sched: Schedule, deadline: Deadline) -> Colocated:
     """Greedy moves until none helps or the deadline passes. Returns the schedule and a report."""
     whole = all(s.part == 0 and s.microbatch == 0 and s.fraction == 1.0 for s in sched.slots)
     assign = {s.task: s.processor for s in sched.slots}
@@ -45,7 +54,7 @@ def colocate(graph: TaskGraph, cluster: Cluster, sched: Schedule,
     report = {"cross_bytes_before": before, "cross_bytes_after": before, "moves": 0, "tried": 0,
               "cut_for_time": False}
     if sched.kind != "periodic" or not whole or len(assign) != len(sched.slots) or cluster.size == 1:
-        return sched, report
+        return Colocated(sched, report)
     neighbours: dict[str, list[tuple[str, int]]] = defaultdict(list)
     for u, v, b in graph.edges:
         if b > 0:
@@ -76,7 +85,7 @@ def colocate(graph: TaskGraph, cluster: Cluster, sched: Schedule,
             for _, _, q, start, dur in sorted(gains):
                 if deadline.expired():
                     report["cut_for_time"] = True
-                    return sched, report
+                    return Colocated(sched, report)
                 report["tried"] += 1
                 trial = {**assign, task: q}
                 if assignment_link_load(graph, cluster, trial) > sched.period_cycles:
@@ -97,4 +106,4 @@ def colocate(graph: TaskGraph, cluster: Cluster, sched: Schedule,
             if improved:
                 break
     report["cross_bytes_after"] = crossing_bytes(graph, assign)
-    return sched, report
+    return Colocated(sched, report)

@@ -6,7 +6,7 @@ import heapq
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from math import ceil
 from typing import Any
 
@@ -265,8 +265,17 @@ def lower_bound(graph: TaskGraph, cluster: Cluster, microbatches: Iterable[int] 
     return lower_bound_cycles(graph, cluster, microbatches)
 
 
+@dataclass(frozen=True)
+class Packed:
+    """Tasks run back to back on their processors: the slots (lag 0; derive lags afterwards) and the busiest
+    processor's load."""
+
+    slots: list[Slot]
+    busiest_load_cycles: int
+
+
 def pack_back_to_back(graph: TaskGraph, cluster: Cluster, assignment: Mapping[str, int],
-                      order: Sequence[str]) -> tuple[list[Slot], int]:
+                      order: Sequence[str]) -> Packed:
     """Each processor runs its tasks in `order`, back to back from 0: the greedy seed of docs/design.md section 7.
     Returns the slots (lag 0; derive lags afterwards) and the busiest processor's load."""
     t = defaultdict(int)
@@ -276,7 +285,7 @@ def pack_back_to_back(graph: TaskGraph, cluster: Cluster, assignment: Mapping[st
         d = slot_cycles(graph, cluster, tid, p)
         slots.append(Slot(tid, p, t[p], d))
         t[p] += d
-    return slots, max(t.values(), default=1)
+    return Packed(slots, max(t.values(), default=1))
 
 
 def assignment_link_load(graph: TaskGraph, cluster: Cluster, assignment: Mapping[str, int]) -> int:

@@ -11,7 +11,7 @@ from ortools.sat.python import cp_model
 
 from schedules.deadline import Deadline
 
-__all__ = ["Deadline", "SolveReport", "solve"]
+__all__ = ["Deadline", "SolveReport", "Solved", "solve"]
 
 
 @dataclass(frozen=True)
@@ -34,8 +34,17 @@ class SolveReport:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Solved:
+    """A CP-SAT search: the solver (read the solution's values from it; None when the search was skipped for
+    time) and its report."""
+
+    solver: cp_model.CpSolver | None
+    report: SolveReport
+
+
 def solve(model: cp_model.CpModel, *, time_limit_s: float, workers: int, seed: int,
-          deterministic_s: float | None = None) -> tuple[cp_model.CpSolver, SolveReport]:
+          deterministic_s: float | None = None) -> Solved:
     """Wall-clock limited by default. With `deterministic_s`, the search is limited in CP-SAT's deterministic
     time and the workers are interleaved (`interleave_search`), so the same seed and worker count give the same
     answer whatever the machine load; `time_limit_s` then only guards the wall clock."""
@@ -54,5 +63,5 @@ def solve(model: cp_model.CpModel, *, time_limit_s: float, workers: int, seed: i
     if code in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         obj, bound = solver.objective_value, solver.best_objective_bound
         gap = 0.0 if code == cp_model.OPTIMAL else (abs(obj - bound) / abs(obj) if obj else 0.0)
-    return solver, SolveReport(status, obj, bound, gap, float(time_limit_s), int(workers), int(seed), wall,
-                               deterministic_s)
+    return Solved(solver, SolveReport(status, obj, bound, gap, float(time_limit_s), int(workers), int(seed), wall,
+                                      deterministic_s))

@@ -112,8 +112,9 @@ def schedule_assignment(name: str, graph: TaskGraph, cluster: Cluster, assignmen
     """The best of ASAP modulo placement and back-to-back packing for a fixed assignment, at the smallest period
     the assignment allows (busiest processor or link) unless a period is given."""
     order = training_order(graph)
-    packed, load = pack_back_to_back(graph, cluster, assignment, order)
-    period = max(period or 0, load, assignment_link_load(graph, cluster, assignment), 1)
+    back = pack_back_to_back(graph, cluster, assignment, order)
+    packed = back.slots
+    period = max(period or 0, back.busiest_load_cycles, assignment_link_load(graph, cluster, assignment), 1)
     candidates = [make_schedule(name, "periodic", graph, cluster, packed, period, derive_lags=True,
                                 info={**(info or {}), "placement": "back-to-back"})]
     placed = modulo_place(graph, cluster, assignment, period, order)

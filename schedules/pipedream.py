@@ -52,8 +52,9 @@ def layerpipe(graph: TaskGraph, cluster: Cluster, options: LayerPipeOptions | No
     opts = LayerPipeOptions.coerce(options, kwargs)
     ranges, assign = _stages(graph, cluster, opts.stages)
     order = training_order(graph)
-    slots, load = pack_back_to_back(graph, cluster, assign, order)
-    period = max(load, assignment_link_load(graph, cluster, assign))
+    packed = pack_back_to_back(graph, cluster, assign, order)
+    slots = packed.slots
+    period = max(packed.busiest_load_cycles, assignment_link_load(graph, cluster, assign))
     return make_schedule("layerpipe", "periodic", graph, cluster, slots, period, derive_lags=True,
                          info={"stages": [list(r) for r in ranges], "placement": "F first from 0, then B W"})
 
@@ -67,7 +68,7 @@ def pipedream(graph: TaskGraph, cluster: Cluster, options: PipeDreamOptions | No
     layer_stage = [assign[f"F{layer}"] for layer in range(graph.num_layers)]
     target = [stages - 1 - layer_stage[layer] for layer in range(graph.num_layers)]
     order = training_order(graph)
-    _, load = pack_back_to_back(graph, cluster, assign, order)
+    load = pack_back_to_back(graph, cluster, assign, order).busiest_load_cycles
     base = max(load, assignment_link_load(graph, cluster, assign))
     period = base
     while True:

@@ -15,6 +15,6 @@ def sequential(graph: TaskGraph, cluster: Cluster, options: SequentialOptions | 
     """One iteration per period on processor 0 (the others idle); period = sum of its task cycles."""
     SequentialOptions.coerce(options, kwargs)  # it takes none: anything given is an error
     order = training_order(graph)
-    slots, period = pack_back_to_back(graph, cluster, dict.fromkeys(order, 0), order)
-    return make_schedule("sequential", "flush", graph, cluster, slots, period,
+    packed = pack_back_to_back(graph, cluster, dict.fromkeys(order, 0), order)
+    return make_schedule("sequential", "flush", graph, cluster, packed.slots, packed.busiest_load_cycles,
                          info={"processors_used": 1, "order": "F ascending, then B_l W_l descending"})

@@ -38,7 +38,7 @@ from schedules.cpsat_build import (
     link_indicator_count,
 )
 from schedules.cpsat_extract import extract_assignment, extract_free, extract_slots
-from schedules.cpsat_solve import SolveReport, solve
+from schedules.cpsat_solve import Solved, SolveReport, solve
 from schedules.deadline import Deadline
 from schedules.listsched import greedy_assignment, schedule_assignment
 from schedules.order_search import delay_lower_bounds, polish_slots, search_orders
@@ -130,12 +130,12 @@ class Solver:
     timer: PhaseTimer
 
     def __call__(self, model: cp_model.CpModel, cap_s: float, phase_share: float, reserve_s: float = 0.0,
-                 nominal_s: float | None = None) -> tuple[cp_model.CpSolver | None, SolveReport]:
+                 nominal_s: float | None = None) -> Solved:
         """Skipped (None) when too little time is left to start a search."""
         o = self.opts
         wall = min(cap_s, self.timer.left() - reserve_s)
         if wall < MIN_SOLVE_S:
-            return None, skipped_report(o)
+            return Solved(None, skipped_report(o))
         # The deterministic limit is a fixed share of the budget, never of the wall time left: that depends on
         # the clock, and two runs would stop their searches at different points (same seed, other schedule). If
         # the wall guard ends a search first, the result says it is not reproducible. Interleaved workers share
@@ -161,7 +161,7 @@ class Start:
 
 
 def period_of(graph: TaskGraph, cluster: Cluster, assign: Mapping[str, int]) -> int:
-    _, load = pack_back_to_back(graph, cluster, assign, training_order(graph))
+    load = pack_back_to_back(graph, cluster, assign, training_order(graph)).busiest_load_cycles
     return max(load, assignment_link_load(graph, cluster, assign))
 
 
@@ -233,7 +233,8 @@ def phase1(graph: TaskGraph, cluster: Cluster, st: Start, timer: PhaseTimer, sol
             p1 = build_phase1(graph, cluster, st.lower_bound_cycles, st.hint_period_cycles, st.hint, links=False,
                               candidates=cands)
         with timer.phase("phase1_solve"):
-            cp, rep = solver(p1.model, PHASE1_SHARE * limit, PHASE1_SHARE)
+            solved = solver(p1.model, PHASE1_SHARE * limit, PHASE1_SHARE)
+            cp, rep = solved.solver, solved.report
         if rep.found:
             with timer.phase("phase1_extract"):
                 assign, period = extract_assignment(cp, p1), int(cp.value(p1.period))
@@ -249,7 +250,8 @@ def phase1(graph: TaskGraph, cluster: Cluster, st: Start, timer: PhaseTimer, sol
                         p1 = build_phase1(graph, cluster, st.lower_bound_cycles, st.hint_period_cycles, st.hint,
                                           candidates=cands)
                     with timer.phase("phase1_links_solve"):
-                        cp, rep_links = solver(p1.model, PHASE1_SHARE * limit / 2, PHASE1_SHARE / 2)
+                        solved = solver(p1.model, PHASE1_SHARE * limit / 2, PHASE1_SHARE / 2)
+                        cp, rep_links = solved.solver, solved.report
                     if rep_links.found:
                         rep, link_constraints = rep_links, p1.link_constraints
                         with timer.phase("phase1_extract"):
@@ -368,8 +370,9 @@ def phase2(graph: TaskGraph, cluster: Cluster, a: Assignment, period: int, sd: S
                 hint = list(best.slots) if same_assignment else list(sd.candidates["order-search"].slots)
                 p2 = build_phase2(graph, cluster, a.assign, period, max_lag, hint, floor)
         with timer.phase("phase2_solve"):
-            cp, rep = solver(p2.model, limit, 1 - PHASE1_SHARE, reserve + COLOCATE_SHARE * limit,
+            solved = solver(p2.model, limit, 1 - PHASE1_SHARE, reserve + COLOCATE_SHARE * limit,
                              _PHASE2_NOMINAL_SHARE * limit)
+            cp, rep = solved.solver, solved.report
         if rep.status == "SKIPPED_FOR_TIME":
             timer.skip("phase 2 solve skipped (its model took the time left to build)")
     else:
@@ -389,8 +392,17 @@ def phase2(graph: TaskGraph, cluster: Cluster, a: Assignment, period: int, sd: S
 
 # --- polish --------------------------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class Polished:
+    """The schedule after the polish (the given one unless the polish beat it) and the polish's statistics (the
+    scheduler report's `polish` entry: evaluations, cut_for_time, improved, ...)."""
+
+    schedule: Schedule
+    stats: Mapping[str, Any]
+
+
 def polish(graph: TaskGraph, cluster: Cluster, sched: Schedule, opts: SpikePipeOptions,
-           timer: PhaseTimer) -> tuple[Schedule, dict[str, Any]]:
+           timer: PhaseTimer) -> Polished:
     """The chosen schedule's per-processor orders searched again with the link waits counted (what the CP-SAT
     model and the seed search leave out); kept only when it is better at the same period."""
     stats: dict[str, Any] = {}
@@ -403,4 +415,4 @@ def polish(graph: TaskGraph, cluster: Cluster, sched: Schedule, opts: SpikePipeO
     stats["improved"] = key(cand) < key(sched)
     if stats["cut_for_time"]:
         timer.skip(f"polish cut for time after {stats['evaluations']} moves")
-    return (cand if stats["improved"] else sched), stats
+    return Polished(cand if stats["improved"] else sched, stats)

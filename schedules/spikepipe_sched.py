@@ -135,19 +135,21 @@ def _whole(graph: TaskGraph, cluster: Cluster, opts: SpikePipeOptions, timer: ph
     period = int(ceil(a.period_cycles * (1 + slack))) if slack else a.period_cycles
     sd = ph.seeds(graph, cluster, a, period, bool(slack), st.baselines, opts, timer)
     p2 = ph.phase2(graph, cluster, a, period, sd, st.candidates_per_task, timer, solver)
-    sched, polished = ph.polish(graph, cluster, p2.schedule, opts, timer)
-    source = p2.source + ("+polish" if polished["improved"] else "")
+    polished = ph.polish(graph, cluster, p2.schedule, opts, timer)
+    sched = polished.schedule
+    source = p2.source + ("+polish" if polished.stats["improved"] else "")
     if slack:  # a longer period that buys no delay is not worth having
         tight_best = min(sd.tight.values(), key=_key)
         if sum(tight_best.gradient_delays) <= sum(sched.gradient_delays):
             sched, source = replace(tight_best, name="spikepipe"), "tight period (slack cut no delay)"
     slack_used = bool(slack) and sched.period_cycles > a.period_cycles
     with timer.phase("colocate"):
-        sched, moved = colocate(graph, cluster, sched, timer.share_of_left(1.0))
-    if moved["cut_for_time"]:
-        timer.skip(f"communication tie-break cut for time after {moved['moves']} moves")
-    report = _report(graph, cluster, opts, timer, st, a, sd, p2, sched, source, polished, slack_used, moved,
-                     time.perf_counter() - t0)
+        moved = colocate(graph, cluster, sched, timer.share_of_left(1.0))
+    sched = moved.schedule
+    if moved.report["cut_for_time"]:
+        timer.skip(f"communication tie-break cut for time after {moved.report['moves']} moves")
+    report = _report(graph, cluster, opts, timer, st, a, sd, p2, sched, source, polished.stats, slack_used,
+                     moved.report, time.perf_counter() - t0)
     return _never_lose(sched, report, st.best_base, bool(slack))
 
 

@@ -14,6 +14,7 @@ inputs sums them (a residual add). Anything else is refused, naming the node and
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from math import prod
 from pathlib import Path
 from typing import Any
@@ -145,7 +146,15 @@ def _module(name: str, node: Any) -> nn.Module | None:
     raise NIRError(f"NIR node {name!r} ({cls}) is not supported; supported: {SUPPORTED}")
 
 
-def graph_module(graph: Any) -> tuple[GraphModule, tuple[int, ...]]:
+@dataclass(frozen=True)
+class NIRModule:
+    """A NIR graph as a torch module, with what an example input for it needs."""
+
+    module: GraphModule
+    input_shape: tuple[int, ...]  # per sample (no time or batch dimension)
+
+
+def graph_module(graph: Any) -> NIRModule:
     """The torch module of a NIR graph and the per-sample shape of its (single) input."""
     import nir
 
@@ -180,7 +189,7 @@ def graph_module(graph: Any) -> tuple[GraphModule, tuple[int, ...]]:
     shape = tuple(int(s) for s in np.asarray(graph.nodes[inputs[0]].input_type["input"]).reshape(-1))
     if not shape or prod(shape) < 1:
         raise NIRError(f"the NIR Input node {inputs[0]!r} has no usable shape ({shape})")
-    return GraphModule(modules, order, preds, outputs[0]), shape
+    return NIRModule(module=GraphModule(modules, order, preds, outputs[0]), input_shape=shape)
 
 
 def load_nir(path: str | Path, *, timesteps: int | None, batch: int | None) -> Traced:
@@ -203,11 +212,9 @@ def load_nir(path: str | Path, *, timesteps: int | None, batch: int | None) -> T
 
 def trace_graph(graph: Any, *, timesteps: int, batch: int) -> Traced:
     """Layers and layout of an in-memory NIR graph at T and B."""
-    model, shape = graph_module(graph)
-    example = torch.empty(_TRACE_T, _TRACE_B, *shape, device="meta")
-    traced = trace_model(model, example, timesteps=timesteps, batch=batch)
-    from dataclasses import replace
-
+    nm = graph_module(graph)
+    example = torch.empty(_TRACE_T, _TRACE_B, *nm.input_shape, device="meta")
+    traced = trace_model(nm.module, example, timesteps=timesteps, batch=batch)
     layout = replace(traced.layout, style="nir", timesteps_source="--timesteps (NIR has no time)",
                      batch_source="--batch (NIR has no batch)")
     return Traced(traced.layers, layout)

@@ -9,6 +9,7 @@ between them cannot live inside train without an import cycle (docs/design.md se
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -16,7 +17,7 @@ from torch import nn
 
 from spikepipe.ir import LayerSpec, Schedule
 from spikepipe.train.bptt import TrainerBase
-from spikepipe.train.data import Dataset, Split
+from spikepipe.train.data import DATASETS, Dataset, DatasetError, Split
 from spikepipe.train.inputs import InputPlan
 from spikepipe.train.model import ModelFn, has_blocks
 from spikepipe.train.pipelined import TrainerError
@@ -24,6 +25,27 @@ from spikepipe.train.runner import ProgressHook, TrainConfig, check_mode, schedu
 from spikepipe.train.runner import run as run_loop
 
 ACTIVITY_SAMPLES = 256  # validation samples the activity of every epoch is measured on
+
+
+class TrainConfigError(TrainerError, ValueError):
+    """Options of a training run that contradict each other, refused before anything is loaded or solved."""
+
+
+def check_config(cfg: TrainConfig, *, dataset_given: bool = False, schedule_given: bool = False) -> None:
+    """The option conflicts of a training run, in one place: `spikepipe train`, the API's train_network and a
+    sweep's training points refuse the same combinations with the same message (the CLI only parses and
+    prints). `dataset_given`/`schedule_given`: the caller passes a Dataset or a Schedule instead of a name."""
+    check_mode(cfg)
+    if not dataset_given and cfg.dataset not in DATASETS and not cfg.dataset.endswith(".npz") \
+            and not Path(cfg.dataset).is_dir():
+        raise DatasetError(f"argument --dataset: invalid choice: {cfg.dataset!r} (choose {', '.join(DATASETS)}, a "
+                           f"FILE.npz or a directory of IDX files)")
+    if cfg.period_slack and cfg.schedule != "spikepipe":
+        raise TrainConfigError(f"--period-slack applies to --schedule spikepipe only, not {cfg.schedule!r}")
+    if cfg.backend != "emulate":
+        from spikepipe.distributed.launch import check_options
+
+        check_options(cfg, scheduled=schedule_given or cfg.schedule != "none")
 
 
 def make_trainer(cfg: TrainConfig, fn: ModelFn, schedule: Schedule | None, total: int,
@@ -85,6 +107,7 @@ def run(cfg: TrainConfig, *, model: tuple[nn.Module, torch.Tensor] | None = None
         schedule: Schedule | None = None, dataset: Dataset | None = None,
         progress: ProgressHook | None = None) -> dict[str, Any]:
     """Train and evaluate; returns the result row. `model`, `schedule` and `dataset` override what cfg names."""
+    check_config(cfg, dataset_given=dataset is not None, schedule_given=schedule is not None)
     return run_loop(cfg, model=model, schedule=schedule, dataset=dataset, progress=progress,
                     make_trainer=make_trainer, observe=ActivityRecorder)
 

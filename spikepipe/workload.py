@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -16,6 +17,14 @@ from spikepipe.ir import SpikePipeError, TaskGraph
 
 class WorkloadError(SpikePipeError):
     """A --network argument cannot be turned into a model."""
+
+
+@dataclass(frozen=True)
+class TracedWorkload:
+    """A network's traced layers and layout, with the label its task graph is named by."""
+
+    traced: Traced
+    label: str
 
 
 def load_model(network: str, *, batch: int | None = None, timesteps: int | None = None,
@@ -38,7 +47,7 @@ def _is_file(network: str) -> bool:
 _ZOO_TRACE_TIMESTEPS = 2
 
 
-def load_traced(network: str, *, batch: int | None = None, timesteps: int | None = None) -> tuple[Traced, str]:
+def load_traced(network: str, *, batch: int | None = None, timesteps: int | None = None) -> TracedWorkload:
     """Layers and layout of `network` with T and B as the model runs them (overrides checked), and its label.
 
     Costing is analytic, so nothing is run at full size: a zoo network is traced at T=2, B=1 and costed at the
@@ -53,11 +62,11 @@ def load_traced(network: str, *, batch: int | None = None, timesteps: int | None
     if network.endswith(".nir"):
         from spikepipe.nir_import import load_nir
 
-        return load_nir(network, timesteps=timesteps, batch=batch), Path(network).stem
+        return TracedWorkload(load_nir(network, timesteps=timesteps, batch=batch), Path(network).stem)
     if _is_file(network):
         model, example = _from_file(network)
         label = Path(network.split(":")[0]).stem + ":" + network.split(":")[1]
-        return trace_model(model, example, timesteps=timesteps, batch=batch), label
+        return TracedWorkload(trace_model(model, example, timesteps=timesteps, batch=batch), label)
     from spikepipe import zoo
 
     meta = zoo.info(network)
@@ -66,7 +75,7 @@ def load_traced(network: str, *, batch: int | None = None, timesteps: int | None
     t, b = timesteps or meta.timesteps, batch or meta.batch
     layout = Layout("multi-step", t, b, "--timesteps" if timesteps else f"network default ({network})",
                     "--batch" if batch else f"network default ({network})")
-    return Traced(traced.layers, layout), network
+    return TracedWorkload(Traced(traced.layers, layout), network)
 
 
 def _from_file(spec: str) -> tuple[nn.Module, torch.Tensor]:
@@ -112,7 +121,7 @@ def load_workload(network: str, *, batch: int | None = None, timesteps: int | No
         from hwmodels.config import load_cluster
 
         processor = load_cluster(None, processors=1).processors[0]
-    traced, label = load_traced(network, batch=batch, timesteps=timesteps)
-    lay = traced.layout
-    return build_task_graph(traced.layers, batch=lay.batch, timesteps=lay.timesteps, processor=processor,
-                            name=label, layout=lay.to_dict())
+    work = load_traced(network, batch=batch, timesteps=timesteps)
+    lay = work.traced.layout
+    return build_task_graph(work.traced.layers, batch=lay.batch, timesteps=lay.timesteps, processor=processor,
+                            name=work.label, layout=lay.to_dict())

@@ -103,7 +103,8 @@ def test_early_exit_needs_detector_and_confidence(trained):
     layer_macs = [graph.task(f"F{i}").gemms[0].macs for i in range(graph.num_layers)]  # one sample, all T
     n = len(data.test)
     tr.exit_counts = [counts[1], n - counts[1]]
-    mean, full = tr.inference_macs_per_sample(layer_macs)
+    macs = tr.inference_macs_per_sample(layer_macs)
+    mean, full = macs.mean_macs_per_sample, macs.full_macs_per_sample
     first = layer_macs[0] + 128 * 10 + 128 * 1  # layer 0, its classifier and its detector (128 features)
     assert full == sum(layer_macs)
     assert mean == pytest.approx((counts[1] * first + (n - counts[1]) * (first + layer_macs[1])) / n)

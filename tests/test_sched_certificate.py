@@ -131,7 +131,7 @@ def test_delay_bound_is_at_most_the_proven_minimum(seed, procs, stretch):
     load = max(sum(g.cycles(t) for t in g.topological_order() if assign[t] == p) for p in range(procs))
     period = int(max(load, assignment_link_load(g, c, assign)) * stretch)
     p2 = build_phase2(g, c, assign, period, len(g.tasks))
-    _, rep = solve(p2.model, time_limit_s=120, workers=1, seed=0, deterministic_s=30)
+    rep = solve(p2.model, time_limit_s=120, workers=1, seed=0, deterministic_s=30).report
     assert rep.status == "OPTIMAL"
     bound = assignment_delay_bounds(g, c, period, assign)
     assert sum(bound) <= round(rep.objective)

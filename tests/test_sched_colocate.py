@@ -31,7 +31,8 @@ def test_b_and_w_share_a_processor_when_one_has_room():
     g, c = two_layers(65536), Cluster.homogeneous(2)
     s = hand_schedule(g, c, period=6000, w0_start=4000)
     validate(s, g, c)
-    out, rep = colocate(g, c, s, Deadline.within(1e9))
+    res = colocate(g, c, s, Deadline.within(1e9))
+    out, rep = res.schedule, res.report
     validate(out, g, c)
     where = {sl.task: sl for sl in out.slots}
     # B0 crosses the most bytes (dY to W0, dX from B1), so it moves first, next to both; then F1 joins F0 (the
@@ -51,7 +52,8 @@ def test_nothing_moves_when_no_gap_is_long_enough():
     slots = [Slot("F0", 0, 0, 1000), Slot("B0", 0, 1000, 1000), Slot("W0", 1, 0, 1000),
              Slot("F1", 1, 1000, 1000), Slot("B1", 0, 2000, 998), Slot("W1", 1, 2000, 1000)]
     s = make_schedule("spikepipe", "periodic", g, c, slots, 3000, derive_lags=True)
-    out, rep = colocate(g, c, s, Deadline.within(1e9))
+    res = colocate(g, c, s, Deadline.within(1e9))
+    out, rep = res.schedule, res.report
     assert {sl.task: sl.processor for sl in out.slots}["W0"] == 1
     assert rep["moves"] == 0 and out is s
 
@@ -59,7 +61,8 @@ def test_nothing_moves_when_no_gap_is_long_enough():
 def test_stops_on_the_clock():
     g, c = two_layers(65536), Cluster.homogeneous(2)
     s = hand_schedule(g, c, period=6000, w0_start=4000)
-    out, rep = colocate(g, c, s, Deadline.within(-1))
+    res = colocate(g, c, s, Deadline.within(-1))
+    out, rep = res.schedule, res.report
     assert out is s and rep["cut_for_time"]
 
 
@@ -69,7 +72,8 @@ def test_never_costs_period_or_delay(graph_name, procs):
     g, c = graphs()[graph_name], Cluster.homogeneous(procs)
     for name in ("pipedream", "layerpipe", "list"):
         s = generate(name, g, c)
-        out, rep = colocate(g, c, s, Deadline.within(1e9))
+        res = colocate(g, c, s, Deadline.within(1e9))
+        out, rep = res.schedule, res.report
         validate(out, g, c)
         assert out.period_cycles == s.period_cycles
         assert sum(out.gradient_delays) <= sum(s.gradient_delays)

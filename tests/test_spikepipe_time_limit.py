@@ -130,7 +130,8 @@ def test_candidate_processors_keep_the_hint_and_bound_the_optimum(per_task):
 
     def optimum(candidates):
         p1 = build_phase1(g, c, 1, hint_period, hint, links=False, candidates=candidates)
-        solver, rep = solve(p1.model, time_limit_s=20, workers=1, seed=0)
+        solved = solve(p1.model, time_limit_s=20, workers=1, seed=0)
+        solver, rep = solved.solver, solved.report
         assert rep.status == "OPTIMAL"
         return int(solver.value(p1.period)), {t: p for (t, p), v in p1.x.items() if solver.boolean_value(v)}
 

@@ -41,12 +41,6 @@ KNOWN_TUPLE_RETURNS = {
     "spikepipe/train/replay.py:EntryHooks.functional_op",
     # a sort key: (period, total delay, largest lag), compared as a tuple on purpose
     "schedules/spikepipe_phases.py:key",
-    # still to type; their callers were in other helpers' files this session (spikepipe_sched.py, train/,
-    # distributed/): see the restruct report
-    "schedules/colocate.py:colocate", "schedules/spikepipe_phases.py:polish", "schedules/common.py:pack_back_to_back", "schedules/cpsat_solve.py:solve",
-    "spikepipe/distributed/worker.py:input_ranks", "spikepipe/methods/bloctrain.py:BlocTrain.inference_macs_per_sample",
-    "spikepipe/nir_import.py:graph_module",
-    "spikepipe/train/runner.py:evaluate", "spikepipe/workload.py:load_traced",
 }
 
 

@@ -52,7 +52,7 @@ def test_accuracy(out: Path, data_dir: str | None) -> tuple[int, float]:
         state = ck["trainer"]
     trainer.load_state_dict(state)
     plan = plan_inputs(ModelFn(net, ex), data, cfg.encoder, cfg.timesteps)
-    return int(ck["epoch"]), evaluate(trainer, data.test, cfg, plan)[1]
+    return int(ck["epoch"]), evaluate(trainer, data.test, cfg, plan).accuracy
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -115,8 +115,8 @@ def main() -> None:
         t0 = time.perf_counter()
         traced = trace_graph(graph, timesteps=16, batch=8)
         seconds = time.perf_counter() - t0
-        module, shape = graph_module(graph)  # torch's counter on the graph as torch modules, on meta tensors
-        total = torch_macs(module, torch.empty(16, 8, *shape, device="meta"))
+        nm = graph_module(graph)  # torch's counter on the graph as torch modules, on meta tensors
+        total = torch_macs(nm.module, torch.empty(16, 8, *nm.input_shape, device="meta"))
         rows.append(_row(name, f"NIR graph (nir package), {neuron.upper()}, 2 conv + affine; T, B given",
                          traced, total, args, seconds))
         print(rows[-1], flush=True)

@@ -184,7 +184,8 @@ def train_accuracy(spec: MethodSpec, network: str, data: Dataset, *, timesteps: 
         from spikepipe.workload import load_workload
 
         one = load_workload(network, batch=1, timesteps=timesteps)
-        mean, full = tr.inference_macs_per_sample([one.task(f"F{i}").gemms[0].macs for i in range(one.num_layers)])
+        macs = tr.inference_macs_per_sample([one.task(f"F{i}").gemms[0].macs for i in range(one.num_layers)])
+        mean, full = macs.mean_macs_per_sample, macs.full_macs_per_sample
         row["exit_fractions"] = [c / max(1, sum(tr.exit_counts)) for c in tr.exit_counts]
         row["hard_classes"] = tr.class_sets[-1]
         row["hard_class_source"] = tr.hard_class_source

@@ -379,7 +379,7 @@ def train_network(network: NetworkArg, *, dataset: str = "digits", schedule: str
     is not modified: a copy is trained and returned as the result's `model`. `backend="gloo"` runs the schedule
     on P processes (spikepipe.distributed) instead of emulating it in one; `activity_out` writes the spike
     activity measured after every epoch (for `simulate(activity=...)`)."""
-    from spikepipe.training import TrainConfig
+    from spikepipe.training import TrainConfig, check_config
     from spikepipe.training import run as run_training
 
     for key, v in (("processors", processors), ("epochs", epochs), ("batch", batch), ("threads", threads),
@@ -392,8 +392,6 @@ def train_network(network: NetworkArg, *, dataset: str = "digits", schedule: str
     given_plan = schedule if isinstance(schedule, Schedule) else None
     if given_plan is not None:
         schedule, processors = given_plan.name, given_plan.processors
-    if period_slack and schedule != "spikepipe":
-        raise ApiArgumentError(f"period_slack applies to schedule='spikepipe' only, not {schedule!r}")
     # a name or path is given to the trainer as it is (it builds the model once, as `spikepipe train` does)
     workload = Workload(str(network), str(network)) if isinstance(network, (str, Path)) else as_workload(network)
     hw = None if hardware is None else as_hardware(hardware)
@@ -410,6 +408,7 @@ def train_network(network: NetworkArg, *, dataset: str = "digits", schedule: str
         hard_fraction=hard_fraction, skipper_gradient=skipper_gradient, backend=backend,
         activity_out=None if activity_out is None else str(activity_out), limit_val=limit_val,
         limit_test=limit_test, exit_confidence=exit_confidence)
+    check_config(cfg, schedule_given=given_plan is not None)  # before a schedule is solved or data loaded
     from spikepipe.io import check_writable
 
     if out is not None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from spikepipe.cli.cmd_simulate import add_period_slack
@@ -104,12 +103,6 @@ def run(args: argparse.Namespace) -> Result:
         check_writable(f"{args.out}/result.json")
     if args.activity_out:
         check_writable(args.activity_out)
-    if args.dataset not in ("digits", "fashion-mnist") and not args.dataset.endswith(".npz") \
-            and not Path(args.dataset).is_dir():
-        raise CliError(f"argument --dataset: invalid choice: {args.dataset!r} (choose digits, fashion-mnist, a "
-                       f"FILE.npz or a directory of IDX files)")
-    if args.period_slack and args.schedule != "spikepipe":
-        raise CliError(f"--period-slack applies to --schedule spikepipe only, not {args.schedule!r}")
     if args.array or args.dataflow:
         raise CliError("train takes --hardware for the schedule's cluster; --array/--dataflow are not supported here")
     given = _schedule_from_file(args)

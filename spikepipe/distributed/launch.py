@@ -293,9 +293,10 @@ class Launch:
             status[r * worker.STATUS_FIELDS + 2] = 0
         q = ctx.Queue()
         jobs = [worker.dumps(rank_job(self.job, r)) for r in range(P)]
-        x_ranks, y_ranks = worker.input_ranks(self.plan, self.job.stages)
+        fed = worker.input_ranks(self.plan, self.job.stages)
         procs = [ctx.Process(target=worker.main, daemon=True,
-                             args=(r, jobs[r], self.xs if r in x_ranks else None, self.ys if r in y_ranks else None,
+                             args=(r, jobs[r], self.xs if r in fed.input_ranks else None,
+                                   self.ys if r in fed.label_ranks else None,
                                    status, q)) for r in range(P)]
         try:
             for p in procs:
@@ -409,12 +410,12 @@ class Launch:
         return DistributedError(f"the workers exited without reporting ({epoch}); {tail}")
 
 
-def make_trainer(cfg: Any, net: nn.Module | ModelFn, schedule: Schedule | None, total_steps: int,
-                 steps_per_epoch: int) -> DistributedPipeline:
-    """The runner's dispatch point for `--backend gloo|nccl` (cfg is a spikepipe.train.runner.TrainConfig)."""
+def check_options(cfg: Any, *, scheduled: bool) -> None:
+    """What a distributed run refuses of a TrainConfig (`scheduled`: it has a schedule to run); checked by
+    spikepipe.training before anything is loaded, and here again for a caller of make_trainer alone."""
     if cfg.backend not in BACKENDS:
         raise DistributedError(f"unknown backend {cfg.backend!r}; valid: {', '.join(BACKENDS)}")
-    if schedule is None:
+    if not scheduled:
         raise DistributedError(f"--backend {cfg.backend} runs a schedule on its processors; give --schedule NAME "
                                f"(plain BPTT is one process: use --backend emulate)")
     if cfg.mode != "exact":
@@ -422,6 +423,12 @@ def make_trainer(cfg: Any, net: nn.Module | ModelFn, schedule: Schedule | None, 
                                f"executes the schedule exactly (--mode exact)")
     if cfg.method != "bptt":
         raise DistributedError(f"--method {cfg.method} is not supported with --backend {cfg.backend}")
+
+
+def make_trainer(cfg: Any, net: nn.Module | ModelFn, schedule: Schedule | None, total_steps: int,
+                 steps_per_epoch: int) -> DistributedPipeline:
+    """The runner's dispatch point for `--backend gloo|nccl` (cfg is a spikepipe.train.runner.TrainConfig)."""
+    check_options(cfg, scheduled=schedule is not None)
     return DistributedPipeline(net, cfg.optim(), schedule, total_steps=total_steps, backend=cfg.backend,
                                stash=cfg.stash, compensation=cfg.compensation, anneal_steps=steps_per_epoch,
                                threads=cfg.threads)

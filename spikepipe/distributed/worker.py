@@ -434,13 +434,21 @@ def loads(data: bytes) -> Any:
     return pickle.loads(data)
 
 
-def input_ranks(plan: Plan, stages: Stages) -> tuple[set[int], set[int]]:
+@dataclass(frozen=True)
+class InputRanks:
+    """Which ranks get the epoch's inputs and which its labels (the others are spawned without them)."""
+
+    input_ranks: frozenset[int]  # read the network input: F or recomputing B of a layer fed by it
+    label_ranks: frozenset[int]  # compute the loss: B of the last layer
+
+
+def input_ranks(plan: Plan, stages: Stages) -> InputRanks:
     """Ranks that read the network input (F or recomputing B of a layer fed by it) and ranks that compute the
     loss (B of the last layer)."""
     fed = {i for i in range(plan.num_layers) if -1 in stages.producers[i]}
-    xr = {e.rank for e in plan.events if e.layer in fed and e.kind in ("F", "B")}
-    yr = {e.rank for e in plan.events if e.layer == plan.num_layers - 1 and e.kind == "B"}
-    return xr, yr
+    xr = frozenset(e.rank for e in plan.events if e.layer in fed and e.kind in ("F", "B"))
+    yr = frozenset(e.rank for e in plan.events if e.layer == plan.num_layers - 1 and e.kind == "B")
+    return InputRanks(input_ranks=xr, label_ranks=yr)
 
 
 def main(rank: int, job_bytes: bytes, xs: torch.Tensor | None, ys: torch.Tensor | None, status: Any,

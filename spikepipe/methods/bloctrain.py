@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +40,14 @@ from spikepipe.train.optim import OptimConfig, lr_at
 
 GetBatch = Callable[[int], tuple[torch.Tensor, torch.Tensor]]
 MASKED = -1.0e4  # logit of a class a classifier may not answer (finite, so cross-entropy stays finite)
+
+
+@dataclass(frozen=True)
+class InferenceMacs:
+    """Synaptic MACs per sample of early-exit inference against the end-to-end network."""
+
+    mean_macs_per_sample: float  # with early exit, averaged over `exit_counts`
+    full_macs_per_sample: int  # every layer run (no early exit)
 
 
 class BlocTrain(TrainerBase):
@@ -210,14 +219,14 @@ class BlocTrain(TrainerBase):
         extra = sum(v.numel() for h in (self.heads, self.detectors) for p in h.params.values() for v in p.values())
         return (net + extra) / net
 
-    def inference_macs_per_sample(self, layer_macs: Sequence[int]) -> tuple[float, int]:
-        """(mean MACs per sample with early exit, MACs of the end-to-end network), from `exit_counts` and the
+    def inference_macs_per_sample(self, layer_macs: Sequence[int]) -> InferenceMacs:
+        """Mean MACs per sample with early exit and MACs of the end-to-end network, from `exit_counts` and the
         forward MACs of every layer for one sample over all T (e.g. a task graph's F GEMMs / B). A sample that
         left at block g paid the layers of blocks 0..g and the classifiers and detectors it passed."""
         full = int(sum(layer_macs))
         seen = sum(self.exit_counts)
         if not seen:
-            return float(full), full
+            return InferenceMacs(mean_macs_per_sample=float(full), full_macs_per_sample=full)
         cost, total = 0, 0.0
         for g, (a, b) in enumerate(self.ranges):
             cost += sum(layer_macs[a:b])
@@ -225,7 +234,7 @@ class BlocTrain(TrainerBase):
                 e = b - 1
                 cost += sum(p["weight"].numel() for p in (self.heads.params[e], self.detectors.params[e]))
             total += cost * self.exit_counts[g]
-        return total / seen, full
+        return InferenceMacs(mean_macs_per_sample=total / seen, full_macs_per_sample=full)
 
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:

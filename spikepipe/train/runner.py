@@ -157,15 +157,23 @@ def build_schedule(cfg: TrainConfig, timesteps: int, layers: list[LayerSpec] | N
     return schedules.generate(cfg.schedule, graph, cluster, **options)
 
 
+@dataclass(frozen=True)
+class SplitScore:
+    """The trainer's mean cross-entropy and accuracy (a fraction, 0..1) on one split."""
+
+    loss: float
+    accuracy: float
+
+
 @torch.no_grad()
-def evaluate(trainer: TrainerBase, split: Split, cfg: TrainConfig, plan: InputPlan) -> tuple[float, float]:
+def evaluate(trainer: TrainerBase, split: Split, cfg: TrainConfig, plan: InputPlan) -> SplitScore:
     loss_sum, correct = 0.0, 0
     for i in range(0, len(split), cfg.eval_batch):
         xb, yb = split.take(slice(i, i + cfg.eval_batch)), split.y[i:i + cfg.eval_batch]
         logits = trainer.logits(plan.make(xb, seed=cfg.seed * 7 + 99991 + i))
         loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))
         correct += int((logits.argmax(1) == yb).sum())
-    return loss_sum / max(1, len(split)), correct / max(1, len(split))
+    return SplitScore(loss=loss_sum / max(1, len(split)), accuracy=correct / max(1, len(split)))
 
 
 def check_mode(cfg: TrainConfig) -> None:
@@ -276,11 +284,11 @@ def run(cfg: TrainConfig, *, model: tuple[nn.Module, torch.Tensor] | None = None
                      if ck_path and history else "no checkpoint written")
             raise NonFiniteLossError(f"{exc}; stopped in epoch {epoch + 1}, {where}") from None
         seconds = time.perf_counter() - t0
-        val_loss, val_acc = evaluate(trainer, data.val, cfg, plan)
+        val = evaluate(trainer, data.val, cfg, plan)
         if observer is not None:
             observer.epoch_end(epoch + 1, trainer)
         row = {"epoch": epoch + 1, "train_loss": stats.loss, "train_accuracy": stats.accuracy,
-               "val_loss": val_loss, "val_accuracy": val_acc,
+               "val_loss": val.loss, "val_accuracy": val.accuracy,
                "lr": lr_at(cfg.optim(), trainer.step - 1, total), "seconds": round(seconds, 3),
                "step_seconds": round(seconds / max(1, stats.minibatches), 5)}
         history.append(row)
@@ -294,7 +302,7 @@ def run(cfg: TrainConfig, *, model: tuple[nn.Module, torch.Tensor] | None = None
         observer.finish()
     if isinstance(trainer, ExactPipeline):
         trainer.check_delays()
-    test_loss, test_acc = evaluate(trainer, data.test, cfg, plan)
+    test = evaluate(trainer, data.test, cfg, plan)
     delays = list(schedule.gradient_delays) if schedule is not None and schedule.kind == "periodic" else \
         [0] * fn.num_layers
     measured = list(getattr(trainer, "measured_delays", [0] * fn.num_layers))
@@ -309,7 +317,7 @@ def run(cfg: TrainConfig, *, model: tuple[nn.Module, torch.Tensor] | None = None
         **_layout_words(layout, plan, cfg),
         "optimizer": cfg.optimizer, "lr": cfg.lr, "encoder": cfg.encoder,
         "train_samples": len(data.train), "val_samples": len(data.val), "test_samples": len(data.test),
-        "test_accuracy": test_acc, "test_loss": test_loss,
+        "test_accuracy": test.accuracy, "test_loss": test.loss,
         "val_accuracy": history[-1]["val_accuracy"] if history else None,
         "gradient_delays": delays, "measured_delays": measured,
         "step_seconds": history[-1]["step_seconds"] if history else None,

@@ -50,7 +50,7 @@ def test_methods_run_a_step_on_the_zoo_model_and_keep_less_than_bptt():
         tr = _trainer(name, blocks)
         w0 = [w.clone() for ws in tr.weights for w in ws.values()]
         tr.run_epoch(lambda n: (x, y), 1)
-        assert any(not torch.equal(a, b) for a, b in zip(w0, (w for ws in tr.weights for w in ws.values())))
+        assert any(not torch.equal(a, b) for a, b in zip(w0, (w for ws in tr.weights for w in ws.values()), strict=True))
         assert kept_peak(tr, x, y) < bptt, name
 
 

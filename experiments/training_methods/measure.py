@@ -13,8 +13,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import torch
 import sjzoo
+import torch
 from memopt_trainer import MemoptBPTT, memopt_kept_peak
 
 from spikepipe import zoo
@@ -23,12 +23,12 @@ from spikepipe.methods.bloctrain import BlocTrain
 from spikepipe.methods.checkpoint import CheckpointedBPTT
 from spikepipe.methods.memory import kept_peak, spike_packing
 from spikepipe.methods.registry import MethodOptions
-from spikepipe.train import OptimConfig
 from spikepipe.methods.usernet import make_user_trainer
+from spikepipe.train import OptimConfig
 from spikepipe.train.bptt import PlainBPTT
 from spikepipe.train.data import Dataset, batch_order
-from spikepipe.train.model import ModelFn
 from spikepipe.train.encoders import encode
+from spikepipe.train.model import ModelFn
 
 # label -> the registry's options (defaults are MethodOptions', the ones `spikepipe train/simulate` use)
 OPTIONS = {"bptt": MethodOptions("bptt"), "checkpoint": MethodOptions("checkpoint"),

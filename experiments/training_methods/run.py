@@ -456,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"error: unknown part(s) {bad}; valid: {', '.join(runners)}")
         return 2
     write_csv(out / "published.csv", PUBLISHED)
-    summary = {"args": vars(args)}
+    summary = {"args": {k: v for k, v in vars(args).items() if k != "refused"}}
     for p in parts:
         console.rule(p)
         summary[p] = runners[p](args, out, console)

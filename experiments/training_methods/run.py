@@ -406,11 +406,11 @@ def _side_by_side(args, out: Path, console: Console, refused: list[dict]) -> Non
                       note=f"T={args.timesteps}, B={args.batch} (accuracy: T={args.acc_timesteps}, Fashion-MNIST "
                            f"{args.train_samples}/{args.test_samples}, {args.epochs} epoch(s), one seed)")
     keys = list(rows[0]) if rows else []
-    console.print("| " + " | ".join(keys) + " |\n|" + "---|" * len(keys))
+    console.print("| " + " | ".join(keys) + " |\n|" + "---|" * len(keys), soft_wrap=True)
     for r in rows:
-        console.print("| " + " | ".join("" if r[k] is None else str(r[k]) for k in keys) + " |")
+        console.print("| " + " | ".join("" if r[k] is None else str(r[k]) for k in keys) + " |", soft_wrap=True)
     for r in refused:
-        console.print(f"{r['network']} {r['method']}: refused: {r['error']}")
+        console.print(f"{r['network']} {r['method']}: refused: {r['error']}", soft_wrap=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,6 +3,8 @@
     .venv/bin/python experiments/training_methods/run.py --quick      # minutes on 2 cores
     .venv/bin/python experiments/training_methods/run.py              # the fuller run (longer training)
     .venv/bin/python experiments/training_methods/run.py --parts memory,sim
+    .venv/bin/python experiments/training_methods/run.py --quick --parts memory,time,accuracy --networks '' \
+        --zoo spiking_resnet18   # a SpikingJelly zoo model (sjzoo.py); with memory+time: sidebyside.{csv,png}
 
 Parts (each writes CSV + PNG under --out, default experiments/results/training_methods/{quick,full}):
   memory    per network and method, one training step at T, B: peak bytes of tensors saved for the backward

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import sjzoo
 import torch
 from memopt_trainer import MemoptBPTT, memopt_kept_peak
 
@@ -22,9 +23,12 @@ from spikepipe.methods.bloctrain import BlocTrain
 from spikepipe.methods.checkpoint import CheckpointedBPTT
 from spikepipe.methods.memory import kept_peak, spike_packing
 from spikepipe.methods.registry import MethodOptions
+from spikepipe.methods.usernet import make_user_trainer
 from spikepipe.train import OptimConfig
+from spikepipe.train.bptt import PlainBPTT
 from spikepipe.train.data import Dataset, batch_order
 from spikepipe.train.encoders import encode
+from spikepipe.train.model import ModelFn
 
 # label -> the registry's options (defaults are MethodOptions', the ones `spikepipe train/simulate` use)
 OPTIONS = {"bptt": MethodOptions("bptt"), "checkpoint": MethodOptions("checkpoint"),
@@ -58,9 +62,37 @@ class MethodSpec:
     blocks: int = 2  # ttl / bloctrain
 
 
-def make(spec: MethodSpec, net: torch.nn.Module, example: torch.Tensor, total: int, epochs: int,
-         lr: float) -> Any:
+def build(network: str, *, timesteps: int, batch: int, seed: int = 0) -> tuple[Any, torch.Tensor]:
+    """A built-in network (spikepipe.zoo) or a SpikingJelly zoo model (sjzoo: a ModelFn)."""
+    if sjzoo.is_zoo(network):
+        return sjzoo.build(network, timesteps=timesteps, batch=batch, seed=seed)
+    return zoo.build(network, timesteps=timesteps, batch=batch, seed=seed)
+
+
+def _make_user(spec: MethodSpec, fn: ModelFn, example: torch.Tensor, total: int, epochs: int,
+               opt: OptimConfig, network: str) -> Any:
+    """The same labels on a user's module: ours through make_user_trainer (TTL with one block unless the model
+    can be cut into blocks), BPTT on its own forward, memopt on its residual blocks."""
+    if spec.name == "bptt":
+        return PlainBPTT(fn, opt, total_steps=total)
+    if spec.name in PACKED:
+        return Packed(_make_user(replace(spec, name=PACKED[spec.name]), fn, example, total, epochs, opt, network))
+    if spec.name in MEMOPT:
+        return sjzoo.make_memopt(fn, network, opt, total, example, MEMOPT[spec.name])
+    if spec.name not in OPTIONS:
+        raise ValueError(f"{spec.name} is not measured on a user's module")
+    o = OPTIONS[spec.name]
+    params = ({"skipper_gradient": o.skipper_gradient} if o.name == "skipper" else
+              {"blocks": spec.blocks} if o.name in ("ttl", "bloctrain") else {})
+    return make_user_trainer(o.name, fn, opt, total_steps=total, seed=0,
+                             epochs=max(epochs, spec.blocks) if o.name == "bloctrain" else epochs, **params)
+
+
+def make(spec: MethodSpec, net: Any, example: torch.Tensor, total: int, epochs: int,
+         lr: float, network: str = "") -> Any:
     opt = OptimConfig(lr=lr)
+    if isinstance(net, ModelFn):
+        return _make_user(spec, net, example, total, epochs, opt, network)
     if spec.name == "bptt-stepped":  # BPTT on the time-chunked network (per-timestep BN): the exact reference
         return CheckpointedBPTT(net, opt, total_steps=total, checkpoint_every=None)
     if spec.name in PACKED:
@@ -98,10 +130,10 @@ def enter_phase(tr: Any, phase: int) -> None:
 def saved_peak(spec: MethodSpec, network: str, timesteps: int, batch: int, seed: int = 0) -> int:
     """Peak bytes kept for the backward during one training step (spikepipe.methods.memory: saved tensors and
     state held outside autograd, each byte once; max over BlocTrain's phases)."""
-    net, ex = zoo.build(network, timesteps=timesteps, batch=batch, seed=seed)
+    net, ex = build(network, timesteps=timesteps, batch=batch, seed=seed)
     x = (torch.rand(timesteps, batch, *ex.shape[2:], generator=torch.Generator().manual_seed(seed)) < 0.5).float()
     y = torch.arange(batch) % 10
-    tr = make(spec, net, ex, 10, 4, 1e-3)
+    tr = make(spec, net, ex, 10, 4, 1e-3, network)
     best = 0
     for ph in phases(tr):
         enter_phase(tr, ph)
@@ -109,6 +141,8 @@ def saved_peak(spec: MethodSpec, network: str, timesteps: int, batch: int, seed:
             best = max(best, kept_peak(tr.inner, x, y, pack_spikes=True))
         elif isinstance(tr, MemoptBPTT):
             best = max(best, memopt_kept_peak(tr, x, y))
+        elif isinstance(tr, sjzoo.MemoptUser):
+            best = max(best, sjzoo.memopt_user_kept_peak(tr, x, y))
         else:
             best = max(best, kept_peak(tr, x, y))
     return best
@@ -116,10 +150,10 @@ def saved_peak(spec: MethodSpec, network: str, timesteps: int, batch: int, seed:
 
 def saved_per_phase(spec: MethodSpec, network: str, timesteps: int, batch: int, seed: int = 0) -> list[int]:
     """BlocTrain: kept bytes of one training step in each phase."""
-    net, ex = zoo.build(network, timesteps=timesteps, batch=batch, seed=seed)
+    net, ex = build(network, timesteps=timesteps, batch=batch, seed=seed)
     x = (torch.rand(timesteps, batch, *ex.shape[2:], generator=torch.Generator().manual_seed(seed)) < 0.5).float()
     y = torch.arange(batch) % 10
-    tr = make(spec, net, ex, 10, 4, 1e-3)
+    tr = make(spec, net, ex, 10, 4, 1e-3, network)
     out = []
     for ph in phases(tr):
         enter_phase(tr, ph)
@@ -133,8 +167,8 @@ def step_times(specs: list[MethodSpec], network: str, timesteps: int, batch: int
     load from other jobs on the machine hits all methods alike; the first round is a warm-up, not kept."""
     trainers = {}
     for s in specs:
-        net, ex = zoo.build(network, timesteps=timesteps, batch=batch, seed=0)
-        trainers[s.name] = make(s, net, ex, 10 * rounds, 4, 1e-3)
+        net, ex = build(network, timesteps=timesteps, batch=batch, seed=0)
+        trainers[s.name] = make(s, net, ex, 10 * rounds, 4, 1e-3, network)
     g = torch.Generator().manual_seed(1)
     out: dict[str, list[float]] = {s.name: [] for s in specs}
     for r in range(rounds + 1):
@@ -155,13 +189,13 @@ def step_times(specs: list[MethodSpec], network: str, timesteps: int, batch: int
 def train_accuracy(spec: MethodSpec, network: str, data: Dataset, *, timesteps: int, batch: int, epochs: int,
                    lr: float, test_limit: int, seed: int = 0, progress: Any = None) -> dict[str, Any]:
     torch.manual_seed(seed)
-    net, ex = zoo.build(network, timesteps=timesteps, batch=batch, seed=seed)
+    net, ex = build(network, timesteps=timesteps, batch=batch, seed=seed)
     steps = len(batch_order(len(data.train), batch, seed=seed, epoch=0))
     ep_total = max(epochs, spec.blocks) if spec.name == "bloctrain" else epochs
     # memopt decides once, on this example, which block inputs are binary and compresses them from then on: give
     # it the real (analog, direct-encoded) input, or it would binarise the first layer's input
     ex = encode("direct", data.train.x[:batch], timesteps)
-    tr = make(spec, net, ex, steps * ep_total, ep_total, lr)
+    tr = make(spec, net, ex, steps * ep_total, ep_total, lr, network)
     if isinstance(tr, BlocTrain):  # hard classes from held-out data, as `spikepipe train` does
         tr.set_holdout(encode("direct", data.val.x[:1000], timesteps), data.val.y[:1000])
     losses = []
@@ -205,8 +239,8 @@ def rss_worker(spec: MethodSpec, network: str, timesteps: int, batch: int, steps
     """Inside a fresh process: resident set size sampled every 0.2 ms during `steps` training steps; returns
     the RSS just before the first step and the highest sample (the process's real peak, allocator included)."""
     torch.set_num_threads(1)
-    net, ex = zoo.build(network, timesteps=timesteps, batch=batch, seed=0)
-    tr = make(spec, net, ex, 10, 4, 1e-3)
+    net, ex = build(network, timesteps=timesteps, batch=batch, seed=0)
+    tr = make(spec, net, ex, 10, 4, 1e-3, network)
     x = (torch.rand(timesteps, batch, *ex.shape[2:]) < 0.5).float()
     y = torch.arange(batch) % 10
     before = _rss_bytes()

@@ -3,6 +3,8 @@
     .venv/bin/python experiments/training_methods/run.py --quick      # minutes on 2 cores
     .venv/bin/python experiments/training_methods/run.py              # the fuller run (longer training)
     .venv/bin/python experiments/training_methods/run.py --parts memory,sim
+    .venv/bin/python experiments/training_methods/run.py --quick --parts memory,time,accuracy --networks '' \
+        --zoo spiking_resnet18   # a SpikingJelly zoo model (sjzoo.py); with memory+time: sidebyside.{csv,png}
 
 Parts (each writes CSV + PNG under --out, default experiments/results/training_methods/{quick,full}):
   memory    per network and method, one training step at T, B: peak bytes of tensors saved for the backward
@@ -30,9 +32,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import sjzoo  # noqa: E402
 from measure import (  # noqa: E402
     METHODS,
     MethodSpec,
+    build,
+    make,
     rss_in_subprocess,
     saved_peak,
     saved_per_phase,
@@ -41,6 +46,7 @@ from measure import (  # noqa: E402
 )
 
 from spikepipe.io import save_figure, write_csv, write_json  # noqa: E402
+from spikepipe.methods.registry import MethodError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 NETWORKS = ("snn-cnn", "vgg11-28")
@@ -65,13 +71,33 @@ def _progress(console: Console) -> Progress:
                     console=console)
 
 
+def _spec(args, net: str, m: str) -> MethodSpec:
+    """A SpikingJelly zoo model is not a Sequential chain of layers: TTL on it truncates in time only (one block)."""
+    return MethodSpec(m, blocks=1 if sjzoo.is_zoo(net) and m == "ttl" else args.blocks)
+
+
+def _methods(args, net: str) -> list[str]:
+    """The methods that run on `net`; the others' refusals (MethodError: one message each) go to args.refused."""
+    ok = []
+    for m in args.methods:
+        if (net, m) in args.refused:
+            continue
+        try:
+            fn, ex = build(net, timesteps=2, batch=2)
+            make(_spec(args, net, m), fn, ex, 1, 1, 1e-3, net)
+            ok.append(m)
+        except MethodError as e:
+            args.refused[(net, m)] = str(e)
+    return ok
+
+
 def part_memory(args, out: Path, console: Console) -> list[dict]:
     rows, phase_rows = [], []
     with _progress(console) as prog:
         task = prog.add_task("memory", total=len(args.networks) * len(args.methods))
         for net in args.networks:
-            for m in args.methods:
-                spec = MethodSpec(m, blocks=args.blocks)
+            for m in _methods(args, net):
+                spec = _spec(args, net, m)
                 saved = saved_peak(spec, net, args.timesteps, args.batch)
                 rss = rss_in_subprocess(spec, net, args.timesteps, args.batch)
                 if m == "bloctrain":  # training memory per phase (the row above is their max)
@@ -96,9 +122,9 @@ def part_memory(args, out: Path, console: Console) -> list[dict]:
 
 def part_time(args, out: Path, console: Console) -> list[dict]:
     rows = []
-    specs = [MethodSpec(m, blocks=args.blocks) for m in args.methods]
     with _progress(console) as prog:
         for net in args.networks:
+            specs = [_spec(args, net, m) for m in _methods(args, net)]
             task = prog.add_task(f"step time {net}", total=args.rounds + 1)
             times = step_times(specs, net, args.timesteps, args.batch, args.rounds, lambda t=task: prog.advance(t))
             base = statistics.median(times["bptt"])
@@ -119,8 +145,8 @@ def part_maxt(args, out: Path, console: Console) -> list[dict]:
         task = prog.add_task("max T in budget", total=len(args.networks) * len(args.methods))
         for net in args.networks:
             budget = saved_peak(MethodSpec("bptt"), net, args.budget_t, args.maxt_batch)
-            for m in args.methods:
-                spec = MethodSpec(m, blocks=args.blocks)
+            for m in _methods(args, net):
+                spec = _spec(args, net, m)
                 best, t, seen = 0, 2, []
                 while t <= args.max_t:
                     b = saved_peak(spec, net, t, args.maxt_batch)
@@ -155,8 +181,8 @@ def part_accuracy(args, out: Path, console: Console) -> list[dict]:
     rows = []
     with _progress(console) as prog:
         for net in args.acc_networks:
-            for m in args.methods:
-                spec = MethodSpec(m, blocks=args.blocks)
+            for m in _methods(args, net):
+                spec = _spec(args, net, m)
                 epochs = max(args.epochs, args.blocks) if m == "bloctrain" else args.epochs
                 task = prog.add_task(f"train {net} {m}", total=epochs * (args.train_samples // args.batch))
                 row = train_accuracy(spec, net, data, timesteps=args.acc_timesteps, batch=args.batch,
@@ -371,6 +397,24 @@ def _sim_plot(path: Path, rows: list[dict]) -> None:
     plt.close(fig)
 
 
+def _side_by_side(args, out: Path, console: Console, refused: list[dict]) -> None:
+    """The table of every method (kept memory, RSS, step time, accuracy) and its figure, as sidebyside.py makes
+    them from the CSVs just written; methods a network refuses are listed with their message."""
+    import sidebyside
+
+    rows = sidebyside.table(out, out, [out])
+    write_csv(out / "sidebyside.csv", rows)
+    sidebyside.figure(rows, out / "sidebyside.png",
+                      note=f"T={args.timesteps}, B={args.batch} (accuracy: T={args.acc_timesteps}, Fashion-MNIST "
+                           f"{args.train_samples}/{args.test_samples}, {args.epochs} epoch(s), one seed)")
+    keys = list(rows[0]) if rows else []
+    console.print("| " + " | ".join(keys) + " |\n|" + "---|" * len(keys), soft_wrap=True)
+    for r in rows:
+        console.print("| " + " | ".join("" if r[k] is None else str(r[k]) for k in keys) + " |", soft_wrap=True)
+    for r in refused:
+        console.print(f"{r['network']} {r['method']}: refused: {r['error']}", soft_wrap=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
@@ -378,6 +422,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None)
     ap.add_argument("--acc-networks", default=None, help="comma list of networks for the accuracy part")
     ap.add_argument("--methods", default=None, help=f"comma list of methods (default all: {', '.join(METHODS)})")
+    ap.add_argument("--networks", default=None, help=f"comma list of networks (default {', '.join(NETWORKS)})")
+    ap.add_argument("--zoo", default=None, choices=sorted(sjzoo.ZOO),
+                    help="add a SpikingJelly model-zoo network (1x28x28 input; our methods through "
+                         "spikepipe.methods.usernet, memopt on its residual blocks)")
     ap.add_argument("--epochs", type=int, default=None,
                     help="training epochs of the accuracy part (default 2, 1 with --quick; BlocTrain splits them "
                          "among its phases)")
@@ -390,6 +438,12 @@ def main(argv: list[str] | None = None) -> int:
         acc_timesteps=4, lr=1e-3, procs=(4,) if q else (2, 4), cpsat_s=3 if q else 10, pipe_procs=4)
     if a.epochs:
         args.epochs = a.epochs
+    if a.networks is not None:  # '' with --zoo: the zoo model only
+        args.networks = args.acc_networks = tuple(x for x in a.networks.split(",") if x)
+    if a.zoo:
+        args.networks += (sjzoo.PREFIX + a.zoo,)
+        args.acc_networks += (sjzoo.PREFIX + a.zoo,)
+    args.refused = {}
     if a.acc_networks:
         args.acc_networks = tuple(x for x in a.acc_networks.split(",") if x)
     args.methods = tuple(x for x in a.methods.split(",") if x) if a.methods else METHODS
@@ -404,11 +458,14 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"error: unknown part(s) {bad}; valid: {', '.join(runners)}")
         return 2
     write_csv(out / "published.csv", PUBLISHED)
-    summary = {"args": vars(args)}
+    summary = {"args": {k: v for k, v in vars(args).items() if k != "refused"}}
     for p in parts:
         console.rule(p)
         summary[p] = runners[p](args, out, console)
+        summary["refused"] = [{"network": n, "method": m, "error": e} for (n, m), e in args.refused.items()]
         write_json(out / "summary.json", summary)
+    if {"memory", "time"} <= set(parts):
+        _side_by_side(args, out, console, summary["refused"])
     console.print(f"wrote {out}")
     return 0
 

@@ -34,7 +34,8 @@ def table(memory: Path, time: Path, accuracy: list[Path]) -> list[dict]:
     return out
 
 
-def figure(rows: list[dict], path: Path) -> None:
+def figure(rows: list[dict], path: Path,
+           note: str = "T=8, B=32 (accuracy: T=4, Fashion-MNIST 6000/2000)") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -55,7 +56,7 @@ def figure(rows: list[dict], path: Path) -> None:
             ax.set_title(f"{net}: {label}", fontsize=9)
             ax.tick_params(axis="x", rotation=45, labelsize=7)
     fig.suptitle("ours (blue), ours with spike packing (green), SpikingJelly memopt level 1 (orange); "
-                 "T=8, B=32 (accuracy: T=4, Fashion-MNIST 6000/2000)", fontsize=9)
+                 + note, fontsize=9)
     save_figure(fig, path)
     plt.close(fig)
 

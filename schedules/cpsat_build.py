@@ -5,8 +5,8 @@ Phase 1 (assignment): x[t, p] = task t on processor p. Minimise the period Π su
 link of that route for its bandwidth time). Lags make any in-period order feasible, so these are the only
 constraints on Π for unsplit tasks: it is P||Cmax with links.
 
-Phase 2 (order and lags) for a fixed assignment and period: interval [s, s + d) inside [0, Π) per task,
-no overlap per processor, lag r >= 0, every edge s_v + Π r_v >= s_u + d_u + c(u, v) + Π r_u, and
+Phase 2 (order and lags) for a fixed assignment and period: a start s in [0, Π) per task whose run [s, s + d)
+may wrap past Π into the next period (docs/design.md section 4.2), cyclic no overlap per processor, lag r >= 0, every edge s_v + Π r_v >= s_u + d_u + c(u, v) + Π r_u, and
 delay_l >= ceil((Π r_W + s_W + d_W - Π r_F - s_F) / Π) - 1 (ir.slot_lag_delays). Minimise Σ delay_l.
 """
 
@@ -146,6 +146,19 @@ def build_phase1(graph: TaskGraph, cluster: Cluster, lower: int, upper: int,
     return Phase1(m, x, period, n_links)
 
 
+def _cyclic_intervals(m: cp_model.CpModel, start: cp_model.IntVar, dur: int, period: int, name: str,
+                      present: cp_model.IntVar | None = None) -> tuple[cp_model.IntervalVar, ...]:
+    """A run of `dur` cycles from `start` in [0, period) and its copy one period later: with both copies of every
+    run in one no-overlap, the runs do not collide modulo the period (a run may wrap past the period end)."""
+    later = m.new_int_var(period, 2 * period - 1, f"s2_{name}")
+    m.add(later == start + period)
+    if present is None:
+        return (m.new_fixed_size_interval_var(start, dur, f"i_{name}"),
+                m.new_fixed_size_interval_var(later, dur, f"i2_{name}"))
+    return (m.new_optional_fixed_size_interval_var(start, dur, present, f"i_{name}"),
+            m.new_optional_fixed_size_interval_var(later, dur, present, f"i2_{name}"))
+
+
 def build_phase2(graph: TaskGraph, cluster: Cluster, assignment: Mapping[str, int], period: int,
                  max_lag: int, hint: list[Slot] | None = None,
                  delay_floor: tuple[int, ...] | None = None) -> Phase2:
@@ -154,9 +167,9 @@ def build_phase2(graph: TaskGraph, cluster: Cluster, assignment: Mapping[str, in
     start, lag, ivs = {}, {}, defaultdict(list)
     dur = {t: slot_cycles(graph, cluster, t, assignment[t]) for t in tasks}
     for t in tasks:
-        start[t] = m.new_int_var(0, period - dur[t], f"s_{t}")
+        start[t] = m.new_int_var(0, period - 1, f"s_{t}")
         lag[t] = m.new_int_var(0, max_lag, f"r_{t}")
-        ivs[assignment[t]].append(m.new_fixed_size_interval_var(start[t], dur[t], f"i_{t}"))
+        ivs[assignment[t]].extend(_cyclic_intervals(m, start[t], dur[t], period, t))
     for lst in ivs.values():
         m.add_no_overlap(lst)
     for u, v, b in graph.edges:
@@ -211,10 +224,10 @@ def build_phase2_free(graph: TaskGraph, cluster: Cluster, period: int, max_lag: 
     start, lag, ivs = {}, {}, defaultdict(list)
     for t in tasks:
         m.add_exactly_one(x[t, p] for p in sets[t])
-        start[t] = m.new_int_var(0, period - dur[t], f"s_{t}")
+        start[t] = m.new_int_var(0, period - 1, f"s_{t}")
         lag[t] = m.new_int_var(0, max_lag, f"r_{t}")
         for p in sets[t]:
-            ivs[p].append(m.new_optional_fixed_size_interval_var(start[t], dur[t], x[t, p], f"i_{t}_{p}"))
+            ivs[p].extend(_cyclic_intervals(m, start[t], dur[t], period, f"{t}_{p}", x[t, p]))
     for p in procs:
         if ivs[p]:
             m.add_no_overlap(ivs[p])

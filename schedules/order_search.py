@@ -2,12 +2,19 @@
 
 With the period packed to the lower bound, an ASAP modulo placement fragments the busiest processors and fails,
 and packing every processor in one global training order makes a minibatch wrap around the period at every hop
-between processors, which costs gradient delay. Here each processor runs its tasks back to back from offset 0 in
-its own order; lags follow from the edges (schedules.common.assign_lags) and the delays from lags and offsets.
+between processors, which costs gradient delay. Here each processor runs its tasks back to back in its own cyclic
+order from its own offset (its rotation; the run may wrap past the period end, docs/design.md section 4.2); lags
+follow from the edges (schedules.common.assign_lags) and the delays from lags and offsets.
+
+Why rotations matter: at the shortest period every processor is full, so a minibatch that hops to another
+processor waits there until that processor's current slot ends. Holding every processor's sequence at offset 0
+puts a task boundary at phase 0 on all of them at once, and the waits at the hops then add up to whole periods of
+delay (vgg11 at P=4: total delay 23 with offsets 0, 16 with rotations, at the same period and assignment).
 
 The start order puts each task at its ideal phase (earliest start of the unconstrained minibatch, modulo the
-period); a local search (swap, move, rotate; fixed evaluation budget, so the same seed gives the same answer)
-then minimises (total delay, total lag). Also: lower bounds on every layer's delay from critical paths.
+period); a local search (swap, move, rotate; after each move the moved processor's offset is chosen among the
+values that make one of its edges wait-free; fixed move budget, so the same seed gives the same answer) then
+minimises (total delay, total lag). Also: lower bounds on every layer's delay from critical paths.
 """
 
 from __future__ import annotations
@@ -101,18 +108,21 @@ def _problem(slots: Sequence[Slot], deps: Sequence[Dependency], cluster: Cluster
 def _score(pb: _Problem, orders: Sequence[Sequence[int]],
            offsets: Sequence[int] | None = None) -> tuple[int, int, list[int], list[int]]:
     """(total delay, total lag, starts, lags) of back-to-back packing in the given per-processor orders, each
-    processor starting at its offset (0 by default). With pb.queue the link waits of the packing count too."""
+    processor starting at its offset (0 by default) in [0, period). A processor's run may go past the period end
+    (its last slots wrap into the next period, docs/design.md section 4.2), so starts are absolute for the
+    minibatch of lag 0 and may exceed the period; _placed folds them back. With pb.queue the link waits of the
+    packing count too."""
     start = [0] * len(pb.ids)
     for p, seq in enumerate(orders):
         t = offsets[p] if offsets else 0
         for i in seq:
             start[i] = t
             t += pb.dur[i]
-    wait = pb.queue(start) if pb.queue else {}
-    lag = [0] * len(pb.ids)
     per = pb.period
+    wait = pb.queue([x % per for x in start]) if pb.queue else {}
+    lag = [0] * len(pb.ids)
     for v, ps in enumerate(pb.preds):
-        r = 0
+        r = -(start[v] // per)  # the folded lag (lag + start // period) must not be negative
         for u, c in ps:
             need = start[u] + pb.dur[u] + c + wait.get((u, v), 0) - start[v]
             r = max(r, lag[u] - (-need // per))
@@ -124,7 +134,44 @@ def _score(pb: _Problem, orders: Sequence[Sequence[int]],
         read = min(lag[i] * per + start[i] for i in fs)
         write = max(lag[i] * per + start[i] + pb.dur[i] for i in ws)
         total += -((read - write) // per) - 1
-    return total, sum(lag), start, lag
+    return total, sum(r + x // per for r, x in zip(lag, start, strict=True)), start, lag
+
+
+def _offset_candidates(pb: _Problem, start: Sequence[int], offsets: Sequence[int], q: int) -> list[int]:
+    """Offsets of processor q at which one of its cross-processor edges has no wait: a slot of q starts the
+    moment its data arrives, or a slot elsewhere gets q's data the moment it starts. With every processor packed
+    full, each processor's rotation is the one free continuous choice left, and only these values can move a lag
+    (a lag changes when an edge's slack crosses a multiple of the period)."""
+    per = pb.period
+    out = {offsets[q]}
+    for v, ps in enumerate(pb.preds):
+        for u, c in ps:
+            if pb.proc[v] == q and pb.proc[u] != q:
+                out.add((start[u] + pb.dur[u] + c - (start[v] - offsets[q])) % per)
+            elif pb.proc[u] == q and pb.proc[v] != q:
+                out.add((start[v] - c - pb.dur[u] - (start[u] - offsets[q])) % per)
+    return sorted(out)
+
+
+def _rotate(pb: _Problem, orders: Sequence[Sequence[int]], offsets: list[int], procs: Sequence[int],
+            score: tuple[int, int]) -> tuple[list[int], tuple[int, int], int]:
+    """Coordinate descent on the offsets of `procs` (each in turn, the best of its candidates, until none
+    improves): (offsets, score, evaluations)."""
+    evaluations = 0
+    improved = True
+    while improved:
+        improved = False
+        for q in procs:
+            start = _score(pb, orders, offsets)[2]
+            for x in _offset_candidates(pb, start, offsets, q):
+                if x == offsets[q]:
+                    continue
+                trial = offsets[:q] + [x] + offsets[q + 1:]
+                sc = _score(pb, orders, trial)[:2]
+                evaluations += 1
+                if sc < score:
+                    offsets, score, improved = trial, sc, True
+    return offsets, score, evaluations
 
 
 def _ideal_orders(pb: _Problem, procs: int) -> list[list[int]]:
@@ -145,17 +192,21 @@ def _ranked_orders(pb: _Problem, procs: int, rank: Mapping[str, int]) -> list[li
     return orders
 
 
-def _climb(pb: _Problem, orders: list[list[int]], offsets: Sequence[int] | None, rng: random.Random,
-           evaluations: int, deadline: Deadline | None) -> tuple[list[list[int]], int, bool]:
-    """Seeded hill climbing over per-processor cyclic orders (swap, move, rotate), sideways moves allowed:
-    (best orders, moves done, whether the clock cut the moves)."""
-    best = cur_sc = _score(pb, orders, offsets)[:2]
-    cur, best_orders = [list(o) for o in orders], [list(o) for o in orders]
+def _climb(pb: _Problem, orders: list[list[int]], offsets: Sequence[int], rng: random.Random,
+           evaluations: int, deadline: Deadline | None) -> tuple[list[list[int]], list[int], int, bool]:
+    """Seeded hill climbing over per-processor cyclic orders (swap, move, rotate) and rotations (offsets),
+    sideways moves allowed: (best orders, their offsets, moves done, whether the clock cut the moves). After each
+    move the moved processor's offset is re-chosen (_rotate); every processor's once at the start and whenever
+    a move improves the best."""
+    procs = range(len(orders))
+    cur, cur_off = [list(o) for o in orders], list(offsets)
+    cur_off, cur_sc, _ = _rotate(pb, cur, cur_off, procs, _score(pb, cur, cur_off)[:2])
+    best, best_orders, best_off = cur_sc, [list(o) for o in cur], list(cur_off)
     movable = [p for p, o in enumerate(cur) if len(o) > 1]
     done = 0
     while movable and done < evaluations:
         if deadline is not None and deadline.expired():
-            return best_orders, done, True
+            return best_orders, best_off, done, True
         done += 1
         p = movable[rng.randrange(len(movable))]
         seq = cur[p]
@@ -169,23 +220,28 @@ def _climb(pb: _Problem, orders: list[list[int]], offsets: Sequence[int] | None,
             a = rng.randrange(n)
             x = cand.pop(a)
             cand.insert(rng.randrange(n), x)
-        elif offsets is None:  # a rotation moves the period's start; with offsets held it would move work past it
+        else:
             k = rng.randrange(1, n)
             cand = cand[k:] + cand[:k]
         trial = cur[:p] + [cand] + cur[p + 1:]
-        sc = _score(pb, trial, offsets)[:2]
+        off, sc, _ = _rotate(pb, trial, cur_off, procs, _score(pb, trial, cur_off)[:2])
         if sc <= cur_sc:  # sideways moves let the search cross plateaus of equal delay
-            cur, cur_sc = trial, sc
+            cur, cur_off, cur_sc = trial, off, sc
             if sc < best:
-                best, best_orders = sc, [list(o) for o in trial]
-    return best_orders, done, False
+                cur_off, cur_sc, _ = _rotate(pb, cur, cur_off, procs, cur_sc)
+                best, best_orders, best_off = cur_sc, [list(o) for o in cur], list(cur_off)
+    return best_orders, best_off, done, False
 
 
 def _placed(pb: _Problem, slots: Sequence[Slot], orders: Sequence[Sequence[int]],
-            offsets: Sequence[int] | None) -> list[Slot]:
+            offsets: Sequence[int]) -> list[Slot]:
+    """The slots at the packing's offsets folded into [0, period) (a slot past the period end wraps), the lags
+    raised by the periods folded away, so every absolute time stays."""
     _, _, start, lag = _score(pb, orders, offsets)
+    per = pb.period
     pos = {t: i for i, t in enumerate(pb.ids)}
-    return [replace(s, start_cycles=start[pos[s.id]], lag=lag[pos[s.id]]) for s in sorted(slots, key=lambda x: x.id)]
+    return [replace(s, start_cycles=start[pos[s.id]] % per, lag=lag[pos[s.id]] + start[pos[s.id]] // per)
+            for s in sorted(slots, key=lambda x: x.id)]
 
 
 def search_slot_orders(slots: Sequence[Slot], deps: Sequence[Dependency], cluster: Cluster, num_layers: int,
@@ -199,10 +255,10 @@ def search_slot_orders(slots: Sequence[Slot], deps: Sequence[Dependency], cluste
     rank = {t: i for i, t in enumerate(training)}
     starts = (_ideal_orders(pb, cluster.size), _ranked_orders(pb, cluster.size, rank))
     first = min(starts, key=lambda o: _score(pb, o)[:2])
-    best, done, cut = _climb(pb, first, None, random.Random(seed), evaluations, deadline)
+    best, offsets, done, cut = _climb(pb, first, [0] * cluster.size, random.Random(seed), evaluations, deadline)
     if stats is not None:
         stats.update(evaluations=done, evaluations_asked=evaluations, cut_for_time=cut)
-    return _placed(pb, slots, best, None)
+    return _placed(pb, slots, best, offsets)
 
 
 def polish_slots(slots: Sequence[Slot], deps: Sequence[Dependency], cluster: Cluster, num_layers: int,
@@ -210,17 +266,24 @@ def polish_slots(slots: Sequence[Slot], deps: Sequence[Dependency], cluster: Clu
                  stats: dict[str, Any] | None = None) -> list[Slot]:
     """A finished schedule's slots improved by the same moves, scored exactly: the link waits that the lags
     will count (schedules.common.assign_lags) are part of every evaluation, which the CP-SAT model and the
-    seed search leave out. It starts from the slots' own per-processor orders, each processor packed back to
-    back from where its first slot starts (moved earlier if the packing would run past the period end); the
-    caller keeps the original when the polished slots are not better."""
+    seed search leave out. It starts from the slots' own per-processor cyclic orders, each processor packed back to
+    back from the slot after its longest idle gap; the caller keeps the original when the polished slots are
+    not better."""
     pb = _problem(slots, deps, cluster, num_layers, period, exact=True)
     pos = {t: i for i, t in enumerate(pb.ids)}
     orders: list[list[int]] = [[] for _ in range(cluster.size)]
-    for s in sorted(slots, key=lambda x: (x.start_cycles, x.id)):
-        orders[s.processor].append(pos[s.id])
-    first = {p: min((x.start_cycles for x in slots if x.processor == p), default=0) for p in range(cluster.size)}
-    offsets = [max(0, min(first[p], period - sum(pb.dur[i] for i in o))) for p, o in enumerate(orders)]
-    best, done, cut = _climb(pb, orders, offsets, random.Random(seed), evaluations, deadline)
+    offsets = [0] * cluster.size
+    for p in range(cluster.size):
+        mine = sorted((s for s in slots if s.processor == p), key=lambda x: (x.start_cycles, x.id))
+        if not mine:
+            continue
+        # the cyclic sequence starts after its longest idle gap, so packing back to back moves slots least
+        gaps = [(mine[k].start_cycles - mine[k - 1].end_cycles) % period if k else
+                (mine[0].start_cycles + period - mine[-1].end_cycles) % period for k in range(len(mine))]
+        first = max(range(len(mine)), key=lambda k: (gaps[k], -k))
+        orders[p] = [pos[s.id] for s in mine[first:] + mine[:first]]
+        offsets[p] = mine[first].start_cycles
+    best, offsets, done, cut = _climb(pb, orders, offsets, random.Random(seed), evaluations, deadline)
     if stats is not None:
         stats.update(evaluations=done, evaluations_asked=evaluations, cut_for_time=cut)
     return _placed(pb, slots, best, offsets)

@@ -2,11 +2,13 @@
 
 Every check raises ScheduleError with one first line saying what is wrong, followed by the schedule grid with the
 failing slot marked. Checks: slot ids and tasks known, coverage (fractions per task sum to 1, each micro-batch an
-equal share), slot inside [0, period) without wrap-around, durations equal to the cost model, no processor
-overlap, every graph edge present as slot dependencies and satisfied with its transfer time
-(s(v) + period*(r(v) - r(u)) >= s(u) + d(u) + c(u, v)), collectives after their inputs and not overlapping,
-link capacity per period (split layers' weight broadcasts included), flush schedules without lags, and gradient
-delays equal to ir.slot_lag_delays.
+equal share), slot start inside [0, period) and duration at most the period (a periodic slot may run past the
+period end into the next period, docs/design.md section 4.2; a flush slot and a collective may not), durations
+equal to the cost model, no processor overlap, cyclically (the in-period pieces of a processor's slots, a wrapped
+slot's tail included, are disjoint), every graph edge present as slot dependencies and satisfied with its
+transfer time (s(v) + period*(r(v) - r(u)) >= s(u) + d(u) + c(u, v), d the full duration), collectives after
+their inputs and not overlapping, link capacity per period (split layers' weight broadcasts included), flush
+schedules without lags, and gradient delays equal to ir.slot_lag_delays.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections import defaultdict
 
 from hwmodels import Cluster
 from schedules.common import expected_dependencies, link_loads, slot_cycles, transfer_cycles
-from spikepipe.ir import Schedule, ScheduleError, TaskGraph, slot_lag_delays
+from spikepipe.ir import Schedule, ScheduleError, Slot, TaskGraph, slot_lag_delays
 
 _EPS = 1e-9
 
@@ -60,9 +62,14 @@ def _check_slots(s: Schedule, graph: TaskGraph, cluster: Cluster) -> None:
             raise _fail(s, f"slot {sl.id} names task {sl.task!r}, which the graph does not have", sl.id)
         if not 0 <= sl.processor < cluster.size:
             raise _fail(s, f"slot {sl.id} is on processor {sl.processor}, cluster has {cluster.size}", sl.id)
-        if not 0 <= sl.start_cycles < period or sl.end_cycles > period:
+        if not 0 <= sl.start_cycles < period:
             raise _fail(s, f"slot {sl.id} [{sl.start_cycles}, {sl.end_cycles}) is outside the period [0, {period})",
                         sl.id)
+        if sl.duration_cycles > period:
+            raise _fail(s, f"slot {sl.id} lasts {sl.duration_cycles} cycles, longer than the period {period}", sl.id)
+        if s.kind == "flush" and sl.wraps(period):
+            raise _fail(s, f"slot {sl.id} [{sl.start_cycles}, {sl.end_cycles}) is outside the period [0, {period}): "
+                           "a flush schedule's slots end within their iteration", sl.id)
         if sl.lag < 0:
             raise _fail(s, f"slot {sl.id} has negative lag {sl.lag}", sl.id)
         if s.kind == "flush" and sl.lag != 0:
@@ -89,12 +96,25 @@ def _check_slots(s: Schedule, graph: TaskGraph, cluster: Cluster) -> None:
                                f"expected 1/{s.microbatches}", tid)
 
 
+def _span(sl: Slot, period: int) -> str:
+    pieces = sl.pieces(period)
+    whole = f"[{sl.start_cycles}, {sl.end_cycles})"
+    return whole if len(pieces) == 1 else f"{whole} (wrapping: [{pieces[1][0]}, {pieces[1][1]}) of the next period)"
+
+
 def _check_overlap(s: Schedule) -> None:
+    """Cyclic: every period a processor runs the in-period pieces of all its slots, so they must be disjoint; a
+    wrapped slot's tail [0, end - period) meets the first slots of the period."""
+    period = s.period_cycles
     for p, lst in s.by_processor().items():
-        for a, b in zip(lst, lst[1:], strict=False):
-            if b.start_cycles < a.end_cycles:
-                raise _fail(s, f"processor {p} runs {a.id} [{a.start_cycles}, {a.end_cycles}) and {b.id} "
-                               f"[{b.start_cycles}, {b.end_cycles}) at once", b.id)
+        pieces = sorted((a, sl.id, b) for sl in lst for a, b in sl.pieces(period))
+        by_id = {sl.id: sl for sl in lst}
+        for (_, a_id, a_end), (b_start, b_id, _) in zip(pieces, pieces[1:], strict=False):
+            if b_start < a_end:
+                a, b = by_id[a_id], by_id[b_id]
+                marked = a if a.wraps(period) and not b.wraps(period) else b  # the wrapping slot, if one
+                raise _fail(s, f"processor {p} runs {a.id} {_span(a, period)} and {b.id} {_span(b, period)} at once",
+                            marked.id)
 
 
 def _check_dependencies(s: Schedule, graph: TaskGraph, cluster: Cluster) -> None:

@@ -23,7 +23,11 @@ from spikepipe.ir.graph import (
 
 @dataclass(frozen=True)
 class Slot:
-    """One execution of (a part of) a task. Times are cycles within the period: 0 <= start < period."""
+    """One execution of (a part of) a task. Times are cycles within the period: 0 <= start < period.
+
+    A periodic slot may run past the period end (start + duration > period, duration <= period): it then ends in
+    the next period, on the same minibatch, and its tail occupies the start of every period (`pieces`,
+    docs/design.md section 4.2). A flush slot ends within its period."""
 
     task: str  # task id in the TaskGraph
     processor: int
@@ -46,6 +50,24 @@ class Slot:
     @property
     def end_cycles(self) -> int:
         return self.start_cycles + self.duration_cycles
+
+    def wraps(self, period_cycles: int) -> bool:
+        """Whether the slot runs past the period end into the next period."""
+        return self.end_cycles > period_cycles
+
+    def pieces(self, period_cycles: int) -> tuple[tuple[int, int], ...]:
+        """The in-period intervals [a, b) the slot occupies in every period of the steady state: one, or two when
+        it wraps (its start to the period end, then the tail [0, end - period) that the previous period's run
+        spills into this one). Offsets are taken modulo the period; a slot as long as the period fills it."""
+        if period_cycles <= 0:
+            raise ScheduleError(f"period must be positive, got {period_cycles}")
+        if self.duration_cycles >= period_cycles:
+            return ((0, period_cycles),)
+        a = self.start_cycles % period_cycles
+        b = a + self.duration_cycles
+        if b <= period_cycles:
+            return ((a, b),)
+        return ((a, period_cycles), (0, b - period_cycles))
 
     @property
     def kind(self) -> TaskKind:
@@ -157,11 +179,16 @@ class Schedule:
         for p, lst in self.by_processor().items():
             row = ["."] * width
             for s in lst:
-                a = min(width - 1, int(s.start_cycles * scale))
-                b = max(a + 1, min(width, int(s.end_cycles * scale)))
-                label = s.id if s.id != mark else "!" * (b - a)
-                for i in range(a, b):
-                    row[i] = label[(i - a) % len(label)] if s.id != mark else "!"
+                # a slot that wraps past the period end is drawn to the row's end and its tail from the row's
+                # start; a broken slot (start outside the period) is drawn clamped to the row, where the message
+                # names it
+                inside = 0 <= s.start_cycles < self.period_cycles
+                spans = s.pieces(self.period_cycles) if inside else ((s.start_cycles, s.end_cycles),)
+                for lo, hi in spans:
+                    a = max(0, min(width - 1, int(lo * scale)))
+                    b = max(a + 1, min(width, int(hi * scale)))
+                    for i in range(a, b):
+                        row[i] = s.id[(i - a) % len(s.id)] if s.id != mark else "!"
             lines.append(f"P{p:<3}|" + "".join(row) + "|")
         if mark is not None:
             lines.append(f"marked '!': {mark}")

@@ -146,17 +146,58 @@ def build_phase1(graph: TaskGraph, cluster: Cluster, lower: int, upper: int,
     return Phase1(m, x, period, n_links)
 
 
-def _cyclic_intervals(m: cp_model.CpModel, start: cp_model.IntVar, dur: int, period: int, name: str,
-                      present: cp_model.IntVar | None = None) -> tuple[cp_model.IntervalVar, ...]:
+@dataclass
+class ChainAssignment:
+    model: cp_model.CpModel
+    x: dict[tuple[str, int], cp_model.IntVar]
+
+
+def build_chain_assignment(graph: TaskGraph, cluster: Cluster, period: int, hint: Mapping[str, int],
+                           candidates: Mapping[str, Sequence[int]] | None = None) -> ChainAssignment:
+    """Another assignment at phase 1's period, for phase 2 to try beside phase 1's: every processor's work <= the
+    period, and as few forward/backward edges (the minibatch's chain: into an F or a B task) as possible between
+    processors. With every processor full, a minibatch that hops waits on the next processor for its current
+    slot, so fewer hops leave fewer waits to the rotations (schedules.order_search). Links are not modelled: the
+    caller uses it only when no link binds, and checks the answer's link load."""
+    m = cp_model.CpModel()
+    tasks = list(graph.topological_order())
+    sets = _processor_sets(graph, cluster, candidates)
+    x = {(t, p): m.new_bool_var(f"x_{t}_{p}") for t in tasks for p in sets[t]}
+    for t in tasks:
+        m.add_exactly_one(x[t, p] for p in sets[t])
+    on: dict[int, list[str]] = defaultdict(list)
+    for t in tasks:
+        for p in sets[t]:
+            on[p].append(t)
+    for p, mine in on.items():
+        m.add(sum(slot_cycles(graph, cluster, t, p) * x[t, p] for t in mine) <= period)
+    hops = []
+    for u, v, _ in graph.edges:
+        if graph.task(v).kind is TaskKind.W:
+            continue
+        hop = m.new_bool_var(f"hop_{u}_{v}")
+        for p in sets[u]:  # same processor unless the edge hops
+            if (v, p) in x:
+                m.add_implication(x[u, p], x[v, p]).only_enforce_if(hop.Not())
+            else:
+                m.add_implication(x[u, p], hop)
+        hops.append(hop)
+    if cluster.homogeneous_ and cluster.interconnect.topology == "all-to-all" and candidates is None and tasks:
+        m.add(x[tasks[0], hint[tasks[0]]] == 1)  # interchangeable processors: keep the hint's label
+    for (t, p), var in x.items():
+        m.add_hint(var, int(hint[t] == p))
+    m.minimize(sum(hops))
+    return ChainAssignment(m, x)
+
+
+def _cyclic_intervals(m: cp_model.CpModel, start: cp_model.IntVar, dur: int, period: int,
+                      name: str) -> tuple[cp_model.IntervalVar, cp_model.IntervalVar]:
     """A run of `dur` cycles from `start` in [0, period) and its copy one period later: with both copies of every
     run in one no-overlap, the runs do not collide modulo the period (a run may wrap past the period end)."""
     later = m.new_int_var(period, 2 * period - 1, f"s2_{name}")
     m.add(later == start + period)
-    if present is None:
-        return (m.new_fixed_size_interval_var(start, dur, f"i_{name}"),
-                m.new_fixed_size_interval_var(later, dur, f"i2_{name}"))
-    return (m.new_optional_fixed_size_interval_var(start, dur, present, f"i_{name}"),
-            m.new_optional_fixed_size_interval_var(later, dur, present, f"i2_{name}"))
+    return (m.new_fixed_size_interval_var(start, dur, f"i_{name}"),
+            m.new_fixed_size_interval_var(later, dur, f"i2_{name}"))
 
 
 def build_phase2(graph: TaskGraph, cluster: Cluster, assignment: Mapping[str, int], period: int,
@@ -195,74 +236,3 @@ def build_phase2(graph: TaskGraph, cluster: Cluster, assignment: Mapping[str, in
             m.add_hint(lag[s.task], s.lag)
     m.minimize(sum(delay))
     return Phase2(m, start, lag, delay, period)
-
-
-@dataclass
-class Phase2Free:
-    model: cp_model.CpModel
-    x: dict[tuple[str, int], cp_model.IntVar]
-    start: dict[str, cp_model.IntVar]
-    lag: dict[str, cp_model.IntVar]
-    delay: list[cp_model.IntVar]
-    period: int
-
-
-def build_phase2_free(graph: TaskGraph, cluster: Cluster, period: int, max_lag: int, hint: list[Slot],
-                      delay_floor: tuple[int, ...] | None = None,
-                      candidates: Mapping[str, Sequence[int]] | None = None) -> Phase2Free:
-    """Phase 2 with re-assignment: period fixed, processor, offset and lag of every task free; minimise the total
-    delay. Only for homogeneous all-to-all clusters whose links cannot bind (then a transfer costs the same
-    between any two processors, so one bool per edge says whether it crosses). Needs a feasible hint to start
-    from: with the period packed exactly CP-SAT rarely finds a first solution alone (docs/design.md section 7).
-    `candidates` (each must hold the hint's processor) restricts the processors per task, as in build_phase1."""
-    m = cp_model.CpModel()
-    procs = range(cluster.size)
-    tasks = list(graph.topological_order())
-    sets = _processor_sets(graph, cluster, candidates)
-    dur = {t: slot_cycles(graph, cluster, t, 0) for t in tasks}
-    x = {(t, p): m.new_bool_var(f"x_{t}_{p}") for t in tasks for p in sets[t]}
-    start, lag, ivs = {}, {}, defaultdict(list)
-    for t in tasks:
-        m.add_exactly_one(x[t, p] for p in sets[t])
-        start[t] = m.new_int_var(0, period - 1, f"s_{t}")
-        lag[t] = m.new_int_var(0, max_lag, f"r_{t}")
-        for p in sets[t]:
-            ivs[p].extend(_cyclic_intervals(m, start[t], dur[t], period, f"{t}_{p}", x[t, p]))
-    for p in procs:
-        if ivs[p]:
-            m.add_no_overlap(ivs[p])
-    for u, v, b in graph.edges:
-        c = transfer_cycles(cluster, 0, 1, b) if cluster.size > 1 else 0
-        if c:
-            cross = m.new_bool_var(f"cross_{u}_{v}")
-            for p in sets[u]:  # same processor unless cross
-                if (v, p) in x:
-                    m.add_implication(x[u, p], x[v, p]).only_enforce_if(cross.Not())
-                else:
-                    m.add_implication(x[u, p], cross)
-            m.add(start[v] + period * lag[v] >= start[u] + dur[u] + c * cross + period * lag[u])
-        else:
-            m.add(start[v] + period * lag[v] >= start[u] + dur[u] + period * lag[u])
-    delay = []
-    for layer in range(graph.num_layers):
-        if not graph.has_task(layer, TaskKind.W):  # no weights: delay 0 (ir.slot_lag_delays)
-            delay.append(m.new_constant(0))
-            continue
-        f, w = task_id(TaskKind.F, layer), task_id(TaskKind.W, layer)
-        floor = delay_floor[layer] if delay_floor else 0
-        d = m.new_int_var(min(floor, max_lag + 1), max_lag + 1, f"delay_{layer}")
-        m.add(period * (d + 1) >= period * lag[w] + start[w] + dur[w] - period * lag[f] - start[f])
-        delay.append(d)
-    if tasks:
-        m.add(lag[tasks[0]] == 0)
-        if candidates is None:
-            m.add(x[tasks[0], 0] == 1)  # interchangeable processors
-    first = next(s.processor for s in hint if s.task == tasks[0]) if tasks and candidates is None else 0
-    for s in hint:
-        p_hint = 0 if s.processor == first else (first if s.processor == 0 else s.processor)
-        for p in sets[s.task]:
-            m.add_hint(x[s.task, p], int(p == p_hint))
-        m.add_hint(start[s.task], s.start_cycles)
-        m.add_hint(lag[s.task], s.lag)
-    m.minimize(sum(delay))
-    return Phase2Free(m, x, start, lag, delay, period)

@@ -6,11 +6,11 @@ from ortools.sat.python import cp_model
 
 from hwmodels import Cluster
 from schedules.common import slot_cycles
-from schedules.cpsat_build import Phase1, Phase2, Phase2Free
+from schedules.cpsat_build import ChainAssignment, Phase1, Phase2
 from spikepipe.ir import Slot, TaskGraph
 
 
-def extract_assignment(solver: cp_model.CpSolver, p1: Phase1) -> dict[str, int]:
+def extract_assignment(solver: cp_model.CpSolver, p1: Phase1 | ChainAssignment) -> dict[str, int]:
     out = {}
     for (t, p), var in p1.x.items():
         if solver.boolean_value(var):
@@ -23,16 +23,6 @@ def extract_slots(solver: cp_model.CpSolver, p2: Phase2, graph: TaskGraph, clust
     slots = []
     for t in graph.topological_order():
         p = assignment[t]
-        slots.append(Slot(t, p, solver.value(p2.start[t]), slot_cycles(graph, cluster, t, p),
-                          lag=solver.value(p2.lag[t])))
-    return slots
-
-
-def extract_free(solver: cp_model.CpSolver, p2: Phase2Free, graph: TaskGraph, cluster: Cluster) -> list[Slot]:
-    assign = {t: p for (t, p), var in p2.x.items() if solver.boolean_value(var)}
-    slots = []
-    for t in graph.topological_order():
-        p = assign[t]
         slots.append(Slot(t, p, solver.value(p2.start[t]), slot_cycles(graph, cluster, t, p),
                           lag=solver.value(p2.lag[t])))
     return slots

@@ -71,7 +71,7 @@ class SchedulerReport:
     seed_total_delay: int
     delay_lower_bound: int
     delay_lower_bound_for_assignment: int
-    phase2_reassigns: bool
+    phase2_assignment: str  # the seed whose processor assignment phase 2 kept
     phase2: SolveReport
     phase2_source: str
     polish: Mapping[str, Any]
@@ -108,7 +108,7 @@ class SchedulerReport:
             "order_search": dict(self.order_search), "candidates_total_delay": dict(self.candidates_total_delay),
             "seed_total_delay": self.seed_total_delay, "delay_lower_bound": self.delay_lower_bound,
             "delay_lower_bound_for_assignment": self.delay_lower_bound_for_assignment,
-            "phase2_reassigns": self.phase2_reassigns, "phase2": self.phase2.to_dict(),
+            "phase2_assignment": self.phase2_assignment, "phase2": self.phase2.to_dict(),
             "phase2_source": self.phase2_source, "polish": dict(self.polish),
             "period_slack_used": self.period_slack_used, "colocate": dict(self.colocate),
             "solve_s": self.solve_s, "wall_guard_fired": self.wall_guard_fired, "reproducible": self.reproducible,

@@ -2,8 +2,9 @@
 
 start   the baselines, the bound, the phase-1 hint (the best of stage and greedy assignments) and its period
 phase1  CP-SAT: an assignment of whole tasks that minimises the period (again with link capacities if one binds)
-seeds   phase 2's candidates at the period: list scheduling, the order search, the periodic baselines re-lagged
-phase2  CP-SAT: order, lags (and, on homogeneous all-to-all clusters, processors) for the least total delay
+seeds   phase 2's candidates at the period: list scheduling, the order search (on phase 1's assignment and on a
+        second one at the same period with fewer chain hops, CP-SAT), the periodic baselines re-lagged
+phase2  CP-SAT: order and lags for the least total delay, on the best candidate's assignment
 polish  the chosen slots' orders searched again with the link waits counted
 
 Each takes the options (schedules.spikepipe_options) and the call's PhaseTimer, which holds the one Deadline of
@@ -31,13 +32,13 @@ from schedules.common import (
     training_order,
 )
 from schedules.cpsat_build import (
+    build_chain_assignment,
     build_phase1,
     build_phase2,
-    build_phase2_free,
     candidate_processors,
     link_indicator_count,
 )
-from schedules.cpsat_extract import extract_assignment, extract_free, extract_slots
+from schedules.cpsat_extract import extract_assignment, extract_slots
 from schedules.cpsat_solve import Solved, SolveReport, solve
 from schedules.deadline import Deadline
 from schedules.listsched import greedy_assignment, schedule_assignment
@@ -55,8 +56,10 @@ ALWAYS_BUILT = ("sequential", "pipedream", "layerpipe")
 _BASELINE_SHARE = 0.3
 # ...or less than this many seconds, so tiny limits on small graphs still compare with every baseline
 _MIN_BASELINE_S = 0.3
-# share of the time limit phase 1 may use; the rest (minus the baselines' time) goes to phase 2
+# share of the time limit phase 1 may use, and the chain assignment (seeds); the rest (minus the baselines'
+# time) goes to phase 2
 PHASE1_SHARE = 0.35
+CHAIN_SHARE = 0.15
 # share of what is left after phase 1 that the order search (phase 2's seed) may use
 ORDER_SEARCH_SHARE = 0.4
 # keep this much of the time limit unused: building models and extracting answers takes wall time too
@@ -76,7 +79,7 @@ _MAX_LINK_INDICATORS = 150_000
 COLOCATE_SHARE = 0.05
 # phase 2's nominal wall time, from which its deterministic limit is set: what a call whose phase 1 used its whole
 # share leaves after the margin, the tie-break and the order search's part (0.5 x 0.6 = 0.3 of the limit)
-_PHASE2_NOMINAL_SHARE = (1 - PHASE1_SHARE - MARGIN - COLOCATE_SHARE) * (1 - ORDER_SEARCH_SHARE)
+_PHASE2_NOMINAL_SHARE = (1 - PHASE1_SHARE - CHAIN_SHARE - MARGIN - COLOCATE_SHARE) * (1 - ORDER_SEARCH_SHARE)
 # the polish (exact scoring, several times slower per move) gets search_evaluations / this many moves
 _POLISH_PER_EVALUATIONS = 6
 
@@ -283,10 +286,13 @@ class Seeds:
 
 
 def seeds(graph: TaskGraph, cluster: Cluster, a: Assignment, period: int, slack: bool,
-          baselines: Mapping[str, Schedule], opts: SpikePipeOptions, timer: PhaseTimer) -> Seeds:
-    """With `slack` (period longer than the assignment's) also the tight period's seeds, stretched."""
+          baselines: Mapping[str, Schedule], opts: SpikePipeOptions, timer: PhaseTimer, solver: Solver,
+          per_task: int) -> Seeds:
+    """With `slack` (period longer than the assignment's) also the tight period's seeds, stretched. Also the
+    order search on the chain assignment (chain_assignment), when there is one."""
     stats: dict[str, Any] = {}
     tight: dict[str, Schedule] = {}
+    chain = chain_assignment(graph, cluster, a, per_task, timer, solver)
     with timer.phase("order_search"):
         stop = timer.share_of_left(ORDER_SEARCH_SHARE)
         if slack:
@@ -294,16 +300,45 @@ def seeds(graph: TaskGraph, cluster: Cluster, a: Assignment, period: int, slack:
             # slack can then only cut delay, even when the search at the longer period does worse in its time
             tight_stats: dict[str, Any] = {}
             tight = _candidates(graph, cluster, a.assign, a.period_cycles, baselines, opts,
-                                Deadline.within(stop.remaining() / 2), tight_stats)
+                                Deadline.within(stop.remaining() / 3), tight_stats)
             stats["tight_period"] = tight_stats
-        candidates = _candidates(graph, cluster, a.assign, period, baselines, opts, stop, stats)
+        candidates = _candidates(graph, cluster, a.assign, period, baselines, opts,
+                                 Deadline.within(stop.remaining() / 2) if chain else stop, stats)
         for name, c in tight.items():
             candidates[f"tight-{name}"] = make_schedule("spikepipe", "periodic", graph, cluster,
                                                         [replace(x, lag=0) for x in c.slots], period,
                                                         derive_lags=True)
+        if chain:
+            chain_stats: dict[str, Any] = {}
+            slots = search_orders(graph, cluster, chain, period, training_order(graph), seed=opts.seed,
+                                  evaluations=opts.search_evaluations, deadline=stop, stats=chain_stats)
+            candidates["chain-order-search"] = make_schedule("spikepipe", "periodic", graph, cluster, slots,
+                                                             period, derive_lags=True)
+            stats["chain_assignment"] = chain_stats
+            stats["cut_for_time"] = stats.get("cut_for_time", False) or chain_stats["cut_for_time"]
     if stats.get("cut_for_time"):
         timer.skip(f"order search cut for time after {stats['evaluations']} of {opts.search_evaluations} moves")
     return Seeds(candidates, tight, stats)
+
+
+def chain_assignment(graph: TaskGraph, cluster: Cluster, a: Assignment, per_task: int, timer: PhaseTimer,
+                     solver: Solver) -> dict[str, int] | None:
+    """A second assignment at phase 1's period with fewer hops of the F/B chain between processors
+    (cpsat_build.build_chain_assignment), or None: when a link binds (that model leaves links out), when phase 1
+    found nothing, or when the answer is phase 1's own or loads a link past the period."""
+    if a.links_bind or a.link_constraints or not a.report.found or cluster.size == 1:
+        return None
+    with timer.phase("chain_build"):
+        cands = candidate_processors(graph, cluster, a.assign, per_task) if per_task < cluster.size else None
+        model = build_chain_assignment(graph, cluster, a.period_cycles, a.assign, cands)
+    with timer.phase("chain_solve"):
+        solved = solver(model.model, CHAIN_SHARE * timer.deadline.limit_s, CHAIN_SHARE)
+    if not solved.report.found:
+        return None
+    chain = extract_assignment(solved.solver, model)
+    if chain == dict(a.assign) or period_of(graph, cluster, chain) > a.period_cycles:
+        return None
+    return chain
 
 
 def _candidates(graph: TaskGraph, cluster: Cluster, assign: Mapping[str, int], period: int,
@@ -336,42 +371,37 @@ class Phase2:
     schedule: Schedule
     source: str
     report: SolveReport
-    reassigns: bool
-    floor: tuple[int, ...]  # per layer, for the phase-1 assignment
+    assignment_of: str  # the seed whose assignment phase 2 kept (order-search: phase 1's, chain-...: the chain's)
+    floor: tuple[int, ...]  # per layer, for that assignment
     free_floor: tuple[int, ...]  # per layer, for any assignment
     fallback: str | None
     seed_total_delay: int  # of the best seed, phase 2's hint
 
 
-def phase2(graph: TaskGraph, cluster: Cluster, a: Assignment, period: int, sd: Seeds, per_task: int,
-           timer: PhaseTimer, solver: Solver) -> Phase2:
+def phase2(graph: TaskGraph, cluster: Cluster, a: Assignment, period: int, sd: Seeds, timer: PhaseTimer,
+           solver: Solver) -> Phase2:
+    """CP-SAT on the best seed's assignment, hinted with that seed. (A model that also re-assigns, with optional
+    intervals per processor, found less in the same deterministic time on vgg11 at P=4 than this one hinted
+    with the order search's answer: 15 against 14 total delay; the assignments come from the seeds instead.)"""
     limit = timer.deadline.limit_s
     best_name, best = min(sd.candidates.items(), key=lambda kv: (key(kv[1]), kv[0]))
+    whole = all(len([x for x in best.slots if x.task == t]) == 1 for t in graph.topological_order())
+    if not whole:  # a split seed cannot hint a model of whole tasks
+        best_name, best = "order-search", sd.candidates["order-search"]
+    assign = {s.task: s.processor for s in best.slots}
     with timer.phase("bounds"):
-        floor = delay_lower_bounds(graph, cluster, period, a.assign)
+        floor = delay_lower_bounds(graph, cluster, period, assign)
         free_floor = delay_lower_bounds(graph, cluster, period)
     max_lag = max(s.max_lag for s in sd.candidates.values()) + 1
-    # re-assigning freely assumes no link binds (build_phase2_free)
-    free = (cluster.homogeneous_ and cluster.interconnect.topology == "all-to-all" and not a.link_constraints
-            and not a.links_bind)
     # extracting and pricing phase 2's answer costs about what pricing one candidate did
     reserve = 2 * sd.stats.get("make_schedule_s", 0.0)
     rep, cp, p2 = skipped_report(solver.opts), None, None
     if timer.left() - reserve > MIN_SOLVE_S:
         with timer.phase("phase2_build"):
-            if free:  # lexicographic: period fixed, then any processor, offset and lag for the least delay
-                seed_assign = {s.task: s.processor for s in best.slots}
-                cands = (candidate_processors(graph, cluster, seed_assign, per_task)
-                         if per_task < cluster.size else None)
-                p2 = build_phase2_free(graph, cluster, period, max_lag, list(best.slots), free_floor,
-                                       candidates=cands)
-            else:
-                same_assignment = all(s.processor == a.assign[s.task] for s in best.slots)
-                hint = list(best.slots) if same_assignment else list(sd.candidates["order-search"].slots)
-                p2 = build_phase2(graph, cluster, a.assign, period, max_lag, hint, floor)
+            p2 = build_phase2(graph, cluster, assign, period, max_lag, list(best.slots), floor)
         with timer.phase("phase2_solve"):
-            solved = solver(p2.model, limit, 1 - PHASE1_SHARE, reserve + COLOCATE_SHARE * limit,
-                             _PHASE2_NOMINAL_SHARE * limit)
+            solved = solver(p2.model, limit, 1 - PHASE1_SHARE - CHAIN_SHARE, reserve + COLOCATE_SHARE * limit,
+                            _PHASE2_NOMINAL_SHARE * limit)
             cp, rep = solved.solver, solved.report
         if rep.status == "SKIPPED_FOR_TIME":
             timer.skip("phase 2 solve skipped (its model took the time left to build)")
@@ -380,14 +410,13 @@ def phase2(graph: TaskGraph, cluster: Cluster, a: Assignment, period: int, sd: S
     sched, source, fallback = replace(best, name="spikepipe"), best_name, None
     if rep.found:
         with timer.phase("phase2_extract"):
-            slots = (extract_free(cp, p2, graph, cluster) if free
-                     else extract_slots(cp, p2, graph, cluster, a.assign))
+            slots = extract_slots(cp, p2, graph, cluster, assign)
             cand = make_schedule("spikepipe", "periodic", graph, cluster, slots, period, derive_lags=True)
         if key(cand) < key(sched):
             sched, source = cand, "cp-sat"
     elif rep.status != "OPTIMAL":
         fallback = f"phase 2 {rep.status}: best seed ({best_name})"
-    return Phase2(sched, source, rep, free, floor, free_floor, fallback, sum(best.gradient_delays))
+    return Phase2(sched, source, rep, best_name, floor, free_floor, fallback, sum(best.gradient_delays))
 
 
 # --- polish --------------------------------------------------------------------------------------------------

@@ -133,8 +133,8 @@ def _whole(graph: TaskGraph, cluster: Cluster, opts: SpikePipeOptions, timer: ph
     a = ph.phase1(graph, cluster, st, timer, solver)
     slack = float(opts.period_slack)
     period = int(ceil(a.period_cycles * (1 + slack))) if slack else a.period_cycles
-    sd = ph.seeds(graph, cluster, a, period, bool(slack), st.baselines, opts, timer)
-    p2 = ph.phase2(graph, cluster, a, period, sd, st.candidates_per_task, timer, solver)
+    sd = ph.seeds(graph, cluster, a, period, bool(slack), st.baselines, opts, timer, solver, st.candidates_per_task)
+    p2 = ph.phase2(graph, cluster, a, period, sd, timer, solver)
     polished = ph.polish(graph, cluster, p2.schedule, opts, timer)
     sched = polished.schedule
     source = p2.source + ("+polish" if polished.stats["improved"] else "")
@@ -169,7 +169,7 @@ def _report(graph: TaskGraph, cluster: Cluster, opts: SpikePipeOptions, timer: p
         reproducible = opts.deterministic and not timer.skipped and all(
             r.wall_s < r.time_limit_s or r.status == "OPTIMAL" for r in (rep1, rep2))
     total = sum(sched.gradient_delays)
-    floor = sum(p2.free_floor) if p2.reassigns else sum(p2.floor)
+    floor = sum(p2.floor)
     per_task = st.candidates_per_task
     fallback = "; ".join(x for x in (a.fallback, p2.fallback) if x) or None
     return SchedulerReport(
@@ -187,7 +187,7 @@ def _report(graph: TaskGraph, cluster: Cluster, opts: SpikePipeOptions, timer: p
         period_before_slack_cycles=a.period_cycles, order_search=sd.stats,
         candidates_total_delay={n: sum(s.gradient_delays) for n, s in sd.candidates.items()},
         seed_total_delay=p2.seed_total_delay, delay_lower_bound=sum(p2.free_floor),
-        delay_lower_bound_for_assignment=sum(p2.floor), phase2_reassigns=p2.reassigns, phase2=rep2,
+        delay_lower_bound_for_assignment=sum(p2.floor), phase2_assignment=p2.assignment_of, phase2=rep2,
         phase2_source=source, polish=polished, period_slack_used=slack_used, colocate=moved, solve_s=solve_s,
         wall_guard_fired=wall_guard_fired, reproducible=reproducible,
         status=rep2.status if rep2.found else rep1.status, objective_total_delay=total,

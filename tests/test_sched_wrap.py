@@ -205,3 +205,31 @@ def test_colocate_does_not_move_a_slot_over_a_wrapped_tail():
     b0 = out.slot("B0")
     assert b0.processor == 1 and 4000 <= b0.start_cycles <= 4500
     assert out.slot("W0").wraps(6000)
+
+
+# ------------------------------------------------------------------ the command line, end to end
+
+@pytest.mark.parametrize("suffix", [".json", ".txt"])
+def test_simulate_and_train_take_a_wrapping_schedule_file(suffix, tmp_path, capsys):
+    import json
+
+    from spikepipe.cli import main
+    from spikepipe.schedule_file import write_schedule
+    from spikepipe.sim.evaluate import load_graph
+
+    c = load_cluster(None, processors=2)  # the command line's default hardware
+    g = load_graph("snn-mlp", c, batch=16, timesteps=2)
+    s0 = generate("pipedream", g, c)
+    s = rotated(s0, g, c, {q: straddle(s0, q) for q in range(2)})
+    assert sum(sl.wraps(s.period_cycles) for sl in s.slots) == 2 and any(s.gradient_delays)
+    path = write_schedule(tmp_path / f"s{suffix}", s, g, c)
+    common = ["--network", "snn-mlp", "-P", "2", "--batch", "16", "--timesteps", "2"]
+    assert main(["simulate", *common, "--schedule-file", str(path), "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)["results"][0]
+    assert row["period_cycles"] == s.period_cycles == row["simulated_period_cycles"]
+    assert row["late_slots"] == 0 and tuple(row["gradient_delays"]) == s.gradient_delays
+    assert main(["train", "--network", "snn-mlp", "--processors", "2", "--batch", "16", "--timesteps", "2",
+                 "--dataset", "digits", "--epochs", "1", "--limit-train", "96", "--no-progress",
+                 "--schedule-file", str(path), "--json"]) == 0
+    run = json.loads(capsys.readouterr().out)
+    assert tuple(run["gradient_delays"]) == tuple(run["measured_delays"]) == s.gradient_delays

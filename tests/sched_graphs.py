@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from hwmodels import Cluster
-from schedules.common import make_schedule
-from spikepipe.ir import LayerSpec, Schedule, Task, TaskGraph, TaskKind, chain_graph, task_id
+from schedules.common import assign_lags
+from spikepipe.ir import LayerSpec, Schedule, Task, TaskGraph, TaskKind, chain_graph, slot_lag_delays, task_id
 
 
 def random_dag(layers: int, seed: int, *, skip_prob: float = 0.3, max_cycles: int = 5000,
@@ -43,15 +43,17 @@ def graphs() -> dict[str, TaskGraph]:
 def rotated(schedule: Schedule, graph: TaskGraph, cluster: Cluster, deltas: Mapping[int, int]) -> Schedule:
     """The same cyclic order on every processor with processor p's cut moved by deltas[p] cycles: every slot of p
     starts delta later (start -> (start + delta) mod period, lag += (start + delta) // period, so its absolute
-    times shift by delta), and the lags are derived again from there (a consumer elsewhere may need a later one).
-    A slot that straddles the new cut wraps past the period end (docs/design.md section 4.2)."""
+    times shift by delta), and the lags are derived again from there over the schedule's own dependencies (a
+    consumer elsewhere may need a later lag; a split schedule keeps its reductions). A slot that straddles the new
+    cut wraps past the period end (docs/design.md section 4.2)."""
     period = schedule.period_cycles
     slots = []
     for sl in schedule.slots:
         t = sl.start_cycles + deltas.get(sl.processor, 0)
         slots.append(replace(sl, start_cycles=t % period, lag=sl.lag + t // period))
-    return make_schedule(f"{schedule.name}-rotated", "periodic", graph, cluster, slots, period, derive_lags=True,
-                         min_lags={sl.id: sl.lag for sl in slots}, info=schedule.info)
+    slots = list(assign_lags(slots, schedule.dependencies, period, cluster, {sl.id: sl.lag for sl in slots}))
+    return replace(schedule, name=f"{schedule.name}-rotated", slots=tuple(slots),
+                   gradient_delays=slot_lag_delays(slots, graph.num_layers, period))
 
 
 def straddle(schedule: Schedule, processor: int, which: float = 1.0) -> int:

@@ -11,7 +11,7 @@ from functools import cache
 
 import pytest
 import torch
-from sched_graphs import rotated, straddle
+from sched_graphs import graphs, rotated, straddle
 from train_nets import TinySNN
 
 from hwmodels import Cluster, Interconnect
@@ -20,8 +20,19 @@ from schedules import generate, validate
 from schedules.colocate import colocate
 from schedules.common import assign_lags, link_queueing_cycles, make_schedule
 from schedules.deadline import Deadline
-from spikepipe.ir import Dependency, LayerSpec, Schedule, ScheduleError, Slot, Task, TaskGraph, TaskKind, chain_graph
-from spikepipe.ir import task_id
+from schedules.split import split_schedule
+from spikepipe.ir import (
+    Dependency,
+    LayerSpec,
+    Schedule,
+    ScheduleError,
+    Slot,
+    Task,
+    TaskGraph,
+    TaskKind,
+    chain_graph,
+    task_id,
+)
 from spikepipe.schedule_file import from_data, parse_text, to_data, to_text
 from spikepipe.sim import SimulationError, simulate
 from spikepipe.train.optim import OptimConfig
@@ -233,3 +244,17 @@ def test_simulate_and_train_take_a_wrapping_schedule_file(suffix, tmp_path, caps
                  "--schedule-file", str(path), "--json"]) == 0
     run = json.loads(capsys.readouterr().out)
     assert tuple(run["gradient_delays"]) == tuple(run["measured_delays"]) == s.gradient_delays
+
+
+@pytest.mark.parametrize("procs", [2, 4])
+@pytest.mark.parametrize("graph_name", sorted(graphs()))
+def test_rotated_split_schedules_replay_with_their_broadcasts(graph_name, procs):
+    g, c = graphs()[graph_name], Cluster.homogeneous(procs)
+    s0 = split_schedule(g, c, evaluations=100)
+    s = rotated(s0, g, c, {q: straddle(s0, q) for q in {sl.processor for sl in s0.slots if sl.duration_cycles > 1}})
+    assert any(sl.wraps(s.period_cycles) for sl in s.slots)
+    validate(s, g, c)
+    r = simulate(s, c, graph=g, strict=True)
+    assert r.simulated_period_cycles == s.period_cycles and r.late_slots == 0
+    assert r.gradient_delays == s.gradient_delays
+    assert from_data(parse_text(to_text(s, g)), g, c).slots == s.slots

@@ -258,3 +258,19 @@ def test_rotated_split_schedules_replay_with_their_broadcasts(graph_name, procs)
     assert r.simulated_period_cycles == s.period_cycles and r.late_slots == 0
     assert r.gradient_delays == s.gradient_delays
     assert from_data(parse_text(to_text(s, g)), g, c).slots == s.slots
+
+
+@pytest.mark.parametrize(("net", "p", "base"), [("vgg11-28", 4, "pipedream"), ("resnet18", 2, "layerpipe"),
+                                                ("snn-cnn", 4, "layerpipe")])
+@pytest.mark.parametrize("stretch", [1.01, 1.3])
+def test_a_wrapping_schedule_stays_valid_when_its_period_is_stretched(net, p, base, stretch):
+    # what the frontier and period_slack rely on (docs/design.md section 4.2): at most one slot of a processor
+    # wraps, and at a longer period its tail only shrinks (or the wrap goes away)
+    s0, g, c = _case(net, p, base)
+    s = _rotate_all(s0, g, c, 1.0, True)
+    period = int(s.period_cycles * stretch)
+    longer = make_schedule("stretched", "periodic", g, c, [replace(x, lag=0) for x in s.slots], period,
+                           derive_lags=True)
+    validate(longer, g, c)
+    r = simulate(longer, c, graph=g, strict=True)
+    assert r.simulated_period_cycles == period and r.late_slots == 0 and r.gradient_delays == longer.gradient_delays

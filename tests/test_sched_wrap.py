@@ -274,3 +274,23 @@ def test_a_wrapping_schedule_stays_valid_when_its_period_is_stretched(net, p, ba
     validate(longer, g, c)
     r = simulate(longer, c, graph=g, strict=True)
     assert r.simulated_period_cycles == period and r.late_slots == 0 and r.gradient_delays == longer.gradient_delays
+
+
+@pytest.mark.parametrize(("net", "p", "base"), [("vgg11-28", 4, "layerpipe"), ("resnet18", 2, "pipedream")])
+def test_the_gantt_of_one_period_shows_every_processors_work_wrapped_tails_included(net, p, base):
+    pytest.importorskip("matplotlib")
+    from spikepipe.plots import gantt_figure
+
+    s0, g, c = _case(net, p, base)
+    s = _rotate_all(s0, g, c, 1.0, True)
+    r = simulate(s, c, graph=g)
+    assert r.late_slots == 0
+    ax = gantt_figure(s, r, network=net).axes[0]
+    drawn = [0.0] * p
+    for bar in ax.patches:
+        row = round(bar.get_y() + bar.get_height() / 2)
+        if row < p:  # processor rows; the last row is the links
+            drawn[row] += bar.get_width()
+    # one steady period of length `period`: each processor is busy for all its slots' durations, the tail of the
+    # slot that wrapped in from the period before included
+    assert drawn == pytest.approx([sum(x.duration_cycles for x in s.slots if x.processor == q) for q in range(p)])

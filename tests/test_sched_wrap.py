@@ -294,3 +294,17 @@ def test_the_gantt_of_one_period_shows_every_processors_work_wrapped_tails_inclu
     # one steady period of length `period`: each processor is busy for all its slots' durations, the tail of the
     # slot that wrapped in from the period before included
     assert drawn == pytest.approx([sum(x.duration_cycles for x in s.slots if x.processor == q) for q in range(p)])
+
+
+@pytest.mark.parametrize(("net", "p", "base"), [("snn-cnn", 4, "pipedream"), ("vgg11-28", 4, "pipedream"),
+                                                ("vgg11", 4, "layerpipe")])
+@pytest.mark.parametrize("which", [0.0, 1.0])
+def test_the_delay_lower_bounds_hold_for_wrapping_schedules(net, p, base, which):
+    # the packing bound models cyclic no-overlap (schedules/delay_bounds.py), so it must not assume that every
+    # processor's order starts at phase 0: a wrapping schedule of the same assignment never beats it
+    from schedules.delay_bounds import assignment_delay_bounds
+
+    s0, g, c = _case(net, p, base)
+    s = _rotate_all(s0, g, c, which, True)
+    bounds = assignment_delay_bounds(g, c, s.period_cycles, {x.task: x.processor for x in s.slots})
+    assert all(b <= d for b, d in zip(bounds, s.gradient_delays, strict=True)), (bounds, s.gradient_delays)

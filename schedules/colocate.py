@@ -27,8 +27,10 @@ def crossing_bytes(graph: TaskGraph, assignment: Mapping[str, int]) -> int:
 
 
 def _starts(busy: list[tuple[int, int]], period: int, want: int, dur: int, most: int = 3) -> list[int]:
-    """Offsets where a slot of `dur` cycles fits on a processor busy in `busy`, nearest to `want` first: `want`
-    itself if free, else the ends of each idle gap (the nearer the old offset, the likelier the delays hold)."""
+    """Offsets where a slot of `dur` cycles fits on a processor busy in `busy` (disjoint in-period intervals,
+    Slot.pieces), nearest to `want` first: `want` itself if free, else the ends of each idle gap (the nearer the
+    old offset, the likelier the delays hold). The slot is placed inside one gap, never wrapping: a gap across the
+    period end is not used (conservative; the moves are a tie-break)."""
     edges = [0, *sorted(x for iv in busy for x in iv), period]
     gaps = [(a, b) for a, b in zip(edges[::2], edges[1::2], strict=True) if b - a >= dur]
     found = set()
@@ -65,8 +67,8 @@ def colocate(graph: TaskGraph, cluster: Cluster, sched: Schedule, deadline: Dead
     while improved:
         improved = False
         busy: dict[int, list[tuple[int, int]]] = defaultdict(list)
-        for s in sched.slots:
-            busy[s.processor].append((s.start_cycles, s.end_cycles))
+        for s in sched.slots:  # a slot that wraps past the period end is busy at the period's end and start
+            busy[s.processor].extend(s.pieces(sched.period_cycles))
         # biggest savings first: tasks whose crossing edges carry the most bytes
         order = sorted(assign, key=lambda t: -sum(b for n, b in neighbours[t] if assign[n] != assign[t]))
         for task in order:

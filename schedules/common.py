@@ -112,7 +112,9 @@ def link_queueing_cycles(slots: Sequence[Slot], deps: Sequence[Dependency], peri
 
     Every period each producer requests its transfers at its end offset; links serve requests first come first
     served, hop by hop (store-and-forward), as the simulator's DMA does. Three periods are replayed from empty
-    links and the worse of the last two is kept: with link load below the period the queues repeat by then."""
+    links and the worse of the last two is kept: with link load below the period the queues repeat by then. A
+    producer that wraps past the period end requests in the next period (end > period); one more period is
+    replayed then, so that the last period measured still meets the requests of the one after it."""
     by_id = {s.id: s for s in slots}
     net = cluster.interconnect
     heap: list[tuple[int, int, int, int, int]] = []
@@ -124,7 +126,8 @@ def link_queueing_cycles(slots: Sequence[Slot], deps: Sequence[Dependency], peri
             own.append((d, by_id[d.src].end_cycles, cluster.route(a, b)))
     if not own:
         return {}
-    rounds = 3
+    measured = (1, 2)
+    rounds = 3 + any(t > period for _, t, _ in own)
     for k in range(rounds):
         for i, (_, t, _) in enumerate(own):
             heapq.heappush(heap, (k * period + t, seq, i, 0, k))
@@ -145,7 +148,7 @@ def link_queueing_cycles(slots: Sequence[Slot], deps: Sequence[Dependency], peri
     wait: dict[tuple[str, str], int] = {}
     for i, (d, t, route) in enumerate(own):
         free_flow = t + len(route) * (net.link_latency_cycles + net.occupancy_cycles(d.bytes))
-        w = max(arrival[(i, k)] for k in range(1, rounds)) - free_flow
+        w = max(arrival[(i, k)] for k in measured) - free_flow
         if w > 0:
             wait[(d.src, d.dst)] = max(wait.get((d.src, d.dst), 0), w)
     return wait

@@ -10,7 +10,9 @@ the graph, never read.
 
 Text: a header line `# spikepipe-schedule/1 name=N kind=K period=P processors=N microbatches=M network=NAME
 batch=B timesteps=T`, then whitespace-separated tokens `TASK[.mMB][.pPART]@pPROC:START+DURATIONrLAG[*FRACTION]`
-(the slots' own compact form, ir.Slot.__str__; the fraction only when it is not 1/microbatches).
+(the slots' own compact form, ir.Slot.__str__; the fraction only when it is not 1/microbatches). A periodic slot
+may end past the period (START + DURATION > period): it runs on into the next period (docs/design.md
+section 4.2), and the validator checks its tail against the first slots of the period.
 """
 
 from __future__ import annotations

@@ -239,6 +239,13 @@ def write_schedule_files(d: Path) -> None:
     f1 = slot["F1"]
     broken("sched_overlap.json", lambda x: x["slots"][f1].update(processor=x["slots"][slot["F0"]]["processor"],
                                                                    start_cycles=0))
+    def wrap_over_first(x: dict) -> None:  # the last slot of F0's processor runs past the period end, 1 cycle into
+        # the period's first slot (a wrap is allowed, docs/design.md section 4.2; the cyclic overlap is not)
+        mine = sorted((sl for sl in x["slots"] if sl["processor"] == x["slots"][slot["F0"]]["processor"]),
+                      key=lambda sl: sl["start_cycles"])
+        mine[-1]["start_cycles"] = x["period_cycles"] - mine[-1]["duration_cycles"] + mine[0]["start_cycles"] + 1
+
+    broken("sched_wrap_overlap.json", wrap_over_first)
     broken("sched_dependency.json", lambda x: x["slots"][slot["B0"]].update(lag=0))  # B0 before B1's gradient
     broken("sched_lag.json", lambda x: x["slots"][slot["W0"]].update(lag=-1))
     broken("sched_processor.json", lambda x: x["slots"][f1].update(processor=7))

@@ -241,6 +241,8 @@ SCHED_FILE = ("simulate", *N, "-P", "2", "--schedule-file")
 CASES += [
     ("simulate-schedule-file-overlap", (*SCHED_FILE, "{d}/sched_overlap.json"), ("invalid schedule file", "at once",
                                                                                   "f1")),
+    ("simulate-schedule-file-wrap-overlap", (*SCHED_FILE, "{d}/sched_wrap_overlap.json"),
+     ("invalid schedule file", "at once", "w0 [", "wrapping: [0, 1)")),
     ("simulate-schedule-file-dependency", (*SCHED_FILE, "{d}/sched_dependency.json"), ("edge b1->b0 violated",)),
     ("simulate-schedule-file-lag", (*SCHED_FILE, "{d}/sched_lag.json"), ("w0", "negative lag")),
     ("simulate-schedule-file-processor", (*SCHED_FILE, "{d}/sched_processor.json"), ("f1", "processor 7")),

@@ -14,13 +14,22 @@ from spikepipe.train.optim import OptimConfig
 from spikepipe.train.pipelined import ExactPipeline
 from spikepipe.workload import load_workload
 
-CASES = [(net, sched, p) for net in ("snn-mlp", "snn-cnn") for sched in ("pipedream", "spikepipe", "layerpipe")
-         for p in (2, 4)]
+CASES = [(net, sched, p) for net in ("snn-mlp", "snn-cnn")
+         for sched in ("pipedream", "spikepipe", "layerpipe", "pipedream-rotated") for p in (2, 4)]
 
 
 def _schedule(net: str, name: str, p: int) -> Schedule:
-    graph = load_workload(net, batch=16, timesteps=None)
-    return schedules.generate(name, graph, load_cluster(None, processors=p))
+    """A generated schedule; NAME-rotated: with every processor's cyclic order cut inside its longest slot, which
+    then wraps past the period end (docs/design.md section 4.2)."""
+    from sched_graphs import rotated, straddle
+
+    graph, cluster = load_workload(net, batch=16, timesteps=None), load_cluster(None, processors=p)
+    base = name.removesuffix("-rotated")
+    s = schedules.generate(base, graph, cluster)
+    if name.endswith("-rotated"):
+        s = rotated(s, graph, cluster, {q: straddle(s, q) for q in {sl.processor for sl in s.slots}})
+        assert any(sl.wraps(s.period_cycles) for sl in s.slots)
+    return s
 
 
 def _net(name: str):

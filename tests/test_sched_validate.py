@@ -43,9 +43,38 @@ def test_slot_outside_period(layer):
     _rejects(_broken(layer, "F1", start_cycles=layer.period_cycles), "outside the period")
 
 
-def test_wrap_around_is_rejected(layer):
-    w = layer.slot("W2")
-    _rejects(_broken(layer, "W2", start_cycles=layer.period_cycles - w.duration_cycles + 1), "outside the period")
+def test_wrap_is_accepted_when_cyclically_free_and_rejected_over_the_first_slot(layer):
+    # a periodic slot may run past the period end (docs/design.md section 4.2); its tail occupies the start of
+    # the period. Processor 2 idles at the end of the period, so W2 and the slots after it may move later.
+    period, p2 = layer.period_cycles, sorted((x for x in layer.slots if x.processor == 2), key=lambda x: x.start_cycles)
+    idle = period - p2[-1].end_cycles
+    assert idle > 1 and p2[0].start_cycles == 0
+    last = p2[-1]
+    free = make_schedule("wrapped", "periodic", GRAPH, CLUSTER, [
+        replace(x, start_cycles=x.start_cycles + idle + 1 if x.processor == 2 and x.start_cycles > 0 else x.start_cycles,
+                lag=0) for x in layer.slots], period, derive_lags=True)
+    shifted = free.slot(last.id)
+    assert shifted.wraps(period) and shifted.pieces(period)[1] == (0, 1)
+    _rejects(free, "at once")  # its tail [0, 1) runs into the first slot, which starts at 0
+    first = p2[0]
+    ok = make_schedule("wrapped", "periodic", GRAPH, CLUSTER, [
+        replace(x, start_cycles=1, lag=0) if x.id == first.id else replace(x, lag=0) for x in free.slots],
+        period, derive_lags=True)
+    validate(ok, GRAPH, CLUSTER)  # the first slot moved one cycle later: cyclically free
+    assert any(x.wraps(period) for x in ok.slots)
+    msg = _rejects(_broken(ok, last.id, start_cycles=shifted.start_cycles + 1), "at once")
+    assert f"{last.id} [" in msg.splitlines()[0] and "wrapping: [0, 2)" in msg and f"marked '!': {last.id}" in msg
+
+
+def test_duration_longer_than_the_period(layer):
+    _rejects(_broken(layer, "F1", duration_cycles=layer.period_cycles + 1), "longer than the period")
+
+
+def test_flush_slot_may_not_wrap():
+    s = generate("gpipe", GRAPH, CLUSTER)
+    validate(s, GRAPH, CLUSTER)
+    last = max(s.slots, key=lambda x: x.end_cycles)
+    _rejects(_broken(s, last.id, start_cycles=s.period_cycles - last.duration_cycles + 1), "outside the period")
 
 
 def test_violated_edge(layer):

@@ -3,7 +3,10 @@
 Every processor is a SimPy process that walks its slots in start order, period after period. In period k a slot
 with lag r works on minibatch k - r (flush schedules: iteration k). A slot never starts before k * period + start,
 and it waits for its processor and for the data of its own minibatch (and micro-batch / shard): the replay
-measures the schedule, it does not re-schedule it. Links are SimPy resources: a transfer holds each hop of its
+measures the schedule, it does not re-schedule it. A periodic slot that runs past the period end (docs/design.md
+section 4.2) has the largest start of its processor's slots, so it is the last of its period in that walk, and it
+ends no later than the next period's first slot starts (cyclic no-overlap): walking the slots in start order,
+period after period, replays it with nothing pushed late. Links are SimPy resources: a transfer holds each hop of its
 route for ceil(bytes / bandwidth) cycles, then pays the hop latency (store-and-forward, the same cost the
 schedulers use), and runs beside compute (DMA) unless `overlap_comm=False`, when the sender is busy for it.
 Collectives hold every link of the topology for their duration.

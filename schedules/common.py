@@ -108,50 +108,68 @@ def expected_dependencies(graph: TaskGraph, slots: Iterable[Slot]) -> tuple[Depe
 
 def link_queueing_cycles(slots: Sequence[Slot], deps: Sequence[Dependency], period: int,
                          cluster: Cluster) -> dict[tuple[str, str], int]:
-    """Cycles each cross-processor transfer waits for busy links in the steady state, per (src, dst) slot pair.
-
-    Every period each producer requests its transfers at its end offset; links serve requests first come first
-    served, hop by hop (store-and-forward), as the simulator's DMA does. Three periods are replayed from empty
-    links and the worse of the last two is kept: with link load below the period the queues repeat by then. A
-    producer that wraps past the period end requests in the next period (end > period); one more period is
-    replayed then, so that the last period measured still meets the requests of the one after it."""
+    """Cycles each cross-processor transfer waits for busy links in the steady state, per (src, dst) slot pair
+    (queue_waits on the schedule's transfers, requested when their producers end)."""
     by_id = {s.id: s for s in slots}
-    net = cluster.interconnect
-    heap: list[tuple[int, int, int, int, int]] = []
-    seq = 0
     own: list[tuple[Dependency, int, tuple[tuple[int, int], ...]]] = []
     for d in deps:
         a, b = by_id[d.src].processor, by_id[d.dst].processor
         if a != b and d.bytes > 0:
             own.append((d, by_id[d.src].end_cycles, cluster.route(a, b)))
-    if not own:
-        return {}
+    occ = cluster.interconnect.occupancy_cycles
+    waits = queue_waits([t for _, t, _ in own], [occ(d.bytes) for d, _, _ in own], [r for _, _, r in own], period,
+                        cluster.interconnect.link_latency_cycles)
+    wait: dict[tuple[str, str], int] = {}
+    for (d, _, _), w in zip(own, waits, strict=True):
+        if w > 0:
+            wait[(d.src, d.dst)] = max(wait.get((d.src, d.dst), 0), w)
+    return wait
+
+
+def queue_waits(requests: Sequence[int], occupancy: Sequence[int], routes: Sequence[tuple[tuple[int, int], ...]],
+                period: int, latency_cycles: int) -> list[int]:
+    """Steady-state waits (cycles) of transfers requested every period at the given in-period times (a time past
+    the period end: requested in the next period), each crossing its route's links hop by hop (store-and-forward)
+    and holding a link for its occupancy. Links serve first come first served, ties in the given order, as the
+    simulator's DMA does. Three periods are replayed from empty links and the worse of the last two is kept: with
+    link load below the period the queues repeat by then; one more period is replayed when a request falls past
+    the period end, so that the last period measured still meets the requests of the one after it. A transfer
+    alone on all its links never waits, so only those sharing a link are replayed (the search scores thousands
+    of packings with this)."""
+    out = [0] * len(requests)
+    users: dict[tuple[int, int], int] = defaultdict(int)
+    for route in routes:
+        for link in route:
+            users[link] += 1
+    shared = [i for i, route in enumerate(routes) if any(users[link] > 1 for link in route)]
+    if not shared:
+        return out
     measured = (1, 2)
-    rounds = 3 + any(t > period for _, t, _ in own)
+    rounds = 3 + any(requests[i] > period for i in shared)
+    heap: list[tuple[int, int, int, int, int]] = []
+    seq = 0
     for k in range(rounds):
-        for i, (_, t, _) in enumerate(own):
-            heapq.heappush(heap, (k * period + t, seq, i, 0, k))
+        for i in shared:
+            heap.append((k * period + requests[i], seq, i, 0, k))
             seq += 1
+    heapq.heapify(heap)
     free: dict[tuple[int, int], int] = defaultdict(int)
     arrival: dict[tuple[int, int], int] = {}
     while heap:
         t, _, i, hop, k = heapq.heappop(heap)
-        d, _, route = own[i]
+        route = routes[i]
         start = max(t, free[route[hop]])
-        free[route[hop]] = start + net.occupancy_cycles(d.bytes)
-        done = free[route[hop]] + net.link_latency_cycles
+        free[route[hop]] = start + occupancy[i]
+        done = free[route[hop]] + latency_cycles
         if hop + 1 < len(route):
             heapq.heappush(heap, (done, seq, i, hop + 1, k))
             seq += 1
         else:
             arrival[(i, k)] = done - k * period
-    wait: dict[tuple[str, str], int] = {}
-    for i, (d, t, route) in enumerate(own):
-        free_flow = t + len(route) * (net.link_latency_cycles + net.occupancy_cycles(d.bytes))
-        w = max(arrival[(i, k)] for k in measured) - free_flow
-        if w > 0:
-            wait[(d.src, d.dst)] = max(wait.get((d.src, d.dst), 0), w)
-    return wait
+    for i in shared:
+        free_flow = requests[i] + len(routes[i]) * (latency_cycles + occupancy[i])
+        out[i] = max(0, max(arrival[(i, k)] for k in measured) - free_flow)
+    return out
 
 
 def assign_lags(slots: Sequence[Slot], deps: Sequence[Dependency], period: int, cluster: Cluster,

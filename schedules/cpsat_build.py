@@ -6,8 +6,12 @@ link of that route for its bandwidth time). Lags make any in-period order feasib
 constraints on Π for unsplit tasks: it is P||Cmax with links.
 
 Phase 2 (order and lags) for a fixed assignment and period: a start s in [0, Π) per task whose run [s, s + d)
-may wrap past Π into the next period (docs/design.md section 4.2), cyclic no overlap per processor, lag r >= 0, every edge s_v + Π r_v >= s_u + d_u + c(u, v) + Π r_u, and
+may wrap past Π into the next period (docs/design.md section 4.2), cyclic no overlap per processor, lag r >= 0,
+every edge s_v + Π r_v >= s_u + d_u + w(u, v) + c(u, v) + Π r_u with w the wait behind the same producer's
+earlier transfers on the link, cyclic no overlap of the transfers on every link (one-hop routes), and
 delay_l >= ceil((Π r_W + s_W + d_W - Π r_F - s_F) / Π) - 1 (ir.slot_lag_delays). Minimise Σ delay_l.
+Cyclic no overlap is an ordinary no-overlap over two copies of every interval, [s, s + d) and [s + Π, s + Π + d):
+two runs collide modulo Π exactly when a pair of copies overlaps (d <= Π, since a processor's load fits the period).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from dataclasses import dataclass
 from ortools.sat.python import cp_model
 
 from hwmodels import Cluster
-from schedules.common import slot_cycles, transfer_cycles
+from schedules.common import expected_dependencies, slot_cycles, transfer_cycles
 from spikepipe.ir import Slot, TaskGraph, TaskKind, task_id
 
 
@@ -200,6 +204,27 @@ def _cyclic_intervals(m: cp_model.CpModel, start: cp_model.IntVar, dur: int, per
             m.new_fixed_size_interval_var(later, dur, f"i2_{name}"))
 
 
+def _queued_behind_siblings(graph: TaskGraph, cluster: Cluster,
+                            assignment: Mapping[str, int]) -> dict[tuple[str, str], int] | None:
+    """Transfers of one producer over one link are requested at once and served in the dependencies' order: the
+    cycles each waits behind the ones before it. None when some route has more than one hop (phase 2 then leaves
+    the links out: store-and-forward over several links is not modelled)."""
+    slots = [Slot(t, assignment[t], 0, slot_cycles(graph, cluster, t, assignment[t]))
+             for t in graph.topological_order()]
+    queued: dict[tuple[str, str], int] = {}
+    sent: dict[tuple[str, tuple[int, int]], int] = defaultdict(int)
+    for d in expected_dependencies(graph, slots):
+        a, b = assignment[d.src], assignment[d.dst]
+        if a == b or d.bytes == 0:
+            continue
+        route = cluster.route(a, b)
+        if len(route) > 1:
+            return None
+        queued[(d.src, d.dst)] = sent[(d.src, route[0])]
+        sent[(d.src, route[0])] += cluster.interconnect.occupancy_cycles(d.bytes)
+    return queued
+
+
 def build_phase2(graph: TaskGraph, cluster: Cluster, assignment: Mapping[str, int], period: int,
                  max_lag: int, hint: list[Slot] | None = None,
                  delay_floor: tuple[int, ...] | None = None) -> Phase2:
@@ -213,9 +238,26 @@ def build_phase2(graph: TaskGraph, cluster: Cluster, assignment: Mapping[str, in
         ivs[assignment[t]].extend(_cyclic_intervals(m, start[t], dur[t], period, t))
     for lst in ivs.values():
         m.add_no_overlap(lst)
+    on_link: dict[tuple[int, int], list[cp_model.IntervalVar]] = defaultdict(list)
+    queued = _queued_behind_siblings(graph, cluster, assignment)
     for u, v, b in graph.edges:
         c = transfer_cycles(cluster, assignment[u], assignment[v], b)
-        m.add(start[v] + period * lag[v] >= start[u] + dur[u] + c + period * lag[u])
+        wait = queued.get((u, v), 0) if queued is not None else 0
+        m.add(start[v] + period * lag[v] >= start[u] + dur[u] + wait + c + period * lag[u])
+        if queued is None or c == 0 or b == 0:
+            continue
+        # the transfer holds its link, cyclically, from its producer's end (after the transfers of the same
+        # producer before it); transfers never share a link at once, so the replay's first-come-first-served
+        # link finds every transfer's link free and the model's times are the replay's
+        sent = m.new_int_var(0, period - 1, f"t_{u}_{v}")
+        wraps = m.new_int_var(0, 3, f"k_{u}_{v}")
+        m.add(sent + period * wraps == start[u] + dur[u] + wait)
+        link = cluster.route(assignment[u], assignment[v])[0]
+        on_link[link].extend(_cyclic_intervals(m, sent, cluster.interconnect.occupancy_cycles(b), period,
+                                               f"{u}_{v}"))
+    for lst in on_link.values():
+        if len(lst) > 2:
+            m.add_no_overlap(lst)
     delay = []
     for layer in range(graph.num_layers):
         if not graph.has_task(layer, TaskKind.W):  # no weights: delay 0 (ir.slot_lag_delays)

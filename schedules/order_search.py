@@ -27,7 +27,7 @@ from typing import Any
 import networkx as nx
 
 from hwmodels import Cluster
-from schedules.common import expected_dependencies, link_queueing_cycles, slot_cycles, transfer_cycles
+from schedules.common import expected_dependencies, queue_waits, slot_cycles, transfer_cycles
 from schedules.deadline import Deadline
 from spikepipe.ir import Dependency, Slot, TaskGraph, TaskKind, task_id
 
@@ -76,12 +76,12 @@ class _Problem:
     preds: tuple[tuple[tuple[int, int], ...], ...]  # (pred index, transfer cycles)
     layers: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]  # (F part indices, W part indices) per layer
     period: int
-    # the link waits of a packing (starts by index -> waits by (pred index, index)), when the search is exact
-    queue: Callable[[list[int]], dict[tuple[int, int], int]] | None = None
+    # the link waits of a packing (starts by index -> waits by (pred index, index)): every score counts them
+    queue: Callable[[list[int]], dict[tuple[int, int], int]]
 
 
 def _problem(slots: Sequence[Slot], deps: Sequence[Dependency], cluster: Cluster, num_layers: int,
-             period: int, exact: bool = False) -> _Problem:
+             period: int) -> _Problem:
     by_id = {s.id: s for s in slots}
     g = nx.DiGraph()
     g.add_nodes_from(sorted(by_id))
@@ -95,21 +95,30 @@ def _problem(slots: Sequence[Slot], deps: Sequence[Dependency], cluster: Cluster
     layers = tuple((tuple(i for i, t in enumerate(ids) if by_id[t].kind is TaskKind.F and by_id[t].layer == lay),
                     tuple(i for i, t in enumerate(ids) if by_id[t].kind is TaskKind.W and by_id[t].layer == lay))
                    for lay in range(num_layers))
-    queue = None
-    if exact:  # the waits the lags will count (schedules.common.assign_lags): slower, so for polishing only
-        base = [by_id[t] for t in ids]
+    # the transfers between processors in the dependencies' order (the link queue's tie-break)
+    cross = [(idx[d.src], idx[d.dst], d.bytes) for d in deps
+             if by_id[d.src].processor != by_id[d.dst].processor and d.bytes > 0]
+    net = cluster.interconnect
+    routes = [cluster.route(by_id[ids[u]].processor, by_id[ids[v]].processor) for u, v, _ in cross]
+    occupancy = [net.occupancy_cycles(b) for _, _, b in cross]
+    dur = [by_id[t].duration_cycles for t in ids]
 
-        def queue(start: list[int]) -> dict[tuple[int, int], int]:
-            placed = [replace(x, start_cycles=start[i]) for i, x in enumerate(base)]
-            waits = link_queueing_cycles(placed, deps, period, cluster)
-            return {(idx[u], idx[v]): w for (u, v), w in waits.items()}
+    def queue(start: list[int]) -> dict[tuple[int, int], int]:
+        """The waits the lags will count (schedules.common.assign_lags), by (pred index, index)."""
+        waits = queue_waits([start[u] % period + dur[u] for u, _, _ in cross], occupancy, routes, period,
+                            net.link_latency_cycles)
+        out: dict[tuple[int, int], int] = {}
+        for (u, v, _), w in zip(cross, waits, strict=True):
+            if w > out.get((u, v), 0):
+                out[(u, v)] = w
+        return out
 
     return _Problem(ids, tuple(by_id[t].processor for t in ids), tuple(by_id[t].duration_cycles for t in ids),
                     preds, layers, period, queue)
 
 
-def _score(pb: _Problem, orders: Sequence[Sequence[int]],
-           offsets: Sequence[int] | None = None) -> tuple[int, int, list[int], list[int]]:
+def _score(pb: _Problem, orders: Sequence[Sequence[int]], offsets: Sequence[int] | None = None,
+           links: bool = True) -> tuple[int, int, list[int], list[int]]:
     """(total delay, total span, starts, lags) of back-to-back packing in the given per-processor orders, each
     processor starting at its offset (0 by default) in [0, period). A processor's run may go past the period end
     (its last slots wrap into the next period, docs/design.md section 4.2), so starts are absolute for the
@@ -122,7 +131,7 @@ def _score(pb: _Problem, orders: Sequence[Sequence[int]],
         for i in seq:
             start[i] = t
             t += dur[i]
-    wait = pb.queue([x % per for x in start]) if pb.queue else {}
+    wait = pb.queue(start) if links else {}
     lag = [0] * len(pb.ids)
     # the innermost loop of the search (tens of calls per move): plain integer arithmetic, ceil(x / per) as
     # (x + per - 1) // per, which holds for negative x too
@@ -175,6 +184,10 @@ def _rotate(pb: _Problem, orders: Sequence[Sequence[int]], offsets: list[int], p
                 if x == offsets[q]:
                     continue
                 trial = offsets[:q] + [x] + offsets[q + 1:]
+                # link waits cost most of a score: only a candidate that beats the score without them is
+                # scored with them (waits almost always add delay)
+                if _score(pb, orders, trial, links=False)[:2] >= score:
+                    continue
                 sc = _score(pb, orders, trial)[:2]
                 evaluations += 1
                 if sc < score:
@@ -259,11 +272,10 @@ def search_slot_orders(slots: Sequence[Slot], deps: Sequence[Dependency], cluste
     """The slots re-packed back to back per processor in the best cyclic orders found, with the smallest lags;
     deterministic for a seed and budget. Processors and durations are kept; the period must hold every
     processor's load. The moves are shared among RESTARTS climbs from the same start with their own random
-    streams (the climbs end far apart: 13 to 16 total delay on vgg11 at P=4), and the best of them is chosen on
-    the exact score, link waits included. `deadline` ends the search early, which makes the answer depend on the
+    streams (the climbs end far apart: 13 to 16 total delay on vgg11 at P=4), and the best of them is kept.
+    `deadline` ends the search early, which makes the answer depend on the
     machine's speed; `stats` receives the evaluations done and whether the clock cut them."""
     pb = _problem(slots, deps, cluster, num_layers, period)
-    exact = _problem(slots, deps, cluster, num_layers, period, exact=True)
     rank = {t: i for i, t in enumerate(training)}
     starts = (_ideal_orders(pb, cluster.size), _ranked_orders(pb, cluster.size, rank))
     first = min(starts, key=lambda o: _score(pb, o)[:2])
@@ -273,7 +285,7 @@ def search_slot_orders(slots: Sequence[Slot], deps: Sequence[Dependency], cluste
         orders, offsets, moves, cut = _climb(pb, first, [0] * cluster.size, random.Random(seed * RESTARTS + k),
                                              share, deadline)
         done += moves
-        runs.append((_score(exact, orders, offsets)[:2], k, orders, offsets))
+        runs.append((_score(pb, orders, offsets)[:2], k, orders, offsets))
         if cut:
             break
     _, _, best, offsets = min(runs)
@@ -285,12 +297,11 @@ def search_slot_orders(slots: Sequence[Slot], deps: Sequence[Dependency], cluste
 def polish_slots(slots: Sequence[Slot], deps: Sequence[Dependency], cluster: Cluster, num_layers: int,
                  period: int, *, seed: int = 0, evaluations: int = 500, deadline: Deadline | None = None,
                  stats: dict[str, Any] | None = None) -> list[Slot]:
-    """A finished schedule's slots improved by the same moves, scored exactly: the link waits that the lags
-    will count (schedules.common.assign_lags) are part of every evaluation, which the CP-SAT model and the
-    seed search leave out. It starts from the slots' own per-processor cyclic orders, each processor packed back to
+    """A finished schedule's slots improved by the same moves (the link waits that the lags will count,
+    schedules.common.assign_lags, are part of every evaluation, which the CP-SAT model leaves out). It starts from the slots' own per-processor cyclic orders, each processor packed back to
     back from the slot after its longest idle gap; the caller keeps the original when the polished slots are
     not better."""
-    pb = _problem(slots, deps, cluster, num_layers, period, exact=True)
+    pb = _problem(slots, deps, cluster, num_layers, period)
     pos = {t: i for i, t in enumerate(pb.ids)}
     orders: list[list[int]] = [[] for _ in range(cluster.size)]
     offsets = [0] * cluster.size

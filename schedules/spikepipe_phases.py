@@ -59,7 +59,7 @@ _MIN_BASELINE_S = 0.3
 # share of the time limit phase 1 may use, and the chain assignment (seeds); the rest (minus the baselines'
 # time) goes to phase 2
 PHASE1_SHARE = 0.35
-CHAIN_SHARE = 0.15
+CHAIN_SHARE = 0.35
 # share of what is left after phase 1 that the order search (phase 2's seed) may use
 ORDER_SEARCH_SHARE = 0.4
 # keep this much of the time limit unused: building models and extracting answers takes wall time too
@@ -81,7 +81,7 @@ COLOCATE_SHARE = 0.05
 # share leaves after the margin, the tie-break and the order search's part (0.5 x 0.6 = 0.3 of the limit)
 _PHASE2_NOMINAL_SHARE = (1 - PHASE1_SHARE - CHAIN_SHARE - MARGIN - COLOCATE_SHARE) * (1 - ORDER_SEARCH_SHARE)
 # the polish (exact scoring, several times slower per move) gets search_evaluations / this many moves
-_POLISH_PER_EVALUATIONS = 6
+_POLISH_PER_EVALUATIONS = 2
 
 
 def key(s: Schedule) -> tuple[int, int, int]:

@@ -111,7 +111,7 @@ def test_order_search_stop_in_the_past_does_no_moves_and_no_stop_is_unchanged(se
     cut: dict = {}
     stopped = search_orders(g, c, assign, period, order, seed=seed, evaluations=500,
                             deadline=Deadline(1.0, time.perf_counter() - 2), stats=cut)
-    assert cut == {"evaluations": 0, "evaluations_asked": 500, "cut_for_time": True}
+    assert cut == {"evaluations": 0, "evaluations_asked": 500, "cut_for_time": True, "restarts": 1}
     assert {s.task: s.processor for s in stopped} == assign
     full: dict = {}
     a = search_orders(g, c, assign, period, order, seed=seed, evaluations=500, stats=full)

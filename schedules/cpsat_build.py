@@ -7,8 +7,9 @@ constraints on Π for unsplit tasks: it is P||Cmax with links.
 
 Phase 2 (order and lags) for a fixed assignment and period: a start s in [0, Π) per task whose run [s, s + d)
 may wrap past Π into the next period (docs/design.md section 4.2), cyclic no overlap per processor, lag r >= 0,
-every edge s_v + Π r_v >= s_u + d_u + w(u, v) + c(u, v) + Π r_u with w the wait behind the same producer's
-earlier transfers on the link, cyclic no overlap of the transfers on every link (one-hop routes), and
+every edge s_v + Π r_v >= s_u + d_u + w(u, v) + c(u, v) + Π r_u with w the transfer's wait for its link (at
+least the time the same producer's earlier transfers on it take), cyclic no overlap of the transfers on every
+link (one-hop routes), and
 delay_l >= ceil((Π r_W + s_W + d_W - Π r_F - s_F) / Π) - 1 (ir.slot_lag_delays). Minimise Σ delay_l.
 Cyclic no overlap is an ordinary no-overlap over two copies of every interval, [s, s + d) and [s + Π, s + Π + d):
 two runs collide modulo Π exactly when a pair of copies overlaps (d <= Π, since a processor's load fits the period).
@@ -18,12 +19,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ortools.sat.python import cp_model
 
 from hwmodels import Cluster
-from schedules.common import expected_dependencies, slot_cycles, transfer_cycles
+from schedules.common import expected_dependencies, link_queueing_cycles, slot_cycles, transfer_cycles
 from spikepipe.ir import Slot, TaskGraph, TaskKind, task_id
 
 
@@ -55,6 +56,20 @@ def _processor_sets(graph: TaskGraph, cluster: Cluster,
     return {t: tuple(candidates[t]) if candidates else every for t in graph.topological_order()}
 
 
+def _assignment_vars(m: cp_model.CpModel, graph: TaskGraph, cluster: Cluster, sets: Mapping[str, Sequence[int]],
+                     period: cp_model.IntVar | int) -> dict[tuple[str, int], cp_model.IntVar]:
+    """x[t, p]: task t on processor p, exactly one per task, every processor's work <= period."""
+    x = {(t, p): m.new_bool_var(f"x_{t}_{p}") for t in graph.topological_order() for p in sets[t]}
+    on: dict[int, list[str]] = defaultdict(list)
+    for t in graph.topological_order():
+        m.add_exactly_one(x[t, p] for p in sets[t])
+        for p in sets[t]:
+            on[p].append(t)
+    for p, mine in on.items():
+        m.add(sum(slot_cycles(graph, cluster, t, p) * x[t, p] for t in mine) <= period)
+    return x
+
+
 @dataclass
 class Phase1:
     model: cp_model.CpModel
@@ -70,6 +85,7 @@ class Phase2:
     lag: dict[str, cp_model.IntVar]
     delay: list[cp_model.IntVar]
     period: int
+    waits: dict[tuple[str, str], cp_model.IntVar] = field(default_factory=dict)  # per booked transfer
 
 
 def link_indicator_count(graph: TaskGraph, cluster: Cluster,
@@ -92,21 +108,10 @@ def build_phase1(graph: TaskGraph, cluster: Cluster, lower: int, upper: int,
     `candidates` restricts each task to some processors (candidate_processors); processors are then no longer
     interchangeable in the model, so no symmetry is broken."""
     m = cp_model.CpModel()
-    procs = range(cluster.size)
     tasks = list(graph.topological_order())
     sets = _processor_sets(graph, cluster, candidates)
-    dur = {(t, p): slot_cycles(graph, cluster, t, p) for t in tasks for p in sets[t]}
-    x = {(t, p): m.new_bool_var(f"x_{t}_{p}") for t in tasks for p in sets[t]}
     period = m.new_int_var(lower, max(lower, upper), "period")
-    for t in tasks:
-        m.add_exactly_one(x[t, p] for p in sets[t])
-    on: dict[int, list[str]] = defaultdict(list)
-    for t in tasks:
-        for p in sets[t]:
-            on[p].append(t)
-    for p in procs:
-        if on[p]:
-            m.add(sum(dur[t, p] * x[t, p] for t in on[p]) <= period)
+    x = _assignment_vars(m, graph, cluster, sets, period)
     occ = cluster.interconnect.occupancy_cycles
     heavy = [(u, v, occ(b)) for u, v, b in graph.edges if b > 0]
     n_links = 0
@@ -166,15 +171,7 @@ def build_chain_assignment(graph: TaskGraph, cluster: Cluster, period: int, hint
     m = cp_model.CpModel()
     tasks = list(graph.topological_order())
     sets = _processor_sets(graph, cluster, candidates)
-    x = {(t, p): m.new_bool_var(f"x_{t}_{p}") for t in tasks for p in sets[t]}
-    for t in tasks:
-        m.add_exactly_one(x[t, p] for p in sets[t])
-    on: dict[int, list[str]] = defaultdict(list)
-    for t in tasks:
-        for p in sets[t]:
-            on[p].append(t)
-    for p, mine in on.items():
-        m.add(sum(slot_cycles(graph, cluster, t, p) * x[t, p] for t in mine) <= period)
+    x = _assignment_vars(m, graph, cluster, sets, period)
     hops = []
     for u, v, _ in graph.edges:
         if graph.task(v).kind is TaskKind.W:
@@ -204,11 +201,20 @@ def _cyclic_intervals(m: cp_model.CpModel, start: cp_model.IntVar, dur: int, per
             m.new_fixed_size_interval_var(later, dur, f"i2_{name}"))
 
 
-def _queued_behind_siblings(graph: TaskGraph, cluster: Cluster,
-                            assignment: Mapping[str, int]) -> dict[tuple[str, str], int] | None:
+def _hint_waits(graph: TaskGraph, cluster: Cluster, assignment: Mapping[str, int], period: int,
+                hint: list[Slot] | None) -> dict[tuple[str, str], int]:
+    """The link waits of the hint's slots, first come first served as the replay serves them."""
+    if not hint or any(assignment[s.task] != s.processor for s in hint):
+        return {}
+    return link_queueing_cycles(hint, expected_dependencies(graph, hint), period, cluster)
+
+
+def _queued_behind_siblings(graph: TaskGraph, cluster: Cluster, assignment: Mapping[str, int],
+                            period: int) -> dict[tuple[str, str], int] | None:
     """Transfers of one producer over one link are requested at once and served in the dependencies' order: the
     cycles each waits behind the ones before it. None when some route has more than one hop (phase 2 then leaves
-    the links out: store-and-forward over several links is not modelled)."""
+    the links out: store-and-forward over several links is not modelled; so it does when one producer's
+    transfers on a link take the whole period, which no schedule at this period can carry)."""
     slots = [Slot(t, assignment[t], 0, slot_cycles(graph, cluster, t, assignment[t]))
              for t in graph.topological_order()]
     queued: dict[tuple[str, str], int] = {}
@@ -222,6 +228,8 @@ def _queued_behind_siblings(graph: TaskGraph, cluster: Cluster,
             return None
         queued[(d.src, d.dst)] = sent[(d.src, route[0])]
         sent[(d.src, route[0])] += cluster.interconnect.occupancy_cycles(d.bytes)
+    if any(total >= period for total in sent.values()):  # one producer loads a link past the period: no model
+        return None
     return queued
 
 
@@ -239,16 +247,21 @@ def build_phase2(graph: TaskGraph, cluster: Cluster, assignment: Mapping[str, in
     for lst in ivs.values():
         m.add_no_overlap(lst)
     on_link: dict[tuple[int, int], list[cp_model.IntervalVar]] = defaultdict(list)
-    queued = _queued_behind_siblings(graph, cluster, assignment)
+    queued = _queued_behind_siblings(graph, cluster, assignment, period)
+    hinted = _hint_waits(graph, cluster, assignment, period, hint) if queued is not None else {}
+    waits: dict[tuple[str, str], cp_model.IntVar] = {}
     for u, v, b in graph.edges:
         c = transfer_cycles(cluster, assignment[u], assignment[v], b)
-        wait = queued.get((u, v), 0) if queued is not None else 0
-        m.add(start[v] + period * lag[v] >= start[u] + dur[u] + wait + c + period * lag[u])
         if queued is None or c == 0 or b == 0:
+            m.add(start[v] + period * lag[v] >= start[u] + dur[u] + c + period * lag[u])
             continue
-        # the transfer holds its link, cyclically, from its producer's end (after the transfers of the same
-        # producer before it); transfers never share a link at once, so the replay's first-come-first-served
-        # link finds every transfer's link free and the model's times are the replay's
+        # the transfer holds its link, cyclically, from its producer's end plus its wait (at least the time its
+        # producer's earlier transfers on the link take); no two transfers hold a link at once. The replay serves
+        # a link first come first served; when the model's order is that one, its times are the replay's (the
+        # hint's waits are: its transfers queue exactly so), otherwise the lags are derived again afterwards
+        wait = waits[(u, v)] = m.new_int_var(queued[(u, v)], period - 1, f"w_{u}_{v}")
+        m.add_hint(wait, max(queued[(u, v)], hinted.get((u, v), 0)))
+        m.add(start[v] + period * lag[v] >= start[u] + dur[u] + wait + c + period * lag[u])
         sent = m.new_int_var(0, period - 1, f"t_{u}_{v}")
         wraps = m.new_int_var(0, 3, f"k_{u}_{v}")
         m.add(sent + period * wraps == start[u] + dur[u] + wait)
@@ -277,4 +290,4 @@ def build_phase2(graph: TaskGraph, cluster: Cluster, assignment: Mapping[str, in
             m.add_hint(start[s.task], s.start_cycles)
             m.add_hint(lag[s.task], s.lag)
     m.minimize(sum(delay))
-    return Phase2(m, start, lag, delay, period)
+    return Phase2(m, start, lag, delay, period, waits)

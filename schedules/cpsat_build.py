@@ -250,6 +250,11 @@ def build_phase2(graph: TaskGraph, cluster: Cluster, assignment: Mapping[str, in
     queued = _queued_behind_siblings(graph, cluster, assignment, period)
     hinted = _hint_waits(graph, cluster, assignment, period, hint) if queued is not None else {}
     waits: dict[tuple[str, str], cp_model.IntVar] = {}
+    # first come first served, a transfer waits at most for every other transfer on its link once
+    link_load: dict[tuple[int, int], int] = defaultdict(int)
+    for u, v, b in graph.edges:
+        if queued is not None and assignment[u] != assignment[v] and b > 0:
+            link_load[cluster.route(assignment[u], assignment[v])[0]] += cluster.interconnect.occupancy_cycles(b)
     for u, v, b in graph.edges:
         c = transfer_cycles(cluster, assignment[u], assignment[v], b)
         if queued is None or c == 0 or b == 0:
@@ -259,13 +264,14 @@ def build_phase2(graph: TaskGraph, cluster: Cluster, assignment: Mapping[str, in
         # producer's earlier transfers on the link take); no two transfers hold a link at once. The replay serves
         # a link first come first served; when the model's order is that one, its times are the replay's (the
         # hint's waits are: its transfers queue exactly so), otherwise the lags are derived again afterwards
-        wait = waits[(u, v)] = m.new_int_var(queued[(u, v)], period - 1, f"w_{u}_{v}")
+        link = cluster.route(assignment[u], assignment[v])[0]
+        most = min(period - 1, link_load[link] - cluster.interconnect.occupancy_cycles(b))
+        wait = waits[(u, v)] = m.new_int_var(queued[(u, v)], max(queued[(u, v)], most), f"w_{u}_{v}")
         m.add_hint(wait, max(queued[(u, v)], hinted.get((u, v), 0)))
         m.add(start[v] + period * lag[v] >= start[u] + dur[u] + wait + c + period * lag[u])
         sent = m.new_int_var(0, period - 1, f"t_{u}_{v}")
-        wraps = m.new_int_var(0, 3, f"k_{u}_{v}")
+        wraps = m.new_int_var(0, 2, f"k_{u}_{v}")
         m.add(sent + period * wraps == start[u] + dur[u] + wait)
-        link = cluster.route(assignment[u], assignment[v])[0]
         on_link[link].extend(_cyclic_intervals(m, sent, cluster.interconnect.occupancy_cycles(b), period,
                                                f"{u}_{v}"))
     for lst in on_link.values():

@@ -33,6 +33,9 @@ from spikepipe.ir import Dependency, Slot, TaskGraph, TaskKind, task_id
 
 # independent climbs the order search's moves are shared among (search_slot_orders)
 RESTARTS = 3
+# a climb stops after half its moves, and at least this many, without a new best: a small graph's climb has
+# converged long before its share (snn-cnn at P=4: 12 slots), and the budget stays counted in moves
+STALL_MOVES = 150
 
 
 def delay_lower_bounds(graph: TaskGraph, cluster: Cluster, period: int,
@@ -217,18 +220,20 @@ def _climb(pb: _Problem, orders: list[list[int]], offsets: Sequence[int], rng: r
            evaluations: int, deadline: Deadline | None) -> tuple[list[list[int]], list[int], int, bool]:
     """Seeded hill climbing over per-processor cyclic orders (swap, move, rotate) and rotations (offsets),
     sideways moves allowed: (best orders, their offsets, moves done, whether the clock cut the moves). After each
-    move the moved processor's offset is re-chosen (_rotate); every processor's once at the start and whenever
-    a move improves the best."""
+    move the offsets are re-chosen (_rotate). The climb ends when its moves are spent or after half of them,
+    at least STALL_MOVES, without a new best."""
     procs = range(len(orders))
     cur, cur_off = [list(o) for o in orders], list(offsets)
     cur_off, cur_sc, _ = _rotate(pb, cur, cur_off, procs, _score(pb, cur, cur_off)[:2])
     best, best_orders, best_off = cur_sc, [list(o) for o in cur], list(cur_off)
     movable = [p for p, o in enumerate(cur) if len(o) > 1]
-    done = 0
-    while movable and done < evaluations:
+    done = since_best = 0
+    patience = max(STALL_MOVES, evaluations // 2)
+    while movable and done < evaluations and since_best < patience:
         if deadline is not None and deadline.expired():
             return best_orders, best_off, done, True
         done += 1
+        since_best += 1
         p = movable[rng.randrange(len(movable))]
         seq = cur[p]
         n = len(seq)
@@ -251,6 +256,7 @@ def _climb(pb: _Problem, orders: list[list[int]], offsets: Sequence[int], rng: r
             if sc < best:
                 cur_off, cur_sc, _ = _rotate(pb, cur, cur_off, procs, cur_sc)
                 best, best_orders, best_off = cur_sc, [list(o) for o in cur], list(cur_off)
+                since_best = 0
     return best_orders, best_off, done, False
 
 

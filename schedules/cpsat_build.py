@@ -57,17 +57,22 @@ def _processor_sets(graph: TaskGraph, cluster: Cluster,
 
 
 def _assignment_vars(m: cp_model.CpModel, graph: TaskGraph, cluster: Cluster, sets: Mapping[str, Sequence[int]],
-                     period: cp_model.IntVar | int) -> dict[tuple[str, int], cp_model.IntVar]:
-    """x[t, p]: task t on processor p, exactly one per task, every processor's work <= period."""
+                     period: int | tuple[int, int]) -> tuple[dict[tuple[str, int], cp_model.IntVar],
+                                                            cp_model.IntVar | int]:
+    """x[t, p]: task t on processor p, exactly one per task, every processor's work <= the period: a constant, or
+    a variable with the given (lower, upper) bounds, created right after the x (the order phase 1's search has
+    always had: its answer within its deterministic time depends on it)."""
     x = {(t, p): m.new_bool_var(f"x_{t}_{p}") for t in graph.topological_order() for p in sets[t]}
+    if isinstance(period, tuple):
+        period = m.new_int_var(period[0], max(period), "period")
     on: dict[int, list[str]] = defaultdict(list)
     for t in graph.topological_order():
         m.add_exactly_one(x[t, p] for p in sets[t])
         for p in sets[t]:
             on[p].append(t)
-    for p, mine in on.items():
-        m.add(sum(slot_cycles(graph, cluster, t, p) * x[t, p] for t in mine) <= period)
-    return x
+    for p in sorted(on):
+        m.add(sum(slot_cycles(graph, cluster, t, p) * x[t, p] for t in on[p]) <= period)
+    return x, period
 
 
 @dataclass
@@ -110,8 +115,7 @@ def build_phase1(graph: TaskGraph, cluster: Cluster, lower: int, upper: int,
     m = cp_model.CpModel()
     tasks = list(graph.topological_order())
     sets = _processor_sets(graph, cluster, candidates)
-    period = m.new_int_var(lower, max(lower, upper), "period")
-    x = _assignment_vars(m, graph, cluster, sets, period)
+    x, period = _assignment_vars(m, graph, cluster, sets, (lower, max(lower, upper)))
     occ = cluster.interconnect.occupancy_cycles
     heavy = [(u, v, occ(b)) for u, v, b in graph.edges if b > 0]
     n_links = 0
@@ -171,7 +175,7 @@ def build_chain_assignment(graph: TaskGraph, cluster: Cluster, period: int, hint
     m = cp_model.CpModel()
     tasks = list(graph.topological_order())
     sets = _processor_sets(graph, cluster, candidates)
-    x = _assignment_vars(m, graph, cluster, sets, period)
+    x, _ = _assignment_vars(m, graph, cluster, sets, period)
     hops = []
     for u, v, _ in graph.edges:
         if graph.task(v).kind is TaskKind.W:

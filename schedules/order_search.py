@@ -285,18 +285,21 @@ def search_slot_orders(slots: Sequence[Slot], deps: Sequence[Dependency], cluste
     rank = {t: i for i, t in enumerate(training)}
     starts = (_ideal_orders(pb, cluster.size), _ranked_orders(pb, cluster.size, rank))
     first = min(starts, key=lambda o: _score(pb, o)[:2])
-    runs, done, cut = [], 0, False
+    runs, done, cut, stalled = [], 0, False, 0
     for k in range(RESTARTS):
         share = evaluations // RESTARTS + (1 if k < evaluations % RESTARTS else 0)
         orders, offsets, moves, cut = _climb(pb, first, [0] * cluster.size, random.Random(seed * RESTARTS + k),
                                              share, deadline)
         done += moves
+        stalled += not cut and moves < share
         runs.append((_score(pb, orders, offsets)[:2], k, orders, offsets))
         if cut:
             break
     _, _, best, offsets = min(runs)
     if stats is not None:
-        stats.update(evaluations=done, evaluations_asked=evaluations, cut_for_time=cut, restarts=len(runs))
+        # stalled: climbs that ended without a new best for their patience (moves left unspent, by design)
+        stats.update(evaluations=done, evaluations_asked=evaluations, cut_for_time=cut, restarts=len(runs),
+                     stalled=stalled)
     return _placed(pb, slots, best, offsets)
 
 
@@ -323,7 +326,8 @@ def polish_slots(slots: Sequence[Slot], deps: Sequence[Dependency], cluster: Clu
         offsets[p] = mine[first].start_cycles
     best, offsets, done, cut = _climb(pb, orders, offsets, random.Random(seed), evaluations, deadline)
     if stats is not None:
-        stats.update(evaluations=done, evaluations_asked=evaluations, cut_for_time=cut)
+        stats.update(evaluations=done, evaluations_asked=evaluations, cut_for_time=cut,
+                     stalled=int(not cut and done < evaluations))
     return _placed(pb, slots, best, offsets)
 
 

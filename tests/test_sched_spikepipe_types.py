@@ -102,7 +102,9 @@ def test_polish_keeps_processors_and_is_exact(seed, procs):
     stats: dict = {}
     out = polish_slots(slots, deps, c, g.num_layers, period, seed=seed, evaluations=200, stats=stats)
     assert {s.task: s.processor for s in out} == assign
-    assert stats["evaluations"] == 200 and not stats["cut_for_time"]
+    # every move spent, or the climb stopped for want of progress (never for time)
+    assert not stats["cut_for_time"] and (stats["evaluations"] == 200 or stats["stalled"] == 1)
+    assert stats["evaluations"] <= 200
     stated = make_schedule("x", "periodic", g, c, out, period)  # the polish's own lags
     derived = make_schedule("x", "periodic", g, c, out, period, derive_lags=True)
     validate(derived, g, c)

@@ -89,7 +89,9 @@ def test_small_graph_generous_limit_cuts_nothing():
     assert s.info["budget"]["skipped_for_time"] == []
     assert sorted(s.info["baselines_compared"]) == sorted(_COMPARE)
     assert s.info["candidate_processors_per_task"] == 3 and "model_restricted" not in s.info
-    assert s.info["order_search"]["evaluations"] == s.info["order_search"]["evaluations_asked"]
+    search = s.info["order_search"]
+    assert not search["cut_for_time"]
+    assert search["evaluations"] == search["evaluations_asked"] or search["stalled"] > 0
 
 
 def test_expired_deadline_still_gives_a_valid_schedule():
@@ -111,12 +113,12 @@ def test_order_search_stop_in_the_past_does_no_moves_and_no_stop_is_unchanged(se
     cut: dict = {}
     stopped = search_orders(g, c, assign, period, order, seed=seed, evaluations=500,
                             deadline=Deadline(1.0, time.perf_counter() - 2), stats=cut)
-    assert cut == {"evaluations": 0, "evaluations_asked": 500, "cut_for_time": True, "restarts": 1}
+    assert cut == {"evaluations": 0, "evaluations_asked": 500, "cut_for_time": True, "restarts": 1, "stalled": 0}
     assert {s.task: s.processor for s in stopped} == assign
     full: dict = {}
     a = search_orders(g, c, assign, period, order, seed=seed, evaluations=500, stats=full)
     b = search_orders(g, c, assign, period, order, seed=seed, evaluations=500, deadline=Deadline.within(1e6))
-    assert full["evaluations"] == 500 and not full["cut_for_time"]
+    assert (full["evaluations"] == 500 or full["stalled"] > 0) and not full["cut_for_time"]
     assert a == b
 
 

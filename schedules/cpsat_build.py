@@ -265,15 +265,15 @@ def build_phase2(graph: TaskGraph, cluster: Cluster, assignment: Mapping[str, in
             m.add(start[v] + period * lag[v] >= start[u] + dur[u] + c + period * lag[u])
             continue
         # the transfer holds its link, cyclically, from its producer's end plus its wait (at least the time its
-        # producer's earlier transfers on the link take, at most the hint's wait); no two transfers hold a link
-        # at once. The replay serves
+        # producer's earlier transfers on the link take); no two transfers hold a link at once. The replay serves
         # a link first come first served; when the model's order is that one, its times are the replay's (the
         # hint's waits are: its transfers queue exactly so), otherwise the lags are derived again afterwards
         link = cluster.route(assignment[u], assignment[v])[0]
-        # a wait longer than the hint's own widens the search more than it pays (vgg16 P=4: phase 2 found no
-        # improvement on its seed of 29 with waits free up to the link's load); the hint stays a solution
-        most = min(period - 1, link_load[link] - cluster.interconnect.occupancy_cycles(b),
-                   max(queued[(u, v)], hinted.get((u, v), 0)))
+        # at most the rest of the link's load (first come first served, each other transfer is ahead at most
+        # once): with waits free up to the period one solve on snn-cnn took 41 s of wall time for 0.6
+        # deterministic seconds, with this bound 2 s; the hint's own waits are within it
+        most = min(period - 1, max(link_load[link] - cluster.interconnect.occupancy_cycles(b),
+                                   hinted.get((u, v), 0)))
         wait = waits[(u, v)] = m.new_int_var(queued[(u, v)], max(queued[(u, v)], most), f"w_{u}_{v}")
         m.add_hint(wait, max(queued[(u, v)], hinted.get((u, v), 0)))
         m.add(start[v] + period * lag[v] >= start[u] + dur[u] + wait + c + period * lag[u])

@@ -78,9 +78,10 @@ _MAX_LINK_INDICATORS = 150_000
 # share of the time limit kept after phase 2 for the communication tie-break (schedules.colocate)
 COLOCATE_SHARE = 0.05
 # phase 2's nominal wall time, from which its deterministic limit is set: what a call whose phase 1 used its whole
-# share leaves after the margin, the tie-break and the order search's part (0.5 x 0.6 = 0.3 of the limit)
+# share leaves after the chain assignment, the margin, the tie-break and the order search's part
+# (0.15 x 0.6 = 0.09 of the limit)
 _PHASE2_NOMINAL_SHARE = (1 - PHASE1_SHARE - CHAIN_SHARE - MARGIN - COLOCATE_SHARE) * (1 - ORDER_SEARCH_SHARE)
-# the polish (exact scoring, several times slower per move) gets search_evaluations / this many moves
+# the polish (the same moves, from the chosen schedule) gets search_evaluations / this many moves
 _POLISH_PER_EVALUATIONS = 2
 
 
@@ -385,8 +386,7 @@ def phase2(graph: TaskGraph, cluster: Cluster, a: Assignment, period: int, sd: S
     with the order search's answer: 15 against 14 total delay; the assignments come from the seeds instead.)"""
     limit = timer.deadline.limit_s
     best_name, best = min(sd.candidates.items(), key=lambda kv: (key(kv[1]), kv[0]))
-    whole = all(len([x for x in best.slots if x.task == t]) == 1 for t in graph.topological_order())
-    if not whole:  # a split seed cannot hint a model of whole tasks
+    if len(best.slots) != len(graph.tasks):  # a split seed (more slots than tasks) cannot hint whole tasks
         best_name, best = "order-search", sd.candidates["order-search"]
     assign = {s.task: s.processor for s in best.slots}
     with timer.phase("bounds"):

@@ -79,6 +79,8 @@ class _Problem:
     preds: tuple[tuple[tuple[int, int], ...], ...]  # (pred index, transfer cycles)
     layers: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]  # (F part indices, W part indices) per layer
     period: int
+    whole: tuple[tuple[int, int], ...]  # (F index, W index) of each layer with weights and one part of each
+    parted: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]  # (F parts, W parts) of the other layers with weights
     # the link waits of a packing (starts by index -> waits by (pred index, index)): every score counts them
     queue: Callable[[list[int]], dict[tuple[int, int], int]]
 
@@ -116,8 +118,11 @@ def _problem(slots: Sequence[Slot], deps: Sequence[Dependency], cluster: Cluster
                 out[(u, v)] = w
         return out
 
+    weighted = [(fs, ws) for fs, ws in layers if fs and ws]  # a layer without weights has no gradient delay
+    whole = tuple((fs[0], ws[0]) for fs, ws in weighted if len(fs) == len(ws) == 1)
+    parted = tuple((fs, ws) for fs, ws in weighted if not len(fs) == len(ws) == 1)
     return _Problem(ids, tuple(by_id[t].processor for t in ids), tuple(by_id[t].duration_cycles for t in ids),
-                    preds, layers, period, queue)
+                    preds, layers, period, whole, parted, queue)
 
 
 def _score(pb: _Problem, orders: Sequence[Sequence[int]], offsets: Sequence[int] | None = None,
@@ -129,29 +134,43 @@ def _score(pb: _Problem, orders: Sequence[Sequence[int]], offsets: Sequence[int]
     packing count too."""
     dur, per = pb.dur, pb.period
     start = [0] * len(pb.ids)
+    end = [0] * len(pb.ids)
     for p, seq in enumerate(orders):
         t = offsets[p] if offsets else 0
         for i in seq:
             start[i] = t
             t += dur[i]
-    wait = pb.queue(start) if links else {}
+            end[i] = t
+    wait = pb.queue(start) if links else None
     lag = [0] * len(pb.ids)
-    # the innermost loop of the search (tens of calls per move): plain integer arithmetic, ceil(x / per) as
-    # (x + per - 1) // per, which holds for negative x too
-    for v, ps in enumerate(pb.preds):
-        sv = start[v] - per + 1
-        r = -(start[v] // per)  # the folded lag (lag + start // period) must not be negative
-        for u, c in ps:
-            x = lag[u] + (start[u] + dur[u] + c + (wait.get((u, v), 0) if wait else 0) - sv) // per
-            if x > r:
-                r = x
-        lag[v] = r
+    # the innermost loop of the search (hundreds of calls per move): plain integer arithmetic, ceil(x / per) as
+    # (x + per - 1) // per, which holds for negative x too; the loop without link waits is the prefilter's
+    if wait:
+        for v, ps in enumerate(pb.preds):
+            sv = start[v] - per + 1
+            r = -(start[v] // per)  # the folded lag (lag + start // period) must not be negative
+            for u, c in ps:
+                x = lag[u] + (end[u] + c + wait.get((u, v), 0) - sv) // per
+                if x > r:
+                    r = x
+            lag[v] = r
+    else:
+        for v, ps in enumerate(pb.preds):
+            sv = start[v] - per + 1
+            r = -(start[v] // per)
+            for u, c in ps:
+                x = lag[u] + (end[u] + c - sv) // per
+                if x > r:
+                    r = x
+            lag[v] = r
     total = span = 0
-    for fs, ws in pb.layers:  # F reads at its earliest part, the update lands when the last W part ends
-        if not fs or not ws:  # a layer without weights has no gradient delay
-            continue
+    for f, w in pb.whole:  # layers of one F and one W part (unsplit tasks)
+        d = lag[w] * per + end[w] - lag[f] * per - start[f]
+        total += (d + per - 1) // per - 1
+        span += d
+    for fs, ws in pb.parted:  # F reads at its earliest part, the update lands when the last W part ends
         read = min([lag[i] * per + start[i] for i in fs])
-        write = max([lag[i] * per + start[i] + dur[i] for i in ws])
+        write = max([lag[i] * per + end[i] for i in ws])
         total += (write - read + per - 1) // per - 1
         span += write - read
     return total, span, start, lag

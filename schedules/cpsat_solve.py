@@ -44,11 +44,15 @@ class Solved:
 
 
 def solve(model: cp_model.CpModel, *, time_limit_s: float, workers: int, seed: int,
-          deterministic_s: float | None = None) -> Solved:
+          deterministic_s: float | None = None, subsolvers: tuple[str, ...] | None = None) -> Solved:
     """Wall-clock limited by default. With `deterministic_s`, the search is limited in CP-SAT's deterministic
     time and the workers are interleaved (`interleave_search`), so the same seed and worker count give the same
-    answer whatever the machine load; `time_limit_s` then only guards the wall clock."""
+    answer whatever the machine load; `time_limit_s` then only guards the wall clock. `subsolvers` names the
+    only full-problem searches CP-SAT runs (and turns its neighbourhood searches off); None: CP-SAT's own set."""
     solver = cp_model.CpSolver()
+    if subsolvers:
+        solver.parameters.subsolvers.extend(subsolvers)
+        solver.parameters.use_lns = False
     solver.parameters.max_time_in_seconds = max(0.01, float(time_limit_s))
     solver.parameters.num_workers = max(1, int(workers))
     solver.parameters.random_seed = int(seed)

@@ -60,6 +60,16 @@ _MIN_BASELINE_S = 0.3
 # time) goes to phase 2
 PHASE1_SHARE = 0.35
 CHAIN_SHARE = 0.35
+# the shares of the deterministic budget (schedules.spikepipe_options.DEFAULT_DETERMINISTIC_S: 0.7 s each for
+# phase 1 and the chain assignment, where they prove or nearly prove their optimum; the rest goes to phase 2,
+# whose search keeps improving long after: vgg11 P=4, 21 total delay at 0.6 s, 17 at 2 s, 16 at 5 s)
+PHASE1_DET_SHARE = 0.7 / 6
+CHAIN_DET_SHARE = 0.7 / 6
+# phase 2 starts from a good seed with its processors packed to within a few cycles of the period: CP-SAT's
+# neighbourhood searches and its LP-based full searches spend the deterministic time without improving it. From
+# the same seeds at 5 deterministic s, total delay with CP-SAT's default set / no_lp and quick_restart_no_lp /
+# no_lp alone: vgg11 P=4 21 / 16 / 16, resnet18 P=4 52 / 46 / 33 (experiments/README.md section 3)
+PHASE2_SUBSOLVERS = ("no_lp",)
 # share of what is left after phase 1 that the order search (phase 2's seed) may use
 ORDER_SEARCH_SHARE = 0.4
 # keep this much of the time limit unused: building models and extracting answers takes wall time too
@@ -134,7 +144,7 @@ class Solver:
     timer: PhaseTimer
 
     def __call__(self, model: cp_model.CpModel, cap_s: float, phase_share: float, reserve_s: float = 0.0,
-                 nominal_s: float | None = None) -> Solved:
+                 nominal_s: float | None = None, subsolvers: tuple[str, ...] | None = None) -> Solved:
         """Skipped (None) when too little time is left to start a search."""
         o = self.opts
         wall = min(cap_s, self.timer.left() - reserve_s)
@@ -148,7 +158,7 @@ class Solver:
         det = (o.deterministic_time_s * phase_share if o.deterministic_time_s is not None
                else _DET_SHARE * nominal / o.workers)
         return solve(model, time_limit_s=wall, workers=o.workers, seed=o.seed,
-                     deterministic_s=det if o.deterministic else None)
+                     deterministic_s=det if o.deterministic else None, subsolvers=subsolvers)
 
 
 # --- start ---------------------------------------------------------------------------------------------------
@@ -237,7 +247,7 @@ def phase1(graph: TaskGraph, cluster: Cluster, st: Start, timer: PhaseTimer, sol
             p1 = build_phase1(graph, cluster, st.lower_bound_cycles, st.hint_period_cycles, st.hint, links=False,
                               candidates=cands)
         with timer.phase("phase1_solve"):
-            solved = solver(p1.model, PHASE1_SHARE * limit, PHASE1_SHARE)
+            solved = solver(p1.model, PHASE1_SHARE * limit, PHASE1_DET_SHARE)
             cp, rep = solved.solver, solved.report
         if rep.found:
             with timer.phase("phase1_extract"):
@@ -254,7 +264,7 @@ def phase1(graph: TaskGraph, cluster: Cluster, st: Start, timer: PhaseTimer, sol
                         p1 = build_phase1(graph, cluster, st.lower_bound_cycles, st.hint_period_cycles, st.hint,
                                           candidates=cands)
                     with timer.phase("phase1_links_solve"):
-                        solved = solver(p1.model, PHASE1_SHARE * limit / 2, PHASE1_SHARE / 2)
+                        solved = solver(p1.model, PHASE1_SHARE * limit / 2, PHASE1_DET_SHARE / 2)
                         cp, rep_links = solved.solver, solved.report
                     if rep_links.found:
                         rep, link_constraints = rep_links, p1.link_constraints
@@ -333,7 +343,7 @@ def chain_assignment(graph: TaskGraph, cluster: Cluster, a: Assignment, per_task
         cands = candidate_processors(graph, cluster, a.assign, per_task) if per_task < cluster.size else None
         model = build_chain_assignment(graph, cluster, a.period_cycles, a.assign, cands)
     with timer.phase("chain_solve"):
-        solved = solver(model.model, CHAIN_SHARE * timer.deadline.limit_s, CHAIN_SHARE)
+        solved = solver(model.model, CHAIN_SHARE * timer.deadline.limit_s, CHAIN_DET_SHARE)
     if not solved.report.found:
         return None
     chain = extract_assignment(solved.solver, model)
@@ -377,6 +387,9 @@ class Phase2:
     free_floor: tuple[int, ...]  # per layer, for any assignment
     fallback: str | None
     seed_total_delay: int  # of the best seed, phase 2's hint
+    # CP-SAT's answer when the replay's link queue (first come first served, which the model does not impose)
+    # made it worse than the kept schedule although the model's objective was better: the polish tries it too
+    rival: Schedule | None = None
 
 
 def phase2(graph: TaskGraph, cluster: Cluster, a: Assignment, period: int, sd: Seeds, timer: PhaseTimer,
@@ -400,23 +413,25 @@ def phase2(graph: TaskGraph, cluster: Cluster, a: Assignment, period: int, sd: S
         with timer.phase("phase2_build"):
             p2 = build_phase2(graph, cluster, assign, period, max_lag, list(best.slots), floor)
         with timer.phase("phase2_solve"):
-            solved = solver(p2.model, limit, 1 - PHASE1_SHARE - CHAIN_SHARE, reserve + COLOCATE_SHARE * limit,
-                            _PHASE2_NOMINAL_SHARE * limit)
+            solved = solver(p2.model, limit, 1 - PHASE1_DET_SHARE - CHAIN_DET_SHARE, reserve + COLOCATE_SHARE * limit,
+                            _PHASE2_NOMINAL_SHARE * limit, PHASE2_SUBSOLVERS)
             cp, rep = solved.solver, solved.report
         if rep.status == "SKIPPED_FOR_TIME":
             timer.skip("phase 2 solve skipped (its model took the time left to build)")
     else:
         timer.skip("phase 2 skipped")
-    sched, source, fallback = replace(best, name="spikepipe"), best_name, None
+    sched, source, fallback, rival = replace(best, name="spikepipe"), best_name, None, None
     if rep.found:
         with timer.phase("phase2_extract"):
             slots = extract_slots(cp, p2, graph, cluster, assign)
             cand = make_schedule("spikepipe", "periodic", graph, cluster, slots, period, derive_lags=True)
         if key(cand) < key(sched):
             sched, source = cand, "cp-sat"
+        elif rep.objective is not None and rep.objective < sum(sched.gradient_delays):
+            rival = cand
     elif rep.status != "OPTIMAL":
         fallback = f"phase 2 {rep.status}: best seed ({best_name})"
-    return Phase2(sched, source, rep, best_name, floor, free_floor, fallback, sum(best.gradient_delays))
+    return Phase2(sched, source, rep, best_name, floor, free_floor, fallback, sum(best.gradient_delays), rival)
 
 
 # --- polish --------------------------------------------------------------------------------------------------

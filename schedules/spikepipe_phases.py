@@ -70,6 +70,10 @@ CHAIN_DET_SHARE = 0.7 / 6
 # the same seeds at 5 deterministic s, total delay with CP-SAT's default set / no_lp and quick_restart_no_lp /
 # no_lp alone: vgg11 P=4 21 / 16 / 16, resnet18 P=4 52 / 46 / 33 (experiments/README.md section 3)
 PHASE2_SUBSOLVERS = ("no_lp",)
+# a graph of fewer tasks than this gets that fraction of phase 2's deterministic share: small models settle in
+# the first second (snn-cnn, 12 tasks, P=2 to 8: the same total delays at 0.6 and 4.6 s, 10 s of wall time
+# for the longer)
+PHASE2_FULL_SHARE_TASKS = 32
 # share of what is left after phase 1 that the order search (phase 2's seed) may use
 ORDER_SEARCH_SHARE = 0.4
 # keep this much of the time limit unused: building models and extracting answers takes wall time too
@@ -413,8 +417,9 @@ def phase2(graph: TaskGraph, cluster: Cluster, a: Assignment, period: int, sd: S
         with timer.phase("phase2_build"):
             p2 = build_phase2(graph, cluster, assign, period, max_lag, list(best.slots), floor)
         with timer.phase("phase2_solve"):
-            solved = solver(p2.model, limit, 1 - PHASE1_DET_SHARE - CHAIN_DET_SHARE, reserve + COLOCATE_SHARE * limit,
-                            _PHASE2_NOMINAL_SHARE * limit, PHASE2_SUBSOLVERS)
+            share = (1 - PHASE1_DET_SHARE - CHAIN_DET_SHARE) * min(1.0, len(graph.tasks) / PHASE2_FULL_SHARE_TASKS)
+            solved = solver(p2.model, limit, share, reserve + COLOCATE_SHARE * limit, _PHASE2_NOMINAL_SHARE * limit,
+                            PHASE2_SUBSOLVERS)
             cp, rep = solved.solver, solved.report
         if rep.status == "SKIPPED_FOR_TIME":
             timer.skip("phase 2 solve skipped (its model took the time left to build)")

@@ -25,6 +25,7 @@ class SolveReport:
     seed: int
     wall_s: float
     deterministic_s: float | None = None  # CP-SAT deterministic-time limit, if the search was reproducible
+    subsolvers: tuple[str, ...] | None = None  # the only full-problem searches run (None: CP-SAT's own set)
 
     @property
     def found(self) -> bool:
@@ -68,4 +69,4 @@ def solve(model: cp_model.CpModel, *, time_limit_s: float, workers: int, seed: i
         obj, bound = solver.objective_value, solver.best_objective_bound
         gap = 0.0 if code == cp_model.OPTIMAL else (abs(obj - bound) / abs(obj) if obj else 0.0)
     return Solved(solver, SolveReport(status, obj, bound, gap, float(time_limit_s), int(workers), int(seed), wall,
-                                      deterministic_s))
+                                      deterministic_s, tuple(subsolvers) if subsolvers else None))

@@ -13,8 +13,11 @@ becomes Schedule.info in schedules.report.
    re-derived. So at an equal period the result never has more total delay than pipedream. Per-layer
    critical-path floors bound the delay (reported as the gap). If phase 2 finds nothing better, the best
    candidate is used; if phase 1 finds nothing, list scheduling is.
-   A polish then searches the chosen slots' per-processor orders again with the link waits counted, which
-   the CP-SAT model and the seed search leave out (schedules.order_search.polish_slots).
+   Phase 2 runs CP-SAT's no_lp search alone (schedules.spikepipe_phases.PHASE2_SUBSOLVERS). A polish then
+   searches the chosen slots' per-processor orders again with the replay's first-come-first-served link queue
+   in every score, which the CP-SAT model does not impose (schedules.order_search.polish_slots); when that queue
+   made CP-SAT's answer worse than the kept schedule although its objective was better, that answer is polished
+   too and the better of the two kept.
 4. The result never loses to a pipelining baseline on period: if it would, that baseline is returned
    re-labelled, with the reason in info. With period_slack the comparison is on delay among baselines within
    the longer period, and a slack that buys no delay over the tight seeds keeps the tight period.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import heapq
 import random
 from collections import defaultdict
+from dataclasses import replace
 
 import pytest
 from ortools.sat.python import cp_model
@@ -161,3 +162,72 @@ def test_chain_assignment_fits_the_period_with_no_more_hops_than_its_hint(net, P
     assert set(chain) == {t.id for t in g.tasks}
     assert period_of(g, c, chain) <= period
     assert _hops(g, chain) <= _hops(g, assign)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_phase2_no_lp_search_reaches_the_proven_optimum(seed):
+    """Phase 2 runs CP-SAT's no_lp search alone (spikepipe_phases.PHASE2_SUBSOLVERS): on models small enough for
+    CP-SAT's full default set to prove its optimum, that search reaches the same objective, the same way twice
+    (deterministic time), and its report names the searches it ran."""
+    from schedules.cpsat_solve import solve
+    from schedules.spikepipe_phases import PHASE2_SUBSOLVERS
+
+    g, c = random_dag(3, seed=seed, edge_bytes=64 * 2500), Cluster.homogeneous(2)
+    assign = greedy_assignment(g, c)
+    period = period_of(g, c, assign)
+    hint = search_orders(g, c, assign, period, training_order(g), seed=seed, evaluations=40)
+
+    def model() -> cp_model.CpModel:
+        return build_phase2(g, c, assign, period, max(s.lag for s in hint) + 1, hint).model
+
+    proven = solve(model(), time_limit_s=120, workers=1, seed=0, deterministic_s=30).report
+    assert proven.status == "OPTIMAL"
+    runs = [solve(model(), time_limit_s=120, workers=2, seed=0, deterministic_s=30, subsolvers=PHASE2_SUBSOLVERS)
+            for _ in range(2)]
+    assert [r.report.objective for r in runs] == [proven.objective] * 2
+    assert runs[0].report.subsolvers == PHASE2_SUBSOLVERS and proven.subsolvers is None
+
+
+def test_phase2_deterministic_share_shrinks_for_small_graphs():
+    """A graph of n < PHASE2_FULL_SHARE_TASKS tasks gets n / that of phase 2's share of the deterministic budget."""
+    from schedules import generate as gen
+    from schedules import spikepipe_phases as ph
+
+    g, c = random_dag(3, seed=0), Cluster.homogeneous(2)
+    s = gen("spikepipe", g, c, deterministic_time_s=0.6)
+    n = len(g.tasks)
+    assert n < ph.PHASE2_FULL_SHARE_TASKS
+    want = 0.6 * (1 - ph.PHASE1_DET_SHARE - ph.CHAIN_DET_SHARE) * n / ph.PHASE2_FULL_SHARE_TASKS
+    assert s.info["phase2"]["deterministic_s"] == pytest.approx(want)
+    assert tuple(s.info["phase2"]["subsolvers"]) == ph.PHASE2_SUBSOLVERS
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_rival_from_phase2_is_polished_and_the_better_kept(seed, monkeypatch):
+    """When CP-SAT's answer loses its lead to the link queue (spikepipe_phases.Phase2.rival), the polish runs on
+    it too and the better of the two polished schedules is returned. Here the rival is forced: the worst seed."""
+    from schedules import generate as gen
+    from schedules import spikepipe_phases as ph
+
+    real, polished = ph.phase2, []
+
+    def with_rival(graph, cluster, a, period, sd, timer, solver):
+        out = real(graph, cluster, a, period, sd, timer, solver)
+        worst = max(sd.candidates.values(), key=ph.key)
+        return replace(out, rival=worst)
+
+    real_polish = ph.polish
+
+    def recording_polish(graph, cluster, sched, opts, timer):
+        out = real_polish(graph, cluster, sched, opts, timer)
+        polished.append((sched, out.schedule))
+        return out
+
+    monkeypatch.setattr(ph, "phase2", with_rival)
+    monkeypatch.setattr(ph, "polish", recording_polish)
+    g, c = random_dag(5, seed=seed, edge_bytes=64 * 2500), Cluster.homogeneous(3)
+    s = gen("spikepipe", g, c, deterministic_time_s=0.5, search_evaluations=200)
+    validate(s, g, c)
+    assert len(polished) == 2 and s.info["polish"]["rival"] is True
+    best = min((out for _, out in polished), key=ph.key)
+    assert ph.key(s) <= ph.key(best)

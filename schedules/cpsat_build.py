@@ -91,6 +91,8 @@ class Phase2:
     delay: list[cp_model.IntVar]
     period: int
     waits: dict[tuple[str, str], cp_model.IntVar] = field(default_factory=dict)  # per booked transfer
+    # build_phase2_free: x[t, p], task t on processor p (empty: the assignment is fixed)
+    x: dict[tuple[str, int], cp_model.IntVar] = field(default_factory=dict)
 
 
 def link_indicator_count(graph: TaskGraph, cluster: Cluster,
@@ -195,14 +197,18 @@ def build_chain_assignment(graph: TaskGraph, cluster: Cluster, period: int, hint
     return ChainAssignment(m, x)
 
 
-def _cyclic_intervals(m: cp_model.CpModel, start: cp_model.IntVar, dur: int, period: int,
-                      name: str) -> tuple[cp_model.IntervalVar, cp_model.IntervalVar]:
+def _cyclic_intervals(m: cp_model.CpModel, start: cp_model.IntVar, dur: int, period: int, name: str,
+                      present: cp_model.IntVar | None = None) -> tuple[cp_model.IntervalVar, cp_model.IntervalVar]:
     """A run of `dur` cycles from `start` in [0, period) and its copy one period later: with both copies of every
-    run in one no-overlap, the runs do not collide modulo the period (a run may wrap past the period end)."""
+    run in one no-overlap, the runs do not collide modulo the period (a run may wrap past the period end).
+    With `present`, both are optional intervals that exist only when it is true."""
     later = m.new_int_var(period, 2 * period - 1, f"s2_{name}")
     m.add(later == start + period)
-    return (m.new_fixed_size_interval_var(start, dur, f"i_{name}"),
-            m.new_fixed_size_interval_var(later, dur, f"i2_{name}"))
+    if present is None:
+        return (m.new_fixed_size_interval_var(start, dur, f"i_{name}"),
+                m.new_fixed_size_interval_var(later, dur, f"i2_{name}"))
+    return (m.new_optional_fixed_size_interval_var(start, dur, present, f"i_{name}"),
+            m.new_optional_fixed_size_interval_var(later, dur, present, f"i2_{name}"))
 
 
 def _hint_waits(graph: TaskGraph, cluster: Cluster, assignment: Mapping[str, int], period: int,
@@ -235,6 +241,24 @@ def _queued_behind_siblings(graph: TaskGraph, cluster: Cluster, assignment: Mapp
     if any(total >= period for total in sent.values()):  # one producer loads a link past the period: no model
         return None
     return queued
+
+
+def _delay_vars(m: cp_model.CpModel, graph: TaskGraph, start: Mapping[str, cp_model.IntVar],
+                lag: Mapping[str, cp_model.IntVar], dur: Mapping[str, int], period: int, max_lag: int,
+                delay_floor: tuple[int, ...] | None) -> list[cp_model.IntVar]:
+    """delay_l >= ceil((Π r_W + s_W + d_W - Π r_F - s_F) / Π) - 1 per layer (0 without weights)."""
+    delay = []
+    for layer in range(graph.num_layers):
+        if not graph.has_task(layer, TaskKind.W):  # no weights: delay 0 (ir.slot_lag_delays)
+            delay.append(m.new_constant(0))
+            continue
+        f, w = task_id(TaskKind.F, layer), task_id(TaskKind.W, layer)
+        # critical-path floors (schedules.order_search.delay_lower_bounds) tighten the bound CP-SAT reports
+        floor = delay_floor[layer] if delay_floor else 0
+        d = m.new_int_var(min(floor, max_lag + 1), max_lag + 1, f"delay_{layer}")
+        m.add(period * (d + 1) >= period * lag[w] + start[w] + dur[w] - period * lag[f] - start[f])
+        delay.append(d)
+    return delay
 
 
 def build_phase2(graph: TaskGraph, cluster: Cluster, assignment: Mapping[str, int], period: int,
@@ -285,17 +309,7 @@ def build_phase2(graph: TaskGraph, cluster: Cluster, assignment: Mapping[str, in
     for lst in on_link.values():
         if len(lst) > 2:
             m.add_no_overlap(lst)
-    delay = []
-    for layer in range(graph.num_layers):
-        if not graph.has_task(layer, TaskKind.W):  # no weights: delay 0 (ir.slot_lag_delays)
-            delay.append(m.new_constant(0))
-            continue
-        f, w = task_id(TaskKind.F, layer), task_id(TaskKind.W, layer)
-        # critical-path floors (schedules.order_search.delay_lower_bounds) tighten the bound CP-SAT reports
-        floor = delay_floor[layer] if delay_floor else 0
-        d = m.new_int_var(min(floor, max_lag + 1), max_lag + 1, f"delay_{layer}")
-        m.add(period * (d + 1) >= period * lag[w] + start[w] + dur[w] - period * lag[f] - start[f])
-        delay.append(d)
+    delay = _delay_vars(m, graph, start, lag, dur, period, max_lag, delay_floor)
     if tasks:
         first = tasks[0]
         m.add(lag[first] == 0)
@@ -305,3 +319,62 @@ def build_phase2(graph: TaskGraph, cluster: Cluster, assignment: Mapping[str, in
             m.add_hint(lag[s.task], s.lag)
     m.minimize(sum(delay))
     return Phase2(m, start, lag, delay, period, waits)
+
+
+def build_phase2_free(graph: TaskGraph, cluster: Cluster, period: int, max_lag: int, hint: Sequence[Slot],
+                      delay_floor: tuple[int, ...] | None = None,
+                      candidates: Mapping[str, Sequence[int]] | None = None) -> Phase2:
+    """Phase 2 with re-assignment, hinted with a schedule of whole tasks: the processor, start and lag of every
+    task free at the fixed period; minimise the total delay. Worth it when the period has room beyond the
+    assignment's loads (period_slack): at the shortest period the packing is nearly rigid and this model finds
+    nothing the fixed-assignment one does not. For homogeneous all-to-all clusters only (a transfer then costs
+    the same between any two processors: one bool per edge says whether it crosses); the links are left out (the
+    replay's link queue derives the lags afterwards). The hint is relabelled so that the first task's processor
+    is 0 (the processors are interchangeable); `candidates` (each must hold the hint's processor, and then no
+    relabelling) restricts the processors per task, as in build_phase1."""
+    m = cp_model.CpModel()
+    tasks = list(graph.topological_order())
+    sets = _processor_sets(graph, cluster, candidates)
+    x, _ = _assignment_vars(m, graph, cluster, sets, period)
+    dur = {t: slot_cycles(graph, cluster, t, 0) for t in tasks}
+    start, lag, ivs = {}, {}, defaultdict(list)
+    for t in tasks:
+        start[t] = m.new_int_var(0, period - 1, f"s_{t}")
+        lag[t] = m.new_int_var(0, max_lag, f"r_{t}")
+        for p in sets[t]:
+            ivs[p].extend(_cyclic_intervals(m, start[t], dur[t], period, f"{t}_{p}", x[t, p]))
+    for p in sorted(ivs):
+        m.add_no_overlap(ivs[p])
+    by_task = {s.task: s for s in hint}
+    first = by_task[tasks[0]].processor if tasks and candidates is None else 0
+
+    def relabel(p: int) -> int:
+        return 0 if p == first else first if p == 0 else p
+
+    crossing = {}
+    for u, v, b in graph.edges:
+        c = transfer_cycles(cluster, 0, 1, b) if cluster.size > 1 else 0
+        if not c:
+            m.add(start[v] + period * lag[v] >= start[u] + dur[u] + period * lag[u])
+            continue
+        cross = crossing[(u, v)] = m.new_bool_var(f"cross_{u}_{v}")
+        for p in sets[u]:  # on one processor unless the edge crosses
+            if (v, p) in x:
+                m.add_implication(x[u, p], x[v, p]).only_enforce_if(cross.Not())
+            else:
+                m.add_implication(x[u, p], cross)
+        m.add(start[v] + period * lag[v] >= start[u] + dur[u] + c * cross + period * lag[u])
+    delay = _delay_vars(m, graph, start, lag, dur, period, max_lag, delay_floor)
+    if tasks:
+        m.add(lag[tasks[0]] == 0)
+        if candidates is None:
+            m.add(x[tasks[0], 0] == 1)
+    for t, s in by_task.items():
+        for p in sets[t]:
+            m.add_hint(x[t, p], int(p == relabel(s.processor)))
+        m.add_hint(start[t], s.start_cycles)
+        m.add_hint(lag[t], s.lag)
+    for (u, v), cross in crossing.items():
+        m.add_hint(cross, int(by_task[u].processor != by_task[v].processor))
+    m.minimize(sum(delay))
+    return Phase2(m, start, lag, delay, period, x=x)

@@ -10,7 +10,7 @@ from schedules.cpsat_build import ChainAssignment, Phase1, Phase2
 from spikepipe.ir import Slot, TaskGraph
 
 
-def extract_assignment(solver: cp_model.CpSolver, p1: Phase1 | ChainAssignment) -> dict[str, int]:
+def extract_assignment(solver: cp_model.CpSolver, p1: Phase1 | ChainAssignment | Phase2) -> dict[str, int]:
     out = {}
     for (t, p), var in p1.x.items():
         if solver.boolean_value(var):
@@ -20,6 +20,10 @@ def extract_assignment(solver: cp_model.CpSolver, p1: Phase1 | ChainAssignment) 
 
 def extract_slots(solver: cp_model.CpSolver, p2: Phase2, graph: TaskGraph, cluster: Cluster,
                   assignment: dict[str, int]) -> list[Slot]:
+    """The slots of a solved phase-2 model: on `assignment`'s processors, or on the model's own when it
+    re-assigns (p2.x)."""
+    if p2.x:
+        assignment = extract_assignment(solver, p2)
     slots = []
     for t in graph.topological_order():
         p = assignment[t]

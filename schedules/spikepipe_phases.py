@@ -35,6 +35,7 @@ from schedules.cpsat_build import (
     build_chain_assignment,
     build_phase1,
     build_phase2,
+    build_phase2_free,
     candidate_processors,
     link_indicator_count,
 )
@@ -70,6 +71,8 @@ CHAIN_DET_SHARE = 0.7 / 6
 # the same seeds at 5 deterministic s, total delay with CP-SAT's default set / no_lp and quick_restart_no_lp /
 # no_lp alone: vgg11 P=4 21 / 16 / 16, resnet18 P=4 52 / 46 / 33 (experiments/README.md section 3)
 PHASE2_SUBSOLVERS = ("no_lp",)
+# the re-assigning model (with period slack) runs CP-SAT's own set
+PHASE2_FREE_SUBSOLVERS: tuple[str, ...] | None = None
 # a graph of fewer tasks than this gets that fraction of phase 2's deterministic share: small models settle in
 # the first second (snn-cnn, 12 tasks, P=2 to 8: the same total delays at 0.6 and 4.6 s, 10 s of wall time
 # for the longer)
@@ -397,29 +400,37 @@ class Phase2:
 
 
 def phase2(graph: TaskGraph, cluster: Cluster, a: Assignment, period: int, sd: Seeds, timer: PhaseTimer,
-           solver: Solver) -> Phase2:
-    """CP-SAT on the best seed's assignment, hinted with that seed. (A model that also re-assigns, with optional
-    intervals per processor, found less in the same deterministic time on vgg11 at P=4 than this one hinted
-    with the order search's answer: 15 against 14 total delay; the assignments come from the seeds instead.)"""
+           solver: Solver, per_task: int) -> Phase2:
+    """CP-SAT hinted with the best seed: on its assignment at the shortest period, re-assigning freely when the
+    period is longer than phase 1's (period_slack; build_phase2_free). At the shortest period the packing is
+    nearly rigid: a re-assigning model found less there (vgg11 P=4: 15 against 14). With slack it is what finds
+    the short delays (vgg11 P=4 at slack 0.05: 7, proven optimal, against 13 on the seed's assignment)."""
     limit = timer.deadline.limit_s
     best_name, best = min(sd.candidates.items(), key=lambda kv: (key(kv[1]), kv[0]))
     if len(best.slots) != len(graph.tasks):  # a split seed (more slots than tasks) cannot hint whole tasks
         best_name, best = "order-search", sd.candidates["order-search"]
     assign = {s.task: s.processor for s in best.slots}
     with timer.phase("bounds"):
-        floor = delay_lower_bounds(graph, cluster, period, assign)
         free_floor = delay_lower_bounds(graph, cluster, period)
+        # re-assigning assumes transfers cost the same between any two processors and no link binds
+        free = (period > a.period_cycles and cluster.homogeneous_ and cluster.interconnect.topology == "all-to-all"
+                and not a.link_constraints and not a.links_bind)
+        floor = free_floor if free else delay_lower_bounds(graph, cluster, period, assign)
     max_lag = max(s.max_lag for s in sd.candidates.values()) + 1
     # extracting and pricing phase 2's answer costs about what pricing one candidate did
     reserve = 2 * sd.stats.get("make_schedule_s", 0.0)
     rep, cp, p2 = skipped_report(solver.opts), None, None
     if timer.left() - reserve > MIN_SOLVE_S:
         with timer.phase("phase2_build"):
-            p2 = build_phase2(graph, cluster, assign, period, max_lag, list(best.slots), floor)
+            if free:
+                cands = candidate_processors(graph, cluster, assign, per_task) if per_task < cluster.size else None
+                p2 = build_phase2_free(graph, cluster, period, max_lag, list(best.slots), floor, cands)
+            else:
+                p2 = build_phase2(graph, cluster, assign, period, max_lag, list(best.slots), floor)
         with timer.phase("phase2_solve"):
             share = (1 - PHASE1_DET_SHARE - CHAIN_DET_SHARE) * min(1.0, len(graph.tasks) / PHASE2_FULL_SHARE_TASKS)
             solved = solver(p2.model, limit, share, reserve + COLOCATE_SHARE * limit, _PHASE2_NOMINAL_SHARE * limit,
-                            PHASE2_SUBSOLVERS)
+                            PHASE2_FREE_SUBSOLVERS if free else PHASE2_SUBSOLVERS)
             cp, rep = solved.solver, solved.report
         if rep.status == "SKIPPED_FOR_TIME":
             timer.skip("phase 2 solve skipped (its model took the time left to build)")
@@ -436,7 +447,8 @@ def phase2(graph: TaskGraph, cluster: Cluster, a: Assignment, period: int, sd: S
             rival = cand
     elif rep.status != "OPTIMAL":
         fallback = f"phase 2 {rep.status}: best seed ({best_name})"
-    return Phase2(sched, source, rep, best_name, floor, free_floor, fallback, sum(best.gradient_delays), rival)
+    return Phase2(sched, source, rep, "re-assigned" if free and source == "cp-sat" else best_name, floor,
+                  free_floor, fallback, sum(best.gradient_delays), rival)
 
 
 # --- polish --------------------------------------------------------------------------------------------------

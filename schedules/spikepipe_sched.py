@@ -137,7 +137,7 @@ def _whole(graph: TaskGraph, cluster: Cluster, opts: SpikePipeOptions, timer: ph
     slack = float(opts.period_slack)
     period = int(ceil(a.period_cycles * (1 + slack))) if slack else a.period_cycles
     sd = ph.seeds(graph, cluster, a, period, bool(slack), st.baselines, opts, timer, solver, st.candidates_per_task)
-    p2 = ph.phase2(graph, cluster, a, period, sd, timer, solver)
+    p2 = ph.phase2(graph, cluster, a, period, sd, timer, solver, st.candidates_per_task)
     polished = ph.polish(graph, cluster, p2.schedule, opts, timer)
     sched = polished.schedule
     source = p2.source + ("+polish" if polished.stats["improved"] else "")

@@ -211,8 +211,8 @@ def test_a_rival_from_phase2_is_polished_and_the_better_kept(seed, monkeypatch):
 
     real, polished = ph.phase2, []
 
-    def with_rival(graph, cluster, a, period, sd, timer, solver):
-        out = real(graph, cluster, a, period, sd, timer, solver)
+    def with_rival(graph, cluster, a, period, sd, timer, solver, per_task):
+        out = real(graph, cluster, a, period, sd, timer, solver, per_task)
         worst = max(sd.candidates.values(), key=ph.key)
         return replace(out, rival=worst)
 
@@ -231,3 +231,35 @@ def test_a_rival_from_phase2_is_polished_and_the_better_kept(seed, monkeypatch):
     assert len(polished) == 2 and s.info["polish"]["rival"] is True
     best = min((out for _, out in polished), key=ph.key)
     assert ph.key(s) <= ph.key(best)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_reassigning_phase2_optimum_is_the_best_over_every_assignment(seed):
+    """With period slack phase 2 re-assigns (cpsat_build.build_phase2_free). Oracle: on a tiny graph without
+    transfers its proven optimum equals the least of the fixed-assignment model's proven optima over every
+    assignment that fits the period (brute force), and its answer validates."""
+    import itertools
+
+    from schedules.cpsat_build import build_phase2_free
+    from schedules.cpsat_solve import solve
+
+    g, c = random_dag(2, seed=seed, edge_bytes=0, max_cycles=900), Cluster.homogeneous(2)
+    tasks = g.topological_order()
+    period = int(1.3 * period_of(g, c, greedy_assignment(g, c)))
+    hint_assign = greedy_assignment(g, c)
+    hint = search_orders(g, c, hint_assign, period, training_order(g), seed=0, evaluations=30)
+    max_lag = len(tasks)
+    best = None
+    for combo in itertools.product(range(2), repeat=len(tasks)):
+        assign = dict(zip(tasks, combo, strict=True))
+        if combo[0] != 0 or period_of(g, c, assign) > period:  # processor 0 holds the first task (symmetry)
+            continue
+        rep = solve(build_phase2(g, c, assign, period, max_lag).model, time_limit_s=60, workers=1, seed=0,
+                    deterministic_s=10).report
+        assert rep.status == "OPTIMAL"
+        best = rep.objective if best is None else min(best, rep.objective)
+    p2 = build_phase2_free(g, c, period, max_lag, hint)
+    solved = solve(p2.model, time_limit_s=60, workers=1, seed=0, deterministic_s=10)
+    assert solved.report.status == "OPTIMAL" and solved.report.objective == best
+    slots = extract_slots(solved.solver, p2, g, c, {})
+    validate(make_schedule("x", "periodic", g, c, slots, period, derive_lags=True), g, c)

@@ -77,7 +77,6 @@ class _Problem:
     proc: tuple[int, ...]
     dur: tuple[int, ...]
     preds: tuple[tuple[tuple[int, int], ...], ...]  # (pred index, transfer cycles)
-    layers: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]  # (F part indices, W part indices) per layer
     period: int
     whole: tuple[tuple[int, int], ...]  # (F index, W index) of each layer with weights and one part of each
     parted: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]  # (F parts, W parts) of the other layers with weights
@@ -122,7 +121,7 @@ def _problem(slots: Sequence[Slot], deps: Sequence[Dependency], cluster: Cluster
     whole = tuple((fs[0], ws[0]) for fs, ws in weighted if len(fs) == len(ws) == 1)
     parted = tuple((fs, ws) for fs, ws in weighted if not len(fs) == len(ws) == 1)
     return _Problem(ids, tuple(by_id[t].processor for t in ids), tuple(by_id[t].duration_cycles for t in ids),
-                    preds, layers, period, whole, parted, queue)
+                    preds, period, whole, parted, queue)
 
 
 def _score(pb: _Problem, orders: Sequence[Sequence[int]], offsets: Sequence[int] | None = None,

@@ -143,9 +143,8 @@ def _whole(graph: TaskGraph, cluster: Cluster, opts: SpikePipeOptions, timer: ph
     source = p2.source + ("+polish" if polished.stats["improved"] else "")
     if p2.rival is not None:  # CP-SAT's answer lost its lead to the link queue: polish it too, keep the better
         rival = ph.polish(graph, cluster, p2.rival, opts, timer)
-        if ph.key(rival.schedule) < ph.key(sched):
-            sched, source = rival.schedule, "cp-sat+polish"
-            polished = replace(rival, stats={**rival.stats, "improved": True})
+        if ph.key(rival.schedule) < ph.key(sched):  # then the polish improved it (it starts behind sched)
+            sched, source, polished = rival.schedule, "cp-sat+polish", rival
         polished = replace(polished, stats={**polished.stats, "rival": True})
     if slack:  # a longer period that buys no delay is not worth having
         tight_best = min(sd.tight.values(), key=_key)

@@ -305,9 +305,10 @@ class Seeds:
 
 def seeds(graph: TaskGraph, cluster: Cluster, a: Assignment, period: int, slack: bool,
           baselines: Mapping[str, Schedule], opts: SpikePipeOptions, timer: PhaseTimer, solver: Solver,
-          per_task: int) -> Seeds:
+          per_task: int, given: Sequence[Schedule] = ()) -> Seeds:
     """With `slack` (period longer than the assignment's) also the tight period's seeds, stretched. Also the
-    order search on the chain assignment (chain_assignment), when there is one."""
+    order search on the chain assignment (chain_assignment), when there is one, and the caller's `given`
+    schedules that fit (stretched too, as given-0, given-1, ...)."""
     stats: dict[str, Any] = {}
     tight: dict[str, Schedule] = {}
     chain = chain_assignment(graph, cluster, a, per_task, timer, solver)
@@ -323,9 +324,7 @@ def seeds(graph: TaskGraph, cluster: Cluster, a: Assignment, period: int, slack:
         candidates = _candidates(graph, cluster, a.assign, period, baselines, opts,
                                  Deadline.within(stop.remaining() / 2) if chain else stop, stats)
         for name, c in tight.items():
-            candidates[f"tight-{name}"] = make_schedule("spikepipe", "periodic", graph, cluster,
-                                                        [replace(x, lag=0) for x in c.slots], period,
-                                                        derive_lags=True)
+            candidates[f"tight-{name}"] = _stretched(graph, cluster, c, period)
         if chain:
             chain_stats: dict[str, Any] = {}
             slots = search_orders(graph, cluster, chain, period, training_order(graph), seed=opts.seed,
@@ -334,9 +333,30 @@ def seeds(graph: TaskGraph, cluster: Cluster, a: Assignment, period: int, slack:
                                                              period, derive_lags=True)
             stats["chain_assignment"] = chain_stats
             stats["cut_for_time"] = stats.get("cut_for_time", False) or chain_stats["cut_for_time"]
+    for k, g in enumerate(given):
+        if _fits(graph, cluster, g, period):
+            candidates[f"given-{k}"] = _stretched(graph, cluster, g, period)
+        else:
+            log.info("spikepipe: given schedule %d (%s, period %d) does not fit period %d here; ignored", k,
+                     g.name, g.period_cycles, period)
     if stats.get("cut_for_time"):
         timer.skip(f"order search cut for time after {stats['evaluations']} of {opts.search_evaluations} moves")
     return Seeds(candidates, tight, stats)
+
+
+def _fits(graph: TaskGraph, cluster: Cluster, s: Schedule, period: int) -> bool:
+    """A periodic schedule of whole tasks of this graph on this cluster's processors, not longer than `period`."""
+    return (s.kind == "periodic" and s.period_cycles <= period and len(s.slots) == len(graph.tasks)
+            and {x.task for x in s.slots} == {t.id for t in graph.tasks}
+            and all(x.part == 0 and x.microbatch == 0 and x.fraction == 1.0 and 0 <= x.processor < cluster.size
+                    for x in s.slots))
+
+
+def _stretched(graph: TaskGraph, cluster: Cluster, s: Schedule, period: int) -> Schedule:
+    """`s` at the (not shorter) period: in-period starts kept, smallest lags derived again. Every edge that held
+    still holds and no delay grows (the lags that held still hold, and ceil(x / period) does not grow)."""
+    return make_schedule("spikepipe", "periodic", graph, cluster, [replace(x, lag=0) for x in s.slots], period,
+                         derive_lags=True)
 
 
 def chain_assignment(graph: TaskGraph, cluster: Cluster, a: Assignment, per_task: int, timer: PhaseTimer,

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from math import ceil
 from typing import Any
@@ -70,29 +70,36 @@ def _delay_key(s: Schedule) -> tuple[int, int, int]:
     return (sum(s.gradient_delays), s.period_cycles, s.max_lag)
 
 
-def spikepipe(graph: TaskGraph, cluster: Cluster, options: SpikePipeOptions | None = None,
-              **keywords: Any) -> Schedule:
-    """Options: a schedules.spikepipe_options.SpikePipeOptions, or its fields as keywords (validated here, once)."""
-    return solve_spikepipe(graph, cluster, SpikePipeOptions.coerce(options, keywords))
+def spikepipe(graph: TaskGraph, cluster: Cluster, options: SpikePipeOptions | None = None, *,
+              seeds: Sequence[Schedule] = (), **keywords: Any) -> Schedule:
+    """Options: a schedules.spikepipe_options.SpikePipeOptions, or its fields as keywords (validated here, once).
+    `seeds`: schedules phase 2 may also start from (solve_spikepipe)."""
+    return solve_spikepipe(graph, cluster, SpikePipeOptions.coerce(options, keywords), seeds)
 
 
-def solve_spikepipe(graph: TaskGraph, cluster: Cluster, opts: SpikePipeOptions) -> Schedule:
+def solve_spikepipe(graph: TaskGraph, cluster: Cluster, opts: SpikePipeOptions,
+                    seeds: Sequence[Schedule] = ()) -> Schedule:
+    """`seeds`: schedules of this graph and cluster that phase 2 may also start from, stretched to its period
+    (their slots' in-period starts kept, lags derived again; a schedule stays valid, with no more delay, when its
+    period is stretched). One not longer than the period, with one slot per task, is a candidate; the others are
+    ignored. The frontier passes the best schedule of the shorter periods, so a longer period never has more delay."""
     if opts.period_slack == "auto":
-        return _auto_slack(graph, cluster, opts)
+        return _auto_slack(graph, cluster, opts, seeds)
     opts = opts.resolved()
     deadline = Deadline.start(opts.wall_limit_s)
     if not opts.split:
-        return _whole(graph, cluster, opts, ph.PhaseTimer(deadline))
-    return _with_split(graph, cluster, opts, deadline)
+        return _whole(graph, cluster, opts, ph.PhaseTimer(deadline), seeds)
+    return _with_split(graph, cluster, opts, deadline, seeds)
 
 
-def _with_split(graph: TaskGraph, cluster: Cluster, opts: SpikePipeOptions, deadline: Deadline) -> Schedule:
+def _with_split(graph: TaskGraph, cluster: Cluster, opts: SpikePipeOptions, deadline: Deadline,
+                seeds: Sequence[Schedule]) -> Schedule:
     """The unsplit scheduler in the first _SPLIT_SHARE of the time, then intra-layer splitting (schedules.split);
     the better of the two."""
     from schedules.split import split_schedule
 
     timer = ph.PhaseTimer(deadline.first(_SPLIT_SHARE))
-    whole = _whole(graph, cluster, opts, timer)
+    whole = _whole(graph, cluster, opts, timer, seeds)
     timer.deadline = deadline
     stats: dict[str, Any] = {}
     t0 = time.perf_counter()
@@ -113,12 +120,17 @@ def _with_split(graph: TaskGraph, cluster: Cluster, opts: SpikePipeOptions, dead
     return replace(whole, info={**whole.info, **info, "split": False})
 
 
-def _auto_slack(graph: TaskGraph, cluster: Cluster, opts: SpikePipeOptions) -> Schedule:
-    """One full solve per slack of AUTO_SLACKS (each with the whole budget: five times the time), then the knee of
-    the monotone staircase of (period, total delay): where more period stops buying much delay."""
+def _auto_slack(graph: TaskGraph, cluster: Cluster, opts: SpikePipeOptions, seeds: Sequence[Schedule]) -> Schedule:
+    """One full solve per slack of AUTO_SLACKS in increasing order (each with the whole budget: five times the
+    time), each seeded also with the least-delay schedule of the shorter ones; then the knee of the monotone
+    staircase of (period, total delay): where more period stops buying much delay."""
     from schedules.pareto import knee, staircase
 
-    runs = {s: solve_spikepipe(graph, cluster, replace(opts, period_slack=s)) for s in AUTO_SLACKS}
+    runs: dict[float, Schedule] = {}
+    for s in AUTO_SLACKS:
+        shorter = min(runs.values(), key=_delay_key, default=None)
+        runs[s] = solve_spikepipe(graph, cluster, replace(opts, period_slack=s),
+                                  (*seeds, shorter) if shorter is not None else seeds)
     front = staircase(list(runs.items()), lambda kv: (kv[1].period_cycles, sum(kv[1].gradient_delays),
                                                       max(kv[1].gradient_delays, default=0), kv[0]))
     slack, best = front[knee([(s.period_cycles, sum(s.gradient_delays)) for _, s in front])]
@@ -127,7 +139,8 @@ def _auto_slack(graph: TaskGraph, cluster: Cluster, opts: SpikePipeOptions) -> S
     return replace(best, info={**best.info, "period_slack_auto": {"picked": slack, "tried": tried}})
 
 
-def _whole(graph: TaskGraph, cluster: Cluster, opts: SpikePipeOptions, timer: ph.PhaseTimer) -> Schedule:
+def _whole(graph: TaskGraph, cluster: Cluster, opts: SpikePipeOptions, timer: ph.PhaseTimer,
+           given: Sequence[Schedule] = ()) -> Schedule:
     """The unsplit scheduler: start, phase 1, seeds, phase 2, polish, the slack check, the tie-break on
     communication, then the report and the guarantee against the baselines."""
     t0 = time.perf_counter()
@@ -136,7 +149,8 @@ def _whole(graph: TaskGraph, cluster: Cluster, opts: SpikePipeOptions, timer: ph
     a = ph.phase1(graph, cluster, st, timer, solver)
     slack = float(opts.period_slack)
     period = int(ceil(a.period_cycles * (1 + slack))) if slack else a.period_cycles
-    sd = ph.seeds(graph, cluster, a, period, bool(slack), st.baselines, opts, timer, solver, st.candidates_per_task)
+    sd = ph.seeds(graph, cluster, a, period, bool(slack), st.baselines, opts, timer, solver, st.candidates_per_task,
+                  given)
     p2 = ph.phase2(graph, cluster, a, period, sd, timer, solver, st.candidates_per_task)
     polished = ph.polish(graph, cluster, p2.schedule, opts, timer)
     sched = polished.schedule

@@ -1,8 +1,9 @@
 """The period/delay frontier: the Pareto set of (period, total delay, max delay) over schedules of one network on
 one cluster, from the shortest period to the point where delay reaches its floor (zero).
 
-Candidates: spikepipe at a ladder of period slacks (each solve seeded also by the tight period's candidates, so
-a slack never adds delay over them), every periodic baseline (pipedream, layerpipe, list) and the zero-delay
+Candidates: spikepipe at a ladder of period slacks, solved in increasing order (each solve seeded also by the
+tight period's candidates and by the least-delay spikepipe schedule of the shorter slacks, stretched, so a slack
+never adds delay over either), every periodic baseline (pipedream, layerpipe, list) and the zero-delay
 ones (sequential and the flush schedules), each replayed in the simulator for its speedup and certified
 (schedules.certificate). A schedule stays valid when its period is stretched, so a point at a longer period that
 has no less total delay than a shorter one is dominated: the frontier keeps, in period order, each point with
@@ -15,6 +16,7 @@ the last in (period, total delay), both scaled to [0, 1].
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -22,7 +24,7 @@ from typing import Any
 from hwmodels import Cluster
 from schedules.pareto import knee as knee_index
 from schedules.pareto import staircase
-from spikepipe.ir import TaskGraph
+from spikepipe.ir import Schedule, TaskGraph
 
 log = logging.getLogger(__name__)
 
@@ -97,32 +99,41 @@ def _point(ev, cert: dict[str, Any], source: str, slack: float | None) -> Fronti
 def frontier(graph: TaskGraph, cluster: Cluster, *, slacks: Sequence[float] = SLACKS,
              options: dict[str, Any] | None = None, progress: Callable[[str], None] | None = None) -> Frontier:
     """The frontier; `options` go to spikepipe (default: DEFAULT_POINT_DETERMINISTIC_S of deterministic time)."""
+    from schedules.spikepipe_sched import spikepipe
     from spikepipe.ir import lower_bound_cycles
-    from spikepipe.sim.evaluate import evaluate_one, sequential_period
+    from spikepipe.sim.evaluate import evaluate_given, evaluate_one, options_for, sequential_period
 
     opts = {"deterministic_time_s": DEFAULT_POINT_DETERMINISTIC_S, **(options or {})}
     seq = sequential_period(graph, cluster)
     cands: list[FrontierPoint] = []
 
-    def run(name: str, **extra: Any) -> FrontierPoint:
-        if progress:
-            progress(name if "period_slack" not in extra else f"spikepipe slack {extra['period_slack']:g}")
-        ev = evaluate_one(name, graph, cluster, sequential_cycles=seq, options=extra, record=False)
+    def point(ev: Any, name: str, slack: float | None) -> FrontierPoint:
         cert = {k: ev.row[k] for k in ("status", "period_lower_bound_cycles", "period_gap", "delay_lower_bound",
                                        "delay_gap")}
-        return _point(ev, cert, name, extra.get("period_slack"))
+        return _point(ev, cert, name, slack)
 
     for name in (*PERIODIC_BASELINES, *ZERO_DELAY_BASELINES):
-        cands.append(run(name))
+        if progress:
+            progress(name)
+        cands.append(point(evaluate_one(name, graph, cluster, sequential_cycles=seq, record=False), name, None))
     zero = min((p.period_cycles for p in cands if p.total_delay == 0), default=None)
     tight = None
+    shorter: list[Schedule] = []  # the least-delay spikepipe schedule so far (all at shorter periods)
     for slack in sorted(set(slacks)):
         if not 0 <= slack < 1:
             raise ValueError(f"period slack {slack} is not in [0, 1)")
         if tight is not None and zero is not None and tight * (1 + slack) > zero:
             break
-        p = run("spikepipe", **opts, period_slack=slack)
+        if progress:
+            progress(f"spikepipe slack {slack:g}")
+        t0 = time.perf_counter()
+        sched = spikepipe(graph, cluster, seeds=shorter, **options_for("spikepipe", {**opts, "period_slack": slack}))
+        ev = evaluate_given(sched, graph, cluster, sequential_cycles=seq, record=False,
+                            schedule_wall_s=time.perf_counter() - t0)
+        p = point(ev, "spikepipe", slack)
         cands.append(p)
+        if not shorter or sum(sched.gradient_delays) < sum(shorter[0].gradient_delays):
+            shorter = [sched]
         tight = tight or p.period_cycles
         if p.total_delay == 0:
             break

@@ -45,6 +45,19 @@ def test_frontier_dominates_the_baselines_and_ends_at_zero_delay(graph_name, pro
     assert 0 <= fr.knee < len(pts)
 
 
+@pytest.mark.parametrize("graph_name", ["random-chain", "skip-dag"])
+def test_frontier_ladder_alone_never_adds_delay(graph_name):
+    """Each slack's solve is seeded with the least-delay schedule of the shorter slacks: the spikepipe points by
+    themselves, in slack order, never gain total delay (before the staircase drops anything)."""
+    g, c = graphs()[graph_name], Cluster.homogeneous(4)
+    fr = frontier(g, c, slacks=(0.0, 0.05, 0.1, 0.2, 0.3),
+                  options={"deterministic_time_s": 0.1, "search_evaluations": 100, "workers": 1})
+    ladder = [p for p in fr.candidates if p.source == "spikepipe"]
+    assert [p.period_slack for p in ladder] == sorted(p.period_slack for p in ladder)
+    for k, p in enumerate(ladder[1:], 1):
+        assert p.total_delay <= min(q.total_delay for q in ladder[:k]), [q.total_delay for q in ladder]
+
+
 def test_frontier_cli_json_csv_png(tmp_path, capsys):
     out = tmp_path / "fr"
     assert main(["frontier", "--network", "snn-mlp", "-P", "2", "--slacks", "0,0.2", "--deterministic-time", "0.1",

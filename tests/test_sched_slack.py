@@ -53,3 +53,44 @@ def test_slack_out_of_range_is_refused(bad):
     g, c = graphs()["uniform-chain"], Cluster.homogeneous(2)
     with pytest.raises(SpikePipeError, match="period_slack"):
         generate("spikepipe", g, c, **OPTS, period_slack=bad)
+
+
+SMALL = {"deterministic_time_s": 0.1, "search_evaluations": 100, "workers": 1}
+
+
+@pytest.mark.parametrize("name", ["random-chain", "skip-dag", "uniform-chain"])
+@pytest.mark.parametrize("procs", [2, 4])
+@pytest.mark.parametrize("base", ["pipedream", "layerpipe", "spikepipe"])
+@pytest.mark.parametrize("stretch", [1.0, 1.07, 1.5, 2.0])
+def test_a_stretched_schedule_stays_valid_with_no_more_delay_per_layer(name, procs, base, stretch):
+    """The claim seeds rest on: in-period starts kept, lags derived again at a longer period."""
+    from schedules.spikepipe_phases import _stretched
+
+    g, c = graphs()[name], Cluster.homogeneous(procs)
+    s = generate(base, g, c, **(SMALL if base == "spikepipe" else {}))
+    longer = _stretched(g, c, s, int(s.period_cycles * stretch))
+    validate(longer, g, c)
+    assert all(a <= b for a, b in zip(longer.gradient_delays, s.gradient_delays, strict=True))
+
+
+@pytest.mark.parametrize("name", ["random-chain", "skip-dag"])
+def test_a_given_seed_bounds_the_delay_at_a_longer_period(name):
+    from schedules.spikepipe_sched import spikepipe
+
+    g, c = graphs()[name], Cluster.homogeneous(4)
+    shorter = spikepipe(g, c, **SMALL, period_slack=0.1)
+    s = spikepipe(g, c, **SMALL, period_slack=0.3, seeds=[shorter])
+    validate(s, g, c)
+    assert "given-0" in s.info["candidates_total_delay"]
+    assert s.info["candidates_total_delay"]["given-0"] <= sum(shorter.gradient_delays)
+    assert sum(s.gradient_delays) <= sum(shorter.gradient_delays)
+
+
+def test_a_seed_that_does_not_fit_is_ignored():
+    from schedules.spikepipe_sched import spikepipe
+
+    g = graphs()["random-chain"]
+    on_four = spikepipe(g, Cluster.homogeneous(4), **SMALL)
+    longer = spikepipe(g, Cluster.homogeneous(2), **SMALL, period_slack=0.3)
+    s = spikepipe(g, Cluster.homogeneous(2), **SMALL, seeds=[on_four, longer])  # other processors; longer period
+    assert not any(k.startswith("given-") for k in s.info["candidates_total_delay"])

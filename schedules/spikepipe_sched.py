@@ -10,7 +10,9 @@ becomes Schedule.info in schedules.report.
    delay over in-period order and lags. Its hint is the best of: per-processor cyclic orders from a seeded
    local search (schedules.order_search), back-to-back packing and modulo list scheduling of the assignment,
    and the slots of every periodic baseline (pipedream, layerpipe) whose period is not longer, with lags
-   re-derived. So at an equal period the result never has more total delay than pipedream. Per-layer
+   re-derived, and any schedules the caller gives (`seeds`, stretched likewise; the frontier and
+   period_slack="auto" give the least-delay schedule of their shorter periods). So at an equal period the result
+   never has more total delay than pipedream, nor than a given seed. Per-layer
    critical-path floors bound the delay (reported as the gap). If phase 2 finds nothing better, the best
    candidate is used; if phase 1 finds nothing, list scheduling is.
    Phase 2 runs CP-SAT's no_lp search alone (schedules.spikepipe_phases.PHASE2_SUBSOLVERS). A polish then

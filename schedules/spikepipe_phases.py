@@ -29,6 +29,7 @@ from schedules.common import (
     lower_bound,
     make_schedule,
     pack_back_to_back,
+    slot_cycles,
     training_order,
 )
 from schedules.cpsat_build import (
@@ -337,19 +338,18 @@ def seeds(graph: TaskGraph, cluster: Cluster, a: Assignment, period: int, slack:
         if _fits(graph, cluster, g, period):
             candidates[f"given-{k}"] = _stretched(graph, cluster, g, period)
         else:
-            log.info("spikepipe: given schedule %d (%s, period %d) does not fit period %d here; ignored", k,
-                     g.name, g.period_cycles, period)
+            log.info("spikepipe: given schedule %d (%s) does not fit period %d here; ignored", k, g.name, period)
     if stats.get("cut_for_time"):
         timer.skip(f"order search cut for time after {stats['evaluations']} of {opts.search_evaluations} moves")
     return Seeds(candidates, tight, stats)
 
 
 def _fits(graph: TaskGraph, cluster: Cluster, s: Schedule, period: int) -> bool:
-    """A periodic schedule of whole tasks of this graph on this cluster's processors, not longer than `period`."""
+    """A periodic schedule of whole tasks of this graph, priced on this cluster's processors, within `period`."""
     return (s.kind == "periodic" and s.period_cycles <= period and len(s.slots) == len(graph.tasks)
             and {x.task for x in s.slots} == {t.id for t in graph.tasks}
             and all(x.part == 0 and x.microbatch == 0 and x.fraction == 1.0 and 0 <= x.processor < cluster.size
-                    for x in s.slots))
+                    and x.duration_cycles == slot_cycles(graph, cluster, x.task, x.processor) for x in s.slots))
 
 
 def _stretched(graph: TaskGraph, cluster: Cluster, s: Schedule, period: int) -> Schedule:

@@ -2,6 +2,7 @@
 gradient delay; the answer is valid, within the longer period, and never has more delay than the seed schedules
 it found at the tight period (phase 2 is time-limited, so not than the tight period's phase-2 result)."""
 
+from dataclasses import replace
 from math import ceil
 
 import pytest
@@ -94,3 +95,9 @@ def test_a_seed_that_does_not_fit_is_ignored():
     longer = spikepipe(g, Cluster.homogeneous(2), **SMALL, period_slack=0.3)
     s = spikepipe(g, Cluster.homogeneous(2), **SMALL, seeds=[on_four, longer])  # other processors; longer period
     assert not any(k.startswith("given-") for k in s.info["candidates_total_delay"])
+    # priced by other hardware (one slot's duration off): ignored too; the same schedule as it is fits
+    fits = spikepipe(g, Cluster.homogeneous(2), **SMALL)
+    off = replace(fits, slots=(replace(fits.slots[0], duration_cycles=fits.slots[0].duration_cycles + 1),
+                               *fits.slots[1:]))
+    s = spikepipe(g, Cluster.homogeneous(2), **SMALL, seeds=[off, fits])
+    assert "given-0" not in s.info["candidates_total_delay"] and "given-1" in s.info["candidates_total_delay"]

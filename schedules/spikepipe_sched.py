@@ -83,8 +83,9 @@ def solve_spikepipe(graph: TaskGraph, cluster: Cluster, opts: SpikePipeOptions,
                     seeds: Sequence[Schedule] = ()) -> Schedule:
     """`seeds`: schedules of this graph and cluster that phase 2 may also start from, stretched to its period
     (their slots' in-period starts kept, lags derived again; a schedule stays valid, with no more delay, when its
-    period is stretched). One not longer than the period, with one slot per task, is a candidate; the others are
-    ignored. The frontier passes the best schedule of the shorter periods, so a longer period never has more delay."""
+    period is stretched). One not longer than the period, of whole tasks priced by this cluster, is a candidate;
+    the others are ignored (spikepipe_phases._fits). The frontier passes the best schedule of the shorter periods,
+    so a longer period never has more delay."""
     if opts.period_slack == "auto":
         return _auto_slack(graph, cluster, opts, seeds)
     opts = opts.resolved()

@@ -118,7 +118,7 @@ def frontier(graph: TaskGraph, cluster: Cluster, *, slacks: Sequence[float] = SL
         cands.append(point(evaluate_one(name, graph, cluster, sequential_cycles=seq, record=False), name, None))
     zero = min((p.period_cycles for p in cands if p.total_delay == 0), default=None)
     tight = None
-    shorter: list[Schedule] = []  # the least-delay spikepipe schedule so far (all at shorter periods)
+    best: Schedule | None = None  # the least-delay spikepipe schedule so far (all at shorter periods)
     for slack in sorted(set(slacks)):
         if not 0 <= slack < 1:
             raise ValueError(f"period slack {slack} is not in [0, 1)")
@@ -127,13 +127,14 @@ def frontier(graph: TaskGraph, cluster: Cluster, *, slacks: Sequence[float] = SL
         if progress:
             progress(f"spikepipe slack {slack:g}")
         t0 = time.perf_counter()
-        sched = spikepipe(graph, cluster, seeds=shorter, **options_for("spikepipe", {**opts, "period_slack": slack}))
+        sched = spikepipe(graph, cluster, seeds=[best] if best else [],
+                          **options_for("spikepipe", {**opts, "period_slack": slack}))
         ev = evaluate_given(sched, graph, cluster, sequential_cycles=seq, record=False,
                             schedule_wall_s=time.perf_counter() - t0)
         p = point(ev, "spikepipe", slack)
         cands.append(p)
-        if not shorter or sum(sched.gradient_delays) < sum(shorter[0].gradient_delays):
-            shorter = [sched]
+        if best is None or sum(sched.gradient_delays) < sum(best.gradient_delays):
+            best = sched
         tight = tight or p.period_cycles
         if p.total_delay == 0:
             break

@@ -83,8 +83,10 @@ def main() -> None:
     slots = list(sched.slots)
     for r in range(a.rounds):
         near = neighbours(slots, period)
-        tried = [(sum(s.gradient_delays), pq, s) for _, pq, assign in near[:a.partitions]
-                 for s in [climbed(graph, cluster, slots, assign, period, a.moves)]]
+        tried = []
+        for _, pq, assign in near[:a.partitions]:
+            s = climbed(graph, cluster, slots, assign, period, a.moves)
+            tried.append((sum(s.gradient_delays), pq, s))
         if not tried:
             break
         total, pq, s = min(tried, key=lambda x: (x[0], x[1]))

@@ -74,6 +74,7 @@ class SchedulerReport:
     phase2_assignment: str  # the seed whose processor assignment phase 2 kept
     phase2: SolveReport
     phase2_source: str
+    window_search: Mapping[str, Any]
     polish: Mapping[str, Any]
     period_slack_used: bool
     colocate: Mapping[str, Any]
@@ -109,7 +110,8 @@ class SchedulerReport:
             "seed_total_delay": self.seed_total_delay, "delay_lower_bound": self.delay_lower_bound,
             "delay_lower_bound_for_assignment": self.delay_lower_bound_for_assignment,
             "phase2_assignment": self.phase2_assignment, "phase2": self.phase2.to_dict(),
-            "phase2_source": self.phase2_source, "polish": dict(self.polish),
+            "phase2_source": self.phase2_source, "window_search": dict(self.window_search),
+            "polish": dict(self.polish),
             "period_slack_used": self.period_slack_used, "colocate": dict(self.colocate),
             "solve_s": self.solve_s, "wall_guard_fired": self.wall_guard_fired, "reproducible": self.reproducible,
             "status": self.status, "objective_total_delay": self.objective_total_delay,

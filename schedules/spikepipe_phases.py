@@ -62,11 +62,11 @@ _MIN_BASELINE_S = 0.3
 # time) goes to phase 2
 PHASE1_SHARE = 0.35
 CHAIN_SHARE = 0.35
-# the shares of the deterministic budget (schedules.spikepipe_options.DEFAULT_DETERMINISTIC_S: 0.7 s each for
-# phase 1 and the chain assignment, where they prove or nearly prove their optimum; the rest goes to phase 2,
-# whose search keeps improving long after: vgg11 P=4, 21 total delay at 0.6 s, 17 at 2 s, 16 at 5 s)
-PHASE1_DET_SHARE = 0.7 / 6
-CHAIN_DET_SHARE = 0.7 / 6
+# the shares of the deterministic budget (schedules.spikepipe_options.DEFAULT_DETERMINISTIC_S, 7.5 s: 0.7 s each
+# for phase 1 and the chain assignment, where they prove or nearly prove their optimum, 1.5 s for the window search
+# after the polish (schedules.window_search), the rest, 4.6 s, for phase 2's one model)
+PHASE1_DET_SHARE = CHAIN_DET_SHARE = 0.7 / 7.5
+WINDOW_DET_SHARE = 1.5 / 7.5
 # phase 2 starts from a good seed with its processors packed to within a few cycles of the period: CP-SAT's
 # neighbourhood searches and its LP-based full searches spend the deterministic time without improving it. From
 # the same seeds at 5 deterministic s, total delay with CP-SAT's default set / no_lp and quick_restart_no_lp /
@@ -448,7 +448,8 @@ def phase2(graph: TaskGraph, cluster: Cluster, a: Assignment, period: int, sd: S
             else:
                 p2 = build_phase2(graph, cluster, assign, period, max_lag, list(best.slots), floor)
         with timer.phase("phase2_solve"):
-            share = (1 - PHASE1_DET_SHARE - CHAIN_DET_SHARE) * min(1.0, len(graph.tasks) / PHASE2_FULL_SHARE_TASKS)
+            share = ((1 - PHASE1_DET_SHARE - CHAIN_DET_SHARE - WINDOW_DET_SHARE)
+                     * min(1.0, len(graph.tasks) / PHASE2_FULL_SHARE_TASKS))
             solved = solver(p2.model, limit, share, reserve + COLOCATE_SHARE * limit, _PHASE2_NOMINAL_SHARE * limit,
                             PHASE2_FREE_SUBSOLVERS if free else PHASE2_SUBSOLVERS)
             cp, rep = solved.solver, solved.report

@@ -51,8 +51,10 @@ from hwmodels import Cluster
 from schedules import spikepipe_phases as ph
 from schedules.colocate import colocate
 from schedules.deadline import Deadline
+from schedules.order_search import delay_lower_bounds
 from schedules.report import Relabel, SchedulerReport
 from schedules.spikepipe_options import DEFAULT_DETERMINISTIC_S, WALL_GUARD_S, SpikePipeOptions
+from schedules.window_search import window_search
 from spikepipe.ir import Schedule, TaskGraph
 
 __all__ = ["AUTO_SLACKS", "DEFAULT_DETERMINISTIC_S", "WALL_GUARD_S", "SpikePipeOptions", "spikepipe"]
@@ -64,6 +66,8 @@ _SPLIT_SHARE = 0.6
 # the slacks period_slack="auto" solves at; the knee of their period/delay staircase is returned
 AUTO_SLACKS = (0.0, 0.02, 0.05, 0.1, 0.2)
 _key = ph.key
+# share of the wall time left that the window search may use when a wall-clock limit is given
+_WINDOW_SHARE = 0.3
 
 
 def _delay_key(s: Schedule) -> tuple[int, int, int]:
@@ -163,6 +167,8 @@ def _whole(graph: TaskGraph, cluster: Cluster, opts: SpikePipeOptions, timer: ph
         if ph.key(rival.schedule) < ph.key(sched):  # then the polish improved it (it starts behind sched)
             sched, source, polished = rival.schedule, "cp-sat+polish", rival
         polished = replace(polished, stats={**polished.stats, "rival": True})
+    p2, windows = _windows(graph, cluster, opts, timer, replace(p2, schedule=sched, source=source))
+    sched, source = p2.schedule, p2.source
     if slack:  # a longer period that buys no delay is not worth having
         tight_best = min(sd.tight.values(), key=_key)
         if sum(tight_best.gradient_delays) <= sum(sched.gradient_delays):
@@ -174,14 +180,35 @@ def _whole(graph: TaskGraph, cluster: Cluster, opts: SpikePipeOptions, timer: ph
     if moved.report["cut_for_time"]:
         timer.skip(f"communication tie-break cut for time after {moved.report['moves']} moves")
     report = _report(graph, cluster, opts, timer, st, a, sd, p2, sched, source, polished.stats, slack_used,
-                     moved.report, time.perf_counter() - t0)
+                     moved.report, windows, time.perf_counter() - t0)
     return _never_lose(sched, report, st.best_base, bool(slack))
+
+
+def _windows(graph: TaskGraph, cluster: Cluster, opts: SpikePipeOptions, timer: ph.PhaseTimer,
+             p2: ph.Phase2) -> tuple[ph.Phase2, dict[str, Any]]:
+    """Phase 2's answer improved a few processors at a time (schedules.window_search), within WINDOW_DET_SHARE
+    of the deterministic budget (with a wall-clock limit: within a share of the time left). Its delay floor is
+    the assignment-free one, since windows move tasks; the reported floor is then the new assignment's."""
+    stats: dict[str, Any] = {}
+    det = (opts.deterministic_time_s * ph.WINDOW_DET_SHARE
+           if opts.deterministic and opts.deterministic_time_s is not None else None)
+    with timer.phase("window_search"):
+        sched = window_search(graph, cluster, p2.schedule, det_budget_s=det,
+                              deadline=timer.share_of_left(_WINDOW_SHARE), delay_floor=p2.free_floor,
+                              seed=opts.seed, stats=stats)
+    if stats["cut_for_time"]:
+        timer.skip(f"window search cut for time after {stats['windows']} windows")
+    if sched is p2.schedule:
+        return p2, stats
+    assign = {s.task: s.processor for s in sched.slots}
+    floor = delay_lower_bounds(graph, cluster, sched.period_cycles, assign)
+    return replace(p2, schedule=sched, source=f"{p2.source}+windows", floor=floor), stats
 
 
 def _report(graph: TaskGraph, cluster: Cluster, opts: SpikePipeOptions, timer: ph.PhaseTimer, st: ph.Start,
             a: ph.Assignment, sd: ph.Seeds, p2: ph.Phase2, sched: Schedule, source: str,
             polished: Mapping[str, Any], slack_used: bool, moved: Mapping[str, Any],
-            solve_s: float) -> SchedulerReport:
+            windows: Mapping[str, Any], solve_s: float) -> SchedulerReport:
     rep1, rep2 = a.report, p2.report
     # anything the clock cut (a search stopped, a phase or baseline skipped) makes the answer depend on the
     # machine; a model too big to build is cut by size, the same on every machine
@@ -213,7 +240,7 @@ def _report(graph: TaskGraph, cluster: Cluster, opts: SpikePipeOptions, timer: p
         candidates_total_delay={n: sum(s.gradient_delays) for n, s in sd.candidates.items()},
         seed_total_delay=p2.seed_total_delay, delay_lower_bound=sum(p2.free_floor),
         delay_lower_bound_for_assignment=sum(p2.floor), phase2_assignment=p2.assignment_of, phase2=rep2,
-        phase2_source=source, polish=polished, period_slack_used=slack_used, colocate=moved, solve_s=solve_s,
+        phase2_source=source, window_search=windows, polish=polished, period_slack_used=slack_used, colocate=moved, solve_s=solve_s,
         wall_guard_fired=wall_guard_fired, reproducible=reproducible,
         status=rep2.status if rep2.found else rep1.status, objective_total_delay=total,
         delay_gap=(total - floor) / max(1, total),

@@ -197,7 +197,7 @@ def test_phase2_deterministic_share_shrinks_for_small_graphs():
     s = gen("spikepipe", g, c, deterministic_time_s=0.6)
     n = len(g.tasks)
     assert n < ph.PHASE2_FULL_SHARE_TASKS
-    want = 0.6 * (1 - ph.PHASE1_DET_SHARE - ph.CHAIN_DET_SHARE) * n / ph.PHASE2_FULL_SHARE_TASKS
+    want = 0.6 * (1 - ph.PHASE1_DET_SHARE - ph.CHAIN_DET_SHARE - ph.WINDOW_DET_SHARE) * n / ph.PHASE2_FULL_SHARE_TASKS
     assert s.info["phase2"]["deterministic_s"] == pytest.approx(want)
     assert tuple(s.info["phase2"]["subsolvers"]) == ph.PHASE2_SUBSOLVERS
 

@@ -1,0 +1,188 @@
+"""Phase 2's neighbourhood search: the tasks of a few processors at a time re-assigned and re-placed by CP-SAT.
+
+At the shortest period every processor is packed to within a few cycles, so the delay is decided by which tasks
+share a processor and where each processor's slots sit in the period; one CP-SAT model over all of it (phase 2)
+spends its budget without proving or much improving anything, and exchanging tasks between processors with the
+order search's moves finds little (experiments/README.md section 3, fifth pass). A window frees the tasks of k
+processors: which of those k processors each runs on and its start in the period, with every other slot kept
+where it is and every lag free. Such a model is small (a few processors' tasks) and CP-SAT usually solves it to
+optimality in a fraction of a deterministic second, so every window is a move that is optimal within its
+neighbourhood, and the neighbourhoods of two processors are also those of the partition exchanges.
+
+Windows are visited in a fixed order: every pair of processors, then every triple when a round of pairs finds
+nothing, back to pairs after a triple improves. A window's answer is kept only when its derived schedule (lags
+from the edges and the replay's link queue, which the model leaves out) is better at the same period. Each solve
+runs on one worker within a deterministic limit and the search stops when its deterministic budget is spent, so
+the same call gives the same schedule on any machine; the deadline is a guard only (stats say when it cut).
+
+Measured on phase 2's answers at the shortest period (1 deterministic second per window), total delay
+before -> after: vgg11 P=4 17 -> 13 (7.6 s), vgg11 P=8 39 -> 33, resnet18 P=8 64 -> 57 (8 s) -> 51 (25 s).
+Only for homogeneous all-to-all clusters: a transfer then costs the same between any two processors, so one
+bool per edge says whether it is paid.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ortools.sat.python import cp_model
+
+from hwmodels import Cluster
+from schedules.common import make_schedule, slot_cycles, transfer_cycles
+from schedules.cpsat_build import _cyclic_intervals, _delay_vars
+from schedules.deadline import Deadline
+from spikepipe.ir import Schedule, Slot, TaskGraph
+
+# window sizes, smallest first: pairs are cheap and find most; triples find what pairs cannot
+WINDOW_SIZES = (2, 3)
+# a window's deterministic limit: most windows of vgg11 and resnet18 at P=4 and 8 end optimal within it, and a
+# window that does not is seldom worth more (vgg11 P=4 from phase 2's answer: 13 at 0.4 s per window, 16 at 1.0 s
+# per window, within the same 1.5 s)
+WINDOW_DET_S = 0.4
+
+
+def applies(graph: TaskGraph, cluster: Cluster, sched: Schedule) -> bool:
+    """Whole tasks, one slot each, of a periodic schedule on a homogeneous all-to-all cluster of >= 2."""
+    return (cluster.size >= 2 and cluster.homogeneous_ and cluster.interconnect.topology == "all-to-all"
+            and sched.kind == "periodic" and len(sched.slots) == len(graph.tasks)
+            and all(s.part == 0 and s.microbatch == 0 and s.fraction == 1.0 for s in sched.slots))
+
+
+@dataclass
+class _Window:
+    model: cp_model.CpModel
+    x: dict[tuple[str, int], cp_model.IntVar]
+    start: dict[str, cp_model.IntVar]
+    free: list[str]
+
+
+def build_window(graph: TaskGraph, cluster: Cluster, sched: Schedule, procs: Sequence[int],
+                 delay_floor: tuple[int, ...] | None = None) -> _Window:
+    """The model of one window: the tasks on `procs` free over `procs` (processor and start), every other slot
+    fixed, every lag free; minimise the total delay. Hinted with `sched` itself, a solution of the model."""
+    period = sched.period_cycles
+    m = cp_model.CpModel()
+    tasks = list(graph.topological_order())
+    by = {s.task: s for s in sched.slots}
+    inside = set(procs)
+    free = [t for t in tasks if by[t].processor in inside]
+    max_lag = sched.max_lag + 2
+    dur = {t: slot_cycles(graph, cluster, t, by[t].processor) for t in tasks}
+    x = {(t, p): m.new_bool_var(f"x_{t}_{p}") for t in free for p in procs}
+    start: dict[str, Any] = {t: by[t].start_cycles for t in tasks}
+    lag = {t: m.new_int_var(0, max_lag, f"r_{t}") for t in tasks}
+    ivs: dict[int, list[cp_model.IntervalVar]] = defaultdict(list)
+    for t in free:
+        start[t] = m.new_int_var(0, period - 1, f"s_{t}")
+        m.add_exactly_one(x[t, p] for p in procs)
+        for p in procs:
+            ivs[p].extend(_cyclic_intervals(m, start[t], dur[t], period, f"{t}_{p}", x[t, p]))
+    for p in procs:
+        m.add(sum(dur[t] * x[t, p] for t in free) <= period)
+        m.add_no_overlap(ivs[p])
+    fixed_x = {t for t in tasks if t not in x and all((t, p) not in x for p in procs)}
+    for u, v, b in graph.edges:
+        if u in fixed_x and v in fixed_x:
+            c = transfer_cycles(cluster, by[u].processor, by[v].processor, b)
+            m.add(start[v] + period * lag[v] >= start[u] + dur[u] + c + period * lag[u])
+            continue
+        c = transfer_cycles(cluster, 0, 1, b)
+        if c == 0:
+            m.add(start[v] + period * lag[v] >= start[u] + dur[u] + period * lag[u])
+            continue
+        if u in fixed_x or v in fixed_x:  # one end outside the window: always crosses
+            m.add(start[v] + period * lag[v] >= start[u] + dur[u] + c + period * lag[u])
+            continue
+        cross = m.new_bool_var(f"c_{u}_{v}")
+        for p in procs:  # on one processor unless the edge crosses
+            m.add_implication(x[u, p], x[v, p]).only_enforce_if(cross.Not())
+        m.add(start[v] + period * lag[v] >= start[u] + dur[u] + c * cross + period * lag[u])
+        m.add_hint(cross, int(by[u].processor != by[v].processor))
+    delay = _delay_vars(m, graph, start, lag, dur, period, max_lag, delay_floor)
+    m.add(lag[tasks[0]] == 0)
+    for t in tasks:
+        m.add_hint(lag[t], by[t].lag)
+    for t in free:
+        m.add_hint(start[t], by[t].start_cycles)
+        for p in procs:
+            m.add_hint(x[t, p], int(by[t].processor == p))
+    m.minimize(sum(delay))
+    return _Window(m, x, start, free)
+
+
+def _solve_window(graph: TaskGraph, cluster: Cluster, sched: Schedule, procs: Sequence[int],
+                  delay_floor: tuple[int, ...] | None, det_s: float, wall_s: float,
+                  seed: int) -> tuple[Schedule | None, str, float]:
+    w = build_window(graph, cluster, sched, procs, delay_floor)
+    solver = cp_model.CpSolver()
+    solver.parameters.num_workers = 1
+    solver.parameters.random_seed = seed
+    solver.parameters.max_deterministic_time = max(0.001, det_s)
+    solver.parameters.max_time_in_seconds = max(0.01, wall_s)
+    code = solver.solve(w.model)
+    status, used = solver.status_name(code), solver.deterministic_time
+    if code not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return None, status, used
+    moved = set(w.free)
+    slots = []
+    for s in sched.slots:
+        if s.task in moved:
+            p = next(p for p in procs if solver.value(w.x[s.task, p]))
+            slots.append(Slot(s.task, p, solver.value(w.start[s.task]), s.duration_cycles))
+        else:
+            slots.append(Slot(s.task, s.processor, s.start_cycles, s.duration_cycles))
+    cand = make_schedule(sched.name, "periodic", graph, cluster, slots, sched.period_cycles, derive_lags=True)
+    return cand, status, used
+
+
+def _key(s: Schedule) -> tuple[int, int, int]:
+    return (s.period_cycles, sum(s.gradient_delays), s.max_lag)
+
+
+def window_search(graph: TaskGraph, cluster: Cluster, sched: Schedule, *, det_budget_s: float | None,
+                  deadline: Deadline, delay_floor: tuple[int, ...] | None = None, seed: int = 0,
+                  stats: dict[str, Any] | None = None) -> Schedule:
+    """`sched` improved window by window (module docstring) until no window improves it, `det_budget_s`
+    deterministic seconds are spent (None: only the deadline stops it, not reproducible) or the deadline
+    passes. stats gets windows solved, improvements, deterministic seconds used and whether the clock cut it."""
+    st: dict[str, Any] = stats if stats is not None else {}
+    st.update(windows=0, improved=0, det_s=0.0, cut_for_time=False, optimal=0, start_total_delay=None)
+    if not applies(graph, cluster, sched):
+        st["skipped"] = "needs whole tasks on a homogeneous all-to-all cluster"
+        return sched
+    st["start_total_delay"] = sum(sched.gradient_delays)
+    sizes = [k for k in WINDOW_SIZES if k <= cluster.size]
+    best, level = sched, 0
+    while level < len(sizes):
+        improved = False
+        for procs in itertools.combinations(range(cluster.size), sizes[level]):
+            left = None if det_budget_s is None else det_budget_s - st["det_s"]
+            if left is not None and left <= 1e-3:
+                return _done(best, st)
+            if deadline.expired():
+                st["cut_for_time"] = True
+                return _done(best, st)
+            det = WINDOW_DET_S if left is None else min(WINDOW_DET_S, left)
+            cand, status, used = _solve_window(graph, cluster, best, procs, delay_floor, det,
+                                               deadline.remaining(), seed)
+            st["windows"] += 1
+            st["det_s"] += used
+            st["optimal"] += status == "OPTIMAL"
+            if cand is not None and _key(cand) < _key(best):
+                best, improved = cand, True
+                st["improved"] += 1
+        # after a larger window improves, the pairs around its answer are new: start over from the smallest
+        level = 0 if improved and level > 0 else level + (not improved)
+    return _done(best, st)
+
+
+def _done(best: Schedule, st: dict[str, Any]) -> Schedule:
+    st["total_delay"] = sum(best.gradient_delays)
+    return best
+
+
+__all__ = ["WINDOW_DET_S", "WINDOW_SIZES", "applies", "build_window", "window_search"]

@@ -19,7 +19,9 @@ becomes Schedule.info in schedules.report.
    searches the chosen slots' per-processor orders again with the replay's first-come-first-served link queue
    in every score, which the CP-SAT model does not impose (schedules.order_search.polish_slots); when that queue
    made CP-SAT's answer worse than the kept schedule although its objective was better, that answer is polished
-   too and the better of the two kept.
+   too and the better of the two kept. Last, the window search (schedules.window_search) re-solves the tasks of
+   two, then three processors at a time (processor and start free, every other slot kept, every lag free) while
+   its share of the budget lasts, keeping each answer that is better after the replay's link queue.
 4. The result never loses to a pipelining baseline on period: if it would, that baseline is returned
    re-labelled, with the reason in info. With period_slack the comparison is on delay among baselines within
    the longer period, and a slack that buys no delay over the tight seeds keeps the tight period.

@@ -84,9 +84,9 @@ def build_window(graph: TaskGraph, cluster: Cluster, sched: Schedule, procs: Seq
     for p in procs:
         m.add(sum(dur[t] * x[t, p] for t in free) <= period)
         m.add_no_overlap(ivs[p])
-    fixed_x = {t for t in tasks if t not in x and all((t, p) not in x for p in procs)}
+    fixed = set(tasks) - set(free)
     for u, v, b in graph.edges:
-        if u in fixed_x and v in fixed_x:
+        if u in fixed and v in fixed:
             c = transfer_cycles(cluster, by[u].processor, by[v].processor, b)
             m.add(start[v] + period * lag[v] >= start[u] + dur[u] + c + period * lag[u])
             continue
@@ -94,7 +94,7 @@ def build_window(graph: TaskGraph, cluster: Cluster, sched: Schedule, procs: Seq
         if c == 0:
             m.add(start[v] + period * lag[v] >= start[u] + dur[u] + period * lag[u])
             continue
-        if u in fixed_x or v in fixed_x:  # one end outside the window: always crosses
+        if u in fixed or v in fixed:  # one end outside the window: always crosses
             m.add(start[v] + period * lag[v] >= start[u] + dur[u] + c + period * lag[u])
             continue
         cross = m.new_bool_var(f"c_{u}_{v}")

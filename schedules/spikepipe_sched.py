@@ -169,8 +169,11 @@ def _whole(graph: TaskGraph, cluster: Cluster, opts: SpikePipeOptions, timer: ph
         if ph.key(rival.schedule) < ph.key(sched):  # then the polish improved it (it starts behind sched)
             sched, source, polished = rival.schedule, "cp-sat+polish", rival
         polished = replace(polished, stats={**polished.stats, "rival": True})
-    p2, windows = _windows(graph, cluster, opts, timer, replace(p2, schedule=sched, source=source))
-    sched, source = p2.schedule, p2.source
+    windowed, windows = _windows(graph, cluster, opts, timer, sched, p2.free_floor)
+    if windowed is not sched:  # windows move tasks: the reported floor is the new assignment's
+        sched, source = windowed, f"{source}+windows"
+        p2 = replace(p2, floor=delay_lower_bounds(graph, cluster, sched.period_cycles,
+                                                  {x.task: x.processor for x in sched.slots}))
     if slack:  # a longer period that buys no delay is not worth having
         tight_best = min(sd.tight.values(), key=_key)
         if sum(tight_best.gradient_delays) <= sum(sched.gradient_delays):
@@ -186,25 +189,20 @@ def _whole(graph: TaskGraph, cluster: Cluster, opts: SpikePipeOptions, timer: ph
     return _never_lose(sched, report, st.best_base, bool(slack))
 
 
-def _windows(graph: TaskGraph, cluster: Cluster, opts: SpikePipeOptions, timer: ph.PhaseTimer,
-             p2: ph.Phase2) -> tuple[ph.Phase2, dict[str, Any]]:
-    """Phase 2's answer improved a few processors at a time (schedules.window_search), within WINDOW_DET_SHARE
-    of the deterministic budget (with a wall-clock limit: within a share of the time left). Its delay floor is
-    the assignment-free one, since windows move tasks; the reported floor is then the new assignment's."""
+def _windows(graph: TaskGraph, cluster: Cluster, opts: SpikePipeOptions, timer: ph.PhaseTimer, sched: Schedule,
+             free_floor: tuple[int, ...]) -> tuple[Schedule, dict[str, Any]]:
+    """`sched` improved a few processors at a time (schedules.window_search), within WINDOW_DET_SHARE of the
+    deterministic budget (with a wall-clock limit: within a share of the time left). Its delay floor is the
+    assignment-free one, since windows move tasks."""
     stats: dict[str, Any] = {}
     det = (opts.deterministic_time_s * ph.WINDOW_DET_SHARE
            if opts.deterministic and opts.deterministic_time_s is not None else None)
     with timer.phase("window_search"):
-        sched = window_search(graph, cluster, p2.schedule, det_budget_s=det,
-                              deadline=timer.share_of_left(_WINDOW_SHARE), delay_floor=p2.free_floor,
-                              seed=opts.seed, stats=stats)
+        out = window_search(graph, cluster, sched, det_budget_s=det, deadline=timer.share_of_left(_WINDOW_SHARE),
+                            delay_floor=free_floor, seed=opts.seed, stats=stats)
     if stats["cut_for_time"]:
         timer.skip(f"window search cut for time after {stats['windows']} windows")
-    if sched is p2.schedule:
-        return p2, stats
-    assign = {s.task: s.processor for s in sched.slots}
-    floor = delay_lower_bounds(graph, cluster, sched.period_cycles, assign)
-    return replace(p2, schedule=sched, source=f"{p2.source}+windows", floor=floor), stats
+    return out, stats
 
 
 def _report(graph: TaskGraph, cluster: Cluster, opts: SpikePipeOptions, timer: ph.PhaseTimer, st: ph.Start,
@@ -242,7 +240,8 @@ def _report(graph: TaskGraph, cluster: Cluster, opts: SpikePipeOptions, timer: p
         candidates_total_delay={n: sum(s.gradient_delays) for n, s in sd.candidates.items()},
         seed_total_delay=p2.seed_total_delay, delay_lower_bound=sum(p2.free_floor),
         delay_lower_bound_for_assignment=sum(p2.floor), phase2_assignment=p2.assignment_of, phase2=rep2,
-        phase2_source=source, window_search=windows, polish=polished, period_slack_used=slack_used, colocate=moved, solve_s=solve_s,
+        phase2_source=source, window_search=windows, polish=polished, period_slack_used=slack_used, colocate=moved,
+        solve_s=solve_s,
         wall_guard_fired=wall_guard_fired, reproducible=reproducible,
         status=rep2.status if rep2.found else rep1.status, objective_total_delay=total,
         delay_gap=(total - floor) / max(1, total),

@@ -26,16 +26,16 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ortools.sat.python import cp_model
 
 from hwmodels import Cluster
-from schedules.common import make_schedule, slot_cycles, transfer_cycles
+from schedules.common import make_schedule, transfer_cycles
 from schedules.cpsat_build import _cyclic_intervals, _delay_vars
 from schedules.deadline import Deadline
-from spikepipe.ir import Schedule, Slot, TaskGraph
+from spikepipe.ir import Schedule, TaskGraph
 
 # window sizes, smallest first: pairs are cheap and find most; triples find what pairs cannot
 WINDOW_SIZES = (2, 3)
@@ -71,7 +71,7 @@ def build_window(graph: TaskGraph, cluster: Cluster, sched: Schedule, procs: Seq
     inside = set(procs)
     free = [t for t in tasks if by[t].processor in inside]
     max_lag = sched.max_lag + 2
-    dur = {t: slot_cycles(graph, cluster, t, by[t].processor) for t in tasks}
+    dur = {t: by[t].duration_cycles for t in tasks}  # homogeneous: the same on any processor
     x = {(t, p): m.new_bool_var(f"x_{t}_{p}") for t in free for p in procs}
     start: dict[str, Any] = {t: by[t].start_cycles for t in tasks}
     lag = {t: m.new_int_var(0, max_lag, f"r_{t}") for t in tasks}
@@ -84,24 +84,21 @@ def build_window(graph: TaskGraph, cluster: Cluster, sched: Schedule, procs: Seq
     for p in procs:
         m.add(sum(dur[t] * x[t, p] for t in free) <= period)
         m.add_no_overlap(ivs[p])
-    fixed = set(tasks) - set(free)
+    moving = set(free)
     for u, v, b in graph.edges:
-        if u in fixed and v in fixed:
-            c = transfer_cycles(cluster, by[u].processor, by[v].processor, b)
-            m.add(start[v] + period * lag[v] >= start[u] + dur[u] + c + period * lag[u])
-            continue
-        c = transfer_cycles(cluster, 0, 1, b)
-        if c == 0:
-            m.add(start[v] + period * lag[v] >= start[u] + dur[u] + period * lag[u])
-            continue
-        if u in fixed or v in fixed:  # one end outside the window: always crosses
-            m.add(start[v] + period * lag[v] >= start[u] + dur[u] + c + period * lag[u])
-            continue
-        cross = m.new_bool_var(f"c_{u}_{v}")
-        for p in procs:  # on one processor unless the edge crosses
-            m.add_implication(x[u, p], x[v, p]).only_enforce_if(cross.Not())
-        m.add(start[v] + period * lag[v] >= start[u] + dur[u] + c * cross + period * lag[u])
-        m.add_hint(cross, int(by[u].processor != by[v].processor))
+        # the transfer the edge pays: as placed when both ends are fixed; always when one end is in the window
+        # (the other stays outside it); when both are, only if they end up on two processors
+        hop = transfer_cycles(cluster, 0, 1, b)  # homogeneous: any two processors
+        paid: Any = transfer_cycles(cluster, by[u].processor, by[v].processor, b)
+        if u in moving and v in moving and hop:
+            cross = m.new_bool_var(f"c_{u}_{v}")
+            for p in procs:  # on one processor unless the edge crosses
+                m.add_implication(x[u, p], x[v, p]).only_enforce_if(cross.Not())
+            m.add_hint(cross, int(by[u].processor != by[v].processor))
+            paid = hop * cross
+        elif u in moving or v in moving:
+            paid = hop
+        m.add(start[v] + period * lag[v] >= start[u] + dur[u] + paid + period * lag[u])
     delay = _delay_vars(m, graph, start, lag, dur, period, max_lag, delay_floor)
     m.add(lag[tasks[0]] == 0)
     for t in tasks:
@@ -128,18 +125,14 @@ def _solve_window(graph: TaskGraph, cluster: Cluster, sched: Schedule, procs: Se
     if code not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None, status, used
     moved = set(w.free)
-    slots = []
-    for s in sched.slots:
-        if s.task in moved:
-            p = next(p for p in procs if solver.value(w.x[s.task, p]))
-            slots.append(Slot(s.task, p, solver.value(w.start[s.task]), s.duration_cycles))
-        else:
-            slots.append(Slot(s.task, s.processor, s.start_cycles, s.duration_cycles))
+    slots = [replace(s, processor=next(p for p in procs if solver.value(w.x[s.task, p])),
+                     start_cycles=solver.value(w.start[s.task]), lag=0) if s.task in moved else replace(s, lag=0)
+             for s in sched.slots]  # lags derived again below
     cand = make_schedule(sched.name, "periodic", graph, cluster, slots, sched.period_cycles, derive_lags=True)
     return cand, status, used
 
 
-def _key(s: Schedule) -> tuple[int, int, int]:
+def _key(s: Schedule) -> tuple[int, int, int]:  # the order spikepipe_phases.key compares in
     return (s.period_cycles, sum(s.gradient_delays), s.max_lag)
 
 

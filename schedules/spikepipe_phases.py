@@ -62,11 +62,11 @@ _MIN_BASELINE_S = 0.3
 # time) goes to phase 2
 PHASE1_SHARE = 0.35
 CHAIN_SHARE = 0.35
-# the shares of the deterministic budget (schedules.spikepipe_options.DEFAULT_DETERMINISTIC_S, 7.5 s: 0.7 s each
-# for phase 1 and the chain assignment, where they prove or nearly prove their optimum, 1.5 s for the window search
+# the shares of the deterministic budget (schedules.spikepipe_options.DEFAULT_DETERMINISTIC_S, 8.5 s: 0.7 s each
+# for phase 1 and the chain assignment, where they prove or nearly prove their optimum, 2.5 s for the window search
 # after the polish (schedules.window_search), the rest, 4.6 s, for phase 2's one model)
-PHASE1_DET_SHARE = CHAIN_DET_SHARE = 0.7 / 7.5
-WINDOW_DET_SHARE = 1.5 / 7.5
+PHASE1_DET_SHARE = CHAIN_DET_SHARE = 0.7 / 8.5
+WINDOW_DET_SHARE = 2.5 / 8.5
 # phase 2 starts from a good seed with its processors packed to within a few cycles of the period: CP-SAT's
 # neighbourhood searches and its LP-based full searches spend the deterministic time without improving it. From
 # the same seeds at 5 deterministic s, total delay with CP-SAT's default set / no_lp and quick_restart_no_lp /

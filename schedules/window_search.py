@@ -9,14 +9,17 @@ where it is and every lag free. Such a model is small (a few processors' tasks) 
 optimality in a fraction of a deterministic second, so every window is a move that is optimal within its
 neighbourhood, and the neighbourhoods of two processors are also those of the partition exchanges.
 
-Windows are visited in a fixed order: every pair of processors, then every triple when a round of pairs finds
-nothing, back to pairs after a triple improves. A window's answer is kept only when its derived schedule (lags
-from the edges and the replay's link queue, which the model leaves out) is better at the same period. Each solve
-runs on one worker within a deterministic limit and the search stops when its deterministic budget is spent, so
-the same call gives the same schedule on any machine; the deadline is a guard only (stats say when it cut).
+Windows are visited in a fixed order, in stages (WINDOW_STAGES): every pair of processors briefly, then the
+pairs that did not end optimal for longer, then the triples likewise; a stage runs while it improves, and after
+a later stage improves the search starts again from the first. A window already solved to optimality on the
+current schedule is not solved again. A window's answer is kept only when its derived schedule (lags from the
+edges and the replay's link queue, which the model leaves out) is better at the same period. Each solve runs on
+one worker within a deterministic limit and the search stops when its deterministic budget is spent, so the
+same call gives the same schedule on any machine; the deadline is a guard only (stats say when it cut).
 
-Measured on phase 2's answers at the shortest period (1 deterministic second per window), total delay
-before -> after: vgg11 P=4 17 -> 13 (7.6 s), vgg11 P=8 39 -> 33, resnet18 P=8 64 -> 57 (8 s) -> 51 (25 s).
+Measured on phase 2's answers at the shortest period, total delay before -> after: vgg11 P=4 17 -> 13 (1.5 s),
+vgg11 P=8 39 -> 34 (1.0 s, then no window improves), resnet18 P=8 64 -> 58 (1.5 s) -> 57 (2.5 s); with one
+deterministic second per window and 25 s, resnet18 P=8 reaches 51 (experiments/README.md section 3).
 Only for homogeneous all-to-all clusters: a transfer then costs the same between any two processors, so one
 bool per edge says whether it is paid.
 """
@@ -37,12 +40,14 @@ from schedules.cpsat_build import _cyclic_intervals, _delay_vars
 from schedules.deadline import Deadline
 from spikepipe.ir import Schedule, TaskGraph
 
-# window sizes, smallest first: pairs are cheap and find most; triples find what pairs cannot
-WINDOW_SIZES = (2, 3)
-# a window's deterministic limit: most windows of vgg11 and resnet18 at P=4 and 8 end optimal within it, and a
-# window that does not is seldom worth more (vgg11 P=4 from phase 2's answer: 13 at 0.4 s per window, 16 at 1.0 s
-# per window, within the same 1.5 s)
-WINDOW_DET_S = 0.4
+# the stages a window search climbs: (processors per window, deterministic seconds per window), cheapest first.
+# Most pair windows end optimal within a few hundredths of a second and a few take seconds (resnet18 P=8: 24 of
+# 28 pairs under 0.07 s, one 1.4 s, one not optimal at 2 s), so every pair is first tried briefly, and only when
+# none of them improves do the unfinished ones get a longer limit; triples follow the same way. After a later
+# stage improves, the search starts again from the first. Measured from phase 2's answers (resnet18 P=8, 64):
+# one stage of pairs and triples at 0.4 s reaches 59 in 1.5 s and 58 in 2 s; these stages reach 59 after 0.27 s,
+# 57 after 2.5 s, 56 after 3 s. vgg11 at P=4 and P=8 end where they did (13, 34) and stop sooner.
+WINDOW_STAGES = ((2, 0.05), (2, 0.4), (3, 0.1), (3, 0.4))
 
 
 def applies(graph: TaskGraph, cluster: Cluster, sched: Schedule) -> bool:
@@ -148,18 +153,22 @@ def window_search(graph: TaskGraph, cluster: Cluster, sched: Schedule, *, det_bu
         st["skipped"] = "needs whole tasks on a homogeneous all-to-all cluster"
         return sched
     st["start_total_delay"] = sum(sched.gradient_delays)
-    sizes = [k for k in WINDOW_SIZES if k <= cluster.size]
+    stages = [st_ for st_ in WINDOW_STAGES if st_[0] <= cluster.size]
     best, level = sched, 0
-    while level < len(sizes):
+    proven: set[tuple[int, ...]] = set()  # windows solved to optimality on `best` without improving it
+    while level < len(stages):
+        size, limit = stages[level]
         improved = False
-        for procs in itertools.combinations(range(cluster.size), sizes[level]):
+        for procs in itertools.combinations(range(cluster.size), size):
+            if procs in proven:  # the same model again: the same optimum, already rejected
+                continue
             left = None if det_budget_s is None else det_budget_s - st["det_s"]
             if left is not None and left <= 1e-3:
                 return _done(best, st)
             if deadline.expired():
                 st["cut_for_time"] = True
                 return _done(best, st)
-            det = WINDOW_DET_S if left is None else min(WINDOW_DET_S, left)
+            det = limit if left is None else min(limit, left)
             cand, status, used = _solve_window(graph, cluster, best, procs, delay_floor, det,
                                                deadline.remaining(), seed)
             st["windows"] += 1
@@ -168,7 +177,11 @@ def window_search(graph: TaskGraph, cluster: Cluster, sched: Schedule, *, det_bu
             if cand is not None and _key(cand) < _key(best):
                 best, improved = cand, True
                 st["improved"] += 1
-        # after a larger window improves, the pairs around its answer are new: start over from the smallest
+                proven.clear()
+                if level > 0:  # the cheap windows around the new schedule first
+                    break
+            elif status == "OPTIMAL":
+                proven.add(procs)
         level = 0 if improved and level > 0 else level + (not improved)
     return _done(best, st)
 
@@ -178,4 +191,4 @@ def _done(best: Schedule, st: dict[str, Any]) -> Schedule:
     return best
 
 
-__all__ = ["WINDOW_DET_S", "WINDOW_SIZES", "applies", "build_window", "window_search"]
+__all__ = ["WINDOW_STAGES", "applies", "build_window", "window_search"]

@@ -31,9 +31,9 @@ log = logging.getLogger(__name__)
 SLACKS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 0.95)
 PERIODIC_BASELINES = ("pipedream", "layerpipe", "list")
 ZERO_DELAY_BASELINES = ("sequential", "gpipe", "1f1b", "interleaved-1f1b", "zero-bubble", "zb-v")
-# CP-SAT deterministic seconds per frontier solve: half of simulate's default (7.5), so phase 1 still gets the
-# 0.35 s it had when the default was 2.0 and the points keep their periods, phase 2 2.3 s, the window search 0.75 s
-DEFAULT_POINT_DETERMINISTIC_S = 3.75
+# CP-SAT deterministic seconds per frontier solve: half of simulate's default (8.5), so phase 1 still gets the
+# 0.35 s it had when the default was 2.0 and the points keep their periods, phase 2 2.3 s, the window search 1.25 s
+DEFAULT_POINT_DETERMINISTIC_S = 4.25
 
 
 @dataclass(frozen=True)

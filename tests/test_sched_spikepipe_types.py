@@ -32,7 +32,7 @@ def test_options_fields_and_defaults_are_the_generators():
             o.search_evaluations, o.split, o.max_parts) == (None, 2, 0, 0.0, True, None, 3000, False, None)
     assert o.compare == DEFAULT_COMPARE
     r = o.resolved()
-    assert r.budget_mode == "deterministic" and r.deterministic_time_s == 7.5
+    assert r.budget_mode == "deterministic" and r.deterministic_time_s == 8.5
     assert SpikePipeOptions.from_mapping({"time_limit_s": 3}).resolved().budget_mode == "wall-clock"
 
 

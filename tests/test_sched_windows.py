@@ -4,11 +4,15 @@ Checked against the rules it must keep (valid schedules, never worse, the period
 the same answer twice) and, at P=2 where one window holds every task, against the re-assigning phase-2 model
 (schedules.cpsat_build.build_phase2_free) solved to a proven optimum: the same total delay."""
 
+from dataclasses import replace
+from types import SimpleNamespace
+
 import pytest
 from sched_graphs import graphs
 
 from hwmodels import Cluster, Interconnect
 from schedules import generate, validate
+from schedules import window_search as window_search_module
 from schedules.common import make_schedule
 from schedules.cpsat_build import build_phase2_free
 from schedules.cpsat_extract import extract_slots
@@ -43,6 +47,34 @@ def test_windows_keep_a_valid_schedule_at_the_period_and_never_add_delay(name, p
     # each window's limit is what is left of the budget; CP-SAT stops within a step of its limit
     assert stats["det_s"] <= 0.5 + 0.05
     assert not stats["cut_for_time"]
+
+
+def test_stages_skip_proven_windows_and_start_over_after_a_later_stage_improves(monkeypatch):
+    # the search's control, with a scripted window solver: a pair that did not end optimal gets the longer limit,
+    # its improvement sends the search back to the short pairs, all of them again (nothing is proven on the new
+    # schedule), then to the triple, whose longer stage is skipped because it ended optimal
+    g, c, s = _start("random-chain", 3, "layerpipe")
+    better = SimpleNamespace(period_cycles=s.period_cycles, max_lag=s.max_lag,
+                             gradient_delays=(*s.gradient_delays[:-1], s.gradient_delays[-1] - 1))
+    s = replace(s, gradient_delays=(*s.gradient_delays[:-1], s.gradient_delays[-1] + 1))  # room for one step
+    calls = []
+
+    def fake(graph, cluster, sched, procs, floor, det, wall, seed):
+        calls.append((procs, det))
+        if len(calls) == 2:  # the first (0, 2) does not finish
+            return None, "FEASIBLE", det
+        if procs == (0, 2) and det > 0.05 and len(calls) == 4:
+            return better, "OPTIMAL", 0.01
+        return sched, "OPTIMAL", 0.01
+
+    monkeypatch.setattr(window_search_module, "_solve_window", fake)
+    monkeypatch.setattr(window_search_module, "WINDOW_STAGES", ((2, 0.05), (2, 0.4), (3, 0.1), (3, 0.4)))
+    stats: dict = {}
+    out = window_search(g, c, s, det_budget_s=10.0, deadline=Deadline.within(60), stats=stats)
+    assert out is better
+    assert calls == [((0, 1), 0.05), ((0, 2), 0.05), ((1, 2), 0.05), ((0, 2), 0.4),
+                     ((0, 1), 0.05), ((0, 2), 0.05), ((1, 2), 0.05), ((0, 1, 2), 0.1)]
+    assert stats["windows"] == 8 and stats["improved"] == 1 and stats["optimal"] == 7
 
 
 def test_windows_cut_delay_where_layerpipe_leaves_it():

@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="period slacks spikepipe is solved at (default: 0,0.02,0.05,0.1,0.2,0.35,0.5,0.75,0.95; "
                         "stops once delay is zero or a zero-delay baseline is shorter)")
     p.add_argument("--deterministic-time", type=float, default=None, metavar="SECONDS",
-                   help="CP-SAT deterministic time per spikepipe solve (default 3.75; reproducible on any load)")
+                   help="CP-SAT deterministic time per spikepipe solve (default 4.25; reproducible on any load)")
     p.add_argument("--out", default=None, metavar="DIR", help="write frontier.json, frontier.csv and frontier.png")
     add_json(p)
     p.set_defaults(handler=run)

@@ -153,7 +153,7 @@ def window_search(graph: TaskGraph, cluster: Cluster, sched: Schedule, *, det_bu
         st["skipped"] = "needs whole tasks on a homogeneous all-to-all cluster"
         return sched
     st["start_total_delay"] = sum(sched.gradient_delays)
-    stages = [st_ for st_ in WINDOW_STAGES if st_[0] <= cluster.size]
+    stages = [stage for stage in WINDOW_STAGES if stage[0] <= cluster.size]
     best, level = sched, 0
     proven: set[tuple[int, ...]] = set()  # windows solved to optimality on `best` without improving it
     while level < len(stages):

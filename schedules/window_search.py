@@ -41,8 +41,8 @@ from schedules.deadline import Deadline
 from spikepipe.ir import Schedule, TaskGraph
 
 # the stages a window search climbs: (processors per window, deterministic seconds per window), cheapest first.
-# Most pair windows end optimal within a few hundredths of a second and a few take seconds (resnet18 P=8: 24 of
-# 28 pairs under 0.07 s, one 1.4 s, one not optimal at 2 s), so every pair is first tried briefly, and only when
+# Most pair windows end optimal within a few hundredths of a second and a few take seconds (resnet18 P=8: 25 of
+# 28 pairs under 0.07 s, one 0.16 s, one 1.4 s, one not optimal at 2 s), so every pair is first tried briefly, and only when
 # none of them improves do the unfinished ones get a longer limit; triples follow the same way. After a later
 # stage improves, the search starts again from the first. Measured from phase 2's answers (resnet18 P=8, 64):
 # one stage of pairs and triples at 0.4 s reaches 59 in 1.5 s and 58 in 2 s; these stages reach 59 after 0.27 s,

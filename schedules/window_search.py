@@ -38,15 +38,17 @@ from hwmodels import Cluster
 from schedules.common import make_schedule, transfer_cycles
 from schedules.cpsat_build import _cyclic_intervals, _delay_vars
 from schedules.deadline import Deadline
+from schedules.spikepipe_phases import key
 from spikepipe.ir import Schedule, TaskGraph
 
 # the stages a window search climbs: (processors per window, deterministic seconds per window), cheapest first.
 # Most pair windows end optimal within a few hundredths of a second and a few take seconds (resnet18 P=8: 25 of
-# 28 pairs under 0.07 s, one 0.16 s, one 1.4 s, one not optimal at 2 s), so every pair is first tried briefly, and only when
-# none of them improves do the unfinished ones get a longer limit; triples follow the same way. After a later
-# stage improves, the search starts again from the first. Measured from phase 2's answers (resnet18 P=8, 64):
-# one stage of pairs and triples at 0.4 s reaches 59 in 1.5 s and 58 in 2 s; these stages reach 59 after 0.27 s,
-# 57 after 2.5 s, 56 after 3 s. vgg11 at P=4 and P=8 end where they did (13, 34) and stop sooner.
+# 28 pairs under 0.07 s, one 0.16 s, one 1.4 s, one not optimal at 2 s), so every pair is first tried briefly,
+# and only when none of them improves do the unfinished ones get a longer limit; triples follow the same way.
+# After a later stage improves, the search starts again from the first. Measured from phase 2's answers
+# (resnet18 P=8, 64): one stage of pairs and triples at 0.4 s reaches 59 in 1.5 s and 58 after 1.6 s, still 58
+# at 3 s; these stages reach 59 after 0.27 s, 57 after 2.5 s, 56 after 3 s. vgg11 at P=4 and P=8 end where they
+# did (13, 34) and stop sooner.
 WINDOW_STAGES = ((2, 0.05), (2, 0.4), (3, 0.1), (3, 0.4))
 
 
@@ -137,10 +139,6 @@ def _solve_window(graph: TaskGraph, cluster: Cluster, sched: Schedule, procs: Se
     return cand, status, used
 
 
-def _key(s: Schedule) -> tuple[int, int, int]:  # the order spikepipe_phases.key compares in
-    return (s.period_cycles, sum(s.gradient_delays), s.max_lag)
-
-
 def window_search(graph: TaskGraph, cluster: Cluster, sched: Schedule, *, det_budget_s: float | None,
                   deadline: Deadline, delay_floor: tuple[int, ...] | None = None, seed: int = 0,
                   stats: dict[str, Any] | None = None) -> Schedule:
@@ -174,7 +172,7 @@ def window_search(graph: TaskGraph, cluster: Cluster, sched: Schedule, *, det_bu
             st["windows"] += 1
             st["det_s"] += used
             st["optimal"] += status == "OPTIMAL"
-            if cand is not None and _key(cand) < _key(best):
+            if cand is not None and key(cand) < key(best):
                 best, improved = cand, True
                 st["improved"] += 1
                 proven.clear()

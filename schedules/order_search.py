@@ -36,6 +36,9 @@ RESTARTS = 3
 # a climb stops after half its moves, and at least this many, without a new best: a small graph's climb has
 # converged long before its share (snn-cnn at P=4: 12 slots), and the budget stays counted in moves
 STALL_MOVES = 150
+# link-queue results kept per search (request tuples of a few dozen ints each): bounded so a long search's memory
+# stays flat
+_QUEUE_MEMO = 50_000
 
 
 def delay_lower_bounds(graph: TaskGraph, cluster: Cluster, period: int,
@@ -107,14 +110,24 @@ def _problem(slots: Sequence[Slot], deps: Sequence[Dependency], cluster: Cluster
     occupancy = [net.occupancy_cycles(b) for _, _, b in cross]
     dur = [by_id[t].duration_cycles for t in ids]
 
+    memo: dict[tuple[int, ...], dict[tuple[int, int], int]] = {}
+
     def queue(start: list[int]) -> dict[tuple[int, int], int]:
-        """The waits the lags will count (schedules.common.assign_lags), by (pred index, index)."""
-        waits = queue_waits([start[u] % period + dur[u] for u, _, _ in cross], occupancy, routes, period,
-                            net.link_latency_cycles)
+        """The waits the lags will count (schedules.common.assign_lags), by (pred index, index). Memoised on the
+        request times: the climb's rotations score the same packing again and again (about half of all calls),
+        and the replay of the link queue costs most of a score."""
+        requests = tuple([start[u] % period + dur[u] for u, _, _ in cross])
+        hit = memo.get(requests)
+        if hit is not None:
+            return hit
+        waits = queue_waits(requests, occupancy, routes, period, net.link_latency_cycles)
         out: dict[tuple[int, int], int] = {}
         for (u, v, _), w in zip(cross, waits, strict=True):
             if w > out.get((u, v), 0):
                 out[(u, v)] = w
+        if len(memo) >= _QUEUE_MEMO:
+            memo.clear()
+        memo[requests] = out
         return out
 
     weighted = [(fs, ws) for fs, ws in layers if fs and ws]  # a layer without weights has no gradient delay
@@ -131,21 +144,25 @@ def _score(pb: _Problem, orders: Sequence[Sequence[int]], offsets: Sequence[int]
     (its last slots wrap into the next period, docs/design.md section 4.2), so starts are absolute for the
     minibatch of lag 0 and may exceed the period; _placed folds them back. With pb.queue the link waits of the
     packing count too."""
-    dur, per = pb.dur, pb.period
-    start = [0] * len(pb.ids)
-    end = [0] * len(pb.ids)
-    for p, seq in enumerate(orders):
-        t = offsets[p] if offsets else 0
-        for i in seq:
-            start[i] = t
-            t += dur[i]
-            end[i] = t
+    start, end = _packed(pb, orders, offsets)
+    total, span, lag = _evaluate(pb, start, end, links)
+    return total, span, start, lag
+
+
+def _evaluate(pb: _Problem, start: Sequence[int], end: Sequence[int], links: bool = True,
+              known: Sequence[int] = (), first: int = 0) -> tuple[int, int, list[int]]:
+    """(total delay, total span, lags) of the packing with these starts and ends. Without link waits, the lags
+    of the slots before index `first` may be given (`known`: they depend only on earlier slots, so a packing that
+    moves no slot before `first` shares them); with link waits every lag is computed, since a moved transfer can
+    delay any other on its links."""
+    per = pb.period
     wait = pb.queue(start) if links else None
-    lag = [0] * len(pb.ids)
+    preds = pb.preds
     # the innermost loop of the search (hundreds of calls per move): plain integer arithmetic, ceil(x / per) as
     # (x + per - 1) // per, which holds for negative x too; the loop without link waits is the prefilter's
     if wait:
-        for v, ps in enumerate(pb.preds):
+        lag = [0] * len(preds)
+        for v, ps in enumerate(preds):
             sv = start[v] - per + 1
             r = -(start[v] // per)  # the folded lag (lag + start // period) must not be negative
             for u, c in ps:
@@ -154,10 +171,11 @@ def _score(pb: _Problem, orders: Sequence[Sequence[int]], offsets: Sequence[int]
                     r = x
             lag[v] = r
     else:
-        for v, ps in enumerate(pb.preds):
+        lag = list(known[:first]) + [0] * (len(preds) - first) if first else [0] * len(preds)
+        for v in range(first, len(preds)):
             sv = start[v] - per + 1
             r = -(start[v] // per)
-            for u, c in ps:
+            for u, c in preds[v]:
                 x = lag[u] + (end[u] + c - sv) // per
                 if x > r:
                     r = x
@@ -172,7 +190,22 @@ def _score(pb: _Problem, orders: Sequence[Sequence[int]], offsets: Sequence[int]
         write = max([lag[i] * per + end[i] for i in ws])
         total += (write - read + per - 1) // per - 1
         span += write - read
-    return total, span, start, lag
+    return total, span, lag
+
+
+def _packed(pb: _Problem, orders: Sequence[Sequence[int]],
+            offsets: Sequence[int] | None = None) -> tuple[list[int], list[int]]:
+    """(starts, ends) of back-to-back packing in the per-processor orders from the offsets (0 by default)."""
+    dur = pb.dur
+    start = [0] * len(pb.ids)
+    end = [0] * len(pb.ids)
+    for p, seq in enumerate(orders):
+        t = offsets[p] if offsets else 0
+        for i in seq:
+            start[i] = t
+            t += dur[i]
+            end[i] = t
+    return start, end
 
 
 def _offset_candidates(pb: _Problem, start: Sequence[int], offsets: Sequence[int], q: int) -> list[int]:
@@ -200,19 +233,30 @@ def _rotate(pb: _Problem, orders: Sequence[Sequence[int]], offsets: list[int], p
     while improved:
         improved = False
         for q in procs:
-            start = _score(pb, orders, offsets)[2]
+            start, end = _packed(pb, orders, offsets)
+            mine = orders[q]
+            if not mine:
+                continue
+            # a trial moves only q's slots: the lags before q's first slot (topological index) stay
+            first = min(mine)
+            known = _evaluate(pb, start, end, links=False)[2]
             for x in _offset_candidates(pb, start, offsets, q):
                 if x == offsets[q]:
                     continue
-                trial = offsets[:q] + [x] + offsets[q + 1:]
+                shift = x - offsets[q]
+                ts, te = list(start), list(end)
+                for i in mine:
+                    ts[i] += shift
+                    te[i] += shift
                 # link waits cost most of a score: only a candidate that beats the score without them is
                 # scored with them (waits almost always add delay)
-                if _score(pb, orders, trial, links=False)[:2] >= score:
+                if _evaluate(pb, ts, te, False, known, first)[:2] >= score:
                     continue
-                sc = _score(pb, orders, trial)[:2]
+                sc = _evaluate(pb, ts, te)[:2]
                 evaluations += 1
                 if sc < score:
-                    offsets, score, improved = trial, sc, True
+                    offsets, score, improved = offsets[:q] + [x] + offsets[q + 1:], sc, True
+                    start, end = ts, te  # the lags before `first` are still `known`'s
     return offsets, score, evaluations
 
 

@@ -23,7 +23,7 @@ from schedules.common import expected_dependencies, make_schedule, queue_waits, 
 from schedules.cpsat_build import _queued_behind_siblings, build_chain_assignment, build_phase2
 from schedules.cpsat_extract import extract_assignment, extract_slots
 from schedules.listsched import greedy_assignment
-from schedules.order_search import _placed, _problem, _score, search_orders
+from schedules.order_search import _offset_candidates, _placed, _problem, _rotate, _score, search_orders
 from schedules.spikepipe_phases import period_of
 from spikepipe.ir import Slot, TaskKind, slot_lag_delays
 from spikepipe.workload import load_workload
@@ -109,6 +109,49 @@ def test_rotated_packings_fold_into_the_period_keeping_every_absolute_time(net, 
     s = make_schedule("x", "periodic", g, c, placed, period, derive_lags=True)
     validate(s, g, c)
     assert sum(s.gradient_delays) == total
+
+
+def _rotate_by_repacking(pb, orders, offsets, procs, score):
+    """The rotation step written plainly: every trial offset re-packs every processor and scores from scratch
+    (the search's own step shifts one processor's slots and reuses the lags before them)."""
+    evaluations, improved = 0, True
+    while improved:
+        improved = False
+        for q in procs:
+            start = _score(pb, orders, offsets)[2]
+            for x in _offset_candidates(pb, start, offsets, q):
+                if x == offsets[q]:
+                    continue
+                trial = offsets[:q] + [x] + offsets[q + 1:]
+                if _score(pb, orders, trial, links=False)[:2] >= score:
+                    continue
+                sc = _score(pb, orders, trial)[:2]
+                evaluations += 1
+                if sc < score:
+                    offsets, score, improved = trial, sc, True
+    return offsets, score, evaluations
+
+
+@pytest.mark.parametrize("net,P", CASES + [("vgg11", 4)])
+@pytest.mark.parametrize("seed", range(3))
+def test_rotation_step_equals_repacking_every_trial(net, P, seed):
+    """The fast rotation (shifted slots, shared lag prefix, memoised link queue) makes exactly the plain step's
+    choices, link waits in, from random orders and offsets."""
+    g, c, assign, period = _tight(net, P)
+    slots = [Slot(t, assign[t], 0, g.cycles(t)) for t in g.topological_order()]
+    deps = expected_dependencies(g, slots)
+    rng = random.Random(seed)
+    fast, plain = _problem(slots, deps, c, g.num_layers, period), _problem(slots, deps, c, g.num_layers, period)
+    orders = [[i for i in range(len(fast.ids)) if fast.proc[i] == p] for p in range(P)]
+    for o in orders:
+        rng.shuffle(o)
+    offsets = [rng.randrange(period) for _ in range(P)]
+    score = _score(fast, orders, offsets)[:2]
+    got = _rotate(fast, orders, list(offsets), range(P), score)
+    assert got == _rotate_by_repacking(plain, orders, list(offsets), range(P), score)
+    # the memoised queue answers a repeated packing as a fresh replay does
+    start = _score(fast, orders, got[0])[2]
+    assert fast.queue(start) == fast.queue(list(start)) == _problem(slots, deps, c, g.num_layers, period).queue(start)
 
 
 def _solve(model: cp_model.CpModel, det_s: float = 2.0) -> cp_model.CpSolver:

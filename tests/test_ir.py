@@ -33,3 +33,21 @@ def test_pipedream_lags_give_p_minus_1_minus_s(stages):
 def test_kind_and_layer_from_slot():
     s = Slot("W12", 3, 0, 5, lag=2, part=1)
     assert s.kind is TaskKind.W and s.layer == 12 and s.id == "W12.p1"
+
+
+@pytest.mark.parametrize("fraction", [1.0, 0.5, 0.125])
+def test_memoised_prices_equal_fresh_ones_per_processor_and_fraction(fraction):
+    """TaskGraph.cycles keeps its prices: asked again, on another array or for another slice of the batch, it
+    answers what task_cycles computes from the task's work."""
+    from hwmodels.config import load_cluster
+    from spikepipe.ir.graph import task_cycles
+    from spikepipe.workload import load_workload
+
+    small = load_cluster(None, processors=2, array="32x32").processors[0]
+    big = load_cluster(None, processors=2, array="128x128").processors[0]
+    g = load_workload("vgg11-28", processor=big)
+    for _ in range(2):
+        for p in (small, big):
+            for t in g.topological_order():
+                assert g.cycles(t, p, fraction) == task_cycles(g.task(t), p, fraction)
+    assert any(g.cycles(t, small, fraction) != g.cycles(t, big, fraction) for t in g.topological_order())

@@ -266,6 +266,9 @@ class TaskGraph:
             g.add_edge(src, dst, bytes=int(nbytes))
         self._g = g
         self._topo: tuple[str, ...] | None = None
+        # task_cycles by (task, processor, fraction): the graph is immutable, and the flush schedules price the
+        # same micro-batch slices thousands of times (zero-bubble on resnet18 at P=8: 38,000 calls for 315 distinct prices)
+        self._priced: dict[tuple[str, Processor, float], int] = {}
         # the kinds of every layer's tasks, in F, B, W order: a layer without weights has no W task
         present = {(d["task"].layer, d["task"].kind) for _, d in g.nodes(data=True)}
         self._kinds: tuple[tuple[TaskKind, ...], ...] = tuple(
@@ -339,7 +342,11 @@ class TaskGraph:
         t = self.task(tid)
         if (processor is None or processor == self.reference) and fraction == 1.0:
             return t.cycles
-        return task_cycles(t, processor or self.reference, fraction)
+        key = (tid, processor or self.reference, fraction)
+        out = self._priced.get(key)
+        if out is None:
+            out = self._priced[key] = task_cycles(t, key[1], fraction)
+        return out
 
     def total_cycles(self, processor: Processor | None = None) -> int:
         return sum(self.cycles(t, processor) for t in self._g.nodes)

@@ -146,6 +146,32 @@ def queue_waits(requests: Sequence[int], occupancy: Sequence[int], routes: Seque
         return out
     measured = (1, 2)
     rounds = 3 + any(requests[i] > period for i in shared)
+    arrival: dict[tuple[int, int], int] = {}
+    if all(len(routes[i]) == 1 for i in shared):
+        # one link per transfer (all-to-all): the links' queues are independent, each served in the heap's
+        # order restricted to it (request time, then the order given); the order search's common case
+        on: dict[tuple[int, int], list[tuple[int, int, int, int]]] = defaultdict(list)
+        for k in range(rounds):
+            for n, i in enumerate(shared):
+                on[routes[i][0]].append((k * period + requests[i], k * len(shared) + n, i, k))
+        for events in on.values():
+            events.sort()
+            busy = 0
+            for t, _, i, k in events:
+                busy = max(t, busy) + occupancy[i]
+                arrival[(i, k)] = busy + latency_cycles - k * period
+    else:
+        _replay_hops(requests, occupancy, routes, period, latency_cycles, shared, rounds, arrival)
+    for i in shared:
+        free_flow = requests[i] + len(routes[i]) * (latency_cycles + occupancy[i])
+        out[i] = max(0, max(arrival[(i, k)] for k in measured) - free_flow)
+    return out
+
+
+def _replay_hops(requests: Sequence[int], occupancy: Sequence[int], routes: Sequence[tuple[tuple[int, int], ...]],
+                 period: int, latency_cycles: int, shared: Sequence[int], rounds: int,
+                 arrival: dict[tuple[int, int], int]) -> None:
+    """queue_waits' replay for routes of several hops: one event heap over all links, store and forward."""
     heap: list[tuple[int, int, int, int, int]] = []
     seq = 0
     for k in range(rounds):
@@ -154,7 +180,6 @@ def queue_waits(requests: Sequence[int], occupancy: Sequence[int], routes: Seque
             seq += 1
     heapq.heapify(heap)
     free: dict[tuple[int, int], int] = defaultdict(int)
-    arrival: dict[tuple[int, int], int] = {}
     while heap:
         t, _, i, hop, k = heapq.heappop(heap)
         route = routes[i]
@@ -166,10 +191,6 @@ def queue_waits(requests: Sequence[int], occupancy: Sequence[int], routes: Seque
             seq += 1
         else:
             arrival[(i, k)] = done - k * period
-    for i in shared:
-        free_flow = requests[i] + len(routes[i]) * (latency_cycles + occupancy[i])
-        out[i] = max(0, max(arrival[(i, k)] for k in measured) - free_flow)
-    return out
 
 
 def assign_lags(slots: Sequence[Slot], deps: Sequence[Dependency], period: int, cluster: Cluster,

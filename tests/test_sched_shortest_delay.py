@@ -51,14 +51,16 @@ def _replay_every_transfer(requests, occupancy, routes, period, latency):
             for i, t in enumerate(requests)]
 
 
-@pytest.mark.parametrize("seed", range(8))
-def test_queue_waits_equal_a_replay_of_every_transfer(seed):
+@pytest.mark.parametrize("most_hops", [1, 2])
+@pytest.mark.parametrize("seed", range(12))
+def test_queue_waits_equal_a_replay_of_every_transfer(seed, most_hops):
+    """Routes of one link (all-to-all: each link's queue replayed on its own) and of up to two (one heap)."""
     rng = random.Random(seed)
     period, latency = 1000, rng.randint(0, 20)
     links = [(a, b) for a in range(3) for b in range(3) if a != b]
-    n = rng.randint(1, 9)
-    routes = [tuple(rng.sample(links, rng.randint(1, 2))) for _ in range(n)]
-    occupancy = [rng.randint(1, 120) for _ in range(n)]
+    n = rng.randint(1, 9) if most_hops > 1 else rng.randint(2, 14)
+    routes = [tuple(rng.sample(links, rng.randint(1, most_hops))) for _ in range(n)]
+    occupancy = [rng.randint(1, 120 if most_hops > 1 else 240) for _ in range(n)]
     requests = [rng.randint(0, period + 300) for _ in range(n)]
     assert queue_waits(requests, occupancy, routes, period, latency) == \
         _replay_every_transfer(requests, occupancy, routes, period, latency)

@@ -171,7 +171,7 @@ def _evaluate(pb: _Problem, start: Sequence[int], end: Sequence[int], links: boo
                     r = x
             lag[v] = r
     else:
-        lag = list(known[:first]) + [0] * (len(preds) - first) if first else [0] * len(preds)
+        lag = list(known[:first]) + [0] * (len(preds) - first)
         for v in range(first, len(preds)):
             sv = start[v] - per + 1
             r = -(start[v] // per)
@@ -229,17 +229,18 @@ def _rotate(pb: _Problem, orders: Sequence[Sequence[int]], offsets: list[int], p
     """Coordinate descent on the offsets of `procs` (each in turn, the best of its candidates, until none
     improves): (offsets, score, evaluations)."""
     evaluations = 0
+    # the packing at the current offsets and its lags without link waits, kept up to date on every acceptance
+    start, end = _packed(pb, orders, offsets)
+    known = _evaluate(pb, start, end, links=False)[2]
     improved = True
     while improved:
         improved = False
         for q in procs:
-            start, end = _packed(pb, orders, offsets)
             mine = orders[q]
             if not mine:
                 continue
             # a trial moves only q's slots: the lags before q's first slot (topological index) stay
             first = min(mine)
-            known = _evaluate(pb, start, end, links=False)[2]
             for x in _offset_candidates(pb, start, offsets, q):
                 if x == offsets[q]:
                     continue
@@ -256,7 +257,8 @@ def _rotate(pb: _Problem, orders: Sequence[Sequence[int]], offsets: list[int], p
                 evaluations += 1
                 if sc < score:
                     offsets, score, improved = offsets[:q] + [x] + offsets[q + 1:], sc, True
-                    start, end = ts, te  # the lags before `first` are still `known`'s
+                    start, end = ts, te
+                    known = _evaluate(pb, start, end, links=False)[2]
     return offsets, score, evaluations
 
 

@@ -267,7 +267,8 @@ class TaskGraph:
         self._g = g
         self._topo: tuple[str, ...] | None = None
         # task_cycles by (task, processor, fraction): the graph is immutable, and the flush schedules price the
-        # same micro-batch slices thousands of times (zero-bubble on resnet18 at P=8: 38,000 calls for 315 distinct prices)
+        # same micro-batch slices thousands of times (zero-bubble on resnet18 at P=8: 38,000 calls for 315
+        # distinct prices)
         self._priced: dict[tuple[str, Processor, float], int] = {}
         # the kinds of every layer's tasks, in F, B, W order: a layer without weights has no W task
         present = {(d["task"].layer, d["task"].kind) for _, d in g.nodes(data=True)}

@@ -11,6 +11,8 @@ candidates. Prints one line per partition and per seeded solve; `--out DIR` writ
 schedule file (`simulate --schedule-file` checks and replays it).
 
     .venv/bin/python experiments/schedulers/partitions.py --network vgg11 -P 4 --max-hops 10 --out /tmp/parts
+
+It builds on cpsat_build's private assignment variables on purpose: the same x and loads as phase 1's model.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from ortools.sat.python import cp_model
 from hwmodels.config import load_cluster
 from schedules import generate
 from schedules.common import make_schedule, slot_cycles, training_order
+from schedules.cpsat_build import _assignment_vars, _processor_sets
 from schedules.order_search import search_orders
 from schedules.spikepipe_sched import spikepipe
 from spikepipe.ir import TaskKind
@@ -43,11 +46,7 @@ def partitions(graph, cluster, period: int, max_hops: int, limit: int, seconds: 
     n = cluster.size
     tasks = list(graph.topological_order())
     m = cp_model.CpModel()
-    x = {(t, p): m.new_bool_var(f"x_{t}_{p}") for t in tasks for p in range(n)}
-    for t in tasks:
-        m.add_exactly_one(x[t, p] for p in range(n))
-    for p in range(n):
-        m.add(sum(slot_cycles(graph, cluster, t, p) * x[t, p] for t in tasks) <= period)
+    x, _ = _assignment_vars(m, graph, cluster, _processor_sets(graph, cluster, None), period)
     # processors are interchangeable (homogeneous, all-to-all): taking the tasks biggest first, each one is on a
     # processor already used or on the next unused one, so each partition has exactly one labelling
     label = {t: m.new_int_var(0, n - 1, f"label_{t}") for t in tasks}
@@ -120,15 +119,15 @@ def main() -> None:
         s = make_schedule("spikepipe", "periodic", graph, cluster, slots, period, derive_lags=True)
         scored.append((sum(s.gradient_delays), i, s))
         print(f"  partition {i}: {chain_hops(graph, assign)} hops, order search {sum(s.gradient_delays)}")
-    best = None
+    solved = []
     for total, i, seed in sorted(scored, key=lambda x: x[:2])[:args.solve]:
         t0 = time.perf_counter()
         s = spikepipe(graph, cluster, seeds=[seed])
+        solved.append(s)
         print(f"seeded with partition {i} ({total}): period {s.period_cycles}, total delay "
               f"{sum(s.gradient_delays)} {list(s.gradient_delays)}, {time.perf_counter() - t0:.1f} s")
-        if best is None or (s.period_cycles, sum(s.gradient_delays)) < (best.period_cycles, sum(best.gradient_delays)):
-            best = s
-    if args.out and best is not None:
+    if args.out and solved:
+        best = min(solved, key=lambda s: (s.period_cycles, sum(s.gradient_delays)))
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         path = write_schedule(out / f"{args.network}_P{args.processors}.json", best, graph, cluster)

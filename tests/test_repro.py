@@ -84,7 +84,8 @@ def test_same_seed_and_workers_same_schedule(workers):
     g, c = _big_chain(12), Cluster.homogeneous(4)
     # a small deterministic budget under a roomy wall limit: the searches end on deterministic time, so a loaded
     # CI machine does not turn this test into a skip
-    runs = [generate("spikepipe", g, c, time_limit_s=20, deterministic_time_s=0.3, workers=workers, seed=7)
+    runs = [generate("spikepipe", g, c, time_limit_s=20, deterministic_time_s=0.3, workers=workers, seed=7,
+                     search_evaluations=300)
             for _ in range(2)]
     a, b = (json.loads(r.to_json()) for r in runs)
     same = _untimed({k: v for k, v in a.items() if k != "info"}) == _untimed(

@@ -135,6 +135,6 @@ def test_delay_bound_is_at_most_the_proven_minimum(seed, procs, stretch):
     assert rep.status == "OPTIMAL"
     bound = assignment_delay_bounds(g, c, period, assign)
     assert sum(bound) <= round(rep.objective)
-    s = generate("spikepipe", g, c, deterministic_time_s=1.0, workers=1)
+    s = generate("spikepipe", g, c, deterministic_time_s=1.0, workers=1, search_evaluations=300)
     cert = certify(s, g, c)
     assert cert.delay_lower_bound <= sum(s.gradient_delays)

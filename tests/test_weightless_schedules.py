@@ -258,7 +258,8 @@ def test_frontier_of_a_graph_without_some_w() -> None:
     from spikepipe.frontier import frontier
 
     g, c = GRAPHS["attention-dag"], Cluster.homogeneous(3)
-    fr = frontier(g, c, slacks=(0.0, 0.2), options={"deterministic_time_s": 0.2, "workers": 1})
+    fr = frontier(g, c, slacks=(0.0, 0.2), options={"deterministic_time_s": 0.2, "workers": 1,
+                                                            "search_evaluations": 300})
     assert fr.points
     for p in fr.points:
         assert len(p.gradient_delays) == g.num_layers and all(p.gradient_delays[i] == 0 for i in g.weightless_layers)

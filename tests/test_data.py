@@ -122,3 +122,22 @@ def test_encoders():
     torch.testing.assert_close(r1.mean(0), x, atol=0.15, rtol=0)  # spike rate ~ intensity
     with pytest.raises(EncoderError, match="unknown encoder"):
         encode("latency", x, 2)
+
+
+def test_digits_are_sklearns_without_importing_sklearn():
+    """Oracle: sklearn.datasets.load_digits. The loader reads sklearn's CSV without importing the package (3 to 4 s
+    of scipy), checked in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_digits as sk_digits
+
+    from spikepipe.train.data import _sklearn_digits
+
+    images, target = _sklearn_digits()
+    ref = sk_digits()
+    assert np.array_equal(images, ref.images) and np.array_equal(target, ref.target)
+    code = ("import sys; from spikepipe.train.data import load_digits; d = load_digits(); "
+            "print(len(d.train.y) + len(d.val.y) + len(d.test.y), 'sklearn' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == [str(len(ref.target)), "False"]

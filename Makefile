@@ -19,12 +19,17 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(VENV)/bin/spikepipe compare --network vgg11 --processors 2,4,8,16 --out $(OUT)
 
-# pytest's exit 5 (nothing collected) must fail, not pass silently
+# one pytest worker per core, at most 4 (each imports torch: about 0.5 GiB); TEST_JOBS=0 runs in one process.
+# The suite's timings are work-bound (deterministic solver budgets), so two workers on two cores halve its wall time
+# without changing any result. pytest's exit 5 (nothing collected) must fail, not pass silently
+TEST_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 4 ] && n=4; echo $$n)
+PYTEST    := $(PY) -m pytest -n $(TEST_JOBS) --dist worksteal
+
 test: $(STAMP)
-	@$(PY) -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "error: no tests collected" >&2; exit 1; fi; exit $$rc
+	@$(PYTEST); rc=$$?; if [ $$rc -eq 5 ]; then echo "error: no tests collected" >&2; exit 1; fi; exit $$rc
 
 test-all: $(STAMP)
-	@$(PY) -m pytest -m ""; rc=$$?; if [ $$rc -eq 5 ]; then echo "error: no tests collected" >&2; exit 1; fi; exit $$rc
+	@$(PYTEST) -m ""; rc=$$?; if [ $$rc -eq 5 ]; then echo "error: no tests collected" >&2; exit 1; fi; exit $$rc
 
 bench: $(STAMP)
 	$(PY) -m pytest -m benchmark -s

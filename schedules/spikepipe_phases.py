@@ -46,18 +46,12 @@ from schedules.deadline import Deadline
 from schedules.listsched import greedy_assignment, schedule_assignment
 from schedules.order_search import delay_lower_bounds, polish_slots, search_orders
 from schedules.report import BudgetReport
-from schedules.spikepipe_options import DEFAULT_COMPARE, SpikePipeOptions
+from schedules.spikepipe_baselines import build_baselines
+from schedules.spikepipe_options import SpikePipeOptions
 from spikepipe.ir import Schedule, TaskGraph
 
 log = logging.getLogger(__name__)
 
-# cheap periodic baselines, always built whatever the time: phase 2 is seeded from them and the guarantee rests
-# on them; the flush ones cost seconds at a few hundred tasks (a whole iteration is replayed per micro-batch count)
-ALWAYS_BUILT = ("sequential", "pipedream", "layerpipe")
-# the other baselines are built only while the call has spent less than this share of its limit...
-_BASELINE_SHARE = 0.3
-# ...or less than this many seconds, so tiny limits on small graphs still compare with every baseline
-_MIN_BASELINE_S = 0.3
 # share of the time limit phase 1 may use, and the chain assignment (seeds); the rest (minus the baselines'
 # time) goes to phase 2
 PHASE1_SHARE = 0.35
@@ -187,9 +181,13 @@ def period_of(graph: TaskGraph, cluster: Cluster, assign: Mapping[str, int]) -> 
     return max(load, assignment_link_load(graph, cluster, assign))
 
 
-def start(graph: TaskGraph, cluster: Cluster, opts: SpikePipeOptions, timer: PhaseTimer) -> Start:
+def start(graph: TaskGraph, cluster: Cluster, opts: SpikePipeOptions, timer: PhaseTimer,
+          built: dict[str, Schedule] | None = None) -> Start:
+    """`built`: baselines of this graph and cluster from an earlier solve, reused (the ones built here are added to
+    it): a baseline depends on neither the period slack nor the seeds, so the solves of period_slack="auto" and of
+    the frontier build each one once."""
     with timer.phase("baselines"):
-        baselines = _baselines(graph, cluster, opts.compare, timer)
+        baselines = build_baselines(graph, cluster, opts.compare, timer, {} if built is None else built)
     best_base = min(baselines.values(), key=key) if baselines else None
     with timer.phase("hints"):
         lb = lower_bound(graph, cluster, (1,))  # CP-SAT places whole tasks: this is the bound of its search
@@ -199,29 +197,6 @@ def start(graph: TaskGraph, cluster: Cluster, opts: SpikePipeOptions, timer: Pha
         periods = {n: period_of(graph, cluster, h) for n, h in hints.items()}
         name = min(hints, key=lambda n: (periods[n], n))
     return Start(baselines, best_base, lb, name, hints[name], periods[name], _candidates_per_task(graph, cluster))
-
-
-def _baselines(graph: TaskGraph, cluster: Cluster, compare: Sequence[str], timer: PhaseTimer) -> dict[str, Schedule]:
-    """The periodic baselines always; the others, cheapest kinds first, while the time spent stays under
-    max(_BASELINE_SHARE of the limit, _MIN_BASELINE_S) even if the next one takes as long as the longest so far."""
-    from schedules.registry import get  # late: the registry names the scheduler
-
-    allowance = max(_BASELINE_SHARE * timer.deadline.limit_s, _MIN_BASELINE_S)
-    out, longest = {}, 0.0
-    skipped = []
-    rank = {n: i for i, n in enumerate(DEFAULT_COMPARE)}
-    for name in sorted(compare, key=lambda n: (n not in ALWAYS_BUILT, rank.get(n, 99))):
-        if name not in ALWAYS_BUILT and timer.deadline.elapsed() + longest > allowance:
-            skipped.append(name)
-            continue
-        t0 = time.perf_counter()
-        out[name] = get(name)(graph, cluster)
-        took = time.perf_counter() - t0
-        timer.baselines_s[name] = took
-        longest = max(longest, took)
-    if skipped:
-        timer.skip(f"baselines not built (the result is compared only with the others): {', '.join(skipped)}")
-    return out
 
 
 def _candidates_per_task(graph: TaskGraph, cluster: Cluster) -> int:

@@ -79,36 +79,41 @@ def _delay_key(s: Schedule) -> tuple[int, int, int]:
 
 
 def spikepipe(graph: TaskGraph, cluster: Cluster, options: SpikePipeOptions | None = None, *,
-              seeds: Sequence[Schedule] = (), **keywords: Any) -> Schedule:
+              seeds: Sequence[Schedule] = (), baselines: dict[str, Schedule] | None = None,
+              **keywords: Any) -> Schedule:
     """Options: a schedules.spikepipe_options.SpikePipeOptions, or its fields as keywords (validated here, once).
-    `seeds`: schedules phase 2 may also start from (solve_spikepipe)."""
-    return solve_spikepipe(graph, cluster, SpikePipeOptions.coerce(options, keywords), seeds)
+    `seeds`: schedules phase 2 may also start from; `baselines`: a memo of built baselines (solve_spikepipe)."""
+    return solve_spikepipe(graph, cluster, SpikePipeOptions.coerce(options, keywords), seeds, baselines=baselines)
 
 
 def solve_spikepipe(graph: TaskGraph, cluster: Cluster, opts: SpikePipeOptions,
-                    seeds: Sequence[Schedule] = ()) -> Schedule:
+                    seeds: Sequence[Schedule] = (), *, baselines: dict[str, Schedule] | None = None) -> Schedule:
     """`seeds`: schedules of this graph and cluster that phase 2 may also start from, stretched to its period
     (their slots' in-period starts kept, lags derived again; a schedule stays valid, with no more delay, when its
     period is stretched). One not longer than the period, of whole tasks priced by this cluster, is a candidate;
     the others are ignored (spikepipe_phases._fits). The frontier passes the best schedule of the shorter periods,
-    so a longer period never has more delay."""
+    so a longer period never has more delay. `baselines`: the baselines of this graph and cluster built by an
+    earlier solve (by name; a baseline depends on neither the options' slack nor the seeds), reused, and filled
+    with the ones this call builds: repeated solves of one graph (the frontier, period_slack="auto") build each
+    once."""
+    built = {} if baselines is None else baselines
     if opts.period_slack == "auto":
-        return _auto_slack(graph, cluster, opts, seeds)
+        return _auto_slack(graph, cluster, opts, seeds, built)
     opts = opts.resolved()
     deadline = Deadline.start(opts.wall_limit_s)
     if not opts.split:
-        return _whole(graph, cluster, opts, ph.PhaseTimer(deadline), seeds)
-    return _with_split(graph, cluster, opts, deadline, seeds)
+        return _whole(graph, cluster, opts, ph.PhaseTimer(deadline), seeds, built)
+    return _with_split(graph, cluster, opts, deadline, seeds, built)
 
 
 def _with_split(graph: TaskGraph, cluster: Cluster, opts: SpikePipeOptions, deadline: Deadline,
-                seeds: Sequence[Schedule]) -> Schedule:
+                seeds: Sequence[Schedule], built: dict[str, Schedule]) -> Schedule:
     """The unsplit scheduler in the first _SPLIT_SHARE of the time, then intra-layer splitting (schedules.split);
     the better of the two."""
     from schedules.split import split_schedule
 
     timer = ph.PhaseTimer(deadline.first(_SPLIT_SHARE))
-    whole = _whole(graph, cluster, opts, timer, seeds)
+    whole = _whole(graph, cluster, opts, timer, seeds, built)
     timer.deadline = deadline
     stats: dict[str, Any] = {}
     t0 = time.perf_counter()
@@ -129,7 +134,8 @@ def _with_split(graph: TaskGraph, cluster: Cluster, opts: SpikePipeOptions, dead
     return replace(whole, info={**whole.info, **info, "split": False})
 
 
-def _auto_slack(graph: TaskGraph, cluster: Cluster, opts: SpikePipeOptions, seeds: Sequence[Schedule]) -> Schedule:
+def _auto_slack(graph: TaskGraph, cluster: Cluster, opts: SpikePipeOptions, seeds: Sequence[Schedule],
+                built: dict[str, Schedule]) -> Schedule:
     """One full solve per slack of AUTO_SLACKS in increasing order (each with the whole budget: five times the
     time), each seeded also with the least-delay schedule of the shorter ones; then the knee of the monotone
     staircase of (period, total delay): where more period stops buying much delay."""
@@ -139,7 +145,7 @@ def _auto_slack(graph: TaskGraph, cluster: Cluster, opts: SpikePipeOptions, seed
     for s in AUTO_SLACKS:
         shorter = min(runs.values(), key=_delay_key, default=None)
         runs[s] = solve_spikepipe(graph, cluster, replace(opts, period_slack=s),
-                                  (*seeds, shorter) if shorter is not None else seeds)
+                                  (*seeds, shorter) if shorter is not None else seeds, baselines=built)
     front = staircase(list(runs.items()), lambda kv: (kv[1].period_cycles, sum(kv[1].gradient_delays),
                                                       max(kv[1].gradient_delays, default=0), kv[0]))
     slack, best = front[knee([(s.period_cycles, sum(s.gradient_delays)) for _, s in front])]
@@ -149,12 +155,12 @@ def _auto_slack(graph: TaskGraph, cluster: Cluster, opts: SpikePipeOptions, seed
 
 
 def _whole(graph: TaskGraph, cluster: Cluster, opts: SpikePipeOptions, timer: ph.PhaseTimer,
-           given: Sequence[Schedule] = ()) -> Schedule:
+           given: Sequence[Schedule] = (), built: dict[str, Schedule] | None = None) -> Schedule:
     """The unsplit scheduler: start, phase 1, seeds, phase 2, polish, the slack check, the tie-break on
     communication, then the report and the guarantee against the baselines."""
     t0 = time.perf_counter()
     solver = ph.Solver(opts, timer)
-    st = ph.start(graph, cluster, opts, timer)
+    st = ph.start(graph, cluster, opts, timer, built)
     a = ph.phase1(graph, cluster, st, timer, solver)
     slack = float(opts.period_slack)
     period = int(ceil(a.period_cycles * (1 + slack))) if slack else a.period_cycles

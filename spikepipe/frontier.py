@@ -119,6 +119,7 @@ def frontier(graph: TaskGraph, cluster: Cluster, *, slacks: Sequence[float] = SL
     zero = min((p.period_cycles for p in cands if p.total_delay == 0), default=None)
     tight = None
     best: Schedule | None = None  # the least-delay spikepipe schedule so far (all at shorter periods)
+    built: dict[str, Schedule] = {}  # the baselines each solve compares with: the same at every slack, built once
     for slack in sorted(set(slacks)):
         if not 0 <= slack < 1:
             raise ValueError(f"period slack {slack} is not in [0, 1)")
@@ -127,7 +128,7 @@ def frontier(graph: TaskGraph, cluster: Cluster, *, slacks: Sequence[float] = SL
         if progress:
             progress(f"spikepipe slack {slack:g}")
         t0 = time.perf_counter()
-        sched = spikepipe(graph, cluster, seeds=[best] if best else [],
+        sched = spikepipe(graph, cluster, seeds=[best] if best else [], baselines=built,
                           **options_for("spikepipe", {**opts, "period_slack": slack}))
         ev = evaluate_given(sched, graph, cluster, sequential_cycles=seq, record=False,
                             schedule_wall_s=time.perf_counter() - t0)

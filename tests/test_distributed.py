@@ -302,7 +302,8 @@ def test_a_rank_that_dies_while_starting_is_retried_then_reported(monkeypatch):
     assert _spawned_children() == []
 
 
-def test_user_model_file(tmp_path):
+@pytest.mark.parametrize("name", ["blocks", "plain"])
+def test_user_model_file(tmp_path, name):
     """A network given as file.py:function, with the block protocol or a plain nn.Sequential (cut into its layers
     by torch.fx), runs on the ranks with the emulation's weights."""
     (tmp_path / "blocks.py").write_text(
@@ -313,16 +314,15 @@ def test_user_model_file(tmp_path):
         "    torch.manual_seed(0)\n"
         "    return nn.Sequential(nn.Linear(64, 32), LIF(), nn.Linear(32, 10)), torch.zeros(4, 16, 64)\n")
     common = (*COMMON, "--schedule", "spikepipe", "--processors", "2", "--epochs", "1")
-    for name in ("blocks", "plain"):
-        models, results = {}, {}
-        for backend in ("emulate", "gloo"):
-            out = tmp_path / f"{name}-{backend}"
-            r = _cli(*common, "--network", f"{tmp_path / name}.py:build", "--backend", backend, "--out", str(out))
-            assert r.returncode == 0, r.stderr
-            models[backend] = torch.load(out / "model.pt", weights_only=True)
-            results[backend] = json.loads(r.stdout)
-        assert results["gloo"]["measured_delays"] == results["emulate"]["measured_delays"]
-        assert models["emulate"].keys() == models["gloo"].keys()
-        for k, v in models["emulate"].items():
-            if v.is_floating_point():
-                assert float((v - models["gloo"][k]).abs().max()) <= 1e-6, (name, k)
+    models, results = {}, {}
+    for backend in ("emulate", "gloo"):
+        out = tmp_path / f"{name}-{backend}"
+        r = _cli(*common, "--network", f"{tmp_path / name}.py:build", "--backend", backend, "--out", str(out))
+        assert r.returncode == 0, r.stderr
+        models[backend] = torch.load(out / "model.pt", weights_only=True)
+        results[backend] = json.loads(r.stdout)
+    assert results["gloo"]["measured_delays"] == results["emulate"]["measured_delays"]
+    assert models["emulate"].keys() == models["gloo"].keys()
+    for k, v in models["emulate"].items():
+        if v.is_floating_point():
+            assert float((v - models["gloo"][k]).abs().max()) <= 1e-6, (name, k)

@@ -51,3 +51,18 @@ def test_memoised_prices_equal_fresh_ones_per_processor_and_fraction(fraction):
             for t in g.topological_order():
                 assert g.cycles(t, p, fraction) == task_cycles(g.task(t), p, fraction)
     assert any(g.cycles(t, small, fraction) != g.cycles(t, big, fraction) for t in g.topological_order())
+
+
+@pytest.mark.parametrize("task,mb,part", [("F0", 0, 0), ("B12", 3, 0), ("W7", 0, 2), ("F3", 1, 1)])
+def test_slot_id_kind_layer_are_computed_once_and_change_nothing(task, mb, part):
+    """id, kind and layer are cached per Slot: a copy with other fields has its own, and equality, hashing and
+    the fields (asdict) are the same whether they were read or not."""
+    from dataclasses import asdict, replace
+
+    fresh, read = Slot(task, 1, 5, 9, microbatch=mb, part=part), Slot(task, 1, 5, 9, microbatch=mb, part=part)
+    want = task + (f".m{mb}" if mb else "") + (f".p{part}" if part else "")
+    assert (read.id, read.kind, read.layer) == (want, TaskKind(task[0]), int(task[1:]))
+    assert read == fresh and hash(read) == hash(fresh) and asdict(read) == asdict(fresh)
+    other = replace(read, microbatch=mb + 1, task="W" + task[1:])
+    assert other.id == "W" + task[1:] + f".m{mb + 1}" + (f".p{part}" if part else "")
+    assert other.kind is TaskKind.W

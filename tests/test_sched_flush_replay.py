@@ -24,13 +24,12 @@ def test_flush_claim_equals_the_contended_replay(name, graph_name, procs, topolo
     c = Cluster.homogeneous(procs, interconnect=Interconnect(topology=topology, link_bytes_per_cycle=16))
     s = generate(name, g, c)
     validate(s, g, c)
-    r = simulate(s, c, graph=g)
+    # one-hop routes: the strict replay raises at the first slot not on time or whose data is not there at its
+    # start, so passing it is the lenient replay with no late slot (the lenient one would only repeat it)
+    r = simulate(s, c, graph=g, strict=topology != "ring")
     assert r.simulated_period_cycles == s.period_cycles
-    if topology == "ring":
-        return
-    assert r.late_slots == 0
-    strict = simulate(s, c, graph=g, strict=True)  # every slot on time, data there at its start
-    assert strict.simulated_period_cycles == s.period_cycles
+    if topology != "ring":
+        assert r.late_slots == 0
 
 
 @pytest.mark.parametrize("procs", [4, 8])

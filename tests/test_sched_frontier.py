@@ -74,13 +74,18 @@ def test_frontier_cli_json_csv_png(tmp_path, capsys):
     assert (out / "frontier.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_period_slack_auto_picks_the_knee_of_its_solves():
+def test_period_slack_auto_picks_the_knee_of_its_solves(monkeypatch):
+    import schedules.registry as registry
     from schedules import generate, validate
+    from schedules.spikepipe_options import DEFAULT_COMPARE
     from schedules.spikepipe_sched import AUTO_SLACKS
 
     g, c = graphs()["random-chain"], Cluster.homogeneous(4)
     opts = {"deterministic_time_s": 0.1, "search_evaluations": 200, "workers": 1}
+    built, real_get = [], registry.get
+    monkeypatch.setattr(registry, "get", lambda name: built.append(name) or real_get(name))
     s = generate("spikepipe", g, c, **opts, period_slack="auto")
+    assert sorted(n for n in built if n != "spikepipe") == sorted(DEFAULT_COMPARE)  # once for the five solves
     validate(s, g, c)
     auto = s.info["period_slack_auto"]
     assert [t["period_slack"] for t in auto["tried"]] == list(AUTO_SLACKS)
@@ -95,3 +100,23 @@ def test_simulate_takes_period_slack_auto(capsys):
                  "--json"]) == 0
     row = json.loads(capsys.readouterr().out)["results"][0]
     assert row["schedule"] == "spikepipe" and row["period_cycles"] > 0
+
+
+def test_a_solve_with_a_memo_of_baselines_builds_none_and_gives_the_same_schedule(monkeypatch):
+    """The frontier and period_slack="auto" solve one graph several times: the baselines (which depend on neither
+    the slack nor the seeds) come from a memo, and a solve with a filled memo returns what a fresh solve returns."""
+    import schedules.registry as registry
+    from schedules.spikepipe_options import DEFAULT_COMPARE
+    from schedules.spikepipe_sched import spikepipe
+
+    g, c = graphs()["random-chain"], Cluster.homogeneous(3)
+    opts = {"deterministic_time_s": 0.05, "search_evaluations": 60, "workers": 1}
+    memo: dict = {}
+    first = spikepipe(g, c, baselines=memo, **opts)
+    assert sorted(memo) == sorted(DEFAULT_COMPARE)
+    built, real_get = [], registry.get
+    monkeypatch.setattr(registry, "get", lambda name: built.append(name) or real_get(name))
+    again = spikepipe(g, c, baselines=memo, **opts)
+    assert built == []  # every baseline came from the memo
+    assert again.slots == first.slots and again.period_cycles == first.period_cycles
+    assert again.info["baselines_compared"] == first.info["baselines_compared"]

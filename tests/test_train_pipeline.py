@@ -3,6 +3,7 @@ and the schedule's own gradient delays counted as weight versions."""
 
 from __future__ import annotations
 
+import functools
 import math
 
 import pytest
@@ -152,6 +153,7 @@ def test_known_delay_pattern_gives_hand_computed_weights(stash):
     assert pipe.observed == [{0: 1, 1: 1, 2: 1, 3: 1, 4: n - 4}, {0: 1, 1: 1, 2: n - 2}, {0: n}]
 
 
+@functools.cache  # a Schedule is immutable and the default solve deterministic: each one is solved once per run
 def _generated(name: str, processors: int, layers: int) -> Schedule:
     schedules = pytest.importorskip("schedules")
     from hwmodels.config import load_cluster

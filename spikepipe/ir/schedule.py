@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from math import ceil
 from typing import Any, Literal
 
@@ -38,7 +39,10 @@ class Slot:
     part: int = 0  # intra-layer split / data-parallel shard
     fraction: float = 1.0  # share of the task's minibatch work this slot does
 
-    @property
+    # id, kind and layer are read millions of times by a replay (a tenth of a flush schedule's replay time went to
+    # computing them again); a Slot is immutable, so each is computed once per slot (cached_property writes the
+    # instance's __dict__, which a frozen dataclass allows; fields, equality and hashing are unchanged)
+    @cached_property
     def id(self) -> str:
         s = self.task
         if self.microbatch:
@@ -69,11 +73,11 @@ class Slot:
             return ((a, b),)
         return ((a, period_cycles), (0, b - period_cycles))
 
-    @property
+    @cached_property
     def kind(self) -> TaskKind:
         return TaskKind(self.task[0])
 
-    @property
+    @cached_property
     def layer(self) -> int:
         return int(self.task[1:])
 

@@ -83,7 +83,8 @@ def test_simulate_writes_and_replays_a_schedule_file(tmp_path, capsys):
     assert again[0]["status"] == "heuristic"
 
 
-def test_verbose_prints_the_grid_with_the_broken_slot(tmp_path, capsys):
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_verbose_prints_the_grid_with_the_broken_slot(tmp_path, capsys, where):
     path = tmp_path / "s.json"
     assert main(["simulate", "--network", "snn-mlp", "-P", "2", "--schedule", "pipedream", "--schedule-out",
                  str(path), "--json"]) == 0
@@ -92,7 +93,8 @@ def test_verbose_prints_the_grid_with_the_broken_slot(tmp_path, capsys):
     b0 = next(x for x in data["slots"] if x["task"] == "B0")
     b0["lag"] = 0
     path.write_text(json.dumps(data))
-    assert main(["-v", "simulate", "--network", "snn-mlp", "-P", "2", "--schedule-file", str(path)]) == 2
+    argv = ["simulate", "--network", "snn-mlp", "-P", "2", "--schedule-file", str(path)]
+    assert main(["-v", *argv] if where == "before" else [*argv, "-v"]) == 2  # as `spikepipe -v simulate` or last
     err = capsys.readouterr().err
     assert "marked '!': B0" in err and "!" in err.split("marked")[0]
     assert err.strip().splitlines()[-1].startswith("error: invalid schedule file")

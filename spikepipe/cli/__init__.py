@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
             raise CommandImportError(f"the `{name}` command cannot be loaded ({module}): "
                                      f"{type(exc).__name__}: {exc}") from exc
         mod.register(sub)
+    for command in sub.choices.values():  # `spikepipe simulate ... -v` works too, as users type it
+        command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                             help="as `spikepipe -v COMMAND`: log progress details, print tracebacks")
     return parser
 
 
@@ -55,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
+        verbose = verbose or args.verbose
         logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                             format="%(levelname)s %(name)s: %(message)s")
         for noisy in _NOISY_LOGGERS:  # library chatter that says nothing about the user's input

@@ -112,14 +112,18 @@ def frontier(graph: TaskGraph, cluster: Cluster, *, slacks: Sequence[float] = SL
                                        "delay_gap")}
         return _point(ev, cert, name, slack)
 
+    # the baselines every spikepipe solve compares with: the same at every slack, so built once, here (a baseline
+    # without options is what generate(name, graph, cluster) returns, as the solve would build it)
+    built: dict[str, Schedule] = {}
     for name in (*PERIODIC_BASELINES, *ZERO_DELAY_BASELINES):
         if progress:
             progress(name)
-        cands.append(point(evaluate_one(name, graph, cluster, sequential_cycles=seq, record=False), name, None))
+        ev = evaluate_one(name, graph, cluster, sequential_cycles=seq, record=False)
+        built[name] = ev.schedule
+        cands.append(point(ev, name, None))
     zero = min((p.period_cycles for p in cands if p.total_delay == 0), default=None)
     tight = None
     best: Schedule | None = None  # the least-delay spikepipe schedule so far (all at shorter periods)
-    built: dict[str, Schedule] = {}  # the baselines each solve compares with: the same at every slack, built once
     for slack in sorted(set(slacks)):
         if not 0 <= slack < 1:
             raise ValueError(f"period slack {slack} is not in [0, 1)")

@@ -27,10 +27,14 @@ def test_pareto_is_a_monotone_staircase():
 
 @pytest.mark.parametrize("procs", [2, 4])
 @pytest.mark.parametrize("graph_name", ["random-chain", "skip-dag"])
-def test_frontier_dominates_the_baselines_and_ends_at_zero_delay(graph_name, procs):
+def test_frontier_dominates_the_baselines_and_ends_at_zero_delay(graph_name, procs, monkeypatch):
+    built = _count_builds(monkeypatch)
     g, c = graphs()[graph_name], Cluster.homogeneous(procs)
     fr = frontier(g, c, slacks=(0.0, 0.1, 0.3), options={"deterministic_time_s": 0.1, "search_evaluations": 200,
                                                           "workers": 1})
+    # each baseline built once: the candidates' are the solves' (sequential also once more, as the speedup's base)
+    baselines = [n for n in built if n != "spikepipe"]
+    assert sorted(baselines) == sorted([*set(baselines), "sequential"])
     pts = fr.points
     for a, b in zip(pts, pts[1:], strict=False):  # longer period: less total delay, or as much and less max delay
         assert a.period_cycles < b.period_cycles and (a.total_delay, a.max_delay) > (b.total_delay, b.max_delay)
@@ -75,15 +79,13 @@ def test_frontier_cli_json_csv_png(tmp_path, capsys):
 
 
 def test_period_slack_auto_picks_the_knee_of_its_solves(monkeypatch):
-    import schedules.registry as registry
     from schedules import generate, validate
     from schedules.spikepipe_options import DEFAULT_COMPARE
     from schedules.spikepipe_sched import AUTO_SLACKS
 
     g, c = graphs()["random-chain"], Cluster.homogeneous(4)
     opts = {"deterministic_time_s": 0.1, "search_evaluations": 200, "workers": 1}
-    built, real_get = [], registry.get
-    monkeypatch.setattr(registry, "get", lambda name: built.append(name) or real_get(name))
+    built = _count_builds(monkeypatch)
     s = generate("spikepipe", g, c, **opts, period_slack="auto")
     assert sorted(n for n in built if n != "spikepipe") == sorted(DEFAULT_COMPARE)  # once for the five solves
     validate(s, g, c)
@@ -105,7 +107,6 @@ def test_simulate_takes_period_slack_auto(capsys):
 def test_a_solve_with_a_memo_of_baselines_builds_none_and_gives_the_same_schedule(monkeypatch):
     """The frontier and period_slack="auto" solve one graph several times: the baselines (which depend on neither
     the slack nor the seeds) come from a memo, and a solve with a filled memo returns what a fresh solve returns."""
-    import schedules.registry as registry
     from schedules.spikepipe_options import DEFAULT_COMPARE
     from schedules.spikepipe_sched import spikepipe
 
@@ -114,9 +115,22 @@ def test_a_solve_with_a_memo_of_baselines_builds_none_and_gives_the_same_schedul
     memo: dict = {}
     first = spikepipe(g, c, baselines=memo, **opts)
     assert sorted(memo) == sorted(DEFAULT_COMPARE)
-    built, real_get = [], registry.get
-    monkeypatch.setattr(registry, "get", lambda name: built.append(name) or real_get(name))
+    built = _count_builds(monkeypatch)
     again = spikepipe(g, c, baselines=memo, **opts)
     assert built == []  # every baseline came from the memo
     assert again.slots == first.slots and again.period_cycles == first.period_cycles
     assert again.info["baselines_compared"] == first.info["baselines_compared"]
+
+
+def _count_builds(monkeypatch) -> list[str]:
+    """The names of the schedules generated from now on (each call of a generator the registry hands out)."""
+    import schedules.registry as registry
+
+    built, real_get = [], registry.get
+
+    def get(name):
+        gen = real_get(name)
+        return lambda *a, **k: built.append(name) or gen(*a, **k)
+
+    monkeypatch.setattr(registry, "get", get)
+    return built

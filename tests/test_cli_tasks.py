@@ -124,3 +124,17 @@ def test_installed_entry_point(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stdout == "" and bad.stderr.startswith("error:")
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_version_is_the_installed_distributions(capsys):
+    """`spikepipe --version` prints the version the package was installed as (pyproject.toml's), status 0."""
+    import tomllib
+    from importlib.metadata import version
+    from pathlib import Path
+
+    from spikepipe.cli import main
+
+    assert main(["--version"]) == 0
+    out = capsys.readouterr().out.strip()
+    declared = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]["version"]
+    assert out == f"spikepipe {declared}" == f"spikepipe {version('spikepipe')}"

@@ -29,6 +29,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="spikepipe", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     import importlib
 
@@ -63,6 +64,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                             format="%(levelname)s %(name)s: %(message)s")
         for noisy in _NOISY_LOGGERS:  # library chatter that says nothing about the user's input
             logging.getLogger(noisy).setLevel(logging.INFO if args.verbose else logging.ERROR)
+        if args.version:
+            from spikepipe import __version__
+
+            print(f"spikepipe {__version__}")
+            return 0
         handler: Callable[[argparse.Namespace], Result] | None = getattr(args, "handler", None)
         if handler is None:
             parser.print_help(sys.stderr)

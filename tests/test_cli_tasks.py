@@ -138,3 +138,17 @@ def test_version_is_the_installed_distributions(capsys):
     out = capsys.readouterr().out.strip()
     declared = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]["version"]
     assert out == f"spikepipe {declared}" == f"spikepipe {version('spikepipe')}"
+
+
+def test_every_command_with_processors_takes_dash_p():
+    """`-P` is `--processors` on every command that has it (train refused it before)."""
+    from spikepipe.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._subparsers._group_actions)  # noqa: SLF001 - argparse has no public accessor
+    having = [name for name, cmd in sub.choices.items()
+              if any("--processors" in a.option_strings for a in cmd._actions)]  # noqa: SLF001
+    assert {"simulate", "compare", "frontier", "train"} <= set(having)
+    for name in having:
+        action = next(a for a in sub.choices[name]._actions if "--processors" in a.option_strings)  # noqa: SLF001
+        assert "-P" in action.option_strings, name

@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--schedule", default="none",
                    help="'none' for plain BPTT, or a schedule name (see `spikepipe simulate`) solved for "
                         "--processors; its per-layer gradient delays are trained exactly")
-    p.add_argument("--processors", type=positive_int, default=4, help="processors the schedule is solved for")
+    p.add_argument("--processors", "-P", type=positive_int, default=4, help="processors the schedule is solved for")
     p.add_argument("--schedule-file", default=None, metavar="S.json|S.txt",
                    help="train with a saved or hand-written schedule (see `simulate --schedule-out`), validated "
                         "against the network and --hardware/--processors at load; instead of --schedule")

@@ -47,7 +47,9 @@ CASES: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
     # -- no command, unknown command or option
     ("no-command-unknown-option", ("--bogus",), ("unrecognized arguments", "--help")),
     ("unknown-command", ("frobnicate",), ("invalid choice", "cycles")),
-    ("networks-unknown-option", ("networks", "--bogus"), ("unrecognized", "--help")),
+    ("networks-unknown-option", ("networks", "--bogus"), ("unrecognized", "spikepipe networks --help")),
+    ("train-unknown-option", ("train", "--network", "snn-mlp", "--bogus", "1"),
+     ("unrecognized arguments: --bogus 1", "spikepipe train --help")),
     # -- cycles: sizes, array, dataflow, hardware files
     ("cycles-zero-m", ("cycles", "--m", "0", "--k", "4", "--n", "4"), ("--m", "positive integer")),
     ("cycles-negative-k", ("cycles", "--m", "4", "--k", "-3", "--n", "4"), ("--k", "positive integer")),

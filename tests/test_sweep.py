@@ -112,3 +112,18 @@ def test_killed_sweep_process_resumes(tmp_path):
     assert res.returncode == 0, res.stderr
     data = json.loads(res.stdout)
     assert data["cached"] == finished and data["computed"] == 12 - finished
+
+
+def test_the_sweep_command_keeps_dasks_chatter_off_stderr(tmp_path):
+    """A sweep's stderr has no Dask scheduler and nanny INFO lines (they say nothing about the user's input; about
+    30 per sweep before, with DASK_LOGGING__DISTRIBUTED=info or `-v` they are back)."""
+    spec = tmp_path / "s.toml"
+    spec.write_text('[sweep]\nname = "quiet"\nkind = "simulate"\n[grid]\nprocessors = [2]\n'
+                    '[fixed]\nnetwork = "snn-mlp"\nschedule = "pipedream"\nbatch = 8\ntimesteps = 2\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DASK_")}
+    cmd = [sys.executable, "-m", "spikepipe", "sweep", str(spec), "--workers", "1", "--json"]
+    quiet = subprocess.run([*cmd, "--out", str(tmp_path / "a")], capture_output=True, text=True, timeout=300,
+                           env=env)
+    assert quiet.returncode == 0, quiet.stderr
+    assert json.loads(quiet.stdout)["computed"] == 1
+    assert "distributed." not in quiet.stderr, quiet.stderr

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -69,6 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = build_parser()
         args = parser.parse_args(argv)
         verbose = verbose or args.verbose
+        # Dask sets up its own INFO-level logging when `distributed` is imported (spikepipe sweep, in this
+        # process and in its workers, which inherit the environment): 30 lines of scheduler and nanny chatter
+        # per sweep that say nothing about the user's input. -v keeps them; a user's own setting wins
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "info" if verbose else "warning")
         logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                             format="%(levelname)s %(name)s: %(message)s")
         for noisy in _NOISY_LOGGERS:  # library chatter that says nothing about the user's input

@@ -157,6 +157,13 @@ class _Shared(torch.nn.Module):
         return self.lif(self.fc2(self.lif(self.fc1(x))))
 
 
+class _SharedLoop(_Shared):
+    """The same, with its time loop in forward ([T, B, 4] in one call)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([self.lif(self.fc2(self.lif(self.fc1(x[t])))) for t in range(x.shape[0])])
+
+
 class _BatchFromInput(torch.nn.Module):
     """The batch size read off the input and used two layers later: a function of the input alone, which every
     piece that needs it computes itself (it is no tensor to send)."""
@@ -205,10 +212,16 @@ def test_models_that_cannot_be_cut_are_refused_in_one_line():
     with pytest.raises(PartitionError, match="_LoopOverBatch cannot be cut into its layers: torch.fx"):
         build_stages(fn)
     pytest.importorskip("snntorch")
-    net = _Shared()  # single-step: the front end needs the number of steps it is run for
-    traced = trace_user_model(net, torch.zeros(2, 4), timesteps=3)
+    net = _SharedLoop()
+    traced = trace_user_model(net, torch.zeros(3, 2, 4))
     fn = ModelFn(net, traced.example, traced.layers, traced.layout)
     with pytest.raises(PartitionError, match="neuron 'lif' .* is called from layers \\[0, 1\\]"):
+        build_stages(fn)
+    # single-step (one call per timestep, the neurons' state kept between calls): a piece runs once per minibatch
+    net = _Shared()
+    traced = trace_user_model(net, torch.zeros(2, 4), timesteps=3)
+    fn = ModelFn(net, traced.example, traced.layers, traced.layout)
+    with pytest.raises(PartitionError, match="_Shared is a single-step model .* --backend emulate runs it"):
         build_stages(fn)
 
 

@@ -19,7 +19,7 @@ Refused, each with one line saying why: a model torch.fx cannot trace (control f
 on the batch size; the input's other sizes are the example's while tracing, so a time loop over them unrolls), random draws in the forward (rate encoding, functional dropout: the ranks would draw in another order), a
 leaf module holding parameters of two layers, a stateful module called from two layers, a layer that
 reads a value a later layer computes, values other than float32 tensors between layers, a model output that the
-last layer does not compute.
+last layer does not compute, a single-step model (one call per timestep: its neurons' state lives between calls).
 """
 
 from __future__ import annotations
@@ -221,6 +221,13 @@ def build_stages(fn: ModelFn) -> Stages:
     if all(hasattr(model, a) for a in ("blocks", "sources", "residuals")):
         return block_stages(model)
     name = type(model).__name__
+    if fn.single_step:
+        # the trainer calls a single-step module once per timestep, its neurons keeping their state between calls;
+        # a piece runs once per minibatch on the whole input, which would be one step over T x B samples
+        raise PartitionError(f"{name} is a single-step model (one call is one timestep); the distributed backend "
+                             f"runs each layer once per minibatch on [T, B, ...], so it needs a module that takes "
+                             f"the T steps in one call (multi-step, or its time loop in forward); --backend emulate "
+                             f"runs it as it is")
     entries = {e for e in fn.map.entries if e}
     try:
         shape = tuple(fn.example.shape) if fn.example is not None else ()

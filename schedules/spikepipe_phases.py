@@ -182,12 +182,12 @@ def period_of(graph: TaskGraph, cluster: Cluster, assign: Mapping[str, int]) -> 
 
 
 def start(graph: TaskGraph, cluster: Cluster, opts: SpikePipeOptions, timer: PhaseTimer,
-          built: dict[str, Schedule] | None = None) -> Start:
+          built: dict[str, Schedule]) -> Start:
     """`built`: baselines of this graph and cluster from an earlier solve, reused (the ones built here are added to
     it): a baseline depends on neither the period slack nor the seeds, so the solves of period_slack="auto" and of
     the frontier build each one once."""
     with timer.phase("baselines"):
-        baselines = build_baselines(graph, cluster, opts.compare, timer, {} if built is None else built)
+        baselines = build_baselines(graph, cluster, opts.compare, timer, built)
     best_base = min(baselines.values(), key=key) if baselines else None
     with timer.phase("hints"):
         lb = lower_bound(graph, cluster, (1,))  # CP-SAT places whole tasks: this is the bound of its search

@@ -155,7 +155,7 @@ def _auto_slack(graph: TaskGraph, cluster: Cluster, opts: SpikePipeOptions, seed
 
 
 def _whole(graph: TaskGraph, cluster: Cluster, opts: SpikePipeOptions, timer: ph.PhaseTimer,
-           given: Sequence[Schedule] = (), built: dict[str, Schedule] | None = None) -> Schedule:
+           given: Sequence[Schedule], built: dict[str, Schedule]) -> Schedule:
     """The unsplit scheduler: start, phase 1, seeds, phase 2, polish, the slack check, the tie-break on
     communication, then the report and the guarantee against the baselines."""
     t0 = time.perf_counter()

@@ -74,10 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # process and in its workers, which inherit the environment): 30 lines of scheduler and nanny chatter
         # per sweep that say nothing about the user's input. -v keeps them; a user's own setting wins
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "info" if verbose else "warning")
-        logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
+        logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
                             format="%(levelname)s %(name)s: %(message)s")
         for noisy in _NOISY_LOGGERS:  # library chatter that says nothing about the user's input
-            logging.getLogger(noisy).setLevel(logging.INFO if args.verbose else logging.ERROR)
+            logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.ERROR)
         if args.version:
             from spikepipe import __version__
 

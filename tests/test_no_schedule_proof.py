@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments" / "schedulers"))
 
-from no_schedule import excluded, lag_bounds, partitions  # noqa: E402
+from no_schedule import delay_cases, excluded, lag_bounds, partitions  # noqa: E402
 
 from hwmodels.config import load_cluster  # noqa: E402
 from schedules import generate  # noqa: E402
@@ -74,3 +74,21 @@ def test_relaxation_admits_a_real_schedule(vgg11_p4) -> None:
     zero = (0,) * graph.num_layers
     assert excluded(graph, cluster, assign, sched.period_cycles, cap, zero, lag_bounds(graph, cap), 20.0,
                     hint=sched.slots) in ("FEASIBLE", "OPTIMAL")
+
+
+@pytest.mark.parametrize("spare", [0, 1, 2])
+def test_delay_cases_cover_every_vector_within_the_cap(vgg11_p4, spare: int) -> None:
+    graph = vgg11_p4[0]
+    weighted = [lay for lay in range(graph.num_layers) if graph.has_task(lay, TaskKind.W)]
+    floor = tuple((lay % 3) if lay in weighted else 0 for lay in range(graph.num_layers))
+    cap = sum(floor) + spare
+    cases = delay_cases(graph, floor, cap)
+    assert all(sum(v) == cap for v in cases)
+    # every delay vector within the cap (from the floors, spare points on the weighted layers) is under a case
+    for extra in itertools.product(range(spare + 1), repeat=len(weighted)):
+        if sum(extra) > spare:
+            continue
+        d = list(floor)
+        for lay, e in zip(weighted, extra, strict=True):
+            d[lay] += e
+        assert any(all(x <= y for x, y in zip(d, v, strict=True)) for v in cases), d

@@ -112,7 +112,7 @@ def lag_bounds(graph: TaskGraph, cap: int) -> dict[str, int]:
 
 def excluded(graph: TaskGraph, cluster: Cluster, assignment: Mapping[str, int], period: int, cap: int,
              floor: tuple[int, ...], lags: Mapping[str, int], seconds: float,
-             hint: Sequence[Slot] = (), upper: Sequence[int] | None = None) -> str:
+             hint: Sequence[Slot] = (), upper: Sequence[int] | None = None, workers: int = 8) -> str:
     """CP-SAT's status on the relaxation with total delay <= cap: INFEASIBLE excludes the partition. `hint`: a
     schedule of this assignment and period as a starting point (the tests check that it is a solution). `upper`:
     per-layer caps on the delay as well, for splitting a hard partition into cases (every delay vector within
@@ -150,9 +150,10 @@ def excluded(graph: TaskGraph, cluster: Cluster, assignment: Mapping[str, int], 
             m.add_hint(start[x.task], at % period)
             m.add_hint(lag[x.task], at // period)
     solver = cp_model.CpSolver()
-    # two workers: on vgg11 P=8 one worker left 34 of the partitions undecided after 20 s each; two workers
-    # (another subsolver beside the default search) decided the ones tried in 1 to 26 s
-    solver.parameters.num_workers = 2
+    # CP-SAT's portfolio decides these far sooner than one search: on vgg11 P=8, one worker left 34 partitions
+    # undecided after 20 s each, two workers 6 of them after up to 150 s, eight workers the last delay cases of
+    # the hardest in 1 s each (two workers: undecided after 100 s)
+    solver.parameters.num_workers = workers
     solver.parameters.max_time_in_seconds = seconds
     solver.parameters.random_seed = 0
     return solver.status_name(solver.solve(m))

@@ -41,7 +41,7 @@ from ortools.sat.python import cp_model
 from hwmodels import Cluster
 from hwmodels.config import load_cluster
 from schedules.common import assignment_link_load, slot_cycles, transfer_cycles
-from schedules.cpsat_build import _cyclic_intervals
+from schedules.cpsat_build import _cyclic_intervals, _delay_vars
 from schedules.delay_bounds import assignment_delay_bounds
 from spikepipe.ir import Slot, TaskGraph, TaskKind, task_id
 from spikepipe.workload import load_workload
@@ -133,14 +133,11 @@ def excluded(graph: TaskGraph, cluster: Cluster, assignment: Mapping[str, int], 
     first = task_id(TaskKind.F, 0)
     m.add(start[first] == 0)
     m.add(lag[first] == 0)
-    delays = []
-    for lay in range(graph.num_layers):
-        if not graph.has_task(lay, TaskKind.W):
-            continue
-        f, w = task_id(TaskKind.F, lay), task_id(TaskKind.W, lay)
-        d = m.new_int_var(floor[lay], cap if upper is None else upper[lay], f"d_{lay}")  # floor: the certificate's proven bound for this layer
-        m.add(period * (d + 1) >= period * lag[w] + start[w] + dur[w] - period * lag[f] - start[f])
-        delays.append(d)
+    # the phase-2 model's delay variables, floored by the certificate's bounds, at most cap (lag cap - 1 + 1)
+    delays = _delay_vars(m, graph, start, lag, dur, period, cap - 1, tuple(floor))
+    for lay, d in enumerate(delays):
+        if upper is not None:
+            m.add(d <= upper[lay])
     m.add(sum(delays) <= cap)
     if hint:  # shifted so that F_0 starts at 0 with lag 0, as the model anchors it
         by = {x.task: x for x in hint}

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import types
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,6 +89,39 @@ def _from_file(spec: str) -> tuple[nn.Module, torch.Tensor]:
     if not func.isidentifier():
         raise WorkloadError(f"{func!r} is not a function name (expected path/to/file.py:function)")
     mod_name = f"spikepipe_user_{abs(hash(str(path.resolve())))}"
+    with _beside(path):
+        module = _import_file(path, mod_name)
+        fn = getattr(module, func, None)
+        if not callable(fn):
+            raise WorkloadError(f"{path} has no function {func!r}")
+        try:
+            out = fn()
+        except Exception as exc:  # noqa: BLE001
+            raise WorkloadError(f"{path}:{func}() raised {type(exc).__name__}: {exc}") from None
+    if (not isinstance(out, tuple) or len(out) != 2 or not isinstance(out[0], nn.Module)
+            or not isinstance(out[1], torch.Tensor)):
+        raise WorkloadError(f"{path}:{func}() must return (model: nn.Module, example_input: Tensor [T, B, ...] "
+                            f"or [B, ...]), got {type(out).__name__}")
+    return out[0], out[1]
+
+
+@contextmanager
+def _beside(path: Path) -> Iterator[None]:
+    """The file's folder first on sys.path while it is imported and its function runs, as `python file.py` has
+    it: a model file that imports a module next to it (`from mynets import Net`) loads as it does for its
+    author. Taken off again afterwards, unless it was there already."""
+    folder = str(path.resolve().parent)
+    added = folder not in sys.path
+    if added:
+        sys.path.insert(0, folder)
+    try:
+        yield
+    finally:
+        if added and folder in sys.path:
+            sys.path.remove(folder)
+
+
+def _import_file(path: Path, mod_name: str) -> types.ModuleType:
     try:
         spec_obj = importlib.util.spec_from_file_location(mod_name, path)
         if spec_obj is None or spec_obj.loader is None:
@@ -97,18 +133,7 @@ def _from_file(spec: str) -> tuple[nn.Module, torch.Tensor]:
         raise
     except Exception as exc:  # noqa: BLE001 - any failure inside the user's file is reported in one line
         raise WorkloadError(f"{path} failed to import: {type(exc).__name__}: {exc}") from None
-    fn = getattr(module, func, None)
-    if not callable(fn):
-        raise WorkloadError(f"{path} has no function {func!r}")
-    try:
-        out = fn()
-    except Exception as exc:  # noqa: BLE001
-        raise WorkloadError(f"{path}:{func}() raised {type(exc).__name__}: {exc}") from None
-    if (not isinstance(out, tuple) or len(out) != 2 or not isinstance(out[0], nn.Module)
-            or not isinstance(out[1], torch.Tensor)):
-        raise WorkloadError(f"{path}:{func}() must return (model: nn.Module, example_input: Tensor [T, B, ...] "
-                            f"or [B, ...]), got {type(out).__name__}")
-    return out[0], out[1]
+    return module
 
 
 def load_workload(network: str, *, batch: int | None = None, timesteps: int | None = None,

@@ -82,6 +82,25 @@ def test_user_file_network(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
     assert f0["macs"] == 3 * 4 * 20 * 30
 
 
+def test_user_file_imports_a_module_beside_it(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A model file that imports its own helper module (`from mynets import Net`) loads as `python file.py`
+    would run it, from any working directory; the folder does not stay on sys.path."""
+    folder = tmp_path / "proj"
+    folder.mkdir()
+    (folder / "mynets_beside.py").write_text(
+        "from torch import nn\nfrom spikepipe.snn import LIF\n\n"
+        "class Net(nn.Sequential):\n"
+        "    def __init__(self):\n"
+        "        super().__init__(nn.Linear(6, 8), LIF(), nn.Linear(8, 3))\n")
+    (folder / "entry.py").write_text(
+        "import torch\nfrom mynets_beside import Net\n\ndef build():\n    return Net(), torch.rand(2, 5, 6)\n")
+    data = _json(capsys, "tasks", "--network", f"{folder / 'entry.py'}:build")
+    assert (data["timesteps"], data["batch"]) == (2, 5)
+    assert len(data["layers"]) == 2
+    assert str(folder) not in sys.path
+    sys.modules.pop("mynets_beside", None)
+
+
 def test_human_output_is_a_table(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _run(capsys, "tasks", "--network", "snn-mlp")
     assert code == 0 and "snn-mlp" in out and "6 tasks" in out

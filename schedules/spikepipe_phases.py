@@ -3,7 +3,8 @@
 start   the baselines, the bound, the phase-1 hint (the best of stage and greedy assignments) and its period
 phase1  CP-SAT: an assignment of whole tasks that minimises the period (again with link capacities if one binds)
 seeds   phase 2's candidates at the period: list scheduling, the order search (on phase 1's assignment and on a
-        second one at the same period with fewer chain hops, CP-SAT), the periodic baselines re-lagged
+        second one at the same period with fewer chain hops: from the full list of fitting partitions when it is
+        cheap, schedules.fitting, else CP-SAT's chain model), the periodic baselines re-lagged
 phase2  CP-SAT: order and lags for the least total delay, on the best candidate's assignment
 polish  the chosen slots' orders searched again with the link waits counted
 
@@ -43,6 +44,7 @@ from schedules.cpsat_build import (
 from schedules.cpsat_extract import extract_assignment, extract_slots
 from schedules.cpsat_solve import Solved, SolveReport, solve
 from schedules.deadline import Deadline
+from schedules.fitting import best_partition
 from schedules.listsched import greedy_assignment, schedule_assignment
 from schedules.order_search import delay_lower_bounds, polish_slots, search_orders
 from schedules.report import BudgetReport
@@ -287,7 +289,9 @@ def seeds(graph: TaskGraph, cluster: Cluster, a: Assignment, period: int, slack:
     schedules that fit (stretched too, as given-0, given-1, ...)."""
     stats: dict[str, Any] = {}
     tight: dict[str, Schedule] = {}
-    chain = chain_assignment(graph, cluster, a, per_task, timer, solver)
+    chain, chain_name = partition_assignment(graph, cluster, a, period, opts, timer, stats), "partition"
+    if chain is None:
+        chain, chain_name = chain_assignment(graph, cluster, a, per_task, timer, solver), "chain"
     with timer.phase("order_search"):
         stop = timer.share_of_left(ORDER_SEARCH_SHARE)
         if slack:
@@ -305,9 +309,9 @@ def seeds(graph: TaskGraph, cluster: Cluster, a: Assignment, period: int, slack:
             chain_stats: dict[str, Any] = {}
             slots = search_orders(graph, cluster, chain, period, training_order(graph), seed=opts.seed,
                                   evaluations=opts.search_evaluations, deadline=stop, stats=chain_stats)
-            candidates["chain-order-search"] = make_schedule("spikepipe", "periodic", graph, cluster, slots,
-                                                             period, derive_lags=True)
-            stats["chain_assignment"] = chain_stats
+            candidates[f"{chain_name}-order-search"] = make_schedule("spikepipe", "periodic", graph, cluster,
+                                                                     slots, period, derive_lags=True)
+            stats[f"{chain_name}_assignment"] = chain_stats
             stats["cut_for_time"] = stats.get("cut_for_time", False) or chain_stats["cut_for_time"]
     for k, g in enumerate(given):
         if _fits(graph, cluster, g, period):
@@ -332,6 +336,26 @@ def _stretched(graph: TaskGraph, cluster: Cluster, s: Schedule, period: int) -> 
     still holds and no delay grows (the lags that held still hold, and ceil(x / period) does not grow)."""
     return make_schedule("spikepipe", "periodic", graph, cluster, [replace(x, lag=0) for x in s.slots], period,
                          derive_lags=True)
+
+
+def partition_assignment(graph: TaskGraph, cluster: Cluster, a: Assignment, period: int, opts: SpikePipeOptions,
+                         timer: PhaseTimer, stats: dict[str, Any]) -> dict[str, int] | None:
+    """The second assignment from the full list of partitions that fit phase 1's period (schedules.fitting), when
+    that list is cheap: the fewest-hop ones probed by a short order search. None (then the CP-SAT chain model is
+    asked) under the same conditions as chain_assignment, or when the listing is refused. Only when phase 1's
+    period is its proven optimum or the hint's: that is where the fits are rare and the listing small."""
+    if a.links_bind or a.link_constraints or not a.report.found or cluster.size == 1:
+        return None
+    found: dict[str, Any] = {}
+    with timer.phase("partitions"):
+        best = best_partition(graph, cluster, a.period_cycles, period, opts.search_evaluations, opts.seed, found,
+                              timer.share_of_left(CHAIN_SHARE))
+    stats["partitions"] = found
+    if found.get("cut_for_time"):
+        timer.skip(f"partition listing or probes cut for time ({found.get('probed', 0)} probed)")
+    if best is None or best == dict(a.assign):
+        return None
+    return best
 
 
 def chain_assignment(graph: TaskGraph, cluster: Cluster, a: Assignment, per_task: int, timer: PhaseTimer,

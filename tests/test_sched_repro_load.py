@@ -7,6 +7,8 @@ import json
 import multiprocessing as mp
 import os
 
+import pytest
+
 from hwmodels import Cluster
 from schedules import generate, validate
 from spikepipe.ir import chain_graph
@@ -30,14 +32,24 @@ def _schedule_bytes(s) -> str:
     return json.dumps({**d, "info": kept}, sort_keys=True, default=str)
 
 
-def test_same_solve_idle_and_with_every_core_busy():
-    g, c = _chain(), Cluster.homogeneous(6)
+def _listed():
+    # 24 tasks on 4 processors: the seeds come from the full list of fitting partitions (schedules.fitting)
+    return chain_graph([(1000 + 37 * i % 900, 1500 + 53 * i % 700, 800 + 29 * i % 500) for i in range(8)],
+                       edge_bytes=4096, batch=8), Cluster.homogeneous(4)
+
+
+@pytest.mark.parametrize("case", ["cut-by-limit", "partitions-listed"])
+def test_same_solve_idle_and_with_every_core_busy(case):
+    g, c = (_chain(), Cluster.homogeneous(6)) if case == "cut-by-limit" else _listed()
     opts = {"deterministic_time_s": 0.2, "search_evaluations": 200, "workers": 2, "seed": 3}
     idle = generate("spikepipe", g, c, **opts)
     validate(idle, g, c)
     assert idle.info["budget_mode"] == "deterministic" and idle.info["reproducible"]
     assert not idle.info["wall_guard_fired"]
-    assert idle.info["phase2"]["status"] == "FEASIBLE"  # the limit, not a proof, ended the search
+    if case == "cut-by-limit":
+        assert idle.info["phase2"]["status"] == "FEASIBLE"  # the limit, not a proof, ended the search
+    else:
+        assert idle.info["order_search"]["partitions"]["listed"] > 1000
     ctx = mp.get_context("spawn")
     spinners = [ctx.Process(target=_spin, daemon=True) for _ in range(os.cpu_count() or 2)]
     for p in spinners:

@@ -144,12 +144,21 @@ def chain_hops(graph: TaskGraph, assign: Mapping[str, int]) -> int:
     return sum(assign[u] != assign[v] for u, v, _ in graph.edges if graph.task(v).kind is not TaskKind.W)
 
 
+def blocks(assign: Mapping[str, int]) -> frozenset[frozenset[str]]:
+    """The partition of an assignment, processor labels forgotten (they are interchangeable here)."""
+    by: dict[int, set[str]] = {}
+    for t, p in assign.items():
+        by.setdefault(p, set()).add(t)
+    return frozenset(frozenset(b) for b in by.values())
+
+
 def best_partition(graph: TaskGraph, cluster: Cluster, period: int, search_period: int, evaluations: int,
-                   seed: int, stats: dict[str, Any], deadline: Deadline | None = None) -> dict[str, int] | None:
-    """Among every partition that fits `period` (and loads no link past it), the one of the PROBES with the
-    fewest chain hops whose short order search at `search_period` gives the least (total delay, largest lag);
-    None when the processors are not interchangeable (heterogeneous or not all-to-all) or the listing is
-    refused. Counted in moves, so the same on any machine; `deadline` (the caller's wall-clock limit or guard)
+                   seed: int, stats: dict[str, Any], deadline: Deadline | None = None,
+                   exclude: Mapping[str, int] | None = None) -> dict[str, int] | None:
+    """Among every partition that fits `period` (and loads no link past it) other than `exclude`'s (the
+    caller searches that one already), the one of the PROBES with the fewest chain hops whose short order
+    search at `search_period` gives the least (total delay, largest lag); None when the processors are not
+    interchangeable (heterogeneous or not all-to-all) or the listing is refused. Counted in moves, so the same on any machine; `deadline` (the caller's wall-clock limit or guard)
     cuts the listing and the probes, and stats["cut_for_time"] says so. `stats` gets what was listed and
     probed."""
     if cluster.size < 2 or not cluster.homogeneous_ or cluster.interconnect.topology != "all-to-all":
@@ -162,11 +171,12 @@ def best_partition(graph: TaskGraph, cluster: Cluster, period: int, search_perio
     if not parts:
         return None
     hops = [chain_hops(graph, a) for a in parts]
+    skip = blocks(exclude) if exclude is not None else None
     probes: list[int] = []
     for i in sorted(range(len(parts)), key=lambda i: (hops[i], i)):
         if len(probes) == PROBES:
             break
-        if assignment_link_load(graph, cluster, parts[i]) <= period:
+        if assignment_link_load(graph, cluster, parts[i]) <= period and blocks(parts[i]) != skip:
             probes.append(i)
     moves = max(1, evaluations // PROBE_SHARE)
     scored = []

@@ -349,12 +349,10 @@ def partition_assignment(graph: TaskGraph, cluster: Cluster, a: Assignment, peri
     found: dict[str, Any] = {}
     with timer.phase("partitions"):
         best = best_partition(graph, cluster, a.period_cycles, period, opts.search_evaluations, opts.seed, found,
-                              timer.share_of_left(CHAIN_SHARE))
+                              timer.share_of_left(CHAIN_SHARE), exclude=a.assign)
     stats["partitions"] = found
     if found.get("cut_for_time"):
         timer.skip(f"partition listing or probes cut for time ({found.get('probed', 0)} probed)")
-    if best is None or best == dict(a.assign):
-        return None
     return best
 
 

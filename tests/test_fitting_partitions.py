@@ -13,7 +13,7 @@ from hwmodels.config import load_cluster
 from hwmodels.interconnect import Interconnect
 from schedules import fitting
 from schedules.common import assignment_link_load, slot_cycles
-from schedules.fitting import best_partition, chain_hops, fitting_partitions
+from schedules.fitting import best_partition, blocks, chain_hops, fitting_partitions
 from spikepipe.workload import load_workload
 
 
@@ -89,5 +89,9 @@ def test_best_partition_is_a_fewest_hop_fit_and_only_for_interchangeable_process
         assert sum(slot_cycles(g, c, t, p) for t in best if best[t] == p) <= period
     assert stats["listed"] == 16_583 and stats["probed"] == fitting.PROBES and stats["fewest_hops"] == 8
     assert chain_hops(g, best) == stats["chosen_hops"] <= stats["fewest_hops"] + 1
+    # the partition the caller already searches is left out, whatever its labels
+    relabelled = {t: 3 - p for t, p in best.items()}
+    other = best_partition(g, c, period, period, 300, 0, {}, exclude=relabelled)
+    assert other is not None and blocks(other) != blocks(best)
     ring = replace(c, interconnect=Interconnect(topology="ring"))  # processors no longer interchangeable
     assert best_partition(g, ring, period, period, 300, 0, {}) is None

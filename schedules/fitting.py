@@ -23,6 +23,7 @@ same on any machine.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -60,9 +61,16 @@ def _lowest_bit(masks: np.ndarray) -> np.ndarray:
     return np.rint(np.log2(low.astype(np.float64))).astype(np.int64)  # exact: powers of two below 2^53
 
 
-def fitting_bins(size: Sequence[int], period: int, idle: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """(bitmasks, idle cycles) of every non-empty subset with load in [period - idle, period]; None when too
-    many."""
+@dataclass(frozen=True)
+class Bins:
+    """Every non-empty subset of the tasks (bit k: the k-th task) whose load fits a period within `idle` cycles,
+    and the idle cycles each leaves."""
+    masks: np.ndarray
+    idle_cycles: np.ndarray
+
+
+def fitting_bins(size: Sequence[int], period: int, idle: int) -> Bins | None:
+    """The subsets with load in [period - idle, period]; None when more than MAX_BINS."""
     n = len(size)
     h = (n + 1) // 2
     s = np.asarray(size, dtype=np.int64)
@@ -81,7 +89,7 @@ def fitting_bins(size: Sequence[int], period: int, idle: int) -> tuple[np.ndarra
     pos = np.repeat(lo, counts) + within
     masks = ai | (order[pos].astype(np.int64) << h)
     keep = masks != 0  # an empty processor is no bin: the partitions leave it out (fitting_partitions)
-    return masks[keep], (period - (a[ai] + bs[pos]))[keep]
+    return Bins(masks[keep], (period - (a[ai] + bs[pos]))[keep])
 
 
 def fitting_partitions(sizes: Mapping[str, int], processors: int, period: int,
@@ -102,7 +110,7 @@ def fitting_partitions(sizes: Mapping[str, int], processors: int, period: int,
     found = fitting_bins(size, period, idle)
     if found is None:
         return None
-    masks, idles = found
+    masks, idles = found.masks, found.idle_cycles
     low = _lowest_bit(masks)
     by_low = {k: (masks[low == k], idles[low == k]) for k in range(n)}
     out: list[tuple[int, ...]] = []

@@ -16,7 +16,7 @@ comes once, labelled in order of its biggest task), with idle adding up to at mo
 the rest, whose load is period - (I - the idle so far) <= period, so it always fits.
 
 The listing is refused (None) rather than cut when it would be big (more than MAX_TASKS tasks, MAX_BINS bins,
-MAX_NODES search nodes or MAX_PARTITIONS partitions), so what it returns is always every partition, and the
+max_nodes search nodes or MAX_PARTITIONS partitions), so what it returns is always every partition, and the
 same on any machine.
 """
 
@@ -37,9 +37,12 @@ from spikepipe.ir import TaskGraph, TaskKind
 # meet in the middle holds 2^(n/2) subset sums per half: 1 M int64 values each at 40 tasks
 MAX_TASKS = 40
 MAX_BINS = 400_000
-# search nodes (one per bin tried) and partitions: vgg11 at P=8's shortest period has 73,062 bins and 528
-# partitions, at P=4 23,778 bins and 16,583 partitions
-MAX_NODES = 300_000
+# search nodes (one per bin tried) and partitions. vgg11 at P=4's shortest period: 23,778 bins, 50,050 nodes, 16,583
+# partitions (0.4 s); at P=8: 73,062 bins, 244,141 nodes for 528 partitions (2.9 s). A refusal by nodes costs
+# 10 to 30 us a node, and the scheduler lists at every solve (each frontier point): so its default stops at
+# 100,000 (vgg11 P=8's probes gave no better seed than CP-SAT's chain model there anyway); the proof script
+# (experiments/schedulers/no_schedule.py) asks for more
+MAX_NODES = 100_000
 MAX_PARTITIONS = 100_000
 # best_partition: the fewest-hop partitions given a short order search each, with search_evaluations / PROBE_SHARE
 # moves; the chosen one then gets the caller's full search. On vgg11 P=4 the 12 partitions with 8 hops score 14
@@ -93,7 +96,7 @@ def fitting_bins(size: Sequence[int], period: int, idle: int) -> Bins | None:
 
 
 def fitting_partitions(sizes: Mapping[str, int], processors: int, period: int,
-                       deadline: Deadline | None = None) -> list[dict[str, int]] | None:
+                       deadline: Deadline | None = None, *, max_nodes: int = MAX_NODES) -> list[dict[str, int]] | None:
     """Every partition of the tasks into at most `processors` loads of at most `period` cycles, once each, as
     task -> processor (processor 0 holds the biggest task, 1 the biggest of the rest, ...); None when the
     listing would exceed the limits above, or when `deadline` (a wall-clock limit) expires first."""
@@ -128,7 +131,7 @@ def fitting_partitions(sizes: Mapping[str, int], processors: int, period: int,
         ok = ((cand & ~rest) == 0) & (cidle <= spare)
         for m, i in zip(cand[ok].tolist(), cidle[ok].tolist(), strict=True):
             nodes += 1
-            if nodes > MAX_NODES or (deadline is not None and nodes % 1024 == 0 and deadline.expired()):
+            if nodes > max_nodes or (deadline is not None and nodes % 1024 == 0 and deadline.expired()):
                 return False
             if not place(rest ^ m, (*chosen, m), spare - i):
                 return False

@@ -201,7 +201,7 @@ def main() -> None:
     t0 = time.perf_counter()
     # the product's listing (schedules.fitting: meet in the middle, 2.4 s here against 13-23 s for the search
     # below, which stays as the fallback when the listing is refused and as its own tests' subject)
-    listed = fitting_partitions(sizes, cluster.size, period)
+    listed = fitting_partitions(sizes, cluster.size, period, max_nodes=10_000_000)
     found = partitions(sizes, cluster.size, period) if listed is None else listed
     fit = [a for a in found if assignment_link_load(graph, cluster, a) <= period]
     print(f"step 1: {len(found)} partitions fit period {period} ({cluster.size * period - sum(sizes.values())} "

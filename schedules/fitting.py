@@ -182,9 +182,19 @@ def best_partition(graph: TaskGraph, cluster: Cluster, period: int, search_perio
     if not parts:
         return None
     hops = [chain_hops(graph, a) for a in parts]
+    # partitions that place the F/B chain alike and differ only in where W tasks go (equal-sized W tasks
+    # swapped: vgg11 P=4's twelve 8-hop partitions are three chain placements, four ways each) come after one
+    # of each, so the probes see more placements of the chain
+    chain = [t for t in order if graph.task(t).kind is not TaskKind.W]
+    seen: dict[frozenset[frozenset[str]], int] = {}
+    repeat = []
+    for a in parts:
+        k = blocks({t: a[t] for t in chain})
+        repeat.append(seen.get(k, 0))
+        seen[k] = repeat[-1] + 1
     skip = blocks(exclude) if exclude is not None else None
     probes: list[int] = []
-    for i in sorted(range(len(parts)), key=lambda i: (hops[i], i)):
+    for i in sorted(range(len(parts)), key=lambda i: (hops[i], repeat[i], i)):
         if len(probes) == PROBES:
             break
         if assignment_link_load(graph, cluster, parts[i]) <= period and blocks(parts[i]) != skip:

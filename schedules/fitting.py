@@ -169,9 +169,9 @@ def best_partition(graph: TaskGraph, cluster: Cluster, period: int, search_perio
     """Among every partition that fits `period` (and loads no link past it) other than `exclude`'s (the
     caller searches that one already), the one of the PROBES with the fewest chain hops whose short order
     search at `search_period` gives the least (total delay, largest lag); None when the processors are not
-    interchangeable (heterogeneous or not all-to-all) or the listing is refused. Counted in moves, so the same on any machine; `deadline` (the caller's wall-clock limit or guard)
-    cuts the listing and the probes, and stats["cut_for_time"] says so. `stats` gets what was listed and
-    probed."""
+    interchangeable (heterogeneous or not all-to-all) or the listing is refused. Counted in moves, so the same
+    on any machine; `deadline` (the caller's wall-clock limit or guard) cuts the listing and the probes, and
+    stats["cut_for_time"] says so. `stats` gets what was listed and probed."""
     if cluster.size < 2 or not cluster.homogeneous_ or cluster.interconnect.topology != "all-to-all":
         return None
     order = graph.topological_order()
@@ -203,13 +203,12 @@ def best_partition(graph: TaskGraph, cluster: Cluster, period: int, search_perio
     scored = []
     for i in probes:
         if deadline is not None and deadline.expired():
-            stats["cut_for_time"] = True
             break
         slots = search_orders(graph, cluster, parts[i], search_period, training_order(graph), seed=seed,
                               evaluations=moves, deadline=deadline)
         s = make_schedule("spikepipe", "periodic", graph, cluster, slots, search_period, derive_lags=True)
         scored.append((sum(s.gradient_delays), s.max_lag, i))
-    if deadline is not None and deadline.expired():  # the last probe's search may have been cut
+    if deadline is not None and deadline.expired():  # probes skipped, or the last one's search cut
         stats["cut_for_time"] = True
     if not scored:
         return None

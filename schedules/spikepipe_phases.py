@@ -342,8 +342,8 @@ def partition_assignment(graph: TaskGraph, cluster: Cluster, a: Assignment, peri
                          timer: PhaseTimer, stats: dict[str, Any]) -> dict[str, int] | None:
     """The second assignment from the full list of partitions that fit phase 1's period (schedules.fitting), when
     that list is cheap: the fewest-hop ones probed by a short order search. None (then the CP-SAT chain model is
-    asked) under the same conditions as chain_assignment, or when the listing is refused. Only when phase 1's
-    period is its proven optimum or the hint's: that is where the fits are rare and the listing small."""
+    asked) under the same conditions as chain_assignment, or when the listing is refused (schedules.fitting's
+    limits: it is small where the period is packed to within a few cycles, the case it is for)."""
     if a.links_bind or a.link_constraints or not a.report.found or cluster.size == 1:
         return None
     found: dict[str, Any] = {}

@@ -27,16 +27,12 @@ from hwmodels.config import load_cluster
 from schedules import generate
 from schedules.common import make_schedule, slot_cycles, training_order
 from schedules.cpsat_build import _assignment_vars, _processor_sets
+from schedules.fitting import chain_hops
 from schedules.order_search import search_orders
 from schedules.spikepipe_sched import spikepipe
 from spikepipe.ir import TaskKind
 from spikepipe.schedule_file import write_schedule
 from spikepipe.workload import load_workload
-
-
-def chain_hops(graph, assign) -> int:
-    """Edges into an F or B task (the minibatch's chain) whose ends are on different processors."""
-    return sum(assign[u] != assign[v] for u, v, _ in graph.edges if graph.task(v).kind is not TaskKind.W)
 
 
 def partitions(graph, cluster, period: int, max_hops: int, limit: int, seconds: float):

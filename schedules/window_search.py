@@ -29,6 +29,7 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -119,10 +120,12 @@ def build_window(graph: TaskGraph, cluster: Cluster, sched: Schedule, procs: Seq
 
 
 def _solve_window(graph: TaskGraph, cluster: Cluster, sched: Schedule, procs: Sequence[int],
-                  delay_floor: tuple[int, ...] | None, det_s: float, wall_s: float,
-                  seed: int) -> tuple[Schedule | None, str, float]:
+                  delay_floor: tuple[int, ...] | None, det_s: float, wall_s: float, seed: int,
+                  solver: cp_model.CpSolver | None = None) -> tuple[Schedule | None, str, float]:
+    """One window solved: (its schedule or None, CP-SAT's status, deterministic seconds used). `solver`: a
+    fresh one that another thread may stop (_Ahead)."""
     w = build_window(graph, cluster, sched, procs, delay_floor)
-    solver = cp_model.CpSolver()
+    solver = cp_model.CpSolver() if solver is None else solver
     solver.parameters.num_workers = 1
     solver.parameters.random_seed = seed
     solver.parameters.max_deterministic_time = max(0.001, det_s)
@@ -139,25 +142,93 @@ def _solve_window(graph: TaskGraph, cluster: Cluster, sched: Schedule, procs: Se
     return cand, status, used
 
 
+class _Ahead:
+    """Window solves with the next windows started ahead on spare threads, for the same answers sooner.
+
+    The search is sequential: each window is solved on the best schedule so far and its deterministic limit
+    depends on what the earlier windows used. While one window runs, the next `workers - 1` windows of the
+    stage are solved on the same schedule at the limit they will get if nothing improves before them (CP-SAT
+    releases the GIL, and each solve runs on one worker within a deterministic limit, so a window's answer is
+    the same whichever thread solves it and whatever else runs). A result is used only when the window comes
+    up on the same schedule with the same limit; any other (the schedule improved first, or the budget's end
+    cut the limit) is stopped and the window solved again. So the search takes the same steps, and gives the
+    same schedule and stats, with any number of workers; only the wall time differs."""
+
+    def __init__(self, graph: TaskGraph, cluster: Cluster, delay_floor: tuple[int, ...] | None, seed: int,
+                 workers: int) -> None:
+        self.args = (graph, cluster)
+        self.floor, self.seed, self.workers = delay_floor, seed, workers
+        self.pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+        self.on: Schedule | None = None  # the schedule the running solves are on
+        self.running: dict[tuple[tuple[int, ...], float], tuple[Future[Any], cp_model.CpSolver]] = {}
+
+    def solve(self, sched: Schedule, procs: tuple[int, ...], det: float, wall: float,
+              ahead: Sequence[tuple[tuple[int, ...], float]]) -> tuple[Schedule | None, str, float]:
+        """Window `procs` solved on `sched` within `det` (and the wall guard `wall`); `ahead`: the windows
+        expected next, as (procs, limit), which are started on the spare threads."""
+        if self.pool is None:
+            return _solve_window(*self.args, sched, procs, self.floor, det, wall, self.seed)
+        if self.on is not sched:
+            self.stop()
+            self.on = sched
+        wanted = [(procs, det), *ahead[:self.workers - 1]]
+        for job in [j for j in self.running if j not in wanted]:  # a guess that missed: its thread is needed
+            self._stop(job)
+        for job in wanted:
+            if job not in self.running:
+                solver = cp_model.CpSolver()
+                future = self.pool.submit(_solve_window, *self.args, sched, job[0], self.floor, job[1], wall,
+                                          self.seed, solver)
+                self.running[job] = (future, solver)
+        return self.running.pop((procs, det))[0].result()
+
+    def stop(self) -> None:
+        """Every solve started ahead and not used: cancelled, or stopped if it runs."""
+        for job in list(self.running):
+            self._stop(job)
+
+    def _stop(self, job: tuple[tuple[int, ...], float]) -> None:
+        future, solver = self.running.pop(job)
+        if not future.cancel():
+            solver.stop_search()
+
+    def close(self) -> None:
+        self.stop()
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+
+
 def window_search(graph: TaskGraph, cluster: Cluster, sched: Schedule, *, det_budget_s: float | None,
                   deadline: Deadline, delay_floor: tuple[int, ...] | None = None, seed: int = 0,
-                  stats: dict[str, Any] | None = None) -> Schedule:
+                  stats: dict[str, Any] | None = None, workers: int = 1) -> Schedule:
     """`sched` improved window by window (module docstring) until no window improves it, `det_budget_s`
     deterministic seconds are spent (None: only the deadline stops it, not reproducible) or the deadline
-    passes. stats gets windows solved, improvements, deterministic seconds used and whether the clock cut it."""
+    passes. stats gets windows solved, improvements, deterministic seconds used and whether the clock cut it.
+    `workers`: threads that solve the next windows ahead (_Ahead); the answer does not depend on them."""
     st: dict[str, Any] = stats if stats is not None else {}
     st.update(windows=0, improved=0, det_s=0.0, cut_for_time=False, optimal=0, start_total_delay=None)
     if not applies(graph, cluster, sched):
         st["skipped"] = "needs whole tasks on a homogeneous all-to-all cluster"
         return sched
     st["start_total_delay"] = sum(sched.gradient_delays)
+    solves = _Ahead(graph, cluster, delay_floor, seed, max(1, workers))
+    try:
+        return _climb(cluster, sched, det_budget_s, deadline, st, solves)
+    finally:
+        solves.close()
+
+
+def _climb(cluster: Cluster, sched: Schedule, det_budget_s: float | None, deadline: Deadline,
+           st: dict[str, Any], solves: _Ahead) -> Schedule:
+    """window_search's stages (module docstring)."""
     stages = [stage for stage in WINDOW_STAGES if stage[0] <= cluster.size]
     best, level = sched, 0
     proven: set[tuple[int, ...]] = set()  # windows solved to optimality on `best` without improving it
     while level < len(stages):
         size, limit = stages[level]
         improved = False
-        for procs in itertools.combinations(range(cluster.size), size):
+        windows = list(itertools.combinations(range(cluster.size), size))
+        for n, procs in enumerate(windows):
             if procs in proven:  # the same model again: the same optimum, already rejected
                 continue
             left = None if det_budget_s is None else det_budget_s - st["det_s"]
@@ -167,8 +238,9 @@ def window_search(graph: TaskGraph, cluster: Cluster, sched: Schedule, *, det_bu
                 st["cut_for_time"] = True
                 return _done(best, st)
             det = limit if left is None else min(limit, left)
-            cand, status, used = _solve_window(graph, cluster, best, procs, delay_floor, det,
-                                               deadline.remaining(), seed)
+            ahead = _expected(stages, level, windows[n + 1:], proven, improved, left, cluster.size,
+                              solves.workers - 1)
+            cand, status, used = solves.solve(best, procs, det, deadline.remaining(), ahead)
             st["windows"] += 1
             st["det_s"] += used
             st["optimal"] += status == "OPTIMAL"
@@ -182,6 +254,26 @@ def window_search(graph: TaskGraph, cluster: Cluster, sched: Schedule, *, det_bu
                 proven.add(procs)
         level = 0 if improved and level > 0 else level + (not improved)
     return _done(best, st)
+
+
+def _expected(stages: Sequence[tuple[int, float]], level: int, rest: Sequence[tuple[int, ...]],
+              proven: set[tuple[int, ...]], improved: bool, left: float | None, processors: int,
+              count: int) -> list[tuple[tuple[int, ...], float]]:
+    """The `count` windows _climb solves next, as (processors, limit), if the one it solves now improves nothing:
+    the rest of the stage, then (when the stage has not improved) the next stage's. Each gets its stage's whole
+    limit; none is guessed where the budget's end may cut the limit."""
+    out: list[tuple[tuple[int, ...], float]] = []
+    limit = stages[level][1]
+    upcoming = [(w, limit) for w in rest if w not in proven]
+    if not improved and level + 1 < len(stages):
+        size, limit = stages[level + 1]
+        upcoming += [(w, limit) for w in itertools.combinations(range(processors), size)
+                     if w not in proven]
+    for job in upcoming[:count]:
+        if left is not None and left - sum(j[1] for j in out) - job[1] <= 1e-3:
+            break
+        out.append(job)
+    return out
 
 
 def _done(best: Schedule, st: dict[str, Any]) -> Schedule:

@@ -123,3 +123,47 @@ def test_spikepipe_reports_its_window_search():
     assert w["det_s"] <= 1.0 + 0.05
     assert w["total_delay"] <= w["start_total_delay"]
     assert ("+windows" in s.info["phase2_source"]) == (w["improved"] > 0)
+
+
+@pytest.mark.parametrize("name", sorted(graphs()))
+@pytest.mark.parametrize("procs", [3, 4])
+def test_windows_solved_ahead_take_the_same_steps_as_one_at_a_time(name, procs):
+    # _Ahead solves the next windows on spare threads; a guess it made is used only when it is the window the
+    # sequential search solves next, on the same schedule with the same limit, so the answer and every count are
+    # those of one worker. The small budget makes some searches end mid-stage, where guesses are not made
+    g, c, s = _start(name, procs, "layerpipe")
+    runs = []
+    for workers in (1, 2, 3):
+        stats: dict = {}
+        out = window_search(g, c, s, det_budget_s=0.3, deadline=Deadline.within(120), seed=0, stats=stats,
+                            workers=workers, delay_floor=delay_lower_bounds(g, c, s.period_cycles))
+        runs.append((out.slots, stats))
+    assert runs[0] == runs[1] == runs[2]
+
+
+def test_windows_solved_ahead_with_a_scripted_solver_end_where_one_at_a_time_ends(monkeypatch):
+    # answers that depend on the schedule a window is solved on: a guess used on the wrong schedule, or at the
+    # wrong limit, would change the result or a count
+    g, c, s = _start("random-chain", 4, "layerpipe")
+    s = replace(s, gradient_delays=(*s.gradient_delays[:-1], s.gradient_delays[-1] + 2))
+    better = replace(s, gradient_delays=(*s.gradient_delays[:-1], s.gradient_delays[-1] - 1))
+    best = replace(better, gradient_delays=(*better.gradient_delays[:-1], better.gradient_delays[-1] - 1))
+
+    def fake(graph, cluster, sched, procs, floor, det, wall, seed, solver=None):
+        if sched is s and procs == (1, 2) and det == 0.4:
+            return better, "OPTIMAL", 0.01
+        if sched is better and procs == (0, 2, 3):
+            return best, "FEASIBLE", det
+        if procs in ((0, 1), (1, 3)) or (procs == (1, 2) and det < 0.4):
+            return None, "FEASIBLE", det
+        return sched, "OPTIMAL", 0.02
+
+    monkeypatch.setattr(window_search_module, "_solve_window", fake)
+    monkeypatch.setattr(window_search_module, "WINDOW_STAGES", ((2, 0.05), (2, 0.4), (3, 0.1), (3, 0.4)))
+    runs = []
+    for workers in (1, 2, 4):
+        stats: dict = {}
+        runs.append((window_search(g, c, s, det_budget_s=3.0, deadline=Deadline.within(60), stats=stats,
+                                   workers=workers), stats))
+    assert runs[0][0] is best
+    assert runs[0] == runs[1] == runs[2]

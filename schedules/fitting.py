@@ -32,6 +32,7 @@ from hwmodels import Cluster
 from schedules.common import assignment_link_load, make_schedule, slot_cycles, training_order
 from schedules.deadline import Deadline
 from schedules.order_search import search_orders
+from schedules.workers import run_jobs
 from spikepipe.ir import TaskGraph, TaskKind
 
 # meet in the middle holds 2^(n/2) subset sums per half: 1 M int64 values each at 40 tasks
@@ -165,13 +166,14 @@ def blocks(assign: Mapping[str, int]) -> frozenset[frozenset[str]]:
 
 def best_partition(graph: TaskGraph, cluster: Cluster, period: int, search_period: int, evaluations: int,
                    seed: int, stats: dict[str, Any], deadline: Deadline | None = None,
-                   exclude: Mapping[str, int] | None = None) -> dict[str, int] | None:
+                   exclude: Mapping[str, int] | None = None, workers: int = 1) -> dict[str, int] | None:
     """Among every partition that fits `period` (and loads no link past it) other than `exclude`'s (the
     caller searches that one already), the one of the PROBES with the fewest chain hops whose short order
     search at `search_period` gives the least (total delay, largest lag); None when the processors are not
     interchangeable (heterogeneous or not all-to-all) or the listing is refused. Counted in moves, so the same
     on any machine; `deadline` (the caller's wall-clock limit or guard) cuts the listing and the probes, and
-    stats["cut_for_time"] says so. `stats` gets what was listed and probed."""
+    stats["cut_for_time"] says so. `stats` gets what was listed and probed. The probes are independent:
+    `workers` processes run them (schedules.workers), with the same answer as one."""
     if cluster.size < 2 or not cluster.homogeneous_ or cluster.interconnect.topology != "all-to-all":
         return None
     order = graph.topological_order()
@@ -200,14 +202,12 @@ def best_partition(graph: TaskGraph, cluster: Cluster, period: int, search_perio
         if assignment_link_load(graph, cluster, parts[i]) <= period and blocks(parts[i]) != skip:
             probes.append(i)
     moves = max(1, evaluations // PROBE_SHARE)
+    probe = _Probe(graph, cluster, search_period, seed, moves, deadline)
     scored = []
-    for i in probes:
-        if deadline is not None and deadline.expired():
+    for score in run_jobs(probe, [parts[i] for i in probes], workers):  # as one worker: up to the first cut
+        if score is None:
             break
-        slots = search_orders(graph, cluster, parts[i], search_period, training_order(graph), seed=seed,
-                              evaluations=moves, deadline=deadline)
-        s = make_schedule("spikepipe", "periodic", graph, cluster, slots, search_period, derive_lags=True)
-        scored.append((sum(s.gradient_delays), s.max_lag, i))
+        scored.append((*score, probes[len(scored)]))
     if deadline is not None and deadline.expired():  # probes skipped, or the last one's search cut
         stats["cut_for_time"] = True
     if not scored:
@@ -216,3 +216,24 @@ def best_partition(graph: TaskGraph, cluster: Cluster, period: int, search_perio
     stats.update(probed=len(scored), probe_moves=moves, fewest_hops=hops[probes[0]], chosen_hops=hops[best],
                  chosen_probe_total_delay=total)
     return parts[best]
+
+
+@dataclass(frozen=True)
+class _Probe:
+    """One probe of best_partition as a job for another process: assignment -> (total delay, largest lag) of
+    its short order search, or None when the deadline has passed."""
+    graph: TaskGraph
+    cluster: Cluster
+    period: int
+    seed: int
+    moves: int
+    deadline: Deadline | None
+
+    def __call__(self, assignment: dict[str, int]) -> tuple[int, int] | None:
+        if self.deadline is not None and self.deadline.expired():
+            return None
+        g, c = self.graph, self.cluster
+        slots = search_orders(g, c, assignment, self.period, training_order(g), seed=self.seed,
+                              evaluations=self.moves, deadline=self.deadline)
+        s = make_schedule("spikepipe", "periodic", g, c, slots, self.period, derive_lags=True)
+        return sum(s.gradient_delays), s.max_lag

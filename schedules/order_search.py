@@ -29,6 +29,7 @@ import networkx as nx
 from hwmodels import Cluster
 from schedules.common import expected_dependencies, queue_waits, slot_cycles, transfer_cycles
 from schedules.deadline import Deadline
+from schedules.workers import run_jobs
 from spikepipe.ir import Dependency, Slot, TaskGraph, TaskKind, task_id
 
 # independent climbs the order search's moves are shared among (search_slot_orders)
@@ -85,6 +86,9 @@ class _Problem:
     parted: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]  # (F parts, W parts) of the other layers with weights
     # the link waits of a packing (starts by index -> waits by (pred index, index)): every score counts them
     queue: Callable[[list[int]], dict[tuple[int, int], int]]
+    # per processor, its edges to and from other processors, (pred, succ, transfer cycles, whether the succ is
+    # the processor's): the only edges whose waits its offset moves (_offset_candidates)
+    crossing: tuple[tuple[tuple[int, int, int, bool], ...], ...]
 
 
 def _problem(slots: Sequence[Slot], deps: Sequence[Dependency], cluster: Cluster, num_layers: int,
@@ -133,8 +137,15 @@ def _problem(slots: Sequence[Slot], deps: Sequence[Dependency], cluster: Cluster
     weighted = [(fs, ws) for fs, ws in layers if fs and ws]  # a layer without weights has no gradient delay
     whole = tuple((fs[0], ws[0]) for fs, ws in weighted if len(fs) == len(ws) == 1)
     parted = tuple((fs, ws) for fs, ws in weighted if not len(fs) == len(ws) == 1)
-    return _Problem(ids, tuple(by_id[t].processor for t in ids), tuple(by_id[t].duration_cycles for t in ids),
-                    preds, period, whole, parted, queue)
+    proc = tuple(by_id[t].processor for t in ids)
+    crossing: list[list[tuple[int, int, int, bool]]] = [[] for _ in range(cluster.size)]
+    for v, ps in enumerate(preds):
+        for u, c in ps:
+            if proc[u] != proc[v]:
+                crossing[proc[v]].append((u, v, c, True))
+                crossing[proc[u]].append((u, v, c, False))
+    return _Problem(ids, proc, tuple(by_id[t].duration_cycles for t in ids), preds, period, whole, parted, queue,
+                    tuple(map(tuple, crossing)))
 
 
 def _score(pb: _Problem, orders: Sequence[Sequence[int]], offsets: Sequence[int] | None = None,
@@ -215,12 +226,11 @@ def _offset_candidates(pb: _Problem, start: Sequence[int], offsets: Sequence[int
     (a lag changes when an edge's slack crosses a multiple of the period)."""
     per = pb.period
     out = {offsets[q]}
-    for v, ps in enumerate(pb.preds):
-        for u, c in ps:
-            if pb.proc[v] == q and pb.proc[u] != q:
-                out.add((start[u] + pb.dur[u] + c - (start[v] - offsets[q])) % per)
-            elif pb.proc[u] == q and pb.proc[v] != q:
-                out.add((start[v] - c - pb.dur[u] - (start[u] - offsets[q])) % per)
+    for u, v, c, inbound in pb.crossing[q]:
+        if inbound:
+            out.add((start[u] + pb.dur[u] + c - (start[v] - offsets[q])) % per)
+        else:
+            out.add((start[v] - c - pb.dur[u] - (start[u] - offsets[q])) % per)
     return sorted(out)
 
 
@@ -338,24 +348,33 @@ def _placed(pb: _Problem, slots: Sequence[Slot], orders: Sequence[Sequence[int]]
 def search_slot_orders(slots: Sequence[Slot], deps: Sequence[Dependency], cluster: Cluster, num_layers: int,
                        period: int, training: Sequence[str], *, seed: int = 0,
                        evaluations: int = 4000, deadline: Deadline | None = None,
-                       stats: dict[str, Any] | None = None) -> list[Slot]:
+                       stats: dict[str, Any] | None = None, workers: int = 1) -> list[Slot]:
     """The slots re-packed back to back per processor in the best cyclic orders found, with the smallest lags;
     deterministic for a seed and budget. Processors and durations are kept; the period must hold every
     processor's load. The moves are shared among RESTARTS climbs from the same start with their own random
     streams (the climbs end far apart: 13 to 16 total delay on vgg11 at P=4), and the best of them is kept.
-    `deadline` ends the search early, which makes the answer depend on the
+    The climbs are independent: `workers` processes run them side by side (schedules.workers), with the same
+    answer as one. `deadline` ends the search early, which makes the answer depend on the
     machine's speed; `stats` receives the evaluations done and whether the clock cut them."""
     pb = _problem(slots, deps, cluster, num_layers, period)
     rank = {t: i for i, t in enumerate(training)}
     starts = (_ideal_orders(pb, cluster.size), _ranked_orders(pb, cluster.size, rank))
     first = min(starts, key=lambda o: _score(pb, o)[:2])
+    shares = [evaluations // RESTARTS + (1 if k < evaluations % RESTARTS else 0) for k in range(RESTARTS)]
+    climb = _Climb(tuple(slots), tuple(deps), cluster, num_layers, period, first, deadline)
+    if workers > 1:
+        climbs = run_jobs(climb, [(seed * RESTARTS + k, share) for k, share in enumerate(shares)], workers)
+    else:  # here, on this problem (its link-queue memo shared by the climbs), stopping at the first cut
+        climbs = []
+        for k, share in enumerate(shares):
+            climbs.append(_climb(pb, first, [0] * cluster.size, random.Random(seed * RESTARTS + k), share,
+                                 deadline))
+            if climbs[-1][3]:
+                break
     runs, done, cut, stalled = [], 0, False, 0
-    for k in range(RESTARTS):
-        share = evaluations // RESTARTS + (1 if k < evaluations % RESTARTS else 0)
-        orders, offsets, moves, cut = _climb(pb, first, [0] * cluster.size, random.Random(seed * RESTARTS + k),
-                                             share, deadline)
+    for k, (orders, offsets, moves, cut) in enumerate(climbs):  # as one worker ends them: at the first cut
         done += moves
-        stalled += not cut and moves < share
+        stalled += not cut and moves < shares[k]
         runs.append((_score(pb, orders, offsets)[:2], k, orders, offsets))
         if cut:
             break
@@ -365,6 +384,23 @@ def search_slot_orders(slots: Sequence[Slot], deps: Sequence[Dependency], cluste
         stats.update(evaluations=done, evaluations_asked=evaluations, cut_for_time=cut, restarts=len(runs),
                      stalled=stalled)
     return _placed(pb, slots, best, offsets)
+
+
+@dataclass(frozen=True)
+class _Climb:
+    """One climb of search_slot_orders as a job for another process: (seed, moves) -> _climb's answer."""
+    slots: tuple[Slot, ...]
+    deps: tuple[Dependency, ...]
+    cluster: Cluster
+    num_layers: int
+    period: int
+    first: list[list[int]]
+    deadline: Deadline | None
+
+    def __call__(self, job: tuple[int, int]) -> tuple[list[list[int]], list[int], int, bool]:
+        pb = _problem(self.slots, self.deps, self.cluster, self.num_layers, self.period)
+        seed, moves = job
+        return _climb(pb, self.first, [0] * self.cluster.size, random.Random(seed), moves, self.deadline)
 
 
 def polish_slots(slots: Sequence[Slot], deps: Sequence[Dependency], cluster: Cluster, num_layers: int,
@@ -397,9 +433,11 @@ def polish_slots(slots: Sequence[Slot], deps: Sequence[Dependency], cluster: Clu
 
 def search_orders(graph: TaskGraph, cluster: Cluster, assignment: Mapping[str, int], period: int,
                   training: Sequence[str], *, seed: int = 0, evaluations: int = 4000,
-                  deadline: Deadline | None = None, stats: dict[str, Any] | None = None) -> list[Slot]:
+                  deadline: Deadline | None = None, stats: dict[str, Any] | None = None,
+                  workers: int = 1) -> list[Slot]:
     """Unsplit tasks: one slot per task on its assigned processor, then search_slot_orders."""
     slots = [Slot(t, assignment[t], 0, slot_cycles(graph, cluster, t, assignment[t]))
              for t in graph.topological_order()]
     return search_slot_orders(slots, expected_dependencies(graph, slots), cluster, graph.num_layers, period,
-                              training, seed=seed, evaluations=evaluations, deadline=deadline, stats=stats)
+                              training, seed=seed, evaluations=evaluations, deadline=deadline, stats=stats,
+                              workers=workers)

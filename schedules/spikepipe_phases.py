@@ -308,7 +308,8 @@ def seeds(graph: TaskGraph, cluster: Cluster, a: Assignment, period: int, slack:
         if chain:
             chain_stats: dict[str, Any] = {}
             slots = search_orders(graph, cluster, chain, period, training_order(graph), seed=opts.seed,
-                                  evaluations=opts.search_evaluations, deadline=stop, stats=chain_stats)
+                                  evaluations=opts.search_evaluations, deadline=stop, stats=chain_stats,
+                                  workers=opts.workers)
             candidates[f"{chain_name}-order-search"] = make_schedule("spikepipe", "periodic", graph, cluster,
                                                                      slots, period, derive_lags=True)
             stats[f"{chain_name}_assignment"] = chain_stats
@@ -349,7 +350,7 @@ def partition_assignment(graph: TaskGraph, cluster: Cluster, a: Assignment, peri
     found: dict[str, Any] = {}
     with timer.phase("partitions"):
         best = best_partition(graph, cluster, a.period_cycles, period, opts.search_evaluations, opts.seed, found,
-                              timer.share_of_left(CHAIN_SHARE), exclude=a.assign)
+                              timer.share_of_left(CHAIN_SHARE), exclude=a.assign, workers=opts.workers)
     stats["partitions"] = found
     if found.get("cut_for_time"):
         timer.skip(f"partition listing or probes cut for time ({found.get('probed', 0)} probed)")
@@ -384,7 +385,8 @@ def _candidates(graph: TaskGraph, cluster: Cluster, assign: Mapping[str, int], p
     t0 = time.perf_counter()
     out = {"list": schedule_assignment("spikepipe", graph, cluster, assign, period=period)}
     slots = search_orders(graph, cluster, assign, period, training_order(graph), seed=opts.seed,
-                          evaluations=opts.search_evaluations, deadline=deadline, stats=stats)
+                          evaluations=opts.search_evaluations, deadline=deadline, stats=stats,
+                          workers=opts.workers)
     t1 = time.perf_counter()
     out["order-search"] = make_schedule("spikepipe", "periodic", graph, cluster, slots, period, derive_lags=True)
     stats["make_schedule_s"] = time.perf_counter() - t1

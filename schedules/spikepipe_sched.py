@@ -119,7 +119,8 @@ def _with_split(graph: TaskGraph, cluster: Cluster, opts: SpikePipeOptions, dead
     t0 = time.perf_counter()
     with timer.phase("split"):
         cut = split_schedule(graph, cluster, seed=opts.seed, max_parts=opts.max_parts,
-                             deadline=deadline.ending_earlier(ph.MARGIN * deadline.limit_s), stats=stats)
+                             deadline=deadline.ending_earlier(ph.MARGIN * deadline.limit_s), stats=stats,
+                             workers=opts.workers)
     if stats.get("cut_for_time"):
         timer.skip(f"split path cut for time: {stats['split_steps_priced']} of {stats['split_steps']} split "
                    f"steps priced, {stats['evaluations']} of {stats['evaluations_asked']} order moves")
@@ -205,7 +206,7 @@ def _windows(graph: TaskGraph, cluster: Cluster, opts: SpikePipeOptions, timer: 
            if opts.deterministic and opts.deterministic_time_s is not None else None)
     with timer.phase("window_search"):
         out = window_search(graph, cluster, sched, det_budget_s=det, deadline=timer.share_of_left(_WINDOW_SHARE),
-                            delay_floor=free_floor, seed=opts.seed, stats=stats)
+                            delay_floor=free_floor, seed=opts.seed, stats=stats, workers=opts.workers)
     if stats["cut_for_time"]:
         timer.skip(f"window search cut for time after {stats['windows']} windows")
     return out, stats

@@ -158,9 +158,11 @@ def _priced(graph: TaskGraph, cluster: Cluster, k: list[int], price: _Prices) ->
 
 def split_schedule(graph: TaskGraph, cluster: Cluster, *, seed: int = 0, evaluations: int = 2000,
                    max_parts: int | None = None, info: dict[str, Any] | None = None,
-                   deadline: Deadline | None = None, stats: dict[str, Any] | None = None) -> Schedule:
+                   deadline: Deadline | None = None, stats: dict[str, Any] | None = None,
+                   workers: int = 1) -> Schedule:
     """`deadline` stops pricing split steps and the order search early (the unsplit step is always priced, so
-    the answer is valid); `stats` receives how far each got."""
+    the answer is valid); `stats` receives how far each got. `workers`: processes for the order search's
+    climbs (the same answer with any number)."""
     from schedules.common import lower_bound
 
     price = _Prices(graph, cluster)
@@ -181,7 +183,8 @@ def split_schedule(graph: TaskGraph, cluster: Cluster, *, seed: int = 0, evaluat
     load, links, bcast = chosen.processor_cycles, chosen.link_cycles, chosen.broadcast_cycles
     search: dict[str, Any] = {}
     slots = search_slot_orders(slots, deps, cluster, graph.num_layers, period, training_order(graph),
-                               seed=seed, evaluations=evaluations, deadline=deadline, stats=search)
+                               seed=seed, evaluations=evaluations, deadline=deadline, stats=search,
+                               workers=workers)
     if stats is not None:
         stats.update(search, split_steps=len(steps), split_steps_priced=priced_steps,
                      cut_for_time=cut or search["cut_for_time"])

@@ -87,8 +87,10 @@ class _Problem:
     # the link waits of a packing (starts by index -> waits by (pred index, index)): every score counts them
     queue: Callable[[list[int]], dict[tuple[int, int], int]]
     # per processor, its edges to and from other processors, (pred, succ, transfer cycles, whether the succ is
-    # the processor's): the only edges whose waits its offset moves (_offset_candidates)
-    crossing: tuple[tuple[tuple[int, int, int, bool], ...], ...]
+    # the processor's, edge number): the only edges whose waits its offset moves (_offset_candidates, _rotate)
+    crossing: tuple[tuple[tuple[int, int, int, bool, int], ...], ...]
+    # preds again with each edge's number instead of its transfer cycles: (pred index, edge number)
+    edges: tuple[tuple[tuple[int, int], ...], ...]
 
 
 def _problem(slots: Sequence[Slot], deps: Sequence[Dependency], cluster: Cluster, num_layers: int,
@@ -138,14 +140,20 @@ def _problem(slots: Sequence[Slot], deps: Sequence[Dependency], cluster: Cluster
     whole = tuple((fs[0], ws[0]) for fs, ws in weighted if len(fs) == len(ws) == 1)
     parted = tuple((fs, ws) for fs, ws in weighted if not len(fs) == len(ws) == 1)
     proc = tuple(by_id[t].processor for t in ids)
-    crossing: list[list[tuple[int, int, int, bool]]] = [[] for _ in range(cluster.size)]
+    crossing: list[list[tuple[int, int, int, bool, int]]] = [[] for _ in range(cluster.size)]
+    edges: list[tuple[tuple[int, int], ...]] = []
+    e = 0
     for v, ps in enumerate(preds):
+        numbered = []
         for u, c in ps:
+            numbered.append((u, e))
             if proc[u] != proc[v]:
-                crossing[proc[v]].append((u, v, c, True))
-                crossing[proc[u]].append((u, v, c, False))
+                crossing[proc[v]].append((u, v, c, True, e))
+                crossing[proc[u]].append((u, v, c, False, e))
+            e += 1
+        edges.append(tuple(numbered))
     return _Problem(ids, proc, tuple(by_id[t].duration_cycles for t in ids), preds, period, whole, parted, queue,
-                    tuple(map(tuple, crossing)))
+                    tuple(map(tuple, crossing)), tuple(edges))
 
 
 def _score(pb: _Problem, orders: Sequence[Sequence[int]], offsets: Sequence[int] | None = None,
@@ -160,37 +168,29 @@ def _score(pb: _Problem, orders: Sequence[Sequence[int]], offsets: Sequence[int]
     return total, span, start, lag
 
 
-def _evaluate(pb: _Problem, start: Sequence[int], end: Sequence[int], links: bool = True,
-              known: Sequence[int] = (), first: int = 0) -> tuple[int, int, list[int]]:
-    """(total delay, total span, lags) of the packing with these starts and ends. Without link waits, the lags
-    of the slots before index `first` may be given (`known`: they depend only on earlier slots, so a packing that
-    moves no slot before `first` shares them); with link waits every lag is computed, since a moved transfer can
-    delay any other on its links."""
+def _evaluate(pb: _Problem, start: Sequence[int], end: Sequence[int],
+              links: bool = True) -> tuple[int, int, list[int]]:
+    """(total delay, total span, lags) of the packing with these starts and ends, with the link waits or
+    without them. (The rotation's prefilter computes the same lags from edge terms: _terms, _shifted_lags.)"""
     per = pb.period
-    wait = pb.queue(start) if links else None
-    preds = pb.preds
-    # the innermost loop of the search (hundreds of calls per move): plain integer arithmetic, ceil(x / per) as
-    # (x + per - 1) // per, which holds for negative x too; the loop without link waits is the prefilter's
-    if wait:
-        lag = [0] * len(preds)
-        for v, ps in enumerate(preds):
-            sv = start[v] - per + 1
-            r = -(start[v] // per)  # the folded lag (lag + start // period) must not be negative
-            for u, c in ps:
-                x = lag[u] + (end[u] + c + wait.get((u, v), 0) - sv) // per
-                if x > r:
-                    r = x
-            lag[v] = r
-    else:
-        lag = list(known[:first]) + [0] * (len(preds) - first)
-        for v in range(first, len(preds)):
-            sv = start[v] - per + 1
-            r = -(start[v] // per)
-            for u, c in preds[v]:
-                x = lag[u] + (end[u] + c - sv) // per
-                if x > r:
-                    r = x
-            lag[v] = r
+    wait = pb.queue(start) if links else {}
+    # plain integer arithmetic, ceil(x / per) as (x + per - 1) // per, which holds for negative x too
+    lag = [0] * len(pb.preds)
+    for v, ps in enumerate(pb.preds):
+        sv = start[v] - per + 1
+        r = -(start[v] // per)  # the folded lag (lag + start // period) must not be negative
+        for u, c in ps:
+            x = lag[u] + (end[u] + c + wait.get((u, v), 0) - sv) // per
+            if x > r:
+                r = x
+        lag[v] = r
+    total, span = _totals(pb, start, end, lag)
+    return total, span, lag
+
+
+def _totals(pb: _Problem, start: Sequence[int], end: Sequence[int], lag: Sequence[int]) -> tuple[int, int]:
+    """(total delay, total span) of a packing with these lags."""
+    per = pb.period
     total = span = 0
     for f, w in pb.whole:  # layers of one F and one W part (unsplit tasks)
         d = lag[w] * per + end[w] - lag[f] * per - start[f]
@@ -201,7 +201,7 @@ def _evaluate(pb: _Problem, start: Sequence[int], end: Sequence[int], links: boo
         write = max([lag[i] * per + end[i] for i in ws])
         total += (write - read + per - 1) // per - 1
         span += write - read
-    return total, span, lag
+    return total, span
 
 
 def _packed(pb: _Problem, orders: Sequence[Sequence[int]],
@@ -226,7 +226,7 @@ def _offset_candidates(pb: _Problem, start: Sequence[int], offsets: Sequence[int
     (a lag changes when an edge's slack crosses a multiple of the period)."""
     per = pb.period
     out = {offsets[q]}
-    for u, v, c, inbound in pb.crossing[q]:
+    for u, v, c, inbound, _ in pb.crossing[q]:
         if inbound:
             out.add((start[u] + pb.dur[u] + c - (start[v] - offsets[q])) % per)
         else:
@@ -239,9 +239,12 @@ def _rotate(pb: _Problem, orders: Sequence[Sequence[int]], offsets: list[int], p
     """Coordinate descent on the offsets of `procs` (each in turn, the best of its candidates, until none
     improves): (offsets, score, evaluations)."""
     evaluations = 0
-    # the packing at the current offsets and its lags without link waits, kept up to date on every acceptance
+    # the packing at the current offsets, its lags without link waits and its edge terms, kept up to date on
+    # every acceptance
     start, end = _packed(pb, orders, offsets)
-    known = _evaluate(pb, start, end, links=False)[2]
+    terms, floors = _terms(pb, start, end)
+    known = _shifted_lags(pb, terms, floors, (), 0)
+    per = pb.period
     improved = True
     while improved:
         improved = False
@@ -256,20 +259,54 @@ def _rotate(pb: _Problem, orders: Sequence[Sequence[int]], offsets: list[int], p
                     continue
                 shift = x - offsets[q]
                 ts, te = list(start), list(end)
+                fl = list(floors)
                 for i in mine:
                     ts[i] += shift
                     te[i] += shift
+                    fl[i] = -(ts[i] // per)
+                # the shift moves only the terms of q's edges to and from other processors
+                tm = list(terms)
+                for u, v, c, _, e in pb.crossing[q]:
+                    tm[e] = (te[u] + c - ts[v] + per - 1) // per
                 # link waits cost most of a score: only a candidate that beats the score without them is
                 # scored with them (waits almost always add delay)
-                if _evaluate(pb, ts, te, False, known, first)[:2] >= score:
+                lags = _shifted_lags(pb, tm, fl, known, first)
+                if _totals(pb, ts, te, lags) >= score:
                     continue
                 sc = _evaluate(pb, ts, te)[:2]
                 evaluations += 1
                 if sc < score:
                     offsets, score, improved = offsets[:q] + [x] + offsets[q + 1:], sc, True
-                    start, end = ts, te
-                    known = _evaluate(pb, start, end, links=False)[2]
+                    start, end, known, terms, floors = ts, te, lags, tm, fl
     return offsets, score, evaluations
+
+
+def _terms(pb: _Problem, start: Sequence[int], end: Sequence[int]) -> tuple[list[int], list[int]]:
+    """Per edge u -> v, ceil((end_u + transfer - start_v) / period), the periods v's lag must exceed u's by
+    without link waits; per slot, the least lag that keeps its folded lag non-negative (_evaluate's terms)."""
+    per = pb.period
+    terms = [0] * sum(map(len, pb.edges))
+    for v, ps in enumerate(pb.preds):
+        for (u, c), (_, e) in zip(ps, pb.edges[v], strict=True):
+            terms[e] = (end[u] + c - start[v] + per - 1) // per
+    return terms, [-(t // per) for t in start]
+
+
+def _shifted_lags(pb: _Problem, terms: Sequence[int], floors: Sequence[int], known: Sequence[int],
+                  first: int) -> list[int]:
+    """_evaluate's lags without link waits from the edge terms (_terms), the slots before `first` known: the
+    rotation's prefilter, most of the order search's time, so the per-edge arithmetic is done once per edge
+    that moves."""
+    lag = list(known[:first]) + [0] * (len(pb.edges) - first)
+    edges = pb.edges
+    for v in range(first, len(edges)):
+        r = floors[v]
+        for u, e in edges[v]:
+            x = lag[u] + terms[e]
+            if x > r:
+                r = x
+        lag[v] = r
+    return lag
 
 
 def _ideal_orders(pb: _Problem, procs: int) -> list[list[int]]:

@@ -137,8 +137,8 @@ def _rotate_by_repacking(pb, orders, offsets, procs, score):
 @pytest.mark.parametrize("net,P", CASES + [("vgg11", 4)])
 @pytest.mark.parametrize("seed", range(3))
 def test_rotation_step_equals_repacking_every_trial(net, P, seed):
-    """The fast rotation (shifted slots, shared lag prefix, memoised link queue) makes exactly the plain step's
-    choices, link waits in, from random orders and offsets."""
+    """The fast rotation (shifted slots, edge terms patched only where they move, shared lag prefix, memoised link
+    queue) makes exactly the plain step's choices, link waits in, from random orders and offsets."""
     g, c, assign, period = _tight(net, P)
     slots = [Slot(t, assign[t], 0, g.cycles(t)) for t in g.topological_order()]
     deps = expected_dependencies(g, slots)

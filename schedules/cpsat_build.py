@@ -253,7 +253,7 @@ def _delay_vars(m: cp_model.CpModel, graph: TaskGraph, start: Mapping[str, cp_mo
             delay.append(m.new_constant(0))
             continue
         f, w = task_id(TaskKind.F, layer), task_id(TaskKind.W, layer)
-        # critical-path floors (schedules.order_search.delay_lower_bounds) tighten the bound CP-SAT reports
+        # critical-path floors (schedules.delay_bounds.delay_lower_bounds) tighten the bound CP-SAT reports
         floor = delay_floor[layer] if delay_floor else 0
         d = m.new_int_var(min(floor, max_lag + 1), max_lag + 1, f"delay_{layer}")
         m.add(period * (d + 1) >= period * lag[w] + start[w] + dur[w] - period * lag[f] - start[f])

@@ -5,7 +5,7 @@ one minibatch (ir.slot_lag_delays). Two bounds on S_l, both valid for every sche
 assignment, hence their sum over layers for the total:
 
 - critical path: S_l is at least the longest path F_l -> ... -> W_l (durations and transfers of the assignment);
-  schedules.order_search.delay_lower_bounds.
+  delay_lower_bounds.
 - packing: the tasks of that cone (descendants of F_l that W_l depends on) that share a processor occupy
   disjoint offsets of the period, in every period. For tasks i, j on one processor, the absolute starts satisfy
   A_j - A_i = k * period + x with k an integer and d_i <= x <= period - d_j. A task whose data arrives while a
@@ -25,11 +25,44 @@ from ortools.sat.python import cp_model
 
 from hwmodels import Cluster
 from schedules.common import slot_cycles, transfer_cycles
-from schedules.order_search import delay_lower_bounds
 from spikepipe.ir import TaskGraph, TaskKind, task_id
 
 # deterministic seconds per layer's packing model; the cone of a layer has at most 3L tasks
 _DET_PER_LAYER_S = 0.05
+
+
+def delay_lower_bounds(graph: TaskGraph, cluster: Cluster, period: int,
+                       assignment: Mapping[str, int] | None = None) -> tuple[int, ...]:
+    """delay_l >= ceil(longest path from F_l's start to W_l's end / period) - 1 (docs/design.md section 4 formula:
+    the span of one minibatch from F_l to W_l is a whole number of periods plus offsets). Durations are the
+    fastest processor's and transfers 0, unless an assignment is given (then both are exact for it)."""
+    order = graph.topological_order()
+    procs = range(cluster.size)
+    if assignment is None:
+        dur = {t: min(slot_cycles(graph, cluster, t, p) for p in procs) for t in order}
+    else:
+        dur = {t: slot_cycles(graph, cluster, t, assignment[t]) for t in order}
+    pos = {t: i for i, t in enumerate(order)}
+    out = []
+    for layer in range(graph.num_layers):
+        if not graph.has_task(layer, TaskKind.W):  # no weights: delay 0 (ir.slot_lag_delays)
+            out.append(0)
+            continue
+        f, w = task_id(TaskKind.F, layer), task_id(TaskKind.W, layer)
+        end = {f: dur[f]}  # longest F_l-start-to-end path
+        for t in order[pos[f] + 1:pos[w] + 1]:
+            best = None
+            for u in graph.predecessors(t):
+                if u in end:
+                    c = 0 if assignment is None else transfer_cycles(
+                        cluster, assignment[u], assignment[t], graph.edge_bytes(u, t))
+                    best = max(best or 0, end[u] + c)
+            if best is not None:
+                end[t] = best + dur[t]
+        span = end.get(w, dur[f] + dur[w])
+        out.append(max(0, -(-span // period) - 1))
+    return tuple(out)
+
 
 
 def _cone(graph: TaskGraph, layer: int) -> list[str]:

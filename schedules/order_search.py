@@ -14,7 +14,7 @@ delay (vgg11 at P=4: total delay 23 with offsets 0, 16 with rotations, at the sa
 The start order puts each task at its ideal phase (earliest start of the unconstrained minibatch, modulo the
 period); a local search (swap, move, rotate; after each move the moved processor's offset is chosen among the
 values that make one of its edges wait-free; fixed move budget, so the same seed gives the same answer) then
-minimises (total delay, total span: the summed F-to-W times, which falls before the delays do). Also: lower bounds on every layer's delay from critical paths.
+minimises (total delay, total span: the summed F-to-W times, which falls before the delays do).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from hwmodels import Cluster
 from schedules.common import expected_dependencies, queue_waits, slot_cycles, transfer_cycles
 from schedules.deadline import Deadline
 from schedules.workers import run_jobs
-from spikepipe.ir import Dependency, Slot, TaskGraph, TaskKind, task_id
+from spikepipe.ir import Dependency, Slot, TaskGraph, TaskKind
 
 # independent climbs the order search's moves are shared among (search_slot_orders)
 RESTARTS = 3
@@ -40,39 +40,6 @@ STALL_MOVES = 150
 # link-queue results kept per search (request tuples of a few dozen ints each): bounded so a long search's memory
 # stays flat
 _QUEUE_MEMO = 50_000
-
-
-def delay_lower_bounds(graph: TaskGraph, cluster: Cluster, period: int,
-                       assignment: Mapping[str, int] | None = None) -> tuple[int, ...]:
-    """delay_l >= ceil(longest path from F_l's start to W_l's end / period) - 1 (docs/design.md section 4 formula:
-    the span of one minibatch from F_l to W_l is a whole number of periods plus offsets). Durations are the
-    fastest processor's and transfers 0, unless an assignment is given (then both are exact for it)."""
-    order = graph.topological_order()
-    procs = range(cluster.size)
-    if assignment is None:
-        dur = {t: min(slot_cycles(graph, cluster, t, p) for p in procs) for t in order}
-    else:
-        dur = {t: slot_cycles(graph, cluster, t, assignment[t]) for t in order}
-    pos = {t: i for i, t in enumerate(order)}
-    out = []
-    for layer in range(graph.num_layers):
-        if not graph.has_task(layer, TaskKind.W):  # no weights: delay 0 (ir.slot_lag_delays)
-            out.append(0)
-            continue
-        f, w = task_id(TaskKind.F, layer), task_id(TaskKind.W, layer)
-        end = {f: dur[f]}  # longest F_l-start-to-end path
-        for t in order[pos[f] + 1:pos[w] + 1]:
-            best = None
-            for u in graph.predecessors(t):
-                if u in end:
-                    c = 0 if assignment is None else transfer_cycles(
-                        cluster, assignment[u], assignment[t], graph.edge_bytes(u, t))
-                    best = max(best or 0, end[u] + c)
-            if best is not None:
-                end[t] = best + dur[t]
-        span = end.get(w, dur[f] + dur[w])
-        out.append(max(0, -(-span // period) - 1))
-    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -393,23 +360,37 @@ def search_slot_orders(slots: Sequence[Slot], deps: Sequence[Dependency], cluste
     The climbs are independent: `workers` processes run them side by side (schedules.workers), with the same
     answer as one. `deadline` ends the search early, which makes the answer depend on the
     machine's speed; `stats` receives the evaluations done and whether the clock cut them."""
-    pb = _problem(slots, deps, cluster, num_layers, period)
-    rank = {t: i for i, t in enumerate(training)}
-    starts = (_ideal_orders(pb, cluster.size), _ranked_orders(pb, cluster.size, rank))
-    first = min(starts, key=lambda o: _score(pb, o)[:2])
-    shares = [evaluations // RESTARTS + (1 if k < evaluations % RESTARTS else 0) for k in range(RESTARTS)]
-    climb = _Climb(tuple(slots), tuple(deps), cluster, num_layers, period, first, deadline)
+    pb, climb, shares = _start(slots, deps, cluster, num_layers, period, training, evaluations, deadline)
     if workers > 1:
         climbs = run_jobs(climb, [(seed * RESTARTS + k, share) for k, share in enumerate(shares)], workers)
     else:  # here, on this problem (its link-queue memo shared by the climbs), stopping at the first cut
         climbs = []
         for k, share in enumerate(shares):
-            climbs.append(_climb(pb, first, [0] * cluster.size, random.Random(seed * RESTARTS + k), share,
+            climbs.append(_climb(pb, climb.first, [0] * cluster.size, random.Random(seed * RESTARTS + k), share,
                                  deadline))
             if climbs[-1][3]:
                 break
+    return _finish(pb, climb, shares, climbs, stats)
+
+
+def _start(slots: Sequence[Slot], deps: Sequence[Dependency], cluster: Cluster, num_layers: int, period: int,
+           training: Sequence[str], evaluations: int,
+           deadline: Deadline | None) -> tuple[_Problem, _Climb, list[int]]:
+    """The problem, the climbs' common start (the better of the ideal and the training order) as a job, and the
+    climbs' shares of the moves."""
+    pb = _problem(slots, deps, cluster, num_layers, period)
+    rank = {t: i for i, t in enumerate(training)}
+    starts = (_ideal_orders(pb, cluster.size), _ranked_orders(pb, cluster.size, rank))
+    first = min(starts, key=lambda o: _score(pb, o)[:2])
+    shares = [evaluations // RESTARTS + (1 if k < evaluations % RESTARTS else 0) for k in range(RESTARTS)]
+    return pb, _Climb(tuple(slots), tuple(deps), cluster, num_layers, period, first, deadline), shares
+
+
+def _finish(pb: _Problem, climb: _Climb, shares: Sequence[int],
+            climbs: Sequence[tuple[list[list[int]], list[int], int, bool]], stats: dict[str, Any] | None) -> list[Slot]:
+    """The best of the climbs, in their order up to the first one the clock cut (as one worker ends them)."""
     runs, done, cut, stalled = [], 0, False, 0
-    for k, (orders, offsets, moves, cut) in enumerate(climbs):  # as one worker ends them: at the first cut
+    for k, (orders, offsets, moves, cut) in enumerate(climbs):
         done += moves
         stalled += not cut and moves < shares[k]
         runs.append((_score(pb, orders, offsets)[:2], k, orders, offsets))
@@ -418,9 +399,9 @@ def search_slot_orders(slots: Sequence[Slot], deps: Sequence[Dependency], cluste
     _, _, best, offsets = min(runs)
     if stats is not None:
         # stalled: climbs that ended without a new best for their patience (moves left unspent, by design)
-        stats.update(evaluations=done, evaluations_asked=evaluations, cut_for_time=cut, restarts=len(runs),
+        stats.update(evaluations=done, evaluations_asked=sum(shares), cut_for_time=cut, restarts=len(runs),
                      stalled=stalled)
-    return _placed(pb, slots, best, offsets)
+    return _placed(pb, climb.slots, best, offsets)
 
 
 @dataclass(frozen=True)
@@ -434,10 +415,13 @@ class _Climb:
     first: list[list[int]]
     deadline: Deadline | None
 
+    def problem(self) -> _Problem:
+        return _problem(self.slots, self.deps, self.cluster, self.num_layers, self.period)
+
     def __call__(self, job: tuple[int, int]) -> tuple[list[list[int]], list[int], int, bool]:
-        pb = _problem(self.slots, self.deps, self.cluster, self.num_layers, self.period)
         seed, moves = job
-        return _climb(pb, self.first, [0] * self.cluster.size, random.Random(seed), moves, self.deadline)
+        return _climb(self.problem(), self.first, [0] * self.cluster.size, random.Random(seed), moves,
+                      self.deadline)
 
 
 def polish_slots(slots: Sequence[Slot], deps: Sequence[Dependency], cluster: Cluster, num_layers: int,
@@ -473,8 +457,49 @@ def search_orders(graph: TaskGraph, cluster: Cluster, assignment: Mapping[str, i
                   deadline: Deadline | None = None, stats: dict[str, Any] | None = None,
                   workers: int = 1) -> list[Slot]:
     """Unsplit tasks: one slot per task on its assigned processor, then search_slot_orders."""
-    slots = [Slot(t, assignment[t], 0, slot_cycles(graph, cluster, t, assignment[t]))
-             for t in graph.topological_order()]
+    slots = _unsplit_slots(graph, cluster, assignment)
     return search_slot_orders(slots, expected_dependencies(graph, slots), cluster, graph.num_layers, period,
                               training, seed=seed, evaluations=evaluations, deadline=deadline, stats=stats,
                               workers=workers)
+
+
+def _unsplit_slots(graph: TaskGraph, cluster: Cluster, assignment: Mapping[str, int]) -> list[Slot]:
+    return [Slot(t, assignment[t], 0, slot_cycles(graph, cluster, t, assignment[t]))
+            for t in graph.topological_order()]
+
+
+@dataclass(frozen=True)
+class OrderSearch:
+    """One search_orders call of a batch (search_orders_batch): the assignment, the period, when its climbs stop
+    and where its stats go."""
+    assignment: Mapping[str, int]
+    period: int
+    deadline: Deadline | None = None
+    stats: dict[str, Any] | None = None
+
+
+def search_orders_batch(graph: TaskGraph, cluster: Cluster, searches: Sequence[OrderSearch],
+                        training: Sequence[str], *, seed: int = 0, evaluations: int = 4000,
+                        workers: int = 1) -> list[list[Slot]]:
+    """[search_orders(...) for each search], the same answers, with the climbs of all the searches in one batch
+    of jobs on `workers` processes: two searches of three climbs on 2 workers take three rounds instead of four."""
+    if workers <= 1:
+        return [search_orders(graph, cluster, x.assignment, x.period, training, seed=seed, evaluations=evaluations,
+                              deadline=x.deadline, stats=x.stats) for x in searches]
+    started = []
+    for x in searches:
+        slots = _unsplit_slots(graph, cluster, x.assignment)
+        started.append(_start(slots, expected_dependencies(graph, slots), cluster, graph.num_layers, x.period,
+                              training, evaluations, x.deadline))
+    jobs = [(climb, (seed * RESTARTS + k, share)) for _, climb, shares in started for k, share in enumerate(shares)]
+    results = run_jobs(_run_climb, jobs, workers)
+    out, at = [], 0
+    for (pb, climb, shares), x in zip(started, searches, strict=True):
+        out.append(_finish(pb, climb, shares, results[at:at + len(shares)], x.stats))
+        at += len(shares)
+    return out
+
+
+def _run_climb(job: tuple[_Climb, tuple[int, int]]) -> tuple[list[list[int]], list[int], int, bool]:
+    climb, args = job
+    return climb(args)

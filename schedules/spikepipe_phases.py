@@ -44,13 +44,14 @@ from schedules.cpsat_build import (
 from schedules.cpsat_extract import extract_assignment, extract_slots
 from schedules.cpsat_solve import Solved, SolveReport, solve
 from schedules.deadline import Deadline
+from schedules.delay_bounds import delay_lower_bounds
 from schedules.fitting import best_partition
 from schedules.listsched import greedy_assignment, schedule_assignment
-from schedules.order_search import delay_lower_bounds, polish_slots, search_orders
+from schedules.order_search import OrderSearch, polish_slots, search_orders_batch
 from schedules.report import BudgetReport
 from schedules.spikepipe_baselines import build_baselines
 from schedules.spikepipe_options import SpikePipeOptions
-from spikepipe.ir import Schedule, TaskGraph
+from spikepipe.ir import Schedule, Slot, TaskGraph
 
 log = logging.getLogger(__name__)
 
@@ -294,24 +295,30 @@ def seeds(graph: TaskGraph, cluster: Cluster, a: Assignment, period: int, slack:
         chain, chain_name = chain_assignment(graph, cluster, a, per_task, timer, solver), "chain"
     with timer.phase("order_search"):
         stop = timer.share_of_left(ORDER_SEARCH_SHARE)
+        # the searches run as one batch (their climbs side by side on opts.workers processes), each with its
+        # share of the time: with slack the tight period's a third, then the phase-1 assignment's half the rest
+        searches, tight_stats, chain_stats = [], {}, {}
         if slack:
             # seeds found at the tight period stay valid, with their delays, when the period is stretched: the
             # slack can then only cut delay, even when the search at the longer period does worse in its time
-            tight_stats: dict[str, Any] = {}
-            tight = _candidates(graph, cluster, a.assign, a.period_cycles, baselines, opts,
-                                Deadline.within(stop.remaining() / 3), tight_stats)
+            searches.append(OrderSearch(a.assign, a.period_cycles, Deadline.within(stop.remaining() / 3),
+                                        tight_stats))
             stats["tight_period"] = tight_stats
-        candidates = _candidates(graph, cluster, a.assign, period, baselines, opts,
-                                 Deadline.within(stop.remaining() / 2) if chain else stop, stats)
+        share = 1 / 3 if slack else 1 / 2
+        searches.append(OrderSearch(a.assign, period, Deadline.within(share * stop.remaining()) if chain else stop,
+                                    stats))
+        if chain:
+            searches.append(OrderSearch(chain, period, stop, chain_stats))
+        found = search_orders_batch(graph, cluster, searches, training_order(graph), seed=opts.seed,
+                                    evaluations=opts.search_evaluations, workers=opts.workers)
+        if slack:
+            tight = _candidates(graph, cluster, a.assign, a.period_cycles, baselines, found.pop(0), tight_stats)
+        candidates = _candidates(graph, cluster, a.assign, period, baselines, found.pop(0), stats)
         for name, c in tight.items():
             candidates[f"tight-{name}"] = _stretched(graph, cluster, c, period)
         if chain:
-            chain_stats: dict[str, Any] = {}
-            slots = search_orders(graph, cluster, chain, period, training_order(graph), seed=opts.seed,
-                                  evaluations=opts.search_evaluations, deadline=stop, stats=chain_stats,
-                                  workers=opts.workers)
             candidates[f"{chain_name}-order-search"] = make_schedule("spikepipe", "periodic", graph, cluster,
-                                                                     slots, period, derive_lags=True)
+                                                                     found.pop(0), period, derive_lags=True)
             stats[f"{chain_name}_assignment"] = chain_stats
             stats["cut_for_time"] = stats.get("cut_for_time", False) or chain_stats["cut_for_time"]
     for k, g in enumerate(given):
@@ -378,17 +385,14 @@ def chain_assignment(graph: TaskGraph, cluster: Cluster, a: Assignment, per_task
 
 
 def _candidates(graph: TaskGraph, cluster: Cluster, assign: Mapping[str, int], period: int,
-                baselines: Mapping[str, Schedule], opts: SpikePipeOptions, deadline: Deadline,
+                baselines: Mapping[str, Schedule], searched: Sequence[Slot],
                 stats: dict[str, Any]) -> dict[str, Schedule]:
-    """Phase-2 seeds at `period`: all valid schedules, compared on (total delay, max lag). The order search
-    stops at the deadline; stats gets its counts and the time one make_schedule took."""
-    t0 = time.perf_counter()
+    """Phase-2 seeds at `period`: all valid schedules, compared on (total delay, max lag): list scheduling, the
+    order search's slots (`searched`) and the periodic baselines that fit. stats gets the time one
+    make_schedule took."""
     out = {"list": schedule_assignment("spikepipe", graph, cluster, assign, period=period)}
-    slots = search_orders(graph, cluster, assign, period, training_order(graph), seed=opts.seed,
-                          evaluations=opts.search_evaluations, deadline=deadline, stats=stats,
-                          workers=opts.workers)
     t1 = time.perf_counter()
-    out["order-search"] = make_schedule("spikepipe", "periodic", graph, cluster, slots, period, derive_lags=True)
+    out["order-search"] = make_schedule("spikepipe", "periodic", graph, cluster, searched, period, derive_lags=True)
     stats["make_schedule_s"] = time.perf_counter() - t1
     for name, base in baselines.items():
         if base.kind != "periodic" or base.period_cycles > period:
@@ -396,7 +400,6 @@ def _candidates(graph: TaskGraph, cluster: Cluster, assign: Mapping[str, int], p
         # the baseline's placement fits the (not shorter) period; smallest lags give its least delay there
         slots = [replace(s, lag=0) for s in base.slots]
         out[name] = make_schedule("spikepipe", "periodic", graph, cluster, slots, period, derive_lags=True)
-    stats["seconds"] = time.perf_counter() - t0
     return out
 
 

@@ -53,7 +53,7 @@ from hwmodels import Cluster
 from schedules import spikepipe_phases as ph
 from schedules.colocate import colocate
 from schedules.deadline import Deadline
-from schedules.order_search import delay_lower_bounds
+from schedules.delay_bounds import delay_lower_bounds
 from schedules.report import Relabel, SchedulerReport
 from schedules.spikepipe_options import DEFAULT_DETERMINISTIC_S, WALL_GUARD_S, SpikePipeOptions
 from schedules.window_search import window_search

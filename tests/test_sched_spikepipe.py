@@ -6,7 +6,7 @@ from sched_graphs import graphs, random_dag
 
 from hwmodels import Cluster
 from schedules import generate, validate
-from schedules.order_search import delay_lower_bounds
+from schedules.delay_bounds import delay_lower_bounds
 from spikepipe.ir import chain_graph
 
 TINY = {"time_limit_s": 0.05, "workers": 1}

@@ -18,7 +18,7 @@ from schedules.cpsat_build import build_phase2_free
 from schedules.cpsat_extract import extract_slots
 from schedules.cpsat_solve import solve
 from schedules.deadline import Deadline
-from schedules.order_search import delay_lower_bounds
+from schedules.delay_bounds import delay_lower_bounds
 from schedules.window_search import applies, window_search
 
 

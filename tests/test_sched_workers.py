@@ -15,7 +15,7 @@ from hwmodels.config import load_cluster
 from schedules import generate
 from schedules.common import expected_dependencies, training_order
 from schedules.fitting import best_partition
-from schedules.order_search import search_orders, search_slot_orders
+from schedules.order_search import OrderSearch, search_orders, search_orders_batch, search_slot_orders
 from schedules.workers import run_jobs
 from spikepipe.workload import load_workload
 
@@ -70,6 +70,23 @@ def test_order_search_climbs_on_processes_end_where_one_worker_ends(name, procs)
                               stats=stats, workers=workers)
         runs.append((slots, stats))
     assert runs[0] == runs[1] == runs[2]
+
+
+@pytest.mark.parametrize("name", sorted(graphs()))
+def test_a_batch_of_order_searches_ends_where_each_search_alone_ends(name):
+    # three searches (two assignments, two periods) whose nine climbs share the workers
+    g, c = graphs()[name], Cluster.homogeneous(3)
+    bases = [generate(b, g, c) for b in ("pipedream", "layerpipe")]
+    asks = [({x.task: x.processor for x in b.slots}, b.period_cycles + k * 997) for b in bases for k in (0, 1)]
+    alone = []
+    for assign, period in asks:
+        stats: dict = {}
+        alone.append((search_orders(g, c, assign, period, training_order(g), seed=2, evaluations=180,
+                                    stats=stats), stats))
+    for workers in (1, 2, 3):
+        searches = [OrderSearch(assign, period, stats={}) for assign, period in asks]
+        got = search_orders_batch(g, c, searches, training_order(g), seed=2, evaluations=180, workers=workers)
+        assert list(zip(got, [x.stats for x in searches], strict=True)) == alone
 
 
 def test_split_slots_climb_on_processes_as_on_one():

@@ -457,15 +457,8 @@ def search_orders(graph: TaskGraph, cluster: Cluster, assignment: Mapping[str, i
                   deadline: Deadline | None = None, stats: dict[str, Any] | None = None,
                   workers: int = 1) -> list[Slot]:
     """Unsplit tasks: one slot per task on its assigned processor, then search_slot_orders."""
-    slots = _unsplit_slots(graph, cluster, assignment)
-    return search_slot_orders(slots, expected_dependencies(graph, slots), cluster, graph.num_layers, period,
-                              training, seed=seed, evaluations=evaluations, deadline=deadline, stats=stats,
-                              workers=workers)
-
-
-def _unsplit_slots(graph: TaskGraph, cluster: Cluster, assignment: Mapping[str, int]) -> list[Slot]:
-    return [Slot(t, assignment[t], 0, slot_cycles(graph, cluster, t, assignment[t]))
-            for t in graph.topological_order()]
+    return search_orders_batch(graph, cluster, [OrderSearch(assignment, period, deadline, stats)], training,
+                               seed=seed, evaluations=evaluations, workers=workers)[0]
 
 
 @dataclass(frozen=True)
@@ -483,14 +476,14 @@ def search_orders_batch(graph: TaskGraph, cluster: Cluster, searches: Sequence[O
                         workers: int = 1) -> list[list[Slot]]:
     """[search_orders(...) for each search], the same answers, with the climbs of all the searches in one batch
     of jobs on `workers` processes: two searches of three climbs on 2 workers take three rounds instead of four."""
+    slots = [[Slot(t, x.assignment[t], 0, slot_cycles(graph, cluster, t, x.assignment[t]))
+              for t in graph.topological_order()] for x in searches]
     if workers <= 1:
-        return [search_orders(graph, cluster, x.assignment, x.period, training, seed=seed, evaluations=evaluations,
-                              deadline=x.deadline, stats=x.stats) for x in searches]
-    started = []
-    for x in searches:
-        slots = _unsplit_slots(graph, cluster, x.assignment)
-        started.append(_start(slots, expected_dependencies(graph, slots), cluster, graph.num_layers, x.period,
-                              training, evaluations, x.deadline))
+        return [search_slot_orders(s, expected_dependencies(graph, s), cluster, graph.num_layers, x.period,
+                                   training, seed=seed, evaluations=evaluations, deadline=x.deadline, stats=x.stats)
+                for s, x in zip(slots, searches, strict=True)]
+    started = [_start(s, expected_dependencies(graph, s), cluster, graph.num_layers, x.period, training,
+                      evaluations, x.deadline) for s, x in zip(slots, searches, strict=True)]
     jobs = [(climb, (seed * RESTARTS + k, share)) for _, climb, shares in started for k, share in enumerate(shares)]
     results = run_jobs(_run_climb, jobs, workers)
     out, at = [], 0

@@ -295,18 +295,15 @@ def seeds(graph: TaskGraph, cluster: Cluster, a: Assignment, period: int, slack:
         chain, chain_name = chain_assignment(graph, cluster, a, per_task, timer, solver), "chain"
     with timer.phase("order_search"):
         stop = timer.share_of_left(ORDER_SEARCH_SHARE)
-        # the searches run as one batch (their climbs side by side on opts.workers processes), each with its
-        # share of the time: with slack the tight period's a third, then the phase-1 assignment's half the rest
+        # one batch of searches (their climbs side by side), each with its share of the time
         searches, tight_stats, chain_stats = [], {}, {}
         if slack:
             # seeds found at the tight period stay valid, with their delays, when the period is stretched: the
             # slack can then only cut delay, even when the search at the longer period does worse in its time
-            searches.append(OrderSearch(a.assign, a.period_cycles, Deadline.within(stop.remaining() / 3),
-                                        tight_stats))
+            searches.append(OrderSearch(a.assign, a.period_cycles, Deadline.within(stop.remaining() / 3), tight_stats))
             stats["tight_period"] = tight_stats
-        share = 1 / 3 if slack else 1 / 2
-        searches.append(OrderSearch(a.assign, period, Deadline.within(share * stop.remaining()) if chain else stop,
-                                    stats))
+        own = Deadline.within(stop.remaining() / (3 if slack else 2)) if chain else stop
+        searches.append(OrderSearch(a.assign, period, own, stats))
         if chain:
             searches.append(OrderSearch(chain, period, stop, chain_stats))
         found = search_orders_batch(graph, cluster, searches, training_order(graph), seed=opts.seed,

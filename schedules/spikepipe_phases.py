@@ -491,7 +491,7 @@ def polish(graph: TaskGraph, cluster: Cluster, sched: Schedule, opts: SpikePipeO
         deps = expected_dependencies(graph, sched.slots)
         slots = polish_slots(sched.slots, deps, cluster, graph.num_layers, sched.period_cycles, seed=opts.seed,
                              evaluations=opts.search_evaluations // _POLISH_PER_EVALUATIONS,
-                             deadline=timer.share_of_left(ORDER_SEARCH_SHARE), stats=stats)
+                             deadline=timer.share_of_left(ORDER_SEARCH_SHARE), stats=stats, workers=opts.workers)
         cand = make_schedule("spikepipe", "periodic", graph, cluster, slots, sched.period_cycles, derive_lags=True)
     stats["improved"] = key(cand) < key(sched)
     if stats["cut_for_time"]:

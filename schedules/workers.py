@@ -14,7 +14,7 @@ from __future__ import annotations
 import multiprocessing
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 J = TypeVar("J")
 R = TypeVar("R")
@@ -33,4 +33,54 @@ def _can_fork() -> bool:
     return "fork" in multiprocessing.get_all_start_methods() and not multiprocessing.current_process().daemon
 
 
-__all__ = ["run_jobs"]
+class Helper:
+    """One forked process that computes fn(job) for one job at a time while the caller goes on with its own:
+    for a sequential search that guesses its next step (schedules.order_search's polish climb). `fn` and what
+    it closes over are inherited by the fork, not pickled; jobs and results are. Use it in a `with` block;
+    Helper.available() says whether this process may fork one (else the caller computes everything itself)."""
+
+    def __init__(self, fn: Callable[[J], R]) -> None:
+        ctx = multiprocessing.get_context("fork")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_serve, args=(fn, child), daemon=True)
+        self._proc.start()
+        child.close()
+
+    @staticmethod
+    def available() -> bool:
+        return _can_fork()
+
+    def submit(self, job: J) -> None:
+        self._conn.send(job)
+
+    def result(self) -> R:
+        """The answer to the last job submitted; an exception in the job is raised here."""
+        ok, value = self._conn.recv()
+        if not ok:
+            raise value
+        return value
+
+    def __enter__(self) -> Helper:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self._conn.send(None)
+        except (BrokenPipeError, OSError):  # the child died: nothing left to stop
+            pass
+        self._conn.close()
+        self._proc.join(timeout=10)
+        if self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join()
+
+
+def _serve(fn: Callable[[J], R], conn: Any) -> None:
+    while (job := conn.recv()) is not None:
+        try:
+            conn.send((True, fn(job)))
+        except Exception as e:  # sent back, raised in the caller: a failure that cannot be lost
+            conn.send((False, e))
+
+
+__all__ = ["Helper", "run_jobs"]

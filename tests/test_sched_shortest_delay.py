@@ -23,7 +23,14 @@ from schedules.common import expected_dependencies, make_schedule, queue_waits, 
 from schedules.cpsat_build import _queued_behind_siblings, build_chain_assignment, build_phase2
 from schedules.cpsat_extract import extract_assignment, extract_slots
 from schedules.listsched import greedy_assignment
-from schedules.order_search import _offset_candidates, _placed, _problem, _rotate, _score, search_orders
+from schedules.order_packing import (
+    offset_candidates,
+    packing_problem,
+    placed_slots,
+    rotate_offsets,
+    score_packing,
+)
+from schedules.order_search import search_orders
 from schedules.spikepipe_phases import period_of
 from spikepipe.ir import Slot, TaskKind, slot_lag_delays
 from spikepipe.workload import load_workload
@@ -94,14 +101,14 @@ def test_rotated_packings_fold_into_the_period_keeping_every_absolute_time(net, 
     g, c, assign, period = _tight(net, P)
     slots = [Slot(t, assign[t], 0, g.cycles(t)) for t in g.topological_order()]
     deps = expected_dependencies(g, slots)
-    pb = _problem(slots, deps, c, g.num_layers, period)
+    pb = packing_problem(slots, deps, c, g.num_layers, period)
     rng = random.Random(seed)
     orders = [[i for i in range(len(pb.ids)) if pb.proc[i] == p] for p in range(P)]
     for o in orders:
         rng.shuffle(o)
     offsets = [rng.randrange(period) for _ in range(P)]
-    total, _, start, lag = _score(pb, orders, offsets)
-    placed = _placed(pb, slots, orders, offsets)
+    total, _, start, lag = score_packing(pb, orders, offsets)
+    placed = placed_slots(pb, slots, orders, offsets)
     pos = {t: i for i, t in enumerate(pb.ids)}
     assert any(x.wraps(period) for x in placed) or all(o == [] for o in orders)
     for x in placed:
@@ -120,14 +127,14 @@ def _rotate_by_repacking(pb, orders, offsets, procs, score):
     while improved:
         improved = False
         for q in procs:
-            start = _score(pb, orders, offsets)[2]
-            for x in _offset_candidates(pb, start, offsets, q):
+            start = score_packing(pb, orders, offsets)[2]
+            for x in offset_candidates(pb, start, offsets, q):
                 if x == offsets[q]:
                     continue
                 trial = offsets[:q] + [x] + offsets[q + 1:]
-                if _score(pb, orders, trial, links=False)[:2] >= score:
+                if score_packing(pb, orders, trial, links=False)[:2] >= score:
                     continue
-                sc = _score(pb, orders, trial)[:2]
+                sc = score_packing(pb, orders, trial)[:2]
                 evaluations += 1
                 if sc < score:
                     offsets, score, improved = trial, sc, True
@@ -143,17 +150,17 @@ def test_rotation_step_equals_repacking_every_trial(net, P, seed):
     slots = [Slot(t, assign[t], 0, g.cycles(t)) for t in g.topological_order()]
     deps = expected_dependencies(g, slots)
     rng = random.Random(seed)
-    fast, plain = _problem(slots, deps, c, g.num_layers, period), _problem(slots, deps, c, g.num_layers, period)
+    fast, plain = packing_problem(slots, deps, c, g.num_layers, period), packing_problem(slots, deps, c, g.num_layers, period)
     orders = [[i for i in range(len(fast.ids)) if fast.proc[i] == p] for p in range(P)]
     for o in orders:
         rng.shuffle(o)
     offsets = [rng.randrange(period) for _ in range(P)]
-    score = _score(fast, orders, offsets)[:2]
-    got = _rotate(fast, orders, list(offsets), range(P), score)
+    score = score_packing(fast, orders, offsets)[:2]
+    got = rotate_offsets(fast, orders, list(offsets), range(P), score)
     assert got == _rotate_by_repacking(plain, orders, list(offsets), range(P), score)
     # the memoised queue answers a repeated packing as a fresh replay does
-    start = _score(fast, orders, got[0])[2]
-    assert fast.queue(start) == fast.queue(list(start)) == _problem(slots, deps, c, g.num_layers, period).queue(start)
+    start = score_packing(fast, orders, got[0])[2]
+    assert fast.queue(start) == fast.queue(list(start)) == packing_problem(slots, deps, c, g.num_layers, period).queue(start)
 
 
 def _solve(model: cp_model.CpModel, det_s: float = 2.0) -> cp_model.CpSolver:

@@ -15,8 +15,14 @@ from hwmodels.config import load_cluster
 from schedules import generate
 from schedules.common import expected_dependencies, training_order
 from schedules.fitting import best_partition
-from schedules.order_search import OrderSearch, search_orders, search_orders_batch, search_slot_orders
-from schedules.workers import run_jobs
+from schedules.order_search import (
+    OrderSearch,
+    polish_slots,
+    search_orders,
+    search_orders_batch,
+    search_slot_orders,
+)
+from schedules.workers import Helper, run_jobs
 from spikepipe.workload import load_workload
 
 
@@ -87,6 +93,34 @@ def test_a_batch_of_order_searches_ends_where_each_search_alone_ends(name):
         searches = [OrderSearch(assign, period, stats={}) for assign, period in asks]
         got = search_orders_batch(g, c, searches, training_order(g), seed=2, evaluations=180, workers=workers)
         assert list(zip(got, [x.stats for x in searches], strict=True)) == alone
+
+
+@pytest.mark.parametrize("name", sorted(graphs()))
+@pytest.mark.parametrize("procs", [2, 4])
+def test_polish_with_a_helper_trying_the_next_move_ends_where_it_ends_alone(name, procs):
+    # the polish starts from a packed schedule's own orders, where many moves are taken (sideways included): the
+    # helper's guesses are dropped and tried again often, the case that must not change the walk
+    g, c = graphs()[name], Cluster.homogeneous(procs)
+    s = generate("pipedream", g, c)
+    deps = expected_dependencies(g, s.slots)
+    runs = []
+    for workers in (1, 2):
+        stats: dict = {}
+        runs.append((polish_slots(s.slots, deps, c, g.num_layers, s.period_cycles, seed=3, evaluations=200,
+                                  stats=stats, workers=workers), stats))
+    assert runs[0] == runs[1]
+
+
+def test_a_helper_answers_in_order_and_raises_a_jobs_failure():
+    with Helper(_fail_on_three) as helper:
+        for x in (1, 2, 4):
+            helper.submit(x)
+            assert helper.result() == x
+        helper.submit(3)
+        with pytest.raises(ValueError, match="job 3 failed"):
+            helper.result()
+        helper.submit(5)  # the helper goes on after a failed job
+        assert helper.result() == 5
 
 
 def test_split_slots_climb_on_processes_as_on_one():

@@ -21,6 +21,7 @@ import time
 from dataclasses import replace
 
 from hwmodels.config import load_cluster
+from schedules import order_packing as packing
 from schedules import order_search as search
 from schedules.common import expected_dependencies, make_schedule
 from spikepipe.schedule_file import from_data, read_data
@@ -55,7 +56,7 @@ def neighbours(slots, period):
 def climbed(graph, cluster, slots, assign, period, moves):
     """The slots moved to `assign`, each processor in its slots' current order, climbed for `moves` moves."""
     moved = [replace(s, processor=assign[s.task]) for s in slots]
-    pb = search._problem(moved, expected_dependencies(graph, moved), cluster, graph.num_layers, period)
+    pb = packing.packing_problem(moved, expected_dependencies(graph, moved), cluster, graph.num_layers, period)
     pos = {t: i for i, t in enumerate(pb.ids)}
     orders, offsets = [[] for _ in range(cluster.size)], [0] * cluster.size
     for p in range(cluster.size):
@@ -63,7 +64,7 @@ def climbed(graph, cluster, slots, assign, period, moves):
         orders[p] = [pos[s.id] for s in mine]
         offsets[p] = mine[0].start_cycles if mine else 0
     best, off, _, _ = search._climb(pb, orders, offsets, random.Random(0), moves, None)
-    return make_schedule("spikepipe", "periodic", graph, cluster, search._placed(pb, moved, best, off), period,
+    return make_schedule("spikepipe", "periodic", graph, cluster, packing.placed_slots(pb, moved, best, off), period,
                          derive_lags=True)
 
 

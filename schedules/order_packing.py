@@ -199,31 +199,74 @@ def rotate_offsets(pb: PackingProblem, orders: Sequence[Sequence[int]], offsets:
                 continue
             # a trial moves only q's slots: the lags before q's first slot (topological index) stay
             first = min(mine)
+            parts = _ShiftParts.of(pb, q, mine, start, end)
             for x in offset_candidates(pb, start, offsets, q):
                 if x == offsets[q]:
                     continue
                 shift = x - offsets[q]
-                ts, te = list(start), list(end)
+                # the shift moves only q's slot floors and the terms of q's edges to and from other processors
                 fl = list(floors)
-                for i in mine:
-                    ts[i] += shift
-                    te[i] += shift
-                    fl[i] = -(ts[i] // per)
-                # the shift moves only the terms of q's edges to and from other processors
+                for i, s0 in parts.starts:
+                    fl[i] = -((s0 + shift) // per)
                 tm = list(terms)
-                for u, v, c, _, e in pb.crossing[q]:
-                    tm[e] = (te[u] + c - ts[v] + per - 1) // per
+                for e, b in parts.inbound:
+                    tm[e] = (b - shift) // per
+                for e, b in parts.outbound:
+                    tm[e] = (b + shift) // per
                 # link waits cost most of a score: only a candidate that beats the score without them is
                 # scored with them (waits almost always add delay)
                 lags = _shifted_lags(pb, tm, fl, known, first)
-                if _totals(pb, ts, te, lags) >= score:
+                ts, te = _shifted(start, end, mine, shift) if pb.parted else (start, end)
+                if (_totals(pb, ts, te, lags) if pb.parted else parts.totals(lags, shift)) >= score:
                     continue
+                if not pb.parted:
+                    ts, te = _shifted(start, end, mine, shift)
                 sc = _evaluate(pb, ts, te)[:2]
                 evaluations += 1
                 if sc < score:
                     offsets, score, improved = offsets[:q] + [x] + offsets[q + 1:], sc, True
                     start, end, known, terms, floors = ts, te, lags, tm, fl
+                    parts = _ShiftParts.of(pb, q, mine, start, end)
     return offsets, score, evaluations
+
+
+def _shifted(start: Sequence[int], end: Sequence[int], mine: Sequence[int], shift: int) -> tuple[list[int], list[int]]:
+    ts, te = list(start), list(end)
+    for i in mine:
+        ts[i] += shift
+        te[i] += shift
+    return ts, te
+
+
+@dataclass(frozen=True)
+class _ShiftParts:
+    """What a shift of processor q's slots changes in the prefilter's terms, precomputed for the current packing:
+    q's slot starts, the ceil-division numerators of q's inbound and outbound edge terms (the shift is subtracted
+    from the one, added to the other), and per unsplit layer (F, W, end_W - start_F, how the shift moves it)."""
+    period: int
+    starts: tuple[tuple[int, int], ...]
+    inbound: tuple[tuple[int, int], ...]
+    outbound: tuple[tuple[int, int], ...]
+    layers: tuple[tuple[int, int, int, int], ...]
+
+    @classmethod
+    def of(cls, pb: PackingProblem, q: int, mine: Sequence[int], start: Sequence[int],
+           end: Sequence[int]) -> _ShiftParts:
+        per, proc = pb.period, pb.proc
+        edges = [(e, end[u] + c - start[v] + per - 1, inbound) for u, v, c, inbound, e in pb.crossing[q]]
+        return cls(per, tuple((i, start[i]) for i in mine), tuple((e, b) for e, b, inb in edges if inb),
+                   tuple((e, b) for e, b, inb in edges if not inb),
+                   tuple((f, w, end[w] - start[f], (proc[w] == q) - (proc[f] == q)) for f, w in pb.whole))
+
+    def totals(self, lag: Sequence[int], shift: int) -> tuple[int, int]:
+        """_totals of the shifted packing (unsplit layers only)."""
+        per = self.period
+        total = span = 0
+        for f, w, d0, k in self.layers:
+            d = (lag[w] - lag[f]) * per + d0 + k * shift
+            total += (d + per - 1) // per - 1
+            span += d
+        return total, span
 
 
 def _terms(pb: PackingProblem, start: Sequence[int], end: Sequence[int]) -> tuple[list[int], list[int]]:

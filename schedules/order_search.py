@@ -254,11 +254,13 @@ def polish_slots(slots: Sequence[Slot], deps: Sequence[Dependency], cluster: Clu
         orders[p] = [pos[s.id] for s in mine[first:] + mine[:first]]
         offsets[p] = mine[first].start_cycles
     rng = random.Random(seed)
-    if workers > 1 and Helper.available():  # one climb: the second worker tries its next move (_climb)
-        with Helper(functools.partial(_tried_job, pb)) as helper:
-            best, offsets, done, cut = _climb(pb, orders, offsets, rng, evaluations, deadline, helper)
-    else:
+    # one climb: a second worker tries its next move meanwhile (_climb)
+    helper = Helper.start(functools.partial(_tried_job, pb)) if workers > 1 else None
+    if helper is None:
         best, offsets, done, cut = _climb(pb, orders, offsets, rng, evaluations, deadline)
+    else:
+        with helper:
+            best, offsets, done, cut = _climb(pb, orders, offsets, rng, evaluations, deadline, helper)
     if stats is not None:
         stats.update(evaluations=done, evaluations_asked=evaluations, cut_for_time=cut,
                      stalled=int(not cut and done < evaluations))

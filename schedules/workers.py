@@ -11,13 +11,17 @@ daemonic process that may not have children, the jobs run here, one after anothe
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 J = TypeVar("J")
 R = TypeVar("R")
+
+log = logging.getLogger(__name__)
 
 
 def run_jobs(fn: Callable[[J], R], jobs: Sequence[J], workers: int) -> list[R]:
@@ -25,8 +29,12 @@ def run_jobs(fn: Callable[[J], R], jobs: Sequence[J], workers: int) -> list[R]:
     and results picklable. An exception in a job is raised here."""
     if workers <= 1 or len(jobs) <= 1 or not _can_fork():
         return [fn(job) for job in jobs]
-    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("fork")) as pool:
-        return list(pool.map(fn, jobs))
+    try:
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("fork")) as pool:
+            return list(pool.map(fn, jobs))
+    except (OSError, BrokenProcessPool) as e:  # no process to be had (or one was killed): the jobs are pure
+        log.warning("worker processes failed (%s); running %d jobs here", e, len(jobs))
+        return [fn(job) for job in jobs]
 
 
 def _can_fork() -> bool:
@@ -36,8 +44,8 @@ def _can_fork() -> bool:
 class Helper:
     """One forked process that computes fn(job) for one job at a time while the caller goes on with its own:
     for a sequential search that guesses its next step (schedules.order_search's polish climb). `fn` and what
-    it closes over are inherited by the fork, not pickled; jobs and results are. Use it in a `with` block;
-    Helper.available() says whether this process may fork one (else the caller computes everything itself)."""
+    it closes over are inherited by the fork, not pickled; jobs and results are. Helper.start gives one, or None
+    where it cannot (then the caller computes everything itself); use it in a `with` block."""
 
     def __init__(self, fn: Callable[[J], R]) -> None:
         ctx = multiprocessing.get_context("fork")
@@ -46,9 +54,16 @@ class Helper:
         self._proc.start()
         child.close()
 
-    @staticmethod
-    def available() -> bool:
-        return _can_fork()
+    @classmethod
+    def start(cls, fn: Callable[[J], R]) -> Helper | None:
+        """A helper, or None where this process may not fork one (no fork, a daemonic process, no resources)."""
+        if not _can_fork():
+            return None
+        try:
+            return cls(fn)
+        except OSError as e:
+            log.warning("no helper process (%s); the search runs alone", e)
+            return None
 
     def submit(self, job: J) -> None:
         self._conn.send(job)

@@ -52,6 +52,15 @@ def test_a_failing_job_raises_in_the_caller(workers):
         run_jobs(_fail_on_three, [1, 2, 3, 4], workers)
 
 
+def test_jobs_run_here_when_no_process_can_be_forked(monkeypatch):
+    def no_fork(*args, **kwargs):
+        raise OSError("Resource temporarily unavailable")
+
+    monkeypatch.setattr(multiprocessing.get_context("fork"), "Process", no_fork)
+    assert run_jobs(_square, [1, 2, 3], 2) == [1, 4, 9]
+    assert Helper.start(_square) is None
+
+
 def test_a_daemonic_process_runs_its_jobs_itself():
     # a daemonic process may not have children: the jobs run in it, one after another
     ctx = multiprocessing.get_context("fork")
@@ -112,7 +121,9 @@ def test_polish_with_a_helper_trying_the_next_move_ends_where_it_ends_alone(name
 
 
 def test_a_helper_answers_in_order_and_raises_a_jobs_failure():
-    with Helper(_fail_on_three) as helper:
+    helper = Helper.start(_fail_on_three)
+    assert helper is not None
+    with helper:
         for x in (1, 2, 4):
             helper.submit(x)
             assert helper.result() == x

@@ -97,20 +97,37 @@ def packing_problem(slots: Sequence[Slot], deps: Sequence[Dependency], cluster: 
                 crossing[proc[u]].append((u, v, c, False, e))
             e += 1
         edges.append(tuple(numbered))
-    return PackingProblem(ids, proc, tuple(by_id[t].duration_cycles for t in ids), preds, period, whole, parted, queue,
-                    tuple(map(tuple, crossing)), tuple(edges))
+    return PackingProblem(ids, proc, tuple(by_id[t].duration_cycles for t in ids), preds, period, whole, parted,
+                          queue, tuple(map(tuple, crossing)), tuple(edges))
+
+
+@dataclass(frozen=True)
+class Packing:
+    """A scored packing: `score` is (total delay, total span), compared as a tuple (span falls before the delays
+    do); starts and lags per slot index."""
+    score: tuple[int, int]
+    starts: list[int]
+    lags: list[int]
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """rotate_offsets' answer: the offsets, their packing's score and the trials scored with link waits."""
+    offsets: list[int]
+    score: tuple[int, int]
+    evaluations: int
 
 
 def score_packing(pb: PackingProblem, orders: Sequence[Sequence[int]], offsets: Sequence[int] | None = None,
-           links: bool = True) -> tuple[int, int, list[int], list[int]]:
-    """(total delay, total span, starts, lags) of back-to-back packing in the given per-processor orders, each
+                  links: bool = True) -> Packing:
+    """The score, starts and lags of back-to-back packing in the given per-processor orders, each
     processor starting at its offset (0 by default) in [0, period). A processor's run may go past the period end
     (its last slots wrap into the next period, docs/design.md section 4.2), so starts are absolute for the
     minibatch of lag 0 and may exceed the period; placed_slots folds them back. With pb.queue the link waits of the
     packing count too."""
     start, end = _packed(pb, orders, offsets)
     total, span, lag = _evaluate(pb, start, end, links)
-    return total, span, start, lag
+    return Packing((total, span), start, lag)
 
 
 def _evaluate(pb: PackingProblem, start: Sequence[int], end: Sequence[int],
@@ -180,9 +197,9 @@ def offset_candidates(pb: PackingProblem, start: Sequence[int], offsets: Sequenc
 
 
 def rotate_offsets(pb: PackingProblem, orders: Sequence[Sequence[int]], offsets: list[int], procs: Sequence[int],
-            score: tuple[int, int]) -> tuple[list[int], tuple[int, int], int]:
+                   score: tuple[int, int]) -> Rotation:
     """Coordinate descent on the offsets of `procs` (each in turn, the best of its candidates, until none
-    improves): (offsets, score, evaluations)."""
+    improves), from offsets whose packing scores `score`."""
     evaluations = 0
     # the packing at the current offsets, its lags without link waits and its edge terms, kept up to date on
     # every acceptance
@@ -227,7 +244,7 @@ def rotate_offsets(pb: PackingProblem, orders: Sequence[Sequence[int]], offsets:
                     offsets, score, improved = offsets[:q] + [x] + offsets[q + 1:], sc, True
                     start, end, known, terms, floors = ts, te, lags, tm, fl
                     parts = _ShiftParts.of(pb, q, mine, start, end)
-    return offsets, score, evaluations
+    return Rotation(offsets, score, evaluations)
 
 
 def _shifted(start: Sequence[int], end: Sequence[int], mine: Sequence[int], shift: int) -> tuple[list[int], list[int]]:
@@ -298,10 +315,11 @@ def _shifted_lags(pb: PackingProblem, terms: Sequence[int], floors: Sequence[int
 
 
 def placed_slots(pb: PackingProblem, slots: Sequence[Slot], orders: Sequence[Sequence[int]],
-            offsets: Sequence[int]) -> list[Slot]:
+                 offsets: Sequence[int]) -> list[Slot]:
     """The slots at the packing's offsets folded into [0, period) (a slot past the period end wraps), the lags
     raised by the periods folded away, so every absolute time stays."""
-    _, _, start, lag = score_packing(pb, orders, offsets)
+    packing = score_packing(pb, orders, offsets)
+    start, lag = packing.starts, packing.lags
     per = pb.period
     pos = {t: i for i, t in enumerate(pb.ids)}
     return [replace(s, start_cycles=start[pos[s.id]] % per, lag=lag[pos[s.id]] + start[pos[s.id]] // per)

@@ -83,7 +83,8 @@ def _climb(pb: PackingProblem, orders: list[list[int]], offsets: Sequence[int], 
     state. The same moves are done in the same order either way: the same answer, in less wall time."""
     procs = range(len(orders))
     cur, cur_off = [list(o) for o in orders], list(offsets)
-    cur_off, cur_sc, _ = rotate_offsets(pb, cur, cur_off, procs, score_packing(pb, cur, cur_off)[:2])
+    r = rotate_offsets(pb, cur, cur_off, procs, score_packing(pb, cur, cur_off).score)
+    cur_off, cur_sc = r.offsets, r.score
     best, best_orders, best_off = cur_sc, [list(o) for o in cur], list(cur_off)
     movable = [p for p, o in enumerate(cur) if len(o) > 1]
     lengths = [len(o) for o in cur]
@@ -116,7 +117,8 @@ def _climb(pb: PackingProblem, orders: list[list[int]], offsets: Sequence[int], 
             if moved:
                 cur, cur_off, cur_sc = trial, off, sc
                 if sc < best:
-                    cur_off, cur_sc, _ = rotate_offsets(pb, cur, cur_off, procs, cur_sc)
+                    r = rotate_offsets(pb, cur, cur_off, procs, cur_sc)
+                    cur_off, cur_sc = r.offsets, r.score
                     best, best_orders, best_off = cur_sc, [list(o) for o in cur], list(cur_off)
                     since_best = 0
     return best_orders, best_off, done, False
@@ -149,8 +151,8 @@ def _tried(pb: PackingProblem, cur: list[list[int]], cur_off: list[int],
         cand = cand[a:] + cand[:a]
     trial = cur[:p] + [cand] + cur[p + 1:]
     procs = range(len(cur))
-    off, sc, _ = rotate_offsets(pb, trial, cur_off, procs, score_packing(pb, trial, cur_off)[:2])
-    return trial, off, sc
+    r = rotate_offsets(pb, trial, cur_off, procs, score_packing(pb, trial, cur_off).score)
+    return trial, r.offsets, r.score
 
 
 def _tried_job(pb: PackingProblem, job: tuple[list[list[int]], list[int], _Move]):
@@ -189,7 +191,7 @@ def _start(slots: Sequence[Slot], deps: Sequence[Dependency], cluster: Cluster, 
     pb = packing_problem(slots, deps, cluster, num_layers, period)
     rank = {t: i for i, t in enumerate(training)}
     starts = (_ideal_orders(pb, cluster.size), _ranked_orders(pb, cluster.size, rank))
-    first = min(starts, key=lambda o: score_packing(pb, o)[:2])
+    first = min(starts, key=lambda o: score_packing(pb, o).score)
     shares = [evaluations // RESTARTS + (1 if k < evaluations % RESTARTS else 0) for k in range(RESTARTS)]
     return pb, _Climb(tuple(slots), tuple(deps), cluster, num_layers, period, first, deadline), shares
 
@@ -201,7 +203,7 @@ def _finish(pb: PackingProblem, climb: _Climb, shares: Sequence[int],
     for k, (orders, offsets, moves, cut) in enumerate(climbs):
         done += moves
         stalled += not cut and moves < shares[k]
-        runs.append((score_packing(pb, orders, offsets)[:2], k, orders, offsets))
+        runs.append((score_packing(pb, orders, offsets).score, k, orders, offsets))
         if cut:
             break
     _, _, best, offsets = min(runs)

@@ -24,6 +24,7 @@ from schedules.cpsat_build import _queued_behind_siblings, build_chain_assignmen
 from schedules.cpsat_extract import extract_assignment, extract_slots
 from schedules.listsched import greedy_assignment
 from schedules.order_packing import (
+    Rotation,
     offset_candidates,
     packing_problem,
     placed_slots,
@@ -107,7 +108,8 @@ def test_rotated_packings_fold_into_the_period_keeping_every_absolute_time(net, 
     for o in orders:
         rng.shuffle(o)
     offsets = [rng.randrange(period) for _ in range(P)]
-    total, _, start, lag = score_packing(pb, orders, offsets)
+    packing = score_packing(pb, orders, offsets)
+    (total, _), start, lag = packing.score, packing.starts, packing.lags
     placed = placed_slots(pb, slots, orders, offsets)
     pos = {t: i for i, t in enumerate(pb.ids)}
     assert any(x.wraps(period) for x in placed) or all(o == [] for o in orders)
@@ -127,18 +129,18 @@ def _rotate_by_repacking(pb, orders, offsets, procs, score):
     while improved:
         improved = False
         for q in procs:
-            start = score_packing(pb, orders, offsets)[2]
+            start = score_packing(pb, orders, offsets).starts
             for x in offset_candidates(pb, start, offsets, q):
                 if x == offsets[q]:
                     continue
                 trial = offsets[:q] + [x] + offsets[q + 1:]
-                if score_packing(pb, orders, trial, links=False)[:2] >= score:
+                if score_packing(pb, orders, trial, links=False).score >= score:
                     continue
-                sc = score_packing(pb, orders, trial)[:2]
+                sc = score_packing(pb, orders, trial).score
                 evaluations += 1
                 if sc < score:
                     offsets, score, improved = trial, sc, True
-    return offsets, score, evaluations
+    return Rotation(offsets, score, evaluations)
 
 
 @pytest.mark.parametrize("net,P", CASES + [("vgg11", 4)])
@@ -155,11 +157,11 @@ def test_rotation_step_equals_repacking_every_trial(net, P, seed):
     for o in orders:
         rng.shuffle(o)
     offsets = [rng.randrange(period) for _ in range(P)]
-    score = score_packing(fast, orders, offsets)[:2]
+    score = score_packing(fast, orders, offsets).score
     got = rotate_offsets(fast, orders, list(offsets), range(P), score)
     assert got == _rotate_by_repacking(plain, orders, list(offsets), range(P), score)
     # the memoised queue answers a repeated packing as a fresh replay does
-    start = score_packing(fast, orders, got[0])[2]
+    start = score_packing(fast, orders, got.offsets).starts
     assert fast.queue(start) == fast.queue(list(start)) == packing_problem(slots, deps, c, g.num_layers, period).queue(start)
 
 

@@ -74,7 +74,7 @@ def _climb(pb: PackingProblem, orders: list[list[int]], offsets: Sequence[int], 
            helper: Helper | None = None) -> tuple[list[list[int]], list[int], int, bool]:
     """Seeded hill climbing over per-processor cyclic orders (swap, move, rotate) and rotations (offsets),
     sideways moves allowed: (best orders, their offsets, moves done, whether the clock cut the moves). After each
-    move the offsets are re-chosen (_rotate). The climb ends when its moves are spent or after half of them,
+    move the offsets are re-chosen (rotate_offsets). The climb ends when its moves are spent or after half of them,
     at least STALL_MOVES, without a new best.
 
     `helper` (schedules.workers.Helper over _tried_job on this problem) tries the next move on the same state

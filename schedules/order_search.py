@@ -77,7 +77,7 @@ def _climb(pb: PackingProblem, orders: list[list[int]], offsets: Sequence[int], 
     move the offsets are re-chosen (rotate_offsets). The climb ends when its moves are spent or after half of them,
     at least STALL_MOVES, without a new best.
 
-    `helper` (schedules.workers.Helper over _tried_job on this problem) tries the next move on the same state
+    `helper` (schedules.workers.Helper over _rotated_job on this problem) tries the next move on the same state
     meanwhile. Moves are drawn independently of the state and most are rejected (92% in resnet18's polish), so
     the next move's try usually stands; when this move is taken, the guess is dropped and tried again on the new
     state. The same moves are done in the same order either way: the same answer, in less wall time."""
@@ -91,20 +91,28 @@ def _climb(pb: PackingProblem, orders: list[list[int]], offsets: Sequence[int], 
     done = since_best = 0
     patience = max(STALL_MOVES, evaluations // 2)
     drawn: deque[_Move] = deque()  # moves drawn ahead for the helper, not done yet
+    # (orders, offsets) -> the rotation's answer: a climb stuck near an optimum draws some moves again (5 to 9% of
+    # resnet18's), and the answer is a function of them
+    memo: dict[tuple[tuple[tuple[int, ...], ...], tuple[int, ...]], tuple[list[int], tuple[int, int]]] = {}
     while movable and done < evaluations and since_best < patience:
         if deadline is not None and deadline.expired():
             return best_orders, best_off, done, True
         move = drawn.popleft() if drawn else _draw(rng, movable, lengths)
-        ask = helper is not None and done + 1 < evaluations
-        if ask:
+        tries = [_applied(cur, move)]
+        if helper is not None and done + 1 < evaluations:
             if not drawn:
                 drawn.append(_draw(rng, movable, lengths))
-            helper.submit((cur, cur_off, drawn[0]))
-        outcomes = [_tried(pb, cur, cur_off, move)]
+            tries.append(_applied(cur, drawn[0]))
+        keys = [(tuple(map(tuple, t)), tuple(cur_off)) for t in tries]
+        ask = len(keys) > 1 and keys[1] not in memo and keys[1] != keys[0]
         if ask:
-            outcomes.append(helper.result())
+            helper.submit((tries[1], cur_off))
+        if keys[0] not in memo:
+            memo[keys[0]] = _rotated(pb, tries[0], cur_off)
+        if ask:
+            memo[keys[1]] = helper.result()
         moved = False
-        for k, (trial, off, sc) in enumerate(outcomes):
+        for k, (trial, (off, sc)) in enumerate(zip(tries, [memo[x] for x in keys], strict=True)):
             if k:  # the guess holds only on the state it was tried on, and only if the climb goes on
                 if moved or not (done < evaluations and since_best < patience):
                     break
@@ -137,9 +145,8 @@ def _draw(rng: random.Random, movable: Sequence[int], lengths: Sequence[int]) ->
     return p, 2, rng.randrange(1, n), 0
 
 
-def _tried(pb: PackingProblem, cur: list[list[int]], cur_off: list[int],
-           move: _Move) -> tuple[list[list[int]], list[int], tuple[int, int]]:
-    """The move applied to the current orders, its offsets re-chosen: (orders, offsets, score)."""
+def _applied(cur: list[list[int]], move: _Move) -> list[list[int]]:
+    """The orders with the move applied (the other processors' lists shared, not copied)."""
     p, kind, a, b = move
     cand = list(cur[p])
     if kind == 0:
@@ -149,14 +156,17 @@ def _tried(pb: PackingProblem, cur: list[list[int]], cur_off: list[int],
         cand.insert(b, x)
     else:
         cand = cand[a:] + cand[:a]
-    trial = cur[:p] + [cand] + cur[p + 1:]
-    procs = range(len(cur))
-    r = rotate_offsets(pb, trial, cur_off, procs, score_packing(pb, trial, cur_off).score)
-    return trial, r.offsets, r.score
+    return cur[:p] + [cand] + cur[p + 1:]
 
 
-def _tried_job(pb: PackingProblem, job: tuple[list[list[int]], list[int], _Move]):
-    return _tried(pb, *job)
+def _rotated(pb: PackingProblem, orders: list[list[int]], offsets: list[int]) -> tuple[list[int], tuple[int, int]]:
+    """The orders' offsets re-chosen from `offsets`: (offsets, score)."""
+    r = rotate_offsets(pb, orders, offsets, range(len(orders)), score_packing(pb, orders, offsets).score)
+    return r.offsets, r.score
+
+
+def _rotated_job(pb: PackingProblem, job: tuple[list[list[int]], list[int]]) -> tuple[list[int], tuple[int, int]]:
+    return _rotated(pb, *job)
 
 
 def search_slot_orders(slots: Sequence[Slot], deps: Sequence[Dependency], cluster: Cluster, num_layers: int,
@@ -257,7 +267,7 @@ def polish_slots(slots: Sequence[Slot], deps: Sequence[Dependency], cluster: Clu
         offsets[p] = mine[first].start_cycles
     rng = random.Random(seed)
     # one climb: a second worker tries its next move meanwhile (_climb)
-    helper = Helper.start(functools.partial(_tried_job, pb)) if workers > 1 else None
+    helper = Helper.start(functools.partial(_rotated_job, pb)) if workers > 1 else None
     if helper is None:
         best, offsets, done, cut = _climb(pb, orders, offsets, rng, evaluations, deadline)
     else:

@@ -233,11 +233,11 @@ def rotate_offsets(pb: PackingProblem, orders: Sequence[Sequence[int]], offsets:
                 # link waits cost most of a score: only a candidate that beats the score without them is
                 # scored with them (waits almost always add delay)
                 lags = _shifted_lags(pb, tm, fl, known, first)
-                ts, te = _shifted(start, end, mine, shift) if pb.parted else (start, end)
-                if (_totals(pb, ts, te, lags) if pb.parted else parts.totals(lags, shift)) >= score:
+                unlinked = (_totals(pb, *_shifted(start, end, mine, shift), lags) if pb.parted  # split tasks
+                            else parts.totals(lags, shift))
+                if unlinked >= score:
                     continue
-                if not pb.parted:
-                    ts, te = _shifted(start, end, mine, shift)
+                ts, te = _shifted(start, end, mine, shift)
                 sc = _evaluate(pb, ts, te)[:2]
                 evaluations += 1
                 if sc < score:

@@ -180,17 +180,30 @@ def search_slot_orders(slots: Sequence[Slot], deps: Sequence[Dependency], cluste
     The climbs are independent: `workers` processes run them side by side (schedules.workers), with the same
     answer as one. `deadline` ends the search early, which makes the answer depend on the
     machine's speed; `stats` receives the evaluations done and whether the clock cut them."""
-    pb, climb, shares = _start(slots, deps, cluster, num_layers, period, training, evaluations, deadline)
+    started = _start(slots, deps, cluster, num_layers, period, training, evaluations, deadline)
+    pb, climb, shares = started
     if workers > 1:
-        climbs = run_jobs(climb, [(seed * RESTARTS + k, share) for k, share in enumerate(shares)], workers)
+        climbs = _on_processes([started], seed, workers)[0]
     else:  # here, on this problem (its link-queue memo shared by the climbs), stopping at the first cut
         climbs = []
         for k, share in enumerate(shares):
-            climbs.append(_climb(pb, climb.first, [0] * cluster.size, random.Random(seed * RESTARTS + k), share,
-                                 deadline))
+            climbs.append(climb.run(pb, seed * RESTARTS + k, share))
             if climbs[-1][3]:
                 break
     return _finish(pb, climb, shares, climbs, stats)
+
+
+def _on_processes(started: Sequence[tuple[PackingProblem, _Climb, list[int]]], seed: int,
+                  workers: int) -> list[list[tuple[list[list[int]], list[int], int, bool]]]:
+    """Every climb of the started searches as one batch of jobs on `workers` processes: per search, its
+    climbs' answers in order."""
+    jobs = [(climb, (seed * RESTARTS + k, share)) for _, climb, shares in started for k, share in enumerate(shares)]
+    results = run_jobs(_run_climb, jobs, workers)
+    out, at = [], 0
+    for _, _, shares in started:
+        out.append(results[at:at + len(shares)])
+        at += len(shares)
+    return out
 
 
 def _start(slots: Sequence[Slot], deps: Sequence[Dependency], cluster: Cluster, num_layers: int, period: int,
@@ -238,10 +251,11 @@ class _Climb:
     def problem(self) -> PackingProblem:
         return packing_problem(self.slots, self.deps, self.cluster, self.num_layers, self.period)
 
+    def run(self, pb: PackingProblem, seed: int, moves: int) -> tuple[list[list[int]], list[int], int, bool]:
+        return _climb(pb, self.first, [0] * self.cluster.size, random.Random(seed), moves, self.deadline)
+
     def __call__(self, job: tuple[int, int]) -> tuple[list[list[int]], list[int], int, bool]:
-        seed, moves = job
-        return _climb(self.problem(), self.first, [0] * self.cluster.size, random.Random(seed), moves,
-                      self.deadline)
+        return self.run(self.problem(), *job)
 
 
 def polish_slots(slots: Sequence[Slot], deps: Sequence[Dependency], cluster: Cluster, num_layers: int,
@@ -311,13 +325,8 @@ def search_orders_batch(graph: TaskGraph, cluster: Cluster, searches: Sequence[O
                 for s, x in zip(slots, searches, strict=True)]
     started = [_start(s, expected_dependencies(graph, s), cluster, graph.num_layers, x.period, training,
                       evaluations, x.deadline) for s, x in zip(slots, searches, strict=True)]
-    jobs = [(climb, (seed * RESTARTS + k, share)) for _, climb, shares in started for k, share in enumerate(shares)]
-    results = run_jobs(_run_climb, jobs, workers)
-    out, at = [], 0
-    for (pb, climb, shares), x in zip(started, searches, strict=True):
-        out.append(_finish(pb, climb, shares, results[at:at + len(shares)], x.stats))
-        at += len(shares)
-    return out
+    return [_finish(pb, climb, shares, climbs, x.stats) for (pb, climb, shares), climbs, x
+            in zip(started, _on_processes(started, seed, workers), searches, strict=True)]
 
 
 def _run_climb(job: tuple[_Climb, tuple[int, int]]) -> tuple[list[list[int]], list[int], int, bool]:
